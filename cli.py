@@ -1,0 +1,56 @@
+"""The `runpod-bot` command line: `run` starts the bot, `check` validates the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import bot
+from settings import ConfigError, Settings, load_settings
+from storage.connection import RedisUnavailableError, open_redis, redact_url
+from storage.embedded import EmbeddedRedisError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runpod-bot", description="A Discord bot that generates images on RunPod Serverless."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the Discord bot")
+    commands.add_parser("check", help="validate the configuration and check that Redis answers")
+    return parser
+
+
+async def check(settings: Settings) -> bool:
+    """Print one line per check; return whether all passed."""
+    print("settings: ok")
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    where = redact_url(redis_url) if redis_url else f"embedded server under {settings.data_dir}"
+    try:
+        async with open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin) as redis:
+            info = await redis.info("server")
+    except (RedisUnavailableError, EmbeddedRedisError) as exc:
+        print(f"redis: FAILED: {exc}")
+        return False
+    version = info.get("valkey_version") or info.get("redis_version") or "unknown version"
+    print(f"redis: ok ({where}, server {version})")
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return bot.main()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return bot.EXIT_CONFIG
+    ok = asyncio.run(check(settings))
+    return bot.EXIT_OK if ok else bot.EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

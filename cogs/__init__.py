@@ -1,0 +1,1 @@
+"""Discord cogs, one per feature; `bot.EXTENSIONS` lists the ones loaded."""

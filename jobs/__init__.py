@@ -1,0 +1,1 @@
+"""The Discord-free core: job submission, tracking and the poller."""

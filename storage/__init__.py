@@ -1,0 +1,1 @@
+"""Redis: connections, the embedded single-machine server, job records and their indexes."""

@@ -1,0 +1,101 @@
+"""Connecting to Redis: one client per process, and errors that name the server without its password."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from storage.embedded import EmbeddedRedis, find_server_binary
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+# Commands block at most this long; long enough for a busy server, short enough to notice a dead one.
+COMMAND_TIMEOUT_S = 10.0
+HEALTH_CHECK_INTERVAL_S = 30
+
+
+class RedisUnavailableError(Exception):
+    """Redis could not be reached; the message names the URL with any password removed."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user name and password replaced, safe to log or show."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def create_client(url: str) -> aioredis.Redis:
+    """A client for `url` (redis://, rediss:// or unix://) with bounded connect and command timeouts."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=COMMAND_TIMEOUT_S,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        decode_responses=False,
+    )
+
+
+async def connect(url: str) -> aioredis.Redis:
+    """Create a client and check with PING that the server answers."""
+    try:
+        client = create_client(url)
+    except ValueError as exc:
+        raise RedisUnavailableError(f"REDIS_URL {redact_url(url)} is not a valid Redis URL: {exc}") from None
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        reason = _first_line(exc)
+        password = urlsplit(url).password
+        if password:
+            reason = reason.replace(password, "***")
+        raise RedisUnavailableError(f"Cannot reach Redis at {redact_url(url)}: {reason}") from None
+    return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@asynccontextmanager
+async def open_redis(
+    url: str | None, *, data_dir: Path, server_bin: Path | None = None
+) -> AsyncIterator[aioredis.Redis]:
+    """A connected client: to `url` when given, otherwise to an embedded server under `data_dir`.
+
+    The embedded server is stopped (flushing its append-only file) when the context exits.
+    """
+    embedded: EmbeddedRedis | None = None
+    if url is None:
+        embedded = EmbeddedRedis(data_dir=data_dir, binary=server_bin or find_server_binary())
+        await embedded.start()
+        log.info(
+            "Single-machine mode: embedded Redis on %s with append-only persistence in %s. "
+            "Set REDIS_URL to use an external Redis in production.",
+            embedded.socket_path,
+            data_dir,
+        )
+        url = embedded.url
+    try:
+        client = await connect(url)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+    finally:
+        if embedded is not None:
+            await embedded.stop()

@@ -1,0 +1,86 @@
+"""The commands an operator runs first: `make run` without configuration, `runpod-bot check`, `python bot.py`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RUNPOD_BOT = Path(sys.executable).parent / "runpod-bot"
+SECRET_TOKEN = "discord-token-that-must-not-leak"
+SECRET_KEY = "rpa_key_that_must_not_leak"
+
+
+def run_command(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run with a clean environment: only PATH, HOME and the given variables."""
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(cwd))}
+    return subprocess.run(args, cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_run_without_configuration_names_every_missing_variable(tmp_path: Path) -> None:
+    """`runpod-bot run` with no .env and no variables exits 2, names the three, and shows no traceback."""
+    result = run_command([str(RUNPOD_BOT), "run"], tmp_path)
+    assert result.returncode == 2
+    for name in ("DISCORD_TOKEN", "RUNPOD_API_KEY", "RUNPOD_ENDPOINT_ID"):
+        assert name in result.stderr
+    assert ".env.example" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_python_bot_py_behaves_like_run(tmp_path: Path) -> None:
+    """`python bot.py` is the same entry point as `runpod-bot run`."""
+    result = run_command([sys.executable, str(REPO / "bot.py")], tmp_path)
+    assert result.returncode == 2
+    assert "DISCORD_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_passes_with_the_embedded_redis(tmp_path: Path) -> None:
+    """`runpod-bot check` starts the embedded Redis, reports it reachable, and exits 0."""
+    result = run_command(
+        [str(RUNPOD_BOT), "check"],
+        tmp_path,
+        DISCORD_TOKEN=SECRET_TOKEN,
+        RUNPOD_API_KEY=SECRET_KEY,
+        RUNPOD_ENDPOINT_ID="ep",
+        DATA_DIR=str(tmp_path / "d"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "redis: ok" in result.stdout
+    assert SECRET_TOKEN not in result.stdout + result.stderr
+
+
+def test_check_fails_when_redis_is_unreachable(tmp_path: Path) -> None:
+    """`runpod-bot check` against a dead REDIS_URL exits 1 and names the URL without its password."""
+    result = run_command(
+        [str(RUNPOD_BOT), "check"],
+        tmp_path,
+        DISCORD_TOKEN=SECRET_TOKEN,
+        RUNPOD_API_KEY=SECRET_KEY,
+        RUNPOD_ENDPOINT_ID="ep",
+        REDIS_URL="redis://user:pa55word@127.0.0.1:1/0",
+    )
+    assert result.returncode == 1
+    assert "redis: FAILED" in result.stdout
+    assert "127.0.0.1:1" in result.stdout
+    assert "pa55word" not in result.stdout + result.stderr
+
+
+def test_run_with_unreachable_redis_gives_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """The bot refuses to start without Redis, with a one-line reason and no secret."""
+    result = run_command(
+        [str(RUNPOD_BOT), "run"],
+        tmp_path,
+        DISCORD_TOKEN=SECRET_TOKEN,
+        RUNPOD_API_KEY=SECRET_KEY,
+        RUNPOD_ENDPOINT_ID="ep",
+        REDIS_URL="redis://user:pa55word@127.0.0.1:1/0",
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Cannot reach Redis at redis://***@127.0.0.1:1/0" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert SECRET_TOKEN not in result.stderr

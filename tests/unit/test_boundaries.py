@@ -1,0 +1,60 @@
+"""The import boundaries of docs/architecture.md, checked on the source: the core knows no Discord."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# package → top-level modules it must never import
+FORBIDDEN: dict[str, set[str]] = {
+    "jobs": {"discord", "cogs", "bot", "cli", "settings"},
+    "storage": {"discord", "cogs", "jobs", "runpod_client", "bot", "cli", "settings"},
+    "runpod_client": {"discord", "cogs", "jobs", "storage", "bot", "cli", "settings", "logs"},
+    "cogs": {"settings", "bot", "cli"},
+}
+PRODUCTION = ("bot.py", "cli.py", "logs.py", "settings.py", "cogs", "jobs", "runpod_client", "storage")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module name a file imports."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def python_files(entry: str) -> list[Path]:
+    target = REPO / entry
+    return [target] if target.is_file() else sorted(target.rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_respects_its_import_boundary(package: str) -> None:
+    """No module of the package imports what the architecture forbids it."""
+    violations = []
+    for path in python_files(package):
+        for name in imported_modules(path):
+            if name.split(".")[0] in FORBIDDEN[package]:
+                violations.append(f"{path.relative_to(REPO)} imports {name}")
+    assert violations == []
+
+
+def test_production_code_never_imports_the_emulator() -> None:
+    """Only tests, benchmarks and the CLI's local mode may start the RunPod emulator."""
+    violations = []
+    for entry in PRODUCTION:
+        for path in python_files(entry):
+            if "emulator" in path.relative_to(REPO).parts or path.name == "cli.py":
+                continue
+            for name in imported_modules(path):
+                if name.startswith("runpod_client.emulator"):
+                    violations.append(f"{path.relative_to(REPO)} imports {name}")
+    assert violations == []

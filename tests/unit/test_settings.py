@@ -1,0 +1,95 @@
+"""Settings: required values, defaults, and the message a misconfigured operator sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, load_settings
+
+REQUIRED = {"DISCORD_TOKEN": "tok", "RUNPOD_API_KEY": "key", "RUNPOD_ENDPOINT_ID": "ep"}
+ALL_NAMES = (
+    *REQUIRED,
+    "RUNPOD_BASE_URL",
+    "REDIS_URL",
+    "REDIS_SERVER_BIN",
+    "DATA_DIR",
+    "LOG_LEVEL",
+    "DISCORD_API_BASE_URL",
+    "DISCORD_GATEWAY_URL",
+    "DEV_GUILD_ID",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test starts with none of the bot's variables and no `.env` in the working directory."""
+    for name in ALL_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_missing_required_values_are_named_together() -> None:
+    """One error names every missing required variable and points at .env.example."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    for name in REQUIRED:
+        assert name in message
+    assert ".env.example" in message
+
+
+def test_empty_endpoint_id_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty RUNPOD_ENDPOINT_ID (as copied from .env.example) is reported as missing."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RUNPOD_ENDPOINT_ID", "")
+    with pytest.raises(ConfigError, match="Missing required settings: RUNPOD_ENDPOINT_ID"):
+        load_settings()
+
+
+def test_defaults_apply_when_only_required_values_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optional settings take their documented defaults."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.runpod_base_url == DEFAULT_RUNPOD_BASE_URL
+    assert settings.redis_url is None
+    assert settings.data_dir == Path("data")
+    assert settings.log_level == "INFO"
+    assert settings.dev_guild_id is None
+
+
+def test_dotenv_file_is_read_and_empty_optionals_are_unset(tmp_path: Path) -> None:
+    """Values come from .env; an optional variable left empty there means "not set"."""
+    (tmp_path / ".env").write_text(
+        "DISCORD_TOKEN=tok\nRUNPOD_API_KEY=key\nRUNPOD_ENDPOINT_ID=ep\nREDIS_URL=\nDEV_GUILD_ID=\nLOG_LEVEL=debug\n"
+    )
+    settings = load_settings()
+    assert settings.runpod_endpoint_id == "ep"
+    assert settings.redis_url is None
+    assert settings.dev_guild_id is None
+    assert settings.log_level == "DEBUG"
+
+
+def test_invalid_value_is_named_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An invalid value is reported by variable name, and the value itself is not repeated."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEV_GUILD_ID", "not-a-number-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "DEV_GUILD_ID" in str(caught.value)
+    assert "not-a-number-secret" not in str(caught.value)
+
+
+def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Printing the settings never shows the token or the key."""
+    monkeypatch.setenv("DISCORD_TOKEN", "discord-token-value")
+    monkeypatch.setenv("RUNPOD_API_KEY", "runpod-key-value")
+    monkeypatch.setenv("RUNPOD_ENDPOINT_ID", "ep")
+    settings = load_settings()
+    assert "discord-token-value" not in repr(settings)
+    assert "runpod-key-value" not in repr(settings)
+    assert settings.secrets() == ["discord-token-value", "runpod-key-value"]
