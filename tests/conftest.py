@@ -14,6 +14,9 @@ import redis.asyncio as aioredis
 from storage.connection import create_client
 from storage.embedded import EmbeddedRedis
 
+# Fixtures for the fakes of the outside world live in their own modules.
+pytest_plugins = ["tests.plugins.emulator", "tests.plugins.fake_discord"]
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

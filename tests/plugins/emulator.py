@@ -1,0 +1,1 @@
+"""Pytest fixtures for the RunPod emulator (in-process, on a free loopback port)."""
