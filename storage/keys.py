@@ -1,0 +1,70 @@
+"""Every Redis key the bot uses, built in this one module.
+
+All keys share one hash tag (`{prefix}`) so that the Lua scripts, which touch several keys at once, stay legal on
+Redis Cluster: every key lands in the same slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "rpb"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix; `Keys("rpb").job("abc")` is `{rpb}:job:abc`."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(char in self.prefix for char in "{}: "):
+            raise ValueError(f"Redis key prefix {self.prefix!r} must be non-empty without braces, colons or spaces")
+
+    @property
+    def tag(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def job(self, jid: str) -> str:
+        """Hash: one tracked job's record."""
+        return f"{self.tag}:job:{jid}"
+
+    def due(self, endpoint_id: str) -> str:
+        """Sorted set: every job of the endpoint that needs action, scored by when (ms); the score is the lease."""
+        return f"{self.tag}:due:{endpoint_id}"
+
+    def endpoints(self) -> str:
+        """Set: endpoint ids that have (or had) due jobs, so a poller finds every schedule."""
+        return f"{self.tag}:endpoints"
+
+    def status_budget(self, endpoint_id: str) -> str:
+        """Hash: this second's count of `/status` calls for the endpoint, shared by all processes."""
+        return f"{self.tag}:budget:{endpoint_id}"
+
+    def user_active(self, user_id: int) -> str:
+        """Sorted set: the user's jobs that are not finished yet (for the quota)."""
+        return f"{self.tag}:user:{user_id}:active"
+
+    def user_jobs(self, user_id: int) -> str:
+        """Sorted set: the user's recent jobs by creation time (history, trimmed)."""
+        return f"{self.tag}:user:{user_id}:jobs"
+
+    def user_cooldown(self, user_id: int) -> str:
+        """String with a TTL: present while the user must wait before the next submit."""
+        return f"{self.tag}:user:{user_id}:cooldown"
+
+    def guild_active(self, guild_id: int) -> str:
+        """Sorted set: the guild's jobs that are not finished yet (for the quota and moderators)."""
+        return f"{self.tag}:guild:{guild_id}:active"
+
+    def idempotency(self, request_id: str) -> str:
+        """String with a TTL: the job created for a request id (a Discord interaction id), so it is made once."""
+        return f"{self.tag}:request:{request_id}"
+
+    def runpod_job(self, runpod_id: str) -> str:
+        """String with a TTL: our job id for a RunPod job id (webhooks arrive with RunPod's id)."""
+        return f"{self.tag}:runpod:{runpod_id}"
+
+    def stats(self) -> str:
+        """Hash: live jobs per state, and finished jobs per outcome since the counters began."""
+        return f"{self.tag}:stats"

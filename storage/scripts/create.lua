@@ -1,0 +1,42 @@
+-- Create a job record, once per request id, within the user's cooldown and the user's and guild's quotas.
+-- KEYS: job, due, user_active, guild_active, user_jobs, idempotency, cooldown, stats, endpoints
+-- ARGV: jid, endpoint_id, user_quota, guild_quota, cooldown_ms, submit_lease_ms, idempotency_ttl_s,
+--       history_max, history_ttl_s, has_idempotency, has_guild, field, value, ...
+-- Returns {'created', jid, token} | {'duplicate', jid} | {'cooldown', ms} | {'user_quota', n} | {'guild_quota', n}
+local job, due, user_active, guild_active, user_jobs, idem, cooldown, stats, endpoints =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local jid, endpoint_id = ARGV[1], ARGV[2]
+local user_quota, guild_quota = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cooldown_ms, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local idem_ttl, history_max, history_ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local has_idem, has_guild = ARGV[10] == '1', ARGV[11] == '1'
+
+if has_idem then
+  local existing = redis.call('GET', idem)
+  if existing then return {'duplicate', existing} end
+end
+local wait = redis.call('PTTL', cooldown)
+if wait > 0 then return {'cooldown', wait} end
+local active = redis.call('ZCARD', user_active)
+if user_quota > 0 and active >= user_quota then return {'user_quota', active} end
+if has_guild then
+  local guild_count = redis.call('ZCARD', guild_active)
+  if guild_quota > 0 and guild_count >= guild_quota then return {'guild_quota', guild_count} end
+end
+
+local now = now_ms()
+local token = now + lease_ms
+redis.call('HSET', job, 'jid', jid, 'state', 'SUBMITTING', 'endpoint_id', endpoint_id,
+  'created_at', now, 'updated_at', now, 'poll_count', 0)
+hset_pairs(job, 12)
+redis.call('ZADD', due, token, jid)
+redis.call('SADD', endpoints, endpoint_id)
+redis.call('ZADD', user_active, now, jid)
+if has_guild then redis.call('ZADD', guild_active, now, jid) end
+redis.call('ZADD', user_jobs, now, jid)
+redis.call('ZREMRANGEBYRANK', user_jobs, 0, -(history_max + 1))
+redis.call('EXPIRE', user_jobs, history_ttl)
+if has_idem then redis.call('SET', idem, jid, 'EX', idem_ttl) end
+if cooldown_ms > 0 then redis.call('SET', cooldown, '1', 'PX', cooldown_ms) end
+count_move(stats, nil, 'SUBMITTING')
+return {'created', jid, token}

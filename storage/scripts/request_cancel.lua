@@ -1,0 +1,18 @@
+-- Note that someone asked to cancel a live job and make it due now, so a poller checks its state at once.
+-- A submitting job keeps its submit lease: the submitter sees the request after /run and cancels at RunPod.
+-- KEYS: job, due
+-- ARGV: jid, actor_id
+-- Returns {state, first_request ('1' or '0'), requested_by}
+local job, due = KEYS[1], KEYS[2]
+local jid, actor = ARGV[1], ARGV[2]
+local state = redis.call('HGET', job, 'state')
+if not state then return {'', '0', ''} end
+if state ~= 'SUBMITTING' and state ~= 'QUEUED' and state ~= 'RUNNING' then
+  return {state, '0', redis.call('HGET', job, 'cancel_requested_by') or ''}
+end
+local previous = redis.call('HGET', job, 'cancel_requested_by') or ''
+if previous ~= '' then return {state, '0', previous} end
+local now = now_ms()
+redis.call('HSET', job, 'cancel_requested_by', actor, 'updated_at', now)
+if state ~= 'SUBMITTING' then redis.call('ZADD', due, 'XX', now, jid) end
+return {state, '1', actor}

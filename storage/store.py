@@ -1,0 +1,414 @@
+"""`JobStore`: job records in Redis, changed only by atomic Lua transitions (one round trip each).
+
+Guarantees, stated loudly because the rest of the bot relies on them:
+- A request id creates at most one job (`create` is idempotent per request id while the key lives, 1 day).
+- A due job is claimed by one process at a time: claiming moves its score forward by a lease, and the new score is
+  the fencing token. A process whose lease ran out (it crashed or stalled) cannot reschedule or finalize the job any
+  more; the job simply becomes claimable again when the lease expires. No sweeper is needed.
+- A finished job is delivered at least once: `finalize_begin` records the outcome and keeps the job scheduled under
+  a delivery lease; only `finalize_commit` unschedules it. A crash between the two means one more delivery attempt,
+  never zero. Delivery code must therefore be idempotent (it is told what it already posted).
+- `finalize_commit` is idempotent and removes the job from every index in the same call.
+- Every record that stops changing expires: delivered jobs after `record_ttl_s`, idempotency keys, cooldowns,
+  RunPod-id lookups and the per-second budget counters all carry a TTL. Live jobs never expire.
+All times are the Redis server's clock, so processes on machines with skewed clocks agree on what is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from storage.keys import DEFAULT_PREFIX, Keys
+from storage.models import JobState, TrackedJob, encode_fields
+
+DAY_S = 24 * 3600
+DEFAULT_RECORD_TTL_S = 7 * DAY_S
+DEFAULT_IDEMPOTENCY_TTL_S = DAY_S
+DEFAULT_HISTORY_MAX = 50
+DEFAULT_HISTORY_TTL_S = 30 * DAY_S
+# Longer than a /run request with its retries can take: a submit still in flight is never mistaken for a crash.
+DEFAULT_SUBMIT_LEASE_MS = 120_000
+# RunPod forgets a job at most 24 h (default policy.ttl) plus 30 min after it ends; keep the lookup a bit longer.
+DEFAULT_RUNPOD_INDEX_TTL_S = 2 * DAY_S
+NO_GUILD = 0
+
+
+class StoreError(Exception):
+    """Base of the store's refusals."""
+
+
+class QuotaExceededError(StoreError):
+    """The user or the guild already has as many active jobs as allowed."""
+
+    def __init__(self, scope: str, active: int, limit: int) -> None:
+        super().__init__(f"{scope} already has {active} active jobs (limit {limit})")
+        self.scope = scope
+        self.active = active
+        self.limit = limit
+
+
+class CooldownError(StoreError):
+    """The user submitted too recently."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"cooldown: retry in {retry_after_ms / 1000:.1f} s")
+        self.retry_after_ms = retry_after_ms
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The store's numbers; every one has a default."""
+
+    prefix: str = DEFAULT_PREFIX
+    record_ttl_s: int = DEFAULT_RECORD_TTL_S
+    idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S
+    history_max: int = DEFAULT_HISTORY_MAX
+    history_ttl_s: int = DEFAULT_HISTORY_TTL_S
+    submit_lease_ms: int = DEFAULT_SUBMIT_LEASE_MS
+    runpod_index_ttl_s: int = DEFAULT_RUNPOD_INDEX_TTL_S
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request admission limits; 0 disables one."""
+
+    user_active: int = 0
+    guild_active: int = 0
+    cooldown_ms: int = 0
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What `create` needs to know about a job."""
+
+    jid: str
+    endpoint_id: str
+    model: str
+    user_id: int
+    guild_id: int | None = None
+    channel_id: int | None = None
+    request_id: str | None = None
+    request: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    """A new record; `token` is the submitter's lease on it."""
+
+    jid: str
+    token: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job claimed by this process until its lease (`token`, ms on the server's clock) runs out."""
+
+    job: TrackedJob
+    token: int
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    """The result of one claim: the jobs, the server time, and how much of this second's budget is left."""
+
+    jobs: list[Claimed]
+    now_ms: int
+    budget_left: int
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """The result of asking to cancel: the state the job was in, and whether this was the first request."""
+
+    state: JobState | None
+    first: bool
+    requested_by: int | None
+
+
+def _load_scripts() -> dict[str, str]:
+    folder = resources.files("storage") / "scripts"
+    common = (folder / "_common.lua").read_text()
+    return {
+        entry.name.removesuffix(".lua"): common + "\n" + entry.read_text()
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua") and not entry.name.startswith("_")
+    }
+
+
+SCRIPT_SOURCES = _load_scripts()
+
+
+def _pairs(fields: Mapping[str, Any]) -> list[str]:
+    flat: list[str] = []
+    for name, value in encode_fields(dict(fields)).items():
+        flat += [name, value]
+    return flat
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class JobStore:
+    """Job records, the due-time schedule per endpoint, and the per-user and per-guild indexes."""
+
+    def __init__(self, redis: aioredis.Redis, config: StoreConfig | None = None) -> None:
+        self.redis = redis
+        self.config = config or StoreConfig()
+        self.keys = Keys(self.config.prefix)
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(source) for name, source in SCRIPT_SOURCES.items()
+        }
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._scripts[name](keys=list(keys), args=list(args))
+
+    # --- transitions -------------------------------------------------------------------------------------------
+
+    async def create(self, new: NewJob, limits: Limits | None = None) -> Created:
+        """Create the record in SUBMITTING under a submit lease; a repeated request id returns the first job."""
+        keys = self.keys
+        limits = limits or Limits()
+        guild_id = new.guild_id or NO_GUILD
+        fields = {
+            "model": new.model,
+            "user_id": new.user_id,
+            "guild_id": new.guild_id,
+            "channel_id": new.channel_id,
+            "request_id": new.request_id,
+            "request": dict(new.request or {}),
+        }
+        reply = await self._run(
+            "create",
+            [
+                keys.job(new.jid),
+                keys.due(new.endpoint_id),
+                keys.user_active(new.user_id),
+                keys.guild_active(guild_id),
+                keys.user_jobs(new.user_id),
+                keys.idempotency(new.request_id or ""),
+                keys.user_cooldown(new.user_id),
+                keys.stats(),
+                keys.endpoints(),
+            ],
+            [
+                new.jid,
+                new.endpoint_id,
+                limits.user_active,
+                limits.guild_active,
+                limits.cooldown_ms,
+                self.config.submit_lease_ms,
+                self.config.idempotency_ttl_s,
+                self.config.history_max,
+                self.config.history_ttl_s,
+                "1" if new.request_id else "0",
+                "1" if new.guild_id else "0",
+                *_pairs(fields),
+            ],
+        )
+        status = _text(reply[0])
+        if status == "created":
+            return Created(jid=_text(reply[1]), token=int(reply[2]))
+        if status == "duplicate":
+            return Created(jid=_text(reply[1]), token=0, duplicate=True)
+        if status == "cooldown":
+            raise CooldownError(int(reply[1]))
+        if status == "user_quota":
+            raise QuotaExceededError("user", int(reply[1]), limits.user_active)
+        raise QuotaExceededError("guild", int(reply[1]), limits.guild_active)
+
+    async def attach_runpod_id(self, job: TrackedJob, runpod_id: str, first_poll_delay_ms: int) -> int | None:
+        """Record RunPod's id after a successful /run and schedule the first poll; None if the job is gone."""
+        keys = self.keys
+        reply = await self._run(
+            "attach",
+            [
+                keys.job(job.jid),
+                keys.due(job.endpoint_id),
+                keys.runpod_job(runpod_id),
+                keys.user_active(job.user_id),
+                keys.guild_active(job.guild_id or NO_GUILD),
+                keys.stats(),
+            ],
+            [job.jid, runpod_id, first_poll_delay_ms, self.config.runpod_index_ttl_s, "1" if job.guild_id else "0"],
+        )
+        return int(reply[1]) if _text(reply[0]) == "attached" else None
+
+    async def claim_due(self, endpoint_id: str, *, limit: int, lease_ms: int, budget_per_second: int = 0) -> ClaimBatch:
+        """Claim up to `limit` due jobs of the endpoint, oldest first, within the shared per-second budget."""
+        reply = await self._run(
+            "claim",
+            [self.keys.due(endpoint_id), self.keys.status_budget(endpoint_id)],
+            [limit, lease_ms, budget_per_second, self.keys.job("")],
+        )
+        claimed = [
+            Claimed(job=TrackedJob.from_hash(dict(zip(raw[::2], raw[1::2], strict=True))), token=int(token))
+            for _jid, token, raw in reply[2:]
+        ]
+        return ClaimBatch(jobs=claimed, now_ms=int(reply[0]), budget_left=int(reply[1]))
+
+    async def reschedule(
+        self,
+        claimed: Claimed,
+        delay_ms: int,
+        *,
+        state: JobState | None = None,
+        fields: Mapping[str, Any] | None = None,
+        polled: bool = True,
+    ) -> Claimed | None:
+        """Store what a poll learned and schedule the next action; None when the lease was lost."""
+        job = claimed.job
+        reply = await self._run(
+            "reschedule",
+            [self.keys.job(job.jid), self.keys.due(job.endpoint_id), self.keys.stats()],
+            [
+                job.jid,
+                claimed.token,
+                max(0, delay_ms),
+                state.value if state else "",
+                "1" if polled else "0",
+                *_pairs(fields or {}),
+            ],
+        )
+        if int(reply[0]) != 1:
+            return None
+        return Claimed(job=job, token=int(reply[1]))
+
+    async def finalize_begin(
+        self,
+        claimed: Claimed,
+        outcome: JobState,
+        *,
+        lease_ms: int,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Claimed | None:
+        """Record the outcome and take a delivery lease; None when the lease was lost or it is already delivered."""
+        if not outcome.is_outcome:
+            raise ValueError(f"{outcome} is not a final outcome")
+        job = claimed.job
+        reply = await self._run(
+            "finalize_begin",
+            self._final_keys(job),
+            [job.jid, claimed.token, outcome.value, lease_ms, *_pairs(fields or {})],
+        )
+        if _text(reply[0]) != "ok":
+            return None
+        return Claimed(job=job, token=int(reply[1]))
+
+    async def finalize_commit(self, claimed: Claimed, *, fields: Mapping[str, Any] | None = None) -> bool:
+        """Mark the job delivered (idempotent); False only when another process holds the job now."""
+        job = claimed.job
+        reply = await self._run(
+            "finalize_commit",
+            self._final_keys(job),
+            [job.jid, claimed.token, self.config.record_ttl_s, *_pairs(fields or {})],
+        )
+        return _text(reply[0]) in ("ok", "already")
+
+    def _final_keys(self, job: TrackedJob) -> list[str]:
+        keys = self.keys
+        return [
+            keys.job(job.jid),
+            keys.due(job.endpoint_id),
+            keys.user_active(job.user_id),
+            keys.guild_active(job.guild_id or NO_GUILD),
+            keys.stats(),
+        ]
+
+    async def request_cancel(self, job: TrackedJob, actor_id: int) -> CancelRequest:
+        """Note a cancel request on a live job and make it due at once; idempotent."""
+        reply = await self._run(
+            "request_cancel", [self.keys.job(job.jid), self.keys.due(job.endpoint_id)], [job.jid, actor_id]
+        )
+        state_text, first, actor = (_text(part) for part in reply)
+        return CancelRequest(
+            state=JobState(state_text) if state_text else None,
+            first=first == "1",
+            requested_by=int(actor) if actor else None,
+        )
+
+    async def release(self, claims: Iterable[Claimed]) -> int:
+        """Make every job still held under these leases due at once (graceful shutdown); returns how many."""
+        by_endpoint: dict[str, list[Any]] = {}
+        for claim in claims:
+            by_endpoint.setdefault(claim.job.endpoint_id, []).extend([claim.job.jid, claim.token])
+        released = 0
+        for endpoint_id, args in by_endpoint.items():
+            released += int(await self._run("release", [self.keys.due(endpoint_id)], args))
+        return released
+
+    async def update(self, jid: str, fields: Mapping[str, Any]) -> bool:
+        """Set fields on an existing record (card message id, result ids); False when there is no such job."""
+        if not fields:
+            return await self.exists(jid)
+        return bool(await self._run("update", [self.keys.job(jid)], _pairs(fields)))
+
+    # --- reads -------------------------------------------------------------------------------------------------
+
+    async def exists(self, jid: str) -> bool:
+        return bool(await self.redis.exists(self.keys.job(jid)))
+
+    async def get(self, jid: str) -> TrackedJob | None:
+        raw = await self.redis.hgetall(self.keys.job(jid))
+        return TrackedJob.from_hash(raw) if raw else None
+
+    async def get_many(self, jids: Sequence[str]) -> list[TrackedJob]:
+        """The records that still exist, in the order asked, in one round trip."""
+        if not jids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for jid in jids:
+                pipe.hgetall(self.keys.job(jid))
+            replies = await pipe.execute()
+        return [TrackedJob.from_hash(raw) for raw in replies if raw]
+
+    async def jid_for_runpod_id(self, runpod_id: str) -> str | None:
+        value = await self.redis.get(self.keys.runpod_job(runpod_id))
+        return _text(value) if value is not None else None
+
+    async def user_recent(self, user_id: int, limit: int = 10) -> list[TrackedJob]:
+        """The user's most recent jobs, newest first."""
+        jids = await self.redis.zrevrange(self.keys.user_jobs(user_id), 0, limit - 1)
+        return await self.get_many([_text(jid) for jid in jids])
+
+    async def user_active(self, user_id: int) -> list[TrackedJob]:
+        """The user's unfinished jobs, oldest first."""
+        jids = await self.redis.zrange(self.keys.user_active(user_id), 0, -1)
+        return await self.get_many([_text(jid) for jid in jids])
+
+    async def guild_active(self, guild_id: int, limit: int = 100) -> list[TrackedJob]:
+        """The guild's unfinished jobs, oldest first."""
+        jids = await self.redis.zrange(self.keys.guild_active(guild_id), 0, limit - 1)
+        return await self.get_many([_text(jid) for jid in jids])
+
+    async def endpoint_ids(self) -> list[str]:
+        """Every endpoint that has a schedule."""
+        return sorted(_text(value) for value in await self.redis.smembers(self.keys.endpoints()))
+
+    async def counts(self) -> dict[str, int]:
+        """Unfinished jobs per state (`state:QUEUED`…) and delivered jobs per outcome (`delivered:COMPLETED`…)."""
+        raw = await self.redis.hgetall(self.keys.stats())
+        return {_text(name): int(value) for name, value in raw.items() if int(value) != 0}
+
+    async def due_lag_ms(self, endpoint_id: str) -> int:
+        """How late the most overdue job of the endpoint is (0 when nothing is overdue)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.keys.due(endpoint_id), 0, 0, withscores=True)
+            pipe.time()
+            oldest, (seconds, micros) = await pipe.execute()
+        if not oldest:
+            return 0
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return max(0, now_ms - int(oldest[0][1]))
+
+    async def scheduled_count(self, endpoint_id: str) -> int:
+        """How many jobs of the endpoint are scheduled (live or awaiting delivery)."""
+        count: int = await self.redis.zcard(self.keys.due(endpoint_id))
+        return count

@@ -1,0 +1,298 @@
+"""JobStore on a real Redis: leases, fencing, idempotent finalize, quotas, and TTLs on what stops changing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from storage.keys import Keys
+from storage.models import JobState
+from storage.store import (
+    Claimed,
+    CooldownError,
+    JobStore,
+    Limits,
+    NewJob,
+    QuotaExceededError,
+    StoreConfig,
+)
+
+ENDPOINT = "ep-test"
+LEASE_MS = 200
+
+
+@pytest.fixture
+def store(redis: aioredis.Redis) -> JobStore:
+    """A store with a short submit lease, so tests can watch leases run out."""
+    return JobStore(redis, StoreConfig(submit_lease_ms=LEASE_MS))
+
+
+def new_job(user_id: int = 1, guild_id: int | None = 10, request_id: str | None = None) -> NewJob:
+    return NewJob(
+        jid=uuid.uuid4().hex,
+        endpoint_id=ENDPOINT,
+        model="sdxl",
+        user_id=user_id,
+        guild_id=guild_id,
+        channel_id=100,
+        request_id=request_id,
+        request={"prompt": "a cat", "seed": 7},
+    )
+
+
+async def queued_job(store: JobStore, user_id: int = 1, guild_id: int | None = 10) -> str:
+    """Create a job and attach a RunPod id so it is QUEUED and due at once."""
+    created = await store.create(new_job(user_id=user_id, guild_id=guild_id))
+    job = await store.get(created.jid)
+    assert job is not None
+    assert await store.attach_runpod_id(job, f"rp-{created.jid}", first_poll_delay_ms=0) is not None
+    return created.jid
+
+
+async def claim_one(store: JobStore, lease_ms: int = LEASE_MS) -> Claimed:
+    batch = await store.claim_due(ENDPOINT, limit=1, lease_ms=lease_ms)
+    assert len(batch.jobs) == 1
+    return batch.jobs[0]
+
+
+async def test_created_job_is_recorded_with_its_request(store: JobStore) -> None:
+    """A new job is SUBMITTING, with the requester and parameters stored."""
+    created = await store.create(new_job(user_id=5, guild_id=9))
+    job = await store.get(created.jid)
+    assert job is not None
+    assert job.state is JobState.SUBMITTING
+    assert (job.user_id, job.guild_id, job.channel_id) == (5, 9, 100)
+    assert job.request == {"prompt": "a cat", "seed": 7}
+    assert job.created_at.tzinfo is not None
+
+
+async def test_same_request_id_creates_one_job(store: JobStore) -> None:
+    """A repeated request id (a retried interaction) returns the first job instead of a second one."""
+    first = await store.create(new_job(request_id="interaction-1"))
+    second = await store.create(new_job(request_id="interaction-1"))
+    assert second.duplicate
+    assert second.jid == first.jid
+    assert len(await store.user_recent(1)) == 1
+
+
+async def test_two_concurrent_claims_never_return_the_same_job(store: JobStore) -> None:
+    """Many claimers racing over the same due jobs each get distinct jobs, and every job is claimed once."""
+    jids = {await queued_job(store) for _ in range(40)}
+    batches = await asyncio.gather(*(store.claim_due(ENDPOINT, limit=7, lease_ms=10_000) for _ in range(10)))
+    claimed = [claim.job.jid for batch in batches for claim in batch.jobs]
+    assert len(claimed) == len(set(claimed))
+    assert set(claimed) == jids
+
+
+async def test_leased_job_is_not_claimable_until_the_lease_runs_out(store: JobStore) -> None:
+    """A claimed job is invisible to other claimers, then claimable again once its lease expires."""
+    await queued_job(store)
+    first = await claim_one(store)
+    assert (await store.claim_due(ENDPOINT, limit=10, lease_ms=LEASE_MS)).jobs == []
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    second = await claim_one(store)
+    assert second.job.jid == first.job.jid
+    assert second.token > first.token
+
+
+async def test_old_holder_cannot_commit_after_losing_its_lease(store: JobStore) -> None:
+    """Once another process re-claims an expired lease, the first holder's reschedule and finalize are refused."""
+    await queued_job(store)
+    stale = await claim_one(store)
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    fresh = await claim_one(store, lease_ms=10_000)
+    assert await store.reschedule(stale, 1000, state=JobState.RUNNING) is None
+    assert await store.finalize_begin(stale, JobState.COMPLETED, lease_ms=1000) is None
+    job = await store.get(fresh.job.jid)
+    assert job is not None
+    assert job.state is JobState.QUEUED
+
+
+async def test_reschedule_records_progress_and_state(store: JobStore) -> None:
+    """A reschedule stores what the poll learned, counts the poll and moves the state."""
+    await queued_job(store)
+    claim = await claim_one(store)
+    moved = await store.reschedule(
+        claim, 5000, state=JobState.RUNNING, fields={"runpod_status": "IN_PROGRESS", "progress": "3/30"}
+    )
+    assert moved is not None
+    job = await store.get(claim.job.jid)
+    assert job is not None
+    assert job.state is JobState.RUNNING
+    assert job.progress == "3/30"
+    assert job.poll_count == 1
+    assert job.started_at is not None
+    assert (await store.counts()).get("state:RUNNING") == 1
+
+
+async def test_finalize_commit_is_idempotent_and_leaves_no_index_entry(store: JobStore, redis: aioredis.Redis) -> None:
+    """Committing twice succeeds both times, and the job is gone from the schedule and every active index."""
+    jid = await queued_job(store, user_id=3, guild_id=30)
+    claim = await claim_one(store)
+    delivering = await store.finalize_begin(claim, JobState.COMPLETED, lease_ms=10_000)
+    assert delivering is not None
+    assert await store.finalize_commit(delivering, fields={"result_message_ids": [111, 222]})
+    assert await store.finalize_commit(delivering)
+    keys = Keys()
+    assert await redis.zscore(keys.due(ENDPOINT), jid) is None
+    assert await redis.zscore(keys.user_active(3), jid) is None
+    assert await redis.zscore(keys.guild_active(30), jid) is None
+    job = await store.get(jid)
+    assert job is not None
+    assert job.state is JobState.DELIVERED
+    assert job.outcome is JobState.COMPLETED
+    assert job.result_message_ids == [111, 222]
+    assert (await store.counts()) == {"delivered:COMPLETED": 1}
+
+
+async def test_crash_between_begin_and_commit_leads_to_another_delivery(store: JobStore) -> None:
+    """A delivery lease that runs out without a commit hands the finished job to the next claimer."""
+    jid = await queued_job(store)
+    claim = await claim_one(store)
+    assert await store.finalize_begin(claim, JobState.COMPLETED, lease_ms=LEASE_MS) is not None
+    # The process "crashes" here: no commit.
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    again = await claim_one(store)
+    assert again.job.jid == jid
+    assert again.job.state is JobState.COMPLETED
+
+
+async def test_finished_job_leaves_the_active_quota_at_begin(store: JobStore) -> None:
+    """A job whose GPU work ended no longer counts against the user's active quota, even before delivery."""
+    await queued_job(store, user_id=4)
+    claim = await claim_one(store)
+    await store.finalize_begin(claim, JobState.FAILED, lease_ms=10_000, fields={"error": "out of memory"})
+    assert await store.user_active(4) == []
+    job = await store.get(claim.job.jid)
+    assert job is not None
+    assert job.error == "out of memory"
+
+
+async def test_user_quota_holds_under_concurrent_submits(store: JobStore) -> None:
+    """Fifty simultaneous submits by one member with a quota of 3 create exactly 3 jobs."""
+    results = await asyncio.gather(
+        *(store.create(new_job(user_id=7), Limits(user_active=3)) for _ in range(50)), return_exceptions=True
+    )
+    created = [result for result in results if not isinstance(result, BaseException)]
+    refused = [result for result in results if isinstance(result, QuotaExceededError)]
+    assert len(created) == 3
+    assert len(refused) == 47
+    assert refused[0].scope == "user"
+    assert refused[0].limit == 3
+
+
+async def test_guild_quota_counts_every_member(store: JobStore) -> None:
+    """The guild's active-job limit counts jobs from all its members."""
+    limits = Limits(user_active=5, guild_active=2)
+    await store.create(new_job(user_id=1, guild_id=50), limits)
+    await store.create(new_job(user_id=2, guild_id=50), limits)
+    with pytest.raises(QuotaExceededError) as caught:
+        await store.create(new_job(user_id=3, guild_id=50), limits)
+    assert caught.value.scope == "guild"
+
+
+async def test_cooldown_refuses_with_the_time_left(store: JobStore) -> None:
+    """A second submit within the cooldown is refused with how long to wait."""
+    await store.create(new_job(user_id=8), Limits(cooldown_ms=30_000))
+    with pytest.raises(CooldownError) as caught:
+        await store.create(new_job(user_id=8), Limits(cooldown_ms=30_000))
+    assert 25_000 < caught.value.retry_after_ms <= 30_000
+
+
+async def test_submit_lease_expiry_hands_an_unattached_job_to_the_poller(store: JobStore) -> None:
+    """A job whose submitter crashed before attaching the RunPod id becomes claimable when the lease ends."""
+    created = await store.create(new_job())
+    assert (await store.claim_due(ENDPOINT, limit=10, lease_ms=1000)).jobs == []
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    claim = await claim_one(store)
+    assert claim.job.jid == created.jid
+    assert claim.job.state is JobState.SUBMITTING
+    assert claim.job.runpod_id is None
+
+
+async def test_late_attach_revives_a_job_marked_submit_unknown(store: JobStore) -> None:
+    """A /run that answered after the poller gave up still gets its job tracked: a paid job is never dropped."""
+    created = await store.create(new_job(user_id=9))
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    claim = await claim_one(store)
+    assert await store.finalize_begin(claim, JobState.SUBMIT_UNKNOWN, lease_ms=10_000) is not None
+    assert await store.attach_runpod_id(claim.job, "rp-late", first_poll_delay_ms=0) is not None
+    job = await store.get(created.jid)
+    assert job is not None
+    assert job.state is JobState.QUEUED
+    assert job.runpod_id == "rp-late"
+    assert [active.jid for active in await store.user_active(9)] == [created.jid]
+
+
+async def test_claim_respects_the_shared_status_budget(store: JobStore) -> None:
+    """Claims from several processes in one second never exceed the endpoint's per-second budget."""
+    for _ in range(30):
+        await queued_job(store)
+    batches = await asyncio.gather(
+        *(store.claim_due(ENDPOINT, limit=30, lease_ms=10_000, budget_per_second=12) for _ in range(4))
+    )
+    total = sum(len(batch.jobs) for batch in batches)
+    # Claims may straddle a second boundary, which legitimately opens a new second's budget.
+    assert 12 <= total <= 24
+    assert min(batch.budget_left for batch in batches) >= 0
+
+
+async def test_cancel_request_makes_a_queued_job_due_at_once(store: JobStore) -> None:
+    """Asking to cancel records who asked, once, and the job is due immediately."""
+    jid = await queued_job(store)
+    claim = await claim_one(store, lease_ms=60_000)
+    first = await store.request_cancel(claim.job, actor_id=42)
+    second = await store.request_cancel(claim.job, actor_id=43)
+    assert first.first
+    assert not second.first
+    assert second.requested_by == 42
+    again = await claim_one(store)
+    assert again.job.jid == jid
+    assert again.job.cancel_requested_by == 42
+
+
+async def test_release_makes_held_jobs_due_immediately(store: JobStore) -> None:
+    """On graceful shutdown, released jobs are claimable at once by another process."""
+    await queued_job(store)
+    held = await claim_one(store, lease_ms=60_000)
+    assert await store.release([held]) == 1
+    taken = await claim_one(store)
+    assert taken.job.jid == held.job.jid
+
+
+async def test_due_lag_reports_how_late_the_oldest_job_is(store: JobStore) -> None:
+    """The due lag is zero for a fresh job and grows while the job waits unclaimed."""
+    await queued_job(store)
+    await asyncio.sleep(0.15)
+    assert await store.due_lag_ms(ENDPOINT) >= 100
+    await claim_one(store, lease_ms=60_000)
+    assert await store.due_lag_ms(ENDPOINT) == 0
+
+
+async def test_everything_that_stops_changing_has_a_ttl(store: JobStore, redis: aioredis.Redis) -> None:
+    """Delivered records, idempotency keys, cooldowns, RunPod lookups, history and budget counters all expire."""
+    created = await store.create(new_job(user_id=11, request_id="req-ttl"), Limits(cooldown_ms=5000))
+    job = await store.get(created.jid)
+    assert job is not None
+    await store.attach_runpod_id(job, "rp-ttl", first_poll_delay_ms=0)
+    claim = (await store.claim_due(ENDPOINT, limit=1, lease_ms=5000, budget_per_second=100)).jobs[0]
+    delivering = await store.finalize_begin(claim, JobState.COMPLETED, lease_ms=5000)
+    assert delivering is not None
+    assert await store.finalize_commit(delivering)
+    keys = Keys()
+    expiring = [
+        keys.job(created.jid),
+        keys.idempotency("req-ttl"),
+        keys.user_cooldown(11),
+        keys.runpod_job("rp-ttl"),
+        keys.user_jobs(11),
+        keys.status_budget(ENDPOINT),
+    ]
+    for key in expiring:
+        assert await redis.pttl(key) > 0, key
+    # What remains without a TTL is bounded: the stats hash and the set of endpoint ids.
+    persistent = {key.decode() async for key in redis.scan_iter("*") if await redis.pttl(key) == -1}
+    assert persistent == {keys.stats(), keys.endpoints()}
