@@ -1,0 +1,202 @@
+"""Turning the world's records into the control API's views (JSON-shaped dicts)."""
+
+from __future__ import annotations
+
+from tests.fakes.discord.clock import iso
+from tests.fakes.discord.models import (
+    OVERWRITE_MEMBER,
+    Attachment,
+    Channel,
+    Command,
+    Guild,
+    Interaction,
+    Member,
+    Message,
+    Role,
+)
+from tests.fakes.discord.views import (
+    AttachmentView,
+    ChannelView,
+    CommandView,
+    GuildView,
+    InteractionView,
+    MemberView,
+    MessageView,
+    OverwriteView,
+    PingsView,
+    ResponseView,
+    RoleView,
+    VersionView,
+)
+from tests.fakes.discord.world import TOKEN_LIFETIME, World
+
+
+def role_view(role: Role) -> RoleView:
+    return RoleView(
+        id=role.id,
+        guild_id=role.guild_id,
+        name=role.name,
+        permissions=role.permissions,
+        position=role.position,
+        mentionable=role.mentionable,
+        managed=role.managed,
+    )
+
+
+def channel_view(world: World, channel: Channel) -> ChannelView:
+    return ChannelView(
+        id=channel.id,
+        guild_id=channel.guild_id,
+        name=channel.name,
+        type=channel.type,
+        position=channel.position,
+        topic=channel.topic,
+        upload_limit=world.upload_limit(channel),
+        overwrites=[
+            OverwriteView(
+                id=ow.id, type="member" if ow.type == OVERWRITE_MEMBER else "role", allow=ow.allow, deny=ow.deny
+            )
+            for ow in channel.overwrites.values()
+        ],
+        bot_permissions=world.bot_permissions(channel),
+    )
+
+
+def member_view(world: World, member: Member) -> MemberView:
+    guild = world.guilds[member.guild_id]
+    return MemberView(
+        user_id=member.user.id,
+        guild_id=member.guild_id,
+        username=member.user.username,
+        nick=member.nick,
+        bot=member.user.bot,
+        role_ids=list(member.role_ids),
+        permissions=world.guild_permissions(guild, member.user.id),
+    )
+
+
+def guild_view(world: World, guild: Guild) -> GuildView:
+    return GuildView(
+        id=guild.id,
+        name=guild.name,
+        owner_id=guild.owner_id,
+        premium_tier=guild.premium_tier,
+        upload_limit=guild.upload_limit,
+        everyone_role_id=guild.id,
+        bot_role_id=guild.bot_role_id,
+        roles=[role_view(role) for role in guild.roles.values()],
+        channels=[channel_view(world, world.channels[channel_id]) for channel_id in guild.channel_ids],
+        members=[member_view(world, member) for member in guild.members.values()],
+    )
+
+
+def attachment_view(attachment: Attachment) -> AttachmentView:
+    return AttachmentView(
+        id=attachment.id,
+        filename=attachment.filename,
+        size=len(attachment.data),
+        content_type=attachment.content_type,
+        url=attachment.url,
+        proxy_url=attachment.proxy_url,
+        width=attachment.width,
+        height=attachment.height,
+        description=attachment.description,
+    )
+
+
+def message_view(message: Message) -> MessageView:
+    return MessageView(
+        id=message.id,
+        channel_id=message.channel_id,
+        guild_id=message.guild_id,
+        author_id=message.author_id,
+        webhook_id=message.webhook_id,
+        type=message.type,
+        content=message.content,
+        embeds=message.embeds,
+        components=message.components,
+        attachments=[attachment_view(a) for a in message.attachments],
+        flags=message.flags,
+        ephemeral=message.ephemeral,
+        tts=message.tts,
+        message_reference=message.message_reference,
+        allowed_mentions=message.allowed_mentions,
+        pings=PingsView(
+            users=list(message.pings.users),
+            roles=list(message.pings.roles),
+            everyone=message.pings.everyone,
+            replied_user=message.pings.replied_user,
+        ),
+        pinged_anyone=message.pings.anyone,
+        interaction_id=message.interaction_id,
+        created_at=iso(message.created_at),
+        edited_at=iso(message.edited_at) if message.edited_at else None,
+        deleted=message.deleted,
+        history=[
+            VersionView(
+                content=version.content,
+                embeds=version.embeds,
+                components=version.components,
+                attachments=[attachment_view(a) for a in version.attachments],
+                flags=version.flags,
+                at=iso(version.at),
+            )
+            for version in message.history
+        ],
+    )
+
+
+def interaction_view(world: World, interaction: Interaction) -> InteractionView:
+    original_id = interaction.original_message_id
+    if original_id is None and interaction.response is not None and interaction.response.type in (6, 7):
+        original_id = interaction.message_id
+    original = world.messages.get(original_id) if original_id is not None else None
+    response = interaction.response
+    name = interaction.data.get("name")
+    if name is not None:
+        name = " ".join([name, *_subcommand_path(interaction.data.get("options") or [])])
+    return InteractionView(
+        id=interaction.id,
+        token=interaction.token,
+        type=interaction.type,
+        application_id=world.application_id,
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user_id,
+        name=name,
+        custom_id=interaction.data.get("custom_id"),
+        data=interaction.data,
+        message_id=interaction.message_id,
+        created_at=iso(interaction.created_at),
+        expires_at=iso(interaction.created_at + TOKEN_LIFETIME),
+        response=(
+            ResponseView(type=response.type, ephemeral=response.ephemeral, data=response.data, at=iso(response.at))
+            if response is not None
+            else None
+        ),
+        original_message=message_view(original) if original is not None else None,
+        followups=[message_view(world.messages[message_id]) for message_id in interaction.followup_ids],
+        choices=interaction.choices,
+        modal=interaction.modal,
+        delivered_to=list(interaction.delivered_to),
+    )
+
+
+def _subcommand_path(options: list[dict[str, object]]) -> list[str]:
+    for option in options:
+        if option.get("type") in (1, 2):
+            inner = option.get("options")
+            return [str(option["name"]), *_subcommand_path(inner if isinstance(inner, list) else [])]
+    return []
+
+
+def command_view(command: Command) -> CommandView:
+    return CommandView(
+        id=command.id,
+        application_id=command.application_id,
+        guild_id=command.guild_id,
+        name=command.name,
+        description=command.description,
+        type=command.type,
+        options=command.options,
+    )

@@ -1,0 +1,395 @@
+"""The fake Discord server: REST, gateway, CDN and control API on one aiohttp app, on one loopback port."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+from tests.fakes.discord import present
+from tests.fakes.discord.clock import iso
+from tests.fakes.discord.control import register_control_routes
+from tests.fakes.discord.driver import FakeDiscordDriver
+from tests.fakes.discord.errors import ControlError
+from tests.fakes.discord.gateway import DEFAULT_HEARTBEAT_INTERVAL_MS, Gateway
+from tests.fakes.discord.models import OVERWRITE_MEMBER, OVERWRITE_ROLE
+from tests.fakes.discord.rest import Fault, RestApi
+from tests.fakes.discord.views import (
+    ChannelView,
+    CommandView,
+    GuildView,
+    InfoView,
+    InteractionView,
+    MemberView,
+    MessageView,
+    RequestView,
+    RoleView,
+    SessionView,
+)
+from tests.fakes.discord.world import DEFAULT_TOKEN, World
+
+log = logging.getLogger(__name__)
+
+ATTACHMENT_URL = re.compile(r"/attachments/(\d+)/(\d+)/")
+# Uploads are checked against Discord's limits (up to 100 MiB), so the server must accept bodies that big.
+MAX_BODY = 128 * 1024 * 1024
+
+
+class FakeDiscord(FakeDiscordDriver):
+    """A fake Discord for one bot application; use as `async with FakeDiscord() as fake:`.
+
+    Point discord.py at it with `api_base_url` (assign to `discord.http.Route.BASE`) and `gateway_url`
+    (`discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`); the bot logs in with `token`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = DEFAULT_TOKEN,
+        heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.world = World(token=token)
+        self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
+        self.rest = RestApi(self.world, self.gateway)
+        self.app = web.Application(middlewares=[self.rest.middleware], client_max_size=MAX_BODY)
+        self.app.router.add_get("/gateway", self.gateway.handle)
+        self.app.router.add_get("/gateway/resume", self.gateway.handle)
+        self.rest.register(self.app)
+        register_control_routes(self.app, self)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def token(self) -> str:
+        return self.world.token
+
+    @property
+    def http_base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base_url(self) -> str:
+        """The REST base including the version, for `discord.http.Route.BASE`."""
+        return f"{self.http_base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/gateway"
+
+    @property
+    def control_url(self) -> str:
+        """The base URL a `FakeDiscordControl` takes."""
+        return self.http_base_url
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        if self.port == 0:
+            self.port = int(runner.addresses[0][1])
+        self.world.http_base_url = self.http_base_url
+        self.gateway.url = self.gateway_url
+        self.gateway.resume_url = f"ws://{self.host}:{self.port}/gateway/resume"
+        log.info("fake Discord listening on %s", self.http_base_url)
+
+    async def stop(self) -> None:
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # --- the server ----------------------------------------------------------------------------------------------
+
+    async def info(self) -> InfoView:
+        return InfoView(
+            api_base_url=self.api_base_url,
+            gateway_url=self.gateway_url,
+            http_base_url=self.http_base_url,
+            application_id=self.world.application_id,
+            bot_user_id=self.world.bot.id,
+            bot_token=self.world.token,
+            now=iso(self.world.clock.now()),
+        )
+
+    async def reset(self) -> None:
+        await self.gateway.close_all()
+        self.rest.clear()
+        self.world.clock.reset()
+        self.world.clear()
+
+    # --- building the world --------------------------------------------------------------------------------------
+
+    async def create_guild(
+        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US"
+    ) -> GuildView:
+        guild = self.world.create_guild(name, premium_tier=premium_tier, locale=locale)
+        return present.guild_view(self.world, guild)
+
+    async def guild(self, guild_id: int) -> GuildView:
+        return present.guild_view(self.world, self.world.guild(guild_id))
+
+    async def create_role(
+        self, guild_id: int, name: str, *, permissions: int = 0, mentionable: bool = False
+    ) -> RoleView:
+        return present.role_view(
+            self.world.create_role(guild_id, name, permissions=permissions, mentionable=mentionable)
+        )
+
+    async def create_channel(
+        self,
+        guild_id: int,
+        name: str = "general",
+        *,
+        channel_type: int = 0,
+        topic: str | None = None,
+        upload_limit: int | None = None,
+        bot_permissions: int | None = None,
+    ) -> ChannelView:
+        channel = self.world.create_channel(
+            guild_id,
+            name,
+            channel_type=channel_type,
+            topic=topic,
+            upload_limit=upload_limit,
+            bot_permissions=bot_permissions,
+        )
+        return present.channel_view(self.world, channel)
+
+    async def channel(self, channel_id: int) -> ChannelView:
+        return present.channel_view(self.world, self.world.channel(channel_id))
+
+    async def set_bot_permissions(self, channel_id: int, permissions: int | None) -> ChannelView:
+        return present.channel_view(self.world, self.world.set_bot_permissions(channel_id, permissions))
+
+    async def set_channel_overwrite(
+        self,
+        channel_id: int,
+        target_id: int,
+        *,
+        allow: int = 0,
+        deny: int = 0,
+        target_type: Literal["role", "member"] = "role",
+    ) -> ChannelView:
+        kind = OVERWRITE_MEMBER if target_type == "member" else OVERWRITE_ROLE
+        channel = self.world.set_overwrite(channel_id, target_id, kind=kind, allow=allow, deny=deny)
+        return present.channel_view(self.world, channel)
+
+    async def remove_channel_overwrite(self, channel_id: int, target_id: int) -> ChannelView:
+        return present.channel_view(self.world, self.world.remove_overwrite(channel_id, target_id))
+
+    async def set_upload_limit(self, channel_id: int, limit: int | None) -> ChannelView:
+        return present.channel_view(self.world, self.world.set_upload_limit(channel_id, limit))
+
+    async def create_member(
+        self,
+        guild_id: int,
+        username: str,
+        *,
+        role_ids: Sequence[int] = (),
+        permissions: int | None = None,
+        nick: str | None = None,
+    ) -> MemberView:
+        member = self.world.create_member(guild_id, username, role_ids=role_ids, permissions=permissions, nick=nick)
+        return present.member_view(self.world, member)
+
+    async def set_member_roles(self, guild_id: int, user_id: int, role_ids: Sequence[int]) -> MemberView:
+        return present.member_view(self.world, self.world.set_member_roles(guild_id, user_id, role_ids))
+
+    async def member(self, guild_id: int, user_id: int) -> MemberView:
+        return present.member_view(self.world, self.world.member(guild_id, user_id))
+
+    # --- what members do -----------------------------------------------------------------------------------------
+
+    async def invoke_command(
+        self,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        locale: str = "en-US",
+        require_bot: bool = True,
+    ) -> InteractionView:
+        interaction = self.world.command_interaction(channel_id, user_id, name, options, locale=locale)
+        self.world.deliver(interaction, require_bot=require_bot)
+        return present.interaction_view(self.world, interaction)
+
+    async def autocomplete(
+        self,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        options: Mapping[str, Any],
+        focused: str,
+        *,
+        locale: str = "en-US",
+    ) -> InteractionView:
+        interaction = self.world.command_interaction(channel_id, user_id, name, options, locale=locale, focused=focused)
+        self.world.deliver(interaction, require_bot=True)
+        return present.interaction_view(self.world, interaction)
+
+    async def click_button(
+        self, message_id: int, custom_id: str, user_id: int, *, locale: str = "en-US"
+    ) -> InteractionView:
+        interaction = self.world.component_interaction(message_id, custom_id, user_id, values=None, locale=locale)
+        self.world.deliver(interaction, require_bot=True)
+        return present.interaction_view(self.world, interaction)
+
+    async def select(
+        self, message_id: int, custom_id: str, user_id: int, values: Sequence[str], *, locale: str = "en-US"
+    ) -> InteractionView:
+        interaction = self.world.component_interaction(message_id, custom_id, user_id, values=values, locale=locale)
+        self.world.deliver(interaction, require_bot=True)
+        return present.interaction_view(self.world, interaction)
+
+    # --- reading back --------------------------------------------------------------------------------------------
+
+    async def interaction(self, interaction_id: int) -> InteractionView:
+        return present.interaction_view(self.world, self.world.interaction(interaction_id))
+
+    async def interactions(self) -> list[InteractionView]:
+        return [present.interaction_view(self.world, i) for i in self.world.interactions.values()]
+
+    async def channel_messages(
+        self, channel_id: int, *, include_ephemeral: bool = False, include_deleted: bool = False
+    ) -> list[MessageView]:
+        self.world.channel(channel_id)
+        views = []
+        for message_id in self.world.channel_messages[channel_id]:
+            message = self.world.messages[message_id]
+            if (message.ephemeral and not include_ephemeral) or (message.deleted and not include_deleted):
+                continue
+            views.append(present.message_view(message))
+        return views
+
+    async def message(self, message_id: int) -> MessageView:
+        return present.message_view(self.world.message(message_id))
+
+    async def attachment_bytes(self, url: str) -> bytes:
+        match = ATTACHMENT_URL.search(url)
+        attachment = self.world.attachments.get(int(match.group(2))) if match else None
+        if attachment is None:
+            raise ControlError(f"no attachment at {url}", 404)
+        return attachment.data
+
+    async def commands(self, guild_id: int | None = None) -> list[CommandView]:
+        return [present.command_view(c) for c in self.world.commands.values() if c.guild_id == guild_id]
+
+    async def sessions(self) -> list[SessionView]:
+        return self.gateway.views()
+
+    async def requests(self, *, errors_only: bool = False) -> list[RequestView]:
+        return [r for r in self.rest.requests if not errors_only or r["status"] >= 400]
+
+    # --- gateway control -----------------------------------------------------------------------------------------
+
+    async def reconnect(self, session_id: str | None = None) -> list[str]:
+        return self.gateway.reconnect(session_id)
+
+    async def invalidate_session(self, session_id: str | None = None, *, resumable: bool = False) -> list[str]:
+        return self.gateway.invalidate(session_id, resumable=resumable)
+
+    async def drop_connection(self, session_id: str | None = None) -> list[str]:
+        return self.gateway.drop(session_id)
+
+    async def stall_connection(self, session_id: str | None = None) -> list[str]:
+        return self.gateway.stall(session_id)
+
+    async def set_recommended_shards(self, count: int) -> None:
+        if count < 1:
+            raise ControlError("a bot needs at least one shard")
+        self.world.recommended_shards = count
+
+    # --- time and faults -----------------------------------------------------------------------------------------
+
+    async def now(self) -> str:
+        return iso(self.world.clock.now())
+
+    async def advance_clock(self, seconds: float) -> str:
+        try:
+            moment = self.world.clock.advance(seconds)
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
+        self.world.touch()
+        return iso(moment)
+
+    async def inject_rate_limit(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        count: int = 1,
+        retry_after: float = 0.1,
+        is_global: bool = False,
+    ) -> None:
+        self.rest.faults.append(
+            Fault(
+                method=method.upper() if method else None,
+                path=_compile(path),
+                remaining=count,
+                status=429,
+                code=0,
+                message="You are being rate limited.",
+                retry_after=retry_after,
+                is_global=is_global,
+            )
+        )
+
+    async def inject_error(
+        self,
+        *,
+        status: int,
+        code: int = 0,
+        message: str = "injected failure",
+        method: str | None = None,
+        path: str | None = None,
+        count: int = 1,
+    ) -> None:
+        self.rest.faults.append(
+            Fault(
+                method=method.upper() if method else None,
+                path=_compile(path),
+                remaining=count,
+                status=status,
+                code=code,
+                message=message,
+            )
+        )
+
+    async def clear_faults(self) -> None:
+        self.rest.faults.clear()
+
+    # --- change notification -------------------------------------------------------------------------------------
+
+    async def version(self) -> int:
+        return self.world.version
+
+    async def wait_for_change(self, after: int, within: float) -> int:
+        return await self.world.wait_for_change(after, within)
+
+
+def _compile(path: str | None) -> re.Pattern[str] | None:
+    if path is None:
+        return None
+    try:
+        return re.compile(path)
+    except re.error as exc:
+        raise ControlError(f"bad path pattern {path!r}: {exc}") from None

@@ -1,0 +1,192 @@
+"""What the control API returns: plain JSON-shaped dicts, identical in-process and over HTTP.
+
+Ids are integers. Raw Discord payloads (embeds, components, command options) are kept as Discord would store them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+
+class InfoView(TypedDict):
+    api_base_url: str
+    gateway_url: str
+    http_base_url: str
+    application_id: int
+    bot_user_id: int
+    bot_token: str
+    now: str
+
+
+class RoleView(TypedDict):
+    id: int
+    guild_id: int
+    name: str
+    permissions: int
+    position: int
+    mentionable: bool
+    managed: bool
+
+
+class OverwriteView(TypedDict):
+    id: int
+    type: Literal["role", "member"]
+    allow: int
+    deny: int
+
+
+class ChannelView(TypedDict):
+    id: int
+    guild_id: int
+    name: str
+    type: int
+    position: int
+    topic: str | None
+    upload_limit: int
+    overwrites: list[OverwriteView]
+    bot_permissions: int
+
+
+class MemberView(TypedDict):
+    user_id: int
+    guild_id: int
+    username: str
+    nick: str | None
+    bot: bool
+    role_ids: list[int]
+    permissions: int
+
+
+class GuildView(TypedDict):
+    id: int
+    name: str
+    owner_id: int
+    premium_tier: int
+    upload_limit: int
+    everyone_role_id: int
+    bot_role_id: int
+    roles: list[RoleView]
+    channels: list[ChannelView]
+    members: list[MemberView]
+
+
+class AttachmentView(TypedDict):
+    id: int
+    filename: str
+    size: int
+    content_type: str | None
+    url: str
+    proxy_url: str
+    width: int | None
+    height: int | None
+    description: str | None
+
+
+class PingsView(TypedDict):
+    users: list[int]
+    roles: list[int]
+    everyone: bool
+    replied_user: int | None
+
+
+class VersionView(TypedDict):
+    """One state of a message; `at` is when it became current (creation or an edit)."""
+
+    content: str
+    embeds: list[dict[str, Any]]
+    components: list[dict[str, Any]]
+    attachments: list[AttachmentView]
+    flags: int
+    at: str
+
+
+class MessageView(TypedDict):
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author_id: int
+    webhook_id: int | None
+    type: int
+    content: str
+    embeds: list[dict[str, Any]]
+    components: list[dict[str, Any]]
+    attachments: list[AttachmentView]
+    flags: int
+    ephemeral: bool
+    tts: bool
+    message_reference: dict[str, Any] | None
+    allowed_mentions: dict[str, Any] | None
+    pings: PingsView
+    pinged_anyone: bool
+    interaction_id: int | None
+    created_at: str
+    edited_at: str | None
+    deleted: bool
+    history: list[VersionView]
+
+
+class ResponseView(TypedDict):
+    """The interaction's first callback (its acknowledgement)."""
+
+    type: int
+    ephemeral: bool
+    data: dict[str, Any]
+    at: str
+
+
+class InteractionView(TypedDict):
+    id: int
+    token: str
+    type: int
+    application_id: int
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    name: str | None
+    custom_id: str | None
+    data: dict[str, Any]
+    message_id: int | None
+    created_at: str
+    expires_at: str
+    response: ResponseView | None
+    original_message: MessageView | None
+    followups: list[MessageView]
+    choices: list[dict[str, Any]] | None
+    modal: dict[str, Any] | None
+    delivered_to: list[str]
+
+
+class SessionView(TypedDict):
+    id: str
+    shard: list[int] | None
+    intents: int
+    connected: bool
+    resumable: bool
+    ready: bool
+    seq: int
+    connections: int
+    resumes: int
+    replayed: int
+    guild_ids: list[int]
+    last_close_code: int | None
+
+
+class CommandView(TypedDict):
+    id: int
+    application_id: int
+    guild_id: int | None
+    name: str
+    description: str
+    type: int
+    options: list[dict[str, Any]]
+
+
+class RequestView(TypedDict):
+    """One REST request the fake answered; `path` is relative to `/api/v10`."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    code: int | None
+    at: str

@@ -1,0 +1,1377 @@
+"""The fake's state and Discord's behaviour on it: guilds, channels, members, messages, interactions, commands.
+
+Everything here is synchronous; the REST layer, the gateway and the control API call into it. REST-facing methods
+raise `ApiError` (what Discord would answer); control-facing methods raise `ControlError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import mimetypes
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from PIL import Image, UnidentifiedImageError
+
+from tests.fakes.discord import errors, rules
+from tests.fakes.discord.clock import Clock, Snowflakes, iso
+from tests.fakes.discord.errors import ControlError
+from tests.fakes.discord.models import (
+    OVERWRITE_MEMBER,
+    OVERWRITE_ROLE,
+    Attachment,
+    Channel,
+    Command,
+    Guild,
+    Interaction,
+    Member,
+    Message,
+    Overwrite,
+    Pings,
+    Response,
+    Role,
+    Upload,
+    User,
+)
+from tests.fakes.discord.permissions import (
+    ALL_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_EVERYONE_PERMISSIONS,
+    Permission,
+    apply_overwrites,
+    has,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKEN = "fake-discord-bot-token"
+
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_MESSAGES = 1 << 9
+
+RESPONSE_WINDOW = timedelta(seconds=3)
+TOKEN_LIFETIME = timedelta(minutes=15)
+NONCE_WINDOW = timedelta(minutes=5)
+
+# Interaction types and callback types (Discord's numbering).
+PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
+PONG = 1
+CHANNEL_MESSAGE = 4
+DEFERRED_CHANNEL_MESSAGE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
+AUTOCOMPLETE_RESULT = 8
+MODAL = 9
+ALLOWED_CALLBACKS = {
+    APPLICATION_COMMAND: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL},
+    MESSAGE_COMPONENT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE, MODAL},
+    AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
+    MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE},
+}
+
+# Message types.
+MESSAGE_DEFAULT = 0
+MESSAGE_REPLY = 19
+MESSAGE_CHAT_INPUT_COMMAND = 20
+
+# Command option types.
+OPT_SUB_COMMAND, OPT_SUB_COMMAND_GROUP, OPT_STRING, OPT_INTEGER, OPT_BOOLEAN = 1, 2, 3, 4, 5
+OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER = 6, 7, 8, 9, 10
+
+USER_MENTION = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+class Dispatcher(Protocol):
+    """Sends a gateway dispatch to the sessions that should see it; returns their session ids."""
+
+    def __call__(self, event: str, payload: dict[str, Any], *, guild_id: int | None, intent: int | None) -> list[str]:
+        """Dispatch `event` to every live session covering `guild_id` whose intents include `intent`."""
+        ...
+
+
+class World:
+    """The fake Discord's whole state, seen by one bot application."""
+
+    def __init__(self, *, token: str = DEFAULT_TOKEN, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.ids = Snowflakes(self.clock)
+        self.token = token
+        self.http_base_url = ""
+        self.application_id = self.ids.next()
+        self.bot = User(id=self.application_id, username="fake-bot", bot=True)
+        self.app_owner = User(id=self.ids.next(), username="app-owner")
+        self.recommended_shards = 1
+        self.dispatch: Dispatcher | None = None
+        self.version = 0
+        self._changed: asyncio.Event | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every guild, message, interaction and command (the bot's identity stays)."""
+        self.users: dict[int, User] = {self.bot.id: self.bot, self.app_owner.id: self.app_owner}
+        self.guilds: dict[int, Guild] = {}
+        self.channels: dict[int, Channel] = {}
+        self.messages: dict[int, Message] = {}
+        self.channel_messages: dict[int, list[int]] = {}
+        self.attachments: dict[int, Attachment] = {}
+        self.interactions: dict[int, Interaction] = {}
+        self.interactions_by_token: dict[str, Interaction] = {}
+        self.commands: dict[int, Command] = {}
+        self.recommended_shards = 1
+        self.touch()
+
+    # --- change notification -------------------------------------------------------------------------------------
+
+    def touch(self) -> None:
+        """Record that something changed, waking every `wait_for_change` caller."""
+        self.version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_for_change(self, after: int, within: float) -> int:
+        """Wait until the version passes `after` (or `within` seconds); return the current version."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.version <= after:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                break
+        return self.version
+
+    def _emit(self, event: str, payload: dict[str, Any], *, guild_id: int | None, intent: int | None) -> list[str]:
+        if self.dispatch is None:
+            return []
+        return self.dispatch(event, payload, guild_id=guild_id, intent=intent)
+
+    # --- lookups -------------------------------------------------------------------------------------------------
+
+    def guild(self, guild_id: int) -> Guild:
+        try:
+            return self.guilds[guild_id]
+        except KeyError:
+            raise ControlError(f"no guild {guild_id}", 404) from None
+
+    def channel(self, channel_id: int) -> Channel:
+        try:
+            return self.channels[channel_id]
+        except KeyError:
+            raise ControlError(f"no channel {channel_id}", 404) from None
+
+    def member(self, guild_id: int, user_id: int) -> Member:
+        try:
+            return self.guild(guild_id).members[user_id]
+        except KeyError:
+            raise ControlError(f"no member {user_id} in guild {guild_id}", 404) from None
+
+    def message(self, message_id: int) -> Message:
+        try:
+            return self.messages[message_id]
+        except KeyError:
+            raise ControlError(f"no message {message_id}", 404) from None
+
+    def interaction(self, interaction_id: int) -> Interaction:
+        try:
+            return self.interactions[interaction_id]
+        except KeyError:
+            raise ControlError(f"no interaction {interaction_id}", 404) from None
+
+    def upload_limit(self, channel: Channel) -> int:
+        if channel.upload_limit is not None:
+            return channel.upload_limit
+        return self.guilds[channel.guild_id].upload_limit
+
+    # --- permissions ---------------------------------------------------------------------------------------------
+
+    def guild_permissions(self, guild: Guild, user_id: int) -> int:
+        if user_id == guild.owner_id:
+            return ALL_PERMISSIONS
+        member = guild.members.get(user_id)
+        if member is None:
+            return 0
+        perms = guild.roles[guild.id].permissions
+        for role_id in member.role_ids:
+            role = guild.roles.get(role_id)
+            if role is not None:
+                perms |= role.permissions
+        if perms & Permission.ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        return perms
+
+    def channel_permissions(self, channel: Channel, user_id: int) -> int:
+        guild = self.guilds[channel.guild_id]
+        base = self.guild_permissions(guild, user_id)
+        if base == ALL_PERMISSIONS:
+            return ALL_PERMISSIONS
+        member = guild.members.get(user_id)
+        role_ids = set(member.role_ids) if member else set()
+        everyone = channel.overwrites.get(guild.id)
+        roles = [
+            (ow.allow, ow.deny)
+            for ow in channel.overwrites.values()
+            if ow.type == OVERWRITE_ROLE and ow.id in role_ids and ow.id != guild.id
+        ]
+        own = channel.overwrites.get(user_id)
+        return apply_overwrites(
+            base,
+            everyone=(everyone.allow, everyone.deny) if everyone else None,
+            roles=roles,
+            member=(own.allow, own.deny) if own and own.type == OVERWRITE_MEMBER else None,
+        )
+
+    def bot_permissions(self, channel: Channel) -> int:
+        return self.channel_permissions(channel, self.bot.id)
+
+    def require_permissions(self, channel: Channel, wanted: int) -> None:
+        perms = self.bot_permissions(channel)
+        if not perms & Permission.VIEW_CHANNEL:
+            raise errors.missing_access()
+        if not has(perms, wanted):
+            raise errors.missing_permissions()
+
+    # --- building the world (control API) ------------------------------------------------------------------------
+
+    def create_guild(
+        self, name: str, *, premium_tier: int = 0, owner_id: int | None = None, locale: str = "en-US"
+    ) -> Guild:
+        now = self.clock.now()
+        guild_id = self.ids.next(distinct_ms=True)
+        if owner_id is None:
+            owner = User(id=self.ids.next(), username=f"owner-of-{name}".lower().replace(" ", "-"))
+            self.users[owner.id] = owner
+        else:
+            owner = self._user(owner_id)
+        guild = Guild(
+            id=guild_id, name=name, owner_id=owner.id, premium_tier=premium_tier, created_at=now, locale=locale
+        )
+        guild.roles[guild_id] = Role(
+            id=guild_id, guild_id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS
+        )
+        bot_role = Role(
+            id=self.ids.next(),
+            guild_id=guild_id,
+            name=self.bot.username,
+            permissions=DEFAULT_BOT_PERMISSIONS,
+            position=1,
+            managed=True,
+            bot_id=self.bot.id,
+        )
+        guild.roles[bot_role.id] = bot_role
+        guild.bot_role_id = bot_role.id
+        guild.members[self.bot.id] = Member(user=self.bot, guild_id=guild_id, role_ids=[bot_role.id], joined_at=now)
+        guild.members[owner.id] = Member(user=owner, guild_id=guild_id, role_ids=[], joined_at=now)
+        self.guilds[guild_id] = guild
+        self.touch()
+        self._emit("GUILD_CREATE", self.guild_create_payload(guild), guild_id=guild_id, intent=INTENT_GUILDS)
+        return guild
+
+    def _user(self, user_id: int) -> User:
+        try:
+            return self.users[user_id]
+        except KeyError:
+            raise ControlError(f"no user {user_id}", 404) from None
+
+    def create_role(self, guild_id: int, name: str, *, permissions: int = 0, mentionable: bool = False) -> Role:
+        guild = self.guild(guild_id)
+        role = Role(
+            id=self.ids.next(),
+            guild_id=guild_id,
+            name=name,
+            permissions=permissions,
+            position=len(guild.roles),
+            mentionable=mentionable,
+        )
+        guild.roles[role.id] = role
+        self.touch()
+        self._emit(
+            "GUILD_ROLE_CREATE",
+            {"guild_id": str(guild_id), "role": role.payload()},
+            guild_id=guild_id,
+            intent=INTENT_GUILDS,
+        )
+        return role
+
+    def create_channel(
+        self,
+        guild_id: int,
+        name: str,
+        *,
+        channel_type: int = 0,
+        topic: str | None = None,
+        upload_limit: int | None = None,
+        bot_permissions: int | None = None,
+    ) -> Channel:
+        guild = self.guild(guild_id)
+        channel = Channel(
+            id=self.ids.next(),
+            guild_id=guild_id,
+            name=name,
+            type=channel_type,
+            position=len(guild.channel_ids),
+            topic=topic,
+            upload_limit=upload_limit,
+        )
+        if bot_permissions is not None:
+            channel.overwrites[self.bot.id] = _exact_overwrite(self.bot.id, bot_permissions)
+        guild.channel_ids.append(channel.id)
+        self.channels[channel.id] = channel
+        self.channel_messages[channel.id] = []
+        self.touch()
+        self._emit("CHANNEL_CREATE", channel.payload(), guild_id=guild_id, intent=INTENT_GUILDS)
+        return channel
+
+    def set_overwrite(self, channel_id: int, target_id: int, *, kind: int, allow: int, deny: int) -> Channel:
+        channel = self.channel(channel_id)
+        channel.overwrites[target_id] = Overwrite(id=target_id, type=kind, allow=allow, deny=deny)
+        self._channel_changed(channel)
+        return channel
+
+    def remove_overwrite(self, channel_id: int, target_id: int) -> Channel:
+        channel = self.channel(channel_id)
+        channel.overwrites.pop(target_id, None)
+        self._channel_changed(channel)
+        return channel
+
+    def set_bot_permissions(self, channel_id: int, permissions: int | None) -> Channel:
+        """Make the bot's permissions in the channel exactly `permissions` (None: back to its roles)."""
+        if permissions is None:
+            return self.remove_overwrite(channel_id, self.bot.id)
+        overwrite = _exact_overwrite(self.bot.id, permissions)
+        return self.set_overwrite(
+            channel_id, self.bot.id, kind=OVERWRITE_MEMBER, allow=overwrite.allow, deny=overwrite.deny
+        )
+
+    def set_upload_limit(self, channel_id: int, limit: int | None) -> Channel:
+        channel = self.channel(channel_id)
+        channel.upload_limit = limit
+        self.touch()
+        return channel
+
+    def _channel_changed(self, channel: Channel) -> None:
+        self.touch()
+        self._emit("CHANNEL_UPDATE", channel.payload(), guild_id=channel.guild_id, intent=INTENT_GUILDS)
+
+    def create_member(
+        self,
+        guild_id: int,
+        username: str,
+        *,
+        role_ids: Sequence[int] = (),
+        permissions: int | None = None,
+        nick: str | None = None,
+        bot: bool = False,
+    ) -> Member:
+        guild = self.guild(guild_id)
+        unknown = [role_id for role_id in role_ids if role_id not in guild.roles]
+        if unknown:
+            raise ControlError(f"no roles {unknown} in guild {guild_id}", 404)
+        user = User(id=self.ids.next(), username=username, bot=bot)
+        self.users[user.id] = user
+        roles = list(role_ids)
+        if permissions is not None:
+            roles.append(self.create_role(guild_id, f"{username}-permissions", permissions=permissions).id)
+        member = Member(user=user, guild_id=guild_id, role_ids=roles, joined_at=self.clock.now(), nick=nick)
+        guild.members[user.id] = member
+        self.touch()
+        payload = member.payload() | {"guild_id": str(guild_id)}
+        self._emit("GUILD_MEMBER_ADD", payload, guild_id=guild_id, intent=INTENT_GUILD_MEMBERS)
+        return member
+
+    def set_member_roles(self, guild_id: int, user_id: int, role_ids: Sequence[int]) -> Member:
+        member = self.member(guild_id, user_id)
+        guild = self.guilds[guild_id]
+        unknown = [role_id for role_id in role_ids if role_id not in guild.roles]
+        if unknown:
+            raise ControlError(f"no roles {unknown} in guild {guild_id}", 404)
+        member.role_ids = list(role_ids)
+        self.touch()
+        payload = member.payload() | {"guild_id": str(guild_id)}
+        self._emit("GUILD_MEMBER_UPDATE", payload, guild_id=guild_id, intent=INTENT_GUILD_MEMBERS)
+        return member
+
+    # --- payloads ------------------------------------------------------------------------------------------------
+
+    def guild_payload(self, guild: Guild) -> dict[str, Any]:
+        return {
+            "id": str(guild.id),
+            "name": guild.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(guild.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": guild.premium_tier,
+            "premium_subscription_count": 0,
+            "preferred_locale": guild.locale,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "vanity_url_code": None,
+            "features": [],
+            "roles": [role.payload() for role in guild.roles.values()],
+            "emojis": [],
+            "stickers": [],
+            "application_id": None,
+            "max_members": 500000,
+            "premium_progress_bar_enabled": False,
+        }
+
+    def guild_create_payload(self, guild: Guild) -> dict[str, Any]:
+        data = self.guild_payload(guild)
+        data.update(
+            joined_at=iso(guild.members[self.bot.id].joined_at),
+            large=False,
+            unavailable=False,
+            member_count=len(guild.members),
+            members=[member.payload() for member in guild.members.values()],
+            channels=[self.channels[channel_id].payload() for channel_id in guild.channel_ids],
+            threads=[],
+            presences=[],
+            voice_states=[],
+            stage_instances=[],
+            guild_scheduled_events=[],
+            soundboard_sounds=[],
+        )
+        return data
+
+    def message_payload(self, message: Message, *, with_reference: bool = True) -> dict[str, Any]:
+        author = self.users.get(message.author_id, self.bot)
+        guild = self.guilds.get(message.guild_id) if message.guild_id else None
+        mentions = [self.users[user_id].payload() for user_id in message.pings.users if user_id in self.users]
+        replied = message.pings.replied_user
+        if replied is not None and replied in self.users and replied not in message.pings.users:
+            mentions.append(self.users[replied].payload())
+        data: dict[str, Any] = {
+            "id": str(message.id),
+            "channel_id": str(message.channel_id),
+            "author": author.payload(),
+            "content": message.content,
+            "timestamp": iso(message.created_at),
+            "edited_timestamp": iso(message.edited_at) if message.edited_at else None,
+            "tts": message.tts,
+            "mention_everyone": message.pings.everyone,
+            "mentions": mentions,
+            "mention_roles": [str(role_id) for role_id in message.pings.roles],
+            "attachments": [attachment.payload() for attachment in message.attachments],
+            "embeds": message.embeds,
+            "reactions": [],
+            "pinned": False,
+            "type": message.type,
+            "flags": message.flags,
+            "components": message.components,
+        }
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+        if message.nonce is not None:
+            data["nonce"] = message.nonce
+        if message.webhook_id is not None:
+            data["webhook_id"] = str(message.webhook_id)
+        if message.application_id is not None:
+            data["application_id"] = str(message.application_id)
+        if message.message_reference is not None:
+            data["message_reference"] = message.message_reference
+            if with_reference:
+                referenced = self.messages.get(int(message.message_reference.get("message_id") or 0))
+                if referenced is not None and not referenced.deleted:
+                    data["referenced_message"] = self.message_payload(referenced, with_reference=False)
+                else:
+                    data["referenced_message"] = None
+        if message.interaction_id is not None and message.interaction_id in self.interactions:
+            interaction = self.interactions[message.interaction_id]
+            user = self.users[interaction.user_id].payload()
+            metadata: dict[str, Any] = {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "user": user,
+                "authorizing_integration_owners": _owners(interaction.guild_id),
+            }
+            if interaction.original_message_id is not None and interaction.original_message_id != message.id:
+                metadata["original_response_message_id"] = str(interaction.original_message_id)
+            if interaction.message_id is not None:
+                metadata["interacted_message_id"] = str(interaction.message_id)
+            data["interaction_metadata"] = metadata
+            if interaction.type == APPLICATION_COMMAND:
+                data["interaction"] = {
+                    "id": str(interaction.id),
+                    "type": interaction.type,
+                    "name": interaction.data.get("name", ""),
+                    "user": user,
+                }
+        return data
+
+    def gateway_message_payload(self, message: Message) -> dict[str, Any]:
+        """MESSAGE_CREATE / MESSAGE_UPDATE: the message plus the author's partial member in guilds."""
+        data = self.message_payload(message)
+        if message.guild_id is not None and message.webhook_id is None:
+            member = self.guilds[message.guild_id].members.get(message.author_id)
+            if member is not None:
+                data["member"] = member.payload(with_user=False)
+        return data
+
+    def channel_payload_for(self, channel: Channel, user_id: int) -> dict[str, Any]:
+        return channel.payload() | {"permissions": str(self.channel_permissions(channel, user_id))}
+
+    # --- attachments ---------------------------------------------------------------------------------------------
+
+    def _new_attachment(
+        self, channel: Channel, filename: str, data: bytes, *, description: str | None, ephemeral: bool
+    ) -> Attachment:
+        attachment_id = self.ids.next()
+        content_type, width, height = _describe_file(filename, data)
+        path = f"attachments/{channel.id}/{attachment_id}/{quote(filename)}"
+        attachment = Attachment(
+            id=attachment_id,
+            channel_id=channel.id,
+            filename=filename,
+            data=data,
+            content_type=content_type,
+            width=width,
+            height=height,
+            description=description,
+            url=f"{self.http_base_url}/cdn/{path}",
+            proxy_url=f"{self.http_base_url}/media/{path}",
+            ephemeral=ephemeral,
+        )
+        self.attachments[attachment_id] = attachment
+        return attachment
+
+    def _attachments(
+        self,
+        channel: Channel,
+        spec: list[dict[str, Any]] | None,
+        uploads: Sequence[Upload],
+        *,
+        existing: Sequence[Attachment] = (),
+        ephemeral: bool = False,
+    ) -> list[Attachment]:
+        """The attachments after a create or edit: `spec` keeps existing ones by id and names uploads by index."""
+        by_index = {upload.index: upload for upload in uploads}
+        kept = {attachment.id: attachment for attachment in existing}
+        result: list[Attachment] = []
+        used: set[int] = set()
+        for entry in spec or []:
+            try:
+                entry_id = int(entry.get("id"))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise errors.invalid_form_body(
+                    {"attachments": errors.field_error("ATTACHMENT_ID_INVALID", "Invalid attachment id")}
+                ) from None
+            if entry_id in kept:
+                result.append(kept[entry_id])
+            elif entry_id in by_index:
+                upload = by_index[entry_id]
+                used.add(entry_id)
+                filename = str(entry.get("filename") or upload.filename)
+                result.append(
+                    self._new_attachment(
+                        channel, filename, upload.data, description=entry.get("description"), ephemeral=ephemeral
+                    )
+                )
+            else:
+                raise errors.invalid_form_body(
+                    {"attachments": errors.field_error("ATTACHMENT_NOT_FOUND", f"Unknown attachment {entry_id}")}
+                )
+        # Uploads the spec does not mention are still attached, after the others (as Discord does).
+        for upload in uploads:
+            if upload.index not in used:
+                result.append(
+                    self._new_attachment(channel, upload.filename, upload.data, description=None, ephemeral=ephemeral)
+                )
+        return result
+
+    def _resolve_embeds(self, embeds: list[dict[str, Any]], attachments: Sequence[Attachment]) -> list[dict[str, Any]]:
+        """Point `attachment://name` images at the uploaded file, as Discord does when it stores the embed."""
+        by_name = {attachment.filename: attachment for attachment in attachments}
+        resolved: list[dict[str, Any]] = []
+        for embed in embeds:
+            embed = dict(embed)
+            embed.setdefault("type", "rich")
+            for key in ("image", "thumbnail"):
+                media = embed.get(key)
+                url = media.get("url") if isinstance(media, dict) else None
+                if isinstance(url, str) and url.startswith("attachment://"):
+                    attachment = by_name.get(url.removeprefix("attachment://"))
+                    if attachment is not None:
+                        embed[key] = {
+                            "url": attachment.url,
+                            "proxy_url": attachment.proxy_url,
+                            "width": attachment.width,
+                            "height": attachment.height,
+                        }
+            resolved.append(embed)
+        return resolved
+
+    # --- mentions ------------------------------------------------------------------------------------------------
+
+    def _pings(
+        self,
+        channel: Channel,
+        content: str,
+        allowed: dict[str, Any] | None,
+        reference: Message | None,
+    ) -> Pings:
+        """Who the message notifies, given its content, the allowed_mentions sent and the bot's permissions."""
+        guild = self.guilds[channel.guild_id]
+        if allowed is None:
+            parse = {"users", "roles", "everyone"}
+            explicit_users: set[int] = set()
+            explicit_roles: set[int] = set()
+            replied_user = True
+        else:
+            parse = set(allowed.get("parse") or [])
+            explicit_users = {int(user_id) for user_id in allowed.get("users") or []}
+            explicit_roles = {int(role_id) for role_id in allowed.get("roles") or []}
+            replied_user = bool(allowed.get("replied_user", False))
+        can_mention_everyone = has(self.bot_permissions(channel), Permission.MENTION_EVERYONE)
+        pings = Pings()
+        for match in USER_MENTION.finditer(content):
+            user_id = int(match.group(1))
+            if user_id == self.bot.id or user_id not in guild.members or user_id in pings.users:
+                continue
+            if "users" in parse or user_id in explicit_users:
+                pings.users.append(user_id)
+        for match in ROLE_MENTION.finditer(content):
+            role_id = int(match.group(1))
+            role = guild.roles.get(role_id)
+            if role is None or role_id in pings.roles or not (role.mentionable or can_mention_everyone):
+                continue
+            if "roles" in parse or role_id in explicit_roles:
+                pings.roles.append(role_id)
+        if ("@everyone" in content or "@here" in content) and "everyone" in parse and can_mention_everyone:
+            pings.everyone = True
+        if reference is not None and replied_user and reference.author_id != self.bot.id:
+            pings.replied_user = reference.author_id
+        return pings
+
+    # --- messages ------------------------------------------------------------------------------------------------
+
+    def _create_message(
+        self,
+        channel: Channel,
+        body: dict[str, Any],
+        uploads: Sequence[Upload],
+        *,
+        allowed_flags: int,
+        interaction: Interaction | None = None,
+        message_type: int = MESSAGE_DEFAULT,
+        extra_flags: int = 0,
+        creating: bool = True,
+    ) -> Message:
+        rules.check_message(
+            body,
+            [len(upload.data) for upload in uploads],
+            upload_limit=self.upload_limit(channel),
+            allowed_flags=allowed_flags,
+            creating=creating,
+        )
+        flags = (body.get("flags") or 0) | extra_flags
+        ephemeral = bool(flags & rules.FLAG_EPHEMERAL)
+        reference, reference_payload = self._reference(channel, body.get("message_reference"))
+        if reference_payload is not None and message_type == MESSAGE_DEFAULT:
+            message_type = MESSAGE_REPLY
+        attachments = self._attachments(channel, body.get("attachments"), uploads, ephemeral=ephemeral)
+        content = body.get("content") or ""
+        allowed = body.get("allowed_mentions")
+        loading = bool(flags & rules.FLAG_LOADING)
+        message = Message(
+            id=self.ids.next(),
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            author_id=self.bot.id,
+            content=content,
+            embeds=self._resolve_embeds(body.get("embeds") or [], attachments),
+            components=list(body.get("components") or []),
+            attachments=attachments,
+            flags=flags,
+            created_at=self.clock.now(),
+            type=message_type,
+            tts=bool(body.get("tts", False)),
+            nonce=str(body["nonce"]) if body.get("nonce") is not None else None,
+            webhook_id=self.application_id if interaction is not None else None,
+            application_id=self.application_id if interaction is not None else None,
+            message_reference=reference_payload,
+            allowed_mentions=allowed,
+            pings=Pings() if ephemeral or loading else self._pings(channel, content, allowed, reference),
+            interaction_id=interaction.id if interaction is not None else None,
+        )
+        message.history.append(message.snapshot(message.created_at))
+        self.messages[message.id] = message
+        self.channel_messages[channel.id].append(message.id)
+        if not ephemeral:
+            channel.last_message_id = message.id
+        self.touch()
+        if not ephemeral:
+            self._emit(
+                "MESSAGE_CREATE",
+                self.gateway_message_payload(message),
+                guild_id=channel.guild_id,
+                intent=INTENT_GUILD_MESSAGES,
+            )
+        return message
+
+    def _reference(self, channel: Channel, raw: Any) -> tuple[Message | None, dict[str, Any] | None]:
+        if not raw:
+            return None, None
+        message_id = raw.get("message_id")
+        referenced = self.messages.get(int(message_id)) if message_id is not None else None
+        if referenced is None or referenced.deleted or referenced.ephemeral or referenced.channel_id != channel.id:
+            if raw.get("fail_if_not_exists", True):
+                raise errors.invalid_form_body(
+                    {"message_reference": errors.field_error("MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")}
+                )
+            return None, None
+        payload = {
+            "type": raw.get("type", 0),
+            "message_id": str(referenced.id),
+            "channel_id": str(channel.id),
+            "guild_id": str(channel.guild_id),
+        }
+        return referenced, payload
+
+    def _edit_message(
+        self, message: Message, body: dict[str, Any], uploads: Sequence[Upload], *, allowed_flags: int
+    ) -> Message:
+        channel = self.channels[message.channel_id]
+        rules.check_message(
+            body,
+            [len(upload.data) for upload in uploads],
+            upload_limit=self.upload_limit(channel),
+            allowed_flags=allowed_flags,
+            creating=False,
+        )
+        now = self.clock.now()
+        was_loading = bool(message.flags & rules.FLAG_LOADING)
+        if "content" in body:
+            message.content = body["content"] or ""
+        if body.get("attachments") is not None:
+            message.attachments = self._attachments(
+                channel, body["attachments"], uploads, existing=message.attachments, ephemeral=message.ephemeral
+            )
+        elif uploads:
+            message.attachments = message.attachments + self._attachments(
+                channel, None, uploads, ephemeral=message.ephemeral
+            )
+        if "embeds" in body:
+            message.embeds = self._resolve_embeds(body["embeds"] or [], message.attachments)
+        if "components" in body:
+            message.components = list(body["components"] or [])
+        if body.get("flags") is not None:
+            # Only SUPPRESS_EMBEDS can be changed by an edit; ephemeral and loading are the message's nature.
+            message.flags = (message.flags & ~rules.FLAG_SUPPRESS_EMBEDS) | (body["flags"] & rules.FLAG_SUPPRESS_EMBEDS)
+        if "allowed_mentions" in body:
+            message.allowed_mentions = body["allowed_mentions"]
+        message.flags &= ~rules.FLAG_LOADING
+        if not (message.content or message.embeds or message.components or message.attachments):
+            raise errors.empty_message()
+        if was_loading:
+            # A deferred response's first edit is when its content is first shown: that is when it notifies.
+            reference = None
+            if message.message_reference:
+                reference = self.messages.get(int(message.message_reference["message_id"]))
+            if not message.ephemeral:
+                message.pings = self._pings(channel, message.content, message.allowed_mentions, reference)
+        else:
+            message.edited_at = now
+        message.history.append(message.snapshot(now))
+        self.touch()
+        if not message.ephemeral:
+            self._emit(
+                "MESSAGE_UPDATE",
+                self.gateway_message_payload(message),
+                guild_id=message.guild_id,
+                intent=INTENT_GUILD_MESSAGES,
+            )
+        return message
+
+    def _delete_message(self, message: Message) -> None:
+        message.deleted = True
+        self.touch()
+        if not message.ephemeral:
+            self._emit(
+                "MESSAGE_DELETE",
+                {"id": str(message.id), "channel_id": str(message.channel_id), "guild_id": str(message.guild_id)},
+                guild_id=message.guild_id,
+                intent=INTENT_GUILD_MESSAGES,
+            )
+
+    def public_messages(self, channel: Channel) -> Iterator[Message]:
+        for message_id in self.channel_messages[channel.id]:
+            message = self.messages[message_id]
+            if not message.deleted and not message.ephemeral:
+                yield message
+
+    # --- REST: channels and messages, as the bot -----------------------------------------------------------------
+
+    def rest_channel(self, channel_id: int) -> Channel:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise errors.unknown_channel()
+        if not self.bot_permissions(channel) & Permission.VIEW_CHANNEL:
+            raise errors.missing_access()
+        return channel
+
+    def rest_message(self, channel: Channel, message_id: int) -> Message:
+        message = self.messages.get(message_id)
+        if message is None or message.channel_id != channel.id or message.deleted or message.ephemeral:
+            raise errors.unknown_message()
+        return message
+
+    def rest_create_message(self, channel_id: int, body: dict[str, Any], uploads: Sequence[Upload]) -> Message:
+        channel = self.rest_channel(channel_id)
+        wanted = int(Permission.SEND_MESSAGES)
+        if uploads:
+            wanted |= Permission.ATTACH_FILES
+        if body.get("embeds"):
+            wanted |= Permission.EMBED_LINKS
+        if body.get("message_reference"):
+            wanted |= Permission.READ_MESSAGE_HISTORY
+        if body.get("tts"):
+            wanted |= Permission.SEND_TTS_MESSAGES
+        self.require_permissions(channel, wanted)
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier = self._message_with_nonce(channel, str(nonce))
+            if earlier is not None:
+                return earlier
+        return self._create_message(channel, body, uploads, allowed_flags=rules.CHANNEL_FLAGS)
+
+    def _message_with_nonce(self, channel: Channel, nonce: str) -> Message | None:
+        horizon = self.clock.now() - NONCE_WINDOW
+        for message_id in reversed(self.channel_messages[channel.id]):
+            message = self.messages[message_id]
+            if message.created_at < horizon:
+                return None
+            if message.nonce == nonce and message.author_id == self.bot.id:
+                return message
+        return None
+
+    def rest_edit_message(
+        self, channel_id: int, message_id: int, body: dict[str, Any], uploads: Sequence[Upload]
+    ) -> Message:
+        channel = self.rest_channel(channel_id)
+        message = self.rest_message(channel, message_id)
+        if message.author_id != self.bot.id:
+            raise errors.not_author()
+        wanted = 0
+        if uploads:
+            wanted |= Permission.ATTACH_FILES
+        if body.get("embeds"):
+            wanted |= Permission.EMBED_LINKS
+        if wanted:
+            self.require_permissions(channel, wanted)
+        return self._edit_message(message, body, uploads, allowed_flags=rules.CHANNEL_FLAGS)
+
+    def rest_delete_message(self, channel_id: int, message_id: int) -> None:
+        channel = self.rest_channel(channel_id)
+        message = self.rest_message(channel, message_id)
+        if message.author_id != self.bot.id:
+            self.require_permissions(channel, Permission.MANAGE_MESSAGES)
+        self._delete_message(message)
+
+    def rest_get_message(self, channel_id: int, message_id: int) -> Message:
+        channel = self.rest_channel(channel_id)
+        self.require_permissions(channel, Permission.READ_MESSAGE_HISTORY)
+        return self.rest_message(channel, message_id)
+
+    def rest_list_messages(
+        self, channel_id: int, *, limit: int, before: int | None, after: int | None, around: int | None
+    ) -> list[Message]:
+        channel = self.rest_channel(channel_id)
+        self.require_permissions(channel, Permission.READ_MESSAGE_HISTORY)
+        if not 1 <= limit <= 100:
+            raise errors.invalid_form_body(
+                {"limit": errors.field_error("NUMBER_TYPE_MAX", "int value should be between 1 and 100.")}
+            )
+        messages = list(self.public_messages(channel))
+        if around is not None:
+            older = [m for m in messages if m.id <= around][-((limit + 1) // 2) :]
+            newer = [m for m in messages if m.id > around][: limit // 2]
+            return list(reversed(older + newer))
+        if after is not None:
+            return list(reversed([m for m in messages if m.id > after][:limit]))
+        if before is not None:
+            messages = [m for m in messages if m.id < before]
+        return list(reversed(messages[-limit:]))
+
+    # --- interactions: creation (control API) --------------------------------------------------------------------
+
+    def _new_interaction(
+        self,
+        *,
+        kind: int,
+        channel: Channel,
+        user_id: int,
+        data: dict[str, Any],
+        locale: str,
+        message: Message | None = None,
+    ) -> Interaction:
+        guild = self.guilds[channel.guild_id]
+        member = guild.members.get(user_id)
+        if member is None:
+            raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
+        member_perms = self.channel_permissions(channel, user_id)
+        if not member_perms & Permission.VIEW_CHANNEL:
+            raise ControlError(f"member {user_id} cannot see channel {channel.id}", 403)
+        interaction = Interaction(
+            id=self.ids.next(),
+            token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48),
+            type=kind,
+            guild_id=guild.id,
+            channel_id=channel.id,
+            user_id=user_id,
+            data=data,
+            created_at=self.clock.now(),
+            locale=locale,
+            message_id=message.id if message is not None else None,
+        )
+        payload: dict[str, Any] = {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": kind,
+            "data": data,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
+            "channel_id": str(channel.id),
+            "channel": self.channel_payload_for(channel, user_id),
+            "member": member.payload(permissions=member_perms),
+            "token": interaction.token,
+            "version": 1,
+            "locale": locale,
+            "guild_locale": guild.locale,
+            "app_permissions": str(self.bot_permissions(channel)),
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "authorizing_integration_owners": _owners(guild.id),
+            "context": 0,
+            "attachment_size_limit": self.upload_limit(channel),
+        }
+        if message is not None:
+            payload["message"] = self.message_payload(message)
+        interaction.payload = payload
+        self.interactions[interaction.id] = interaction
+        self.interactions_by_token[interaction.token] = interaction
+        self.touch()
+        return interaction
+
+    def deliver(self, interaction: Interaction, *, require_bot: bool) -> Interaction:
+        """Send INTERACTION_CREATE to the bot's sessions for the guild."""
+        delivered = self._emit("INTERACTION_CREATE", interaction.payload, guild_id=interaction.guild_id, intent=None)
+        if not delivered and require_bot:
+            # Nobody will ever answer: tell the test at once instead of letting it time out.
+            del self.interactions[interaction.id]
+            del self.interactions_by_token[interaction.token]
+            raise ControlError(f"no bot session is connected for guild {interaction.guild_id}", 409)
+        interaction.delivered_to = delivered
+        self.touch()
+        return interaction
+
+    def command_for(self, guild_id: int, name: str, kind: int = 1) -> Command | None:
+        """The synced command a member would pick: the guild's own first, then the global one."""
+        guild_match = None
+        global_match = None
+        for command in self.commands.values():
+            if command.name != name or command.type != kind:
+                continue
+            if command.guild_id == guild_id:
+                guild_match = command
+            elif command.guild_id is None:
+                global_match = command
+        return guild_match or global_match
+
+    def command_interaction(
+        self,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        options: Mapping[str, Any] | None,
+        *,
+        locale: str,
+        focused: str | None = None,
+    ) -> Interaction:
+        channel = self.channel(channel_id)
+        path = name.split()
+        if not path:
+            raise ControlError("empty command name")
+        command = self.command_for(channel.guild_id, path[0])
+        data: dict[str, Any] = {"id": str(command.id if command else self.ids.next()), "name": path[0], "type": 1}
+        if command is not None and command.guild_id is not None:
+            data["guild_id"] = str(command.guild_id)
+        schema = command.options if command is not None else None
+        built, resolved = self._build_options(channel, path[1:], schema, dict(options or {}), focused)
+        if built:
+            data["options"] = built
+        if resolved:
+            data["resolved"] = resolved
+        kind = AUTOCOMPLETE if focused is not None else APPLICATION_COMMAND
+        return self._new_interaction(kind=kind, channel=channel, user_id=user_id, data=data, locale=locale)
+
+    def _build_options(
+        self,
+        channel: Channel,
+        subcommands: list[str],
+        schema: list[dict[str, Any]] | None,
+        values: dict[str, Any],
+        focused: str | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        resolved: dict[str, Any] = {}
+        if subcommands:
+            if schema is None:
+                raise ControlError("sub-commands need the command tree to be synced first")
+            head = next(
+                (
+                    o
+                    for o in schema
+                    if o["name"] == subcommands[0] and o["type"] in (OPT_SUB_COMMAND, OPT_SUB_COMMAND_GROUP)
+                ),
+                None,
+            )
+            if head is None:
+                raise ControlError(f"no sub-command {subcommands[0]!r}")
+            inner, resolved = self._build_options(channel, subcommands[1:], head.get("options") or [], values, focused)
+            entry: dict[str, Any] = {"name": head["name"], "type": head["type"]}
+            if inner:
+                entry["options"] = inner
+            return [entry], resolved
+        if focused is not None and focused not in values:
+            raise ControlError(f"the focused option {focused!r} needs a (partial) value")
+        known = {o["name"]: o for o in schema} if schema is not None else None
+        built: list[dict[str, Any]] = []
+        for option_name, value in values.items():
+            if known is not None and option_name not in known:
+                raise ControlError(f"the command has no option {option_name!r} (known: {sorted(known)})")
+            option_type = known[option_name]["type"] if known is not None else _infer_option_type(value)
+            entry = {"name": option_name, "type": option_type}
+            if option_name == focused:
+                # Autocomplete sends whatever the member has typed so far, as typed.
+                entry["value"] = value
+                entry["focused"] = True
+            else:
+                entry["value"] = self._option_value(channel, option_type, value, resolved)
+                choices = known[option_name].get("choices") if known is not None else None
+                if choices and entry["value"] not in [choice["value"] for choice in choices]:
+                    raise ControlError(f"{value!r} is not one of the choices of {option_name!r}")
+            built.append(entry)
+        if known is not None and focused is None:
+            missing = [n for n, o in known.items() if o.get("required") and n not in values]
+            if missing:
+                raise ControlError(f"required options missing: {missing}")
+        return built, resolved
+
+    def _option_value(self, channel: Channel, option_type: int, value: Any, resolved: dict[str, Any]) -> Any:
+        guild = self.guilds[channel.guild_id]
+        if option_type == OPT_STRING:
+            return str(value)
+        if option_type == OPT_INTEGER:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ControlError(f"{value!r} is not an integer")
+            return value
+        if option_type == OPT_NUMBER:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ControlError(f"{value!r} is not a number")
+            return value
+        if option_type == OPT_BOOLEAN:
+            if not isinstance(value, bool):
+                raise ControlError(f"{value!r} is not a boolean")
+            return value
+        snowflake = int(value)
+        if option_type in (OPT_USER, OPT_MENTIONABLE) and snowflake in self.users:
+            resolved.setdefault("users", {})[str(snowflake)] = self.users[snowflake].payload()
+            member = guild.members.get(snowflake)
+            if member is not None:
+                perms = self.channel_permissions(channel, snowflake)
+                resolved.setdefault("members", {})[str(snowflake)] = member.payload(with_user=False, permissions=perms)
+            return str(snowflake)
+        if option_type in (OPT_ROLE, OPT_MENTIONABLE) and snowflake in guild.roles:
+            resolved.setdefault("roles", {})[str(snowflake)] = guild.roles[snowflake].payload()
+            return str(snowflake)
+        if option_type == OPT_CHANNEL and snowflake in self.channels:
+            target = self.channels[snowflake]
+            resolved.setdefault("channels", {})[str(snowflake)] = {
+                "id": str(target.id),
+                "name": target.name,
+                "type": target.type,
+                "permissions": str(self.channel_permissions(target, self.bot.id)),
+                "parent_id": None,
+            }
+            return str(snowflake)
+        raise ControlError(f"option type {option_type} with value {value!r} is not supported or not found")
+
+    def component_interaction(
+        self, message_id: int, custom_id: str, user_id: int, *, values: Sequence[str] | None, locale: str
+    ) -> Interaction:
+        message = self.message(message_id)
+        if message.deleted:
+            raise ControlError(f"message {message_id} was deleted", 404)
+        component = _find_component(message.components, custom_id)
+        if component is None:
+            raise ControlError(f"message {message_id} has no component with custom_id {custom_id!r}", 404)
+        if component.get("disabled"):
+            raise ControlError(f"component {custom_id!r} is disabled", 409)
+        if message.ephemeral and message.interaction_id is not None:
+            owner = self.interactions[message.interaction_id].user_id
+            if owner != user_id:
+                raise ControlError("only the member who received an ephemeral message can use its components", 403)
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
+        if component["type"] == 2:
+            if values is not None:
+                raise ControlError("a button takes no values")
+        else:
+            data["values"] = list(values or [])
+        channel = self.channels[message.channel_id]
+        return self._new_interaction(
+            kind=MESSAGE_COMPONENT, channel=channel, user_id=user_id, data=data, locale=locale, message=message
+        )
+
+    # --- interactions: REST (callback and webhooks) --------------------------------------------------------------
+
+    def callback(
+        self, interaction_id: int, token: str, body: dict[str, Any], uploads: Sequence[Upload]
+    ) -> tuple[Interaction, Message | None]:
+        """The first response to an interaction. Returns the interaction and the message it created or changed."""
+        interaction = self.interactions.get(interaction_id)
+        if interaction is None or not secrets.compare_digest(interaction.token, token):
+            raise errors.unknown_interaction()
+        if interaction.response is not None:
+            raise errors.already_acknowledged()
+        if self.clock.now() - interaction.created_at > RESPONSE_WINDOW:
+            raise errors.unknown_interaction()
+        callback_type = body.get("type")
+        if callback_type not in ALLOWED_CALLBACKS.get(interaction.type, set()):
+            raise errors.invalid_form_body(
+                {"type": errors.field_error("INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")}
+            )
+        data: dict[str, Any] = body.get("data") or {}
+        channel = self.channels[interaction.channel_id]
+        ephemeral = bool((data.get("flags") or 0) & rules.FLAG_EPHEMERAL)
+        message: Message | None = None
+        if callback_type == CHANNEL_MESSAGE:
+            message_type = MESSAGE_CHAT_INPUT_COMMAND if interaction.type == APPLICATION_COMMAND else MESSAGE_DEFAULT
+            message = self._create_message(
+                channel,
+                data,
+                uploads,
+                allowed_flags=rules.INTERACTION_FLAGS,
+                interaction=interaction,
+                message_type=message_type,
+            )
+            interaction.original_message_id = message.id
+        elif callback_type == DEFERRED_CHANNEL_MESSAGE:
+            message_type = MESSAGE_CHAT_INPUT_COMMAND if interaction.type == APPLICATION_COMMAND else MESSAGE_DEFAULT
+            flags = (data.get("flags") or 0) & rules.FLAG_EPHEMERAL
+            message = self._create_message(
+                channel,
+                {"flags": flags},
+                (),
+                allowed_flags=rules.INTERACTION_FLAGS,
+                interaction=interaction,
+                message_type=message_type,
+                extra_flags=rules.FLAG_LOADING,
+                creating=False,
+            )
+            interaction.original_message_id = message.id
+        elif callback_type == UPDATE_MESSAGE:
+            target = self.messages[interaction.message_id or 0]
+            message = self._edit_message(target, data, uploads, allowed_flags=rules.INTERACTION_FLAGS)
+        elif callback_type == DEFERRED_UPDATE_MESSAGE:
+            message = None
+        elif callback_type == AUTOCOMPLETE_RESULT:
+            rules.check_choices(data.get("choices", []))
+            interaction.choices = list(data.get("choices", []))
+        elif callback_type == MODAL:
+            interaction.modal = data
+        interaction.response = Response(type=callback_type, data=data, ephemeral=ephemeral, at=self.clock.now())
+        self.touch()
+        return interaction, message
+
+    def callback_body(self, interaction: Interaction, message: Message | None) -> dict[str, Any]:
+        """The InteractionCallbackResponse discord.py reads when it asks `?with_response=true`."""
+        assert interaction.response is not None
+        summary: dict[str, Any] = {"id": str(interaction.id), "type": interaction.type}
+        resource: dict[str, Any] = {"type": interaction.response.type}
+        if message is not None:
+            summary["response_message_id"] = str(message.id)
+            summary["response_message_loading"] = bool(message.flags & rules.FLAG_LOADING)
+            summary["response_message_ephemeral"] = message.ephemeral
+            resource["message"] = self.message_payload(message)
+        return {"interaction": summary, "resource": resource}
+
+    def _webhook_interaction(self, application_id: int, token: str) -> Interaction:
+        interaction = self.interactions_by_token.get(token)
+        if interaction is None or application_id != self.application_id:
+            raise errors.unknown_webhook()
+        if self.clock.now() - interaction.created_at > TOKEN_LIFETIME:
+            raise errors.invalid_webhook_token()
+        return interaction
+
+    def followup(self, application_id: int, token: str, body: dict[str, Any], uploads: Sequence[Upload]) -> Message:
+        interaction = self._webhook_interaction(application_id, token)
+        if interaction.response is None:
+            raise errors.unknown_webhook()
+        original = self.messages.get(interaction.original_message_id or 0)
+        if (
+            interaction.response.type == DEFERRED_CHANNEL_MESSAGE
+            and original is not None
+            and original.flags & rules.FLAG_LOADING
+        ):
+            # The first followup after a "thinking" defer replaces the loading message (its ephemerality stays).
+            body = dict(body)
+            body.pop("flags", None)
+            return self._edit_message(original, body, uploads, allowed_flags=rules.INTERACTION_FLAGS)
+        channel = self.channels[interaction.channel_id]
+        message = self._create_message(
+            channel, body, uploads, allowed_flags=rules.INTERACTION_FLAGS, interaction=interaction
+        )
+        interaction.followup_ids.append(message.id)
+        self.touch()
+        return message
+
+    def webhook_message(self, application_id: int, token: str, message_ref: str) -> tuple[Interaction, Message]:
+        interaction = self._webhook_interaction(application_id, token)
+        if interaction.response is None:
+            raise errors.unknown_webhook()
+        if message_ref == "@original":
+            message_id = interaction.original_message_id
+            if message_id is None and interaction.response.type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
+                message_id = interaction.message_id
+        else:
+            message_id = int(message_ref)
+            if message_id not in (*interaction.followup_ids, interaction.original_message_id, interaction.message_id):
+                raise errors.unknown_message()
+        message = self.messages.get(message_id or 0)
+        if message is None or message.deleted:
+            raise errors.unknown_message()
+        return interaction, message
+
+    def edit_webhook_message(
+        self, application_id: int, token: str, message_ref: str, body: dict[str, Any], uploads: Sequence[Upload]
+    ) -> Message:
+        _, message = self.webhook_message(application_id, token, message_ref)
+        return self._edit_message(message, body, uploads, allowed_flags=rules.INTERACTION_FLAGS)
+
+    def delete_webhook_message(self, application_id: int, token: str, message_ref: str) -> None:
+        _, message = self.webhook_message(application_id, token, message_ref)
+        self._delete_message(message)
+
+    # --- commands ------------------------------------------------------------------------------------------------
+
+    def overwrite_commands(self, application_id: int, guild_id: int | None, payload: Any) -> list[Command]:
+        if application_id != self.application_id:
+            raise errors.ApiError(403, 50001, "Missing Access")
+        if guild_id is not None and guild_id not in self.guilds:
+            raise errors.unknown_guild()
+        if not isinstance(payload, list):
+            raise errors.invalid_form_body({"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be an array"}]})
+        if len(payload) > 100:
+            raise errors.too_long([], 100)
+        for index, raw in enumerate(payload):
+            rules.check_command(raw, index)
+        existing = {(c.name, c.type): c for c in self.commands.values() if c.guild_id == guild_id}
+        for command in existing.values():
+            del self.commands[command.id]
+        result = []
+        for raw in payload:
+            kind = int(raw.get("type", 1))
+            previous = existing.get((raw["name"], kind))
+            command = Command(
+                id=previous.id if previous else self.ids.next(),
+                application_id=self.application_id,
+                guild_id=guild_id,
+                name=raw["name"],
+                type=kind,
+                description=raw.get("description", ""),
+                options=list(raw.get("options") or []),
+                raw=dict(raw),
+                version=self.ids.next(),
+            )
+            self.commands[command.id] = command
+            result.append(command)
+        self.touch()
+        log.info("commands synced for %s: %s", guild_id or "global", [c.name for c in result])
+        return result
+
+    def upsert_command(self, application_id: int, guild_id: int | None, raw: Any) -> Command:
+        if application_id != self.application_id:
+            raise errors.missing_access()
+        rules.check_command(raw, 0)
+        others = [
+            c.raw
+            for c in self.commands.values()
+            if c.guild_id == guild_id and (c.name, c.type) != (raw["name"], int(raw.get("type", 1)))
+        ]
+        commands = self.overwrite_commands(application_id, guild_id, [*others, raw])
+        return next(c for c in commands if c.name == raw["name"])
+
+    def scoped_commands(self, application_id: int, guild_id: int | None) -> list[Command]:
+        if application_id != self.application_id:
+            raise errors.missing_access()
+        if guild_id is not None and guild_id not in self.guilds:
+            raise errors.unknown_guild()
+        return [c for c in self.commands.values() if c.guild_id == guild_id]
+
+
+def _exact_overwrite(target_id: int, permissions: int) -> Overwrite:
+    """A member overwrite that leaves the target with exactly `permissions` in the channel."""
+    return Overwrite(id=target_id, type=OVERWRITE_MEMBER, allow=permissions, deny=ALL_PERMISSIONS & ~permissions)
+
+
+def _owners(guild_id: int | None) -> dict[str, str]:
+    return {"0": str(guild_id)} if guild_id is not None else {}
+
+
+def _infer_option_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return OPT_BOOLEAN
+    if isinstance(value, int):
+        return OPT_INTEGER
+    if isinstance(value, float):
+        return OPT_NUMBER
+    if isinstance(value, str):
+        return OPT_STRING
+    raise ControlError(f"cannot tell the option type of {value!r}; sync the command tree first")
+
+
+def _find_component(components: list[dict[str, Any]], custom_id: str) -> dict[str, Any] | None:
+    for component in components:
+        if component.get("custom_id") == custom_id:
+            return component
+        found = _find_component(component.get("components") or [], custom_id)
+        if found is not None:
+            return found
+        accessory = component.get("accessory")
+        if isinstance(accessory, dict) and accessory.get("custom_id") == custom_id:
+            return accessory
+    return None
+
+
+def _describe_file(filename: str, data: bytes) -> tuple[str | None, int | None, int | None]:
+    """Content type and, for images, their size in pixels (what Discord reports for an upload)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            mime = Image.MIME.get(image.format or "")
+            return mime, image.width, image.height
+    except (UnidentifiedImageError, OSError, ValueError):
+        guessed, _ = mimetypes.guess_type(filename)
+        return guessed, None, None
