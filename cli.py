@@ -1,4 +1,5 @@
-"""The `runpod-bot` command line: `run` starts the bot, `check` validates the configuration."""
+"""The `runpod-bot` command line: `run` starts the bot, `check` validates the configuration, `emulator` serves a
+local RunPod endpoint for development."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the Discord bot")
     commands.add_parser("check", help="validate the configuration and check that Redis answers")
+    # The emulator parses its own options (the same as `python -m runpod_client.emulator`); `add_help=False` lets
+    # `runpod-bot emulator --help` show them.
+    commands.add_parser(
+        "emulator", help="serve a local RunPod endpoint (options: runpod-bot emulator --help)", add_help=False
+    )
     return parser
 
 
@@ -40,9 +46,17 @@ async def check(settings: Settings) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "emulator" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
         return bot.main()
+    if args.command == "emulator":
+        # Imported here: the bot itself never loads the emulator (nor Pillow's drawing code).
+        from runpod_client.emulator.__main__ import main as emulator_main
+
+        return emulator_main(extra, prog="runpod-bot emulator")
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -1,0 +1,353 @@
+"""Worker personalities: what an emulated worker returns, in the output shapes of the common image workers.
+
+A job's personality is the scenario's default, or chosen per job by `input["emulator"]["personality"]` or by a
+`[emulator:NAME]` token anywhere in the input's text (the prompt, a ComfyUI workflow).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runpod_client.emulator.config import Duration, ProgressStyle, Scenario, sample
+
+MAX_IMAGES = 4
+PROMPT_TOKEN = re.compile(r"\[emulator:([a-z0-9-]+)\]")
+COUNT_KEYS = ("num_images", "num_outputs", "batch_size")
+PNG_DATA_URI_PREFIX = "data:image/png;base64,"
+FLUX_COST = 0.0025
+MAX_SEED = 2**32
+
+
+class Outcome(StrEnum):
+    """How a job of this personality ends."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    NO_OUTPUT = "no_output"  # COMPLETED without `output`: the result was over RunPod's size limit
+    HANG = "hang"  # never finishes: ends TIMED_OUT at the policy's executionTimeout
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    """One drawn PNG and its seed."""
+
+    data: bytes
+    seed: int
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    @property
+    def data_uri(self) -> str:
+        return PNG_DATA_URI_PREFIX + self.base64
+
+
+@dataclass(frozen=True)
+class OutputContext:
+    """What a shape needs: the images, a way to publish one at a URL, and the job's parameters."""
+
+    images: list[RenderedImage]
+    publish: Callable[[bytes], str]
+    parameters: dict[str, Any]
+    generation_time_s: float
+
+
+Shape = Callable[[OutputContext], Any]
+ErrorBuilder = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Personality:
+    """One kind of worker: its outcome, its output shape or error, and whether it reports progress."""
+
+    name: str
+    description: str
+    outcome: Outcome = Outcome.COMPLETED
+    shape: Shape | None = None
+    error: ErrorBuilder | None = None
+    failed_output: Any = None
+    progress: bool = True
+    max_images: int = MAX_IMAGES
+    oversized: bool = False
+
+
+def _sd_v1_url(ctx: OutputContext) -> Any:
+    return [{"image": ctx.publish(image.data), "seed": image.seed} for image in ctx.images]
+
+
+def _sd_v1_base64(ctx: OutputContext) -> Any:
+    return [{"image": image.base64, "seed": image.seed} for image in ctx.images]
+
+
+def _sdxl(ctx: OutputContext) -> Any:
+    images = [image.data_uri for image in ctx.images]
+    return {"images": images, "image_url": images[0], "seed": ctx.images[0].seed}
+
+
+def _sdxl_bucket(ctx: OutputContext) -> Any:
+    urls = [ctx.publish(image.data) for image in ctx.images]
+    return {"images": urls, "image_url": urls[0], "seed": ctx.images[0].seed}
+
+
+def _sdxl_turbo(ctx: OutputContext) -> Any:
+    return {
+        "images": [{"image": image.base64, "seed": image.seed} for image in ctx.images],
+        "generation_time": round(ctx.generation_time_s, 3),
+        "parameters": ctx.parameters,
+    }
+
+
+def _bare_base64(ctx: OutputContext) -> Any:
+    return ctx.images[0].base64
+
+
+def _comfyui(ctx: OutputContext) -> Any:
+    return {
+        "images": [
+            {"filename": f"ComfyUI_{index + 1:05d}_.png", "type": "base64", "data": image.base64}
+            for index, image in enumerate(ctx.images)
+        ]
+    }
+
+
+def _comfyui_s3(ctx: OutputContext) -> Any:
+    return {
+        "images": [
+            {"filename": f"ComfyUI_{index + 1:05d}_.png", "type": "s3_url", "data": ctx.publish(image.data)}
+            for index, image in enumerate(ctx.images)
+        ]
+    }
+
+
+def _comfyui_no_images(ctx: OutputContext) -> Any:
+    return {"status": "success_no_images", "images": []}
+
+
+def _comfyui_legacy(ctx: OutputContext) -> Any:
+    return {"status": "success", "message": ctx.images[0].base64}
+
+
+def _comfyui_legacy_url(ctx: OutputContext) -> Any:
+    return {"status": "success", "message": ctx.publish(ctx.images[0].data)}
+
+
+def _a1111(ctx: OutputContext) -> Any:
+    seeds = [image.seed for image in ctx.images]
+    info = {"prompt": ctx.parameters.get("prompt", ""), "seed": seeds[0], "all_seeds": seeds}
+    return {"images": [image.base64 for image in ctx.images], "parameters": ctx.parameters, "info": json.dumps(info)}
+
+
+def _flux(ctx: OutputContext) -> Any:
+    return {"image_url": ctx.publish(ctx.images[0].data), "cost": FLUX_COST}
+
+
+def _plain_error(worker_id: str) -> Any:
+    return "CUDA out of memory. Tried to allocate 2.50 GiB (GPU 0; 23.69 GiB total capacity)"
+
+
+def _json_error(worker_id: str) -> Any:
+    # What the RunPod SDK reports when the handler raised.
+    return json.dumps(
+        {
+            "error_type": "<class 'ValueError'>",
+            "error_message": "width and height must be multiples of 8",
+            "error_traceback": (
+                "Traceback (most recent call last):\n"
+                '  File "/handler.py", line 42, in handler\n'
+                "    check_size(job_input)\n"
+                "ValueError: width and height must be multiples of 8\n"
+            ),
+            "hostname": worker_id,
+            "worker_id": worker_id,
+            "runpod_version": "1.7.9",
+        }
+    )
+
+
+LIST_ERRORS = [
+    "Prompt outputs failed validation",
+    "CheckpointLoaderSimple: Value not in list: ckpt_name: 'missing.safetensors'",
+]
+
+
+def _list_error(worker_id: str) -> Any:
+    return list(LIST_ERRORS)
+
+
+_ALL = (
+    Personality("sdxl", "worker-sdxl: images as data URIs, image_url, seed", shape=_sdxl),
+    Personality("sdxl-bucket", "worker-sdxl with a bucket: images as URLs", shape=_sdxl_bucket),
+    Personality("sd-v1", "old stable-diffusion-v1: a list of {image: URL, seed}", shape=_sd_v1_url),
+    Personality("sd-v1-base64", "worker-stable_diffusion_v1: a list of {image: base64, seed}", shape=_sd_v1_base64),
+    Personality("sdxl-turbo", "new worker-sdxl-turbo: images as {image, seed}, generation_time", shape=_sdxl_turbo),
+    Personality("sdxl-turbo-old", "old worker-sdxl-turbo: a bare base64 string", shape=_bare_base64, max_images=1),
+    Personality("comfyui", "worker-comfyui 5.x: images as {filename, type: base64, data}", shape=_comfyui),
+    Personality("comfyui-s3", "worker-comfyui 5.x with S3: {filename, type: s3_url, data}", shape=_comfyui_s3),
+    Personality("comfyui-no-images", "worker-comfyui 5.x that produced nothing", shape=_comfyui_no_images),
+    Personality(
+        "comfyui-legacy", "worker-comfyui before 5: {status, message: base64}", shape=_comfyui_legacy, max_images=1
+    ),
+    Personality(
+        "comfyui-legacy-url", "worker-comfyui before 5: {status, message: URL}", shape=_comfyui_legacy_url, max_images=1
+    ),
+    Personality("a1111", "A1111 workers: images as raw base64, parameters, info JSON", shape=_a1111),
+    Personality("flux", "public Flux endpoints: {image_url, cost}", shape=_flux, max_images=1),
+    Personality("no-progress", "worker-sdxl output, but no progress while running", shape=_sdxl, progress=False),
+    Personality(
+        "oversized", "a PNG of oversized_bytes (25 MB) behind image_url", shape=_flux, max_images=1, oversized=True
+    ),
+    Personality("fail-plain", "FAILED with a plain error string", outcome=Outcome.FAILED, error=_plain_error),
+    Personality(
+        "fail-json",
+        "FAILED with a JSON-encoded error (error_message, traceback)",
+        outcome=Outcome.FAILED,
+        error=_json_error,
+    ),
+    Personality(
+        "fail-list",
+        "FAILED with a list of errors, and output",
+        outcome=Outcome.FAILED,
+        error=_list_error,
+        failed_output={"errors": LIST_ERRORS},
+    ),
+    Personality("completed-no-output", "COMPLETED without output (over the size limit)", outcome=Outcome.NO_OUTPUT),
+    Personality("hang", "never finishes: TIMED_OUT at the policy's executionTimeout", outcome=Outcome.HANG),
+)
+PERSONALITIES: dict[str, Personality] = {personality.name: personality for personality in _ALL}
+
+
+class JobOptions(BaseModel):
+    """Per-job settings from `input["emulator"]`, overriding the scenario for this job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    personality: str | None = None
+    execution_s: Duration | None = None
+    steps: int | None = Field(default=None, ge=1)
+    progress: ProgressStyle | None = None
+    images: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
+    image_bytes: int | None = Field(default=None, ge=1)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything decided about a job when it is submitted."""
+
+    personality: Personality
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    images: int
+    execution_s: float
+    steps: int
+    progress: ProgressStyle
+    min_bytes: int = 0
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+class InvalidJobInput(ValueError):
+    """The input asks the emulator for something it does not know; the message says what."""
+
+
+def plan_job(job_input: dict[str, Any], scenario: Scenario, rng: random.Random) -> JobPlan:
+    """Decide the personality, timings, prompt, seed and size of a job from its input and the scenario."""
+    raw_options = job_input.get("emulator", {})
+    try:
+        options = JobOptions.model_validate(raw_options if raw_options is not None else {})
+    except ValidationError as exc:
+        raise InvalidJobInput(f"input.emulator is invalid: {exc.errors()[0]['msg']}") from None
+    name = options.personality or _prompt_token(job_input) or scenario.personality
+    personality = PERSONALITIES.get(name)
+    if personality is None:
+        raise InvalidJobInput(f"unknown emulator personality {name!r}; known: {', '.join(PERSONALITIES)}")
+    prompt = _prompt(job_input)
+    seed = _first_int(job_input, ("seed", "noise_seed"))
+    if seed is None:
+        seed = rng.randrange(MAX_SEED)
+    width = _int_or(job_input.get("width"), scenario.image_size)
+    height = _int_or(job_input.get("height"), scenario.image_size)
+    count = options.images or _int_or(next((job_input[k] for k in COUNT_KEYS if k in job_input), None), 1)
+    count = max(1, min(count, personality.max_images))
+    min_bytes = options.image_bytes or (scenario.oversized_bytes if personality.oversized else 0)
+    progress = options.progress or scenario.progress
+    if not personality.progress:
+        progress = ProgressStyle.NONE
+    steps = options.steps or _int_or(job_input.get("num_inference_steps", job_input.get("steps")), scenario.steps)
+    return JobPlan(
+        personality=personality,
+        prompt=prompt,
+        seed=seed,
+        width=width,
+        height=height,
+        images=count,
+        execution_s=sample(options.execution_s if options.execution_s is not None else scenario.execution_s, rng),
+        steps=max(1, min(steps, 1000)),
+        progress=progress,
+        min_bytes=min_bytes,
+        parameters={"prompt": prompt, "seed": seed, "width": width, "height": height, "num_images": count},
+    )
+
+
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    if depth > 8:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, depth + 1)
+
+
+def _prompt_token(job_input: dict[str, Any]) -> str | None:
+    for text in _strings(job_input):
+        match = PROMPT_TOKEN.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _prompt(job_input: dict[str, Any]) -> str:
+    prompt = job_input.get("prompt")
+    if isinstance(prompt, str):
+        return prompt
+    # A ComfyUI workflow: the first text-encoder node's text.
+    workflow = job_input.get("workflow")
+    if isinstance(workflow, dict):
+        for node in workflow.values():
+            inputs = node.get("inputs") if isinstance(node, dict) else None
+            if isinstance(inputs, dict) and isinstance(inputs.get("text"), str):
+                return str(inputs["text"])
+    return ""
+
+
+def _first_int(value: Any, keys: tuple[str, ...], depth: int = 0) -> int | None:
+    """The first non-negative integer under one of `keys`, searching nested dicts (a ComfyUI KSampler's seed)."""
+    if depth > 4 or not isinstance(value, dict):
+        return None
+    for key in keys:
+        found = value.get(key)
+        if isinstance(found, int) and not isinstance(found, bool) and found >= 0:
+            return found
+    for item in value.values():
+        nested = _first_int(item, keys, depth + 1)
+        if nested is not None:
+            return nested
+    return None
+
+
+def _int_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
