@@ -33,12 +33,12 @@ class Snowflakes:
         self._clock = clock
         self._last = 0
 
-    def next(self, *, distinct_ms: bool = False) -> int:
-        """A new id; `distinct_ms` gives it its own millisecond, which spreads guilds over shards."""
-        ms = int(self._clock.now().timestamp() * 1000) - DISCORD_EPOCH_MS
-        candidate = ms << 22
-        floor = ((self._last >> 22) + 1) << 22 if distinct_ms else self._last + 1
-        self._last = max(candidate, floor)
+    def now_ms(self) -> int:
+        """Milliseconds since Discord's epoch, by the fake's clock."""
+        return int(self._clock.now().timestamp() * 1000) - DISCORD_EPOCH_MS
+
+    def next(self) -> int:
+        self._last = max(self.now_ms() << 22, self._last + 1)
         return self._last
 
 

@@ -85,6 +85,8 @@ MESSAGE_CHAT_INPUT_COMMAND = 20
 OPT_SUB_COMMAND, OPT_SUB_COMMAND_GROUP, OPT_STRING, OPT_INTEGER, OPT_BOOLEAN = 1, 2, 3, 4, 5
 OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER = 6, 7, 8, 9, 10
 
+GUILD_WORKER_BITS = 1 << 17
+
 USER_MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
 
@@ -126,6 +128,7 @@ class World:
         self.interactions_by_token: dict[str, Interaction] = {}
         self.commands: dict[int, Command] = {}
         self.recommended_shards = 1
+        self._next_guild_ms = self.ids.now_ms()
         self.touch()
 
     # --- change notification -------------------------------------------------------------------------------------
@@ -249,7 +252,10 @@ class World:
         self, name: str, *, premium_tier: int = 0, owner_id: int | None = None, locale: str = "en-US"
     ) -> Guild:
         now = self.clock.now()
-        guild_id = self.ids.next(distinct_ms=True)
+        # Consecutive guilds get consecutive milliseconds, so the k-th guild lands on shard k % shard_count.
+        # Worker bits of 1 keep these ids apart from the generator's, whose low bits count from 0.
+        guild_id = (self._next_guild_ms << 22) | GUILD_WORKER_BITS
+        self._next_guild_ms += 1
         if owner_id is None:
             owner = User(id=self.ids.next(), username=f"owner-of-{name}".lower().replace(" ", "-"))
             self.users[owner.id] = owner
