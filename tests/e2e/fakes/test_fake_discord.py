@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.fakes.conftest import Place, png, run_probe
 from tests.e2e.fakes.tinybot import TinyBot
-from tests.fakes.discord import ControlError, FakeDiscordDriver
+from tests.fakes.discord import ControlError, FakeDiscordDriver, running_client
 
 EPHEMERAL = 1 << 6
 
@@ -210,3 +210,64 @@ async def test_interaction_carries_member_channel_and_limits(
     assert interaction.filesize_limit == 10 * 1024 * 1024
     permissions = interaction.app_permissions
     assert (permissions.send_messages, permissions.attach_files, permissions.embed_links) == (True, True, True)
+
+
+async def test_select_menu_choice_reaches_its_callback(driver: FakeDiscordDriver, place: Place, tiny: TinyBot) -> None:
+    """Choosing in a select menu delivers the chosen values to the view's callback."""
+    interaction = await driver.invoke_command(place.channel_id, place.member_id, "menu")
+    menu = await driver.wait_for_original(interaction["id"])
+    choice = await driver.select(menu["id"], "menu:size", place.member_id, ["768x768"])
+    answer = await driver.wait_for_original(choice["id"])
+    assert answer["content"] == "chose 768x768"
+    assert answer["ephemeral"]
+
+
+async def test_response_can_be_edited_and_deleted_with_the_token(
+    driver: FakeDiscordDriver, place: Place, tiny: TinyBot
+) -> None:
+    """Within the token's life the bot edits its response (adding a file) and then deletes it."""
+    image = png("purple")
+    original_ids: list[int] = []
+
+    async def edit_then_delete(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("working")
+        message = await interaction.edit_original_response(
+            content="here it is", attachments=[discord.File(io.BytesIO(image), "art.png")]
+        )
+        original_ids.append(message.id)
+        await interaction.delete_original_response()
+
+    _, outcome = await run_probe(driver, place, tiny, edit_then_delete)
+    assert outcome.error is None
+    message = await driver.message(original_ids[0])
+    assert [version["content"] for version in message["history"]] == ["working", "here it is"]
+    assert await driver.attachment_bytes(message["history"][-1]["attachments"][0]["url"]) == image
+    assert message["deleted"]
+
+
+async def test_modal_response_is_recorded(driver: FakeDiscordDriver, place: Place, tiny: TinyBot) -> None:
+    """A modal sent in answer to a command is recorded with its title and fields."""
+
+    async def ask(interaction: discord.Interaction) -> None:
+        modal = discord.ui.Modal(title="Describe your image", custom_id="describe")
+        modal.add_item(discord.ui.TextInput(label="Prompt", custom_id="prompt"))
+        await interaction.response.send_modal(modal)
+
+    interaction, outcome = await run_probe(driver, place, tiny, ask)
+    assert outcome.error is None
+    answered = await driver.interaction(interaction["id"])
+    assert answered["response"] is not None
+    assert answered["response"]["type"] == 9
+    assert answered["modal"] is not None
+    assert answered["modal"]["title"] == "Describe your image"
+
+
+async def test_guild_synced_commands_are_invoked_as_guild_commands(driver: FakeDiscordDriver, place: Place) -> None:
+    """Commands synced to one guild (as with DEV_GUILD_ID) are found there and answered."""
+    bot = TinyBot(dev_guild_id=place.guild_id)
+    async with running_client(bot, place.info["bot_token"]):
+        assert await driver.commands() == []
+        assert "echo" in {command["name"] for command in await driver.commands(place.guild_id)}
+        interaction = await driver.invoke_command(place.channel_id, place.member_id, "echo", {"text": "guild"})
+        assert interaction["data"]["guild_id"] == str(place.guild_id)
+        assert (await driver.wait_for_original(interaction["id"]))["content"] == "'guild' 1 False"

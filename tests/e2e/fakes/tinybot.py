@@ -70,6 +70,14 @@ class CancelButton(
         await interaction.response.edit_message(content=f"job {self.job_id} cancelled", view=None)
 
 
+class SizeMenu(discord.ui.Select[discord.ui.View]):
+    def __init__(self) -> None:
+        super().__init__(custom_id="menu:size", options=[discord.SelectOption(label=size) for size in SIZES[:3]])
+
+    async def callback(self, interaction: discord.Interaction) -> Any:
+        await interaction.response.send_message(f"chose {', '.join(self.values)}", ephemeral=True)
+
+
 def install_commands(tree: app_commands.CommandTree[Any], probes: Probes) -> None:
     """The tiny bot's slash commands."""
 
@@ -105,6 +113,12 @@ def install_commands(tree: app_commands.CommandTree[Any], probes: Probes) -> Non
     async def pick_size(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=size, value=size) for size in SIZES if size.startswith(current)]
 
+    @tree.command(description="Offer a size menu")
+    async def menu(interaction: discord.Interaction) -> None:
+        view = discord.ui.View(timeout=60)
+        view.add_item(SizeMenu())
+        await interaction.response.send_message("pick a size", view=view)
+
     @tree.command(description="Run the test's probe")
     async def probe(interaction: discord.Interaction) -> None:
         await probes.run(interaction)
@@ -120,16 +134,22 @@ def tiny_intents() -> discord.Intents:
 class TinyBot(commands.Bot):
     """The tiny bot: syncs its commands on start and counts its resumes."""
 
-    def __init__(self, *, sync: bool = True) -> None:
+    def __init__(self, *, sync: bool = True, dev_guild_id: int | None = None) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=tiny_intents(), guild_ready_timeout=0.05)
         self.probes = Probes()
         self.sync_commands = sync
+        self.dev_guild_id = dev_guild_id
         self.resumed = asyncio.Event()
 
     async def setup_hook(self) -> None:
         install_commands(self.tree, self.probes)
         self.add_dynamic_items(CancelButton)
-        if self.sync_commands:
+        if self.dev_guild_id is not None:
+            # What the real bot does with DEV_GUILD_ID: the global commands, copied to one guild and synced there.
+            guild = discord.Object(id=self.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        elif self.sync_commands:
             await self.tree.sync()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:

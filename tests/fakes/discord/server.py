@@ -11,7 +11,7 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 from tests.fakes.discord import present
-from tests.fakes.discord.clock import iso
+from tests.fakes.discord.clock import Clock, iso
 from tests.fakes.discord.control import register_control_routes
 from tests.fakes.discord.driver import FakeDiscordDriver
 from tests.fakes.discord.errors import ControlError
@@ -53,10 +53,11 @@ class FakeDiscord(FakeDiscordDriver):
         port: int = 0,
         token: str = DEFAULT_TOKEN,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.world = World(token=token)
+        self.world = World(token=token, clock=clock)
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
         self.rest = RestApi(self.world, self.gateway)
         self.app = web.Application(middlewares=[self.rest.middleware], client_max_size=MAX_BODY)
