@@ -315,3 +315,14 @@ async def test_json_replies_have_the_exact_content_type(place: Place) -> None:
         for path in ("/users/@me", "/no/such/route"):
             async with http.get(place.info["api_base_url"] + path) as response:
                 assert response.headers["Content-Type"] == "application/json"
+
+
+async def test_injected_error_is_answered_once(driver: FakeDiscordDriver, place: Place, tiny: TinyBot) -> None:
+    """An injected failure answers the matching request as configured, and the next one succeeds."""
+    await driver.inject_error(status=403, code=50013, message="Missing Permissions", method="POST", path="/messages$")
+    channel = text_channel(tiny, place)
+    with pytest.raises(discord.Forbidden) as caught:
+        await channel.send("first try")
+    assert caught.value.code == 50013
+    await channel.send("second try")
+    assert [m["content"] for m in await driver.channel_messages(place.channel_id)] == ["second try"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -22,13 +23,23 @@ class FakeDiscordProcess:
     """`python -m tests.fakes.discord` as a child process; `start()` returns once it listens.
 
     Usable from any thread or event loop (it is a plain `subprocess.Popen`); drive it with
-    `FakeDiscordControl(process.control_url)`.
+    `FakeDiscordControl(process.control_url)`. Its logs go to `log_file` (appended), or to this process's stderr.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        log_file: Path | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
         self.host = host
         self.port = port
         self.token = token
+        self.log_file = log_file
+        self.log_level = log_level
         self._process: subprocess.Popen[str] | None = None
         self._info: InfoView | None = None
 
@@ -58,10 +69,16 @@ class FakeDiscordProcess:
 
     def start(self, *, timeout: float = 15.0) -> InfoView:
         command = [sys.executable, "-m", "tests.fakes.discord", "--host", self.host, "--port", str(self.port)]
+        command += ["--log-level", self.log_level]
         if self.token is not None:
             command += ["--token", self.token]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=env)
+        with contextlib.ExitStack() as stack:
+            # The child keeps its own handle on the log file; ours can close once it has started.
+            stderr = stack.enter_context(self.log_file.open("ab")) if self.log_file is not None else None
+            self._process = subprocess.Popen(
+                command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
+            )
         self._info = self._await_ready(self._process, timeout)
         return self._info
 
