@@ -17,12 +17,21 @@ import discord
 import redis.asyncio as aioredis
 import yarl
 from discord.ext import commands
+from pydantic import SecretStr
 
+from jobs.notifier import Notifier
+from jobs.policy import PollPolicy
+from jobs.poller import Poller, PollerSettings
+from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
+from jobs.service import JobService, RunSettings
 from jobs.tasks import spawn
 from logs import configure_logging
-from settings import ConfigError, Settings, load_settings, log_level_number
+from runpod_client import RunPodClient
+from runpod_client.outputs import FetchPolicy
+from settings import ConfigError, Settings, describe_problems, load_settings, log_level_number
 from storage.connection import RedisUnavailableError, open_redis
 from storage.embedded import EmbeddedRedisError
+from storage.store import JobStore, Limits, StoreConfig
 
 log = logging.getLogger("runpod_bot")
 
@@ -32,6 +41,91 @@ EXTENSIONS: tuple[str, ...] = ()
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True)
+class Core:
+    """The Discord-free core, built once per process from the settings."""
+
+    store: JobStore
+    catalog: ModelCatalog
+    clients: dict[str, RunPodClient]
+    service: JobService
+    policy: PollPolicy
+    poller_settings: PollerSettings
+    fetch_policy: FetchPolicy
+
+    def poller(self, notifier: Notifier, http: aiohttp.ClientSession) -> Poller:
+        return Poller(
+            self.store,
+            self.clients,
+            notifier,
+            http=http,
+            fetch_policy=self.fetch_policy,
+            policy=self.policy,
+            settings=self.poller_settings,
+        )
+
+
+def build_core(
+    settings: Settings,
+    redis: aioredis.Redis,
+    http: aiohttp.ClientSession,
+    *,
+    prefix: str | None = None,
+    catalog: ModelCatalog | None = None,
+) -> Core:
+    """Store, model catalog, one RunPod client per endpoint, service and poll policy, from the settings."""
+    if catalog is None:
+        catalog = load_models(settings)
+    if settings.runpod_api_key is None:
+        raise ConfigError(describe_problems(["RUNPOD_API_KEY"], []))
+    api_key = settings.runpod_api_key.get_secret_value()
+    store = JobStore(
+        redis,
+        StoreConfig(prefix=prefix or settings.redis_prefix, record_ttl_s=settings.job_record_ttl_days * 24 * 3600),
+    )
+    clients = {
+        endpoint_id: RunPodClient(http, endpoint_id, api_key, base_url=settings.runpod_base_url)
+        for endpoint_id in catalog.endpoint_ids
+    }
+    policy = PollPolicy(
+        first_poll_ms=settings.poll_first_ms,
+        queued_min_ms=settings.poll_queued_min_ms,
+        queued_max_ms=settings.poll_queued_max_ms,
+        running_min_ms=settings.poll_running_min_ms,
+        running_max_ms=settings.poll_running_max_ms,
+        jitter=settings.poll_jitter,
+    )
+    run_settings = RunSettings(
+        ttl_ms=settings.job_ttl_s * 1000,
+        execution_timeout_ms=settings.execution_timeout_s * 1000,
+        limits=Limits(
+            user_active=settings.user_active_jobs,
+            guild_active=settings.guild_active_jobs,
+            cooldown_ms=int(settings.user_cooldown_s * 1000),
+        ),
+    )
+    service = JobService(store, clients, catalog, policy=policy, run_settings=run_settings)
+    poller_settings = PollerSettings(
+        concurrency=settings.poll_concurrency, status_budget_per_s=settings.status_budget_per_s
+    )
+    fetch_policy = FetchPolicy(
+        max_bytes=settings.image_max_mb * 1024 * 1024,
+        allow_private=settings.allow_private_image_urls,
+        allow_loopback=settings.allow_private_image_urls,
+    )
+    return Core(store, catalog, clients, service, policy, poller_settings, fetch_policy)
+
+
+def load_models(settings: Settings) -> ModelCatalog:
+    """The models of MODELS_FILE, or one model on RUNPOD_ENDPOINT_ID when the file does not exist."""
+    if not settings.models_file.exists() and settings.runpod_endpoint_id is None:
+        raise ConfigError(describe_problems(["RUNPOD_ENDPOINT_ID (or a MODELS_FILE)"], []))
+    try:
+        return load_catalog(settings.models_file, settings.runpod_endpoint_id or "")
+    except ModelsFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -91,11 +185,17 @@ async def run(settings: Settings) -> int:
         stop_on_signals(bot)
         async with bot:
             try:
-                await bot.start(settings.discord_token.get_secret_value())
+                await bot.start(require_secret(settings.discord_token, "DISCORD_TOKEN"))
             except discord.LoginFailure:
                 log.error("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again.")
                 return EXIT_FAILURE
     return EXIT_OK
+
+
+def require_secret(value: SecretStr | None, name: str) -> str:
+    if value is None:
+        raise ConfigError(describe_problems([name], []))
+    return value.get_secret_value()
 
 
 def stop_on_signals(bot: RunpodBot) -> None:

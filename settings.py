@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,17 +31,40 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    discord_token: SecretStr
-    runpod_api_key: SecretStr
-    runpod_endpoint_id: Annotated[str, Field(min_length=1)]
+    # Required for `run`; commands that do not need one (the CLI's --local mode) leave it unset.
+    discord_token: SecretStr | None = None
+    runpod_api_key: SecretStr | None = None
+    runpod_endpoint_id: str | None = None
     runpod_base_url: str = DEFAULT_RUNPOD_BASE_URL
     redis_url: SecretStr | None = None
     redis_server_bin: Path | None = None
+    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "rpb"
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: LogLevel = "INFO"
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
+
+    # Models and jobs
+    models_file: Path = Path("models.toml")
+    user_active_jobs: Annotated[int, Field(ge=0)] = 2
+    guild_active_jobs: Annotated[int, Field(ge=0)] = 20
+    user_cooldown_s: Annotated[float, Field(ge=0)] = 5.0
+    job_ttl_s: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 3600
+    execution_timeout_s: Annotated[int, Field(ge=5, le=7 * 24 * 3600)] = 600
+    job_record_ttl_days: Annotated[int, Field(ge=1, le=365)] = 7
+    allow_private_image_urls: bool = False
+    image_max_mb: Annotated[int, Field(ge=1, le=500)] = 50
+
+    # Polling
+    poll_first_ms: Annotated[int, Field(ge=0)] = 2_000
+    poll_queued_min_ms: Annotated[int, Field(ge=100)] = 2_000
+    poll_queued_max_ms: Annotated[int, Field(ge=100)] = 15_000
+    poll_running_min_ms: Annotated[int, Field(ge=100)] = 500
+    poll_running_max_ms: Annotated[int, Field(ge=100)] = 5_000
+    poll_jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    poll_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
+    status_budget_per_s: Annotated[int, Field(ge=1, le=400)] = 160
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -48,6 +72,9 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator(
+        "discord_token",
+        "runpod_api_key",
+        "runpod_endpoint_id",
         "redis_url",
         "redis_server_bin",
         "discord_api_base_url",
@@ -67,29 +94,43 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """The secret values that must never appear in a log record or a message."""
-        values = [self.discord_token.get_secret_value(), self.runpod_api_key.get_secret_value()]
+        values = [secret.get_secret_value() for secret in (self.discord_token, self.runpod_api_key) if secret]
         return [value for value in values if value]
 
+    def missing(self, required: Iterable[str]) -> list[str]:
+        """The names (as environment variables) of required settings that are unset."""
+        return [name.upper() for name in required if getattr(self, name) is None]
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning every validation problem into one readable `ConfigError`."""
+
+# What `runpod-bot run` cannot start without.
+REQUIRED_FOR_RUN = ("discord_token", "runpod_api_key", "runpod_endpoint_id")
+# What talking to RunPod needs (the endpoint may instead come from models.toml, checked where it is read).
+REQUIRED_FOR_RUNPOD = ("runpod_api_key",)
+
+
+def load_settings(required: Iterable[str] = REQUIRED_FOR_RUN, **overrides: Any) -> Settings:
+    """Read the settings, turning every validation problem and missing value into one readable `ConfigError`."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    missing = settings.missing(required)
+    if missing:
+        raise ConfigError(describe_problems(missing, []))
+    return settings
 
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One message naming every missing or invalid variable, pointing at `.env.example`."""
-    missing: list[str] = []
     invalid: list[str] = []
     for error in exc.errors():
         name = "_".join(str(part) for part in error["loc"]).upper() or "?"
-        if error["type"] == "missing" or (error["type"] == "string_too_short" and not error.get("input")):
-            missing.append(name)
-        else:
-            # Never echo the input: it may be a secret.
-            invalid.append(f"{name}: {error['msg']}")
+        # Never echo the input: it may be a secret.
+        invalid.append(f"{name}: {error['msg']}")
+    return describe_problems([], invalid)
+
+
+def describe_problems(missing: list[str], invalid: list[str]) -> str:
     lines = ["The bot's configuration is incomplete."]
     if missing:
         lines.append("Missing required settings: " + ", ".join(missing) + ".")

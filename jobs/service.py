@@ -1,0 +1,226 @@
+"""`JobService`: submit and cancel jobs. Used by the Discord cogs and the command line alike.
+
+Submitting costs money, so the order of steps is deliberate:
+1. validate the request against the model (nothing is stored for an invalid request);
+2. create the record (idempotent per request id; quotas and cooldown checked atomically) under a submit lease;
+3. call `/run` exactly once (the client retries only when the request certainly did not reach RunPod);
+4. attach RunPod's id, which schedules the first poll.
+A crash between 2 and 4 leaves a SUBMITTING record; when its submit lease runs out the poller marks it
+SUBMIT_UNKNOWN and tells the member. It is never resubmitted blindly: that could pay for the same image twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from jobs.policy import PollPolicy
+from jobs.presets import ImageRequest, ModelCatalog, RequestOptions
+from runpod_client import Policy, RunPodClient
+from runpod_client.errors import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitedError,
+    RunPodError,
+    RunPodTransportError,
+)
+from storage.models import JobState, Requester, TrackedJob
+from storage.store import Claimed, JobStore, Limits, NewJob
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_MS = 24 * 3600 * 1000
+DEFAULT_EXECUTION_TIMEOUT_MS = 10 * 60 * 1000
+SUBMIT_UNKNOWN_REASON = (
+    "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
+    "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
+)
+
+
+class JobServiceError(Exception):
+    """A refusal a member should read."""
+
+
+class JobNotFoundError(JobServiceError):
+    def __init__(self, jid: str) -> None:
+        super().__init__(f"There is no job `{jid}` (it may have finished more than a week ago).")
+        self.jid = jid
+
+
+class NotAllowedError(JobServiceError):
+    """The actor may not act on this job."""
+
+
+class SubmitFailedError(JobServiceError):
+    """RunPod refused or could not take the job; the record is finished with this reason."""
+
+    def __init__(self, reason: str, job: TrackedJob) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.job = job
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every `/run` carries, and the admission limits."""
+
+    ttl_ms: int = DEFAULT_TTL_MS
+    execution_timeout_ms: int = DEFAULT_EXECUTION_TIMEOUT_MS
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An accepted request: the job as recorded and the resolved parameters."""
+
+    job: TrackedJob
+    request: ImageRequest
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancel did: `state` is the job's state when asked."""
+
+    job: TrackedJob
+    state: JobState
+    first_request: bool
+
+    @property
+    def was_live(self) -> bool:
+        return self.state.is_live
+
+
+WebhookFor = Callable[[TrackedJob], str | None]
+
+
+class JobService:
+    """Validates, admits, records and submits jobs; cancels them for their owner or a moderator."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        clients: Mapping[str, RunPodClient],
+        catalog: ModelCatalog,
+        *,
+        policy: PollPolicy | None = None,
+        run_settings: RunSettings | None = None,
+        webhook_for: WebhookFor | None = None,
+    ) -> None:
+        self.store = store
+        self.clients = clients
+        self.catalog = catalog
+        self.policy = policy or PollPolicy()
+        self.run_settings = run_settings or RunSettings()
+        self.webhook_for = webhook_for
+
+    async def submit(
+        self,
+        options: RequestOptions,
+        requester: Requester,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+    ) -> Submission:
+        """Validate, admit and submit; raises `InvalidRequestError`, quota errors or `SubmitFailedError`."""
+        model_config = self.catalog.get(model)
+        request = model_config.resolve(options)
+        created = await self.store.create(
+            NewJob(
+                jid=uuid.uuid4().hex[:16],
+                endpoint_id=model_config.endpoint_id,
+                model=model_config.name,
+                user_id=requester.user_id,
+                guild_id=requester.guild_id,
+                channel_id=requester.channel_id,
+                request_id=request_id,
+                request=request.as_dict(),
+            ),
+            self.run_settings.limits,
+        )
+        job = await self.store.get(created.jid)
+        if job is None:  # pragma: no cover - the record was written in the same call
+            raise JobNotFoundError(created.jid)
+        if created.duplicate:
+            return Submission(job=job, request=ImageRequest.from_dict(job.request), duplicate=True)
+        client = self.clients[model_config.endpoint_id]
+        policy = Policy(ttl=self.run_settings.ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)
+        webhook = self.webhook_for(job) if self.webhook_for else None
+        try:
+            accepted = await client.run(model_config.build_input(request), webhook=webhook, policy=policy)
+        except RunPodTransportError as exc:
+            if exc.maybe_sent:
+                log.warning("job %s: /run outcome unknown: %s", job.jid, exc)
+                raise SubmitFailedError(
+                    SUBMIT_UNKNOWN_REASON, await self._finish(job, created.token, JobState.SUBMIT_UNKNOWN)
+                ) from None
+            reason = "RunPod could not be reached. Nothing was started; please try again in a minute."
+            raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
+        except RunPodError as exc:
+            reason = _submit_refusal(exc)
+            log.warning("job %s: /run refused: %s", job.jid, exc)
+            raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
+        await self.store.attach_runpod_id(job, accepted.id, self.policy.first_poll())
+        attached = await self.store.get(job.jid)
+        if attached is None:  # pragma: no cover
+            raise JobNotFoundError(job.jid)
+        if attached.cancel_requested_by is not None:
+            # Cancelled while /run was in flight: stop the paid job now.
+            await self._cancel_at_runpod(attached)
+        return Submission(job=attached, request=request)
+
+    async def _finish(self, job: TrackedJob, token: int, outcome: JobState, reason: str | None = None) -> TrackedJob:
+        """End a job that never reached RunPod: the member hears it from the command's reply."""
+        claim = Claimed(job=job, token=token)
+        fields = {"error": reason or SUBMIT_UNKNOWN_REASON}
+        delivering = await self.store.finalize_begin(
+            claim, outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields
+        )
+        if delivering is not None:
+            await self.store.finalize_commit(delivering)
+        return await self.store.get(job.jid) or job
+
+    async def get(self, jid: str) -> TrackedJob:
+        job = await self.store.get(jid)
+        if job is None:
+            raise JobNotFoundError(jid)
+        return job
+
+    async def cancel(self, jid: str, actor_id: int, *, is_moderator: bool = False) -> CancelResult:
+        """Cancel a job for its owner or a moderator; idempotent. A finished job is left as it is."""
+        job = await self.get(jid)
+        if actor_id != job.user_id and not is_moderator:
+            raise NotAllowedError("Only the member who started this job or a moderator can cancel it.")
+        request = await self.store.request_cancel(job, actor_id)
+        state = request.state or job.state
+        if request.first and state in (JobState.QUEUED, JobState.RUNNING):
+            await self._cancel_at_runpod(job)
+        refreshed = await self.store.get(jid) or job
+        return CancelResult(job=refreshed, state=state, first_request=request.first)
+
+    async def _cancel_at_runpod(self, job: TrackedJob) -> None:
+        if job.runpod_id is None:
+            return
+        try:
+            await self.clients[job.endpoint_id].cancel(job.runpod_id)
+        except NotFoundError:
+            # Already gone at RunPod (finished and expired): nothing is running.
+            pass
+        except RunPodError as exc:
+            # The poller sees the cancel request and tries again.
+            log.warning("job %s: /cancel failed, the poller will retry: %s", job.jid, exc)
+
+
+def _submit_refusal(exc: RunPodError) -> str:
+    if isinstance(exc, AuthenticationError):
+        return "RunPod rejected the bot's API key. Nothing was started; a server admin needs to fix the key."
+    if isinstance(exc, NotFoundError):
+        return "RunPod does not know this model's endpoint. Nothing was started; a server admin needs to check it."
+    if isinstance(exc, RateLimitedError):
+        return "RunPod is rate limiting this endpoint. Nothing was started; please try again in a minute."
+    if isinstance(exc, BadRequestError):
+        return "RunPod refused the request as invalid. Nothing was started."
+    return "RunPod answered with an error and did not accept the job; please try again later."

@@ -1,0 +1,203 @@
+"""The poller against the emulator: every job reaches its right final state and is handed over exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from dataclasses import replace
+
+from jobs.presets import RequestOptions
+from jobs.service import RunSettings
+from runpod_client.emulator import FaultKind
+from storage.models import JobState, Requester
+from storage.store import NewJob
+from tests.integration.jobs.conftest import FAST_POLLER, Core, RecordingNotifier, polling, wait_until
+
+MEMBER = Requester(user_id=1, guild_id=2, channel_id=3)
+
+
+async def submit(core: Core, prompt: str, *, user_id: int = 1, service_ttl_ms: int | None = None) -> str:
+    service = core.service
+    if service_ttl_ms is not None:
+        service = core.service_with(RunSettings(ttl_ms=service_ttl_ms))
+    submission = await service.submit(RequestOptions(prompt=prompt), Requester(user_id=user_id, guild_id=2))
+    return submission.job.jid
+
+
+async def test_completed_job_is_delivered_with_its_images(core: Core) -> None:
+    """A finished job reaches the notifier once, with decodable PNG images, and ends DELIVERED."""
+    notifier = RecordingNotifier()
+    jid = await submit(core, "a castle")
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+    (result,) = notifier.finished[jid]
+    assert result.outcome is JobState.COMPLETED
+    assert result.images
+    assert result.images[0].data.startswith(b"\x89PNG")
+    job = await core.store.get(jid)
+    assert job is not None
+    assert job.state is JobState.DELIVERED
+    assert job.execution_time_ms is not None
+    assert job.result_message_ids == [1]
+
+
+async def test_progress_is_reported_while_running(core: Core) -> None:
+    """A running job's step progress reaches the notifier as it changes."""
+    core.emulator.update_scenario(execution_s=1.0)
+    notifier = RecordingNotifier()
+    submission = await core.service.submit(RequestOptions(prompt="a slow castle", steps=5), MEMBER)
+    jid = submission.job.jid
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+    progress = [update.progress for update in notifier.updates if update.jid == jid and update.progress]
+    assert progress
+    assert all(text.endswith("/5") for text in progress), progress
+    assert any(update.state is JobState.RUNNING for update in notifier.updates)
+
+
+async def test_two_hundred_mixed_jobs_each_reach_the_right_state_once(core: Core) -> None:
+    """Completed, failed, cancelled, timed-out and expired jobs all end right, each finished exactly once."""
+    expected: dict[str, JobState] = {}
+    for index in range(200):
+        kind = index % 5
+        if kind == 0:
+            expected[await submit(core, f"ok {index}", user_id=index)] = JobState.COMPLETED
+        elif kind == 1:
+            expected[await submit(core, f"[emulator:fail-json] {index}", user_id=index)] = JobState.FAILED
+        elif kind == 2:
+            jid = await submit(core, f"[emulator:hang] {index}", user_id=index)
+            await core.service.cancel(jid, actor_id=index)
+            expected[jid] = JobState.CANCELLED
+        elif kind == 3:
+            service = core.service_with(RunSettings(execution_timeout_ms=300))
+            submission = await service.submit(
+                RequestOptions(prompt=f"[emulator:hang] {index}"), Requester(user_id=index)
+            )
+            expected[submission.job.jid] = JobState.TIMED_OUT
+        else:
+            expected[await submit(core, f"[emulator:hang] {index}", user_id=index, service_ttl_ms=300)] = (
+                JobState.EXPIRED
+            )
+    notifier = RecordingNotifier()
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: len(notifier.finished) == len(expected), timeout_s=60)
+    assert all(len(results) == 1 for results in notifier.finished.values())
+    assert {jid: notifier.outcome(jid) for jid in expected} == expected
+    failed = [notifier.finished[jid][0] for jid, state in expected.items() if state is JobState.FAILED]
+    assert all(result.reason and "Traceback" not in result.reason for result in failed)
+    jobs = await core.store.get_many(list(expected))
+    assert {job.state for job in jobs} == {JobState.DELIVERED}
+
+
+async def test_two_pollers_on_one_redis_deliver_each_job_once(core: Core) -> None:
+    """Two processes' pollers share the work: every job is finished by exactly one of them."""
+    jids = [await submit(core, f"shared {index}", user_id=index) for index in range(60)]
+    first, second = RecordingNotifier(), RecordingNotifier()
+    async with polling(core.poller(first)), polling(core.poller(second)):
+        await wait_until(lambda: len(first.finished) + len(second.finished) >= len(jids))
+        await asyncio.sleep(0.3)
+    calls = Counter(jid for notifier in (first, second) for jid, results in notifier.finished.items() for _ in results)
+    assert set(calls) == set(jids)
+    assert set(calls.values()) == {1}
+
+
+async def test_stopped_poller_hands_its_jobs_to_a_later_one(core: Core) -> None:
+    """A poller stopped mid-run releases its jobs; a new one started later finishes every job, once."""
+    core.emulator.update_scenario(execution_s=0.6)
+    jids = [await submit(core, f"handover {index}", user_id=index) for index in range(30)]
+    first = RecordingNotifier()
+    async with polling(core.poller(first)):
+        await asyncio.sleep(0.3)
+    assert len(first.finished) < len(jids)
+    second = RecordingNotifier()
+    async with polling(core.poller(second)):
+        await wait_until(lambda: len(first.finished) + len(second.finished) == len(jids))
+    assert not set(first.finished) & set(second.finished)
+
+
+async def test_crash_during_delivery_leads_to_one_more_delivery(core: Core) -> None:
+    """A process that dies between finalize begin and commit: the next poller delivers the job again."""
+    jid = await submit(core, "a crash")
+    crashing = RecordingNotifier(hang={jid})
+    poller = core.poller(crashing)
+    task = asyncio.create_task(poller.run())
+
+    async def delivering() -> bool:
+        job = await core.store.get(jid)
+        return job is not None and job.state is JobState.COMPLETED
+
+    await wait_until(delivering)
+    # The process dies: its tasks stop without releasing anything.
+    task.cancel()
+    for in_flight in list(poller._in_flight):
+        in_flight.cancel()
+    survivor = RecordingNotifier()
+    async with polling(core.poller(survivor)):
+        await wait_until(lambda: jid in survivor.finished)
+    assert survivor.outcome(jid) is JobState.COMPLETED
+    assert survivor.finished[jid][0].images
+
+
+async def test_failed_delivery_is_retried_until_it_succeeds(core: Core) -> None:
+    """A notifier that fails twice is called again; the job is delivered on the third attempt."""
+    notifier = RecordingNotifier()
+    jid = await submit(core, "flaky delivery")
+    notifier.fail_times[jid] = 2
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+    assert notifier.fail_times[jid] == 0
+    assert len(notifier.finished[jid]) == 1
+
+
+async def test_crash_before_attach_becomes_submit_unknown(core: Core) -> None:
+    """A record left SUBMITTING (the submitter died before storing RunPod's id) is reported, not resubmitted."""
+    created = await core.store.create(
+        NewJob(jid=uuid.uuid4().hex[:16], endpoint_id=core.emulator.endpoint_id, model="default", user_id=5)
+    )
+    notifier = RecordingNotifier()
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: created.jid in notifier.finished)
+    (result,) = notifier.finished[created.jid]
+    assert result.outcome is JobState.SUBMIT_UNKNOWN
+    assert result.reason is not None
+    assert "not sent again" in result.reason
+    assert core.emulator.snapshot()["received"].get("run", 0) == 0
+
+
+async def test_result_after_a_cancel_request_is_not_posted(core: Core) -> None:
+    """If RunPod finishes a job whose cancel request did not get through, its images are not delivered."""
+    core.emulator.update_scenario(execution_s=0.4)
+    jid = await submit(core, "a late result")
+    core.emulator.script_faults("cancel", *[FaultKind.SERVER_ERROR] * 50)
+    await core.service.cancel(jid, actor_id=MEMBER.user_id)
+    notifier = RecordingNotifier()
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+    (result,) = notifier.finished[jid]
+    assert result.outcome is JobState.CANCELLED
+    assert not result.images
+
+
+async def test_status_errors_do_not_stop_the_loop(core: Core) -> None:
+    """Injected 5xx, 429 and resets on /status delay jobs but every one is still delivered."""
+    core.emulator.update_scenario(
+        faults={"status": {"server_error": 0.2, "rate_limited": 0.1, "reset": 0.1}}, fault_retry_after_s=0
+    )
+    jids = [await submit(core, f"faulty {index}", user_id=index) for index in range(20)]
+    notifier = RecordingNotifier()
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: len(notifier.finished) == len(jids), timeout_s=30)
+    assert {notifier.outcome(jid) for jid in jids} == {JobState.COMPLETED}
+
+
+async def test_shared_budget_keeps_status_calls_under_runpods_limit(core: Core) -> None:
+    """With a budget of 12 /status calls a second, an endpoint limited to 25 a second never answers 429."""
+    core.emulator.update_scenario(rate_limits={"status": {"requests": 25, "per_s": 1.0}})
+    jids = [await submit(core, f"budget {index}", user_id=index) for index in range(40)]
+    notifier = RecordingNotifier()
+    settings = replace(FAST_POLLER, status_budget_per_s=12)
+    async with polling(core.poller(notifier, settings)):
+        await wait_until(lambda: len(notifier.finished) == len(jids), timeout_s=30)
+    assert core.emulator.counters.request_count("status") >= len(jids)
+    assert core.emulator.counters.request_count("status", 429) == 0
