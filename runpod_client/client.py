@@ -36,6 +36,8 @@ MAX_RUNSYNC_WAIT_MS = 300_000
 REDACTED = "[REDACTED]"
 STATUS_OK_MIN = 200
 STATUS_OK_MAX = 299
+# Reply bodies at least this large are parsed in a worker thread.
+PARSE_IN_THREAD_BYTES = 256 * 1024
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -224,14 +226,21 @@ class RunPodClient:
                 operation=operation,
                 maybe_sent=True,
             ) from exc
-        text = self._redact(raw.decode("utf-8", errors="replace"))
-        body = _parse_body(text)
+        if len(raw) >= PARSE_IN_THREAD_BYTES:
+            # A finished job's output can hold megabytes of base64: parse it off the event loop.
+            body = await asyncio.to_thread(self._decode, raw)
+        else:
+            body = self._decode(raw)
         if not STATUS_OK_MIN <= status <= STATUS_OK_MAX:
             raise api_error(status, body, operation=operation, retry_after=retry_after)
         if not isinstance(body, dict):
             raise InvalidResponseError(status, body, operation=operation)
         log.debug("RunPod %s: HTTP %s", operation, status)
         return body
+
+    def _decode(self, raw: bytes) -> Any:
+        """The reply body as JSON, or as text when it is not JSON; the key redacted either way."""
+        return _parse_body(self._redact(raw.decode("utf-8", errors="replace")))
 
     def _url(self, path: tuple[str, ...]) -> yarl.URL:
         segments = "/".join(quote(part, safe="") for part in (self._endpoint_id, *path))
