@@ -326,3 +326,16 @@ async def test_injected_error_is_answered_once(driver: FakeDiscordDriver, place:
     assert caught.value.code == 50013
     await channel.send("second try")
     assert [m["content"] for m in await driver.channel_messages(place.channel_id)] == ["second try"]
+
+
+async def test_refused_edit_leaves_the_message_unchanged(
+    driver: FakeDiscordDriver, place: Place, tiny: TinyBot
+) -> None:
+    """An edit that would leave the message empty fails with 50006 and changes nothing."""
+    sent = await text_channel(tiny, place).send("job queued")
+    with pytest.raises(discord.HTTPException) as caught:
+        await sent.edit(content="")
+    assert caught.value.code == 50006
+    message = await driver.message(sent.id)
+    assert message["content"] == "job queued"
+    assert len(message["history"]) == 1

@@ -262,6 +262,12 @@ class Gateway:
             # The client answers op 9 (not resumable) by closing and identifying anew.
             conn.send(frame(OP_INVALID_SESSION, False))
             return None
+        last_seen = int(data.get("seq") or 0)
+        if session.buffer and session.buffer[0][0] > last_seen + 1:
+            # Dispatches the client missed have already left the replay buffer: it must start over.
+            session.resumable = False
+            conn.send(frame(OP_INVALID_SESSION, False))
+            return None
         if session.conn is not None and session.conn is not conn:
             old = session.conn
             session.conn = None
@@ -270,7 +276,6 @@ class Gateway:
         session.connections += 1
         session.resumes += 1
         session.disconnected_at = None
-        last_seen = int(data.get("seq") or 0)
         missed = [text for seq, text in session.buffer if seq > last_seen]
         for text in missed:
             conn.send(text)

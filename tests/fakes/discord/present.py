@@ -28,7 +28,7 @@ from tests.fakes.discord.views import (
     RoleView,
     VersionView,
 )
-from tests.fakes.discord.world import TOKEN_LIFETIME, World
+from tests.fakes.discord.world import DEFERRED_UPDATE_MESSAGE, TOKEN_LIFETIME, UPDATE_MESSAGE, World
 
 
 def role_view(role: Role) -> RoleView:
@@ -148,7 +148,11 @@ def message_view(message: Message) -> MessageView:
 
 def interaction_view(world: World, interaction: Interaction) -> InteractionView:
     original_id = interaction.original_message_id
-    if original_id is None and interaction.response is not None and interaction.response.type in (6, 7):
+    if (
+        original_id is None
+        and interaction.response is not None
+        and interaction.response.type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE)
+    ):
         original_id = interaction.message_id
     original = world.messages.get(original_id) if original_id is not None else None
     response = interaction.response

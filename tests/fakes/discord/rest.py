@@ -23,7 +23,7 @@ from tests.fakes.discord import errors
 from tests.fakes.discord.clock import iso
 from tests.fakes.discord.errors import ApiError
 from tests.fakes.discord.gateway import Gateway
-from tests.fakes.discord.models import Upload
+from tests.fakes.discord.models import Guild, Upload
 from tests.fakes.discord.permissions import Permission
 from tests.fakes.discord.views import RequestView
 from tests.fakes.discord.world import World
@@ -307,7 +307,7 @@ class RestApi:
 
     # --- guilds --------------------------------------------------------------------------------------------------
 
-    def _guild(self, request: web.Request) -> Any:
+    def _guild(self, request: web.Request) -> Guild:
         guild = self.world.guilds.get(int(request.match_info["guild_id"]))
         if guild is None:
             raise errors.unknown_guild()

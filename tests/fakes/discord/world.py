@@ -580,8 +580,8 @@ class World:
         used: set[int] = set()
         for entry in spec or []:
             try:
-                entry_id = int(entry.get("id"))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+                entry_id = int(str(entry.get("id")))
+            except ValueError:
                 raise errors.invalid_form_body(
                     {"attachments": errors.field_error("ATTACHMENT_ID_INVALID", "Invalid attachment id")}
                 ) from None
@@ -770,28 +770,29 @@ class World:
         )
         now = self.clock.now()
         was_loading = bool(message.flags & rules.FLAG_LOADING)
-        if "content" in body:
-            message.content = body["content"] or ""
+        # Work out the whole new state first: a refused edit must leave the message as it was.
+        content = (body["content"] or "") if "content" in body else message.content
+        attachments = message.attachments
         if body.get("attachments") is not None:
-            message.attachments = self._attachments(
+            attachments = self._attachments(
                 channel, body["attachments"], uploads, existing=message.attachments, ephemeral=message.ephemeral
             )
         elif uploads:
-            message.attachments = message.attachments + self._attachments(
-                channel, None, uploads, ephemeral=message.ephemeral
-            )
-        if "embeds" in body:
-            message.embeds = self._resolve_embeds(body["embeds"] or [], message.attachments)
-        if "components" in body:
-            message.components = list(body["components"] or [])
+            attachments = attachments + self._attachments(channel, None, uploads, ephemeral=message.ephemeral)
+        embeds = self._resolve_embeds(body["embeds"] or [], attachments) if "embeds" in body else message.embeds
+        components = list(body["components"] or []) if "components" in body else message.components
+        if not (content or embeds or components or attachments):
+            raise errors.empty_message()
+        message.content = content
+        message.attachments = attachments
+        message.embeds = embeds
+        message.components = components
         if body.get("flags") is not None:
             # Only SUPPRESS_EMBEDS can be changed by an edit; ephemeral and loading are the message's nature.
             message.flags = (message.flags & ~rules.FLAG_SUPPRESS_EMBEDS) | (body["flags"] & rules.FLAG_SUPPRESS_EMBEDS)
         if "allowed_mentions" in body:
             message.allowed_mentions = body["allowed_mentions"]
         message.flags &= ~rules.FLAG_LOADING
-        if not (message.content or message.embeds or message.components or message.attachments):
-            raise errors.empty_message()
         if was_loading:
             # A deferred response's first edit is when its content is first shown: that is when it notifies.
             reference = None
