@@ -271,3 +271,39 @@ async def test_guild_synced_commands_are_invoked_as_guild_commands(driver: FakeD
         interaction = await driver.invoke_command(place.channel_id, place.member_id, "echo", {"text": "guild"})
         assert interaction["data"]["guild_id"] == str(place.guild_id)
         assert (await driver.wait_for_original(interaction["id"]))["content"] == "'guild' 1 False"
+
+
+async def test_followup_can_be_edited_and_deleted(driver: FakeDiscordDriver, place: Place, tiny: TinyBot) -> None:
+    """A followup is edited and deleted through the interaction webhook by its id."""
+    followup_ids: list[int] = []
+
+    async def followup_lifecycle(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("started")
+        followup = await interaction.followup.send("50%", wait=True)
+        followup_ids.append(followup.id)
+        await followup.edit(content="100%")
+        await followup.delete()
+
+    _, outcome = await run_probe(driver, place, tiny, followup_lifecycle)
+    assert outcome.error is None
+    message = await driver.message(followup_ids[0])
+    assert [version["content"] for version in message["history"]] == ["50%", "100%"]
+    assert message["deleted"]
+
+
+async def test_channel_history_lists_messages_newest_first(place: Place, tiny: TinyBot) -> None:
+    """Reading a channel's history returns its messages newest first, as Discord does."""
+    channel = text_channel(tiny, place)
+    for text in ("one", "two", "three"):
+        await channel.send(text)
+    assert [message.content async for message in channel.history(limit=2)] == ["three", "two"]
+    assert [message.content async for message in channel.history(oldest_first=True)] == ["one", "two", "three"]
+
+
+async def test_fetching_channel_guild_and_member(place: Place, tiny: TinyBot) -> None:
+    """Fetching the channel, the guild and a member over REST returns what the fake holds."""
+    channel = await tiny.fetch_channel(place.channel_id)
+    guild = await tiny.fetch_guild(place.guild_id)
+    member = await guild.fetch_member(place.member_id)
+    assert isinstance(channel, discord.TextChannel)
+    assert (channel.name, guild.name, member.name) == ("general", "Test Guild", "alice")
