@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := bot.py cli.py logs.py settings.py cogs jobs runpod_client storage tests
+PACKAGES := bot.py cli.py console.py logs.py settings.py cogs jobs runpod_client storage tests
 
-.PHONY: run test lint fmt typecheck pytest install clean
+.PHONY: run test lint fmt typecheck pytest install clean demo
 
 run: $(STAMP)
 	$(BIN)/runpod-bot run
@@ -37,3 +37,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# An offline demo: the RunPod emulator in-process and the embedded Redis; writes a PNG under out/.
+demo: $(STAMP)
+	$(BIN)/runpod-bot imagine "a cute magical flying dog" --local --out out/

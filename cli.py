@@ -1,17 +1,52 @@
-"""The `runpod-bot` command line: `run` starts the bot, `check` validates the configuration, `emulator` serves a
-local RunPod endpoint for development."""
+"""The `runpod-bot` command line: run the bot, check the configuration, and drive the job core from a terminal.
+
+`imagine`, `status`, `cancel`, `jobs` and `health` use the same core as the Discord bot. `--local` runs offline:
+the RunPod emulator in this process and the embedded Redis, with no credentials at all.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 import bot
-from settings import ConfigError, Settings, load_settings
+from console import (
+    CLI_REQUESTER,
+    CLI_USER_ID,
+    TerminalNotifier,
+    find_job,
+    format_health_table,
+    format_job,
+    format_jobs_table,
+    model_health,
+    options_from_args,
+)
+from jobs.presets import InvalidRequestError, default_catalog
+from jobs.service import JobServiceError, SubmitFailedError
+from jobs.tasks import spawn
+from logs import configure_logging
+from runpod_client.errors import RunPodError
+from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
 from storage.connection import RedisUnavailableError, open_redis, redact_url
 from storage.embedded import EmbeddedRedisError
+from storage.models import TrackedJob
+from storage.store import CooldownError, JobStore, QuotaExceededError, StoreConfig
+
+# Jobs started from a terminal live under their own key prefix, so a bot on the same Redis never posts them to
+# Discord and the terminal never saves the bot's images.
+CLI_PREFIX_SUFFIX = "-cli"
+LOCAL_API_KEY = "local-emulator-key"
+LOCAL_ENDPOINT_ID = "local"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,29 +55,240 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the Discord bot")
-    commands.add_parser("check", help="validate the configuration and check that Redis answers")
+    commands.add_parser("check", help="validate the configuration, Redis and each model's RunPod endpoint")
     # The emulator parses its own options (the same as `python -m runpod_client.emulator`); `add_help=False` lets
     # `runpod-bot emulator --help` show them.
     commands.add_parser(
         "emulator", help="serve a local RunPod endpoint (options: runpod-bot emulator --help)", add_help=False
     )
+
+    imagine = commands.add_parser("imagine", help="generate images from the terminal and save them")
+    imagine.add_argument("prompt")
+    imagine.add_argument("--model", help="a model name from models.toml (default: the default model)")
+    imagine.add_argument("--negative", help="negative prompt")
+    imagine.add_argument("--size", help="WIDTHxHEIGHT, one of the model's sizes")
+    imagine.add_argument("--steps", type=int)
+    imagine.add_argument("--guidance", type=float)
+    imagine.add_argument("--seed", type=int)
+    imagine.add_argument("--count", type=int, help="number of images (1-4)")
+    imagine.add_argument("--out", type=Path, default=Path("out"), help="folder for the images (default: out/)")
+    imagine.add_argument("--local", action="store_true", help="offline: the emulator and the embedded Redis")
+
+    status = commands.add_parser("status", help="show one job")
+    status.add_argument("job")
+    cancel = commands.add_parser("cancel", help="cancel a job (as an operator)")
+    cancel.add_argument("job")
+    jobs = commands.add_parser("jobs", help="list unfinished jobs, or a member's recent jobs")
+    jobs.add_argument("--user", type=int, help="a Discord user id (0: jobs started from this command line)")
+    health = commands.add_parser("health", help="workers and queue of each model, and the tracker's own counts")
+    health.add_argument("--local", action="store_true", help="ask a local emulator instead of RunPod")
     return parser
+
+
+@dataclass
+class Environment:
+    """What a command works with: effective settings, Redis, the HTTP session and the core."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    http: aiohttp.ClientSession
+    core: bot.Core
+
+
+@asynccontextmanager
+async def environment(settings: Settings, *, local: bool, prefix: str | None = None) -> AsyncIterator[Environment]:
+    """Redis, an HTTP session and the core; with `local`, an in-process emulator replaces RunPod."""
+    async with open_redis_for(settings) as redis, aiohttp.ClientSession() as http:
+        if not local:
+            yield Environment(settings, redis, http, bot.build_core(settings, redis, http, prefix=prefix))
+            return
+        # Only the command line's local mode starts the emulator; the bot never imports it.
+        from runpod_client.emulator import EmulatorConfig, run_emulator
+
+        async with run_emulator(EmulatorConfig(api_key=LOCAL_API_KEY, endpoint_id=LOCAL_ENDPOINT_ID)) as emulator:
+            local_settings = settings.model_copy(
+                update={
+                    "runpod_base_url": emulator.base_url,
+                    "runpod_api_key": SecretStr(LOCAL_API_KEY),
+                    "runpod_endpoint_id": LOCAL_ENDPOINT_ID,
+                    # The emulator serves some image shapes as URLs on loopback.
+                    "allow_private_image_urls": True,
+                }
+            )
+            core = bot.build_core(
+                local_settings, redis, http, prefix=prefix, catalog=default_catalog(LOCAL_ENDPOINT_ID)
+            )
+            yield Environment(local_settings, redis, http, core)
+
+
+def cli_prefix(settings: Settings) -> str:
+    return settings.redis_prefix + CLI_PREFIX_SUFFIX
+
+
+def job_stores(settings: Settings, redis: aioredis.Redis) -> list[JobStore]:
+    """The bot's jobs and the command line's jobs."""
+    ttl_s = settings.job_record_ttl_days * 24 * 3600
+    return [
+        JobStore(redis, StoreConfig(prefix=prefix, record_ttl_s=ttl_s))
+        for prefix in (settings.redis_prefix, cli_prefix(settings))
+    ]
+
+
+async def imagine(args: argparse.Namespace, settings: Settings) -> int:
+    options = options_from_args(
+        args.prompt,
+        negative=args.negative,
+        size=args.size,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        count=args.count,
+    )
+    async with environment(settings, local=args.local, prefix=cli_prefix(settings)) as env:
+        notifier = TerminalNotifier(out_dir=args.out)
+        try:
+            submission = await env.core.service.submit(options, CLI_REQUESTER, model=args.model)
+        except InvalidRequestError as exc:
+            print(f"invalid request: {exc}", file=sys.stderr)
+            return bot.EXIT_CONFIG
+        except (QuotaExceededError, CooldownError, JobServiceError) as exc:
+            reason = exc.reason if isinstance(exc, SubmitFailedError) else str(exc)
+            print(f"not submitted: {reason}", file=sys.stderr)
+            return bot.EXIT_FAILURE
+        job, request = submission.job, submission.request
+        notifier.watch.add(job.jid)
+        print(
+            f"{job.jid}: submitted to {job.model} ({request.size}, {request.steps} steps, "
+            f"guidance {request.guidance:g}, seed {request.seed}, {request.count} image(s))",
+            flush=True,
+        )
+        poller = env.core.poller(notifier, env.http)
+        polling = spawn(poller.run(), name="cli-poller")
+        try:
+            await notifier.event(job.jid).wait()
+        finally:
+            await poller.stop()
+            await polling
+        return bot.EXIT_OK if notifier.saved.get(job.jid) else bot.EXIT_FAILURE
+
+
+async def show_status(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_redis_for(settings) as redis:
+        found = await find_job(job_stores(settings, redis), args.job)
+    if found is None:
+        print(f"no job {args.job}", file=sys.stderr)
+        return bot.EXIT_FAILURE
+    print(format_job(found[1]))
+    return bot.EXIT_OK
+
+
+async def cancel(args: argparse.Namespace, settings: Settings) -> int:
+    async with environment(settings, local=False) as env:
+        found = await find_job(job_stores(env.settings, env.redis), args.job)
+        if found is None:
+            print(f"no job {args.job}", file=sys.stderr)
+            return bot.EXIT_FAILURE
+        store, job = found
+        service = env.core.service
+        if store.config.prefix != env.core.store.config.prefix:
+            service = bot.build_core(env.settings, env.redis, env.http, prefix=store.config.prefix).service
+        try:
+            result = await service.cancel(job.jid, CLI_USER_ID, is_moderator=True)
+        except (JobServiceError, RunPodError) as exc:
+            print(f"not cancelled: {exc}", file=sys.stderr)
+            return bot.EXIT_FAILURE
+    if result.was_live:
+        print(f"{job.jid}: cancel sent ({'first request' if result.first_request else 'already requested'})")
+    else:
+        print(f"{job.jid}: already finished ({result.job.final_state.value.lower()})")
+    return bot.EXIT_OK
+
+
+async def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_redis_for(settings) as redis:
+        found: list[TrackedJob] = []
+        for store in job_stores(settings, redis):
+            if args.user is not None:
+                found += await store.user_recent(args.user, limit=25)
+            else:
+                for endpoint_id in await store.endpoint_ids():
+                    found += await store.scheduled(endpoint_id)
+    found.sort(key=lambda job: job.created_at, reverse=True)
+    print(format_jobs_table(found))
+    return bot.EXIT_OK
+
+
+async def health(args: argparse.Namespace, settings: Settings) -> int:
+    async with environment(settings, local=args.local) as env:
+        rows = [
+            await model_health(model.name, env.core.clients[model.endpoint_id]) for model in env.core.catalog.models
+        ]
+        print(format_health_table(rows))
+        print()
+        for store in job_stores(env.settings, env.redis):
+            counts = await store.counts()
+            lags = {endpoint: await store.due_lag_ms(endpoint) for endpoint in await store.endpoint_ids()}
+            live = ", ".join(f"{name.split(':', 1)[1].lower()} {value}" for name, value in sorted(counts.items()))
+            lag = max(lags.values(), default=0) / 1000
+            print(f"tracker {store.config.prefix}: {live or 'no jobs'}; due lag {lag:.1f} s")
+    return bot.EXIT_OK if all(row.error is None for row in rows) else bot.EXIT_FAILURE
 
 
 async def check(settings: Settings) -> bool:
     """Print one line per check; return whether all passed."""
-    print("settings: ok")
+    ok = True
+    missing = settings.missing(REQUIRED_FOR_RUN)
+    if missing:
+        print(f"settings: FAILED: missing {', '.join(missing)} (see .env.example)")
+        ok = False
+    else:
+        print("settings: ok")
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     where = redact_url(redis_url) if redis_url else f"embedded server under {settings.data_dir}"
     try:
-        async with open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin) as redis:
+        async with open_redis_for(settings) as redis:
             info = await redis.info("server")
+            version = info.get("valkey_version") or info.get("redis_version") or "unknown version"
+            print(f"redis: ok ({where}, server {version})")
+            if settings.runpod_api_key is None:
+                return False
+            async with aiohttp.ClientSession() as http:
+                try:
+                    core = bot.build_core(settings, redis, http)
+                except ConfigError as exc:
+                    print(f"models: FAILED: {exc}")
+                    return False
+                for model in core.catalog.models:
+                    row = await model_health(model.name, core.clients[model.endpoint_id])
+                    if row.error is None and row.health is not None:
+                        workers = row.health.workers
+                        print(
+                            f"runpod {model.name}: ok (endpoint {model.endpoint_id}; {workers.idle} idle, "
+                            f"{workers.running} running, {row.health.jobs.in_queue} queued)"
+                        )
+                    else:
+                        print(f"runpod {model.name}: FAILED: {row.error}")
+                        ok = False
     except (RedisUnavailableError, EmbeddedRedisError) as exc:
         print(f"redis: FAILED: {exc}")
         return False
-    version = info.get("valkey_version") or info.get("redis_version") or "unknown version"
-    print(f"redis: ok ({where}, server {version})")
-    return True
+    return ok
+
+
+def open_redis_for(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin)
+
+
+def required_for(args: argparse.Namespace) -> Iterable[str]:
+    if args.command in ("imagine", "health") and args.local:
+        return ()
+    if args.command in ("imagine", "health", "cancel"):
+        return REQUIRED_FOR_RUNPOD
+    return ()
+
+
+COMMANDS = {"imagine": imagine, "status": show_status, "cancel": cancel, "jobs": list_jobs, "health": health}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,12 +304,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(extra, prog="runpod-bot emulator")
     try:
-        settings = load_settings()
+        settings = load_settings(required_for(args))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return bot.EXIT_CONFIG
-    ok = asyncio.run(check(settings))
-    return bot.EXIT_OK if ok else bot.EXIT_FAILURE
+    # A terminal wants warnings only; the redacting filter still guards them.
+    configure_logging(max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level]), settings.secrets())
+    try:
+        if args.command == "check":
+            return bot.EXIT_OK if asyncio.run(check(settings)) else bot.EXIT_FAILURE
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return bot.EXIT_CONFIG
+    except (RedisUnavailableError, EmbeddedRedisError) as exc:
+        print(exc, file=sys.stderr)
+        return bot.EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted; a submitted job keeps running: see `runpod-bot status JOB`", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

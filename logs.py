@@ -7,6 +7,8 @@ import sys
 from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
+# Shorter values cannot be real tokens or keys, and replacing them would garble every record (a key of "t").
+MIN_SECRET_LENGTH = 6
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # Libraries that log every request at INFO or DEBUG: their chatter hides the bot's own records.
 QUIET_LOGGERS = ("discord.gateway", "discord.http", "aiohttp.access")
@@ -18,7 +20,9 @@ class SecretRedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+        self._secrets = sorted(
+            {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:

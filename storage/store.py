@@ -408,6 +408,11 @@ class JobStore:
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         return max(0, now_ms - int(oldest[0][1]))
 
+    async def scheduled(self, endpoint_id: str, limit: int = 100) -> list[TrackedJob]:
+        """The endpoint's scheduled jobs (live or awaiting delivery), most overdue first."""
+        jids = await self.redis.zrange(self.keys.due(endpoint_id), 0, limit - 1)
+        return await self.get_many([_text(jid) for jid in jids])
+
     async def scheduled_count(self, endpoint_id: str) -> int:
         """How many jobs of the endpoint are scheduled (live or awaiting delivery)."""
         count: int = await self.redis.zcard(self.keys.due(endpoint_id))

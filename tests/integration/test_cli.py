@@ -37,18 +37,20 @@ def test_python_bot_py_behaves_like_run(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_check_passes_with_the_embedded_redis(tmp_path: Path) -> None:
-    """`runpod-bot check` starts the embedded Redis, reports it reachable, and exits 0."""
+def test_check_reports_the_embedded_redis_reachable(tmp_path: Path) -> None:
+    """`runpod-bot check` starts the embedded Redis and reports it reachable (RunPod is down here: exit 1)."""
     result = run_command(
         [str(RUNPOD_BOT), "check"],
         tmp_path,
         DISCORD_TOKEN=SECRET_TOKEN,
         RUNPOD_API_KEY=SECRET_KEY,
         RUNPOD_ENDPOINT_ID="ep",
+        RUNPOD_BASE_URL="http://127.0.0.1:1/v2",
         DATA_DIR=str(tmp_path / "d"),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "redis: ok" in result.stdout
+    assert "redis: ok (embedded server" in result.stdout
+    assert "runpod default: FAILED: RunPod could not be asked" in result.stdout
+    assert result.returncode == 1
     assert SECRET_TOKEN not in result.stdout + result.stderr
 
 

@@ -192,11 +192,11 @@ async def test_status_errors_do_not_stop_the_loop(core: Core) -> None:
 
 
 async def test_shared_budget_keeps_status_calls_under_runpods_limit(core: Core) -> None:
-    """With a budget of 12 /status calls a second, an endpoint limited to 25 a second never answers 429."""
+    """With a budget of 10 /status calls a second, an endpoint limited to 25 a second never answers 429."""
     core.emulator.update_scenario(rate_limits={"status": {"requests": 25, "per_s": 1.0}})
     jids = [await submit(core, f"budget {index}", user_id=index) for index in range(40)]
     notifier = RecordingNotifier()
-    settings = replace(FAST_POLLER, status_budget_per_s=12)
+    settings = replace(FAST_POLLER, status_budget_per_s=10)
     async with polling(core.poller(notifier, settings)):
         await wait_until(lambda: len(notifier.finished) == len(jids), timeout_s=30)
     assert core.emulator.counters.request_count("status") >= len(jids)

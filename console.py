@@ -1,0 +1,204 @@
+"""The command line's job commands: imagine, status, cancel, jobs, health — the same core the bot uses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from jobs.notifier import Delivery, JobResult
+from jobs.presets import RequestOptions
+from runpod_client import RunPodClient
+from runpod_client.errors import AuthenticationError, NotFoundError, RunPodError
+from runpod_client.models import Health
+from storage.models import JobState, Requester, TrackedJob
+from storage.store import JobStore
+
+log = logging.getLogger(__name__)
+
+# Jobs submitted from the terminal belong to this user id; Discord ids are never 0.
+CLI_USER_ID = 0
+
+
+def _age(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def describe_state(job: TrackedJob) -> str:
+    """One line a person can read: state, waiting time or progress, and why it ended."""
+    state = job.final_state
+    if state is JobState.QUEUED:
+        return f"queued for {_age(job.submitted_at)} (waiting for a worker)"
+    if state is JobState.RUNNING:
+        waited = f" after {job.delay_time_ms / 1000:.1f} s in the queue" if job.delay_time_ms is not None else ""
+        return "running" + waited + (f", step {job.progress}" if job.progress else "")
+    if state is JobState.SUBMITTING:
+        return "submitting to RunPod"
+    if state is JobState.COMPLETED:
+        return "completed"
+    return state.value.lower().replace("_", " ") + (f": {job.error}" if job.error else "")
+
+
+@dataclass
+class TerminalNotifier:
+    """Prints a job's progress and saves its images; other jobs finished by this process are reported briefly."""
+
+    out_dir: Path
+    watch: set[str] = field(default_factory=set)
+    stream: TextIO = sys.stdout
+    saved: dict[str, list[Path]] = field(default_factory=dict)
+    _finished: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def event(self, jid: str) -> asyncio.Event:
+        return self._finished.setdefault(jid, asyncio.Event())
+
+    async def job_updated(self, job: TrackedJob) -> None:
+        if job.jid in self.watch:
+            self._print(f"{job.jid}: {describe_state(job)}")
+
+    async def job_finished(self, job: TrackedJob, result: JobResult) -> Delivery:
+        paths: list[Path] = []
+        if result.images:
+            paths = await asyncio.to_thread(self._save, job, result)
+        self.saved[job.jid] = paths
+        if job.jid in self.watch:
+            if paths:
+                self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
+            else:
+                self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
+        else:
+            self._print(f"(an earlier job {job.jid} ended: {result.outcome.value.lower()})")
+        self.event(job.jid).set()
+        return Delivery()
+
+    def _save(self, job: TrackedJob, result: JobResult) -> list[Path]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, image in enumerate(result.images, start=1):
+            seed = image.seed if image.seed is not None else job.request.get("seed", "x")
+            path = self.out_dir / image.filename(f"{job.jid}-{index}-seed{seed}")
+            path.write_bytes(image.data)
+            paths.append(path)
+        return paths
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def options_from_args(
+    prompt: str,
+    *,
+    negative: str | None,
+    size: str | None,
+    steps: int | None,
+    guidance: float | None,
+    seed: int | None,
+    count: int | None,
+) -> RequestOptions:
+    return RequestOptions(
+        prompt=prompt,
+        negative_prompt=negative,
+        size=size,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        count=count,
+    )
+
+
+CLI_REQUESTER = Requester(user_id=CLI_USER_ID)
+
+
+async def find_job(stores: Sequence[JobStore], jid: str) -> tuple[JobStore, TrackedJob] | None:
+    """The job and the store (namespace) that holds it."""
+    for store in stores:
+        job = await store.get(jid)
+        if job is not None:
+            return store, job
+    return None
+
+
+def format_job(job: TrackedJob) -> str:
+    """A multi-line description of one job."""
+    request = job.request
+    lines = [
+        f"job        {job.jid}",
+        f"state      {describe_state(job)}",
+        f"model      {job.model} (endpoint {job.endpoint_id})",
+        f"prompt     {request.get('prompt', '')}",
+        f"size       {request.get('width')}x{request.get('height')}, {request.get('steps')} steps, "
+        f"guidance {request.get('guidance')}, seed {request.get('seed')}, {request.get('count')} image(s)",
+        f"runpod id  {job.runpod_id or '-'}",
+        f"created    {job.created_at.isoformat(timespec='seconds')} ({_age(job.created_at)} ago)",
+    ]
+    if job.delay_time_ms is not None:
+        lines.append(f"queued     {job.delay_time_ms / 1000:.1f} s")
+    if job.execution_time_ms is not None:
+        lines.append(f"executed   {job.execution_time_ms / 1000:.1f} s")
+    lines.append(f"polls      {job.poll_count}")
+    return "\n".join(lines)
+
+
+def format_jobs_table(jobs: Sequence[TrackedJob]) -> str:
+    if not jobs:
+        return "no jobs"
+    header = f"{'JOB':<17} {'MODEL':<12} {'STATE':<14} {'USER':<20} {'AGE':>5}  PROMPT"
+    rows = [header]
+    for job in jobs:
+        prompt = str(job.request.get("prompt", "")).replace("\n", " ")
+        rows.append(
+            f"{job.jid:<17} {job.model[:12]:<12} {job.final_state.value:<14} {job.user_id!s:<20} "
+            f"{_age(job.created_at):>5}  {prompt[:50]}"
+        )
+    return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    model: str
+    endpoint_id: str
+    health: Health | None
+    error: str | None
+
+
+async def model_health(model: str, client: RunPodClient) -> ModelHealth:
+    """/health of one model's endpoint, with RunPod's refusals in words."""
+    try:
+        return ModelHealth(model, client.endpoint_id, await client.health(), None)
+    except AuthenticationError:
+        return ModelHealth(model, client.endpoint_id, None, "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)")
+    except NotFoundError:
+        return ModelHealth(model, client.endpoint_id, None, f"RunPod does not know endpoint {client.endpoint_id} (404)")
+    except RunPodError as exc:
+        return ModelHealth(model, client.endpoint_id, None, f"RunPod could not be asked: {exc}")
+
+
+def format_health_table(rows: Sequence[ModelHealth]) -> str:
+    header = (
+        f"{'MODEL':<12} {'ENDPOINT':<18} {'IDLE':>4} {'RUN':>4} {'INIT':>4} {'READY':>5} {'THROT':>5} {'UNHLT':>5}"
+        f" {'QUEUE':>5} {'PROG':>4} {'DONE':>6} {'FAIL':>5}"
+    )
+    lines = [header]
+    for row in rows:
+        if row.health is None:
+            lines.append(f"{row.model[:12]:<12} {row.endpoint_id[:18]:<18} {row.error}")
+            continue
+        workers, jobs = row.health.workers, row.health.jobs
+        lines.append(
+            f"{row.model[:12]:<12} {row.endpoint_id[:18]:<18} {workers.idle:>4} {workers.running:>4}"
+            f" {workers.initializing:>4} {workers.ready:>5} {workers.throttled:>5} {workers.unhealthy:>5}"
+            f" {jobs.in_queue:>5} {jobs.in_progress:>4} {jobs.completed:>6} {jobs.failed:>5}"
+        )
+    return "\n".join(lines)

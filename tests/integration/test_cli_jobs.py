@@ -1,0 +1,148 @@
+"""The job commands of `runpod-bot`, run as a real process: imagine, status, jobs, cancel, health and check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from runpod_client.emulator import Emulator
+from tests.waiting import wait_until
+
+RUNPOD_BOT = Path(sys.executable).parent / "runpod-bot"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short working directory (the embedded Redis' socket lives under it)."""
+    with tempfile.TemporaryDirectory(prefix="rpb-cli-") as directory:
+        yield Path(directory)
+
+
+async def runpod_bot(workdir: Path, *args: str, **env: str) -> Result:
+    """Run the command without blocking the loop (the emulator in this process must keep answering)."""
+    base = {"PATH": os.environ["PATH"], "HOME": str(workdir), "DATA_DIR": str(workdir / "data")}
+    process = await asyncio.create_subprocess_exec(
+        str(RUNPOD_BOT),
+        *args,
+        cwd=workdir,
+        env={**base, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate()
+    return Result(process.returncode or 0, stdout.decode(), stderr.decode())
+
+
+def emulator_env(emulator: Emulator, **changes: str) -> dict[str, str]:
+    return {
+        "RUNPOD_BASE_URL": emulator.base_url,
+        "RUNPOD_API_KEY": emulator.api_key,
+        "RUNPOD_ENDPOINT_ID": emulator.endpoint_id,
+        "ALLOW_PRIVATE_IMAGE_URLS": "true",
+        "USER_COOLDOWN_S": "0",
+        **changes,
+    }
+
+
+async def test_local_imagine_writes_a_png_without_credentials(workdir: Path) -> None:
+    """`imagine --local` needs no credentials and no Redis install, and saves a PNG that opens."""
+    result = await runpod_bot(workdir, "imagine", "a cute magical flying dog", "--local", "--out", "out")
+    assert result.returncode == 0, result.stderr
+    assert "completed; saved" in result.stdout
+    (png,) = (workdir / "out").glob("*.png")
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        assert image.size == (1024, 1024)
+
+
+async def test_imagine_shows_progress_and_the_job_is_then_listed(workdir: Path, emulator: Emulator) -> None:
+    """Against an endpoint, imagine reports progress, and `status` and `jobs --user 0` show the finished job."""
+    emulator.update_scenario(execution_s=1.5)
+    env = emulator_env(emulator, POLL_FIRST_MS="200", POLL_RUNNING_MAX_MS="400")
+    result = await runpod_bot(workdir, "imagine", "a lighthouse", "--seed", "7", "--steps", "20", **env)
+    assert result.returncode == 0, result.stderr
+    assert "seed 7" in result.stdout
+    assert "step " in result.stdout
+    jid = result.stdout.split(":", 1)[0]
+    status = await runpod_bot(workdir, "status", jid, **env)
+    assert "completed" in status.stdout
+    assert "a lighthouse" in status.stdout
+    listing = await runpod_bot(workdir, "jobs", "--user", "0", **env)
+    assert jid in listing.stdout
+
+
+async def test_invalid_option_names_the_allowed_range(workdir: Path) -> None:
+    """A bad option is refused with its allowed range and exit status 2, before anything is sent."""
+    result = await runpod_bot(workdir, "imagine", "a cat", "--local", "--count", "9")
+    assert result.returncode == 2
+    assert "`count` 9 is out of range. Allowed: 1–4." in result.stderr
+
+
+async def test_cancel_stops_a_queued_job(workdir: Path, emulator: Emulator) -> None:
+    """`cancel` sends the job's cancel to RunPod."""
+    emulator.update_scenario(workers=0)
+    env = emulator_env(emulator)
+    imagine = asyncio.create_task(runpod_bot(workdir, "imagine", "never starts", **env))
+    await wait_until(lambda: bool(emulator.snapshot()["received"].get("run")))
+    listing = await runpod_bot(workdir, "jobs", "--user", "0", **env)
+    jid = listing.stdout.splitlines()[1].split()[0]
+    status = await runpod_bot(workdir, "status", jid, **env)
+    (runpod_id,) = (line.split()[-1] for line in status.stdout.splitlines() if line.startswith("runpod id"))
+    result = await runpod_bot(workdir, "cancel", jid, **env)
+    assert result.returncode == 0, result.stderr
+    assert "cancel sent" in result.stdout
+    finished = await imagine
+    assert finished.returncode == 1
+    assert "cancelled" in finished.stdout
+    runpod_job = emulator.job(runpod_id)
+    assert runpod_job is not None
+    assert runpod_job["status"] == "CANCELLED"
+
+
+async def test_health_shows_workers_and_the_tracker(workdir: Path, emulator: Emulator) -> None:
+    """`health` prints the endpoint's worker counts and the tracker's own line."""
+    emulator.update_scenario(throttled_workers=2)
+    result = await runpod_bot(workdir, "health", **emulator_env(emulator))
+    assert result.returncode == 0, result.stderr
+    assert emulator.endpoint_id in result.stdout
+    assert "tracker rpb:" in result.stdout
+
+
+async def test_check_says_when_the_key_is_rejected(workdir: Path, emulator: Emulator) -> None:
+    """A wrong RUNPOD_API_KEY is reported plainly as a 401."""
+    env = emulator_env(emulator, RUNPOD_API_KEY="wrong-key-value", DISCORD_TOKEN="token-value")
+    result = await runpod_bot(workdir, "check", **env)
+    assert result.returncode == 1
+    assert "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)" in result.stdout
+    assert "wrong-key-value" not in result.stdout + result.stderr
+
+
+async def test_check_says_when_the_endpoint_is_unknown(workdir: Path, emulator: Emulator) -> None:
+    """An unknown RUNPOD_ENDPOINT_ID is reported plainly as a 404."""
+    env = emulator_env(emulator, RUNPOD_ENDPOINT_ID="no-such-endpoint", DISCORD_TOKEN="token-value")
+    result = await runpod_bot(workdir, "check", **env)
+    assert result.returncode == 1
+    assert "RunPod does not know endpoint no-such-endpoint (404)" in result.stdout
+
+
+async def test_check_passes_against_a_working_endpoint(workdir: Path, emulator: Emulator) -> None:
+    """With every setting right, check prints ok lines and exits 0."""
+    result = await runpod_bot(workdir, "check", **emulator_env(emulator, DISCORD_TOKEN="token-value"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"runpod default: ok (endpoint {emulator.endpoint_id}" in result.stdout
