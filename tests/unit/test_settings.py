@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, load_settings
+from settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, Settings, load_settings
 
 REQUIRED = {"DISCORD_TOKEN": "tok", "RUNPOD_API_KEY": "key", "RUNPOD_ENDPOINT_ID": "ep"}
 ALL_NAMES = (
@@ -93,3 +93,10 @@ def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "discord-token-value" not in repr(settings)
     assert "runpod-key-value" not in repr(settings)
     assert settings.secrets() == ["discord-token-value", "runpod-key-value"]
+
+
+def test_env_example_lists_every_setting() -> None:
+    """.env.example names exactly the settings the bot reads."""
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text().splitlines()
+    names = [line.split("=", 1)[0] for line in example if line and not line.startswith("#")]
+    assert sorted(names) == sorted(name.upper() for name in Settings.model_fields)
