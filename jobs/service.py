@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobs.policy import PollPolicy
-from jobs.presets import ImageRequest, ModelCatalog, RequestOptions
+from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
 from runpod_client import Policy, RunPodClient
 from runpod_client.errors import (
     AuthenticationError,
@@ -95,6 +96,15 @@ class CancelResult:
 
 
 WebhookFor = Callable[[TrackedJob], str | None]
+BeforeRun = Callable[[TrackedJob], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request resolved against its model (defaults applied, seed chosen) and found valid."""
+
+    model: ModelConfig
+    request: ImageRequest
 
 
 class JobService:
@@ -117,17 +127,28 @@ class JobService:
         self.run_settings = run_settings or RunSettings()
         self.webhook_for = webhook_for
 
+    def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
+        """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
+        model_config = self.catalog.get(model)
+        return Prepared(model_config, model_config.resolve(options))
+
     async def submit(
         self,
-        options: RequestOptions,
+        request: RequestOptions | Prepared,
         requester: Requester,
         *,
         model: str | None = None,
         request_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        before_run: BeforeRun | None = None,
     ) -> Submission:
-        """Validate, admit and submit; raises `InvalidRequestError`, quota errors or `SubmitFailedError`."""
-        model_config = self.catalog.get(model)
-        request = model_config.resolve(options)
+        """Validate, admit and submit; raises `InvalidRequestError`, quota errors or `SubmitFailedError`.
+
+        `before_run` is awaited after the record exists and before `/run` (the Discord cog posts the job card there,
+        so every paid job has a card); if it raises, the job ends FAILED without reaching RunPod.
+        """
+        prepared = request if isinstance(request, Prepared) else self.prepare(request, model)
+        model_config, image_request = prepared.model, prepared.request
         created = await self.store.create(
             NewJob(
                 jid=uuid.uuid4().hex[:16],
@@ -137,7 +158,8 @@ class JobService:
                 guild_id=requester.guild_id,
                 channel_id=requester.channel_id,
                 request_id=request_id,
-                request=request.as_dict(),
+                request=image_request.as_dict(),
+                extra=extra,
             ),
             self.run_settings.limits,
         )
@@ -146,11 +168,18 @@ class JobService:
             raise JobNotFoundError(created.jid)
         if created.duplicate:
             return Submission(job=job, request=ImageRequest.from_dict(job.request), duplicate=True)
+        if before_run is not None:
+            try:
+                await before_run(job)
+            except BaseException:
+                await self._finish(job, created.token, JobState.FAILED, "The job was stopped before it was sent.")
+                raise
+            job = await self.store.get(job.jid) or job
         client = self.clients[model_config.endpoint_id]
         policy = Policy(ttl=self.run_settings.ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)
         webhook = self.webhook_for(job) if self.webhook_for else None
         try:
-            accepted = await client.run(model_config.build_input(request), webhook=webhook, policy=policy)
+            accepted = await client.run(model_config.build_input(image_request), webhook=webhook, policy=policy)
         except RunPodTransportError as exc:
             if exc.maybe_sent:
                 log.warning("job %s: /run outcome unknown: %s", job.jid, exc)
@@ -170,7 +199,7 @@ class JobService:
         if attached.cancel_requested_by is not None:
             # Cancelled while /run was in flight: stop the paid job now.
             await self._cancel_at_runpod(attached)
-        return Submission(job=attached, request=request)
+        return Submission(job=attached, request=image_request)
 
     async def _finish(self, job: TrackedJob, token: int, outcome: JobState, reason: str | None = None) -> TrackedJob:
         """End a job that never reached RunPod: the member hears it from the command's reply."""

@@ -95,6 +95,7 @@ class NewJob:
     channel_id: int | None = None
     request_id: str | None = None
     request: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class JobStore:
             "channel_id": new.channel_id,
             "request_id": new.request_id,
             "request": dict(new.request or {}),
+            "extra": dict(new.extra or {}),
         }
         reply = await self._run(
             "create",
