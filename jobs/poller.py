@@ -327,6 +327,7 @@ class Poller:
         await self._deliver(claim, await self._result(job, status, JobState.COMPLETED))
 
     async def _retry_later(self, claim: Claimed, exc: RunPodError) -> None:
+        await self.store.record_endpoint_error(claim.job.endpoint_id, str(exc))
         if isinstance(exc, AuthenticationError):
             log.error(
                 "job %s: RunPod rejected the API key; retrying in %s s", claim.job.jid, AUTH_ERROR_RETRY_MS // 1000

@@ -181,6 +181,7 @@ class JobService:
         try:
             accepted = await client.run(model_config.build_input(image_request), webhook=webhook, policy=policy)
         except RunPodTransportError as exc:
+            await self.store.record_endpoint_error(job.endpoint_id, str(exc))
             if exc.maybe_sent:
                 log.warning("job %s: /run outcome unknown: %s", job.jid, exc)
                 raise SubmitFailedError(
@@ -189,6 +190,7 @@ class JobService:
             reason = "RunPod could not be reached. Nothing was started; please try again in a minute."
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
         except RunPodError as exc:
+            await self.store.record_endpoint_error(job.endpoint_id, str(exc))
             reason = _submit_refusal(exc)
             log.warning("job %s: /run refused: %s", job.jid, exc)
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None

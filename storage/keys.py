@@ -65,6 +65,18 @@ class Keys:
         """String with a TTL: our job id for a RunPod job id (webhooks arrive with RunPod's id)."""
         return f"{self.tag}:runpod:{runpod_id}"
 
+    def endpoint_error(self, endpoint_id: str) -> str:
+        """Hash with a TTL: the last error RunPod gave for the endpoint, and when (for moderators' /health)."""
+        return f"{self.tag}:endpoint:{endpoint_id}:last_error"
+
+    def command_tree_hash(self) -> str:
+        """String: the hash of the slash commands last synced globally, so unchanged trees are not re-synced."""
+        return f"{self.tag}:commands:hash"
+
+    def guild_denylist(self, guild_id: int) -> str:
+        """Set: words a guild's moderators refuse in prompts."""
+        return f"{self.tag}:guild:{guild_id}:denylist"
+
     def stats(self) -> str:
         """Hash: live jobs per state, and finished jobs per outcome since the counters began."""
         return f"{self.tag}:stats"

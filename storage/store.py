@@ -16,8 +16,10 @@ All times are the Redis server's clock, so processes on machines with skewed clo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -36,6 +38,7 @@ DEFAULT_HISTORY_TTL_S = 30 * DAY_S
 DEFAULT_SUBMIT_LEASE_MS = 120_000
 # RunPod forgets a job at most 24 h (default policy.ttl) plus 30 min after it ends; keep the lookup a bit longer.
 DEFAULT_RUNPOD_INDEX_TTL_S = 2 * DAY_S
+ENDPOINT_ERROR_TTL_S = DAY_S
 NO_GUILD = 0
 
 
@@ -122,6 +125,14 @@ class ClaimBatch:
     jobs: list[Claimed]
     now_ms: int
     budget_left: int
+
+
+@dataclass(frozen=True)
+class EndpointError:
+    """The last error RunPod gave for an endpoint."""
+
+    message: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -352,7 +363,23 @@ class JobStore:
             return await self.exists(jid)
         return bool(await self._run("update", [self.keys.job(jid)], _pairs(fields)))
 
+    async def record_endpoint_error(self, endpoint_id: str, message: str) -> None:
+        """Remember RunPod's latest error for the endpoint (kept a day), for moderators' health view."""
+        key = self.keys.endpoint_error(endpoint_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"message": message[:500], "at": str(int(time.time() * 1000))})
+            pipe.expire(key, ENDPOINT_ERROR_TTL_S)
+            await pipe.execute()
+
     # --- reads -------------------------------------------------------------------------------------------------
+
+    async def endpoint_error(self, endpoint_id: str) -> EndpointError | None:
+        raw = await self.redis.hgetall(self.keys.endpoint_error(endpoint_id))
+        if not raw:
+            return None
+        fields = {_text(key): _text(value) for key, value in raw.items()}
+        at = datetime.fromtimestamp(int(fields["at"]) / 1000, tz=UTC)
+        return EndpointError(message=fields["message"], at=at)
 
     async def exists(self, jid: str) -> bool:
         return bool(await self.redis.exists(self.keys.job(jid)))

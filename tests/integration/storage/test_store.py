@@ -296,3 +296,13 @@ async def test_everything_that_stops_changing_has_a_ttl(store: JobStore, redis: 
     # What remains without a TTL is bounded: the stats hash and the set of endpoint ids.
     persistent = {key.decode() async for key in redis.scan_iter("*") if await redis.pttl(key) == -1}
     assert persistent == {keys.stats(), keys.endpoints()}
+
+
+async def test_last_endpoint_error_is_kept_for_a_day(store: JobStore, redis: aioredis.Redis) -> None:
+    """The latest RunPod error of an endpoint is readable with its time, and expires."""
+    await store.record_endpoint_error(ENDPOINT, "RunPod status failed with HTTP 500: boom")
+    error = await store.endpoint_error(ENDPOINT)
+    assert error is not None
+    assert error.message.endswith("boom")
+    assert error.at.tzinfo is not None
+    assert await redis.ttl(Keys().endpoint_error(ENDPOINT)) > 0
