@@ -6,6 +6,8 @@ Everything the bot needs is built here once and passed in; nothing else reads th
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import signal
 import sys
@@ -16,27 +18,34 @@ import aiohttp
 import discord
 import redis.asyncio as aioredis
 import yarl
+from discord import app_commands
 from discord.ext import commands
 from pydantic import SecretStr
 
+from cogs.common import Services, report_error
+from cogs.delivery import DiscordNotifier
+from cogs.jobs_ui import JobButton
+from cogs.moderation import HealthRefresh
 from jobs.notifier import Notifier
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
 from jobs.service import JobService, RunSettings
 from jobs.tasks import spawn
+from jobs.waiting import HealthCache
 from logs import configure_logging
 from runpod_client import RunPodClient
 from runpod_client.outputs import FetchPolicy
 from settings import ConfigError, Settings, describe_problems, load_settings, log_level_number
 from storage.connection import RedisUnavailableError, open_redis
 from storage.embedded import EmbeddedRedisError
+from storage.guilds import GuildSettings
 from storage.store import JobStore, Limits, StoreConfig
 
 log = logging.getLogger("runpod_bot")
 
 # The cogs loaded at start-up, in order. A feature is enabled by listing its extension here.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.moderation", "cogs.history")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -130,15 +139,28 @@ def load_models(settings: Settings) -> ModelCatalog:
 
 @dataclass(frozen=True)
 class BotDependencies:
-    """What the cogs are given: built once by the composition root."""
+    """What the bot and its cogs are given: built once by the composition root."""
 
+    core: Core
     redis: aioredis.Redis
     http: aiohttp.ClientSession
     dev_guild_id: int | None = None
+    moderator_role_id: int | None = None
+    card_edit_interval_s: float = 3.0
+    global_denylist: tuple[str, ...] = ()
+    run_poller: bool = True
+    guild_ready_timeout_s: float = 2.0
+
+
+class BotTree(app_commands.CommandTree["RunpodBot"]):
+    """The command tree: one error handler for every command."""
+
+    async def on_error(self, interaction: discord.Interaction[RunpodBot], error: app_commands.AppCommandError) -> None:
+        await report_error(interaction, error)
 
 
 class RunpodBot(commands.Bot):
-    """The Discord bot: receives its dependencies and loads an explicit list of extensions."""
+    """The Discord bot: receives its dependencies, loads an explicit list of extensions, and runs the poller."""
 
     def __init__(self, deps: BotDependencies, *, extensions: Sequence[str] = EXTENSIONS) -> None:
         intents = discord.Intents.none()
@@ -148,17 +170,61 @@ class RunpodBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=deps.guild_ready_timeout_s,
+            tree_cls=BotTree,
         )
         self.deps = deps
+        core = deps.core
+        self.services = Services(
+            service=core.service,
+            store=core.store,
+            catalog=core.catalog,
+            clients=core.clients,
+            guilds=GuildSettings(deps.redis, core.store.keys),
+            health=HealthCache(core.clients),
+            moderator_role_id=deps.moderator_role_id,
+            card_edit_interval_s=deps.card_edit_interval_s,
+            global_denylist=deps.global_denylist,
+        )
+        self.notifier = DiscordNotifier(self, core.store, self.services.health, deps.card_edit_interval_s)
+        self.poller: Poller | None = None
+        self._poller_task: asyncio.Task[None] | None = None
         self._extensions = tuple(extensions)
 
     async def setup_hook(self) -> None:
         for extension in self._extensions:
             await self.load_extension(extension)
+        self.add_dynamic_items(JobButton, HealthRefresh)
+        await self.sync_commands()
+        if self.deps.run_poller:
+            self.poller = self.deps.core.poller(self.notifier, self.deps.http)
+            self._poller_task = spawn(self.poller.run(), name="poller")
+
+    async def sync_commands(self) -> None:
+        """To DEV_GUILD_ID when set; globally only when the command tree changed (Discord limits creates a day)."""
         if self.deps.dev_guild_id is not None:
             guild = discord.Object(id=self.deps.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
+            return
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        key = self.deps.core.store.keys.command_tree_hash()
+        stored = await self.deps.redis.get(key)
+        if stored is not None and (stored.decode() if isinstance(stored, bytes) else stored) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return
+        await self.tree.sync()
+        await self.deps.redis.set(key, digest)
+        log.info("slash commands synced globally")
+
+    async def close(self) -> None:
+        """Stop polling first (releasing leases for other processes), then disconnect."""
+        if self.poller is not None:
+            await self.poller.stop()
+        if self._poller_task is not None:
+            await self._poller_task
+        await super().close()
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
@@ -180,7 +246,15 @@ async def run(settings: Settings) -> int:
         open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin) as redis,
         aiohttp.ClientSession() as http,
     ):
-        deps = BotDependencies(redis=redis, http=http, dev_guild_id=settings.dev_guild_id)
+        deps = BotDependencies(
+            core=build_core(settings, redis, http),
+            redis=redis,
+            http=http,
+            dev_guild_id=settings.dev_guild_id,
+            moderator_role_id=settings.moderator_role_id,
+            card_edit_interval_s=settings.card_edit_interval_s,
+            global_denylist=tuple(settings.denied_terms),
+        )
         bot = RunpodBot(deps)
         stop_on_signals(bot)
         async with bot:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     allow_private_image_urls: bool = False
     image_max_mb: Annotated[int, Field(ge=1, le=500)] = 50
 
+    # Discord
+    moderator_role_id: int | None = None
+    card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = 3.0
+    prompt_denylist: str = ""
+
     # Polling
     poll_first_ms: Annotated[int, Field(ge=0)] = 2_000
     poll_queued_min_ms: Annotated[int, Field(ge=100)] = 2_000
@@ -80,6 +85,7 @@ class Settings(BaseSettings):
         "discord_api_base_url",
         "discord_gateway_url",
         "dev_guild_id",
+        "moderator_role_id",
         mode="before",
     )
     @classmethod
@@ -96,6 +102,11 @@ class Settings(BaseSettings):
         """The secret values that must never appear in a log record or a message."""
         values = [secret.get_secret_value() for secret in (self.discord_token, self.runpod_api_key) if secret]
         return [value for value in values if value]
+
+    @property
+    def denied_terms(self) -> list[str]:
+        """PROMPT_DENYLIST as a list of lower-case terms."""
+        return [term.strip().lower() for term in self.prompt_denylist.split(",") if term.strip()]
 
     def missing(self, required: Iterable[str]) -> list[str]:
         """The names (as environment variables) of required settings that are unset."""

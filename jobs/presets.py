@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -469,3 +469,12 @@ def load_catalog(path: Path, fallback_endpoint_id: str) -> ModelCatalog:
     if len(defaults) > 1:
         raise ModelsFileError(f"{path}: only one model may be the default (found {', '.join(defaults)})")
     return ModelCatalog(models, defaults[0] if defaults else entries[0].name)
+
+
+def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:
+    """The first deny-listed term the prompt contains as a whole word (case-insensitive), if any."""
+    text = prompt.lower()
+    for term in terms:
+        if re.search(rf"(?<!\w){re.escape(term.lower())}(?!\w)", text):
+            return term
+    return None

@@ -1,0 +1,150 @@
+"""What every cog shares: the services it is given, permission checks, and safe replies."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import discord
+from discord import app_commands
+
+from jobs.presets import InvalidRequestError, ModelCatalog
+from jobs.service import JobService, JobServiceError
+from jobs.waiting import HealthCache
+from runpod_client import RunPodClient
+from storage.guilds import GuildSettings
+from storage.store import CooldownError, JobStore, QuotaExceededError
+
+log = logging.getLogger(__name__)
+
+# Nobody is ever pinged: a prompt with @everyone or a role mention stays text.
+NO_PINGS = discord.AllowedMentions.none()
+# The card shows the job; its results reply to it. These are what the bot needs in a channel to do that.
+REQUIRED_CHANNEL_PERMISSIONS = (
+    ("send_messages", "Send Messages"),
+    ("embed_links", "Embed Links"),
+    ("attach_files", "Attach Files"),
+    ("read_message_history", "Read Message History"),
+)
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+@dataclass
+class Services:
+    """Everything the cogs use, built once by the composition root."""
+
+    service: JobService
+    store: JobStore
+    catalog: ModelCatalog
+    clients: dict[str, RunPodClient]
+    guilds: GuildSettings
+    health: HealthCache
+    moderator_role_id: int | None = None
+    card_edit_interval_s: float = 3.0
+    global_denylist: Sequence[str] = field(default_factory=tuple)
+
+
+class HasServices(Protocol):
+    """The bot as the cogs see it (the composition root's `RunpodBot`)."""
+
+    services: Services
+
+
+def services(interaction: discord.Interaction[Any]) -> Services:
+    client: HasServices = interaction.client
+    return client.services
+
+
+class NotModeratorError(app_commands.CheckFailure):
+    """The member lacks the moderator permission or role for this action."""
+
+
+def is_moderator(interaction: discord.Interaction[Any], permission: str = "manage_messages") -> bool:
+    """A member with `permission` in this channel, or with the configured moderator role."""
+    user = interaction.user
+    if not isinstance(user, discord.Member):
+        return False
+    if getattr(interaction.permissions, permission, False) or interaction.permissions.administrator:
+        return True
+    role_id = services(interaction).moderator_role_id
+    return role_id is not None and any(role.id == role_id for role in user.roles)
+
+
+def require_moderator(permission: str, what: str) -> Callable[[Any], Any]:
+    """A check, in code, that the member is a moderator (server admins can loosen default permissions)."""
+
+    async def predicate(interaction: discord.Interaction[Any]) -> bool:
+        if is_moderator(interaction, permission):
+            return True
+        label = permission.replace("_", " ").title()
+        raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")
+
+    return app_commands.check(predicate)
+
+
+def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:
+    """The permissions the bot lacks in this channel to post cards and results."""
+    granted = interaction.app_permissions
+    return [label for attribute, label in REQUIRED_CHANNEL_PERMISSIONS if not getattr(granted, attribute)]
+
+
+async def reply(interaction: discord.Interaction[Any], text: str, **kwargs: Any) -> None:
+    """An ephemeral answer, whether or not the interaction was already acknowledged."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS, **kwargs)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS, **kwargs)
+
+
+def explain(error: BaseException) -> str | None:
+    """The member-facing text for an expected error; None for an unexpected one."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, InvalidRequestError):
+        return f"That request can't be made: {error}"
+    if isinstance(error, CooldownError):
+        return f"Slow down a little: you can submit again in {max(1, round(error.retry_after_ms / 1000))} s."
+    if isinstance(error, QuotaExceededError):
+        if error.scope == "user":
+            return (
+                f"You already have {error.active} job(s) in progress (the limit is {error.limit}). "
+                "You can submit again as soon as one finishes, or cancel one with /cancel."
+            )
+        return (
+            f"This server already has {error.active} jobs in progress (the limit is {error.limit}). "
+            "Please try again when one finishes."
+        )
+    if isinstance(error, JobServiceError | app_commands.CheckFailure):
+        return str(error)
+    return None
+
+
+async def report_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """Expected errors become a short ephemeral answer; unexpected ones are logged under an id the member sees."""
+    text = explain(error)
+    if text is None:
+        error_id = secrets.token_hex(4)
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        log.error("unexpected error %s in interaction %s", error_id, interaction.id, exc_info=original)
+        text = f"Something went wrong on my side (error id `{error_id}`). Please try again in a moment."
+    try:
+        await reply(interaction, text)
+    except discord.HTTPException:
+        log.warning("could not tell the member about an error in interaction %s", interaction.id)
+
+
+async def guarded(interaction: discord.Interaction[Any], action: Callable[[], Awaitable[None]]) -> None:
+    """Run a button's action with the same error handling as the slash commands."""
+    try:
+        await action()
+    except Exception as exc:
+        await report_error(interaction, exc)
+
+
+def jump_url(guild_id: int | None, channel_id: int | None, message_id: int | None) -> str | None:
+    if channel_id is None or message_id is None:
+        return None
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"

@@ -1,0 +1,185 @@
+"""The Discord notifier: edits job cards as jobs move, and posts finished images as a reply to the card.
+
+Everything goes through the channel REST API (not the interaction token, which dies after 15 minutes), so a job
+that outlives its interaction, or a process restart, is still delivered. Delivery is idempotent: result messages
+are sent with a nonce Discord enforces, and their ids are stored as soon as they exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
+from cogs.images import fit_uploads
+from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
+from cogs.render import card_embed, result_embed
+from jobs.notifier import Delivery, JobResult
+from jobs.tasks import spawn
+from jobs.waiting import HealthCache, explain_wait
+from storage.models import JobState, TrackedJob
+from storage.store import JobStore
+
+if TYPE_CHECKING:
+    from discord.ext import commands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _CardState:
+    last_edit: float = 0.0
+    last_payload: str = ""
+    pending: TrackedJob | None = None
+    timer: asyncio.Task[None] | None = None
+
+
+@dataclass
+class DiscordNotifier:
+    """Implements `jobs.notifier.Notifier` for Discord."""
+
+    bot: commands.Bot
+    store: JobStore
+    health: HealthCache
+    edit_interval_s: float = 3.0
+    _cards: dict[str, _CardState] = field(default_factory=dict)
+
+    def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
+        if job.channel_id is None:
+            return None
+        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    # --- progress ----------------------------------------------------------------------------------------------
+
+    async def job_updated(self, job: TrackedJob) -> None:
+        """Edit the card, at most once per `edit_interval_s` per job, and only when what it shows changed."""
+        state = self._cards.setdefault(job.jid, _CardState())
+        wait = state.last_edit + self.edit_interval_s - time.monotonic()
+        if wait <= 0 and state.timer is None:
+            await self._edit_card(job, state)
+            return
+        state.pending = job
+        if state.timer is None:
+            state.timer = spawn(self._edit_later(job.jid, max(wait, 0.0)), name=f"card-edit-{job.jid}")
+
+    async def _edit_later(self, jid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        state = self._cards.get(jid)
+        if state is None:
+            return
+        state.timer = None
+        job, state.pending = state.pending, None
+        if job is not None:
+            await self._edit_card(job, state)
+
+    async def _edit_card(self, job: TrackedJob, state: _CardState) -> None:
+        reason = explain_wait(await self.health.get(job.endpoint_id)) if job.state is JobState.QUEUED else None
+        embed = card_embed(job, wait_reason=reason)
+        payload = repr(embed.to_dict())
+        if payload == state.last_payload:
+            return
+        state.last_edit = time.monotonic()
+        state.last_payload = payload
+        await self._write_card(job, embed)
+
+    async def _write_card(self, job: TrackedJob, embed: discord.Embed) -> None:
+        channel = self._channel(job)
+        if channel is None or job.card_message_id is None:
+            return
+        try:
+            await channel.get_partial_message(job.card_message_id).edit(
+                embed=embed, view=card_view(job), allowed_mentions=NO_PINGS
+            )
+        except discord.NotFound:
+            log.info("job %s: its card was deleted; not editing it", job.jid)
+        except discord.Forbidden:
+            log.warning("job %s: no longer allowed to edit its card", job.jid)
+
+    # --- results -----------------------------------------------------------------------------------------------
+
+    async def job_finished(self, job: TrackedJob, result: JobResult) -> Delivery:
+        """Post the images (or show the reason on the card); raises only for errors worth retrying."""
+        card = self._cards.pop(job.jid, None)
+        if card is not None and card.timer is not None:
+            card.timer.cancel()
+        final = job.model_copy(update={"state": result.outcome, "outcome": result.outcome, "error": result.reason})
+        message_ids = list(job.result_message_ids)
+        if result.outcome is JobState.COMPLETED and result.images and not message_ids:
+            message_ids = await self._post_result(final, result)
+        await self._finish_card(final, message_ids)
+        return Delivery(message_ids=message_ids)
+
+    async def _post_result(self, job: TrackedJob, result: JobResult) -> list[int]:
+        limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        uploads = await fit_uploads(result.images, f"{job.jid}", limit)
+        files = [discord.File(io.BytesIO(upload.data), filename=upload.filename) for upload in uploads]
+        embed = result_embed(job, uploads[0].filename if uploads else None, [upload.seed for upload in uploads])
+        note = " (re-encoded to fit this channel's upload limit)" if any(upload.reencoded for upload in uploads) else ""
+        content = f"Images for <@{job.user_id}>{note}"
+        channel = self._channel(job)
+        message: discord.Message | None = None
+        if channel is not None:
+            reference = None
+            if job.card_message_id is not None:
+                reference = channel.get_partial_message(job.card_message_id).to_reference(fail_if_not_exists=False)
+            try:
+                message = await channel.send(
+                    content,
+                    embed=embed,
+                    files=files,
+                    view=result_view(job),
+                    reference=reference,  # type: ignore[arg-type]
+                    allowed_mentions=NO_PINGS,
+                    nonce=RESULT_NONCE.format(jid=job.jid),
+                )
+            except (discord.Forbidden, discord.NotFound) as exc:
+                log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
+                files = [discord.File(io.BytesIO(upload.data), filename=upload.filename) for upload in uploads]
+        if message is None:
+            message = await self._direct_message(job, content, embed, files)
+        if message is None:
+            return []
+        await self.store.update(job.jid, {"result_message_ids": [message.id]})
+        return [message.id]
+
+    async def _direct_message(
+        self, job: TrackedJob, content: str, embed: discord.Embed, files: list[discord.File]
+    ) -> discord.Message | None:
+        try:
+            user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+            return await user.send(content, embed=embed, files=files, view=result_view(job), allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.error("job %s: the images could not be delivered anywhere: %s", job.jid, exc)
+            return None
+
+    async def _finish_card(self, job: TrackedJob, message_ids: list[int]) -> None:
+        embed = card_embed(job)
+        if message_ids and job.channel_id is not None:
+            embed.add_field(
+                name="Result",
+                value=f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message_ids[0]}",
+                inline=False,
+            )
+        if job.card_message_id is not None:
+            await self._write_card(job, embed)
+            return
+        # No card (the process stopped before posting it): say what happened in a new message instead.
+        channel = self._channel(job)
+        if channel is None:
+            return
+        try:
+            await channel.send(
+                f"<@{job.user_id}>",
+                embed=embed,
+                view=card_view(job),
+                allowed_mentions=NO_PINGS,
+                nonce=CARD_NONCE.format(jid=job.jid),
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("job %s: cannot post its outcome: %s", job.jid, exc)

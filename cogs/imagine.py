@@ -1,0 +1,86 @@
+"""/imagine: generate images from a prompt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import services
+from cogs.jobs_ui import submit_flow
+from jobs.presets import MAX_SEED, InvalidRequestError, RequestOptions
+
+MAX_CHOICES = 25
+
+
+class Imagine(commands.Cog):
+    """The /imagine command."""
+
+    @app_commands.command(name="imagine", description="Generate images from a prompt")
+    @app_commands.describe(
+        prompt="What to draw",
+        negative="What to keep out of the image",
+        model="Which model (default: the server's default model)",
+        size="Width×height, from the model's sizes",
+        steps="Diffusion steps (more is slower, often finer)",
+        guidance="How closely to follow the prompt",
+        seed="Same seed and parameters give the same image",
+        count="How many images (1–4)",
+        private="Send the job and the images to you by direct message",
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        negative: str | None = None,
+        model: str | None = None,
+        size: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        count: app_commands.Range[int, 1, 4] | None = None,
+        private: bool = False,
+    ) -> None:
+        options = RequestOptions(
+            prompt=prompt,
+            negative_prompt=negative,
+            size=size,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            count=count,
+        )
+        await submit_flow(interaction, options, model, private=private)
+
+    @imagine.autocomplete("model")
+    async def model_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        catalog = services(interaction).catalog
+        wanted = current.lower()
+        return [
+            app_commands.Choice(name=_label(model.name, model.description), value=model.name)
+            for model in catalog.models
+            if wanted in model.name.lower() or wanted in model.description.lower()
+        ][:MAX_CHOICES]
+
+    @imagine.autocomplete("size")
+    async def size_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        catalog = services(interaction).catalog
+        chosen = getattr(interaction.namespace, "model", None)
+        try:
+            model = catalog.get(chosen)
+        except InvalidRequestError:
+            model = catalog.default
+        return [app_commands.Choice(name=size, value=size) for size in model.sizes if current in size][:MAX_CHOICES]
+
+
+def _label(name: str, description: str) -> str:
+    label = f"{name} — {description}" if description else name
+    return label[:100]
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Imagine())

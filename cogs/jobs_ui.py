@@ -1,0 +1,237 @@
+"""Job buttons and the actions behind them and behind /imagine: submit, cancel, re-roll, retry, delete.
+
+Every button is a `DynamicItem` whose `custom_id` holds the job id (`job:cancel:<jid>`); all other state comes from
+Redis, so buttons keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import Any
+
+import discord
+
+from cogs.common import (
+    DEFAULT_UPLOAD_LIMIT,
+    NO_PINGS,
+    guarded,
+    is_moderator,
+    jump_url,
+    missing_channel_permissions,
+    reply,
+    services,
+)
+from cogs.render import RETRYABLE, card_embed
+from jobs.presets import InvalidRequestError, RequestOptions, find_denied_term
+from jobs.service import JobNotFoundError, NotAllowedError
+from storage.models import JobState, Requester, TrackedJob
+
+log = logging.getLogger(__name__)
+
+JOB_ID = r"[0-9a-f]{8,32}"
+# Discord's nonce is at most 25 characters; with enforce_nonce a retried send returns the first message.
+CARD_NONCE = "card-{jid}"
+RESULT_NONCE = "result-{jid}"
+
+
+BUTTONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
+    "cancel": ("Cancel", discord.ButtonStyle.danger, "✖️"),
+    "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
+    "retry": ("Retry", discord.ButtonStyle.primary, "🔁"),
+    "delete": ("Delete", discord.ButtonStyle.secondary, "🗑️"),
+}
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=rf"job:(?P<action>[a-z]+):(?P<jid>{JOB_ID})"
+):
+    """Cancel, re-roll, retry or delete a job; the action and the job id live in the custom_id."""
+
+    def __init__(self, action: str, jid: str) -> None:
+        label, style, emoji = BUTTONS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, emoji=emoji, custom_id=f"job:{action}:{jid}"))
+        self.action = action
+        self.jid = jid
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> JobButton:
+        action = match["action"]
+        if action not in BUTTONS:
+            raise ValueError(f"unknown job action {action!r}")
+        return cls(action, match["jid"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler = {"cancel": cancel_job, "reroll": reroll_job, "retry": retry_job, "delete": delete_result}[self.action]
+        await guarded(interaction, lambda: handler(interaction, self.jid))
+
+
+def card_view(job: TrackedJob) -> discord.ui.View:
+    """Cancel while the job lives; Retry when it failed in a way a retry can fix."""
+    view = discord.ui.View(timeout=None)
+    state = job.final_state
+    if state.is_live:
+        view.add_item(JobButton("cancel", job.jid))
+    elif state in RETRYABLE:
+        view.add_item(JobButton("retry", job.jid))
+    return view
+
+
+def result_view(job: TrackedJob) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("reroll", job.jid))
+    view.add_item(JobButton("delete", job.jid))
+    return view
+
+
+async def submit_flow(
+    interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool = False
+) -> None:
+    """Everything /imagine, Re-roll and Retry do: check, defer, submit with a card, tell the member where it is."""
+    ctx = services(interaction)
+    if not private and interaction.guild_id is not None:
+        missing = missing_channel_permissions(interaction)
+        if missing:
+            await reply(
+                interaction,
+                "I can't post images in this channel: I'm missing the "
+                + ", ".join(f"**{name}**" for name in missing)
+                + " permission. Ask a server admin to grant it, or use another channel.",
+            )
+            return
+    try:
+        prepared = ctx.service.prepare(options, model)
+    except InvalidRequestError as exc:
+        await reply(interaction, f"That request can't be made: {exc}")
+        return
+    # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    terms = list(ctx.global_denylist)
+    if interaction.guild_id is not None:
+        terms += await ctx.guilds.denylist(interaction.guild_id)
+    denied = find_denied_term(prepared.request.prompt + " " + prepared.request.negative_prompt, terms)
+    if denied is not None:
+        await reply(interaction, f"This server doesn't allow the term “{denied}” in prompts. Please rephrase.")
+        return
+    channel: discord.abc.Messageable
+    if private:
+        try:
+            channel = await interaction.user.create_dm()
+        except discord.HTTPException:
+            await reply(interaction, "I can't open a direct message with you. Try without `private`.")
+            return
+        upload_limit = DEFAULT_UPLOAD_LIMIT
+    else:
+        if interaction.channel is None or not isinstance(interaction.channel, discord.abc.Messageable):
+            await reply(interaction, "I can't post in this kind of channel.")
+            return
+        channel = interaction.channel
+        upload_limit = interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT
+    channel_id = getattr(channel, "id", interaction.channel_id)
+    requester = Requester(user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=channel_id)
+
+    async def post_card(job: TrackedJob) -> None:
+        card = await channel.send(
+            embed=card_embed(job),
+            view=card_view(job),
+            allowed_mentions=NO_PINGS,
+            nonce=CARD_NONCE.format(jid=job.jid),
+        )
+        await ctx.store.update(job.jid, {"card_message_id": card.id})
+
+    submission = await ctx.service.submit(
+        prepared,
+        requester,
+        request_id=str(interaction.id),
+        extra={"upload_limit": upload_limit, "private": private},
+        before_run=post_card,
+    )
+    job = submission.job
+    where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
+    verb = "Already submitted" if submission.duplicate else "Submitted"
+    await reply(interaction, f"{verb}: job `{job.jid}`" + (f" — {where}" if where else "."))
+
+
+def _options_from(job: TrackedJob, *, keep_seed: bool) -> RequestOptions:
+    request = job.request
+    return RequestOptions(
+        prompt=str(request["prompt"]),
+        negative_prompt=request.get("negative_prompt") or None,
+        size=f"{request['width']}x{request['height']}",
+        steps=int(request["steps"]),
+        guidance=float(request["guidance"]),
+        seed=int(request["seed"]) if keep_seed else None,
+        count=int(request["count"]),
+    )
+
+
+async def _job_or_refuse(interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:
+    job = await services(interaction).store.get(jid)
+    if job is None:
+        await reply(interaction, str(JobNotFoundError(jid)))
+    return job
+
+
+async def reroll_job(interaction: discord.Interaction[Any], jid: str) -> None:
+    """The same parameters with a new seed, as a new job of the member who clicked."""
+    job = await _job_or_refuse(interaction, jid)
+    if job is not None:
+        private = bool(job.extra.get("private")) and interaction.guild_id is None
+        await submit_flow(interaction, _options_from(job, keep_seed=False), job.model, private=private)
+
+
+async def retry_job(interaction: discord.Interaction[Any], jid: str) -> None:
+    """The same parameters and seed again, for a job that failed, timed out or expired."""
+    job = await _job_or_refuse(interaction, jid)
+    if job is None:
+        return
+    if job.final_state not in RETRYABLE:
+        await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
+        return
+    private = bool(job.extra.get("private")) and interaction.guild_id is None
+    await submit_flow(interaction, _options_from(job, keep_seed=True), job.model, private=private)
+
+
+async def cancel_job(interaction: discord.Interaction[Any], jid: str) -> None:
+    """Cancel for the owner or a moderator; the card shows who cancelled once RunPod confirms."""
+    ctx = services(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        result = await ctx.service.cancel(jid, interaction.user.id, is_moderator=is_moderator(interaction))
+    except NotAllowedError as exc:
+        await reply(interaction, str(exc))
+        return
+    if not result.was_live:
+        await reply(
+            interaction, f"Job `{jid}` already ended ({result.job.final_state.value.lower().replace('_', ' ')})."
+        )
+    elif result.first_request:
+        await reply(interaction, f"Cancelling job `{jid}`…")
+    else:
+        await reply(interaction, f"Job `{jid}` is already being cancelled.")
+
+
+async def delete_result(interaction: discord.Interaction[Any], jid: str) -> None:
+    """Delete a result message, for the job's owner or a moderator."""
+    job = await services(interaction).store.get(jid)
+    owner = job.user_id if job is not None else None
+    if interaction.user.id != owner and not is_moderator(interaction):
+        await reply(interaction, "Only the member who asked for these images or a moderator can delete them.")
+        return
+    if interaction.message is None:
+        await reply(interaction, "That message is gone already.")
+        return
+    await interaction.response.defer(ephemeral=True)
+    with contextlib.suppress(discord.NotFound):
+        await interaction.message.delete()
+    await reply(interaction, "Deleted.")
+
+
+def job_choice_label(job: TrackedJob) -> str:
+    prompt = " ".join(str(job.request.get("prompt", "")).split())
+    state = JobState(job.final_state).value.lower()
+    label = f"{state} · {prompt}"
+    return label[:97] + "…" if len(label) > 100 else label

@@ -1,0 +1,165 @@
+"""/cancel for members and moderators; /health and /denylist for moderators."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import NO_PINGS, guarded, is_moderator, reply, require_moderator, services
+from cogs.jobs_ui import cancel_job, job_choice_label
+from cogs.render import health_embed
+from jobs.waiting import explain_wait
+from storage.models import TrackedJob
+
+MAX_CHOICES = 25
+ALL_MODELS = "*"
+
+
+class HealthRefresh(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"health:refresh:(?P<model>.{1,80})"
+):
+    """Refreshes a /health answer; works after a restart like every other button."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Refresh", emoji="🔄", style=discord.ButtonStyle.secondary, custom_id=f"health:refresh:{model}"
+            )
+        )
+        self.model = model
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> HealthRefresh:
+        return cls(match["model"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        async def refresh() -> None:
+            if not is_moderator(interaction, "manage_guild"):
+                await reply(interaction, "Only moderators can see the endpoint's health.")
+                return
+            await interaction.response.defer()
+            embeds = await health_embeds(interaction, None if self.model == ALL_MODELS else self.model)
+            await interaction.edit_original_response(embeds=embeds, view=health_view(self.model))
+
+        await guarded(interaction, refresh)
+
+
+def health_view(model: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(HealthRefresh(model))
+    return view
+
+
+async def health_embeds(interaction: discord.Interaction[Any], model_name: str | None) -> list[discord.Embed]:
+    ctx = services(interaction)
+    models = [ctx.catalog.get(model_name)] if model_name else list(ctx.catalog.models)[:10]
+    try:
+        await ctx.store.redis.ping()
+        redis_ok = True
+    except Exception:
+        redis_ok = False
+    healths = await asyncio.gather(
+        *(ctx.clients[model.endpoint_id].health() for model in models), return_exceptions=True
+    )
+    embeds = []
+    for model, health in zip(models, healths, strict=True):
+        answer = None if isinstance(health, BaseException) else health
+        embeds.append(
+            health_embed(
+                model.name,
+                model.endpoint_id,
+                answer,
+                active_jobs=await ctx.store.scheduled_count(model.endpoint_id) if redis_ok else 0,
+                due_lag_ms=await ctx.store.due_lag_ms(model.endpoint_id) if redis_ok else 0,
+                last_error=await ctx.store.endpoint_error(model.endpoint_id) if redis_ok else None,
+                redis_ok=redis_ok,
+                wait_reason=explain_wait(answer),
+            )
+        )
+    return embeds
+
+
+async def job_choices(interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+    """Your active jobs; a moderator sees the guild's."""
+    ctx = services(interaction)
+    jobs: list[TrackedJob]
+    if interaction.guild_id is not None and is_moderator(interaction):
+        jobs = await ctx.store.guild_active(interaction.guild_id)
+    else:
+        jobs = await ctx.store.user_active(interaction.user.id)
+    wanted = current.lower()
+    return [
+        app_commands.Choice(name=job_choice_label(job), value=job.jid)
+        for job in jobs
+        if wanted in job.jid or wanted in str(job.request.get("prompt", "")).lower()
+    ][:MAX_CHOICES]
+
+
+class Moderation(commands.Cog):
+    """Cancelling jobs, the endpoint's health, and the prompt deny-list."""
+
+    @app_commands.command(name="cancel", description="Cancel one of your jobs (moderators: any job)")
+    @app_commands.describe(job="The job to cancel")
+    @app_commands.autocomplete(job=job_choices)
+    async def cancel(self, interaction: discord.Interaction[Any], job: str) -> None:
+        await cancel_job(interaction, job.strip())
+
+    @app_commands.command(name="health", description="Workers and queue of the image endpoints (moderators)")
+    @app_commands.describe(model="One model (default: all)")
+    @app_commands.default_permissions(manage_guild=True)
+    @require_moderator("manage_guild", "see the endpoints' health")
+    async def health(self, interaction: discord.Interaction[Any], model: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        embeds = await health_embeds(interaction, model)
+        await interaction.followup.send(embeds=embeds, view=health_view(model or ALL_MODELS), ephemeral=True)
+
+    @health.autocomplete("model")
+    async def health_model(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        names = services(interaction).catalog.names
+        return [app_commands.Choice(name=name, value=name) for name in names if current.lower() in name.lower()][
+            :MAX_CHOICES
+        ]
+
+    denylist = app_commands.Group(
+        name="denylist",
+        description="Terms refused in prompts on this server (moderators)",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    @denylist.command(name="add", description="Refuse prompts containing a term")
+    @require_moderator("manage_guild", "change the deny-list")
+    async def denylist_add(self, interaction: discord.Interaction[Any], term: str) -> None:
+        assert interaction.guild_id is not None
+        try:
+            added = await services(interaction).guilds.add_denied(interaction.guild_id, term)
+        except ValueError as exc:
+            await reply(interaction, f"Not added: {exc}.")
+            return
+        await reply(interaction, f"“{term.strip()}” is now refused." if added else "That term was already refused.")
+
+    @denylist.command(name="remove", description="Allow a term again")
+    @require_moderator("manage_guild", "change the deny-list")
+    async def denylist_remove(self, interaction: discord.Interaction[Any], term: str) -> None:
+        assert interaction.guild_id is not None
+        removed = await services(interaction).guilds.remove_denied(interaction.guild_id, term)
+        await reply(interaction, f"“{term.strip()}” is allowed again." if removed else "That term was not refused.")
+
+    @denylist.command(name="show", description="List the refused terms")
+    @require_moderator("manage_guild", "see the deny-list")
+    async def denylist_show(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        terms = await services(interaction).guilds.denylist(interaction.guild_id)
+        text = ", ".join(f"“{term}”" for term in terms) if terms else "No terms are refused on this server."
+        await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Moderation())

@@ -1,0 +1,182 @@
+"""Embeds for job cards, results, health and job lists, kept within Discord's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import discord
+
+from runpod_client.models import Health
+from storage.models import JobState, TrackedJob
+from storage.store import EndpointError
+
+PROMPT_LIMIT = 1000
+FIELD_LIMIT = 1024
+TITLE_LIMIT = 256
+
+STATE_TITLES: dict[JobState, str] = {
+    JobState.SUBMITTING: "Submitting…",
+    JobState.QUEUED: "Queued",
+    JobState.RUNNING: "Generating",
+    JobState.COMPLETED: "Done",
+    JobState.FAILED: "Failed",
+    JobState.CANCELLED: "Cancelled",
+    JobState.TIMED_OUT: "Timed out",
+    JobState.EXPIRED: "Result expired",
+    JobState.SUBMIT_UNKNOWN: "Outcome unknown",
+}
+STATE_COLOURS: dict[JobState, discord.Colour] = {
+    JobState.SUBMITTING: discord.Colour.light_grey(),
+    JobState.QUEUED: discord.Colour.gold(),
+    JobState.RUNNING: discord.Colour.blurple(),
+    JobState.COMPLETED: discord.Colour.green(),
+    JobState.FAILED: discord.Colour.red(),
+    JobState.CANCELLED: discord.Colour.dark_grey(),
+    JobState.TIMED_OUT: discord.Colour.orange(),
+    JobState.EXPIRED: discord.Colour.orange(),
+    JobState.SUBMIT_UNKNOWN: discord.Colour.orange(),
+}
+RETRYABLE = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.EXPIRED, JobState.SUBMIT_UNKNOWN})
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut text to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_prompt(text: str, limit: int = PROMPT_LIMIT) -> str:
+    """A prompt as embed text: markdown and mentions neutralised, length bounded."""
+    return clip(discord.utils.escape_mentions(discord.utils.escape_markdown(text)), limit) or "\u200b"
+
+
+def relative(moment: datetime | None) -> str:
+    """Discord renders this live in every member's client ("2 minutes ago")."""
+    return f"<t:{int(moment.timestamp())}:R>" if moment else "-"
+
+
+def seconds(milliseconds: int | None) -> str:
+    return "-" if milliseconds is None else f"{milliseconds / 1000:.1f} s"
+
+
+def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Embed:
+    """The job card: what was asked, where the job is, and why it waits or how it ended."""
+    state = job.final_state
+    title = STATE_TITLES.get(state, state.value.title())
+    if state is JobState.RUNNING and job.progress:
+        title = f"Generating — step {job.progress}"
+    if state is JobState.CANCELLED and job.cancel_requested_by:
+        title = "Cancelled"
+    embed = discord.Embed(title=title, description=shown_prompt(job.request.get("prompt", "")))
+    embed.colour = STATE_COLOURS.get(state, discord.Colour.default())
+    request = job.request
+    embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
+    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
+    embed.add_field(name="Steps", value=str(request.get("steps", "-")))
+    embed.add_field(name="Seed", value=str(request.get("seed", "-")))
+    embed.add_field(name="Images", value=str(request.get("count", 1)))
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    if state is JobState.QUEUED:
+        embed.add_field(name="In the queue since", value=relative(job.submitted_at or job.created_at))
+        if wait_reason:
+            embed.add_field(name="Why the wait", value=clip(wait_reason, FIELD_LIMIT), inline=False)
+    elif state is JobState.RUNNING:
+        embed.add_field(name="Waited in the queue", value=seconds(job.delay_time_ms))
+        embed.add_field(name="Started", value=relative(job.started_at))
+    elif state is JobState.COMPLETED:
+        embed.add_field(name="Queue / run", value=f"{seconds(job.delay_time_ms)} / {seconds(job.execution_time_ms)}")
+    if state in (JobState.QUEUED, JobState.RUNNING, JobState.SUBMITTING) and job.cancel_requested_by:
+        embed.add_field(name="Cancelling", value=f"requested by <@{job.cancel_requested_by}>", inline=False)
+    if state is JobState.CANCELLED and job.cancel_requested_by:
+        embed.add_field(name="Cancelled by", value=f"<@{job.cancel_requested_by}>", inline=False)
+    if state is not JobState.CANCELLED and state in RETRYABLE and job.error:
+        embed.add_field(name="Reason", value=clip(job.error, FIELD_LIMIT), inline=False)
+    embed.set_footer(text=f"job {job.jid}")
+    return embed
+
+
+def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int | None]) -> discord.Embed:
+    """The result: the prompt, the parameters that reproduce it, and what it cost."""
+    request = job.request
+    embed = discord.Embed(description=shown_prompt(request.get("prompt", "")), colour=discord.Colour.green())
+    embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
+    known = [str(seed) for seed in seeds if seed is not None] or [str(request.get("seed", "-"))]
+    embed.add_field(name="Seed", value=clip(", ".join(known), FIELD_LIMIT))
+    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}, {request.get('steps')} steps")
+    embed.add_field(name="Queued", value=seconds(job.delay_time_ms))
+    embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
+    if request.get("negative_prompt"):
+        embed.add_field(name="Negative", value=shown_prompt(request["negative_prompt"], FIELD_LIMIT), inline=False)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    if first_image:
+        embed.set_image(url=f"attachment://{first_image}")
+    embed.set_footer(text=f"job {job.jid}")
+    return embed
+
+
+def health_embed(
+    model: str,
+    endpoint_id: str,
+    health: Health | None,
+    *,
+    active_jobs: int,
+    due_lag_ms: int,
+    last_error: EndpointError | None,
+    redis_ok: bool,
+    wait_reason: str,
+) -> discord.Embed:
+    """One model's health for moderators: RunPod's workers and queue, and the bot's own view."""
+    if health is None:
+        colour = discord.Colour.red()
+    elif health.workers.unhealthy or health.workers.throttled:
+        colour = discord.Colour.orange()
+    else:
+        colour = discord.Colour.green()
+    embed = discord.Embed(title=clip(f"{model} ({endpoint_id})", TITLE_LIMIT), colour=colour)
+    if health is None:
+        embed.description = "RunPod did not answer /health for this endpoint."
+    else:
+        workers, jobs = health.workers, health.jobs
+        embed.add_field(
+            name="Workers",
+            value=(
+                f"idle {workers.idle} · running {workers.running} · initializing {workers.initializing}\n"
+                f"ready {workers.ready} · throttled {workers.throttled} · unhealthy {workers.unhealthy}"
+            ),
+            inline=False,
+        )
+        embed.add_field(
+            name="RunPod jobs",
+            value=(
+                f"in queue {jobs.in_queue} · in progress {jobs.in_progress}\n"
+                f"completed {jobs.completed} · failed {jobs.failed} · retried {jobs.retried}"
+            ),
+            inline=False,
+        )
+        embed.add_field(name="A new job would be", value=clip(wait_reason, FIELD_LIMIT), inline=False)
+    error_text = "none" if last_error is None else f"{clip(last_error.message, 900)} ({relative(last_error.at)})"
+    embed.add_field(
+        name="The bot's view",
+        value=(
+            f"active jobs {active_jobs} · due lag {due_lag_ms / 1000:.1f} s · "
+            f"Redis {'reachable' if redis_ok else 'UNREACHABLE'}\nlast RunPod error: {error_text}"
+        ),
+        inline=False,
+    )
+    return embed
+
+
+def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | None]) -> discord.Embed:
+    """A member's recent jobs with their state and a link to each card."""
+    embed = discord.Embed(title=clip(title, TITLE_LIMIT), colour=discord.Colour.blurple())
+    if not jobs:
+        embed.description = "No jobs in the last week."
+        return embed
+    lines = []
+    for job, link in zip(jobs, links, strict=True):
+        prompt = clip(shown_prompt(str(job.request.get("prompt", "")), 60), 60)
+        state = STATE_TITLES.get(job.final_state, job.final_state.value)
+        where = f" — [card]({link})" if link else ""
+        lines.append(f"`{job.jid}` **{state}** {relative(job.created_at)}: {prompt}{where}")
+    embed.description = clip("\n".join(lines), 4000)
+    return embed

@@ -1,0 +1,241 @@
+"""The real bot, end to end: RunpodBot and its cogs on discord.py, the fake Discord over real sockets, the real
+poller and store on a real Redis, and the RunPod emulator over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from PIL import Image
+from pydantic import SecretStr
+
+from bot import BotDependencies, RunpodBot, build_core, point_discord_at
+from runpod_client.emulator import Emulator, Scenario
+from settings import Settings
+from storage.models import TrackedJob
+from storage.store import JobStore
+from tests.fakes.discord import FakeDiscord, running_client
+from tests.fakes.discord.views import InteractionView, MessageView
+from tests.plugins.emulator import fast_scenario
+from tests.waiting import wait_until
+
+MANAGE_MESSAGES = 1 << 13
+MANAGE_GUILD = 1 << 5
+ATTACH_FILES = 1 << 15
+ALL_BOT_PERMISSIONS = (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31) | (1 << 10)
+
+__all__ = ["Harness", "wait_until"]
+
+
+def bot_settings(emulator: Emulator, **changes: Any) -> Settings:
+    """Settings for a bot on the emulator, with quick polling and no cooldown."""
+    fields: dict[str, Any] = {
+        "discord_token": SecretStr("unused-here"),
+        "runpod_api_key": SecretStr(emulator.api_key),
+        "runpod_endpoint_id": emulator.endpoint_id,
+        "runpod_base_url": emulator.base_url,
+        "allow_private_image_urls": True,
+        "user_cooldown_s": 0,
+        "user_active_jobs": 5,
+        "poll_first_ms": 100,
+        "poll_queued_min_ms": 100,
+        "poll_queued_max_ms": 300,
+        "poll_running_min_ms": 100,
+        "poll_running_max_ms": 300,
+        "card_edit_interval_s": 0.5,
+        "models_file": "/nonexistent/models.toml",
+    }
+    return Settings(**{**fields, **changes})
+
+
+@dataclass
+class Harness:
+    """A guild with #general, three members (alice, bob, and mod the moderator), and ways to run the bot."""
+
+    fake: FakeDiscord
+    emulator: Emulator
+    redis: aioredis.Redis
+    http: aiohttp.ClientSession
+    guild_id: int
+    channel_id: int
+    alice: int
+    bob: int
+    mod: int
+    settings: Settings
+
+    def make_bot(self, **changes: Any) -> RunpodBot:
+        settings = self.settings.model_copy(update=changes) if changes else self.settings
+        deps = BotDependencies(
+            core=build_core(settings, self.redis, self.http),
+            redis=self.redis,
+            http=self.http,
+            moderator_role_id=settings.moderator_role_id,
+            card_edit_interval_s=settings.card_edit_interval_s,
+            global_denylist=tuple(settings.denied_terms),
+            guild_ready_timeout_s=0.05,
+        )
+        return RunpodBot(deps)
+
+    @asynccontextmanager
+    async def running(self, **changes: Any) -> AsyncIterator[RunpodBot]:
+        """The bot, logged in to the fake and ready, stopped gracefully at the end of the block."""
+        bot = self.make_bot(**changes)
+        async with running_client(bot, self.fake.token):
+            yield bot
+
+    async def imagine(
+        self, user_id: int | None = None, channel_id: int | None = None, **options: Any
+    ) -> InteractionView:
+        """Invoke /imagine as a member and wait for the bot's ephemeral answer."""
+        options.setdefault("prompt", "a lighthouse at dusk")
+        interaction = await self.fake.invoke_command(
+            channel_id or self.channel_id, user_id or self.alice, "imagine", options
+        )
+        return await self.answered(interaction)
+
+    async def answered(self, interaction: InteractionView) -> InteractionView:
+        """The interaction once the bot has given its final answer (a message, or a followup after a defer)."""
+
+        async def answer() -> InteractionView | None:
+            view = await self.fake.interaction(interaction["id"])
+            if view["response"] is None:
+                return None
+            if view["response"]["type"] == 5 and not view["followups"] and view["original_message"] is None:
+                return None
+            if view["response"]["type"] == 5:
+                original = view["original_message"]
+                if not view["followups"] and (original is None or not (original["content"] or original["embeds"])):
+                    return None
+            return view
+
+        result: InteractionView | None = None
+
+        async def ready() -> bool:
+            nonlocal result
+            result = await answer()
+            return result is not None
+
+        await wait_until(ready, timeout_s=15)
+        assert result is not None
+        return result
+
+    async def redis_jobs(self, jid: str) -> TrackedJob:
+        """A job as the bot recorded it."""
+        job = await JobStore(self.redis).get(jid)
+        assert job is not None
+        return job
+
+    async def messages(self) -> list[MessageView]:
+        return await self.fake.channel_messages(self.channel_id)
+
+    async def wait_for_messages(
+        self, predicate: Callable[[list[MessageView]], bool], timeout_s: float = 20
+    ) -> list[MessageView]:
+        found: list[MessageView] = []
+
+        async def check() -> bool:
+            nonlocal found
+            found = await self.fake.channel_messages(self.channel_id)
+            return predicate(found)
+
+        await wait_until(check, timeout_s=timeout_s)
+        return found
+
+
+def answer_text(view: InteractionView) -> str:
+    """What the member read as the bot's answer."""
+    parts = []
+    response = view["response"]
+    if response is not None and response["data"]:
+        parts.append(str(response["data"].get("content") or ""))
+    if view["original_message"] is not None:
+        parts.append(view["original_message"]["content"])
+    parts += [message["content"] for message in view["followups"]]
+    return "\n".join(part for part in parts if part)
+
+
+def is_ephemeral(view: InteractionView) -> bool:
+    response = view["response"]
+    return response is not None and response["ephemeral"]
+
+
+def cards(messages: list[MessageView]) -> list[MessageView]:
+    """Job cards: messages whose embed footer names a job and that are not results."""
+    return [m for m in messages if m["embeds"] and not m["attachments"] and not m["deleted"] and _job_of(m)]
+
+
+def results(messages: list[MessageView]) -> list[MessageView]:
+    return [m for m in messages if m["attachments"] and not m["deleted"]]
+
+
+def _job_of(message: MessageView) -> str | None:
+    footer = (message["embeds"][0].get("footer") or {}).get("text", "") if message["embeds"] else ""
+    return footer.removeprefix("job ") if footer.startswith("job ") else None
+
+
+def job_of(message: MessageView) -> str:
+    jid = _job_of(message)
+    assert jid is not None
+    return jid
+
+
+def buttons(message: MessageView) -> list[str]:
+    """The custom_ids of a message's buttons."""
+    ids = []
+    for row in message["components"]:
+        for component in row.get("components", []):
+            if component.get("custom_id"):
+                ids.append(component["custom_id"])
+    return ids
+
+
+def png_of_size(target_bytes: int) -> bytes:
+    """A PNG of about `target_bytes` (random noise compresses badly)."""
+    import os
+
+    side = int((target_bytes / 3) ** 0.5) + 1
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+def decode_b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+@pytest.fixture
+def emulator_scenario() -> Scenario:
+    return fast_scenario(workers=4, execution_s=0.6, strict_limits=False)
+
+
+@pytest.fixture
+async def harness(fake_discord: FakeDiscord, emulator: Emulator, redis: aioredis.Redis) -> AsyncIterator[Harness]:
+    info = await fake_discord.info()
+    guild = await fake_discord.create_guild("Art Club")
+    channel = await fake_discord.create_channel(guild["id"], "general")
+    alice = await fake_discord.create_member(guild["id"], "alice")
+    bob = await fake_discord.create_member(guild["id"], "bob")
+    mod_role = await fake_discord.create_role(guild["id"], "mods", permissions=MANAGE_MESSAGES | MANAGE_GUILD)
+    mod = await fake_discord.create_member(guild["id"], "mod", role_ids=[mod_role["id"]])
+    point_discord_at(info["api_base_url"], info["gateway_url"])
+    async with aiohttp.ClientSession() as http:
+        yield Harness(
+            fake=fake_discord,
+            emulator=emulator,
+            redis=redis,
+            http=http,
+            guild_id=guild["id"],
+            channel_id=channel["id"],
+            alice=alice["user_id"],
+            bob=bob["user_id"],
+            mod=mod["user_id"],
+            settings=bot_settings(emulator),
+        )
