@@ -161,6 +161,13 @@ def answer_text(view: InteractionView) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def final_message(view: InteractionView) -> MessageView:
+    """The message that carries the bot's answer: the last followup, or the original response."""
+    message = view["followups"][-1] if view["followups"] else view["original_message"]
+    assert message is not None, "the bot answered without a message"
+    return message
+
+
 def is_ephemeral(view: InteractionView) -> bool:
     response = view["response"]
     return response is not None and response["ephemeral"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
+import pytest
 from PIL import Image
 
 from tests.e2e.bot.conftest import (
+    ATTACH_FILES,
     Harness,
     answer_text,
     buttons,
@@ -15,6 +18,7 @@ from tests.e2e.bot.conftest import (
     job_of,
     results,
 )
+from tests.fakes.discord.views import MessageView
 
 
 async def test_imagine_posts_a_card_then_the_images_as_a_reply(harness: Harness) -> None:
@@ -61,3 +65,126 @@ async def test_reroll_makes_a_new_job_with_the_same_parameters_and_a_new_seed(ha
     assert first.request["steps"] == second.request["steps"] == 12
     assert first.request["seed"] != second.request["seed"]
     assert second.user_id == harness.bob
+
+
+async def test_missing_attach_files_is_refused_naming_the_permission(harness: Harness) -> None:
+    """In a channel where the bot cannot attach files, /imagine says so and starts nothing."""
+    channel = await harness.fake.create_channel(harness.guild_id, "no-files")
+    everything = (await harness.fake.channel(channel["id"]))["bot_permissions"]
+    await harness.fake.set_bot_permissions(channel["id"], everything & ~ATTACH_FILES)
+    async with harness.running():
+        answer = await harness.imagine(channel_id=channel["id"])
+    assert is_ephemeral(answer)
+    assert "**Attach Files**" in answer_text(answer)
+    assert harness.emulator.counters.request_count("run") == 0
+    assert await harness.fake.channel_messages(channel["id"]) == []
+
+
+async def test_invalid_option_gives_the_allowed_range(harness: Harness) -> None:
+    """An out-of-range option is refused in an ephemeral message naming the option and its range."""
+    async with harness.running():
+        answer = await harness.imagine(steps=500)
+    assert is_ephemeral(answer)
+    assert "`steps` 500 is out of range. Allowed: 1–60." in answer_text(answer)
+    assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_everyone_in_a_prompt_pings_nobody(harness: Harness) -> None:
+    """A prompt with @everyone and a role mention is shown but pings nobody, on the card or the result."""
+    async with harness.running():
+        await harness.imagine(prompt=f"@everyone look <@&{harness.guild_id}> <@{harness.bob}>")
+        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+    assert messages
+    assert not any(message["pinged_anyone"] for message in messages)
+
+
+async def test_cooldown_refuses_with_the_time_to_wait(harness: Harness) -> None:
+    """A second submit within the cooldown is refused with the seconds left."""
+    async with harness.running(user_cooldown_s=30):
+        await harness.imagine()
+        answer = await harness.imagine(prompt="again")
+    assert re.search(r"you can submit again in (29|30) s", answer_text(answer))
+    assert harness.emulator.counters.request_count("run") == 1
+
+
+async def test_quota_refuses_and_says_when_to_try_again(harness: Harness) -> None:
+    """A member at the active-job limit is told the limit and that a finished or cancelled job frees a place."""
+    harness.emulator.update_scenario(workers=0)
+    async with harness.running(user_active_jobs=1):
+        await harness.imagine()
+        answer = await harness.imagine(prompt="second")
+    text = answer_text(answer)
+    assert "You already have 1 job(s) in progress (the limit is 1)" in text
+    assert "as soon as one finishes" in text
+    assert harness.emulator.counters.request_count("run") == 1
+
+
+async def test_denylisted_term_is_refused(harness: Harness) -> None:
+    """A term a moderator put on the guild's deny-list is refused with the term named."""
+    async with harness.running():
+        added = await harness.fake.invoke_command(harness.channel_id, harness.mod, "denylist add", {"term": "Gore"})
+        assert "now refused" in answer_text(await harness.answered(added))
+        answer = await harness.imagine(prompt="lots of gore here")
+    assert "“gore”" in answer_text(answer)
+    assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_oversized_result_is_reencoded_to_fit_the_channel(harness: Harness) -> None:
+    """A 25 MB PNG in a channel with a 10 MiB limit is delivered, re-encoded under the limit."""
+    await harness.fake.set_upload_limit(harness.channel_id, 10 * 1024 * 1024)
+    async with harness.running():
+        await harness.imagine(prompt="[emulator:oversized] huge")
+        messages = await harness.wait_for_messages(lambda found: bool(results(found)), timeout_s=60)
+    (result,) = results(messages)
+    (attachment,) = result["attachments"]
+    assert attachment["size"] <= 10 * 1024 * 1024
+    assert attachment["filename"].endswith((".webp", ".jpg"))
+    data = await harness.fake.attachment_bytes(attachment["url"])
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.width >= 64
+    assert "re-encoded" in result["content"]
+
+
+async def test_failure_reason_is_shown_on_the_card_with_retry(harness: Harness) -> None:
+    """A worker's JSON error shows its message on the card (no traceback), with a Retry button."""
+    async with harness.running():
+        await harness.imagine(prompt="[emulator:fail-json] broken")
+
+        def failed(found: list[MessageView]) -> bool:
+            return any(card["embeds"][0]["title"] == "Failed" for card in cards(found))
+
+        messages = await harness.wait_for_messages(failed)
+    (card,) = cards(messages)
+    fields = {field["name"]: field["value"] for field in card["embeds"][0]["fields"]}
+    assert "Reason" in fields
+    assert "Traceback" not in fields["Reason"]
+    assert buttons(card) == [f"job:retry:{job_of(card)}"]
+    assert results(messages) == []
+
+
+async def test_job_outliving_the_interaction_token_is_still_delivered(harness: Harness) -> None:
+    """A job that finishes after the 15-minute interaction token died is delivered through the channel."""
+    harness.emulator.update_scenario(workers=0)
+    async with harness.running():
+        await harness.imagine()
+        await harness.fake.advance_clock(16 * 60)
+        harness.emulator.update_scenario(workers=2)
+        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+    assert len(results(messages)) == 1
+
+
+async def test_unexpected_error_shows_an_error_id_and_starts_nothing(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When Discord refuses the job card, the member gets an error id, the log has it, and no /run is sent."""
+    await harness.fake.inject_error(
+        status=400, code=50035, method="POST", path=rf"/channels/{harness.channel_id}/messages$", count=1
+    )
+    async with harness.running():
+        answer = await harness.imagine()
+    text = answer_text(answer)
+    match = re.search(r"error id `([0-9a-f]{8})`", text)
+    assert match is not None, text
+    assert match.group(1) in caplog.text
+    assert "Traceback" not in text
+    assert harness.emulator.counters.request_count("run") == 0

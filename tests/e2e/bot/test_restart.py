@@ -1,0 +1,49 @@
+"""A bot stopped mid-job and started again: nothing lost, nothing posted twice, old buttons still work."""
+
+from __future__ import annotations
+
+from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
+
+
+async def test_job_running_across_a_restart_is_delivered_once(harness: Harness) -> None:
+    """A job in flight when the bot stops is delivered exactly once by the next bot process."""
+    harness.emulator.update_scenario(execution_s=2.0)
+    async with harness.running():
+        await harness.imagine(prompt="across a restart")
+        await harness.wait_for_messages(lambda found: bool(cards(found)))
+    assert results(await harness.messages()) == []
+    async with harness.running():
+        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        # Give a duplicate every chance to appear before looking.
+        await harness.wait_for_messages(lambda found: cards(found)[0]["embeds"][0]["title"] == "Done")
+    assert len(results(messages)) == 1
+    assert len(cards(messages)) == 1
+
+
+async def test_old_cards_buttons_work_after_a_restart(harness: Harness) -> None:
+    """The Cancel button on a card posted by the previous process still cancels the job."""
+    harness.emulator.update_scenario(workers=0)
+    async with harness.running():
+        await harness.imagine()
+        (card,) = cards(await harness.wait_for_messages(lambda found: bool(cards(found))))
+    async with harness.running():
+        click = await harness.fake.click_button(card["id"], f"job:cancel:{job_of(card)}", harness.alice)
+        assert "Cancelling job" in answer_text(await harness.answered(click))
+        messages = await harness.wait_for_messages(lambda found: cards(found)[0]["embeds"][0]["title"] == "Cancelled")
+    assert results(messages) == []
+
+
+async def test_commands_are_synced_only_when_they_change(harness: Harness) -> None:
+    """A restart with the same command tree does not register the commands again."""
+    async with harness.running():
+        pass
+    async with harness.running():
+        pass
+    syncs = [
+        request
+        for request in await harness.fake.requests()
+        if request["method"] == "PUT" and request["path"].endswith("/commands")
+    ]
+    assert len(syncs) == 1
+    names = {command["name"] for command in await harness.fake.commands()}
+    assert {"imagine", "cancel", "health", "jobs", "denylist"} <= names
