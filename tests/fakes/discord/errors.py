@@ -111,6 +111,15 @@ def not_author() -> ApiError:
     return ApiError(403, 50005, "Cannot edit a message authored by another user")
 
 
+def cannot_message_user() -> ApiError:
+    """A DM to a user who does not accept them (closed DMs, no shared server, or another bot)."""
+    return ApiError(403, 50007, "Cannot send messages to this user")
+
+
+def invalid_recipients() -> ApiError:
+    return ApiError(400, 50033, "Invalid Recipient(s)")
+
+
 def empty_message() -> ApiError:
     return ApiError(400, 50006, "Cannot send an empty message")
 

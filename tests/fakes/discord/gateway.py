@@ -108,10 +108,13 @@ class Session:
     last_close_code: int | None = None
     disconnected_at: datetime | None = None
 
-    def covers(self, guild_id: int) -> bool:
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether the session's shard receives the guild's events; DMs (`None`) go to shard 0."""
         if self.shard is None:
             return True
         shard_id, shard_count = self.shard
+        if guild_id is None:
+            return shard_id == 0
         return (guild_id >> 22) % shard_count == shard_id
 
     def alive(self, now: datetime) -> bool:
@@ -333,7 +336,7 @@ class Gateway:
         for session in list(self.sessions.values()):
             if not session.alive(now) or not session.ready:
                 continue
-            if guild_id is not None and not session.covers(guild_id):
+            if not session.covers(guild_id):
                 continue
             if intent is not None and not session.intents & intent:
                 continue

@@ -15,6 +15,11 @@ TIER_UPLOAD_LIMITS = {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}
 OVERWRITE_ROLE = 0
 OVERWRITE_MEMBER = 1
 
+# Channel types this fake models besides guild channels (whose type is whatever the test asked for).
+CHANNEL_DM = 1
+# A DM's upload limit: Discord's default for a user without Nitro.
+DM_UPLOAD_LIMIT = 10 * MIB
+
 
 @dataclass
 class User:
@@ -22,6 +27,8 @@ class User:
     username: str
     bot: bool = False
     global_name: str | None = None
+    # Whether the user accepts direct messages from the bot (their privacy setting); closed: 50007.
+    dms_open: bool = True
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -79,8 +86,10 @@ class Overwrite:
 
 @dataclass
 class Channel:
+    """A guild channel, or (with `recipient` and no `guild_id`) the DM channel between the bot and one user."""
+
     id: int
-    guild_id: int
+    guild_id: int | None
     name: str
     type: int = 0
     position: int = 0
@@ -88,8 +97,22 @@ class Channel:
     upload_limit: int | None = None
     overwrites: dict[int, Overwrite] = field(default_factory=dict)
     last_message_id: int | None = None
+    recipient: User | None = None
+
+    @property
+    def is_dm(self) -> bool:
+        return self.recipient is not None
 
     def payload(self) -> dict[str, Any]:
+        if self.recipient is not None:
+            # A DM channel as Discord returns it (POST /users/@me/channels, GET /channels/{id}): no guild, no name.
+            return {
+                "id": str(self.id),
+                "type": CHANNEL_DM,
+                "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+                "flags": 0,
+                "recipients": [self.recipient.payload()],
+            }
         return {
             "id": str(self.id),
             "guild_id": str(self.guild_id),

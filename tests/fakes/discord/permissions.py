@@ -59,6 +59,23 @@ DEFAULT_BOT_PERMISSIONS = int(
     | Permission.USE_APPLICATION_COMMANDS
 )
 
+# What the bot and its one recipient may do in a DM (there are no roles or overwrites there).
+DM_PERMISSIONS = int(
+    Permission.VIEW_CHANNEL
+    | Permission.SEND_MESSAGES
+    | Permission.EMBED_LINKS
+    | Permission.ATTACH_FILES
+    | Permission.READ_MESSAGE_HISTORY
+    | Permission.ADD_REACTIONS
+    | Permission.USE_EXTERNAL_EMOJIS
+)
+
+# The `app_permissions` Discord puts in an interaction from the bot's DM (442368): not a channel computation,
+# just what an interaction response there may carry.
+DM_APP_PERMISSIONS = int(
+    Permission.EMBED_LINKS | Permission.ATTACH_FILES | Permission.MENTION_EVERYONE | Permission.USE_EXTERNAL_EMOJIS
+)
+
 # Without Send Messages, Discord also withholds these (its "implicit permissions").
 _NEEDS_SEND = int(
     Permission.SEND_TTS_MESSAGES | Permission.MENTION_EVERYONE | Permission.ATTACH_FILES | Permission.EMBED_LINKS

@@ -47,6 +47,7 @@ def channel_view(world: World, channel: Channel) -> ChannelView:
     return ChannelView(
         id=channel.id,
         guild_id=channel.guild_id,
+        recipient_id=channel.recipient.id if channel.recipient is not None else None,
         name=channel.name,
         type=channel.type,
         position=channel.position,
@@ -72,6 +73,7 @@ def member_view(world: World, member: Member) -> MemberView:
         bot=member.user.bot,
         role_ids=list(member.role_ids),
         permissions=world.guild_permissions(guild, member.user.id),
+        dms_open=member.user.dms_open,
     )
 
 

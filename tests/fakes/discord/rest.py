@@ -172,6 +172,7 @@ class RestApi:
             ("GET", api + "/gateway/bot", self.get_gateway_bot),
             ("GET", api + "/users/@me", self.get_me),
             ("GET", api + "/users/{user_id:\\d+}", self.get_user),
+            ("POST", api + "/users/@me/channels", self.create_dm),
             ("GET", api + "/oauth2/applications/@me", self.get_application),
             ("GET", api + "/applications/@me", self.get_application),
             ("GET", app_commands, self.list_commands),
@@ -237,6 +238,12 @@ class RestApi:
         if user is None:
             raise errors.unknown_user()
         return json_response(user.payload())
+
+    async def create_dm(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise errors.invalid_json()
+        return json_response(self.world.open_dm(body.get("recipient_id")).payload())
 
     async def get_application(self, request: web.Request) -> web.StreamResponse:
         world = self.world

@@ -36,8 +36,11 @@ class OverwriteView(TypedDict):
 
 
 class ChannelView(TypedDict):
+    """A guild channel, or a DM channel (type 1: `guild_id` None, `recipient_id` the user, `name` empty)."""
+
     id: int
-    guild_id: int
+    guild_id: int | None
+    recipient_id: int | None
     name: str
     type: int
     position: int
@@ -55,6 +58,7 @@ class MemberView(TypedDict):
     bot: bool
     role_ids: list[int]
     permissions: int
+    dms_open: bool
 
 
 class GuildView(TypedDict):

@@ -23,6 +23,8 @@ from tests.fakes.discord import errors, rules
 from tests.fakes.discord.clock import Clock, Snowflakes, iso
 from tests.fakes.discord.errors import ControlError
 from tests.fakes.discord.models import (
+    CHANNEL_DM,
+    DM_UPLOAD_LIMIT,
     OVERWRITE_MEMBER,
     OVERWRITE_ROLE,
     Attachment,
@@ -43,6 +45,8 @@ from tests.fakes.discord.permissions import (
     ALL_PERMISSIONS,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_EVERYONE_PERMISSIONS,
+    DM_APP_PERMISSIONS,
+    DM_PERMISSIONS,
     Permission,
     apply_overwrites,
     has,
@@ -55,6 +59,7 @@ DEFAULT_TOKEN = "fake-discord-bot-token"
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
 
 RESPONSE_WINDOW = timedelta(seconds=3)
 TOKEN_LIFETIME = timedelta(minutes=15)
@@ -76,6 +81,9 @@ ALLOWED_CALLBACKS = {
     MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE},
 }
 
+# Where an interaction happened (its `context`).
+CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1
+
 # Message types.
 MESSAGE_DEFAULT = 0
 MESSAGE_REPLY = 19
@@ -95,7 +103,10 @@ class Dispatcher(Protocol):
     """Sends a gateway dispatch to the sessions that should see it; returns their session ids."""
 
     def __call__(self, event: str, payload: dict[str, Any], *, guild_id: int | None, intent: int | None) -> list[str]:
-        """Dispatch `event` to every live session covering `guild_id` whose intents include `intent`."""
+        """Dispatch `event` to every live session covering `guild_id` whose intents include `intent`.
+
+        `guild_id=None` is an event outside any guild (a DM), which Discord sends to shard 0 only.
+        """
         ...
 
 
@@ -123,6 +134,9 @@ class World:
         self.channels: dict[int, Channel] = {}
         self.messages: dict[int, Message] = {}
         self.channel_messages: dict[int, list[int]] = {}
+        # The bot's DM channel with each user (user id -> channel id): Discord keeps one per user.
+        self.dm_channel_ids: dict[int, int] = {}
+        self.app_owner.dms_open = True
         self.attachments: dict[int, Attachment] = {}
         self.interactions: dict[int, Interaction] = {}
         self.interactions_by_token: dict[str, Interaction] = {}
@@ -196,7 +210,13 @@ class World:
     def upload_limit(self, channel: Channel) -> int:
         if channel.upload_limit is not None:
             return channel.upload_limit
+        if channel.guild_id is None:
+            return DM_UPLOAD_LIMIT
         return self.guilds[channel.guild_id].upload_limit
+
+    def guild_of(self, channel: Channel) -> Guild | None:
+        """The channel's guild; None for a DM."""
+        return self.guilds[channel.guild_id] if channel.guild_id is not None else None
 
     # --- permissions ---------------------------------------------------------------------------------------------
 
@@ -216,7 +236,10 @@ class World:
         return perms
 
     def channel_permissions(self, channel: Channel, user_id: int) -> int:
-        guild = self.guilds[channel.guild_id]
+        guild = self.guild_of(channel)
+        if guild is None:
+            assert channel.recipient is not None
+            return DM_PERMISSIONS if user_id in (self.bot.id, channel.recipient.id) else 0
         base = self.guild_permissions(guild, user_id)
         if base == ALL_PERMISSIONS:
             return ALL_PERMISSIONS
@@ -340,14 +363,20 @@ class World:
         self._emit("CHANNEL_CREATE", channel.payload(), guild_id=guild_id, intent=INTENT_GUILDS)
         return channel
 
-    def set_overwrite(self, channel_id: int, target_id: int, *, kind: int, allow: int, deny: int) -> Channel:
+    def _guild_channel(self, channel_id: int) -> Channel:
         channel = self.channel(channel_id)
+        if channel.is_dm:
+            raise ControlError(f"channel {channel_id} is a DM: it has no permission overwrites", 409)
+        return channel
+
+    def set_overwrite(self, channel_id: int, target_id: int, *, kind: int, allow: int, deny: int) -> Channel:
+        channel = self._guild_channel(channel_id)
         channel.overwrites[target_id] = Overwrite(id=target_id, type=kind, allow=allow, deny=deny)
         self._channel_changed(channel)
         return channel
 
     def remove_overwrite(self, channel_id: int, target_id: int) -> Channel:
-        channel = self.channel(channel_id)
+        channel = self._guild_channel(channel_id)
         channel.overwrites.pop(target_id, None)
         self._channel_changed(channel)
         return channel
@@ -408,6 +437,48 @@ class World:
         payload = member.payload() | {"guild_id": str(guild_id)}
         self._emit("GUILD_MEMBER_UPDATE", payload, guild_id=guild_id, intent=INTENT_GUILD_MEMBERS)
         return member
+
+    # --- direct messages -----------------------------------------------------------------------------------------
+
+    def set_dms_open(self, user_id: int, open: bool) -> User:
+        """Whether the user accepts DMs from the bot (their privacy setting)."""
+        if not isinstance(open, bool):
+            raise ControlError(f"open must be true or false, not {open!r}")
+        user = self._user(user_id)
+        user.dms_open = open
+        self.touch()
+        return user
+
+    def dm_channel(self, user_id: int) -> Channel | None:
+        """The bot's DM channel with the user, once the bot has opened it."""
+        self._user(user_id)
+        channel_id = self.dm_channel_ids.get(user_id)
+        return self.channels[channel_id] if channel_id is not None else None
+
+    def open_dm(self, recipient_id: Any) -> Channel:
+        """POST /users/@me/channels: the DM channel with the user, created the first time (one per user)."""
+        try:
+            user = self.users.get(int(str(recipient_id)))
+        except ValueError:
+            user = None
+        if user is None or user.id == self.bot.id:
+            raise errors.invalid_recipients()
+        existing = self.dm_channel(user.id)
+        if existing is not None:
+            return existing
+        channel = Channel(id=self.ids.next(), guild_id=None, name="", type=CHANNEL_DM, recipient=user)
+        self.channels[channel.id] = channel
+        self.channel_messages[channel.id] = []
+        self.dm_channel_ids[user.id] = channel.id
+        # Discord sends bots no CHANNEL_CREATE for a DM; the REST reply is all the bot learns.
+        self.touch()
+        return channel
+
+    def require_dm_allowed(self, recipient: User) -> None:
+        """Discord delivers a bot's DM only to a user who shares a server with it, is no bot and accepts DMs."""
+        shares_a_guild = any(recipient.id in guild.members for guild in self.guilds.values())
+        if recipient.bot or not recipient.dms_open or not shares_a_guild:
+            raise errors.cannot_message_user()
 
     # --- payloads ------------------------------------------------------------------------------------------------
 
@@ -640,7 +711,7 @@ class World:
         reference: Message | None,
     ) -> Pings:
         """Who the message notifies, given its content, the allowed_mentions sent and the bot's permissions."""
-        guild = self.guilds[channel.guild_id]
+        guild = self.guild_of(channel)
         if allowed is None:
             parse = {"users", "roles", "everyone"}
             explicit_users: set[int] = set()
@@ -651,8 +722,18 @@ class World:
             explicit_users = {int(user_id) for user_id in allowed.get("users") or []}
             explicit_roles = {int(role_id) for role_id in allowed.get("roles") or []}
             replied_user = bool(allowed.get("replied_user", False))
-        can_mention_everyone = has(self.bot_permissions(channel), Permission.MENTION_EVERYONE)
         pings = Pings()
+        if reference is not None and replied_user and reference.author_id != self.bot.id:
+            pings.replied_user = reference.author_id
+        if guild is None:
+            # In a DM only its recipient can be notified; there are no roles and no @everyone.
+            assert channel.recipient is not None
+            if str(channel.recipient.id) in USER_MENTION.findall(content) and (
+                "users" in parse or channel.recipient.id in explicit_users
+            ):
+                pings.users.append(channel.recipient.id)
+            return pings
+        can_mention_everyone = has(self.bot_permissions(channel), Permission.MENTION_EVERYONE)
         for match in USER_MENTION.finditer(content):
             user_id = int(match.group(1))
             if user_id == self.bot.id or user_id not in guild.members or user_id in pings.users:
@@ -668,8 +749,6 @@ class World:
                 pings.roles.append(role_id)
         if ("@everyone" in content or "@here" in content) and "everyone" in parse and can_mention_everyone:
             pings.everyone = True
-        if reference is not None and replied_user and reference.author_id != self.bot.id:
-            pings.replied_user = reference.author_id
         return pings
 
     # --- messages ------------------------------------------------------------------------------------------------
@@ -734,7 +813,7 @@ class World:
                 "MESSAGE_CREATE",
                 self.gateway_message_payload(message),
                 guild_id=channel.guild_id,
-                intent=INTENT_GUILD_MESSAGES,
+                intent=_message_intent(message),
             )
         return message
 
@@ -749,12 +828,9 @@ class World:
                     {"message_reference": errors.field_error("MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")}
                 )
             return None, None
-        payload = {
-            "type": raw.get("type", 0),
-            "message_id": str(referenced.id),
-            "channel_id": str(channel.id),
-            "guild_id": str(channel.guild_id),
-        }
+        payload = {"type": raw.get("type", 0), "message_id": str(referenced.id), "channel_id": str(channel.id)}
+        if channel.guild_id is not None:
+            payload["guild_id"] = str(channel.guild_id)
         return referenced, payload
 
     def _edit_message(
@@ -809,7 +885,7 @@ class World:
                 "MESSAGE_UPDATE",
                 self.gateway_message_payload(message),
                 guild_id=message.guild_id,
-                intent=INTENT_GUILD_MESSAGES,
+                intent=_message_intent(message),
             )
         return message
 
@@ -817,12 +893,10 @@ class World:
         message.deleted = True
         self.touch()
         if not message.ephemeral:
-            self._emit(
-                "MESSAGE_DELETE",
-                {"id": str(message.id), "channel_id": str(message.channel_id), "guild_id": str(message.guild_id)},
-                guild_id=message.guild_id,
-                intent=INTENT_GUILD_MESSAGES,
-            )
+            payload = {"id": str(message.id), "channel_id": str(message.channel_id)}
+            if message.guild_id is not None:
+                payload["guild_id"] = str(message.guild_id)
+            self._emit("MESSAGE_DELETE", payload, guild_id=message.guild_id, intent=_message_intent(message))
 
     def public_messages(self, channel: Channel) -> Iterator[Message]:
         for message_id in self.channel_messages[channel.id]:
@@ -848,6 +922,8 @@ class World:
 
     def rest_create_message(self, channel_id: int, body: dict[str, Any], uploads: Sequence[Upload]) -> Message:
         channel = self.rest_channel(channel_id)
+        if channel.recipient is not None:
+            self.require_dm_allowed(channel.recipient)
         wanted = int(Permission.SEND_MESSAGES)
         if uploads:
             wanted |= Permission.ATTACH_FILES
@@ -935,18 +1011,21 @@ class World:
         locale: str,
         message: Message | None = None,
     ) -> Interaction:
-        guild = self.guilds[channel.guild_id]
-        member = guild.members.get(user_id)
-        if member is None:
-            raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
-        member_perms = self.channel_permissions(channel, user_id)
-        if not member_perms & Permission.VIEW_CHANNEL:
-            raise ControlError(f"member {user_id} cannot see channel {channel.id}", 403)
+        guild = self.guild_of(channel)
+        if guild is None:
+            assert channel.recipient is not None
+            if user_id != channel.recipient.id:
+                raise ControlError(f"only user {channel.recipient.id} is in the DM channel {channel.id}", 403)
+        else:
+            if user_id not in guild.members:
+                raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
+            if not self.channel_permissions(channel, user_id) & Permission.VIEW_CHANNEL:
+                raise ControlError(f"member {user_id} cannot see channel {channel.id}", 403)
         interaction = Interaction(
             id=self.ids.next(),
             token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48),
             type=kind,
-            guild_id=guild.id,
+            guild_id=channel.guild_id,
             channel_id=channel.id,
             user_id=user_id,
             data=data,
@@ -959,22 +1038,34 @@ class World:
             "application_id": str(self.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
             "channel_id": str(channel.id),
-            "channel": self.channel_payload_for(channel, user_id),
-            "member": member.payload(permissions=member_perms),
             "token": interaction.token,
             "version": 1,
             "locale": locale,
-            "guild_locale": guild.locale,
-            "app_permissions": str(self.bot_permissions(channel)),
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": _owners(guild.id),
-            "context": 0,
+            "authorizing_integration_owners": _owners(channel.guild_id),
             "attachment_size_limit": self.upload_limit(channel),
         }
+        if guild is None:
+            # From the bot's DM: the user instead of a member, the DM channel with its recipient, no guild.
+            payload |= {
+                "channel": channel.payload(),
+                "user": self.users[user_id].payload(),
+                "app_permissions": str(DM_APP_PERMISSIONS),
+                "context": CONTEXT_BOT_DM,
+            }
+        else:
+            member_perms = self.channel_permissions(channel, user_id)
+            payload |= {
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
+                "channel": self.channel_payload_for(channel, user_id),
+                "member": guild.members[user_id].payload(permissions=member_perms),
+                "guild_locale": guild.locale,
+                "app_permissions": str(self.bot_permissions(channel)),
+                "context": CONTEXT_GUILD,
+            }
         if message is not None:
             payload["message"] = self.message_payload(message)
         interaction.payload = payload
@@ -990,22 +1081,23 @@ class World:
             # Nobody will ever answer: tell the test at once instead of letting it time out.
             del self.interactions[interaction.id]
             del self.interactions_by_token[interaction.token]
-            raise ControlError(f"no bot session is connected for guild {interaction.guild_id}", 409)
+            where = f"guild {interaction.guild_id}" if interaction.guild_id is not None else "DMs (shard 0)"
+            raise ControlError(f"no bot session is connected for {where}", 409)
         interaction.delivered_to = delivered
         self.touch()
         return interaction
 
-    def command_for(self, guild_id: int, name: str, kind: int = 1) -> Command | None:
-        """The synced command a member would pick: the guild's own first, then the global one."""
+    def command_for(self, guild_id: int | None, name: str, kind: int = 1) -> Command | None:
+        """The synced command a member would pick: the guild's own first, then the global one (only that in DMs)."""
         guild_match = None
         global_match = None
         for command in self.commands.values():
             if command.name != name or command.type != kind:
                 continue
-            if command.guild_id == guild_id:
-                guild_match = command
-            elif command.guild_id is None:
+            if command.guild_id is None:
                 global_match = command
+            elif command.guild_id == guild_id:
+                guild_match = command
         return guild_match or global_match
 
     def command_interaction(
@@ -1023,6 +1115,8 @@ class World:
         if not path:
             raise ControlError("empty command name")
         command = self.command_for(channel.guild_id, path[0])
+        if channel.is_dm and command is not None and not _usable_in_bot_dm(command):
+            raise ControlError(f"/{path[0]} is not available in DMs (guild-only)", 409)
         data: dict[str, Any] = {"id": str(command.id if command else self.ids.next()), "name": path[0], "type": 1}
         if command is not None and command.guild_id is not None:
             data["guild_id"] = str(command.guild_id)
@@ -1088,7 +1182,7 @@ class World:
         return built, resolved
 
     def _option_value(self, channel: Channel, option_type: int, value: Any, resolved: dict[str, Any]) -> Any:
-        guild = self.guilds[channel.guild_id]
+        guild = self.guild_of(channel)
         if option_type == OPT_STRING:
             return str(value)
         if option_type == OPT_INTEGER:
@@ -1106,12 +1200,12 @@ class World:
         snowflake = int(value)
         if option_type in (OPT_USER, OPT_MENTIONABLE) and snowflake in self.users:
             resolved.setdefault("users", {})[str(snowflake)] = self.users[snowflake].payload()
-            member = guild.members.get(snowflake)
+            member = guild.members.get(snowflake) if guild is not None else None
             if member is not None:
                 perms = self.channel_permissions(channel, snowflake)
                 resolved.setdefault("members", {})[str(snowflake)] = member.payload(with_user=False, permissions=perms)
             return str(snowflake)
-        if option_type in (OPT_ROLE, OPT_MENTIONABLE) and snowflake in guild.roles:
+        if option_type in (OPT_ROLE, OPT_MENTIONABLE) and guild is not None and snowflake in guild.roles:
             resolved.setdefault("roles", {})[str(snowflake)] = guild.roles[snowflake].payload()
             return str(snowflake)
         if option_type == OPT_CHANNEL and snowflake in self.channels:
@@ -1345,7 +1439,21 @@ def _exact_overwrite(target_id: int, permissions: int) -> Overwrite:
 
 
 def _owners(guild_id: int | None) -> dict[str, str]:
-    return {"0": str(guild_id)} if guild_id is not None else {}
+    """`authorizing_integration_owners` of a guild-installed app: the guild, or "0" in the bot's DM."""
+    return {"0": str(guild_id) if guild_id is not None else "0"}
+
+
+def _usable_in_bot_dm(command: Command) -> bool:
+    """A global command is offered in the bot's DM unless its `contexts` leave BOT_DM out (or, the older way,
+    `dm_permission` is false)."""
+    contexts = command.raw.get("contexts")
+    if contexts is not None:
+        return CONTEXT_BOT_DM in contexts
+    return command.raw.get("dm_permission") is not False
+
+
+def _message_intent(message: Message) -> int:
+    return INTENT_GUILD_MESSAGES if message.guild_id is not None else INTENT_DIRECT_MESSAGES
 
 
 def _infer_option_type(value: Any) -> int:
