@@ -48,6 +48,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_fake/guilds/{guild_id:\\d+}/members", "create_member"),
     ("GET", "/_fake/guilds/{guild_id:\\d+}/members/{user_id:\\d+}", "member"),
     ("PUT", "/_fake/guilds/{guild_id:\\d+}/members/{user_id:\\d+}/roles", "set_member_roles"),
+    ("PUT", "/_fake/users/{user_id:\\d+}/dms", "set_dms_open"),
+    ("GET", "/_fake/users/{user_id:\\d+}/dm-channel", "dm_channel"),
     ("GET", "/_fake/channels/{channel_id:\\d+}", "channel"),
     ("PUT", "/_fake/channels/{channel_id:\\d+}/bot-permissions", "set_bot_permissions"),
     ("PUT", "/_fake/channels/{channel_id:\\d+}/overwrites/{target_id:\\d+}", "set_channel_overwrite"),
@@ -248,6 +250,12 @@ class FakeDiscordControl(FakeDiscordDriver):
 
     async def member(self, guild_id: int, user_id: int) -> MemberView:
         return cast(MemberView, await self._call("GET", f"/_fake/guilds/{guild_id}/members/{user_id}"))
+
+    async def set_dms_open(self, user_id: int, open: bool) -> None:
+        await self._call("PUT", f"/_fake/users/{user_id}/dms", {"open": open})
+
+    async def dm_channel(self, user_id: int) -> ChannelView | None:
+        return cast(ChannelView | None, await self._call("GET", f"/_fake/users/{user_id}/dm-channel"))
 
     # --- what members do -----------------------------------------------------------------------------------------
 

@@ -118,6 +118,14 @@ class FakeDiscordDriver(ABC):
     @abstractmethod
     async def member(self, guild_id: int, user_id: int) -> MemberView: ...
 
+    @abstractmethod
+    async def set_dms_open(self, user_id: int, open: bool) -> None:
+        """Whether the user accepts DMs from the bot (default: open); closed, a DM fails with 403 50007."""
+
+    @abstractmethod
+    async def dm_channel(self, user_id: int) -> ChannelView | None:
+        """The bot's DM channel with the user (type 1), or None until the bot has opened one."""
+
     # --- what members do -----------------------------------------------------------------------------------------
 
     @abstractmethod

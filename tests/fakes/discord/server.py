@@ -217,6 +217,13 @@ class FakeDiscord(FakeDiscordDriver):
     async def member(self, guild_id: int, user_id: int) -> MemberView:
         return present.member_view(self.world, self.world.member(guild_id, user_id))
 
+    async def set_dms_open(self, user_id: int, open: bool) -> None:
+        self.world.set_dms_open(user_id, open)
+
+    async def dm_channel(self, user_id: int) -> ChannelView | None:
+        channel = self.world.dm_channel(user_id)
+        return present.channel_view(self.world, channel) if channel is not None else None
+
     # --- what members do -----------------------------------------------------------------------------------------
 
     async def invoke_command(
