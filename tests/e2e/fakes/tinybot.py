@@ -67,6 +67,8 @@ class CancelButton(
         return cls(match["id"])
 
     async def callback(self, interaction: discord.Interaction) -> Any:
+        if isinstance(interaction.client, TinyBot):
+            interaction.client.clicks.append(interaction)
         await interaction.response.edit_message(content=f"job {self.job_id} cancelled", view=None)
 
 
@@ -132,11 +134,12 @@ def tiny_intents() -> discord.Intents:
 
 
 class TinyBot(commands.Bot):
-    """The tiny bot: syncs its commands on start and counts its resumes."""
+    """The tiny bot: syncs its commands on start, counts its resumes and keeps the Cancel clicks it handled."""
 
     def __init__(self, *, sync: bool = True, dev_guild_id: int | None = None) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=tiny_intents(), guild_ready_timeout=0.05)
         self.probes = Probes()
+        self.clicks: list[discord.Interaction] = []
         self.sync_commands = sync
         self.dev_guild_id = dev_guild_id
         self.resumed = asyncio.Event()
