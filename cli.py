@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 import bot
+from cogs.common import DISCORD_API_BASE_URL, invite_url
 from console import (
     CLI_REQUESTER,
     CLI_USER_ID,
@@ -234,6 +236,34 @@ async def health(args: argparse.Namespace, settings: Settings) -> int:
     return bot.EXIT_OK if all(row.error is None for row in rows) else bot.EXIT_FAILURE
 
 
+async def check_discord(settings: Settings) -> bool:
+    """Ask Discord who the token belongs to; print the bot's invite link."""
+    if settings.discord_token is None:
+        return False
+    base = settings.discord_api_base_url or DISCORD_API_BASE_URL
+    headers = {"Authorization": f"Bot {settings.discord_token.get_secret_value()}"}
+    timeout = aiohttp.ClientTimeout(total=15)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
+            async with http.get(f"{base}/users/@me") as response:
+                if response.status == HTTPStatus.UNAUTHORIZED:
+                    print(
+                        "discord: FAILED: Discord rejected DISCORD_TOKEN (401 Unauthorized); copy the bot token again"
+                    )
+                    return False
+                response.raise_for_status()
+                user = await response.json()
+            async with http.get(f"{base}/oauth2/applications/@me") as response:
+                response.raise_for_status()
+                application = await response.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(f"discord: FAILED: Discord could not be asked: {type(exc).__name__}: {exc}")
+        return False
+    print(f"discord: ok (bot {user.get('username')}, application {application['id']})")
+    print(f"invite: {invite_url(int(application['id']))}")
+    return True
+
+
 async def check(settings: Settings) -> bool:
     """Print one line per check; return whether all passed."""
     ok = True
@@ -243,6 +273,7 @@ async def check(settings: Settings) -> bool:
         ok = False
     else:
         print("settings: ok")
+        ok = await check_discord(settings)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     where = redact_url(redis_url) if redis_url else f"embedded server under {settings.data_dir}"
     try:

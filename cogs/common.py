@@ -30,6 +30,23 @@ REQUIRED_CHANNEL_PERMISSIONS = (
     ("read_message_history", "Read Message History"),
 )
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+# Exactly what the bot uses: the invite link asks for these and nothing more.
+INVITE_PERMISSIONS = discord.Permissions(
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    use_application_commands=True,
+)
+DISCORD_API_BASE_URL = "https://discord.com/api/v10"
+
+
+def invite_url(application_id: int) -> str:
+    """The OAuth2 link that adds the bot to a server with its slash commands and exactly its permissions."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS.value}"
+    )
 
 
 @dataclass

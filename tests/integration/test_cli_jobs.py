@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from runpod_client.emulator import Emulator
+from tests.fakes.discord import FakeDiscord
 from tests.waiting import wait_until
 
 RUNPOD_BOT = Path(sys.executable).parent / "runpod-bot"
@@ -124,25 +125,51 @@ async def test_health_shows_workers_and_the_tracker(workdir: Path, emulator: Emu
     assert "tracker rpb:" in result.stdout
 
 
-async def test_check_says_when_the_key_is_rejected(workdir: Path, emulator: Emulator) -> None:
+def discord_env(fake: FakeDiscord, token: str | None = None) -> dict[str, str]:
+    return {"DISCORD_TOKEN": token or fake.token, "DISCORD_API_BASE_URL": fake.api_base_url}
+
+
+async def test_check_says_when_the_key_is_rejected(
+    workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
+) -> None:
     """A wrong RUNPOD_API_KEY is reported plainly as a 401."""
-    env = emulator_env(emulator, RUNPOD_API_KEY="wrong-key-value", DISCORD_TOKEN="token-value")
+    env = emulator_env(emulator, RUNPOD_API_KEY="wrong-key-value", **discord_env(fake_discord))
     result = await runpod_bot(workdir, "check", **env)
     assert result.returncode == 1
     assert "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)" in result.stdout
     assert "wrong-key-value" not in result.stdout + result.stderr
 
 
-async def test_check_says_when_the_endpoint_is_unknown(workdir: Path, emulator: Emulator) -> None:
+async def test_check_says_when_the_endpoint_is_unknown(
+    workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
+) -> None:
     """An unknown RUNPOD_ENDPOINT_ID is reported plainly as a 404."""
-    env = emulator_env(emulator, RUNPOD_ENDPOINT_ID="no-such-endpoint", DISCORD_TOKEN="token-value")
+    env = emulator_env(emulator, RUNPOD_ENDPOINT_ID="no-such-endpoint", **discord_env(fake_discord))
     result = await runpod_bot(workdir, "check", **env)
     assert result.returncode == 1
     assert "RunPod does not know endpoint no-such-endpoint (404)" in result.stdout
 
 
-async def test_check_passes_against_a_working_endpoint(workdir: Path, emulator: Emulator) -> None:
-    """With every setting right, check prints ok lines and exits 0."""
-    result = await runpod_bot(workdir, "check", **emulator_env(emulator, DISCORD_TOKEN="token-value"))
+async def test_check_passes_and_prints_the_invite_link(
+    workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
+) -> None:
+    """With every setting right, check prints ok lines, the invite link with exactly the bot's permissions, exit 0."""
+    result = await runpod_bot(workdir, "check", **emulator_env(emulator, **discord_env(fake_discord)))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"runpod default: ok (endpoint {emulator.endpoint_id}" in result.stdout
+    application_id = (await fake_discord.info())["application_id"]
+    assert (
+        f"invite: https://discord.com/oauth2/authorize?client_id={application_id}"
+        "&scope=bot+applications.commands&permissions=2147600384"
+    ) in result.stdout
+
+
+async def test_check_says_when_discord_rejects_the_token(
+    workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
+) -> None:
+    """A wrong DISCORD_TOKEN is reported plainly as a 401, without echoing it."""
+    env = emulator_env(emulator, **discord_env(fake_discord, token="not-the-real-token"))
+    result = await runpod_bot(workdir, "check", **env)
+    assert result.returncode == 1
+    assert "Discord rejected DISCORD_TOKEN (401 Unauthorized)" in result.stdout
+    assert "not-the-real-token" not in result.stdout + result.stderr
