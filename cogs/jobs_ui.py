@@ -25,7 +25,7 @@ from cogs.common import (
 )
 from cogs.render import RETRYABLE, card_embed
 from jobs.presets import InvalidRequestError, RequestOptions, find_denied_term
-from jobs.service import JobNotFoundError, NotAllowedError
+from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError
 from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class JobButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         handler = {"cancel": cancel_job, "reroll": reroll_job, "retry": retry_job, "delete": delete_result}[self.action]
         await guarded(interaction, lambda: handler(interaction, self.jid))
+
+
+class CardRefusedError(JobServiceError):
+    """Discord refused the job card, so the job was not sent to RunPod."""
 
 
 def card_view(job: TrackedJob) -> discord.ui.View:
@@ -134,12 +138,19 @@ async def submit_flow(
     requester = Requester(user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=channel_id)
 
     async def post_card(job: TrackedJob) -> None:
-        card = await channel.send(
-            embed=card_embed(job),
-            view=card_view(job),
-            allowed_mentions=NO_PINGS,
-            nonce=CARD_NONCE.format(jid=job.jid),
-        )
+        try:
+            card = await channel.send(
+                embed=card_embed(job),
+                view=card_view(job),
+                allowed_mentions=NO_PINGS,
+                nonce=CARD_NONCE.format(jid=job.jid),
+            )
+        except discord.Forbidden:
+            if private:
+                raise CardRefusedError(
+                    "I can't send you direct messages (they are closed). Open them, or try without `private`."
+                ) from None
+            raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
         await ctx.store.update(job.jid, {"card_message_id": card.id})
 
     submission = await ctx.service.submit(

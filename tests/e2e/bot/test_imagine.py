@@ -19,6 +19,7 @@ from tests.e2e.bot.conftest import (
     results,
 )
 from tests.fakes.discord.views import MessageView
+from tests.waiting import wait_until
 
 
 async def test_imagine_posts_a_card_then_the_images_as_a_reply(harness: Harness) -> None:
@@ -187,4 +188,41 @@ async def test_unexpected_error_shows_an_error_id_and_starts_nothing(
     assert match is not None, text
     assert match.group(1) in caplog.text
     assert "Traceback" not in text
+    assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_private_job_is_delivered_by_direct_message(harness: Harness) -> None:
+    """With private, the card and the images go to the member's DMs, not the channel; Re-roll works there."""
+    async with harness.running():
+        answer = await harness.imagine(prompt="a secret garden", private=True)
+        assert "Submitted: job" in answer_text(answer)
+        dm = await harness.fake.dm_channel(harness.alice)
+        assert dm is not None
+
+        async def dm_results(count: int) -> list[MessageView]:
+            found: list[MessageView] = []
+
+            async def check() -> bool:
+                nonlocal found
+                found = await harness.fake.channel_messages(dm["id"])
+                return len(results(found)) >= count
+
+            await wait_until(check)
+            return found
+
+        messages = await dm_results(1)
+        (result,) = results(messages)
+        click = await harness.fake.click_button(result["id"], f"job:reroll:{job_of(cards(messages)[0])}", harness.alice)
+        assert "Submitted: job" in answer_text(await harness.answered(click))
+        messages = await dm_results(2)
+    assert len(cards(messages)) == 2
+    assert await harness.messages() == []
+
+
+async def test_private_job_with_closed_dms_is_refused(harness: Harness) -> None:
+    """A member whose DMs are closed is told so, and nothing is started."""
+    await harness.fake.set_dms_open(harness.alice, False)
+    async with harness.running():
+        answer = await harness.imagine(private=True)
+    assert "try without `private`" in answer_text(answer)
     assert harness.emulator.counters.request_count("run") == 0
