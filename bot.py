@@ -175,18 +175,19 @@ class RunpodBot(commands.Bot):
         )
         self.deps = deps
         core = deps.core
+        health = HealthCache(core.clients)
+        self.notifier = DiscordNotifier(self, core.store, health, deps.card_edit_interval_s)
         self.services = Services(
             service=core.service,
             store=core.store,
             catalog=core.catalog,
             clients=core.clients,
             guilds=GuildSettings(deps.redis, core.store.keys),
-            health=HealthCache(core.clients),
+            health=health,
+            notifier=self.notifier,
             moderator_role_id=deps.moderator_role_id,
-            card_edit_interval_s=deps.card_edit_interval_s,
             global_denylist=deps.global_denylist,
         )
-        self.notifier = DiscordNotifier(self, core.store, self.services.health, deps.card_edit_interval_s)
         self.poller: Poller | None = None
         self._poller_task: asyncio.Task[None] | None = None
         self._extensions = tuple(extensions)

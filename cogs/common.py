@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
+from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.service import JobService, JobServiceError
 from jobs.waiting import HealthCache
@@ -59,8 +60,8 @@ class Services:
     clients: dict[str, RunPodClient]
     guilds: GuildSettings
     health: HealthCache
+    notifier: Notifier
     moderator_role_id: int | None = None
-    card_edit_interval_s: float = 3.0
     global_denylist: Sequence[str] = field(default_factory=tuple)
 
 

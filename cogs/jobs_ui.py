@@ -161,6 +161,9 @@ async def submit_flow(
         before_run=post_card,
     )
     job = submission.job
+    if not submission.duplicate:
+        # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits.
+        await ctx.notifier.job_updated(job)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     verb = "Already submitted" if submission.duplicate else "Submitted"
     await reply(interaction, f"{verb}: job `{job.jid}`" + (f" — {where}" if where else "."))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
+from datetime import datetime
 
 import pytest
 from PIL import Image
@@ -226,3 +228,36 @@ async def test_private_job_with_closed_dms_is_refused(harness: Harness) -> None:
         answer = await harness.imagine(private=True)
     assert "try without `private`" in answer_text(answer)
     assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_queued_card_explains_the_wait(harness: Harness) -> None:
+    """While no GPU is free, the card says why in words (here: RunPod is throttling the workers)."""
+    harness.emulator.update_scenario(workers=0, throttled_workers=2)
+    async with harness.running():
+        await harness.imagine()
+
+        def explained(found: list[MessageView]) -> bool:
+            fields = [field for card in cards(found) for field in card["embeds"][0].get("fields", [])]
+            return any(field["name"] == "Why the wait" for field in fields)
+
+        messages = await harness.wait_for_messages(explained)
+    fields = {field["name"]: field["value"] for field in cards(messages)[0]["embeds"][0]["fields"]}
+    assert fields["Why the wait"].startswith("throttled")
+    assert fields["In the queue since"].startswith("<t:")
+
+
+async def test_card_edits_are_coalesced(harness: Harness) -> None:
+    """Progress edits to one card are at least CARD_EDIT_INTERVAL_S apart, and none repeats the previous one."""
+    harness.emulator.update_scenario(execution_s=3.0)
+    async with harness.running(card_edit_interval_s=1.0):
+        await harness.imagine(steps=30)
+        messages = await harness.wait_for_messages(lambda found: bool(results(found)), timeout_s=30)
+    (card,) = cards(messages)
+    versions = card["history"]
+    progress = versions[1:-1]  # after the first post, before the final "Done" edit
+    moments = [datetime.fromisoformat(version["at"]) for version in progress]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments)]
+    assert len(progress) >= 2
+    assert all(gap >= 0.95 for gap in gaps), gaps
+    embeds = [version["embeds"] for version in versions]
+    assert all(before != after for before, after in itertools.pairwise(embeds))
