@@ -13,6 +13,8 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 import aiohttp
 import discord
@@ -137,6 +139,22 @@ def load_models(settings: Settings) -> ModelCatalog:
         raise ConfigError(str(exc)) from None
 
 
+class Role(StrEnum):
+    """What a process does. Several poller processes may share one Redis; run one gateway (or one per shard set)."""
+
+    ALL = "all"  # gateway, commands, poller and delivery: the single-machine default
+    GATEWAY = "gateway"  # Discord gateway and commands only
+    POLLER = "poller"  # polling and delivery through Discord's REST API; never connects to the gateway
+
+    @property
+    def connects(self) -> bool:
+        return self is not Role.POLLER
+
+    @property
+    def polls(self) -> bool:
+        return self is not Role.GATEWAY
+
+
 @dataclass(frozen=True)
 class BotDependencies:
     """What the bot and its cogs are given: built once by the composition root."""
@@ -148,7 +166,7 @@ class BotDependencies:
     moderator_role_id: int | None = None
     card_edit_interval_s: float = 3.0
     global_denylist: tuple[str, ...] = ()
-    run_poller: bool = True
+    role: Role = Role.ALL
     guild_ready_timeout_s: float = 2.0
 
 
@@ -162,7 +180,7 @@ class BotTree(app_commands.CommandTree["RunpodBot"]):
 class RunpodBot(commands.Bot):
     """The Discord bot: receives its dependencies, loads an explicit list of extensions, and runs the poller."""
 
-    def __init__(self, deps: BotDependencies, *, extensions: Sequence[str] = EXTENSIONS) -> None:
+    def __init__(self, deps: BotDependencies, *, extensions: Sequence[str] = EXTENSIONS, **options: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -172,6 +190,7 @@ class RunpodBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=deps.guild_ready_timeout_s,
             tree_cls=BotTree,
+            **options,
         )
         self.deps = deps
         core = deps.core
@@ -193,11 +212,12 @@ class RunpodBot(commands.Bot):
         self._extensions = tuple(extensions)
 
     async def setup_hook(self) -> None:
-        for extension in self._extensions:
-            await self.load_extension(extension)
-        self.add_dynamic_items(JobButton, HealthRefresh)
-        await self.sync_commands()
-        if self.deps.run_poller:
+        if self.deps.role.connects:
+            for extension in self._extensions:
+                await self.load_extension(extension)
+            self.add_dynamic_items(JobButton, HealthRefresh)
+            await self.sync_commands()
+        if self.deps.role.polls:
             self.poller = self.deps.core.poller(self.notifier, self.deps.http)
             self._poller_task = spawn(self.poller.run(), name="poller")
 
@@ -231,6 +251,22 @@ class RunpodBot(commands.Bot):
         log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
 
 
+class ShardedRunpodBot(RunpodBot, commands.AutoShardedBot):
+    """The same bot on discord.py's sharded client, for bots in thousands of guilds (SHARD_COUNT / SHARD_IDS).
+
+    One process runs one poller however many shards it holds: polling is per process, not per shard.
+    """
+
+
+def make_bot(
+    deps: BotDependencies, *, shard_count: int | None = None, shard_ids: Sequence[int] | None = None
+) -> RunpodBot:
+    """A plain bot, or a sharded one when shards are configured."""
+    if shard_count is None and not shard_ids:
+        return RunpodBot(deps)
+    return ShardedRunpodBot(deps, shard_count=shard_count, shard_ids=list(shard_ids) if shard_ids else None)
+
+
 def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
     """Send discord.py's REST calls and gateway connection to other addresses (a REST proxy, or a fake server)."""
     if api_base_url:
@@ -239,8 +275,8 @@ def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-async def run(settings: Settings) -> int:
-    """Run the bot until it is stopped; return the process exit status."""
+async def run(settings: Settings, role: Role = Role.ALL) -> int:
+    """Run the bot in its role until it is stopped; return the process exit status."""
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
@@ -255,12 +291,21 @@ async def run(settings: Settings) -> int:
             moderator_role_id=settings.moderator_role_id,
             card_edit_interval_s=settings.card_edit_interval_s,
             global_denylist=tuple(settings.denied_terms),
+            role=role,
         )
-        bot = RunpodBot(deps)
-        stop_on_signals(bot)
+        bot = make_bot(deps, shard_count=settings.shard_count, shard_ids=settings.shard_id_list)
+        stopped = asyncio.Event()
+        stop_on_signals(bot, stopped)
+        log.info("starting in role %s", role.value)
         async with bot:
             try:
-                await bot.start(require_secret(settings.discord_token, "DISCORD_TOKEN"))
+                token = require_secret(settings.discord_token, "DISCORD_TOKEN")
+                if role.connects:
+                    await bot.start(token)
+                else:
+                    # A poller only needs REST: log in (which runs setup_hook and starts polling) and wait.
+                    await bot.login(token)
+                    await stopped.wait()
             except discord.LoginFailure:
                 log.error("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again.")
                 return EXIT_FAILURE
@@ -273,15 +318,23 @@ def require_secret(value: SecretStr | None, name: str) -> str:
     return value.get_secret_value()
 
 
-def stop_on_signals(bot: RunpodBot) -> None:
-    """Close the bot cleanly on SIGTERM and SIGINT, so Redis and the HTTP session are closed too."""
+def stop_on_signals(bot: RunpodBot, stopped: asyncio.Event) -> None:
+    """Close the bot cleanly on SIGTERM and SIGINT (releasing job leases), then let Redis and HTTP close."""
     loop = asyncio.get_running_loop()
+
+    async def shut_down() -> None:
+        log.info("stopping: releasing jobs for other processes")
+        try:
+            await bot.close()
+        finally:
+            stopped.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: spawn(bot.close(), name="close-bot"))
+        loop.add_signal_handler(signum, lambda: spawn(shut_down(), name="shutdown"))
 
 
-def main() -> int:
-    """Entry point of `python bot.py` and `runpod-bot run`."""
+def main(role: Role = Role.ALL) -> int:
+    """Entry point of `python bot.py` and `runpod-bot run [--role ROLE]`."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -289,7 +342,7 @@ def main() -> int:
         return EXIT_CONFIG
     configure_logging(log_level_number(settings), settings.secrets())
     try:
-        return asyncio.run(run(settings))
+        return asyncio.run(run(settings, role))
     except (RedisUnavailableError, EmbeddedRedisError) as exc:
         log.error("%s", exc)
         return EXIT_FAILURE

@@ -56,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="runpod-bot", description="A Discord bot that generates images on RunPod Serverless."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="run the Discord bot")
+    run = commands.add_parser("run", help="run the Discord bot")
+    run.add_argument(
+        "--role",
+        choices=[role.value for role in bot.Role],
+        default=bot.Role.ALL.value,
+        help="all (default): everything in one process; gateway: Discord commands only; "
+        "poller: track jobs and deliver results through Discord's REST API, without a gateway connection",
+    )
     commands.add_parser("check", help="validate the configuration, Redis and each model's RunPod endpoint")
     # The emulator parses its own options (the same as `python -m runpod_client.emulator`); `add_help=False` lets
     # `runpod-bot emulator --help` show them.
@@ -328,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "emulator" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
-        return bot.main()
+        return bot.main(bot.Role(args.role))
     if args.command == "emulator":
         # Imported here: the bot itself never loads the emulator (nor Pillow's drawing code).
         from runpod_client.emulator.__main__ import main as emulator_main

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     image_max_mb: Annotated[int, Field(ge=1, le=500)] = 50
 
     # Discord
+    shard_count: Annotated[int, Field(ge=1)] | None = None
+    shard_ids: str = ""
     moderator_role_id: int | None = None
     card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = 3.0
     prompt_denylist: str = ""
@@ -86,6 +88,7 @@ class Settings(BaseSettings):
         "discord_gateway_url",
         "dev_guild_id",
         "moderator_role_id",
+        "shard_count",
         mode="before",
     )
     @classmethod
@@ -102,6 +105,19 @@ class Settings(BaseSettings):
         """The secret values that must never appear in a log record or a message."""
         values = [secret.get_secret_value() for secret in (self.discord_token, self.runpod_api_key) if secret]
         return [value for value in values if value]
+
+    @property
+    def shard_id_list(self) -> list[int]:
+        """SHARD_IDS ("0,1,2") as numbers; empty means every shard of SHARD_COUNT."""
+        return [int(part) for part in self.shard_ids.split(",") if part.strip()]
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_ids_are_numbers(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError("SHARD_IDS is a comma-separated list of shard numbers, like 0,1,2")
+        return ",".join(parts)
 
     @property
     def denied_terms(self) -> list[str]:

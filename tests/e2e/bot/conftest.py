@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from PIL import Image
 from pydantic import SecretStr
 
-from bot import BotDependencies, RunpodBot, build_core, point_discord_at
+from bot import BotDependencies, Role, RunpodBot, build_core, point_discord_at
 from runpod_client.emulator import Emulator, Scenario
 from settings import Settings
 from storage.models import TrackedJob
@@ -70,7 +70,7 @@ class Harness:
     mod: int
     settings: Settings
 
-    def make_bot(self, **changes: Any) -> RunpodBot:
+    def make_bot(self, role: Role = Role.ALL, **changes: Any) -> RunpodBot:
         settings = self.settings.model_copy(update=changes) if changes else self.settings
         deps = BotDependencies(
             core=build_core(settings, self.redis, self.http),
@@ -80,15 +80,24 @@ class Harness:
             card_edit_interval_s=settings.card_edit_interval_s,
             global_denylist=tuple(settings.denied_terms),
             guild_ready_timeout_s=0.05,
+            role=role,
         )
         return RunpodBot(deps)
 
     @asynccontextmanager
-    async def running(self, **changes: Any) -> AsyncIterator[RunpodBot]:
+    async def running(self, role: Role = Role.ALL, **changes: Any) -> AsyncIterator[RunpodBot]:
         """The bot, logged in to the fake and ready, stopped gracefully at the end of the block."""
-        bot = self.make_bot(**changes)
-        async with running_client(bot, self.fake.token):
+        bot = self.make_bot(role, **changes)
+        if role.connects:
+            async with running_client(bot, self.fake.token):
+                yield bot
+            return
+        # A poller never connects to the gateway: it logs in for REST and polls.
+        await bot.login(self.fake.token)
+        try:
             yield bot
+        finally:
+            await bot.close()
 
     async def imagine(
         self, user_id: int | None = None, channel_id: int | None = None, **options: Any
