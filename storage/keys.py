@@ -38,8 +38,16 @@ class Keys:
         return f"{self.tag}:endpoints"
 
     def status_budget(self, endpoint_id: str) -> str:
-        """Hash: this second's count of `/status` calls for the endpoint, shared by all processes."""
+        """Hash: the token bucket of `/status` calls for the endpoint, shared by all processes."""
         return f"{self.tag}:budget:{endpoint_id}"
+
+    def queued(self, endpoint_id: str) -> str:
+        """Sorted set: the endpoint's jobs waiting in RunPod's queue, by submit time (the oldest starts next)."""
+        return f"{self.tag}:queued:{endpoint_id}"
+
+    def execution_samples(self, endpoint_id: str) -> str:
+        """List with a TTL: recent execution times (ms) of the endpoint's completed jobs, newest first."""
+        return f"{self.tag}:exec:{endpoint_id}"
 
     def user_active(self, user_id: int) -> str:
         """Sorted set: the user's jobs that are not finished yet (for the quota)."""

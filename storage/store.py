@@ -10,15 +10,20 @@ Guarantees, stated loudly because the rest of the bot relies on them:
   never zero. Delivery code must therefore be idempotent (it is told what it already posted).
 - `finalize_commit` is idempotent and removes the job from every index in the same call.
 - Every record that stops changing expires: delivered jobs after `record_ttl_s`, idempotency keys, cooldowns,
-  RunPod-id lookups and the per-second budget counters all carry a TTL. Live jobs never expire.
+  RunPod-id lookups, the budget buckets and the execution-time samples all carry a TTL. Live jobs never expire.
+- The shared `/status` budget is a token bucket per endpoint: in any sliding window of T seconds, all processes
+  together claim at most `budget_per_second * (T + burst_ms / 1000)` jobs that will call `/status`.
+- A webhook may take over a live job's lease (`take_for_webhook`): from then on the previous holder's reschedule and
+  finalize are refused, so the job is still finished by one process only. A job already finishing is never taken.
+- `apply` runs many transitions (reschedules, finalize begins and commits, releases) atomically in one round trip,
+  each fenced on its own job: a busy poll cycle costs a constant number of round trips, whatever its size.
 All times are the Redis server's clock, so processes on machines with skewed clocks agree on what is due.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -39,7 +44,15 @@ DEFAULT_SUBMIT_LEASE_MS = 120_000
 # RunPod forgets a job at most 24 h (default policy.ttl) plus 30 min after it ends; keep the lookup a bit longer.
 DEFAULT_RUNPOD_INDEX_TTL_S = 2 * DAY_S
 ENDPOINT_ERROR_TTL_S = DAY_S
+# How many recent execution times are kept per endpoint, and for how long after the last one.
+DEFAULT_EXECUTION_SAMPLES = 200
+EXECUTION_SAMPLES_TTL_S = 7 * DAY_S
+# The budget bucket holds one second of budget unless the caller asks for a smaller burst.
+DEFAULT_BURST_MS = 1_000
+ENDPOINT_ERROR_MAX_CHARS = 500
 NO_GUILD = 0
+# Record fields the model does not hold but the poller reads (see `Claimed.hints`).
+HINT_FIELDS = frozenset({"webhook_at", "progress_at"})
 
 
 class StoreError(Exception):
@@ -75,6 +88,7 @@ class StoreConfig:
     history_ttl_s: int = DEFAULT_HISTORY_TTL_S
     submit_lease_ms: int = DEFAULT_SUBMIT_LEASE_MS
     runpod_index_ttl_s: int = DEFAULT_RUNPOD_INDEX_TTL_S
+    execution_samples: int = DEFAULT_EXECUTION_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -112,19 +126,31 @@ class Created:
 
 @dataclass(frozen=True)
 class Claimed:
-    """A job claimed by this process until its lease (`token`, ms on the server's clock) runs out."""
+    """A job claimed by this process until its lease (`token`, ms on the server's clock) runs out.
+
+    `queue_rank` is the job's place among its endpoint's queued jobs (0: the oldest, next to start), when claimed
+    while queued; `hints` are record fields the poller keeps for itself (see `HINT_FIELDS`).
+    """
 
     job: TrackedJob
     token: int
+    queue_rank: int | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ClaimBatch:
-    """The result of one claim: the jobs, the server time, and how much of this second's budget is left."""
+    """The result of one claim: the jobs, the server time, and the state of the endpoint's budget and schedule.
+
+    `budget_wait_ms` is how long until the budget allows a worthwhile batch again (0: now); `next_due_ms` how long
+    until the next scheduled job is due (None: nothing is scheduled).
+    """
 
     jobs: list[Claimed]
     now_ms: int
     budget_left: int
+    budget_wait_ms: int = 0
+    next_due_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,11 +170,80 @@ class CancelRequest:
     requested_by: int | None
 
 
+# --- batchable transitions (see `JobStore.apply`) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    """Store what a poll learned and schedule the next action in `delay_ms`. Result: the new claim, or None."""
+
+    claimed: Claimed
+    delay_ms: int
+    state: JobState | None = None
+    fields: Mapping[str, Any] | None = None
+    polled: bool = True
+
+
+@dataclass(frozen=True)
+class FinalizeBegin:
+    """Record the outcome and take a delivery lease. Result: the claim with the updated record, or None.
+
+    `execution_ms` of a completed job joins the endpoint's execution-time samples.
+    """
+
+    claimed: Claimed
+    outcome: JobState
+    lease_ms: int
+    fields: Mapping[str, Any] | None = None
+    execution_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class FinalizeCommit:
+    """Mark the job delivered (idempotent). Result: False only when another process holds the job now."""
+
+    claimed: Claimed
+    fields: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """Make a held job due now for another process. Result: whether it was still held."""
+
+    claimed: Claimed
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """Remember RunPod's latest error for the endpoint (kept a day). Result: None."""
+
+    endpoint_id: str
+    message: str
+
+
+StoreOp = Reschedule | FinalizeBegin | FinalizeCommit | Release | RecordError
+OpResult = Claimed | bool | None
+
+
+@dataclass(frozen=True)
+class WebhookTake:
+    """What taking a job for its webhook found: `claimed` when this process now holds it, else why not."""
+
+    status: str
+    claimed: Claimed | None = None
+    state: JobState | None = None
+
+
 def _load_scripts() -> dict[str, str]:
     folder = resources.files("storage") / "scripts"
-    common = (folder / "_common.lua").read_text()
+    # Files starting with `_` hold shared functions: every script gets them, in name order.
+    shared = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".lua") and entry.name.startswith("_")),
+        key=lambda entry: entry.name,
+    )
+    prelude = "\n".join(entry.read_text() for entry in shared)
     return {
-        entry.name.removesuffix(".lua"): common + "\n" + entry.read_text()
+        entry.name.removesuffix(".lua"): prelude + "\n" + entry.read_text()
         for entry in folder.iterdir()
         if entry.name.endswith(".lua") and not entry.name.startswith("_")
     }
@@ -168,6 +263,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _record(raw: Sequence[Any]) -> dict[str, str]:
+    return {_text(name): _text(value) for name, value in zip(raw[::2], raw[1::2], strict=True)}
+
+
+def _claimed(raw: Sequence[Any], token: int, queue_rank: int | None = None) -> Claimed:
+    record = _record(raw)
+    hints = {name: value for name, value in record.items() if name in HINT_FIELDS and value}
+    return Claimed(job=TrackedJob.from_hash(record), token=token, queue_rank=queue_rank, hints=hints)
+
+
 class JobStore:
     """Job records, the due-time schedule per endpoint, and the per-user and per-guild indexes."""
 
@@ -178,8 +283,11 @@ class JobStore:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(source) for name, source in SCRIPT_SOURCES.items()
         }
+        # Round trips to Redis made through this store (each script call, command or pipeline counts one).
+        self.round_trips = 0
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        self.round_trips += 1
         return await self._scripts[name](keys=list(keys), args=list(args))
 
     # --- transitions -------------------------------------------------------------------------------------------
@@ -238,7 +346,10 @@ class JobStore:
         raise QuotaExceededError("guild", int(reply[1]), limits.guild_active)
 
     async def attach_runpod_id(self, job: TrackedJob, runpod_id: str, first_poll_delay_ms: int) -> int | None:
-        """Record RunPod's id after a successful /run and schedule the first poll; None if the job is gone."""
+        """Record RunPod's id after a successful /run and schedule the first poll; None if the job is gone.
+
+        A job whose webhook already arrived is scheduled at once instead.
+        """
         keys = self.keys
         reply = await self._run(
             "attach",
@@ -249,23 +360,123 @@ class JobStore:
                 keys.user_active(job.user_id),
                 keys.guild_active(job.guild_id or NO_GUILD),
                 keys.stats(),
+                keys.queued(job.endpoint_id),
             ],
             [job.jid, runpod_id, first_poll_delay_ms, self.config.runpod_index_ttl_s, "1" if job.guild_id else "0"],
         )
         return int(reply[1]) if _text(reply[0]) == "attached" else None
 
-    async def claim_due(self, endpoint_id: str, *, limit: int, lease_ms: int, budget_per_second: int = 0) -> ClaimBatch:
-        """Claim up to `limit` due jobs of the endpoint, oldest first, within the shared per-second budget."""
+    async def claim_due(
+        self,
+        endpoint_id: str,
+        *,
+        limit: int,
+        lease_ms: int,
+        budget_per_second: int = 0,
+        burst_ms: int = DEFAULT_BURST_MS,
+    ) -> ClaimBatch:
+        """Claim up to `limit` due jobs of the endpoint, oldest first, within the shared `/status` budget.
+
+        `budget_per_second` (0: unlimited) is the bucket's refill rate and `burst_ms` its size in time.
+        """
+        keys = self.keys
         reply = await self._run(
             "claim",
-            [self.keys.due(endpoint_id), self.keys.status_budget(endpoint_id)],
-            [limit, lease_ms, budget_per_second, self.keys.job("")],
+            [keys.due(endpoint_id), keys.status_budget(endpoint_id), keys.queued(endpoint_id)],
+            [limit, lease_ms, budget_per_second, keys.job(""), burst_ms],
         )
         claimed = [
-            Claimed(job=TrackedJob.from_hash(dict(zip(raw[::2], raw[1::2], strict=True))), token=int(token))
-            for _jid, token, raw in reply[2:]
+            _claimed(raw, int(token), int(rank) if int(rank) >= 0 else None) for _jid, token, raw, rank in reply[4:]
         ]
-        return ClaimBatch(jobs=claimed, now_ms=int(reply[0]), budget_left=int(reply[1]))
+        next_due = int(reply[3])
+        return ClaimBatch(
+            jobs=claimed,
+            now_ms=int(reply[0]),
+            budget_left=int(reply[1]),
+            budget_wait_ms=int(reply[2]),
+            next_due_ms=next_due if next_due >= 0 else None,
+        )
+
+    async def apply(self, ops: Sequence[StoreOp]) -> list[OpResult]:
+        """Run every transition atomically in one round trip; each op's result is in the same place.
+
+        Each is fenced on its own job exactly as the single calls below: a lost lease refuses that op only.
+        """
+        if not ops:
+            return []
+        keys: list[str] = []
+        args: list[Any] = [len(ops)]
+        for op in ops:
+            name, op_keys, op_args = self._encode(op)
+            keys += op_keys
+            args += [name, len(op_keys), len(op_args), *op_args]
+        replies = await self._run("batch", keys, args)
+        return [self._decode(op, reply) for op, reply in zip(ops, replies, strict=True)]
+
+    def _encode(self, op: StoreOp) -> tuple[str, list[str], list[Any]]:
+        keys = self.keys
+        if isinstance(op, Reschedule):
+            job = op.claimed.job
+            return (
+                "reschedule",
+                [keys.job(job.jid), keys.due(job.endpoint_id), keys.stats(), keys.queued(job.endpoint_id)],
+                [
+                    job.jid,
+                    op.claimed.token,
+                    max(0, op.delay_ms),
+                    op.state.value if op.state else "",
+                    "1" if op.polled else "0",
+                    *_pairs(op.fields or {}),
+                ],
+            )
+        if isinstance(op, FinalizeBegin):
+            if not op.outcome.is_outcome:
+                raise ValueError(f"{op.outcome} is not a final outcome")
+            job = op.claimed.job
+            sample = op.execution_ms if op.outcome is JobState.COMPLETED and op.execution_ms else None
+            return (
+                "finalize_begin",
+                [*self._final_keys(job), keys.execution_samples(job.endpoint_id)],
+                [
+                    job.jid,
+                    op.claimed.token,
+                    op.outcome.value,
+                    op.lease_ms,
+                    "" if sample is None else int(sample),
+                    self.config.execution_samples,
+                    EXECUTION_SAMPLES_TTL_S,
+                    *_pairs(op.fields or {}),
+                ],
+            )
+        if isinstance(op, FinalizeCommit):
+            job = op.claimed.job
+            return (
+                "finalize_commit",
+                self._final_keys(job),
+                [job.jid, op.claimed.token, self.config.record_ttl_s, *_pairs(op.fields or {})],
+            )
+        if isinstance(op, Release):
+            job = op.claimed.job
+            return "release", [keys.due(job.endpoint_id)], [job.jid, op.claimed.token]
+        return (
+            "record_error",
+            [keys.endpoint_error(op.endpoint_id)],
+            [op.message[:ENDPOINT_ERROR_MAX_CHARS], ENDPOINT_ERROR_TTL_S],
+        )
+
+    @staticmethod
+    def _decode(op: StoreOp, reply: Any) -> OpResult:
+        if isinstance(op, Reschedule):
+            return Claimed(job=op.claimed.job, token=int(reply[1])) if int(reply[0]) == 1 else None
+        if isinstance(op, FinalizeBegin):
+            if _text(reply[0]) != "ok":
+                return None
+            return _claimed(reply[2], int(reply[1]))
+        if isinstance(op, FinalizeCommit):
+            return _text(reply[0]) in ("ok", "already")
+        if isinstance(op, Release):
+            return bool(int(reply))
+        return None
 
     async def reschedule(
         self,
@@ -277,22 +488,8 @@ class JobStore:
         polled: bool = True,
     ) -> Claimed | None:
         """Store what a poll learned and schedule the next action; None when the lease was lost."""
-        job = claimed.job
-        reply = await self._run(
-            "reschedule",
-            [self.keys.job(job.jid), self.keys.due(job.endpoint_id), self.keys.stats()],
-            [
-                job.jid,
-                claimed.token,
-                max(0, delay_ms),
-                state.value if state else "",
-                "1" if polled else "0",
-                *_pairs(fields or {}),
-            ],
-        )
-        if int(reply[0]) != 1:
-            return None
-        return Claimed(job=job, token=int(reply[1]))
+        (result,) = await self.apply([Reschedule(claimed, delay_ms, state=state, fields=fields, polled=polled)])
+        return result if isinstance(result, Claimed) else None
 
     async def finalize_begin(
         self,
@@ -302,28 +499,17 @@ class JobStore:
         lease_ms: int,
         fields: Mapping[str, Any] | None = None,
     ) -> Claimed | None:
-        """Record the outcome and take a delivery lease; None when the lease was lost or it is already delivered."""
-        if not outcome.is_outcome:
-            raise ValueError(f"{outcome} is not a final outcome")
-        job = claimed.job
-        reply = await self._run(
-            "finalize_begin",
-            self._final_keys(job),
-            [job.jid, claimed.token, outcome.value, lease_ms, *_pairs(fields or {})],
-        )
-        if _text(reply[0]) != "ok":
-            return None
-        return Claimed(job=job, token=int(reply[1]))
+        """Record the outcome and take a delivery lease; None when the lease was lost or it is already delivered.
+
+        The returned claim holds the record as it is now (outcome and fields included).
+        """
+        (result,) = await self.apply([FinalizeBegin(claimed, outcome, lease_ms=lease_ms, fields=fields)])
+        return result if isinstance(result, Claimed) else None
 
     async def finalize_commit(self, claimed: Claimed, *, fields: Mapping[str, Any] | None = None) -> bool:
         """Mark the job delivered (idempotent); False only when another process holds the job now."""
-        job = claimed.job
-        reply = await self._run(
-            "finalize_commit",
-            self._final_keys(job),
-            [job.jid, claimed.token, self.config.record_ttl_s, *_pairs(fields or {})],
-        )
-        return _text(reply[0]) in ("ok", "already")
+        (result,) = await self.apply([FinalizeCommit(claimed, fields=fields)])
+        return result is True
 
     def _final_keys(self, job: TrackedJob) -> list[str]:
         keys = self.keys
@@ -333,7 +519,39 @@ class JobStore:
             keys.user_active(job.user_id),
             keys.guild_active(job.guild_id or NO_GUILD),
             keys.stats(),
+            keys.queued(job.endpoint_id),
         ]
+
+    async def take_for_webhook(self, endpoint_id: str, jid: str, *, lease_ms: int) -> WebhookTake:
+        """Take a live job's lease because its webhook arrived (the previous holder can no longer commit).
+
+        `status` is `taken` (with `claimed`), `submitting` (its /run reply is still awaited: it will be due at once
+        when attached), `finished` (with `state`: its outcome is already being delivered) or `gone`.
+        """
+        reply = await self._run(
+            "batch",
+            [self.keys.job(jid), self.keys.due(endpoint_id)],
+            [1, "take", 2, 2, jid, lease_ms],
+        )
+        return self._webhook_reply(reply[0])
+
+    async def make_due_for_webhook(self, endpoint_id: str, jid: str) -> WebhookTake:
+        """Make a live job due at once because its webhook arrived; `status` is `due` or as `take_for_webhook`."""
+        reply = await self._run(
+            "batch",
+            [self.keys.job(jid), self.keys.due(endpoint_id)],
+            [1, "make_due", 2, 1, jid],
+        )
+        return self._webhook_reply(reply[0])
+
+    @staticmethod
+    def _webhook_reply(reply: Sequence[Any]) -> WebhookTake:
+        status = _text(reply[0])
+        if status == "taken":
+            return WebhookTake(status, claimed=_claimed(reply[2], int(reply[1])))
+        if status == "finished":
+            return WebhookTake(status, state=JobState(_text(reply[1])))
+        return WebhookTake(status)
 
     async def request_cancel(self, job: TrackedJob, actor_id: int) -> CancelRequest:
         """Note a cancel request on a live job and make it due at once; idempotent."""
@@ -349,13 +567,8 @@ class JobStore:
 
     async def release(self, claims: Iterable[Claimed]) -> int:
         """Make every job still held under these leases due at once (graceful shutdown); returns how many."""
-        by_endpoint: dict[str, list[Any]] = {}
-        for claim in claims:
-            by_endpoint.setdefault(claim.job.endpoint_id, []).extend([claim.job.jid, claim.token])
-        released = 0
-        for endpoint_id, args in by_endpoint.items():
-            released += int(await self._run("release", [self.keys.due(endpoint_id)], args))
-        return released
+        results = await self.apply([Release(claim) for claim in claims])
+        return sum(1 for result in results if result is True)
 
     async def update(self, jid: str, fields: Mapping[str, Any]) -> bool:
         """Set fields on an existing record (card message id, result ids); False when there is no such job."""
@@ -365,15 +578,12 @@ class JobStore:
 
     async def record_endpoint_error(self, endpoint_id: str, message: str) -> None:
         """Remember RunPod's latest error for the endpoint (kept a day), for moderators' health view."""
-        key = self.keys.endpoint_error(endpoint_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"message": message[:500], "at": str(int(time.time() * 1000))})
-            pipe.expire(key, ENDPOINT_ERROR_TTL_S)
-            await pipe.execute()
+        await self.apply([RecordError(endpoint_id, message)])
 
     # --- reads -------------------------------------------------------------------------------------------------
 
     async def endpoint_error(self, endpoint_id: str) -> EndpointError | None:
+        self.round_trips += 1
         raw = await self.redis.hgetall(self.keys.endpoint_error(endpoint_id))
         if not raw:
             return None
@@ -382,9 +592,11 @@ class JobStore:
         return EndpointError(message=fields["message"], at=at)
 
     async def exists(self, jid: str) -> bool:
+        self.round_trips += 1
         return bool(await self.redis.exists(self.keys.job(jid)))
 
     async def get(self, jid: str) -> TrackedJob | None:
+        self.round_trips += 1
         raw = await self.redis.hgetall(self.keys.job(jid))
         return TrackedJob.from_hash(raw) if raw else None
 
@@ -392,6 +604,7 @@ class JobStore:
         """The records that still exist, in the order asked, in one round trip."""
         if not jids:
             return []
+        self.round_trips += 1
         async with self.redis.pipeline(transaction=False) as pipe:
             for jid in jids:
                 pipe.hgetall(self.keys.job(jid))
@@ -399,35 +612,42 @@ class JobStore:
         return [TrackedJob.from_hash(raw) for raw in replies if raw]
 
     async def jid_for_runpod_id(self, runpod_id: str) -> str | None:
+        self.round_trips += 1
         value = await self.redis.get(self.keys.runpod_job(runpod_id))
         return _text(value) if value is not None else None
 
     async def user_recent(self, user_id: int, limit: int = 10) -> list[TrackedJob]:
         """The user's most recent jobs, newest first."""
+        self.round_trips += 1
         jids = await self.redis.zrevrange(self.keys.user_jobs(user_id), 0, limit - 1)
         return await self.get_many([_text(jid) for jid in jids])
 
     async def user_active(self, user_id: int) -> list[TrackedJob]:
         """The user's unfinished jobs, oldest first."""
+        self.round_trips += 1
         jids = await self.redis.zrange(self.keys.user_active(user_id), 0, -1)
         return await self.get_many([_text(jid) for jid in jids])
 
     async def guild_active(self, guild_id: int, limit: int = 100) -> list[TrackedJob]:
         """The guild's unfinished jobs, oldest first."""
+        self.round_trips += 1
         jids = await self.redis.zrange(self.keys.guild_active(guild_id), 0, limit - 1)
         return await self.get_many([_text(jid) for jid in jids])
 
     async def endpoint_ids(self) -> list[str]:
         """Every endpoint that has a schedule."""
+        self.round_trips += 1
         return sorted(_text(value) for value in await self.redis.smembers(self.keys.endpoints()))
 
     async def counts(self) -> dict[str, int]:
         """Unfinished jobs per state (`state:QUEUED`…) and delivered jobs per outcome (`delivered:COMPLETED`…)."""
+        self.round_trips += 1
         raw = await self.redis.hgetall(self.keys.stats())
         return {_text(name): int(value) for name, value in raw.items() if int(value) != 0}
 
     async def due_lag_ms(self, endpoint_id: str) -> int:
         """How late the most overdue job of the endpoint is (0 when nothing is overdue)."""
+        self.round_trips += 1
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrange(self.keys.due(endpoint_id), 0, 0, withscores=True)
             pipe.time()
@@ -439,10 +659,18 @@ class JobStore:
 
     async def scheduled(self, endpoint_id: str, limit: int = 100) -> list[TrackedJob]:
         """The endpoint's scheduled jobs (live or awaiting delivery), most overdue first."""
+        self.round_trips += 1
         jids = await self.redis.zrange(self.keys.due(endpoint_id), 0, limit - 1)
         return await self.get_many([_text(jid) for jid in jids])
 
     async def scheduled_count(self, endpoint_id: str) -> int:
         """How many jobs of the endpoint are scheduled (live or awaiting delivery)."""
+        self.round_trips += 1
         count: int = await self.redis.zcard(self.keys.due(endpoint_id))
         return count
+
+    async def execution_samples(self, endpoint_id: str) -> list[int]:
+        """Recent execution times (ms) of the endpoint's completed jobs, newest first, from every process."""
+        self.round_trips += 1
+        raw = await self.redis.lrange(self.keys.execution_samples(endpoint_id), 0, -1)
+        return [int(value) for value in raw]

@@ -4,11 +4,16 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- HSET the field/value pairs of table `A` from index `first` on.
+local function hset_from(key, A, first)
+  if #A >= first + 1 then
+    redis.call('HSET', key, unpack(A, first, #A))
+  end
+end
+
 -- HSET field/value pairs from ARGV starting at index `first`.
 local function hset_pairs(key, first)
-  if #ARGV >= first + 1 then
-    redis.call('HSET', key, unpack(ARGV, first, #ARGV))
-  end
+  hset_from(key, ARGV, first)
 end
 
 -- Live counts per state in the stats hash follow every state change.
@@ -20,4 +25,9 @@ end
 local function fenced(due, jid, token)
   local score = redis.call('ZSCORE', due, jid)
   return score and tonumber(score) == tonumber(token)
+end
+
+-- A live job at RunPod (it has an id, and its result is still to come).
+local function at_runpod(state)
+  return state == 'QUEUED' or state == 'RUNNING'
 end

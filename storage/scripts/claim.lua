@@ -1,40 +1,83 @@
--- Claim up to `limit` due jobs of one endpoint, oldest first, within the endpoint's shared per-second budget of
--- /status calls. Each claimed job's score moves forward by the lease; the new score is the claimer's fencing token.
--- KEYS: due, budget
--- ARGV: limit, lease_ms, budget_per_second (0: unlimited), job_key_prefix
--- Returns {now, budget_left, {jid, token, {field, value, ...}}, ...}
-local due, budget = KEYS[1], KEYS[2]
+-- Claim up to `limit` due jobs of one endpoint, oldest first, within the endpoint's shared budget of /status calls.
+-- Each claimed job's score moves forward by the lease; the new score is the claimer's fencing token.
+--
+-- The budget is a token bucket shared by every process: it refills at `per_second` and holds at most `burst_ms`
+-- worth of tokens, so any sliding window of T seconds sees at most per_second * (T + burst_ms / 1000) claims that
+-- call /status. (A counter per calendar second would let two adjacent seconds spend twice the budget within one
+-- sliding second.) Only jobs that will call /status are charged: queued, running, and completed ones whose images
+-- must be fetched again.
+-- KEYS: due, budget, queued
+-- ARGV: limit, lease_ms, per_second (0: unlimited), job_key_prefix, burst_ms
+-- Returns {now, budget_left, budget_wait_ms, next_due_ms, {jid, token, {field, value, ...}, queue_rank}, ...}
+-- `budget_wait_ms` is how long until the bucket holds a worthwhile batch again (0 when it does); `next_due_ms` is
+-- how long until the next scheduled job is due (-1: nothing scheduled); `queue_rank` is the job's place among this
+-- endpoint's queued jobs, oldest first (-1 when not queued).
+local due, budget, queued = KEYS[1], KEYS[2], KEYS[3]
 local limit, lease_ms, per_second, job_prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local burst_ms = tonumber(ARGV[5])
 local now = now_ms()
-local second = math.floor(now / 1000)
+local wanted = limit
 
-local used = 0
+local tokens, capacity = 0, 0
 if per_second > 0 then
-  local stored = redis.call('HMGET', budget, 's', 'n')
-  if tonumber(stored[1]) == second then used = tonumber(stored[2]) or 0 end
-  limit = math.min(limit, per_second - used)
+  capacity = math.max(1, per_second * burst_ms / 1000)
+  tokens = capacity
+  local stored = redis.call('HMGET', budget, 't', 'ms')
+  if stored[1] and stored[2] then
+    tokens = math.min(capacity, tonumber(stored[1]) + math.max(0, now - tonumber(stored[2])) * per_second / 1000)
+  end
+  limit = math.min(limit, math.floor(tokens))
 end
-local result = {now, 0}
-if limit <= 0 then return result end
+
+local function next_due()
+  local head = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  if #head == 0 then return -1 end
+  return math.max(0, tonumber(head[2]) - now)
+end
+
+local function budget_wait()
+  if per_second <= 0 then return 0 end
+  -- Wait for half a bucket (or what was asked for) rather than claim one job per refilled token.
+  local worthwhile = math.max(1, math.min(wanted, math.floor(capacity / 2)))
+  if tokens >= worthwhile then return 0 end
+  return math.ceil((worthwhile - tokens) * 1000 / per_second)
+end
+
+local result = {now, math.floor(tokens), 0, 0}
+if limit <= 0 then
+  result[3] = budget_wait()
+  result[4] = next_due()
+  return result
+end
 
 local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
 local token = now + lease_ms
-local claimed = 0
+local charged = 0
 for _, jid in ipairs(ids) do
   local record = redis.call('HGETALL', job_prefix .. jid)
   if #record == 0 then
     -- The record expired or was deleted: nothing to track.
     redis.call('ZREM', due, jid)
+    redis.call('ZREM', queued, jid)
   else
     redis.call('ZADD', due, token, jid)
-    claimed = claimed + 1
-    result[#result + 1] = {jid, token, record}
+    local state = ''
+    for i = 1, #record, 2 do
+      if record[i] == 'state' then state = record[i + 1] end
+    end
+    if at_runpod(state) or state == 'COMPLETED' then charged = charged + 1 end
+    local rank = -1
+    if state == 'QUEUED' then rank = redis.call('ZRANK', queued, jid) or -1 end
+    result[#result + 1] = {jid, token, record, rank}
   end
 end
 if per_second > 0 then
-  used = used + claimed
-  redis.call('HSET', budget, 's', second, 'n', used)
-  redis.call('PEXPIRE', budget, 2000)
-  result[2] = per_second - used
+  tokens = tokens - charged
+  redis.call('HSET', budget, 't', tostring(tokens), 'ms', now)
+  -- Once idle this long the bucket is full again: the key can go.
+  redis.call('PEXPIRE', budget, math.ceil(capacity * 1000 / per_second) + 1000)
+  result[2] = math.floor(tokens)
+  result[3] = budget_wait()
 end
+result[4] = next_due()
 return result
