@@ -1,20 +1,36 @@
 """When to poll a job next: spend `/status` requests where a result is likely.
 
 - The first poll comes a short delay after submit.
-- Queued jobs back off (a job waiting for a GPU rarely changes state); the oldest queued job of an endpoint is
-  the next to start under RunPod's FIFO queue, so the poller may pass `next_in_line` to poll it more often.
-- Running jobs are polled by an estimate of their finish time: from the worker's step progress when it reports
-  any ("12/30" after 4 s means about 6 s to go), otherwise from the execution times learned from finished jobs;
-  past the estimate, they are polled at a short steady interval.
-- Every interval gets jitter, so jobs submitted together do not stay in lockstep.
+- Queued jobs back off (a job waiting for a GPU rarely changes state). Under RunPod's FIFO queue the oldest queued
+  jobs start next, so they are polled at the short `next_in_line_ms`; the others back off, but never so far that a
+  job which starts right after a poll and runs as briefly as the endpoint's shortest recent runs could finish long
+  before the next one (a deeper place in the queue allows a longer wait).
+- Running jobs are polled by an estimate of their finish time. Step progress ("12/30" after 4 s of running) bounds
+  the total run time between 4 s * 30/13 and 4 s * 30/12: when that window is narrow the next poll comes just after
+  its end; when it is wide, a poll comes before its start, late enough that the new reading narrows it. Without
+  progress, the endpoint's execution times learned from finished jobs say when the job could first be done; from
+  then on it is polled at the short `overdue_ms` interval.
+- Every interval gets jitter, so jobs submitted together do not stay in lockstep; polls aimed at an estimated finish
+  get at most `finish_jitter_ms` of it, so the jitter costs little lag.
+- With webhooks (`webhooks=True`) RunPod announces every finish, so polling is only a slow safety net.
 """
 
 from __future__ import annotations
 
+import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 from runpod_client.outputs import Progress
+
+DEFAULT_EXECUTION_WINDOW = 200
+# Fewer samples than this say little about an endpoint's shortest runs.
+MIN_SAMPLES_FOR_QUANTILES = 10
+# The run time below which only this share of recent runs finished: the earliest a job is worth polling.
+EARLIEST_FINISH_QUANTILE = 0.03
+# A job deeper in the queue waits for the jobs ahead; count only this share of that expected wait.
+QUEUE_WAIT_TRUST = 0.5
 
 
 @dataclass(frozen=True)
@@ -29,16 +45,45 @@ class PollPolicy:
     running_min_ms: int = 500
     running_max_ms: int = 5_000
     overdue_ms: int = 1_000
+    # A step-progress estimate narrower than this is trusted: the next poll comes at its end.
+    finish_precision_ms: int = 1_000
+    # The longest a poll is put off when progress says the job is far from done.
+    progress_max_ms: int = 15_000
     delivery_lease_ms: int = 60_000
     jitter: float = 0.1
+    finish_jitter_ms: int = 100
+    # RunPod posts each finished job to its webhook: poll only as a safety net.
+    webhooks: bool = False
+    webhook_first_poll_ms: int = 60_000
+    webhook_poll_ms: int = 60_000
 
     def first_poll(self, rng: random.Random | None = None) -> int:
-        return self._jittered(self.first_poll_ms, rng)
+        """The delay of a new job's first poll."""
+        return self._jittered(self.webhook_first_poll_ms if self.webhooks else self.first_poll_ms, rng)
 
-    def queued(self, polls_while_queued: int, *, next_in_line: bool = False, rng: random.Random | None = None) -> int:
-        """Back off while the job waits for a worker."""
+    def safety_net(self, rng: random.Random | None = None) -> int:
+        """The next poll of a live job when webhooks announce its finish."""
+        return self._jittered(self.webhook_poll_ms, rng)
+
+    def queued(
+        self,
+        polls_while_queued: int,
+        *,
+        next_in_line: bool = False,
+        rng: random.Random | None = None,
+        earliest_finish_ms: float | None = None,
+        expected_wait_ms: float | None = None,
+    ) -> int:
+        """Back off while the job waits for a worker.
+
+        `earliest_finish_ms` is the endpoint's shortest usual run and `expected_wait_ms` how long until the job
+        probably starts (from its place in the queue): together they bound how long a poll may be put off.
+        """
         delay = self.queued_min_ms * self.queued_factor ** max(0, polls_while_queued)
         delay = min(delay, self.queued_max_ms)
+        if earliest_finish_ms is not None:
+            bound = earliest_finish_ms + self.overdue_ms + QUEUE_WAIT_TRUST * (expected_wait_ms or 0.0)
+            delay = min(delay, max(bound, self.queued_min_ms))
         if next_in_line:
             delay = min(delay, self.next_in_line_ms)
         return self._jittered(delay, rng)
@@ -49,21 +94,60 @@ class PollPolicy:
         elapsed_ms: float,
         progress: Progress | None = None,
         typical_ms: float | None = None,
+        earliest_ms: float | None = None,
         rng: random.Random | None = None,
     ) -> int:
-        """Poll near the estimated finish; past it, at the short overdue interval."""
-        remaining = estimate_remaining_ms(elapsed_ms, progress, typical_ms)
-        if remaining is None:
+        """The delay of the next poll of a job that has run `elapsed_ms` so far."""
+        window = progress_window(elapsed_ms, progress)
+        if window is not None:
+            return self._from_progress(elapsed_ms, progress, window, rng)
+        if earliest_ms is not None and elapsed_ms < earliest_ms:
+            # Almost no run of this endpoint ends this early: wait until one could.
+            delay = earliest_ms - elapsed_ms
+        elif earliest_ms is None and typical_ms is not None and elapsed_ms < typical_ms:
+            delay = typical_ms - elapsed_ms
+        elif earliest_ms is None and typical_ms is None:
             delay = self.running_max_ms / 2
-        elif remaining <= 0:
-            delay = self.overdue_ms
         else:
-            delay = remaining
+            delay = self.overdue_ms
         return self._jittered(min(max(delay, self.running_min_ms), self.running_max_ms), rng)
 
-    def _jittered(self, delay: float, rng: random.Random | None) -> int:
+    def _from_progress(
+        self, elapsed_ms: float, progress: Progress | None, window: tuple[float, float], rng: random.Random | None
+    ) -> int:
+        earliest, latest = window
+        if latest - earliest <= self.finish_precision_ms or earliest <= self.running_min_ms:
+            # Precise enough (or too close to tell apart): poll just after the latest plausible finish.
+            delay = latest
+        else:
+            # A reading taken when the job has run `wanted` narrows the window to about half the precision (so it
+            # is then trusted); it is taken before the earliest plausible finish, so it costs no lag.
+            total = elapsed_ms + (earliest + latest) / 2
+            units = progress.total if progress is not None else 1.0
+            wanted = total * total / (units * self.finish_precision_ms / 2)
+            delay = min(max(wanted - elapsed_ms, self.running_min_ms), earliest)
+        delay = min(max(delay, self.running_min_ms), self.progress_max_ms)
+        return self._jittered(delay, rng, cap_ms=self.finish_jitter_ms)
+
+    def _jittered(self, delay: float, rng: random.Random | None, *, cap_ms: float | None = None) -> int:
         spread = delay * self.jitter
+        if cap_ms is not None:
+            spread = min(spread, cap_ms)
         return max(0, round(delay + (rng or random).uniform(-spread, spread)))
+
+
+def progress_window(elapsed_ms: float, progress: Progress | None) -> tuple[float, float] | None:
+    """How long a job reporting `progress` after `elapsed_ms` still runs: (earliest, latest) in ms, or None.
+
+    A worker that reports `done` of `total` steps has finished step `done` but not step `done + 1`, so at a steady
+    rate its whole run lasts between `elapsed * total / (done + 1)` and `elapsed * total / done`.
+    """
+    if progress is None or elapsed_ms <= 0 or progress.total <= 0 or progress.done <= 0:
+        return None
+    done = min(progress.done, progress.total)
+    latest_total = elapsed_ms * progress.total / done
+    earliest_total = elapsed_ms * progress.total / min(done + 1, progress.total) if done < progress.total else 0.0
+    return max(0.0, earliest_total - elapsed_ms), max(0.0, latest_total - elapsed_ms)
 
 
 def estimate_remaining_ms(elapsed_ms: float, progress: Progress | None, typical_ms: float | None) -> float | None:
@@ -78,10 +162,12 @@ def estimate_remaining_ms(elapsed_ms: float, progress: Progress | None, typical_
 
 @dataclass
 class ExecutionTimes:
-    """Execution times learned from an endpoint's finished jobs (an exponentially weighted mean)."""
+    """Execution times learned from an endpoint's finished jobs: a weighted mean and the recent samples."""
 
     weight: float = 0.2
+    window: int = DEFAULT_EXECUTION_WINDOW
     _mean_ms: dict[str, float] = field(default_factory=dict)
+    _samples: dict[str, deque[float]] = field(default_factory=dict)
 
     def observe(self, endpoint_id: str, execution_ms: float) -> None:
         if execution_ms <= 0:
@@ -90,6 +176,34 @@ class ExecutionTimes:
         self._mean_ms[endpoint_id] = (
             execution_ms if previous is None else previous + self.weight * (execution_ms - previous)
         )
+        self._recent(endpoint_id).append(float(execution_ms))
+
+    def load(self, endpoint_id: str, newest_first: list[int]) -> None:
+        """Replace the samples with those every process recorded (newest first), keeping the mean's memory."""
+        samples = [float(value) for value in reversed(newest_first[: self.window]) if value > 0]
+        if not samples:
+            return
+        self._samples[endpoint_id] = deque(samples, maxlen=self.window)
+        if endpoint_id not in self._mean_ms:
+            self._mean_ms[endpoint_id] = sum(samples) / len(samples)
 
     def typical(self, endpoint_id: str) -> float | None:
         return self._mean_ms.get(endpoint_id)
+
+    def quantile(self, endpoint_id: str, q: float) -> float | None:
+        """The run time below which a share `q` of recent runs finished; None with too few samples."""
+        samples = self._samples.get(endpoint_id)
+        if not samples or len(samples) < MIN_SAMPLES_FOR_QUANTILES:
+            return None
+        ordered = sorted(samples)
+        return ordered[min(len(ordered) - 1, max(0, math.floor(q * len(ordered))))]
+
+    def earliest(self, endpoint_id: str) -> float | None:
+        """About the shortest recent run of the endpoint (a low quantile, so one outlier does not count)."""
+        return self.quantile(endpoint_id, EARLIEST_FINISH_QUANTILE)
+
+    def _recent(self, endpoint_id: str) -> deque[float]:
+        recent = self._samples.get(endpoint_id)
+        if recent is None:
+            recent = self._samples[endpoint_id] = deque(maxlen=self.window)
+        return recent

@@ -1,8 +1,13 @@
 """`Poller`: claims due jobs, polls RunPod, moves their state, and hands finished jobs to the notifier.
 
-Guarantees (with the store's): a job is handled by one process at a time; a finished job's `job_finished` runs
-until one call returns, possibly more than once if a process dies mid-delivery (see `Notifier`); one failing job
-never stops the loop; `stop()` gives back every lease it holds so another process takes over at once.
+Guarantees (with the store's): a job is handled by one process at a time, or, when a webhook takes it over, only
+the newest holder can commit; a finished job's `job_finished` runs until one call returns, possibly more than once if
+a process dies mid-delivery (see `Notifier`); one failing job never stops the loop; `stop()` gives back every lease it
+holds so another process takes over at once.
+
+Cost: every process respects the endpoint's shared `/status` budget (a token bucket in Redis), and the writes that
+follow a cycle's polls (reschedules, finalize begins and commits) are coalesced into one `JobStore.apply` round trip:
+a write waits until no `/status` call of this poller is in flight, or at most `write_window_ms`.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -32,8 +38,17 @@ from runpod_client import (
     RunPodError,
 )
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images, parse_progress
-from storage.models import JobState, TrackedJob
-from storage.store import Claimed, JobStore
+from storage.models import JobState, TrackedJob, to_ms
+from storage.store import (
+    Claimed,
+    FinalizeBegin,
+    FinalizeCommit,
+    JobStore,
+    OpResult,
+    RecordError,
+    Reschedule,
+    StoreOp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +57,22 @@ DEFAULT_BATCH = 100
 DEFAULT_CLAIM_LEASE_MS = 30_000
 # 80% of RunPod's 2000 /status per 10 s, shared by every process through Redis.
 DEFAULT_STATUS_BUDGET_PER_S = 160
+# The budget bucket holds a quarter second of budget: at most 1.25 x the budget in any sliding second, and at most
+# 10.25 x in any 10 s (1640 of RunPod's 2000 with the default budget).
+DEFAULT_STATUS_BURST_MS = 250
 DEFAULT_IDLE_SLEEP_S = 0.25
+MIN_PAUSE_S = 0.005
 DEFAULT_MAX_DELIVERY_ATTEMPTS = 8
 DELIVERY_RETRY_BASE_MS = 5_000
 ERROR_RETRY_MS = 5_000
 AUTH_ERROR_RETRY_MS = 60_000
+# The longest a write waits for the other writes of its cycle (what batching may add to a result's lag).
+DEFAULT_WRITE_WINDOW_MS = 50
+# How often the execution times every process recorded are read again.
+DEFAULT_SAMPLES_REFRESH_S = 30.0
+# The finish rate of an endpoint (how fast its queue moves) is measured over this window.
+FINISH_RATE_WINDOW_S = 30.0
+MIN_FINISHES_FOR_RATE = 5
 
 EXPIRED_REASON = (
     "RunPod no longer has this job (results are kept 30 minutes after they finish), so its images are lost."
@@ -67,14 +93,34 @@ class PollerSettings:
     batch: int = DEFAULT_BATCH
     claim_lease_ms: int = DEFAULT_CLAIM_LEASE_MS
     status_budget_per_s: int = DEFAULT_STATUS_BUDGET_PER_S
+    status_burst_ms: int = DEFAULT_STATUS_BURST_MS
     idle_sleep_s: float = DEFAULT_IDLE_SLEEP_S
     max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS
     delivery_retry_base_ms: int = DELIVERY_RETRY_BASE_MS
     error_retry_ms: int = ERROR_RETRY_MS
+    write_window_ms: int = DEFAULT_WRITE_WINDOW_MS
+    samples_refresh_s: float = DEFAULT_SAMPLES_REFRESH_S
+
+
+@dataclass
+class PollerStats:
+    """What this poller did since it started (for benchmarks and metrics)."""
+
+    cycles: int = 0
+    busy_cycles: int = 0
+    claimed: int = 0
+    status_calls: int = 0
+    write_flushes: int = 0
+    writes: int = 0
+    webhook_jobs: int = 0
 
 
 class Poller:
-    """One process's share of the tracking work. Several pollers on one Redis split the jobs between them."""
+    """One process's share of the tracking work. Several pollers on one Redis split the jobs between them.
+
+    `status_clients` (default: `clients`) make the `/status` calls; give them `retry=NO_RETRY` so that every
+    attempt passes through the shared budget (the poller retries by rescheduling, which claims again).
+    """
 
     def __init__(
         self,
@@ -88,9 +134,11 @@ class Poller:
         settings: PollerSettings | None = None,
         executions: ExecutionTimes | None = None,
         rng: random.Random | None = None,
+        status_clients: Mapping[str, RunPodClient] | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
+        self.status_clients = status_clients if status_clients is not None else clients
         self.notifier = notifier
         self.http = http
         self.fetch_policy = fetch_policy or FetchPolicy()
@@ -98,10 +146,20 @@ class Poller:
         self.settings = settings or PollerSettings()
         self.executions = executions or ExecutionTimes()
         self.rng = rng or random.Random()
+        self.stats = PollerStats()
         self._held: dict[str, Claimed] = {}
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._statusing = 0
+        self._writer = _Writer(
+            store, window_s=self.settings.write_window_ms / 1000, busy=lambda: self._statusing > 0, stats=self.stats
+        )
+        self._clock_offset_ms = 0.0
+        self._sleep_s = self.settings.idle_sleep_s
+        self._finishes: dict[str, deque[float]] = {}
+        self._samples_loaded_at: float | None = None
 
     @property
     def endpoint_ids(self) -> list[str]:
@@ -110,35 +168,74 @@ class Poller:
     async def run(self) -> None:
         """Poll until `stop()`; a failing cycle is logged and the loop goes on."""
         while not self._stopping.is_set():
+            await self._refresh_samples()
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("poll cycle failed; retrying")
-                handled = 0
-            if handled == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.idle_sleep_s)
+                handled, self._sleep_s = 0, self.settings.idle_sleep_s
+            # A cycle that found nothing never spins: it pauses at least a little.
+            await self._pause(self._sleep_s if handled else max(self._sleep_s, MIN_PAUSE_S))
 
     async def run_once(self) -> int:
         """Claim what is due on every endpoint, start handling it, and return how many jobs were claimed."""
         claimed = 0
+        sleep_s = self.settings.idle_sleep_s
         for endpoint_id in self.endpoint_ids:
             free = self.settings.concurrency - len(self._in_flight)
             if free <= 0 or self._stopping.is_set():
                 break
+            limit = min(self.settings.batch, free)
             batch = await self.store.claim_due(
                 endpoint_id,
-                limit=min(self.settings.batch, free),
+                limit=limit,
                 lease_ms=self.settings.claim_lease_ms,
                 budget_per_second=self.settings.status_budget_per_s,
+                burst_ms=self.settings.status_burst_ms,
             )
+            self._clock_offset_ms = batch.now_ms - time.time() * 1000
+            self.stats.cycles += 1
+            if batch.jobs:
+                self.stats.busy_cycles += 1
+                self.stats.claimed += len(batch.jobs)
             for claim in batch.jobs:
-                self._held[claim.job.jid] = claim
-                task = spawn(self._handle_guarded(claim), name=f"job-{claim.job.jid}")
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                self._start(claim, self._handle(claim))
             claimed += len(batch.jobs)
+            sleep_s = min(sleep_s, self._ready_in_s(len(batch.jobs), limit, batch.budget_wait_ms, batch.next_due_ms))
+        if self.settings.concurrency - len(self._in_flight) <= 0:
+            # Full: a finishing job wakes the loop.
+            sleep_s = self.settings.idle_sleep_s
+        self._sleep_s = max(0.0, sleep_s)
         return claimed
+
+    def _ready_in_s(self, claimed: int, limit: int, budget_wait_ms: int, next_due_ms: int | None) -> float:
+        """How soon this endpoint may have work again, from what its claim said."""
+        if budget_wait_ms > 0 and (next_due_ms == 0 or claimed > 0):
+            # Due jobs are waiting for the budget: come back when a worthwhile batch of it has refilled.
+            return max(budget_wait_ms, next_due_ms or 0) / 1000
+        if claimed >= limit:
+            return 0.0
+        if next_due_ms is None:
+            return self.settings.idle_sleep_s
+        return next_due_ms / 1000
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            # Let the tasks just started run before claiming again.
+            await asyncio.sleep(0)
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def wake(self) -> None:
+        """Claim again now (a job was made due, or a slot freed up)."""
+        self._wake.set()
+
+    def adopt(self, claim: Claimed, status: Job) -> None:
+        """Finish (or update) a job whose lease this process just took, from RunPod's job object (a webhook)."""
+        self.stats.webhook_jobs += 1
+        self._start(claim, self._apply(claim, status))
 
     async def drain(self) -> None:
         """Wait for every job being handled to finish (tests and graceful shutdown)."""
@@ -148,6 +245,7 @@ class Poller:
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop claiming, let in-flight work finish for up to `timeout_s`, then release every lease still held."""
         self._stopping.set()
+        self._wake.set()
         if self._in_flight:
             _done, pending = await asyncio.wait(list(self._in_flight), timeout=timeout_s)
             for task in pending:
@@ -158,10 +256,22 @@ class Poller:
             log.info("released %s job leases for other processes", released)
         self._held.clear()
 
-    async def _handle_guarded(self, claim: Claimed) -> None:
+    # --- one job -------------------------------------------------------------------------------------------------
+
+    def _start(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
+        self._held[claim.job.jid] = claim
+        task = spawn(self._guarded(claim, work), name=f"job-{claim.job.jid}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _guarded(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
         async with self._semaphore:
             try:
-                await self._handle(claim)
+                await work
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -175,6 +285,14 @@ class Poller:
     def _hold(self, claim: Claimed | None) -> None:
         if claim is not None:
             self._held[claim.job.jid] = claim
+
+    def _let_go(self, claim: Claimed) -> None:
+        held = self._held.get(claim.job.jid)
+        if held is not None and held.token <= claim.token:
+            self._held.pop(claim.job.jid, None)
+
+    async def _write(self, op: StoreOp) -> OpResult:
+        return await self._writer.write(op)
 
     async def _handle(self, claim: Claimed) -> None:
         job = claim.job
@@ -190,20 +308,35 @@ class Poller:
 
     async def _poll(self, claim: Claimed) -> None:
         job = claim.job
-        client = self.clients.get(job.endpoint_id)
+        client = self.status_clients.get(job.endpoint_id)
         if client is None or job.runpod_id is None:
             log.error("job %s: no client for endpoint %s; leaving it for another process", job.jid, job.endpoint_id)
             return
         if job.cancel_requested_by is not None:
-            await self._cancel_at_runpod(client, job)
-        try:
-            status = await client.status(job.runpod_id)
-        except NotFoundError:
+            await self._cancel_at_runpod(job)
+        status = await self._status(client, job.runpod_id)
+        if isinstance(status, NotFoundError):
             await self._finish(claim, JobResult(JobState.EXPIRED, reason=EXPIRED_REASON))
-            return
+        elif isinstance(status, RunPodError):
+            await self._retry_later(claim, status)
+        else:
+            await self._apply(claim, status)
+
+    async def _status(self, client: RunPodClient, runpod_id: str) -> Job | RunPodError:
+        """One `/status` call; while it is in flight, this cycle's writes wait for its outcome."""
+        self._statusing += 1
+        self.stats.status_calls += 1
+        try:
+            return await client.status(runpod_id)
         except RunPodError as exc:
-            await self._retry_later(claim, exc)
-            return
+            return exc
+        finally:
+            self._statusing -= 1
+            self._writer.poke()
+
+    async def _apply(self, claim: Claimed, status: Job) -> None:
+        """Move the job as RunPod's job object says: finish it, or schedule its next poll."""
+        job = claim.job
         outcome = TERMINAL_STATES.get(status.status)
         if outcome is None:
             await self._progress(claim, status)
@@ -219,33 +352,77 @@ class Poller:
         state = JobState.RUNNING if running else JobState.QUEUED
         progress = parse_progress(status.output) if running else None
         progress_text = f"{progress.done:g}/{progress.total:g}" if progress is not None else None
-        if running:
+        endpoint_id = job.endpoint_id
+        if self.policy.webhooks:
+            delay = self.policy.safety_net(self.rng)
+        elif running:
             delay = self.policy.running(
                 elapsed_ms=self._elapsed_running_ms(job, status),
                 progress=progress,
-                typical_ms=self.executions.typical(job.endpoint_id),
+                typical_ms=self.executions.typical(endpoint_id),
+                earliest_ms=self.executions.earliest(endpoint_id),
                 rng=self.rng,
             )
         else:
-            delay = self.policy.queued(job.poll_count, rng=self.rng)
+            delay = self.policy.queued(
+                job.poll_count,
+                next_in_line=self._next_in_line(claim),
+                earliest_finish_ms=self.executions.earliest(endpoint_id),
+                expected_wait_ms=self._expected_wait_ms(claim),
+                rng=self.rng,
+            )
         fields: dict[str, Any] = {"runpod_status": status.status.value, "progress": progress_text, "error": None}
         if status.delay_time_ms is not None:
             fields["delay_time_ms"] = status.delay_time_ms
         if status.worker_id:
             fields["worker_id"] = status.worker_id
-        moved = await self.store.reschedule(claim, delay, state=state, fields=fields)
+        moved = await self._write(Reschedule(claim, delay, state=state, fields=fields))
+        if not isinstance(moved, Claimed):
+            self._let_go(claim)
+            return
         self._hold(moved)
-        if moved is not None and (state is not job.state or progress_text != job.progress):
+        if state is not job.state or progress_text != job.progress:
             updated = job.model_copy(update={"state": state, "progress": progress_text, **_typed(fields)})
             await self._tell_updated(updated)
+
+    def _next_in_line(self, claim: Claimed) -> bool:
+        """Whether the job is among those expected to start before the next short poll."""
+        if claim.queue_rank is None:
+            return False
+        rate = self._finish_rate(claim.job.endpoint_id)
+        in_line = max(1.0, (rate or 0.0) * self.policy.next_in_line_ms / 1000)
+        return claim.queue_rank < in_line
+
+    def _expected_wait_ms(self, claim: Claimed) -> float | None:
+        """How long until the queued job probably starts: the jobs ahead of it, at the rate jobs finish."""
+        rate = self._finish_rate(claim.job.endpoint_id)
+        if claim.queue_rank is None or not rate:
+            return None
+        return claim.queue_rank / rate * 1000
+
+    def _finish_rate(self, endpoint_id: str) -> float | None:
+        """Jobs of the endpoint this process saw finish per second lately (with a queue, how fast it moves)."""
+        finishes = self._finishes.get(endpoint_id)
+        if not finishes:
+            return None
+        now = time.monotonic()
+        while finishes and finishes[0] < now - FINISH_RATE_WINDOW_S:
+            finishes.popleft()
+        if len(finishes) < MIN_FINISHES_FOR_RATE:
+            return None
+        return len(finishes) / max(now - finishes[0], 1.0)
+
+    def _redis_now_ms(self) -> float:
+        """The Redis server's clock (every stored time is on it), from the offset seen at the last claim."""
+        return time.time() * 1000 + self._clock_offset_ms
 
     def _elapsed_running_ms(self, job: TrackedJob, status: Job) -> float:
         if status.execution_time_ms:
             return float(status.execution_time_ms)
         if job.submitted_at is None:
             return 0.0
-        started = job.submitted_at.timestamp() * 1000 + (status.delay_time_ms or 0)
-        return max(0.0, datetime.now(job.submitted_at.tzinfo).timestamp() * 1000 - started)
+        started = to_ms(job.submitted_at) + (status.delay_time_ms or 0)
+        return max(0.0, self._redis_now_ms() - started)
 
     async def _result(self, job: TrackedJob, status: Job, outcome: JobState) -> JobResult:
         if outcome is not JobState.COMPLETED:
@@ -253,6 +430,7 @@ class Poller:
             return JobResult(outcome, reason=reason)
         if status.execution_time_ms:
             self.executions.observe(job.endpoint_id, status.execution_time_ms)
+        self._finishes.setdefault(job.endpoint_id, deque()).append(time.monotonic())
         try:
             images = await extract_images(status.output, session=self.http, policy=self.fetch_policy)
         except OutputError as exc:
@@ -262,50 +440,51 @@ class Poller:
 
     async def _finish(self, claim: Claimed, result: JobResult, status: Job | None = None) -> None:
         fields: dict[str, Any] = {"error": result.reason}
+        execution_ms: int | None = None
         if status is not None:
             fields["runpod_status"] = status.status.value
             if status.delay_time_ms is not None:
                 fields["delay_time_ms"] = status.delay_time_ms
             if status.execution_time_ms is not None:
-                fields["execution_time_ms"] = status.execution_time_ms
+                execution_ms = status.execution_time_ms
+                fields["execution_time_ms"] = execution_ms
             if status.worker_id:
                 fields["worker_id"] = status.worker_id
-        delivering = await self.store.finalize_begin(
-            claim, result.outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields
+        delivering = await self._write(
+            FinalizeBegin(
+                claim, result.outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields, execution_ms=execution_ms
+            )
         )
-        if delivering is None:
-            self._held.pop(claim.job.jid, None)
+        if not isinstance(delivering, Claimed):
+            self._let_go(claim)
             return
         self._hold(delivering)
         await self._deliver(delivering, result)
 
     async def _deliver(self, claim: Claimed, result: JobResult) -> None:
-        job = await self.store.get(claim.job.jid)
-        if job is None:
-            return
+        job = claim.job
         try:
             delivery = await self.notifier.job_finished(job, result)
         except Exception:
             attempts = int(job.extra.get("delivery_attempts", 0)) + 1
             if attempts >= self.settings.max_delivery_attempts:
                 log.exception("job %s: delivery failed %s times; giving up", job.jid, attempts)
-                await self.store.finalize_commit(claim, fields={"extra": {**job.extra, "delivery_failed": True}})
-                self._held.pop(job.jid, None)
+                await self._write(FinalizeCommit(claim, fields={"extra": {**job.extra, "delivery_failed": True}}))
+                self._let_go(claim)
                 return
             log.exception("job %s: delivery failed (attempt %s); will retry", job.jid, attempts)
             delay = self.settings.delivery_retry_base_ms * 2 ** (attempts - 1)
-            claim = Claimed(job=job, token=claim.token)
-            moved = await self.store.reschedule(
-                claim, delay, polled=False, fields={"extra": {**job.extra, "delivery_attempts": attempts}}
+            moved = await self._write(
+                Reschedule(claim, delay, polled=False, fields={"extra": {**job.extra, "delivery_attempts": attempts}})
             )
-            self._hold(moved)
+            self._hold(moved if isinstance(moved, Claimed) else None)
             return
         fields: dict[str, Any] = {}
         if delivery.message_ids:
             fields["result_message_ids"] = delivery.message_ids
-        if not await self.store.finalize_commit(claim, fields=fields):
+        if await self._write(FinalizeCommit(claim, fields=fields)) is not True:
             log.warning("job %s: delivered, but another process took the job meanwhile", job.jid)
-        self._held.pop(job.jid, None)
+        self._let_go(claim)
 
     async def _redeliver(self, claim: Claimed) -> None:
         """A job whose delivery did not commit (a crash or a failed attempt): deliver it again."""
@@ -313,21 +492,18 @@ class Poller:
         if job.state is not JobState.COMPLETED:
             await self._deliver(claim, JobResult(job.state, reason=job.error or _default_reason(job.state)))
             return
-        client = self.clients.get(job.endpoint_id)
+        client = self.status_clients.get(job.endpoint_id)
         if client is None or job.runpod_id is None:
             return
-        try:
-            status = await client.status(job.runpod_id)
-        except NotFoundError:
+        status = await self._status(client, job.runpod_id)
+        if isinstance(status, NotFoundError):
             await self._deliver(claim, JobResult(JobState.EXPIRED, reason=EXPIRED_REASON))
-            return
-        except RunPodError as exc:
-            await self._retry_later(claim, exc)
-            return
-        await self._deliver(claim, await self._result(job, status, JobState.COMPLETED))
+        elif isinstance(status, RunPodError):
+            await self._retry_later(claim, status)
+        else:
+            await self._deliver(claim, await self._result(job, status, JobState.COMPLETED))
 
     async def _retry_later(self, claim: Claimed, exc: RunPodError) -> None:
-        await self.store.record_endpoint_error(claim.job.endpoint_id, str(exc))
         if isinstance(exc, AuthenticationError):
             log.error(
                 "job %s: RunPod rejected the API key; retrying in %s s", claim.job.jid, AUTH_ERROR_RETRY_MS // 1000
@@ -338,11 +514,15 @@ class Poller:
         else:
             log.warning("job %s: status check failed: %s", claim.job.jid, exc)
             delay = self.settings.error_retry_ms
-        moved = await self.store.reschedule(claim, delay, polled=False)
-        self._hold(moved)
+        _noted, moved = await asyncio.gather(
+            self._write(RecordError(claim.job.endpoint_id, str(exc))),
+            self._write(Reschedule(claim, delay, polled=False)),
+        )
+        self._hold(moved if isinstance(moved, Claimed) else None)
 
-    async def _cancel_at_runpod(self, client: RunPodClient, job: TrackedJob) -> None:
-        if job.runpod_id is None:
+    async def _cancel_at_runpod(self, job: TrackedJob) -> None:
+        client = self.clients.get(job.endpoint_id)
+        if job.runpod_id is None or client is None:
             return
         try:
             await client.cancel(job.runpod_id)
@@ -356,6 +536,88 @@ class Poller:
             await self.notifier.job_updated(job)
         except Exception:
             log.exception("job %s: progress notification failed", job.jid)
+
+    async def _refresh_samples(self) -> None:
+        """Learn from the execution times every process recorded (at start, then every `samples_refresh_s`)."""
+        now = time.monotonic()
+        if self._samples_loaded_at is not None and now - self._samples_loaded_at < self.settings.samples_refresh_s:
+            return
+        self._samples_loaded_at = now
+        for endpoint_id in self.endpoint_ids:
+            try:
+                self.executions.load(endpoint_id, await self.store.execution_samples(endpoint_id))
+            except Exception:
+                log.exception("endpoint %s: reading execution times failed", endpoint_id)
+
+
+class _Writer:
+    """Coalesces the poller's writes into one `JobStore.apply` round trip.
+
+    A write waits while any `/status` call of the poller is in flight (its outcome is probably a write of the same
+    cycle), but never more than `window_s`; then every pending write goes in one call. A reschedule's delay counts
+    from when it was decided, not from when it was written.
+    """
+
+    def __init__(self, store: JobStore, *, window_s: float, busy: Callable[[], bool], stats: PollerStats) -> None:
+        self._store = store
+        self._window_s = window_s
+        self._busy = busy
+        self._stats = stats
+        self._pending: list[tuple[StoreOp, float, asyncio.Future[OpResult]]] = []
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, op: StoreOp) -> OpResult:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[OpResult] = loop.create_future()
+        self._pending.append((op, loop.time(), future))
+        self.poke()
+        if self._task is None or self._task.done():
+            self._task = spawn(self._flush_all(), name="poller-writes")
+        return await future
+
+    def poke(self) -> None:
+        """Something this writer waits for happened (a `/status` call ended): check again."""
+        self._kick.set()
+
+    async def _flush_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                deadline = self._pending[0][1] + self._window_s
+                while self._busy() and (remaining := deadline - loop.time()) > 0:
+                    self._kick.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._kick.wait(), remaining)
+                batch, self._pending = self._pending, []
+                await self._flush(batch, loop.time())
+        finally:
+            # Only reached with writes pending if this task was cancelled: fail them rather than hang.
+            for _op, _at, future in self._pending:
+                if not future.done():
+                    future.set_exception(RuntimeError("the poller's writer stopped"))
+            self._pending = []
+
+    async def _flush(self, batch: list[tuple[StoreOp, float, asyncio.Future[OpResult]]], now: float) -> None:
+        ops = [_aged(op, now - at) for op, at, _future in batch]
+        self._stats.write_flushes += 1
+        self._stats.writes += len(ops)
+        try:
+            results = await self._store.apply(ops)
+        except Exception as exc:
+            for _op, _at, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_op, _at, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def _aged(op: StoreOp, waited_s: float) -> StoreOp:
+    if isinstance(op, Reschedule) and waited_s > 0:
+        return replace(op, delay_ms=max(0, round(op.delay_ms - waited_s * 1000)))
+    return op
 
 
 def _default_reason(state: JobState) -> str:
