@@ -7,12 +7,24 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
+from jobs.policy import PollPolicy
+from jobs.poller import Poller, PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings
+from runpod_client import NO_RETRY
 from runpod_client.emulator import FaultKind
 from storage.models import JobState, Requester
-from storage.store import NewJob
-from tests.integration.jobs.conftest import FAST_POLLER, Core, RecordingNotifier, polling, wait_until
+from storage.store import JobStore, NewJob
+from tests.integration.jobs.conftest import (
+    FAST_POLICY,
+    FAST_POLLER,
+    LOOPBACK_FETCH,
+    Core,
+    RecordingNotifier,
+    polling,
+    wait_until,
+)
+from tests.plugins.emulator import client_for
 
 MEMBER = Requester(user_id=1, guild_id=2, channel_id=3)
 
@@ -201,3 +213,77 @@ async def test_shared_budget_keeps_status_calls_under_runpods_limit(core: Core) 
         await wait_until(lambda: len(notifier.finished) == len(jids), timeout_s=30)
     assert core.emulator.counters.request_count("status") >= len(jids)
     assert core.emulator.counters.request_count("status", 429) == 0
+
+
+async def cycle_round_trips(core: Core, jobs: int) -> int:
+    """Redis round trips of one poll cycle over `jobs` queued jobs (claim, /status calls, writes)."""
+    await core.store.redis.flushall()
+    for index in range(jobs):
+        await submit(core, f"queued {index}", user_id=index)
+    await asyncio.sleep(FAST_POLICY.first_poll_ms / 1000 + 0.05)
+    # Its own store, so only this poller's round trips are counted; a wide window, so slow replies do not split
+    # the cycle's writes.
+    store = JobStore(core.store.redis, core.store.config)
+    poller = Poller(
+        store,
+        core.clients,
+        RecordingNotifier(),
+        http=core.http,
+        fetch_policy=LOOPBACK_FETCH,
+        policy=FAST_POLICY,
+        settings=replace(FAST_POLLER, write_window_ms=2_000),
+    )
+    assert await poller.run_once() == jobs
+    await poller.drain()
+    assert poller.stats.status_calls == jobs
+    return store.round_trips
+
+
+async def test_busy_poll_cycle_costs_the_same_round_trips_whatever_its_size(core: Core) -> None:
+    """Polling 60 jobs in a cycle costs Redis no more round trips than polling 3."""
+    core.emulator.update_scenario(workers=0)
+    small = await cycle_round_trips(core, 3)
+    large = await cycle_round_trips(core, 60)
+    assert large == small
+    assert large <= 3
+
+
+async def test_every_status_attempt_stays_within_the_budget(core: Core) -> None:
+    """With no-retry /status clients, failing calls are retried through the budget: no 429 from a tight limit."""
+    core.emulator.update_scenario(
+        rate_limits={"status": {"requests": 14, "per_s": 1.0}}, faults={"status": {"server_error": 0.5}}
+    )
+    jids = [await submit(core, f"budget {index}", user_id=index) for index in range(20)]
+    notifier = RecordingNotifier()
+    poller = Poller(
+        core.store,
+        core.clients,
+        notifier,
+        http=core.http,
+        fetch_policy=LOOPBACK_FETCH,
+        policy=FAST_POLICY,
+        settings=replace(FAST_POLLER, status_budget_per_s=10),
+        status_clients={core.client.endpoint_id: client_for(core.emulator, core.http, retry=NO_RETRY)},
+    )
+    async with polling(poller):
+        await wait_until(lambda: len(notifier.finished) == len(jids), timeout_s=30)
+    assert {notifier.outcome(jid) for jid in jids} == {JobState.COMPLETED}
+    assert core.emulator.counters.request_count("status", 500) > 0
+    assert core.emulator.counters.request_count("status", 429) == 0
+
+
+async def test_oldest_queued_job_is_polled_more_often(core: Core) -> None:
+    """While no worker is free, the job next in line is polled more often than the jobs behind it."""
+    core.emulator.update_scenario(workers=0)
+    jids = [await submit(core, f"waiting {index}", user_id=index) for index in range(5)]
+    policy = PollPolicy(
+        first_poll_ms=50, queued_min_ms=100, queued_factor=2.0, queued_max_ms=2_000, next_in_line_ms=100, jitter=0.0
+    )
+    poller = Poller(
+        core.store, core.clients, RecordingNotifier(), http=core.http, fetch_policy=LOOPBACK_FETCH, policy=policy,
+        settings=PollerSettings(idle_sleep_s=0.02, write_window_ms=10),
+    )  # fmt: skip
+    async with polling(poller):
+        await asyncio.sleep(1.5)
+    polls = {job.jid: job.poll_count for job in await core.store.get_many(jids)}
+    assert polls[jids[0]] >= 2 * polls[jids[-1]], polls

@@ -13,10 +13,12 @@ from storage.models import JobState
 from storage.store import (
     Claimed,
     CooldownError,
+    FinalizeBegin,
     JobStore,
     Limits,
     NewJob,
     QuotaExceededError,
+    Reschedule,
     StoreConfig,
 )
 
@@ -306,3 +308,125 @@ async def test_last_endpoint_error_is_kept_for_a_day(store: JobStore, redis: aio
     assert error.message.endswith("boom")
     assert error.at.tzinfo is not None
     assert await redis.ttl(Keys().endpoint_error(ENDPOINT)) > 0
+
+
+async def test_apply_runs_many_fenced_transitions_in_one_round_trip(store: JobStore) -> None:
+    """A batch of reschedules and finalize begins costs one round trip; a lost lease refuses only its own op."""
+    for _ in range(3):
+        await queued_job(store)
+    first, second, stale = (await store.claim_due(ENDPOINT, limit=3, lease_ms=LEASE_MS)).jobs
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    # Another process takes the third job over once its lease ran out.
+    taken = (await store.claim_due(ENDPOINT, limit=3, lease_ms=60_000)).jobs
+    assert [claim.job.jid for claim in taken] == [first.job.jid, second.job.jid, stale.job.jid]
+    fresh = {claim.job.jid: claim for claim in taken[:2]}
+    before = store.round_trips
+    moved, finishing, refused = await store.apply(
+        [
+            Reschedule(fresh[first.job.jid], 5000, state=JobState.RUNNING),
+            FinalizeBegin(fresh[second.job.jid], JobState.COMPLETED, lease_ms=5000),
+            Reschedule(stale, 5000, state=JobState.RUNNING),
+        ]
+    )
+    assert store.round_trips == before + 1
+    assert isinstance(moved, Claimed)
+    assert isinstance(finishing, Claimed)
+    assert finishing.job.state is JobState.COMPLETED
+    assert refused is None
+    job = await store.get(stale.job.jid)
+    assert job is not None
+    assert job.state is JobState.QUEUED
+
+
+async def test_budget_holds_in_every_sliding_second(store: JobStore) -> None:
+    """Claiming as fast as possible for 1.5 s, no sliding second sees more than the budget plus its burst."""
+    budget, burst_ms = 20, 250
+    for _ in range(60):
+        await queued_job(store)
+    claims: list[tuple[float, int]] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 1.5
+    while loop.time() < end:
+        batch = await store.claim_due(ENDPOINT, limit=60, lease_ms=60_000, budget_per_second=budget, burst_ms=burst_ms)
+        claims.append((loop.time(), len(batch.jobs)))
+        await asyncio.sleep(0.01)
+    busiest = max(sum(n for at, n in claims if start <= at < start + 1.0) for start, _n in claims)
+    assert busiest <= budget * (1 + burst_ms / 1000)
+    assert sum(n for _at, n in claims) >= budget
+
+
+async def test_claims_that_call_no_status_spend_no_budget(store: JobStore) -> None:
+    """A job claimed only to be reported (its submit never finished) leaves the /status budget untouched."""
+    await store.create(new_job())
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    batch = await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000, budget_per_second=10)
+    assert [claim.job.state for claim in batch.jobs] == [JobState.SUBMITTING]
+    assert batch.budget_left == 10
+
+
+async def test_claim_tells_when_the_budget_and_the_next_job_allow_another(store: JobStore) -> None:
+    """An exhausted budget says how long until it refills; the schedule says when the next job is due."""
+    for _ in range(3):
+        await queued_job(store)
+    drained = await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000, budget_per_second=2, burst_ms=1000)
+    assert len(drained.jobs) == 2
+    assert drained.budget_wait_ms > 0
+    assert drained.next_due_ms == 0
+    rest = await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000)
+    assert len(rest.jobs) == 1
+    assert rest.next_due_ms is not None
+    assert rest.next_due_ms > 50_000
+
+
+async def test_queued_jobs_know_their_place_in_the_queue(store: JobStore) -> None:
+    """Claimed queued jobs carry their rank by submit order; a job that starts running leaves the queue."""
+    jids = [await queued_job(store) for _ in range(3)]
+    claims = (await store.claim_due(ENDPOINT, limit=3, lease_ms=LEASE_MS)).jobs
+    assert {claim.job.jid: claim.queue_rank for claim in claims} == {jids[0]: 0, jids[1]: 1, jids[2]: 2}
+    oldest = next(claim for claim in claims if claim.job.jid == jids[0])
+    await store.reschedule(oldest, 60_000, state=JobState.RUNNING)
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    again = (await store.claim_due(ENDPOINT, limit=3, lease_ms=LEASE_MS)).jobs
+    assert {claim.job.jid: claim.queue_rank for claim in again} == {jids[1]: 0, jids[2]: 1}
+
+
+async def test_webhook_takes_over_a_polled_job_and_the_poller_cannot_commit(store: JobStore) -> None:
+    """A webhook takes a live job's lease; the poller that held it can no longer reschedule or finish it."""
+    jid = await queued_job(store)
+    polled = await claim_one(store, lease_ms=60_000)
+    taken = await store.take_for_webhook(ENDPOINT, jid, lease_ms=60_000)
+    assert taken.claimed is not None
+    assert await store.reschedule(polled, 1000, state=JobState.RUNNING) is None
+    assert await store.finalize_begin(polled, JobState.COMPLETED, lease_ms=1000) is None
+    assert await store.finalize_begin(taken.claimed, JobState.COMPLETED, lease_ms=1000) is not None
+
+
+async def test_webhook_leaves_a_job_being_delivered_alone(store: JobStore) -> None:
+    """A webhook for a job whose outcome is already being delivered does not touch its delivery lease."""
+    jid = await queued_job(store)
+    delivering = await store.finalize_begin(await claim_one(store), JobState.COMPLETED, lease_ms=60_000)
+    assert delivering is not None
+    taken = await store.take_for_webhook(ENDPOINT, jid, lease_ms=60_000)
+    assert (taken.status, taken.state) == ("finished", JobState.COMPLETED)
+    assert await store.finalize_commit(delivering)
+
+
+async def test_webhook_before_attach_makes_the_job_due_once_attached(store: JobStore) -> None:
+    """A webhook that beats the /run reply keeps the submit lease, and the attached job is due at once."""
+    created = await store.create(new_job())
+    assert (await store.make_due_for_webhook(ENDPOINT, created.jid)).status == "submitting"
+    assert (await store.claim_due(ENDPOINT, limit=10, lease_ms=1000)).jobs == []
+    job = await store.get(created.jid)
+    assert job is not None
+    await store.attach_runpod_id(job, "rp-early", first_poll_delay_ms=60_000)
+    assert (await claim_one(store)).job.jid == created.jid
+
+
+async def test_completed_jobs_leave_execution_samples_for_every_process(store: JobStore, redis: aioredis.Redis) -> None:
+    """A completed job's execution time is kept per endpoint, newest first, and the list expires."""
+    for execution_ms in (4000, 6000):
+        await queued_job(store)
+        claim = await claim_one(store)
+        await store.apply([FinalizeBegin(claim, JobState.COMPLETED, lease_ms=1000, execution_ms=execution_ms)])
+    assert await store.execution_samples(ENDPOINT) == [6000, 4000]
+    assert await redis.ttl(Keys().execution_samples(ENDPOINT)) > 0

@@ -1,0 +1,90 @@
+"""The bot's HTTP server: a small aiohttp application built from the parts it serves.
+
+Today it receives RunPod's webhooks; health, readiness and metrics routes join the same factory later. Job URLs
+carry secret tokens, so `serve` runs without aiohttp's access log (it would write them to the logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from jobs.webhooks import WEBHOOK_ROUTE, InvalidWebhookError, WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+# A finished job's output can hold several base64 images.
+MAX_BODY_BYTES = 50 * 1024 * 1024
+# Bodies at least this large are parsed in a worker thread, off the event loop.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+# Ids from a refused request are logged cut to this length.
+LOGGED_ID_CHARS = 64
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def create_app(*, webhooks: WebhookReceiver | None = None) -> web.Application:
+    """The application; each part is served only when given."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    if webhooks is not None:
+        app.router.add_post(WEBHOOK_ROUTE, WebhookHandler(webhooks).handle)
+    return app
+
+
+class WebhookHandler:
+    """`POST /runpod/webhook/{endpoint_id}/{jid}?token=…`: 401 for a bad token, 400 for a body that is no job,
+    503 when the job store is unreachable (RunPod then tries again), otherwise 200."""
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+
+    async def handle(self, request: web.Request) -> web.Response:
+        endpoint_id, jid = request.match_info["endpoint_id"], request.match_info["jid"]
+        if not self.receiver.authentic(endpoint_id, jid, request.query.get("token", "")):
+            log.warning(
+                "refused a webhook for job %r of endpoint %r from %s: bad token",
+                jid[:LOGGED_ID_CHARS],
+                endpoint_id[:LOGGED_ID_CHARS],
+                request.remote,
+            )
+            return web.json_response({"error": "bad token"}, status=401)
+        raw = await request.read()
+        try:
+            payload = await _parse(raw)
+            outcome = await self.receiver.receive(endpoint_id, jid, payload)
+        except (ValueError, InvalidWebhookError) as exc:
+            log.warning("job %s: webhook body refused: %s", jid, exc)
+            return web.json_response({"error": "the body is not a RunPod job object"}, status=400)
+        except (RedisError, OSError) as exc:
+            log.error("job %s: webhook not recorded, the job store failed: %s", jid, exc)
+            return web.json_response({"error": "try again later"}, status=503)
+        return web.json_response({"status": outcome.value})
+
+
+async def _parse(raw: bytes) -> Any:
+    if len(raw) >= PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(json.loads, raw)
+    return json.loads(raw)
+
+
+@asynccontextmanager
+async def serve(app: web.Application, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> AsyncIterator[str]:
+    """Serve `app` until the block ends; yields the address it listens on (port 0 picks a free one)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        shown_host = f"[{host}]" if ":" in host else host
+        log.info("HTTP server listening on %s:%s", shown_host, bound_port)
+        yield f"http://{shown_host}:{bound_port}"
+    finally:
+        await runner.cleanup()
