@@ -1,24 +1,38 @@
 # syntax=docker/dockerfile:1
-# Build: docker build -t runpod-bot .   Run: docker run --env-file .env runpod-bot
+# The bot's image: the pinned dependency set in a virtualenv, the project installed as a package, run as a
+# non-root user. No secret is baked in: configuration comes from the environment (docker compose reads .env).
+#   docker build -t runpod-bot .
+#   docker run --env-file .env -p 8080:8080 runpod-bot            # runpod-bot run --role all
+#   docker run --env-file .env runpod-bot run --role poller        # an extra poller process
+
 FROM python:3.11-slim AS build
-WORKDIR /app
-COPY pyproject.toml constraints.txt README.md ./
-COPY bot.py cli.py logs.py settings.py ./
+WORKDIR /src
+RUN python -m venv /venv
+# Dependencies first, so a code change does not reinstall them.
+COPY constraints.txt ./
+COPY pyproject.toml README.md ./
+COPY bot.py cli.py console.py logs.py settings.py web.py ./
 COPY cogs cogs
 COPY jobs jobs
 COPY runpod_client runpod_client
 COPY storage storage
-RUN python -m venv /venv \
-    && /venv/bin/pip install --no-cache-dir -c constraints.txt pip \
+# The same install the Makefile does, without the dev extras and not editable.
+RUN /venv/bin/pip install --no-cache-dir -c constraints.txt pip \
     && /venv/bin/pip install --no-cache-dir -c constraints.txt .
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 bot
+RUN useradd --create-home --uid 10001 bot && mkdir -p /data && chown bot:bot /data
 COPY --from=build /venv /venv
-ENV PATH=/venv/bin:$PATH DATA_DIR=/data PYTHONUNBUFFERED=1
-RUN mkdir -p /data && chown bot:bot /data
+ENV PATH=/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DATA_DIR=/data \
+    HTTP_HOST=0.0.0.0 \
+    HTTP_PORT=8080
 USER bot
 WORKDIR /home/bot
 VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('HTTP_PORT', '8080')}/healthz\", timeout=4)"]
 ENTRYPOINT ["runpod-bot"]
-CMD ["run"]
+CMD ["run", "--role", "all"]
