@@ -340,7 +340,7 @@ def main(role: Role = Role.ALL) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(log_level_number(settings), settings.secrets())
+    configure_logging(log_level_number(settings), settings.secrets(), settings.log_format)
     try:
         return asyncio.run(run(settings, role))
     except (RedisUnavailableError, EmbeddedRedisError) as exc:

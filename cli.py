@@ -347,7 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return bot.EXIT_CONFIG
     # A terminal wants warnings only; the redacting filter still guards them.
-    configure_logging(max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level]), settings.secrets())
+    configure_logging(
+        max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level]),
+        settings.secrets(),
+        settings.log_format,
+    )
     try:
         if args.command == "check":
             return bot.EXIT_OK if asyncio.run(check(settings)) else bot.EXIT_FAILURE

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+from jobs.logcontext import current_job
 
 REDACTED = "[REDACTED]"
 # Shorter values cannot be real tokens or keys, and replacing them would garble every record (a key of "t").
@@ -44,10 +49,43 @@ class SecretRedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: int, secrets: Iterable[str]) -> logging.Handler:
-    """Send every record to stderr through the redacting filter; return the handler."""
+class JobIdFilter(logging.Filter):
+    """Gives every record a `job_id`: the one passed in `extra`, or the job the current task is handling."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job_id", None) is None:
+            record.job_id = current_job.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and job_id / exception when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job_id = getattr(record, "job_id", None)
+        if job_id:
+            entry["job_id"] = job_id
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+LogFormat = Literal["text", "json"]
+
+
+def configure_logging(level: int, secrets: Iterable[str], log_format: LogFormat = "text") -> logging.Handler:
+    """Send every record to stderr, with its job id and through the redacting filter; return the handler."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
+    handler.addFilter(JobIdFilter())
     handler.addFilter(SecretRedactingFilter(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "rpb"
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.logcontext import job_context
 from jobs.policy import PollPolicy
 from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
 from runpod_client import Policy, RunPodClient
@@ -29,7 +30,7 @@ from runpod_client.errors import (
     RunPodTransportError,
 )
 from storage.models import JobState, Requester, TrackedJob
-from storage.store import Claimed, JobStore, Limits, NewJob
+from storage.store import Claimed, Created, JobStore, Limits, NewJob
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,11 @@ class JobService:
             ),
             self.run_settings.limits,
         )
+        with job_context(created.jid):
+            return await self._submit_created(created, prepared, before_run)
+
+    async def _submit_created(self, created: Created, prepared: Prepared, before_run: BeforeRun | None) -> Submission:
+        model_config, image_request = prepared.model, prepared.request
         job = await self.store.get(created.jid)
         if job is None:  # pragma: no cover - the record was written in the same call
             raise JobNotFoundError(created.jid)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from logs import REDACTED, SecretRedactingFilter
+from jobs.logcontext import job_context
+from logs import REDACTED, JobIdFilter, JsonFormatter, SecretRedactingFilter
 
 TOKEN = "MTIzNDU2Nzg5.discord.token-value"
 KEY = "rpa_SECRETKEYVALUE"
@@ -63,3 +65,28 @@ def test_records_without_secrets_are_unchanged(captured: tuple[logging.Logger, i
     logger, buffer = captured
     logger.info("job %s finished in %.1f s", "abc", 2.5)
     assert buffer.getvalue() == "job abc finished in 2.5 s\n"
+
+
+def test_json_lines_carry_the_job_id_and_stay_redacted() -> None:
+    """With LOG_FORMAT=json each record is one JSON object; records about a job carry its id; secrets are gone."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(JobIdFilter())
+    handler.addFilter(SecretRedactingFilter([KEY]))
+    logger = logging.getLogger("tests.json")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        with job_context("abc123"):
+            logger.warning("status failed with key %s", KEY)
+        logger.info("no job here")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert first["job_id"] == "abc123"
+    assert first["level"] == "WARNING"
+    assert KEY not in first["message"]
+    assert "job_id" not in second
+    assert second["message"] == "no job here"
