@@ -172,6 +172,8 @@ class Scenario(BaseModel):
     fault_script: dict[str, list[FaultKind]] = Field(default_factory=dict)
     slow_reply_s: float = Field(default=DEFAULT_SLOW_REPLY_S, ge=0)
     fault_retry_after_s: int = Field(default=DEFAULT_FAULT_RETRY_AFTER_S, ge=0)
+    # The `output` of jobs of the `custom` personality, verbatim: for testing how clients cope with odd outputs.
+    custom_output: Any = None
 
     @field_validator("cold_start_s", "queue_delay_s", "execution_s")
     @classmethod

@@ -606,6 +606,8 @@ class Engine:
             error = personality.error(worker.id) if personality.error else "worker failed"
             failed_output = personality.failed_output
             return FAILED, failed_output, failed_output is not None, error, []
+        if personality.outcome == Outcome.CUSTOM:
+            return COMPLETED, job.plan.custom_output, job.plan.custom_output is not None, None, []
         if personality.outcome == Outcome.NO_OUTPUT or personality.shape is None:
             return COMPLETED, None, False, None, []
         base = self.public_url

@@ -34,6 +34,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     NO_OUTPUT = "no_output"  # COMPLETED without `output`: the result was over RunPod's size limit
     HANG = "hang"  # never finishes: ends TIMED_OUT at the policy's executionTimeout
+    CUSTOM = "custom"  # COMPLETED with the scenario's `custom_output`, verbatim
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,9 @@ _ALL = (
     ),
     Personality("completed-no-output", "COMPLETED without output (over the size limit)", outcome=Outcome.NO_OUTPUT),
     Personality("hang", "never finishes: TIMED_OUT at the policy's executionTimeout", outcome=Outcome.HANG),
+    Personality(
+        "custom", "COMPLETED with the scenario's custom_output, verbatim (odd outputs in tests)", outcome=Outcome.CUSTOM
+    ),
 )
 PERSONALITIES: dict[str, Personality] = {personality.name: personality for personality in _ALL}
 
@@ -254,6 +258,7 @@ class JobPlan:
     progress: ProgressStyle
     min_bytes: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
+    custom_output: Any = None
 
 
 class InvalidJobInput(ValueError):
@@ -296,6 +301,7 @@ def plan_job(job_input: dict[str, Any], scenario: Scenario, rng: random.Random) 
         progress=progress,
         min_bytes=min_bytes,
         parameters={"prompt": prompt, "seed": seed, "width": width, "height": height, "num_images": count},
+        custom_output=scenario.custom_output,
     )
 
 
