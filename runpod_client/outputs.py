@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import ipaddress
 import json
 import re
 import socket
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 import yarl
+from PIL import Image
 
 DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_FETCH_TIMEOUT_S = 30.0
@@ -137,7 +140,27 @@ async def extract_images(
             images.append(await asyncio.to_thread(decode_base64_image, ref.value, seed=ref.seed))
         else:
             images.append(decode_base64_image(ref.value, seed=ref.seed))
+    # Magic bytes only name a format; a truncated or corrupt file must fail here, not as a broken post.
+    await asyncio.to_thread(_verify_all, images)
     return images
+
+
+def _verify_all(images: list[ExtractedImage]) -> None:
+    for index, image in enumerate(images, start=1):
+        verify_decodable(image.data, f"image {index}")
+
+
+def verify_decodable(data: bytes, name: str = "the image") -> None:
+    """Raise `InvalidImageError` unless Pillow can read the image's structure (headers, chunks, checksums)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImageError(f"{name} is larger than any image should be ({len(data)} bytes)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError(f"{name} is truncated or corrupt and cannot be opened ({type(exc).__name__})") from None
 
 
 def find_image_refs(output: Any) -> list[ImageRef]:
@@ -309,7 +332,12 @@ async def download_image(
     url: str, *, session: aiohttp.ClientSession, policy: FetchPolicy = DEFAULT_FETCH_POLICY
 ) -> bytes:
     """Download an image URL under the fetch policy; raises `ImageFetchError` (or `UnsafeURLError`)."""
-    parsed = yarl.URL(url)
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        raise UnsafeURLError("refusing to download a malformed URL") from None
+    if not parsed.is_absolute() or not parsed.host:
+        raise UnsafeURLError("refusing to download a URL without a host")
     try:
         async with asyncio.timeout(policy.timeout_s):
             return await _download(parsed, session, policy)
@@ -398,6 +426,8 @@ def _unique(values: Iterable[str]) -> list[str]:
 
 def _describe_url(url: yarl.URL) -> str:
     # Presigned URLs carry credentials in the query: keep them out of messages and logs.
+    if not url.is_absolute():
+        return "a relative URL"
     return str(url.with_query(None).with_fragment(None).with_user(None))
 
 

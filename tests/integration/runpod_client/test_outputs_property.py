@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 import aiohttp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images, sniff_media_type
@@ -66,6 +66,11 @@ async def check(output: Any) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(output=OUTPUTS)
+# Found by this test: a URL with a scheme and no host once raised ValueError from deep inside yarl.
+@example(output="HTTP://")
+@example(output={"image_url": "http:///no-host.png"})
+# A PNG signature followed by junk is not a PNG.
+@example(output={"images": [SAMPLE_PNG]})
 async def test_any_output_gives_images_or_a_readable_error(output: Any) -> None:
     """Nested JSON, truncated base64, non-images and private URLs end in images or an OutputError."""
     await check(output)
