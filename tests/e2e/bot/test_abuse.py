@@ -131,7 +131,8 @@ async def test_no_secret_reaches_logs_messages_or_redis(harness: Harness) -> Non
     )
     redis_side = []
     async for raw_key in harness.redis.scan_iter("*"):
-        kind = (await harness.redis.type(raw_key)).decode()
+        kind_raw = await harness.redis.type(raw_key)
+        kind = kind_raw.decode() if isinstance(kind_raw, bytes) else str(kind_raw)
         if kind == "hash":
             redis_side.append(repr(await harness.redis.hgetall(raw_key)))
         elif kind == "string":
@@ -150,7 +151,7 @@ async def test_no_secret_reaches_logs_messages_or_redis(harness: Harness) -> Non
 async def test_every_moderator_action_is_refused_to_a_member(harness: Harness) -> None:
     """/health, /denylist and another member's /jobs are refused to a plain member, by the bot's own checks."""
     async with harness.running():
-        attempts = [
+        attempts: list[tuple[str, dict[str, Any]]] = [
             ("health", {}),
             ("denylist add", {"term": "x"}),
             ("denylist remove", {"term": "x"}),
