@@ -4,6 +4,7 @@ from runpod_client.client import (
     DEFAULT_BASE_URL,
     DEFAULT_RUNSYNC_WAIT_MS,
     DEFAULT_TIMEOUT,
+    ResponseHook,
     RunPodClient,
 )
 from runpod_client.errors import (
@@ -71,6 +72,7 @@ __all__ = [
     "Progress",
     "PurgeResult",
     "RateLimitedError",
+    "ResponseHook",
     "RetryPolicy",
     "RunPodAPIError",
     "RunPodClient",

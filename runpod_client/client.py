@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -40,6 +40,8 @@ STATUS_OK_MAX = 299
 PARSE_IN_THREAD_BYTES = 256 * 1024
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+# Told (operation, outcome) after every HTTP attempt: the status code as text, "timeout" or "error" (metrics).
+ResponseHook = Callable[[str, str], None]
 
 
 class RunPodClient:
@@ -59,6 +61,7 @@ class RunPodClient:
         base_url: str = DEFAULT_BASE_URL,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        on_response: ResponseHook | None = None,
     ) -> None:
         if not endpoint_id:
             raise ValueError("endpoint_id is empty")
@@ -68,6 +71,7 @@ class RunPodClient:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._retry_policy = retry or RetryPolicy()
+        self._on_response = on_response
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
 
     def __repr__(self) -> str:
@@ -191,6 +195,39 @@ class RunPodClient:
         params: Mapping[str, str] | None,
         client_timeout: aiohttp.ClientTimeout,
     ) -> Any:
+        """One HTTP exchange; every attempt, failed or not, is reported to the `on_response` hook."""
+        outcome = "error"
+        try:
+            status, raw, retry_after = await self._exchange(operation, method, path, payload, params, client_timeout)
+            outcome = str(status)
+        except RunPodTimeoutError:
+            outcome = "timeout"
+            raise
+        finally:
+            if self._on_response is not None:
+                self._on_response(operation, outcome)
+        if len(raw) >= PARSE_IN_THREAD_BYTES:
+            # A finished job's output can hold megabytes of base64: parse it off the event loop.
+            body = await asyncio.to_thread(self._decode, raw)
+        else:
+            body = self._decode(raw)
+        if not STATUS_OK_MIN <= status <= STATUS_OK_MAX:
+            raise api_error(status, body, operation=operation, retry_after=retry_after)
+        if not isinstance(body, dict):
+            raise InvalidResponseError(status, body, operation=operation)
+        log.debug("RunPod %s: HTTP %s", operation, status)
+        return body
+
+    async def _exchange(
+        self,
+        operation: str,
+        method: str,
+        path: tuple[str, ...],
+        payload: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        client_timeout: aiohttp.ClientTimeout,
+    ) -> tuple[int, bytes, float | None]:
+        """Send the request and read the whole reply: (status, body, Retry-After); transport failures raised."""
         url = self._url(path)
         try:
             async with self._session.request(
@@ -226,17 +263,7 @@ class RunPodClient:
                 operation=operation,
                 maybe_sent=True,
             ) from exc
-        if len(raw) >= PARSE_IN_THREAD_BYTES:
-            # A finished job's output can hold megabytes of base64: parse it off the event loop.
-            body = await asyncio.to_thread(self._decode, raw)
-        else:
-            body = self._decode(raw)
-        if not STATUS_OK_MIN <= status <= STATUS_OK_MAX:
-            raise api_error(status, body, operation=operation, retry_after=retry_after)
-        if not isinstance(body, dict):
-            raise InvalidResponseError(status, body, operation=operation)
-        log.debug("RunPod %s: HTTP %s", operation, status)
-        return body
+        return status, raw, retry_after
 
     def _decode(self, raw: bytes) -> Any:
         """The reply body as JSON, or as text when it is not JSON; the key redacted either way."""

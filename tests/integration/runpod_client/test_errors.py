@@ -211,3 +211,20 @@ async def test_api_key_never_appears_in_connection_errors(
     rendered = [str(caught.value), repr(caught.value), *(record.getMessage() for record in caplog.records)]
     assert "127.0.0.1" in str(caught.value)
     assert not [text for text in rendered if SECRET_KEY in text]
+
+
+async def test_every_attempt_is_reported_to_the_response_hook(emulator: Emulator) -> None:
+    """The hook hears each attempt with its status (retries included), so metrics can count requests and 429s."""
+    seen: list[tuple[str, str]] = []
+    emulator.script_faults("health", "server_error", "rate_limited")
+    async with aiohttp.ClientSession() as session:
+        client = RunPodClient(
+            session,
+            emulator.endpoint_id,
+            emulator.api_key,
+            base_url=emulator.base_url,
+            retry=FAST_RETRY_POLICY,
+            on_response=lambda operation, outcome: seen.append((operation, outcome)),
+        )
+        await client.health()
+    assert seen == [("health", "500"), ("health", "429"), ("health", "200")]
