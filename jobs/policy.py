@@ -9,7 +9,8 @@
   the total run time between 4 s * 30/13 and 4 s * 30/12: when that window is narrow the next poll comes just after
   its end; when it is wide, a poll comes before its start, late enough that the new reading narrows it. Without
   progress, the endpoint's execution times learned from finished jobs say when the job could first be done; from
-  then on it is polled at the short `overdue_ms` interval.
+  then on it is polled every `overdue_ms` (the first of those polls `overdue_ms` after that earliest end), so a
+  result waits at most about `overdue_ms`.
 - Every interval gets jitter, so jobs submitted together do not stay in lockstep; polls aimed at an estimated finish
   get at most `finish_jitter_ms` of it, so the jitter costs little lag.
 - With webhooks (`webhooks=True`) RunPod announces every finish, so polling is only a slow safety net.
@@ -44,7 +45,8 @@ class PollPolicy:
     next_in_line_ms: int = 2_000
     running_min_ms: int = 500
     running_max_ms: int = 5_000
-    overdue_ms: int = 1_000
+    # The interval once a job may be done: the lag-versus-requests knob (the lag is about half of it on average).
+    overdue_ms: int = 1_300
     # A step-progress estimate narrower than this is trusted: the next poll comes at its end.
     finish_precision_ms: int = 1_000
     # The longest a poll is put off when progress says the job is far from done.
@@ -102,8 +104,9 @@ class PollPolicy:
         if window is not None:
             return self._from_progress(elapsed_ms, progress, window, rng)
         if earliest_ms is not None and elapsed_ms < earliest_ms:
-            # Almost no run of this endpoint ends this early: wait until one could.
-            delay = earliest_ms - elapsed_ms
+            # Almost no run of this endpoint ends this early. A poll `overdue_ms` after the earliest end sees the
+            # shortest runs as soon as the overdue polls that follow see the others.
+            delay = earliest_ms + self.overdue_ms - elapsed_ms
         elif earliest_ms is None and typical_ms is not None and elapsed_ms < typical_ms:
             delay = typical_ms - elapsed_ms
         elif earliest_ms is None and typical_ms is None:

@@ -62,6 +62,10 @@ DEFAULT_STATUS_BUDGET_PER_S = 160
 DEFAULT_STATUS_BURST_MS = 250
 DEFAULT_IDLE_SLEEP_S = 0.25
 MIN_PAUSE_S = 0.005
+# Jobs that come due within this long of each other are claimed together: fewer, fuller cycles.
+DEFAULT_CLAIM_COALESCE_MS = 25
+# A first poll that would be put off by less than this is not worth a write.
+MIN_DEFER_MS = 100
 DEFAULT_MAX_DELIVERY_ATTEMPTS = 8
 DELIVERY_RETRY_BASE_MS = 5_000
 ERROR_RETRY_MS = 5_000
@@ -100,6 +104,7 @@ class PollerSettings:
     error_retry_ms: int = ERROR_RETRY_MS
     write_window_ms: int = DEFAULT_WRITE_WINDOW_MS
     samples_refresh_s: float = DEFAULT_SAMPLES_REFRESH_S
+    claim_coalesce_ms: int = DEFAULT_CLAIM_COALESCE_MS
 
 
 @dataclass
@@ -110,6 +115,11 @@ class PollerStats:
     busy_cycles: int = 0
     claimed: int = 0
     status_calls: int = 0
+    # What the /status calls found: still queued, running, or finished.
+    queued_polls: int = 0
+    running_polls: int = 0
+    final_polls: int = 0
+    deferred_first_polls: int = 0
     write_flushes: int = 0
     writes: int = 0
     webhook_jobs: int = 0
@@ -158,6 +168,7 @@ class Poller:
         )
         self._clock_offset_ms = 0.0
         self._sleep_s = self.settings.idle_sleep_s
+        self._full = False
         self._finishes: dict[str, deque[float]] = {}
         self._samples_loaded_at: float | None = None
 
@@ -202,8 +213,9 @@ class Poller:
                 self._start(claim, self._handle(claim))
             claimed += len(batch.jobs)
             sleep_s = min(sleep_s, self._ready_in_s(len(batch.jobs), limit, batch.budget_wait_ms, batch.next_due_ms))
-        if self.settings.concurrency - len(self._in_flight) <= 0:
-            # Full: a finishing job wakes the loop.
+        self._full = self.settings.concurrency - len(self._in_flight) <= 0
+        if self._full:
+            # Every slot is taken: the first job to finish wakes the loop.
             sleep_s = self.settings.idle_sleep_s
         self._sleep_s = max(0.0, sleep_s)
         return claimed
@@ -217,7 +229,7 @@ class Poller:
             return 0.0
         if next_due_ms is None:
             return self.settings.idle_sleep_s
-        return next_due_ms / 1000
+        return max(next_due_ms, self.settings.claim_coalesce_ms) / 1000
 
     async def _pause(self, seconds: float) -> None:
         if seconds <= 0:
@@ -226,7 +238,8 @@ class Poller:
             return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     def wake(self) -> None:
         """Claim again now (a job was made due, or a slot freed up)."""
@@ -266,7 +279,9 @@ class Poller:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()
+        if self._full:
+            self._full = False
+            self._wake.set()
 
     async def _guarded(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
         async with self._semaphore:
@@ -314,13 +329,28 @@ class Poller:
             return
         if job.cancel_requested_by is not None:
             await self._cancel_at_runpod(job)
+        deferred = self._first_poll_deferral_ms(job)
+        if deferred is not None:
+            self.stats.deferred_first_polls += 1
+            moved = await self._write(Reschedule(claim, deferred, polled=False))
+            self._hold(moved if isinstance(moved, Claimed) else None)
+            return
         status = await self._status(client, job.runpod_id)
         if isinstance(status, NotFoundError):
             await self._finish(claim, JobResult(JobState.EXPIRED, reason=EXPIRED_REASON))
         elif isinstance(status, RunPodError):
             await self._retry_later(claim, status)
         else:
+            self._count_poll(status)
             await self._apply(claim, status)
+
+    def _count_poll(self, status: Job) -> None:
+        if status.is_terminal:
+            self.stats.final_polls += 1
+        elif status.status is JobStatus.IN_QUEUE:
+            self.stats.queued_polls += 1
+        else:
+            self.stats.running_polls += 1
 
     async def _status(self, client: RunPodClient, runpod_id: str) -> Job | RunPodError:
         """One `/status` call; while it is in flight, this cycle's writes wait for its outcome."""
@@ -384,6 +414,19 @@ class Poller:
         if state is not job.state or progress_text != job.progress:
             updated = job.model_copy(update={"state": state, "progress": progress_text, **_typed(fields)})
             await self._tell_updated(updated)
+
+    def _first_poll_deferral_ms(self, job: TrackedJob) -> int | None:
+        """How much later to poll a job never polled yet: it cannot be done before the endpoint's shortest usual run
+        has passed since its submit, so its first poll comes `overdue_ms` after that (as for a running job), at most
+        `running_max_ms` after the submit. None: poll now."""
+        if self.policy.webhooks or job.poll_count > 0 or job.cancel_requested_by is not None:
+            return None
+        earliest = self.executions.earliest(job.endpoint_id)
+        if earliest is None or job.submitted_at is None:
+            return None
+        due = to_ms(job.submitted_at) + min(earliest + self.policy.overdue_ms, self.policy.running_max_ms)
+        wait = round(due - self._redis_now_ms())
+        return wait if wait >= MIN_DEFER_MS else None
 
     def _next_in_line(self, claim: Claimed) -> bool:
         """Whether the job is among those expected to start before the next short poll."""
@@ -588,7 +631,8 @@ class _Writer:
                 while self._busy() and (remaining := deadline - loop.time()) > 0:
                     self._kick.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._kick.wait(), remaining)
+                        async with asyncio.timeout(remaining):
+                            await self._kick.wait()
                 batch, self._pending = self._pending, []
                 await self._flush(batch, loop.time())
         finally:

@@ -74,8 +74,8 @@ def test_steady_job_is_caught_soon_after_it_ends_with_few_polls() -> None:
 
 
 def test_learned_shortest_run_delays_the_first_running_poll() -> None:
-    """Without progress, a job is not polled before the endpoint's shortest usual run could end."""
-    assert NO_JITTER.running(elapsed_ms=1000, earliest_ms=3000) == 2000
+    """Without progress, a job is first polled one overdue interval after the endpoint's shortest usual run."""
+    assert NO_JITTER.running(elapsed_ms=1000, earliest_ms=3000) == 2000 + NO_JITTER.overdue_ms
 
 
 def test_job_past_the_shortest_run_is_polled_at_the_overdue_interval() -> None:
