@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := bot.py cli.py console.py logs.py settings.py cogs jobs runpod_client storage tests
+PACKAGES := bot.py cli.py console.py logs.py settings.py web.py cogs jobs runpod_client storage tests benchmarks
 
-.PHONY: run test lint fmt typecheck pytest install clean demo
+.PHONY: run test lint fmt typecheck pytest install clean demo bench
 
 run: $(STAMP)
 	$(BIN)/runpod-bot run
@@ -41,3 +41,9 @@ clean:
 # An offline demo: the RunPod emulator in-process and the embedded Redis; writes a PNG under out/.
 demo: $(STAMP)
 	$(BIN)/runpod-bot imagine "a cute magical flying dog" --local --out out/
+
+# The tracking benchmark (a few minutes; not part of `make test`): the busy scenario, our poller and then webhooks,
+# each against the naive one-loop-per-job baseline. Results and more scenarios: docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.tracking --scenario busy --mode poll --compare
+	$(BIN)/python -m benchmarks.tracking --scenario busy --mode webhook --compare
