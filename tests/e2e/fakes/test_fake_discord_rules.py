@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.fakes.conftest import Place, png, run_probe
 from tests.e2e.fakes.tinybot import TinyBot
 from tests.fakes.discord import FakeDiscordDriver, Permission, running_client
+from tests.fakes.discord.views import HeldRequestView
 
 ALL_BOT_PERMISSIONS = int(
     Permission.VIEW_CHANNEL
@@ -326,6 +327,28 @@ async def test_injected_error_is_answered_once(driver: FakeDiscordDriver, place:
     assert caught.value.code == 50013
     await channel.send("second try")
     assert [m["content"] for m in await driver.channel_messages(place.channel_id)] == ["second try"]
+
+
+async def test_delayed_reply_comes_after_the_message_exists(
+    driver: FakeDiscordDriver, place: Place, tiny: TinyBot
+) -> None:
+    """An injected delay holds the reply of a handled request: the message exists while the client still waits."""
+    await driver.inject_delay(seconds=1, method="POST", path=r"^/channels/\d+/messages$")
+    sending = asyncio.create_task(
+        text_channel(tiny, place).send("slow news", file=discord.File(io.BytesIO(png("red")), "a.png"))
+    )
+    (held,) = await driver.wait_for(lambda: _held(driver), within=5, what="a held reply")
+    messages = await driver.channel_messages(place.channel_id)
+    assert not sending.done()
+    sent = await sending
+    assert held["method"] == "POST"
+    assert held["multipart"]
+    assert [message["id"] for message in messages] == [sent.id]
+    assert await driver.held_requests() == []
+
+
+async def _held(driver: FakeDiscordDriver) -> list[HeldRequestView] | None:
+    return await driver.held_requests() or None
 
 
 async def test_refused_edit_leaves_the_message_unchanged(

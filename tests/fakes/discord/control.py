@@ -22,6 +22,7 @@ from tests.fakes.discord.views import (
     ChannelView,
     CommandView,
     GuildView,
+    HeldRequestView,
     InfoView,
     InteractionView,
     MemberView,
@@ -74,6 +75,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_fake/clock/advance", "advance_clock"),
     ("POST", "/_fake/faults/rate-limits", "inject_rate_limit"),
     ("POST", "/_fake/faults/errors", "inject_error"),
+    ("POST", "/_fake/faults/delays", "inject_delay"),
+    ("GET", "/_fake/held-requests", "held_requests"),
     ("DELETE", "/_fake/faults", "clear_faults"),
     ("GET", "/_fake/requests", "requests"),
     ("GET", "/_fake/version", "version"),
@@ -400,6 +403,15 @@ class FakeDiscordControl(FakeDiscordDriver):
     ) -> None:
         body = {"status": status, "code": code, "message": message, "method": method, "path": path, "count": count}
         await self._call("POST", "/_fake/faults/errors", body)
+
+    async def inject_delay(
+        self, *, seconds: float, method: str | None = None, path: str | None = None, count: int = 1
+    ) -> None:
+        body = {"seconds": seconds, "method": method, "path": path, "count": count}
+        await self._call("POST", "/_fake/faults/delays", body)
+
+    async def held_requests(self) -> list[HeldRequestView]:
+        return cast(list[HeldRequestView], await self._call("GET", "/_fake/held-requests"))
 
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/_fake/faults")

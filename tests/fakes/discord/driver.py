@@ -17,6 +17,7 @@ from tests.fakes.discord.views import (
     ChannelView,
     CommandView,
     GuildView,
+    HeldRequestView,
     InfoView,
     InteractionView,
     MemberView,
@@ -255,6 +256,17 @@ class FakeDiscordDriver(ABC):
         count: int = 1,
     ) -> None:
         """Answer the next `count` matching REST requests with this error."""
+
+    @abstractmethod
+    async def inject_delay(
+        self, *, seconds: float, method: str | None = None, path: str | None = None, count: int = 1
+    ) -> None:
+        """Handle the next `count` matching REST requests as usual, then hold each reply `seconds` (the message
+        exists; the client does not know yet)."""
+
+    @abstractmethod
+    async def held_requests(self) -> list[HeldRequestView]:
+        """The requests whose reply is being held back by `inject_delay` right now."""
 
     @abstractmethod
     async def clear_faults(self) -> None: ...

@@ -6,6 +6,7 @@ Unknown routes answer Discord's 404 JSON; nothing succeeds silently.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from tests.fakes.discord.errors import ApiError
 from tests.fakes.discord.gateway import Gateway
 from tests.fakes.discord.models import Guild, Upload
 from tests.fakes.discord.permissions import Permission
-from tests.fakes.discord.views import RequestView
+from tests.fakes.discord.views import HeldRequestView, RequestView
 from tests.fakes.discord.world import World
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,22 @@ class Fault:
         return json_response(body, status=429, headers=headers)
 
 
+@dataclass
+class Delay:
+    """The next `remaining` requests matching `method` and the `path` regex are handled as usual, then their reply is
+    held `seconds`: the work is done, the client just hears about it late (or never, if it dies meanwhile)."""
+
+    method: str | None
+    path: re.Pattern[str] | None
+    remaining: int
+    seconds: float
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or self.path.search(path) is not None
+
+
 class RestApi:
     """The `/api/v10/...` routes, the CDN routes and the middleware that logs, injects faults and checks auth."""
 
@@ -96,10 +113,13 @@ class RestApi:
         self.world = world
         self.gateway = gateway
         self.faults: list[Fault] = []
+        self.delays: list[Delay] = []
+        self.held: list[HeldRequestView] = []
         self.requests: deque[RequestView] = deque(maxlen=REQUEST_LOG_SIZE)
 
     def clear(self) -> None:
         self.faults.clear()
+        self.delays.clear()
         self.requests.clear()
 
     # --- middleware ----------------------------------------------------------------------------------------------
@@ -115,9 +135,38 @@ class RestApi:
             except web.HTTPNotFound:
                 return error_response(errors.not_found_route())
         path = request.path[match.end() :] or "/"
+        delay = self._take_delay(request.method, path)
         response = await self._api_response(request, handler, path)
+        if delay is not None:
+            await self._hold(request, path, delay)
         self._log(request, path, response)
         return response
+
+    def _take_delay(self, method: str, path: str) -> Delay | None:
+        for delay in self.delays:
+            if delay.matches(method, path):
+                delay.remaining -= 1
+                if delay.remaining <= 0:
+                    self.delays.remove(delay)
+                return delay
+        return None
+
+    async def _hold(self, request: web.Request, path: str, delay: Delay) -> None:
+        """Keep a handled request's reply back for `delay.seconds`, listed in `held` meanwhile."""
+        held = HeldRequestView(
+            method=request.method,
+            path=path,
+            multipart=request.content_type.startswith("multipart/"),
+            since=iso(self.world.clock.now()),
+        )
+        self.held.append(held)
+        log.info("holding the reply to %s %s for %.2f s", request.method, path, delay.seconds)
+        self.world.touch()
+        try:
+            await asyncio.sleep(delay.seconds)
+        finally:
+            self.held.remove(held)
+            self.world.touch()
 
     async def _api_response(self, request: web.Request, handler: Handler, path: str) -> web.StreamResponse:
         for fault in self.faults:

@@ -17,11 +17,12 @@ from tests.fakes.discord.driver import FakeDiscordDriver
 from tests.fakes.discord.errors import ControlError
 from tests.fakes.discord.gateway import DEFAULT_HEARTBEAT_INTERVAL_MS, Gateway
 from tests.fakes.discord.models import OVERWRITE_MEMBER, OVERWRITE_ROLE
-from tests.fakes.discord.rest import Fault, RestApi
+from tests.fakes.discord.rest import Delay, Fault, RestApi
 from tests.fakes.discord.views import (
     ChannelView,
     CommandView,
     GuildView,
+    HeldRequestView,
     InfoView,
     InteractionView,
     MemberView,
@@ -382,8 +383,21 @@ class FakeDiscord(FakeDiscordDriver):
             )
         )
 
+    async def inject_delay(
+        self, *, seconds: float, method: str | None = None, path: str | None = None, count: int = 1
+    ) -> None:
+        if seconds < 0:
+            raise ControlError("a delay cannot be negative")
+        self.rest.delays.append(
+            Delay(method=method.upper() if method else None, path=_compile(path), remaining=count, seconds=seconds)
+        )
+
+    async def held_requests(self) -> list[HeldRequestView]:
+        return list(self.rest.held)
+
     async def clear_faults(self) -> None:
         self.rest.faults.clear()
+        self.rest.delays.clear()
 
     # --- change notification -------------------------------------------------------------------------------------
 

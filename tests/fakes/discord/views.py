@@ -194,3 +194,13 @@ class RequestView(TypedDict):
     status: int
     code: int | None
     at: str
+
+
+class HeldRequestView(TypedDict):
+    """A REST request already handled whose reply is being held back (`inject_delay`); `multipart`: it uploads
+    files."""
+
+    method: str
+    path: str
+    multipart: bool
+    since: str
