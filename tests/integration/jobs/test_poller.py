@@ -275,7 +275,11 @@ async def test_every_status_attempt_stays_within_the_budget(core: Core) -> None:
 async def test_oldest_queued_job_is_polled_more_often(core: Core) -> None:
     """While no worker is free, the job next in line is polled more often than the jobs behind it."""
     core.emulator.update_scenario(workers=0)
-    jids = [await submit(core, f"waiting {index}", user_id=index) for index in range(5)]
+    jids = []
+    for index in range(5):
+        jids.append(await submit(core, f"waiting {index}", user_id=index))
+        # Submits in the same millisecond tie in the queue, ordered by job id: keep these apart.
+        await asyncio.sleep(0.005)
     policy = PollPolicy(
         first_poll_ms=50, queued_min_ms=100, queued_factor=2.0, queued_max_ms=2_000, next_in_line_ms=100, jitter=0.0
     )
