@@ -24,8 +24,9 @@ from cogs.common import (
     services,
 )
 from cogs.render import RETRYABLE, card_embed
+from jobs.notifier import JobResult, Notifier
 from jobs.presets import InvalidRequestError, RequestOptions, find_denied_term
-from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError
+from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, SubmitFailedError
 from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,13 @@ async def submit_flow(
     interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool = False
 ) -> None:
     """Everything /imagine, Re-roll and Retry do: check, defer, submit with a card, tell the member where it is."""
+    with services(interaction).in_flight.track():
+        await _submit_flow(interaction, options, model, private=private)
+
+
+async def _submit_flow(
+    interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool
+) -> None:
     ctx = services(interaction)
     if not private and interaction.guild_id is not None:
         missing = missing_channel_permissions(interaction)
@@ -153,13 +161,18 @@ async def submit_flow(
             raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
         await ctx.store.update(job.jid, {"card_message_id": card.id})
 
-    submission = await ctx.service.submit(
-        prepared,
-        requester,
-        request_id=str(interaction.id),
-        extra={"upload_limit": upload_limit, "private": private},
-        before_run=post_card,
-    )
+    try:
+        submission = await ctx.service.submit(
+            prepared,
+            requester,
+            request_id=str(interaction.id),
+            extra={"upload_limit": upload_limit, "private": private},
+            before_run=post_card,
+        )
+    except SubmitFailedError as exc:
+        # The card was posted before /run; it must not go on saying "Submitting…" once the job has ended.
+        await _show_outcome(ctx.notifier, exc)
+        raise
     job = submission.job
     if not submission.duplicate:
         # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits.
@@ -167,6 +180,15 @@ async def submit_flow(
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     verb = "Already submitted" if submission.duplicate else "Submitted"
     await reply(interaction, f"{verb}: job `{job.jid}`" + (f" — {where}" if where else "."))
+
+
+async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
+    job = failure.job
+    try:
+        await notifier.job_finished(job, JobResult(job.final_state, reason=failure.reason))
+    except Exception:
+        # The member still gets the reason in the command's answer.
+        log.exception("job %s: could not show its outcome on the card", job.jid)
 
 
 def _options_from(job: TrackedJob, *, keep_seed: bool) -> RequestOptions:

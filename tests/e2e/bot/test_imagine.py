@@ -165,6 +165,22 @@ async def test_failure_reason_is_shown_on_the_card_with_retry(harness: Harness) 
     assert results(messages) == []
 
 
+@pytest.mark.parametrize(("fault", "title"), [("server_error", "Failed"), ("reset", "Outcome unknown")])
+async def test_job_whose_run_fails_shows_its_outcome_on_the_card(harness: Harness, fault: str, title: str) -> None:
+    """A /run refused by RunPod, or reset after RunPod took it, leaves the card showing the outcome and why."""
+    harness.emulator.script_faults("run", fault)
+    async with harness.running():
+        await harness.imagine()
+
+        def final(found: list[MessageView]) -> bool:
+            return any(card["embeds"][0]["title"] == title for card in cards(found))
+
+        messages = await harness.wait_for_messages(final)
+    (card,) = cards(messages)
+    assert "Reason" in {field["name"] for field in card["embeds"][0]["fields"]}
+    assert buttons(card) == [f"job:retry:{job_of(card)}"]
+
+
 async def test_job_outliving_the_interaction_token_is_still_delivered(harness: Harness) -> None:
     """A job that finishes after the 15-minute interaction token died is delivered through the channel."""
     harness.emulator.update_scenario(workers=0)
