@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +53,40 @@ def invite_url(application_id: int) -> str:
 
 
 @dataclass
+class InFlight:
+    """The interactions that are submitting a job right now, so that a closing bot lets them finish first.
+
+    A submit cut short by the shutdown (its Redis or HTTP connection closed under it) would leave a job whose
+    outcome is unknown, and a member without an answer.
+    """
+
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the current task in while the block runs."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self.tasks.discard(task)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait until every tracked submit has ended, at most `timeout_s`; returns how many are still running."""
+        pending = self.tasks - {asyncio.current_task()}
+        if not pending:
+            return 0
+        log.info("waiting up to %.0f s for %s submit(s) in flight", timeout_s, len(pending))
+        _done, still = await asyncio.wait(pending, timeout=timeout_s)
+        if still:
+            log.warning("%s submit(s) still in flight at shutdown; their outcome will be unknown", len(still))
+        return len(still)
+
+
+@dataclass
 class Services:
     """Everything the cogs use, built once by the composition root."""
 
@@ -63,6 +99,7 @@ class Services:
     notifier: Notifier
     moderator_role_id: int | None = None
     global_denylist: Sequence[str] = field(default_factory=tuple)
+    in_flight: InFlight = field(default_factory=InFlight)
 
 
 class HasServices(Protocol):

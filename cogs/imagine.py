@@ -8,15 +8,27 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import services
+from cogs.common import Services, services
 from cogs.jobs_ui import submit_flow
 from jobs.presets import MAX_SEED, InvalidRequestError, RequestOptions
 
 MAX_CHOICES = 25
+# How long a closing bot waits for submits in flight. Together with the poller's own 10 s it stays well inside a
+# container's stop grace period (30 s in docker-compose.yml).
+SUBMIT_DRAIN_S = 10.0
 
 
 class Imagine(commands.Cog):
     """The /imagine command."""
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def cog_unload(self) -> None:
+        """The bot is closing: let the submits in flight (from here or a Re-roll/Retry button) finish first."""
+        shared = getattr(self.bot, "services", None)
+        if isinstance(shared, Services):
+            await shared.in_flight.drain(SUBMIT_DRAIN_S)
 
     @app_commands.command(name="imagine", description="Generate images from a prompt")
     @app_commands.describe(
@@ -83,4 +95,4 @@ def _label(name: str, description: str) -> str:
 
 
 async def setup(bot: commands.Bot) -> None:
-    await bot.add_cog(Imagine())
+    await bot.add_cog(Imagine(bot))

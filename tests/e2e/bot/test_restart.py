@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from storage.models import JobState
 from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
 
 
@@ -47,3 +48,20 @@ async def test_commands_are_synced_only_when_they_change(harness: Harness) -> No
     assert len(syncs) == 1
     names = {command["name"] for command in await harness.fake.commands()}
     assert {"imagine", "cancel", "health", "jobs", "denylist"} <= names
+
+
+async def test_bot_stopped_mid_submit_finishes_the_submit_first(harness: Harness) -> None:
+    """A bot closed while a /run is in flight waits for it: the job is tracked and the member hears where it is."""
+    harness.emulator.update_scenario(slow_reply_s=1.0)
+    harness.emulator.script_faults("run", "slow")
+    async with harness.running():
+        interaction = await harness.fake.invoke_command(
+            harness.channel_id, harness.alice, "imagine", {"prompt": "closing time"}
+        )
+        # The card is posted just before /run is sent: from here the submit is in flight.
+        (card,) = cards(await harness.wait_for_messages(lambda found: bool(cards(found))))
+    answer = await harness.fake.interaction(interaction["id"])
+    job = await harness.redis_jobs(job_of(card))
+    assert answer_text(answer).startswith("Submitted")
+    assert job.runpod_id is not None
+    assert job.state is not JobState.SUBMITTING
