@@ -174,12 +174,27 @@ class DiscordNotifier:
         if channel is None:
             return
         try:
-            await channel.send(
+            card = await channel.send(
                 f"<@{job.user_id}>",
                 embed=embed,
                 view=card_view(job),
                 allowed_mentions=NO_PINGS,
                 nonce=CARD_NONCE.format(jid=job.jid),
             )
+            if _shown(card) != _shown_embed(embed):
+                # Discord answers a repeated nonce with the message it already has: the card a process posted just
+                # before it died, unrecorded and still showing the job as it was then.
+                await card.edit(embed=embed, view=card_view(job), allowed_mentions=NO_PINGS)
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("job %s: cannot post its outcome: %s", job.jid, exc)
+            return
+        await self.store.update(job.jid, {"card_message_id": card.id})
+
+
+def _shown_embed(embed: discord.Embed) -> tuple[str | None, list[tuple[str | None, str | None]]]:
+    """What a member reads on a card: its title and fields."""
+    return embed.title, [(item.name, item.value) for item in embed.fields]
+
+
+def _shown(message: discord.Message) -> tuple[str | None, list[tuple[str | None, str | None]]] | None:
+    return _shown_embed(message.embeds[0]) if message.embeds else None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from cogs.jobs_ui import CARD_NONCE, card_view
+from cogs.render import card_embed
 from storage.models import JobState
+from storage.store import JobStore, NewJob, StoreConfig
 from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
 
 
@@ -65,3 +68,31 @@ async def test_bot_stopped_mid_submit_finishes_the_submit_first(harness: Harness
     assert answer_text(answer).startswith("Submitted")
     assert job.runpod_id is not None
     assert job.state is not JobState.SUBMITTING
+
+
+async def test_card_posted_by_a_process_that_died_unrecorded_shows_the_outcome(harness: Harness) -> None:
+    """A card whose process died before storing its id is found by its nonce and edited to "Outcome unknown"."""
+    # A short submit lease: the dead process's job comes due at once instead of after two minutes.
+    store = JobStore(harness.redis, StoreConfig(submit_lease_ms=300))
+    request = {"prompt": "orphaned card", "width": 1024, "height": 1024, "steps": 25, "seed": 7, "count": 1}
+    created = await store.create(
+        NewJob(
+            jid="0123456789abcdef",
+            endpoint_id=harness.emulator.endpoint_id,
+            model="default",
+            user_id=harness.alice,
+            guild_id=harness.guild_id,
+            channel_id=harness.channel_id,
+            request=request,
+        )
+    )
+    async with harness.running() as bot:
+        job = await harness.redis_jobs(created.jid)
+        # What the dead process did: Discord created the card, its id never reached Redis.
+        await bot.get_partial_messageable(harness.channel_id).send(
+            embed=card_embed(job), view=card_view(job), nonce=CARD_NONCE.format(jid=job.jid)
+        )
+        messages = await harness.wait_for_messages(
+            lambda found: cards(found)[0]["embeds"][0]["title"] == "Outcome unknown"
+        )
+    assert len(cards(messages)) == 1
