@@ -9,6 +9,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from storage.embedded import EmbeddedRedis, find_server_binary
@@ -19,6 +22,13 @@ CONNECT_TIMEOUT_S = 5.0
 # Commands block at most this long; long enough for a busy server, short enough to notice a dead one.
 COMMAND_TIMEOUT_S = 10.0
 HEALTH_CHECK_INTERVAL_S = 30
+# A command that meets a broken or refused connection is sent again on a new one for about 3 s (at most 5.5 s):
+# long enough to ride out a Redis restart or failover, short enough to fail fast when Redis is really gone.
+# Timeouts are not retried (a hung server would hold every command 10 s per attempt). Sending a script again is
+# safe: each transition is fenced or idempotent, so running it twice is never worse than failing.
+RECONNECT_RETRIES = 8
+RECONNECT_BACKOFF_BASE_S = 0.1
+RECONNECT_BACKOFF_CAP_S = 1.0
 
 
 class RedisUnavailableError(Exception):
@@ -37,25 +47,32 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def create_client(url: str) -> aioredis.Redis:
-    """A client for `url` (redis://, rediss:// or unix://) with bounded connect and command timeouts."""
+def create_client(url: str, *, reconnect: bool = True) -> aioredis.Redis:
+    """A client for `url` (redis://, rediss:// or unix://) with bounded connect and command timeouts that, with
+    `reconnect`, rides out a short outage."""
+    backoff = ExponentialWithJitterBackoff(base=RECONNECT_BACKOFF_BASE_S, cap=RECONNECT_BACKOFF_CAP_S)
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=COMMAND_TIMEOUT_S,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
         decode_responses=False,
+        retry=Retry(backoff, RECONNECT_RETRIES if reconnect else 0, supported_errors=(RedisConnectionError,)),
     )
 
 
 async def connect(url: str) -> aioredis.Redis:
-    """Create a client and check with PING that the server answers."""
+    """Create a client and check with PING that the server answers.
+
+    The check does not retry: a wrong URL, or a server that is down, is reported at once.
+    """
     try:
         client = create_client(url)
+        probe = create_client(url, reconnect=False)
     except ValueError as exc:
         raise RedisUnavailableError(f"REDIS_URL {redact_url(url)} is not a valid Redis URL: {exc}") from None
     try:
-        await client.ping()
+        await probe.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
         reason = _first_line(exc)
@@ -63,6 +80,8 @@ async def connect(url: str) -> aioredis.Redis:
         if password:
             reason = reason.replace(password, "***")
         raise RedisUnavailableError(f"Cannot reach Redis at {redact_url(url)}: {reason}") from None
+    finally:
+        await probe.aclose()
     return client
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import Iterator
@@ -61,6 +62,28 @@ async def test_key_survives_a_restart_through_the_append_only_file(data_dir: Pat
         await client.aclose()
     finally:
         await second.stop()
+
+
+async def test_client_rides_out_a_server_restart(data_dir: Path) -> None:
+    """A command sent while the server restarts waits for it and succeeds, on a connection that was open before."""
+    server = EmbeddedRedis(data_dir=data_dir)
+    await server.start()
+    client = await connect(server.url)
+    try:
+        await client.set("job:1", "queued")
+        await server.stop()
+
+        async def start_again() -> None:
+            # Down for a moment, as during a real restart.
+            await asyncio.sleep(0.3)
+            await server.start()
+
+        restart = asyncio.create_task(start_again())
+        assert await client.get("job:1") == b"queued"
+        await restart
+    finally:
+        await client.aclose()
+        await server.stop()
 
 
 async def test_process_is_gone_after_stop(data_dir: Path) -> None:
