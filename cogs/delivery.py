@@ -38,6 +38,10 @@ class _CardState:
     last_payload: str = ""
     pending: TrackedJob | None = None
     timer: asyncio.Task[None] | None = None
+    # One edit of the card at a time in this process: the final edit waits for a progress edit on its way.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set when this process finishes the job: no progress edit may follow.
+    closed: bool = False
 
 
 @dataclass
@@ -71,7 +75,7 @@ class DiscordNotifier:
     async def _edit_later(self, jid: str, delay: float) -> None:
         await asyncio.sleep(delay)
         state = self._cards.get(jid)
-        if state is None:
+        if state is None or state.closed:
             return
         state.timer = None
         job, state.pending = state.pending, None
@@ -79,14 +83,38 @@ class DiscordNotifier:
             await self._edit_card(job, state)
 
     async def _edit_card(self, job: TrackedJob, state: _CardState) -> None:
-        reason = explain_wait(await self.health.get(job.endpoint_id)) if job.state is JobState.QUEUED else None
-        embed = card_embed(job, wait_reason=reason)
-        payload = repr(embed.to_dict())
-        if payload == state.last_payload:
+        async with state.lock:
+            if state.closed:
+                return
+            reason = explain_wait(await self.health.get(job.endpoint_id)) if job.state is JobState.QUEUED else None
+            embed = card_embed(job, wait_reason=reason)
+            payload = repr(embed.to_dict())
+            if payload == state.last_payload:
+                return
+            if not await self._live(job.jid):
+                # Finished meanwhile, here or in another process: the final edit has the last word.
+                return
+            state.last_edit = time.monotonic()
+            state.last_payload = payload
+            await self._write_card(job, embed)
+        if not state.closed:
+            await self._restore_outcome(job.jid)
+
+    async def _live(self, jid: str) -> bool:
+        record = await self.store.get(jid)
+        return record is not None and record.state.is_live
+
+    async def _restore_outcome(self, jid: str) -> None:
+        """Show the outcome again if the job finished while a progress edit was on its way.
+
+        Another process may have finished the job and shown its outcome on the card while this edit waited (for a
+        rate limit, say); landing after it, this edit hid the outcome. A finisher records the outcome before it
+        edits the card, so reading the record after this edit landed tells whether that can have happened.
+        """
+        record = await self.store.get(jid)
+        if record is None or record.state.is_live:
             return
-        state.last_edit = time.monotonic()
-        state.last_payload = payload
-        await self._write_card(job, embed)
+        await self._write_card(record, self._final_embed(record, record.result_message_ids))
 
     async def _write_card(self, job: TrackedJob, embed: discord.Embed) -> None:
         channel = self._channel(job)
@@ -106,8 +134,13 @@ class DiscordNotifier:
     async def job_finished(self, job: TrackedJob, result: JobResult) -> Delivery:
         """Post the images (or show the reason on the card); raises only for errors worth retrying."""
         card = self._cards.pop(job.jid, None)
-        if card is not None and card.timer is not None:
-            card.timer.cancel()
+        if card is not None:
+            card.closed = True
+            if card.timer is not None:
+                card.timer.cancel()
+            # A progress edit on its way lands before the final one.
+            async with card.lock:
+                pass
         final = job.model_copy(update={"state": result.outcome, "outcome": result.outcome, "error": result.reason})
         message_ids = list(job.result_message_ids)
         if result.outcome is JobState.COMPLETED and result.images and not message_ids:
@@ -158,7 +191,9 @@ class DiscordNotifier:
             log.error("job %s: the images could not be delivered anywhere: %s", job.jid, exc)
             return None
 
-    async def _finish_card(self, job: TrackedJob, message_ids: list[int]) -> None:
+    @staticmethod
+    def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:
+        """The card of a finished job, with a link to its result."""
         embed = card_embed(job)
         if message_ids and job.channel_id is not None:
             embed.add_field(
@@ -166,6 +201,10 @@ class DiscordNotifier:
                 value=f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message_ids[0]}",
                 inline=False,
             )
+        return embed
+
+    async def _finish_card(self, job: TrackedJob, message_ids: list[int]) -> None:
+        embed = self._final_embed(job, message_ids)
         if job.card_message_id is not None:
             await self._write_card(job, embed)
             return

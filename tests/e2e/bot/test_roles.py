@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bot import Role
+from cogs.jobs_ui import card_view
+from cogs.render import card_embed
+from jobs.notifier import JobResult
+from storage.models import JobState
+from storage.store import JobStore, NewJob
 from tests.e2e.bot.conftest import Harness, cards, results
 
 
@@ -34,3 +41,38 @@ async def test_two_pollers_deliver_each_job_once(harness: Harness) -> None:
     ]
     assert len(results(messages)) == 10
     assert len(set(references)) == 10
+
+
+async def test_late_progress_edit_from_another_process_does_not_hide_the_outcome(harness: Harness) -> None:
+    """A progress edit that reaches Discord after another process showed the outcome is followed by the outcome."""
+    store = JobStore(harness.redis)
+    request = {"prompt": "two processes", "width": 1024, "height": 1024, "steps": 10, "seed": 3, "count": 1}
+    # An endpoint no bot polls: the test moves the job itself, as the other process would.
+    new = NewJob(
+        jid="00112233445566aa",
+        endpoint_id="not-polled",
+        model="default",
+        user_id=harness.alice,
+        guild_id=harness.guild_id,
+        channel_id=harness.channel_id,
+        request=request,
+    )
+    await store.create(new)
+    async with harness.running(Role.POLLER) as slow, harness.running(Role.POLLER) as fast:
+        job = await harness.redis_jobs(new.jid)
+        card = await slow.get_partial_messageable(harness.channel_id).send(embed=card_embed(job), view=card_view(job))
+        await store.update(job.jid, {"card_message_id": card.id})
+        await store.attach_runpod_id(await harness.redis_jobs(job.jid), "runpod-1", 0)
+        running = (await harness.redis_jobs(job.jid)).model_copy(update={"state": JobState.RUNNING, "progress": "3/10"})
+        # The slow process's progress edit meets a rate limit and goes out again a second later...
+        await harness.fake.inject_rate_limit(method="PATCH", path=rf"/messages/{card.id}$", retry_after=1.0)
+        edit = asyncio.create_task(slow.notifier.job_updated(running))
+        await harness.fake.wait_for_requests(lambda request: request["status"] == 429, what="the limited edit")
+        # ...after the other process finished the job and showed it on the card.
+        (claimed,) = (await store.claim_due("not-polled", limit=1, lease_ms=30_000)).jobs
+        delivering = await store.finalize_begin(claimed, JobState.FAILED, lease_ms=60_000, fields={"error": "OOM"})
+        assert delivering is not None
+        await fast.notifier.job_finished(delivering.job, JobResult(JobState.FAILED, reason="OOM"))
+        await store.finalize_commit(delivering)
+        await edit
+    assert (await harness.fake.message(card.id))["embeds"][0]["title"] == "Failed"
