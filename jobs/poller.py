@@ -246,7 +246,13 @@ class Poller:
         self._wake.set()
 
     def adopt(self, claim: Claimed, status: Job) -> None:
-        """Finish (or update) a job whose lease this process just took, from RunPod's job object (a webhook)."""
+        """Finish (or update) a job whose lease this process just took, from RunPod's job object (a webhook).
+
+        A stopping poller hands the job straight back (due at once) for another process.
+        """
+        if self._stopping.is_set():
+            spawn(self.store.release([claim]), name=f"release-{claim.job.jid}")
+            return
         self.stats.webhook_jobs += 1
         self._start(claim, self._apply(claim, status))
 

@@ -23,7 +23,7 @@ All times are the Redis server's clock, so processes on machines with skewed clo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -51,8 +51,6 @@ EXECUTION_SAMPLES_TTL_S = 7 * DAY_S
 DEFAULT_BURST_MS = 1_000
 ENDPOINT_ERROR_MAX_CHARS = 500
 NO_GUILD = 0
-# Record fields the model does not hold but the poller reads (see `Claimed.hints`).
-HINT_FIELDS = frozenset({"webhook_at", "progress_at"})
 
 
 class StoreError(Exception):
@@ -129,13 +127,12 @@ class Claimed:
     """A job claimed by this process until its lease (`token`, ms on the server's clock) runs out.
 
     `queue_rank` is the job's place among its endpoint's queued jobs (0: the oldest, next to start), when claimed
-    while queued; `hints` are record fields the poller keeps for itself (see `HINT_FIELDS`).
+    while queued.
     """
 
     job: TrackedJob
     token: int
     queue_rank: int | None = None
-    hints: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -268,9 +265,7 @@ def _record(raw: Sequence[Any]) -> dict[str, str]:
 
 
 def _claimed(raw: Sequence[Any], token: int, queue_rank: int | None = None) -> Claimed:
-    record = _record(raw)
-    hints = {name: value for name, value in record.items() if name in HINT_FIELDS and value}
-    return Claimed(job=TrackedJob.from_hash(record), token=token, queue_rank=queue_rank, hints=hints)
+    return Claimed(job=TrackedJob.from_hash(_record(raw)), token=token, queue_rank=queue_rank)
 
 
 class JobStore:

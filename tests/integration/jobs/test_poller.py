@@ -11,7 +11,7 @@ from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings
-from runpod_client import NO_RETRY
+from runpod_client import NO_RETRY, Job, JobStatus
 from runpod_client.emulator import FaultKind
 from storage.models import JobState, Requester
 from storage.store import JobStore, NewJob
@@ -291,3 +291,19 @@ async def test_oldest_queued_job_is_polled_more_often(core: Core) -> None:
         await asyncio.sleep(1.5)
     polls = {job.jid: job.poll_count for job in await core.store.get_many(jids)}
     assert polls[jids[0]] >= 2 * polls[jids[-1]], polls
+
+
+async def test_webhook_job_handed_to_a_stopping_poller_goes_back_at_once(core: Core) -> None:
+    """A job taken for its webhook just as the poller stops is due again at once, for another process."""
+    jid = await submit(core, "a late webhook")
+    poller = core.poller(RecordingNotifier())
+    await poller.stop()
+    taken = await core.store.take_for_webhook(core.emulator.endpoint_id, jid, lease_ms=60_000)
+    assert taken.claimed is not None
+    poller.adopt(taken.claimed, Job(id=taken.claimed.job.runpod_id or "", status=JobStatus.COMPLETED))
+
+    async def claimable() -> bool:
+        batch = await core.store.claim_due(core.emulator.endpoint_id, limit=1, lease_ms=60_000)
+        return [claim.job.jid for claim in batch.jobs] == [jid]
+
+    await wait_until(claimable, timeout_s=5)
