@@ -1,0 +1,80 @@
+"""`python -m tests.chaos [--jobs N] [--kills K] [--seed S] [--no-faults] ...`: one crash-and-fault run.
+
+Progress goes to stderr; the last line on stdout is the run's JSON summary. The exit status is 1 when any job was
+lost, posted twice or paid for twice (or any other check failed), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.chaos.run import ChaosOptions, run_chaos
+
+log = logging.getLogger("chaos")
+
+
+def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
+    defaults = ChaosOptions()
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=defaults.jobs, help="submissions (default %(default)s)")
+    parser.add_argument("--kills", type=int, default=defaults.kills, help="SIGKILLs of the bot (default %(default)s)")
+    parser.add_argument("--redis-restarts", type=int, default=defaults.redis_restarts, help="(default %(default)s)")
+    parser.add_argument(
+        "--run-resets", type=int, default=defaults.run_resets, help="/run requests reset after RunPod took them"
+    )
+    parser.add_argument("--seed", type=int, help="seed of every random choice (default: a fresh one, printed)")
+    parser.add_argument(
+        "--faults", action=argparse.BooleanOptionalAction, default=defaults.faults, help="inject RunPod faults"
+    )
+    parser.add_argument("--rate", type=float, default=defaults.submit_rate, help="submissions per second")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="emulated RunPod workers")
+    parser.add_argument(
+        "--settle-timeout", type=float, default=defaults.settle_timeout_s, help="seconds to wait for the end"
+    )
+    parser.add_argument(
+        "--gentle-kills", action="store_true", help="only kill the gateway-only process between submissions"
+    )
+    parser.add_argument("--keep-logs", type=Path, help="write every process's log to this directory and keep it")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every submission's verdict")
+    args = parser.parse_args(argv)
+    options = ChaosOptions(
+        jobs=args.jobs,
+        kills=args.kills,
+        redis_restarts=args.redis_restarts,
+        run_resets=args.run_resets,
+        seed=args.seed,
+        faults=args.faults,
+        submit_rate=args.rate,
+        workers=args.workers,
+        settle_timeout_s=args.settle_timeout,
+        gentle_kills=args.gentle_kills,
+        log_dir=args.keep_logs.resolve() if args.keep_logs else None,
+    )
+    if args.verbose:
+        logging.getLogger("chaos.verdicts").setLevel(logging.DEBUG)
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    options = parse_args(argv)
+    report, verdicts, log_dir = asyncio.run(run_chaos(options))
+    for verdict in verdicts:
+        logging.getLogger("chaos.verdicts").debug(
+            "#%04d %s job %s: %s", verdict.submission.index, verdict.kind, verdict.jid, verdict.detail
+        )
+    for problem in report.problems:
+        log.error("%s", problem)
+    log.info("logs: %s", log_dir if not report.ok or options.log_dir else "(removed: the run passed)")
+    print(json.dumps(report.summary()), flush=True)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

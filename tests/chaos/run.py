@@ -1,0 +1,738 @@
+"""`run_chaos`: the real bot as child processes, killed and restarted while members submit `/imagine` jobs.
+
+One run:
+1. starts a Redis (embedded, append-only; or `REDIS_URL`), the fake Discord and the RunPod emulator (quick, varied
+   timings; with faults: 5xx, 429 with Retry-After, connection resets and slow replies on status, run and cancel);
+2. builds a guild with channels and members, and starts the bot (`runpod-bot run --role ...`);
+3. sends `--jobs` submissions from several members at a steady pace, cancels a few of them through the card's
+   button, and meanwhile follows a timeline: topology changes (one `all` process; then `gateway` + `poller`; then
+   `all` + `poller`: two processes on one Redis, only one of them on the gateway), SIGKILLs, Redis restarts and
+   `/run` resets;
+4. waits (bounded) until nothing is left to do, then audits (`tests.chaos.audit`).
+
+Kill modes, chosen by where a kill falls in the timeline:
+- `submit`: just after the bot acknowledged a submission (it is recording it, posting its card, calling /run);
+- `card`: while Discord holds back its reply to a job card's post (the card exists, its id is not in Redis);
+- `delivery`: while Discord holds back its reply to a result upload (the images are posted, the bot has not heard);
+- `random`: one bot process, whatever it is doing; `host`: every bot process at once (a machine going down);
+- `between-submits` (`--gentle-kills`): the gateway-only process once every submission so far was answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from storage.connection import create_client
+from storage.keys import Keys
+from storage.models import JobState, TrackedJob
+from tests.chaos.audit import ChaosReport, RunPodJob, Submission, Verdict, audit
+from tests.chaos.processes import (
+    BotLauncher,
+    BotProcess,
+    ChaosRedis,
+    EmulatorControl,
+    EmulatorProcess,
+)
+from tests.fakes.discord import ControlError, FakeDiscordControl, FakeDiscordProcess
+from tests.fakes.discord.views import InteractionView, MessageView, SessionView
+
+log = logging.getLogger("chaos")
+
+API_KEY = "rpa_chaos_key_0123456789abcdef"
+ENDPOINT_ID = "chaos-endpoint"
+# Every submission asks for its own seed; the emulator's output carries it, which ties a RunPod job to its submit.
+SEED_BASE = 100_000
+SUBJECTS = ("a lighthouse at dusk", "a fox in the snow", "a teapot on the moon", "a city of glass", "a quiet harbour")
+MESSAGE_POST = r"^/channels/\d+/messages$"
+JOB_LINK = re.compile(r"job `(?P<jid>[0-9a-f]+)` — https://discord\.com/channels/[^/]+/(?P<channel>\d+)/(?P<card>\d+)")
+PROCESS_READY_TIMEOUT_S = 40.0
+EVENT_TIMEOUT_S = 15.0
+# How long a result post's reply is held so that a process can be killed after Discord created the message.
+HELD_REPLY_S = 3.0
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60)
+# The topologies the run goes through; exactly one process of each holds the gateway.
+TOPOLOGIES: tuple[tuple[str, ...], ...] = (("all",), ("gateway", "poller"), ("all", "poller"))
+# With gentle kills the gateway-only process is the one killed, so the run starts with it.
+GENTLE_TOPOLOGIES: tuple[tuple[str, ...], ...] = (("gateway", "poller"), ("all", "poller"))
+# Kill modes by topology: when a kill lands in a topology, it takes the next mode of its list.
+KILL_MODES: tuple[tuple[str, ...], ...] = (("submit", "delivery"), ("card", "delivery"), ("random", "host"))
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    """What one run does; the defaults are `make chaos`."""
+
+    jobs: int = 300
+    kills: int = 5
+    redis_restarts: int = 2
+    run_resets: int = 2
+    seed: int | None = None
+    faults: bool = True
+    members: int = 6
+    channels: int = 2
+    submit_rate: float = 4.0
+    workers: int = 8
+    cancel_share: float = 0.04
+    url_output_share: float = 0.25
+    # The bound on waiting for the system to settle once the last job was submitted. A job whose submit was cut
+    # short becomes "outcome unknown" only when its 120 s submit lease ends, so this must be longer than that.
+    settle_timeout_s: float = 170.0
+    # Only kill the gateway-only process between submissions: no lease is left behind, so the run needs no
+    # lease-length wait (the smoke test in `make test`).
+    gentle_kills: bool = False
+    log_dir: Path | None = None
+
+    @property
+    def window_s(self) -> float:
+        """How long the submissions take."""
+        return self.jobs / self.submit_rate
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the conductor does at `at` seconds into the submission window."""
+
+    at: float
+    action: str  # topology | kill | redis | run-reset
+    detail: str = ""
+
+
+def topologies(options: ChaosOptions) -> tuple[tuple[str, ...], ...]:
+    return GENTLE_TOPOLOGIES if options.gentle_kills else TOPOLOGIES
+
+
+def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
+    """The run's events, in order: topology changes at equal shares of the window, then kills, Redis restarts and
+    `/run` resets at random moments, one per equal slot of the window so that no two of a kind come together.
+
+    Gentle kills all fall in the first topology (the gateway-only one), the others take their topology's modes.
+    """
+    window = options.window_s
+    stages = topologies(options)
+    events = [Event(window * index / len(stages), "topology", str(index)) for index in range(1, len(stages))]
+    for action, count in (
+        ("kill", options.kills),
+        ("redis", options.redis_restarts),
+        ("run-reset", options.run_resets),
+    ):
+        span = window / len(stages) if action == "kill" and options.gentle_kills else window
+        for index in range(count):
+            slot = span * 0.9 / count
+            events.append(Event(span * 0.05 + slot * (index + rng.uniform(0.15, 0.85)), action))
+    events.sort(key=lambda event: event.at)
+    used = [0] * len(KILL_MODES)
+    labelled = []
+    for event in events:
+        if event.action == "kill":
+            stage = min(int(event.at / window * len(stages)), len(stages) - 1)
+            if options.gentle_kills:
+                mode = "between-submits"
+            else:
+                mode = KILL_MODES[stage][used[stage] % len(KILL_MODES[stage])]
+                used[stage] += 1
+            event = Event(event.at, "kill", mode)
+        labelled.append(event)
+    return labelled
+
+
+@dataclass
+class Cluster:
+    """The bot processes running now; changes to the set are serialised by `lock`."""
+
+    launcher: BotLauncher
+    fake: FakeDiscordControl
+    processes: list[BotProcess] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    gateway_up: asyncio.Event = field(default_factory=asyncio.Event)
+    crashes: int = 0
+    _watchers: set[asyncio.Task[None]] = field(default_factory=set)
+    _known_sessions: set[str] = field(default_factory=set)
+
+    @property
+    def gateway(self) -> BotProcess | None:
+        return next((process for process in self.processes if process.connects), None)
+
+    def posters(self) -> list[BotProcess]:
+        """The processes that poll and post results."""
+        return [process for process in self.processes if process.polls]
+
+    async def start(self, role: str) -> BotProcess:
+        """Launch a process; a gateway holder is awaited until its gateway session is ready."""
+        if role != "poller" and self.gateway is not None:
+            raise RuntimeError("only one process may hold the gateway at a time")
+        self._known_sessions |= {session["id"] for session in await self.fake.sessions()}
+        process = await self.launcher.launch(role)
+        self.processes.append(process)
+        watcher = asyncio.create_task(self._watch(process), name=f"watch-{process.name}")
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+        if process.connects:
+            await self._await_session(process)
+            self.gateway_up.set()
+        log.info("started %s (pid %s)", process.name, process.pid)
+        return process
+
+    async def _await_session(self, process: BotProcess) -> None:
+        async def ready() -> SessionView | None:
+            if not process.running:
+                raise RuntimeError(f"{process.name} exited at start; see {process.log_path}")
+            for session in await self.fake.sessions():
+                if session["id"] not in self._known_sessions and session["connected"] and session["ready"]:
+                    return session
+            return None
+
+        session = await self.fake.wait_for(ready, within=PROCESS_READY_TIMEOUT_S, what=f"{process.name} on the gateway")
+        self._known_sessions.add(session["id"])
+
+    async def _watch(self, process: BotProcess) -> None:
+        status = await process.process.wait()
+        if not process.expected_exit:
+            self.crashes += 1
+            log.error("%s exited on its own with status %s; see %s", process.name, status, process.log_path)
+
+    async def kill(self, victims: list[BotProcess], mode: str) -> None:
+        """SIGKILL these processes, wait a moment as a supervisor would, and start the same roles again."""
+        for victim in victims:
+            if victim.connects:
+                self.gateway_up.clear()
+            await victim.kill()
+            self.processes.remove(victim)
+        log.info("killed %s (%s)", ", ".join(victim.name for victim in victims), mode)
+
+    async def restart(self, roles: list[str]) -> None:
+        # Pollers first: the jobs go on being tracked while the gateway reconnects.
+        for role in sorted(roles, key=lambda role: role != "poller"):
+            await self.start(role)
+
+    async def stop(self, process: BotProcess) -> None:
+        if process.connects:
+            self.gateway_up.clear()
+        status = await process.stop()
+        if process in self.processes:
+            self.processes.remove(process)
+        log.info("stopped %s gracefully (status %s)", process.name, status)
+
+    async def switch(self, roles: tuple[str, ...]) -> None:
+        """Change to another topology: new pollers first (jobs stay tracked), then the old processes stop gracefully,
+        then the new gateway holder starts (never two on the gateway)."""
+        wanted = list(roles)
+        keep: list[BotProcess] = []
+        for process in self.processes:
+            if process.role in wanted:
+                wanted.remove(process.role)
+                keep.append(process)
+        for role in [role for role in wanted if role == "poller"]:
+            await self.start(role)
+            wanted.remove(role)
+        for process in [process for process in self.processes if process not in keep and process.role != "poller"]:
+            await self.stop(process)
+        for process in [process for process in self.processes if process not in keep and process.role == "poller"]:
+            if not any(other.polls for other in keep) and process is self.posters()[-1]:
+                continue
+            await self.stop(process)
+        await self.restart(wanted)
+        log.info("topology now: %s", " + ".join(process.role for process in self.processes))
+
+    async def shutdown(self) -> None:
+        for process in list(self.processes):
+            await self.stop(process)
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+class ChaosRun:
+    """One run of the suite; `run()` returns the audit."""
+
+    def __init__(self, options: ChaosOptions, work_dir: Path, log_dir: Path) -> None:
+        self.options = options
+        self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1_000_000)
+        self.rng = random.Random(self.seed)
+        self.work_dir = work_dir
+        self.log_dir = log_dir
+        self.submissions: list[Submission] = []
+        self.kills = 0
+        self.redis_restarts = 0
+        self.run_resets = 0
+        self.guild_id = 0
+        self.channel_ids: list[int] = []
+        self.member_ids: list[int] = []
+        self._next_submission: asyncio.Future[int] | None = None
+        # Held by the submitter from its gateway check until the interaction exists: a gentle kill takes it to
+        # know that no submission is on its way.
+        self._submitting = asyncio.Lock()
+        self._side_tasks: set[asyncio.Task[None]] = set()
+
+    # --- set-up --------------------------------------------------------------------------------------------------
+
+    def emulator_scenario(self) -> dict[str, Any]:
+        scenario: dict[str, Any] = {
+            "seed": self.seed,
+            "workers": self.options.workers,
+            "cold_start_s": [0.2, 1.0],
+            "queue_delay_s": [0.05, 0.3],
+            "execution_s": [0.5, 3.0],
+            "idle_timeout_s": 10,
+            "steps": 6,
+            "slow_reply_s": 1.5,
+            "fault_retry_after_s": 1,
+        }
+        if self.options.faults:
+            scenario["faults"] = {
+                "status": {"server_error": 0.03, "rate_limited": 0.03, "reset": 0.02, "slow": 0.02},
+                # A reset /run is ambiguous by nature (it ends "outcome unknown"): those come from the timeline.
+                "run": {"server_error": 0.01, "rate_limited": 0.04, "slow": 0.03},
+                "cancel": {"server_error": 0.1, "rate_limited": 0.1, "reset": 0.1, "slow": 0.1},
+            }
+        return scenario
+
+    def bot_env(self, fake_info: dict[str, Any], emulator: EmulatorProcess, redis: ChaosRedis) -> dict[str, str]:
+        return {
+            "DISCORD_TOKEN": str(fake_info["bot_token"]),
+            "DISCORD_API_BASE_URL": str(fake_info["api_base_url"]),
+            "DISCORD_GATEWAY_URL": str(fake_info["gateway_url"]),
+            "RUNPOD_API_KEY": API_KEY,
+            "RUNPOD_ENDPOINT_ID": ENDPOINT_ID,
+            "RUNPOD_BASE_URL": emulator.base_url,
+            "REDIS_URL": redis.url,
+            "REDIS_PREFIX": redis.prefix,
+            "DATA_DIR": str(self.work_dir / "data"),
+            "MODELS_FILE": str(self.work_dir / "no-models.toml"),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            "USER_COOLDOWN_S": "0",
+            "USER_ACTIVE_JOBS": "1000",
+            "GUILD_ACTIVE_JOBS": "0",
+            "ALLOW_PRIVATE_IMAGE_URLS": "true",
+            "CARD_EDIT_INTERVAL_S": "1",
+            "POLL_FIRST_MS": "300",
+            "POLL_QUEUED_MIN_MS": "200",
+            "POLL_QUEUED_MAX_MS": "1000",
+            "POLL_RUNNING_MIN_MS": "200",
+            "POLL_RUNNING_MAX_MS": "1000",
+        }
+
+    async def build_world(self, fake: FakeDiscordControl) -> None:
+        guild = await fake.create_guild("Chaos Club")
+        self.guild_id = guild["id"]
+        for index in range(self.options.channels):
+            self.channel_ids.append((await fake.create_channel(guild["id"], f"art-{index}"))["id"])
+        for index in range(self.options.members):
+            self.member_ids.append((await fake.create_member(guild["id"], f"member{index}"))["user_id"])
+
+    # --- the run -------------------------------------------------------------------------------------------------
+
+    async def run(self) -> tuple[ChaosReport, list[Verdict]]:
+        began = time.monotonic()
+        log.info(
+            "chaos run: seed %s, %s jobs over %.0f s, %s kills, %s Redis restarts, faults %s",
+            self.seed,
+            self.options.jobs,
+            self.options.window_s,
+            self.options.kills,
+            self.options.redis_restarts,
+            "on" if self.options.faults else "off",
+        )
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(aiohttp.ClientSession(timeout=HTTP_TIMEOUT))
+            redis = await ChaosRedis.open(self.work_dir / "redis", _external_redis_url(), _prefix())
+            stack.push_async_callback(redis.close)
+            fake_process = FakeDiscordProcess(log_file=self.log_dir / "fake-discord.log")
+            await asyncio.to_thread(fake_process.start)
+            stack.push_async_callback(asyncio.to_thread, fake_process.stop)
+            fake = FakeDiscordControl(fake_process.control_url, session=http)
+            emulator = EmulatorProcess(
+                scenario=self.emulator_scenario(),
+                work_dir=self.work_dir,
+                log_path=self.log_dir / "emulator.log",
+                api_key=API_KEY,
+                endpoint_id=ENDPOINT_ID,
+            )
+            await emulator.start()
+            stack.push_async_callback(emulator.stop)
+            control = EmulatorControl(emulator, http)
+            await self.build_world(fake)
+            env = self.bot_env(dict(await fake.info()), emulator, redis)
+            cluster = Cluster(BotLauncher(env, self.log_dir, self.work_dir), fake)
+            stack.push_async_callback(cluster.shutdown)
+            await cluster.restart(list(topologies(self.options)[0]))
+            store_client = create_client(redis.url)
+            stack.push_async_callback(store_client.aclose)
+            events = timeline(self.options, self.rng)
+            log.info("timeline: %s", ", ".join(f"{e.at:.0f}s {e.action} {e.detail}".strip() for e in events))
+            started = time.monotonic()
+            async with self._side_tasks_cancelled():
+                await asyncio.gather(
+                    self.submit_all(fake, cluster, started),
+                    self.conduct(events, cluster, fake, redis, control, started),
+                )
+                log.info("all %s submissions sent; waiting for the system to settle", len(self.submissions))
+                settled = await self.settle(fake, cluster, control, store_client, redis.prefix)
+            report, verdicts = await self.collect(fake, control, store_client, redis.prefix, cluster, settled)
+        report.wall_s = round(time.monotonic() - began, 1)
+        return report, verdicts
+
+    @asynccontextmanager
+    async def _side_tasks_cancelled(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for task in self._side_tasks:
+                task.cancel()
+            await asyncio.gather(*self._side_tasks, return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # --- members -------------------------------------------------------------------------------------------------
+
+    async def submit_all(self, fake: FakeDiscordControl, cluster: Cluster, started: float) -> None:
+        """Send every submission at its moment, from several members in several channels."""
+        interval = 1 / self.options.submit_rate
+        for index in range(self.options.jobs):
+            await _sleep_until(started + index * interval + self.rng.uniform(0, interval * 0.8))
+            member = self.member_ids[index % len(self.member_ids)]
+            channel = self.channel_ids[(index // len(self.member_ids)) % len(self.channel_ids)]
+            subject = self.rng.choice(SUBJECTS)
+            bucket = " [emulator:sdxl-bucket]" if self.rng.random() < self.options.url_output_share else ""
+            prompt = f"chaos #{index:04d} {subject}{bucket}"
+            options = {"prompt": prompt, "seed": SEED_BASE + index}
+            interaction = await self._invoke(fake, cluster, channel, member, options)
+            submission = Submission(index, interaction["id"], member, channel, SEED_BASE + index, prompt)
+            self.submissions.append(submission)
+            if self._next_submission is not None and not self._next_submission.done():
+                self._next_submission.set_result(interaction["id"])
+            if self.rng.random() < self.options.cancel_share:
+                self._spawn(self.cancel_later(fake, submission), f"cancel-{index}")
+            if index and index % 50 == 0:
+                log.info("%s submissions sent", index)
+
+    async def _invoke(
+        self, fake: FakeDiscordControl, cluster: Cluster, channel: int, member: int, options: dict[str, Any]
+    ) -> InteractionView:
+        """A member runs /imagine once a bot holds the gateway (members of a server whose bot is down retry later)."""
+        for _attempt in range(10):
+            await asyncio.wait_for(cluster.gateway_up.wait(), PROCESS_READY_TIMEOUT_S * 2)
+            async with self._submitting:
+                if not cluster.gateway_up.is_set():
+                    # A gentle kill began meanwhile: wait for the next gateway.
+                    continue
+                try:
+                    return await fake.invoke_command(channel, member, "imagine", options)
+                except ControlError as exc:
+                    if exc.status != 409:
+                        raise
+            # No session at all at this instant (sessions of dead processes still count for 3 minutes, so this
+            # is rare): try again after the fake's next change.
+            await fake.wait_for_change(await fake.version(), within=1.0)
+        raise RuntimeError("no bot session took the interaction after 10 attempts")
+
+    async def cancel_later(self, fake: FakeDiscordControl, submission: Submission) -> None:
+        """The member presses Cancel on the card at a random moment of the job's life (best effort)."""
+        try:
+            (followup,) = (await fake.wait_for_followups(submission.interaction_id, within=EVENT_TIMEOUT_S))[:1]
+        except TimeoutError:
+            return
+        match = JOB_LINK.search(followup["content"])
+        if match is None:
+            return
+        await asyncio.sleep(self.rng.uniform(0, 2.0))
+        with contextlib.suppress(ControlError):
+            await fake.click_button(int(match["card"]), f"job:cancel:{match['jid']}", submission.user_id)
+
+    # --- the conductor -------------------------------------------------------------------------------------------
+
+    async def conduct(
+        self,
+        events: list[Event],
+        cluster: Cluster,
+        fake: FakeDiscordControl,
+        redis: ChaosRedis,
+        control: EmulatorControl,
+        started: float,
+    ) -> None:
+        """Carry out the timeline, one event at a time (so no two changes to the processes overlap)."""
+        for event in events:
+            await _sleep_until(started + event.at)
+            if event.action == "topology":
+                async with cluster.lock:
+                    await cluster.switch(topologies(self.options)[int(event.detail)])
+            elif event.action == "kill":
+                async with cluster.lock:
+                    await self.kill(event.detail, cluster, fake)
+            elif event.action == "redis":
+                if redis.restartable:
+                    down = await redis.restart()
+                    self.redis_restarts += 1
+                    log.info("restarted Redis (down %.2f s)", down)
+            elif event.action == "run-reset":
+                await control.script_faults("run", ["reset"])
+                self.run_resets += 1
+                log.info("the next /run will be reset after RunPod took it")
+
+    async def kill(self, mode: str, cluster: Cluster, fake: FakeDiscordControl) -> None:
+        """One kill; `mode` says when and whom (see the module docstring)."""
+        victims: list[BotProcess]
+        if mode == "submit":
+            victims = [process for process in [cluster.gateway] if process is not None]
+            await self._await_submit_in_flight(fake)
+        elif mode == "delivery":
+            victims = await self._await_delivery_in_flight(fake, cluster)
+        elif mode == "card":
+            victims = await self._await_card_in_flight(fake, cluster)
+        elif mode == "host":
+            victims = list(cluster.processes)
+        elif mode == "between-submits":
+            victims = [process for process in cluster.processes if process.role == "gateway"]
+            # Members find the bot down from here on; wait for the submission on its way, then for all answers.
+            cluster.gateway_up.clear()
+            async with self._submitting:
+                await self._await_submits_answered(fake)
+        else:
+            victims = [self.rng.choice(cluster.processes)]
+        if not victims:
+            log.warning("no process to kill for a %s kill", mode)
+            return
+        roles = [victim.role for victim in victims]
+        await cluster.kill(victims, mode)
+        self.kills += 1
+        # A supervisor (systemd, Docker) restarts a dead process after a short pause.
+        await asyncio.sleep(self.rng.uniform(0.2, 1.0))
+        await cluster.restart(roles)
+
+    async def _await_submit_in_flight(self, fake: FakeDiscordControl) -> None:
+        """Return just after the bot acknowledged the next submission: it is recording it and calling /run."""
+        loop = asyncio.get_running_loop()
+        self._next_submission = loop.create_future()
+        try:
+            interaction_id = await asyncio.wait_for(self._next_submission, EVENT_TIMEOUT_S)
+
+            async def acknowledged() -> bool | None:
+                return True if (await fake.interaction(interaction_id))["response"] is not None else None
+
+            await fake.wait_for(acknowledged, within=EVENT_TIMEOUT_S, what="the acknowledgement of a submit")
+        except TimeoutError:
+            log.warning("no submission was acknowledged in time; killing anyway")
+        finally:
+            self._next_submission = None
+        # Somewhere in the few milliseconds between the acknowledgement and the member's answer.
+        await asyncio.sleep(self.rng.uniform(0, 0.02))
+
+    async def _hold_post(self, fake: FakeDiscordControl, *, uploads: bool) -> bool:
+        """Hold back replies to message posts until one is held that uploads files (a result) or not (a job card):
+        Discord then has the message and the bot does not know it yet. False when none came in time."""
+        seen: set[tuple[str, str]] = set()
+
+        async def caught() -> bool | None:
+            for held in await fake.held_requests():
+                key = (held["since"], held["path"])
+                if key not in seen:
+                    seen.add(key)
+                    return held["multipart"] == uploads
+            return None
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EVENT_TIMEOUT_S
+        while (remaining := deadline - loop.time()) > 0:
+            await fake.inject_delay(seconds=HELD_REPLY_S, method="POST", path=MESSAGE_POST)
+            try:
+                if await fake.wait_for(caught, within=remaining, what="a message post"):
+                    return True
+            except TimeoutError:
+                break
+            # The other kind of post was held (and is let go after its delay): arm the next one.
+        await fake.clear_faults()
+        return False
+
+    async def _await_delivery_in_flight(self, fake: FakeDiscordControl, cluster: Cluster) -> list[BotProcess]:
+        """Whom to kill with a result upload half done (Discord has it, the bot has not heard)."""
+        posters = cluster.posters()
+        if not await self._hold_post(fake, uploads=True):
+            log.warning("no result upload came in time; killing a poster anyway")
+        # With one poster the upload is surely its own; with two, either may have sent it.
+        return posters if len(posters) == 1 else [self.rng.choice(posters)]
+
+    async def _await_card_in_flight(self, fake: FakeDiscordControl, cluster: Cluster) -> list[BotProcess]:
+        """Whom to kill with a job card half posted (Discord has it, the bot has not stored its id)."""
+        if not await self._hold_post(fake, uploads=False):
+            log.warning("no card post came in time; killing the gateway anyway")
+        return [process for process in [cluster.gateway] if process is not None]
+
+    async def _await_submits_answered(self, fake: FakeDiscordControl) -> None:
+        """Wait until every submission so far has its answer, so a gateway killed now leaves nothing half done."""
+
+        async def all_answered() -> bool | None:
+            for submission in self.submissions[-5:]:
+                view = await fake.interaction(submission.interaction_id)
+                original = view["original_message"]
+                if not view["followups"] and not (original is not None and original["content"]):
+                    return None
+            return True
+
+        with contextlib.suppress(TimeoutError):
+            await fake.wait_for(all_answered, within=EVENT_TIMEOUT_S, what="the answers to the last submissions")
+
+    # --- the end -------------------------------------------------------------------------------------------------
+
+    async def settle(
+        self,
+        fake: FakeDiscordControl,
+        cluster: Cluster,
+        control: EmulatorControl,
+        redis: aioredis.Redis,
+        prefix: str,
+    ) -> bool:
+        """Wait (bounded) until no job is left to act on, RunPod is idle and every answerable submission is
+        answered; re-check after each change the fake Discord sees, at least every second."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.settle_timeout_s
+        keys = Keys(prefix)
+        version = await fake.version()
+        last_report = loop.time()
+        while loop.time() < deadline:
+            due = await redis.zcard(keys.due(ENDPOINT_ID))
+            running = _runpod_busy(await control.counters())
+            if due == 0 and running == 0 and await self._all_answered(fake):
+                return True
+            if loop.time() - last_report > 10:
+                last_report = loop.time()
+                log.info("settling: %s jobs still scheduled, %s at RunPod", due, running)
+            version = await fake.wait_for_change(version, within=1.0)
+        log.error("the system did not settle within %.0f s", self.options.settle_timeout_s)
+        return False
+
+    async def _all_answered(self, fake: FakeDiscordControl) -> bool:
+        """Every submission has an answer, or none can come (the sessions it went to are gone)."""
+        connected = {session["id"] for session in await fake.sessions() if session["connected"]}
+        for submission in self.submissions:
+            view = await fake.interaction(submission.interaction_id)
+            if view["response"] is None and connected & set(view["delivered_to"]):
+                return False
+        return True
+
+    async def collect(
+        self,
+        fake: FakeDiscordControl,
+        control: EmulatorControl,
+        redis: aioredis.Redis,
+        prefix: str,
+        cluster: Cluster,
+        settled: bool,
+    ) -> tuple[ChaosReport, list[Verdict]]:
+        """Gather what Discord, Redis and RunPod show, and audit it."""
+        # The audit's own /status reads must not meet injected faults.
+        await control.patch_scenario(faults={}, fault_script={})
+        interactions = {view["id"]: view for view in await fake.interactions()}
+        messages: list[MessageView] = []
+        for channel_id in self.channel_ids:
+            messages += await fake.channel_messages(channel_id)
+        records = await _records(redis, prefix)
+        counters = await control.counters()
+        runpod_jobs = await _runpod_jobs(control, counters)
+        return audit(
+            self.submissions,
+            interactions,
+            messages,
+            records,
+            runpod_jobs,
+            counters,
+            kills=self.kills,
+            redis_restarts=self.redis_restarts,
+            run_resets=self.run_resets,
+            crashes=cluster.crashes,
+            settled=settled,
+            seed=self.seed,
+        )
+
+
+def _runpod_busy(counters: dict[str, Any]) -> int:
+    jobs = counters.get("jobs", {})
+    return int(jobs.get("IN_QUEUE", 0)) + int(jobs.get("IN_PROGRESS", 0))
+
+
+async def _records(redis: aioredis.Redis, prefix: str) -> list[TrackedJob]:
+    """Every job record under the prefix."""
+    records = []
+    async for key in redis.scan_iter(match=Keys(prefix).job("*"), count=500):
+        raw = await redis.hgetall(key)
+        if raw:
+            records.append(TrackedJob.from_hash(raw))
+    return records
+
+
+async def _runpod_jobs(control: EmulatorControl, counters: dict[str, Any]) -> list[RunPodJob]:
+    """Every job the emulator ran, with the seed its output carries (completed jobs only)."""
+    gate = asyncio.Semaphore(8)
+
+    async def read(job_id: str, status: str) -> RunPodJob:
+        if status != JobState.COMPLETED.value:
+            return RunPodJob(job_id, status, None)
+        async with gate:
+            output = (await control.job_status(job_id)).get("output")
+        seed = output.get("seed") if isinstance(output, dict) else None
+        return RunPodJob(job_id, status, int(seed) if isinstance(seed, int) else None)
+
+    terminal: dict[str, dict[str, Any]] = counters.get("terminal", {})
+    return list(await asyncio.gather(*(read(job_id, entry["status"]) for job_id, entry in terminal.items())))
+
+
+async def _sleep_until(moment: float) -> None:
+    """Wait for a moment of the run's schedule (the load's pace, not a condition)."""
+    delay = moment - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _external_redis_url() -> str | None:
+    import os
+
+    return os.environ.get("REDIS_URL") or None
+
+
+def _prefix() -> str:
+    # A prefix of its own, so a run against a shared REDIS_URL never touches anything else.
+    return f"chaos{random.SystemRandom().randrange(16**6):06x}"
+
+
+def _work_dirs(options: ChaosOptions) -> tuple[Path, Path]:
+    # A short path under /tmp: the embedded Redis's unix socket path must stay under about 100 characters.
+    work = Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    log_dir = options.log_dir or work / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return work, log_dir
+
+
+def _clean_up(work: Path, options: ChaosOptions, report: ChaosReport) -> None:
+    # A failed run keeps everything for whoever investigates; with --keep-logs the logs are elsewhere already.
+    if options.log_dir is not None or report.ok:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def run_chaos(options: ChaosOptions) -> tuple[ChaosReport, list[Verdict], Path]:
+    """Run the suite; returns the report, every submission's verdict, and where the logs are."""
+    work, log_dir = await asyncio.to_thread(_work_dirs, options)
+    try:
+        report, verdicts = await ChaosRun(options, work, log_dir).run()
+    except BaseException:
+        log.error("the run failed; its logs are in %s", log_dir)
+        raise
+    await asyncio.to_thread(_clean_up, work, options, report)
+    return report, verdicts, log_dir

@@ -1,0 +1,40 @@
+"""The crash-and-fault suite in small, in `make test`: the same processes, faults and audit as `make chaos`.
+
+Twenty jobs, one SIGKILL of the gateway process (between submits: recovering from a kill mid-poll or mid-delivery
+takes a full lease, 30 to 120 s, which `make chaos` spends and this test cannot), one Redis restart, one `/run`
+reset after RunPod took the job, RunPod faults on, and a topology change from gateway + poller to all + poller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.chaos.run import ChaosOptions, run_chaos
+
+SMOKE = ChaosOptions(
+    jobs=20,
+    kills=1,
+    redis_restarts=1,
+    run_resets=1,
+    seed=20,
+    faults=True,
+    members=3,
+    submit_rate=2.0,
+    gentle_kills=True,
+    settle_timeout_s=60,
+)
+# Far above the usual 20-30 s: only a hang would reach it.
+SMOKE_TIMEOUT_S = 180
+
+
+async def test_jobs_through_a_kill_a_redis_restart_and_faults_are_all_accounted_for(tmp_path: Path) -> None:
+    """Every submission ends delivered once or explained, and RunPod ran each at most once."""
+    async with asyncio.timeout(SMOKE_TIMEOUT_S):
+        report, _verdicts, _logs = await run_chaos(ChaosOptions(**{**SMOKE.__dict__, "log_dir": tmp_path / "logs"}))
+    assert report.problems == []
+    assert report.kills == 1
+    assert report.redis_restarts == 1
+    assert report.delivered + report.explained + report.refused + report.unanswered == report.jobs
+    assert report.delivered >= report.jobs // 2
+    assert report.run_calls == report.jobs - report.never_reached_runpod
