@@ -38,6 +38,8 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """A clean environment for a child process: no settings leak in from the caller's shell or `.env`."""
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env["PYTHONUNBUFFERED"] = "1"
+    # The checkout under test, whatever the editable install lists (children run outside the repository).
+    env["PYTHONPATH"] = str(REPO_ROOT)
     env.update(extra)
     return env
 

@@ -314,6 +314,8 @@ class ChaosRun:
             "DATA_DIR": str(self.work_dir / "data"),
             "MODELS_FILE": str(self.work_dir / "no-models.toml"),
             "LOG_FORMAT": "json",
+            # Several bot processes share this host: each takes a free port for its HTTP server.
+            "HTTP_PORT": "0",
             "LOG_LEVEL": "INFO",
             "USER_COOLDOWN_S": "0",
             "USER_ACTIVE_JOBS": "1000",
