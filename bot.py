@@ -28,6 +28,7 @@ from cogs.common import Services, report_error
 from cogs.delivery import DiscordNotifier
 from cogs.jobs_ui import JobButton
 from cogs.moderation import HealthRefresh
+from jobs.metrics import Metrics
 from jobs.notifier import Notifier
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
@@ -35,6 +36,7 @@ from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
 from jobs.service import JobService, RunSettings
 from jobs.tasks import spawn
 from jobs.waiting import HealthCache
+from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
 from logs import configure_logging
 from runpod_client import RunPodClient
 from runpod_client.outputs import FetchPolicy
@@ -43,6 +45,7 @@ from storage.connection import RedisUnavailableError, open_redis
 from storage.embedded import EmbeddedRedisError
 from storage.guilds import GuildSettings
 from storage.store import JobStore, Limits, StoreConfig
+from web import create_app, serve
 
 log = logging.getLogger("runpod_bot")
 
@@ -65,6 +68,8 @@ class Core:
     policy: PollPolicy
     poller_settings: PollerSettings
     fetch_policy: FetchPolicy
+    metrics: Metrics
+    webhook_signer: WebhookSigner | None = None
 
     def poller(self, notifier: Notifier, http: aiohttp.ClientSession) -> Poller:
         return Poller(
@@ -85,8 +90,10 @@ def build_core(
     *,
     prefix: str | None = None,
     catalog: ModelCatalog | None = None,
+    metrics: Metrics | None = None,
 ) -> Core:
     """Store, model catalog, one RunPod client per endpoint, service and poll policy, from the settings."""
+    metrics = metrics or Metrics()
     if catalog is None:
         catalog = load_models(settings)
     if settings.runpod_api_key is None:
@@ -97,7 +104,9 @@ def build_core(
         StoreConfig(prefix=prefix or settings.redis_prefix, record_ttl_s=settings.job_record_ttl_days * 24 * 3600),
     )
     clients = {
-        endpoint_id: RunPodClient(http, endpoint_id, api_key, base_url=settings.runpod_base_url)
+        endpoint_id: RunPodClient(
+            http, endpoint_id, api_key, base_url=settings.runpod_base_url, on_response=metrics.record_runpod_response
+        )
         for endpoint_id in catalog.endpoint_ids
     }
     policy = PollPolicy(
@@ -107,7 +116,13 @@ def build_core(
         running_min_ms=settings.poll_running_min_ms,
         running_max_ms=settings.poll_running_max_ms,
         jitter=settings.poll_jitter,
+        delivery_lease_ms=settings.delivery_lease_ms,
+        webhooks=settings.webhook_public_url is not None,
     )
+    signer = None
+    if settings.webhook_public_url is not None:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else derive_secret(api_key)
+        signer = WebhookSigner(secret, settings.webhook_public_url)
     run_settings = RunSettings(
         ttl_ms=settings.job_ttl_s * 1000,
         execution_timeout_ms=settings.execution_timeout_s * 1000,
@@ -117,16 +132,26 @@ def build_core(
             cooldown_ms=int(settings.user_cooldown_s * 1000),
         ),
     )
-    service = JobService(store, clients, catalog, policy=policy, run_settings=run_settings)
+    service = JobService(
+        store,
+        clients,
+        catalog,
+        policy=policy,
+        run_settings=run_settings,
+        webhook_for=signer.url_for if signer else None,
+        metrics=metrics,
+    )
     poller_settings = PollerSettings(
-        concurrency=settings.poll_concurrency, status_budget_per_s=settings.status_budget_per_s
+        concurrency=settings.poll_concurrency,
+        status_budget_per_s=settings.status_budget_per_s,
+        claim_lease_ms=settings.poll_lease_ms,
     )
     fetch_policy = FetchPolicy(
         max_bytes=settings.image_max_mb * 1024 * 1024,
         allow_private=settings.allow_private_image_urls,
         allow_loopback=settings.allow_private_image_urls,
     )
-    return Core(store, catalog, clients, service, policy, poller_settings, fetch_policy)
+    return Core(store, catalog, clients, service, policy, poller_settings, fetch_policy, metrics, signer)
 
 
 def load_models(settings: Settings) -> ModelCatalog:
@@ -195,7 +220,7 @@ class RunpodBot(commands.Bot):
         self.deps = deps
         core = deps.core
         health = HealthCache(core.clients)
-        self.notifier = DiscordNotifier(self, core.store, health, deps.card_edit_interval_s)
+        self.notifier = DiscordNotifier(self, core.store, health, deps.card_edit_interval_s, metrics=core.metrics)
         self.services = Services(
             service=core.service,
             store=core.store,
@@ -207,7 +232,7 @@ class RunpodBot(commands.Bot):
             moderator_role_id=deps.moderator_role_id,
             global_denylist=deps.global_denylist,
         )
-        self.poller: Poller | None = None
+        self.poller: Poller | None = core.poller(self.notifier, deps.http) if deps.role.polls else None
         self._poller_task: asyncio.Task[None] | None = None
         self._extensions = tuple(extensions)
 
@@ -217,8 +242,7 @@ class RunpodBot(commands.Bot):
                 await self.load_extension(extension)
             self.add_dynamic_items(JobButton, HealthRefresh)
             await self.sync_commands()
-        if self.deps.role.polls:
-            self.poller = self.deps.core.poller(self.notifier, self.deps.http)
+        if self.poller is not None:
             self._poller_task = spawn(self.poller.run(), name="poller")
 
     async def sync_commands(self) -> None:
@@ -249,6 +273,18 @@ class RunpodBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """For /readyz: Redis answers, and (for roles that connect) the gateway is ready."""
+        checks: dict[str, str] = {}
+        try:
+            await self.deps.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        if self.deps.role.connects:
+            checks["discord"] = "ok" if self.is_ready() and not self.is_closed() else "not connected"
+        return all(value == "ok" for value in checks.values()), checks
 
 
 class ShardedRunpodBot(RunpodBot, commands.AutoShardedBot):
@@ -297,7 +333,13 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
         stopped = asyncio.Event()
         stop_on_signals(bot, stopped)
         log.info("starting in role %s", role.value)
-        async with bot:
+        app = create_app(
+            webhooks=webhook_receiver(deps.core, bot.poller),
+            readiness=bot.readiness,
+            metrics=deps.core.metrics,
+            store=deps.core.store,
+        )
+        async with serve(app, host=settings.http_host, port=settings.http_port), bot:
             try:
                 token = require_secret(settings.discord_token, "DISCORD_TOKEN")
                 if role.connects:
@@ -310,6 +352,13 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
                 log.error("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again.")
                 return EXIT_FAILURE
     return EXIT_OK
+
+
+def webhook_receiver(core: Core, poller: Poller | None) -> WebhookReceiver | None:
+    """With webhooks on, the receiver finishes jobs in this process's poller, or makes them due for others'."""
+    if core.webhook_signer is None:
+        return None
+    return WebhookReceiver(core.store, core.webhook_signer, finisher=poller)
 
 
 def require_secret(value: SecretStr | None, name: str) -> str:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = 3.0
     prompt_denylist: str = ""
 
+    # HTTP server (/healthz, /readyz, /metrics, webhooks)
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    webhook_public_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
     # Polling
     poll_first_ms: Annotated[int, Field(ge=0)] = 2_000
     poll_queued_min_ms: Annotated[int, Field(ge=100)] = 2_000
@@ -73,6 +79,8 @@ class Settings(BaseSettings):
     poll_jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     poll_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
     status_budget_per_s: Annotated[int, Field(ge=1, le=400)] = 160
+    poll_lease_ms: Annotated[int, Field(ge=1000)] = 30_000
+    delivery_lease_ms: Annotated[int, Field(ge=1000)] = 60_000
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -90,6 +98,8 @@ class Settings(BaseSettings):
         "dev_guild_id",
         "moderator_role_id",
         "shard_count",
+        "webhook_public_url",
+        "webhook_secret",
         mode="before",
     )
     @classmethod
@@ -97,14 +107,18 @@ class Settings(BaseSettings):
         # `.env.example` lists optional variables with empty values; an empty value means "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("runpod_base_url", "discord_api_base_url", "discord_gateway_url")
+    @field_validator("runpod_base_url", "discord_api_base_url", "discord_gateway_url", "webhook_public_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
     def secrets(self) -> list[str]:
         """The secret values that must never appear in a log record or a message."""
-        values = [secret.get_secret_value() for secret in (self.discord_token, self.runpod_api_key) if secret]
+        values = [
+            secret.get_secret_value()
+            for secret in (self.discord_token, self.runpod_api_key, self.webhook_secret)
+            if secret
+        ]
         return [value for value in values if value]
 
     @property

@@ -1,7 +1,8 @@
 """The bot's HTTP server: a small aiohttp application built from the parts it serves.
 
-Today it receives RunPod's webhooks; health, readiness and metrics routes join the same factory later. Job URLs
-carry secret tokens, so `serve` runs without aiohttp's access log (it would write them to the logs).
+`/healthz` (the process is alive), `/readyz` (Redis answers and, for roles that connect, Discord is ready),
+`/metrics` (Prometheus text format) and RunPod's webhook route. Job URLs carry secret tokens, so `serve` runs
+without aiohttp's access log (it would write them to the logs).
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST as METRICS_CONTENT_TYPE
 from redis.exceptions import RedisError
 
+from jobs.metrics import Metrics
 from jobs.webhooks import WEBHOOK_ROUTE, InvalidWebhookError, WebhookReceiver
+from storage.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +34,59 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
 
-def create_app(*, webhooks: WebhookReceiver | None = None) -> web.Application:
-    """The application; each part is served only when given."""
+# Answers whether the process can do its work: (ready, {check: "ok" or what is wrong}).
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
+
+
+def create_app(
+    *,
+    webhooks: WebhookReceiver | None = None,
+    readiness: Readiness | None = None,
+    metrics: Metrics | None = None,
+    store: JobStore | None = None,
+) -> web.Application:
+    """The application; each part is served only when given (`/healthz` always)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app.router.add_get("/healthz", healthz)
+    if readiness is not None:
+        app.router.add_get("/readyz", ReadyHandler(readiness).handle)
+    if metrics is not None:
+        app.router.add_get("/metrics", MetricsHandler(metrics, store).handle)
     if webhooks is not None:
         app.router.add_post(WEBHOOK_ROUTE, WebhookHandler(webhooks).handle)
     return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers."""
+    return web.json_response({"status": "alive"})
+
+
+class ReadyHandler:
+    """`GET /readyz`: 200 when every check passes, 503 naming the failing ones."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+
+    async def handle(self, request: web.Request) -> web.Response:
+        ready, checks = await self.readiness()
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+class MetricsHandler:
+    """`GET /metrics`: the registry, with the shared gauges read from Redis first (skipped if Redis is down)."""
+
+    def __init__(self, metrics: Metrics, store: JobStore | None) -> None:
+        self.metrics = metrics
+        self.store = store
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.store is not None:
+            try:
+                await self.metrics.refresh(self.store)
+            except (RedisError, OSError) as exc:
+                log.warning("metrics: shared gauges not refreshed, Redis failed: %s", exc)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 class WebhookHandler:

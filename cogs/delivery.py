@@ -12,6 +12,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -20,6 +21,7 @@ from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
 from cogs.images import fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
 from cogs.render import card_embed, result_embed
+from jobs.metrics import Metrics
 from jobs.notifier import Delivery, JobResult
 from jobs.tasks import spawn
 from jobs.waiting import HealthCache, explain_wait
@@ -52,6 +54,7 @@ class DiscordNotifier:
     store: JobStore
     health: HealthCache
     edit_interval_s: float = 3.0
+    metrics: Metrics | None = None
     _cards: dict[str, _CardState] = field(default_factory=dict)
 
     def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
@@ -133,6 +136,20 @@ class DiscordNotifier:
 
     async def job_finished(self, job: TrackedJob, result: JobResult) -> Delivery:
         """Post the images (or show the reason on the card); raises only for errors worth retrying."""
+        try:
+            delivery = await self._deliver(job, result)
+        except Exception:
+            if self.metrics is not None:
+                self.metrics.delivery_failures.inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.jobs_finished.labels(state=result.outcome.value).inc()
+            if job.finished_at is not None:
+                lag = (datetime.now(UTC) - job.finished_at).total_seconds()
+                self.metrics.delivery_lag.observe(max(0.0, lag))
+        return delivery
+
+    async def _deliver(self, job: TrackedJob, result: JobResult) -> Delivery:
         card = self._cards.pop(job.jid, None)
         if card is not None:
             card.closed = True

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.logcontext import job_context
+from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
 from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
 from runpod_client import Policy, RunPodClient
@@ -120,6 +121,7 @@ class JobService:
         policy: PollPolicy | None = None,
         run_settings: RunSettings | None = None,
         webhook_for: WebhookFor | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
@@ -127,6 +129,7 @@ class JobService:
         self.policy = policy or PollPolicy()
         self.run_settings = run_settings or RunSettings()
         self.webhook_for = webhook_for
+        self.metrics = metrics
 
     def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
         """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
@@ -200,6 +203,8 @@ class JobService:
             reason = _submit_refusal(exc)
             log.warning("job %s: /run refused: %s", job.jid, exc)
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
+        if self.metrics is not None:
+            self.metrics.jobs_submitted.labels(model=model_config.name).inc()
         await self.store.attach_runpod_id(job, accepted.id, self.policy.first_poll())
         attached = await self.store.get(job.jid)
         if attached is None:  # pragma: no cover
