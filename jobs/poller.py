@@ -294,14 +294,16 @@ class Poller:
             try:
                 await work
             except asyncio.CancelledError:
+                # Cut off by `stop()`: the lease stays listed so that `stop()` gives it back at once.
                 raise
             except Exception:
                 # One failing job never stops the others; its lease runs out and it is tried again.
                 log.exception("job %s: handling failed", claim.job.jid)
-            finally:
-                held = self._held.get(claim.job.jid)
-                if held is not None and held.token <= claim.token:
-                    self._held.pop(claim.job.jid, None)
+            # Finished (or failed): whatever this task held is done with. Not in a `finally`, so a cancelled
+            # task's lease is still released by `stop()` instead of waiting out its lease.
+            held = self._held.get(claim.job.jid)
+            if held is not None and held.token <= claim.token:
+                self._held.pop(claim.job.jid, None)
 
     def _hold(self, claim: Claimed | None) -> None:
         if claim is not None:
