@@ -405,9 +405,15 @@ class FakeDiscordControl(FakeDiscordDriver):
         await self._call("POST", "/_fake/faults/errors", body)
 
     async def inject_delay(
-        self, *, seconds: float, method: str | None = None, path: str | None = None, count: int = 1
+        self,
+        *,
+        seconds: float,
+        method: str | None = None,
+        path: str | None = None,
+        multipart: bool | None = None,
+        count: int = 1,
     ) -> None:
-        body = {"seconds": seconds, "method": method, "path": path, "count": count}
+        body = {"seconds": seconds, "method": method, "path": path, "multipart": multipart, "count": count}
         await self._call("POST", "/_fake/faults/delays", body)
 
     async def held_requests(self) -> list[HeldRequestView]:

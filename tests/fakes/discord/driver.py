@@ -259,10 +259,16 @@ class FakeDiscordDriver(ABC):
 
     @abstractmethod
     async def inject_delay(
-        self, *, seconds: float, method: str | None = None, path: str | None = None, count: int = 1
+        self,
+        *,
+        seconds: float,
+        method: str | None = None,
+        path: str | None = None,
+        multipart: bool | None = None,
+        count: int = 1,
     ) -> None:
         """Handle the next `count` matching REST requests as usual, then hold each reply `seconds` (the message
-        exists; the client does not know yet)."""
+        exists; the client does not know yet). `multipart`: only requests that upload files (True) or not (False)."""
 
     @abstractmethod
     async def held_requests(self) -> list[HeldRequestView]:

@@ -92,18 +92,26 @@ class Fault:
 
 @dataclass
 class Delay:
-    """The next `remaining` requests matching `method` and the `path` regex are handled as usual, then their reply is
-    held `seconds`: the work is done, the client just hears about it late (or never, if it dies meanwhile)."""
+    """The next `remaining` requests matching `method`, the `path` regex and `multipart` (whether they upload files;
+    None: either) are handled as usual, then their reply is held `seconds`: the work is done, the client just hears
+    about it late (or never, if it dies meanwhile)."""
 
     method: str | None
     path: re.Pattern[str] | None
     remaining: int
     seconds: float
+    multipart: bool | None = None
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, multipart: bool) -> bool:
         if self.method is not None and self.method != method:
             return False
+        if self.multipart is not None and self.multipart != multipart:
+            return False
         return self.path is None or self.path.search(path) is not None
+
+
+def _is_multipart(request: web.Request) -> bool:
+    return request.content_type.startswith("multipart/")
 
 
 class RestApi:
@@ -135,16 +143,16 @@ class RestApi:
             except web.HTTPNotFound:
                 return error_response(errors.not_found_route())
         path = request.path[match.end() :] or "/"
-        delay = self._take_delay(request.method, path)
+        delay = self._take_delay(request.method, path, _is_multipart(request))
         response = await self._api_response(request, handler, path)
         if delay is not None:
             await self._hold(request, path, delay)
         self._log(request, path, response)
         return response
 
-    def _take_delay(self, method: str, path: str) -> Delay | None:
+    def _take_delay(self, method: str, path: str, multipart: bool) -> Delay | None:
         for delay in self.delays:
-            if delay.matches(method, path):
+            if delay.matches(method, path, multipart):
                 delay.remaining -= 1
                 if delay.remaining <= 0:
                     self.delays.remove(delay)
@@ -156,7 +164,7 @@ class RestApi:
         held = HeldRequestView(
             method=request.method,
             path=path,
-            multipart=request.content_type.startswith("multipart/"),
+            multipart=_is_multipart(request),
             since=iso(self.world.clock.now()),
         )
         self.held.append(held)

@@ -384,12 +384,24 @@ class FakeDiscord(FakeDiscordDriver):
         )
 
     async def inject_delay(
-        self, *, seconds: float, method: str | None = None, path: str | None = None, count: int = 1
+        self,
+        *,
+        seconds: float,
+        method: str | None = None,
+        path: str | None = None,
+        multipart: bool | None = None,
+        count: int = 1,
     ) -> None:
         if seconds < 0:
             raise ControlError("a delay cannot be negative")
         self.rest.delays.append(
-            Delay(method=method.upper() if method else None, path=_compile(path), remaining=count, seconds=seconds)
+            Delay(
+                method=method.upper() if method else None,
+                path=_compile(path),
+                remaining=count,
+                seconds=seconds,
+                multipart=multipart,
+            )
         )
 
     async def held_requests(self) -> list[HeldRequestView]:
