@@ -26,6 +26,7 @@ from tests.waiting import wait_until
 
 async def test_imagine_posts_a_card_then_the_images_as_a_reply(harness: Harness) -> None:
     """The card appears, is edited as the job moves, and the images arrive as a reply with buttons."""
+    harness.emulator.update_scenario(execution_s=2.0)
     async with harness.running():
         answer = await harness.imagine(prompt="a red fox in snow", seed=42, count=2)
         assert is_ephemeral(answer)
