@@ -16,11 +16,12 @@ RunPod's side comes from the emulator: every job it created is matched to a subm
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cogs.render import STATE_TITLES
+from jobs.service import SUBMIT_UNKNOWN_REASON
 from storage.models import JobState, TrackedJob
 from tests.fakes.discord.views import InteractionView, MessageView, VersionView
 
@@ -43,6 +44,8 @@ class Submission:
     channel_id: int
     seed: int
     prompt: str
+    # When it was sent (monotonic seconds).
+    sent_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Verdict:
     runpod_jobs: int
     final_state: JobState | None
     detail: str = ""
+    answer: str = ""
 
 
 @dataclass
@@ -82,6 +86,7 @@ class ChaosReport:
     explained: int = 0
     refused: int = 0
     unanswered: int = 0
+    cancel_clicks: int = 0
     cancelled: int = 0
     never_reached_runpod: int = 0
     paid_duplicates: int = 0
@@ -94,6 +99,7 @@ class ChaosReport:
     stuck_records: int = 0
     crashes: int = 0
     error_answers: int = 0
+    submit_unknown_cut_short: int = 0
     settled: bool = True
     seed: int = 0
     wall_s: float = 0.0
@@ -208,8 +214,10 @@ def judge(
     cards = discord.cards.get(jid, []) if jid else []
     final_state = record.final_state if record is not None else None
 
+    answer = answer_text(interaction) if interaction is not None else ""
+
     def verdict(kind: str, detail: str = "") -> Verdict:
-        return Verdict(submission, kind, jid, len(results), runpod_jobs, final_state, detail)
+        return Verdict(submission, kind, jid, len(results), runpod_jobs, final_state, detail, answer)
 
     if results:
         return verdict("delivered")
@@ -217,7 +225,6 @@ def judge(
         shown = card_explains(card)
         if shown is not None:
             return verdict("explained", shown.value)
-    answer = answer_text(interaction) if interaction is not None else ""
     if answer and not answer.startswith(SUBMITTED_PREFIXES):
         return verdict("refused", answer.splitlines()[0][:120])
     if record is None:
@@ -239,10 +246,15 @@ def audit(
     redis_restarts: int,
     run_resets: int,
     crashes: int,
+    cut_short: Set[int],
     settled: bool,
     seed: int,
 ) -> tuple[ChaosReport, list[Verdict]]:
-    """Compare what was submitted with what Discord, Redis and RunPod show; the report lists every problem."""
+    """Compare what was submitted with what Discord, Redis and RunPod show; the report lists every problem.
+
+    `cut_short` are the submissions a killed gateway holder had not answered: the only ones that may end "outcome
+    unknown" besides those whose /run was reset (their member is told at once).
+    """
     discord = _Discord.index(messages)
     by_request = {record.request_id: record for record in records if record.request_id}
     matched, unmatched = match_runpod_jobs(submissions, runpod_jobs, records)
@@ -282,15 +294,16 @@ def audit(
         duplicate_cards=sum(1 for cards in discord.cards.values() if len(cards) > 1),
         stuck_records=sum(1 for record in records if record.state is not JobState.DELIVERED),
         crashes=crashes,
-        error_answers=sum(
-            1
-            for submission in submissions
-            if "error id" in answer_text(interactions.get(submission.interaction_id) or _NO_INTERACTION)
-        ),
+        error_answers=sum(1 for verdict in verdicts if "error id" in verdict.answer),
         settled=settled,
         seed=seed,
     )
-    report.problems = _problems(report, verdicts)
+    report.submit_unknown_cut_short = sum(
+        1
+        for verdict in verdicts
+        if verdict.final_state is JobState.SUBMIT_UNKNOWN and verdict.submission.index in cut_short
+    )
+    report.problems = _problems(report, verdicts, cut_short)
     index_of = {verdict.jid: verdict.submission.index for verdict in verdicts if verdict.jid}
     for jid, cards in discord.cards.items():
         if cards and _title(cards[-1]).startswith(LIVE_TITLES):
@@ -303,30 +316,7 @@ def audit(
     return report, verdicts
 
 
-_NO_INTERACTION: InteractionView = {
-    "id": 0,
-    "token": "",
-    "type": 0,
-    "application_id": 0,
-    "guild_id": None,
-    "channel_id": 0,
-    "user_id": 0,
-    "name": None,
-    "custom_id": None,
-    "data": {},
-    "message_id": None,
-    "created_at": "",
-    "expires_at": "",
-    "response": None,
-    "original_message": None,
-    "followups": [],
-    "choices": None,
-    "modal": None,
-    "delivered_to": [],
-}
-
-
-def _problems(report: ChaosReport, verdicts: Sequence[Verdict]) -> list[str]:
+def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[int]) -> list[str]:
     problems: list[str] = []
     expected_runs = report.jobs - report.never_reached_runpod
     checks = [
@@ -347,6 +337,12 @@ def _problems(report: ChaosReport, verdicts: Sequence[Verdict]) -> list[str]:
     ]
     problems += [message for passed, message in checks if not passed]
     for verdict in verdicts:
+        if (
+            verdict.final_state is JobState.SUBMIT_UNKNOWN
+            and verdict.submission.index not in cut_short
+            and SUBMIT_UNKNOWN_REASON not in verdict.answer
+        ):
+            problems.append(f"outcome unknown with no kill or /run reset to explain it: #{verdict.submission.index}")
         if verdict.kind == "lost":
             problems.append(f"lost: #{verdict.submission.index} job {verdict.jid}: {verdict.detail}")
         elif verdict.kind == "unanswered" and verdict.runpod_jobs:

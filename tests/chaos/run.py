@@ -10,7 +10,7 @@ One run:
    `/run` resets;
 4. waits (bounded) until nothing is left to do, then audits (`tests.chaos.audit`).
 
-Kill modes, chosen by where a kill falls in the timeline:
+Kill modes, taken in this order by the kills of the timeline:
 - `submit`: just after the bot acknowledged a submission (it is recording it, posting its card, calling /run);
 - `card`: while Discord holds back its reply to a job card's post (the card exists, its id is not in Redis);
 - `delivery`: while Discord holds back its reply to a result upload (the images are posted, the bot has not heard);
@@ -40,7 +40,7 @@ import redis.asyncio as aioredis
 from storage.connection import create_client
 from storage.keys import Keys
 from storage.models import JobState, TrackedJob
-from tests.chaos.audit import ChaosReport, RunPodJob, Submission, Verdict, audit
+from tests.chaos.audit import ChaosReport, RunPodJob, Submission, Verdict, answer_text, audit
 from tests.chaos.processes import (
     BotLauncher,
     BotProcess,
@@ -62,15 +62,18 @@ MESSAGE_POST = r"^/channels/\d+/messages$"
 JOB_LINK = re.compile(r"job `(?P<jid>[0-9a-f]+)` — https://discord\.com/channels/[^/]+/(?P<channel>\d+)/(?P<card>\d+)")
 PROCESS_READY_TIMEOUT_S = 40.0
 EVENT_TIMEOUT_S = 15.0
-# How long a result post's reply is held so that a process can be killed after Discord created the message.
-HELD_REPLY_S = 3.0
+# How long the reply to a post is held so that a process can be killed after Discord created the message. The
+# kill comes within milliseconds; meanwhile discord.py holds that channel's next posts from that process too.
+HELD_REPLY_S = 1.0
+# A submission answered later than this after it was sent is impossible (the bot's own timeouts are shorter).
+SUBMIT_IN_FLIGHT_S = 45.0
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60)
 # The topologies the run goes through; exactly one process of each holds the gateway.
 TOPOLOGIES: tuple[tuple[str, ...], ...] = (("all",), ("gateway", "poller"), ("all", "poller"))
 # With gentle kills the gateway-only process is the one killed, so the run starts with it.
 GENTLE_TOPOLOGIES: tuple[tuple[str, ...], ...] = (("gateway", "poller"), ("all", "poller"))
-# Kill modes by topology: when a kill lands in a topology, it takes the next mode of its list.
-KILL_MODES: tuple[tuple[str, ...], ...] = (("submit", "delivery"), ("card", "delivery"), ("random", "host"))
+# The kills of a run take these modes in turn (five kills: one of each).
+KILL_MODES = ("submit", "delivery", "card", "random", "host")
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
     """The run's events, in order: topology changes at equal shares of the window, then kills, Redis restarts and
     `/run` resets at random moments, one per equal slot of the window so that no two of a kind come together.
 
-    Gentle kills all fall in the first topology (the gateway-only one), the others take their topology's modes.
+    Gentle kills all fall in the first topology (the gateway-only one).
     """
     window = options.window_s
     stages = topologies(options)
@@ -135,17 +138,13 @@ def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
             slot = span * 0.9 / count
             events.append(Event(span * 0.05 + slot * (index + rng.uniform(0.15, 0.85)), action))
     events.sort(key=lambda event: event.at)
-    used = [0] * len(KILL_MODES)
     labelled = []
+    kills = 0
     for event in events:
         if event.action == "kill":
-            stage = min(int(event.at / window * len(stages)), len(stages) - 1)
-            if options.gentle_kills:
-                mode = "between-submits"
-            else:
-                mode = KILL_MODES[stage][used[stage] % len(KILL_MODES[stage])]
-                used[stage] += 1
+            mode = "between-submits" if options.gentle_kills else KILL_MODES[kills % len(KILL_MODES)]
             event = Event(event.at, "kill", mode)
+            kills += 1
         labelled.append(event)
     return labelled
 
@@ -273,6 +272,9 @@ class ChaosRun:
         self.channel_ids: list[int] = []
         self.member_ids: list[int] = []
         self._next_submission: asyncio.Future[int] | None = None
+        # Submissions a killed gateway holder had not answered yet.
+        self.cut_short: set[int] = set()
+        self.cancel_clicks = 0
         # Held by the submitter from its gateway check until the interaction exists: a gentle kill takes it to
         # know that no submission is on its way.
         self._submitting = asyncio.Lock()
@@ -296,7 +298,7 @@ class ChaosRun:
             scenario["faults"] = {
                 "status": {"server_error": 0.03, "rate_limited": 0.03, "reset": 0.02, "slow": 0.02},
                 # A reset /run is ambiguous by nature (it ends "outcome unknown"): those come from the timeline.
-                "run": {"server_error": 0.01, "rate_limited": 0.04, "slow": 0.03},
+                "run": {"server_error": 0.01, "rate_limited": 0.03, "slow": 0.02},
                 "cancel": {"server_error": 0.1, "rate_limited": 0.1, "reset": 0.1, "slow": 0.1},
             }
         return scenario
@@ -386,6 +388,7 @@ class ChaosRun:
                 log.info("all %s submissions sent; waiting for the system to settle", len(self.submissions))
                 settled = await self.settle(fake, cluster, control, store_client, redis.prefix)
             report, verdicts = await self.collect(fake, control, store_client, redis.prefix, cluster, settled)
+        report.cancel_clicks = self.cancel_clicks
         report.wall_s = round(time.monotonic() - began, 1)
         return report, verdicts
 
@@ -418,7 +421,9 @@ class ChaosRun:
             prompt = f"chaos #{index:04d} {subject}{bucket}"
             options = {"prompt": prompt, "seed": SEED_BASE + index}
             interaction = await self._invoke(fake, cluster, channel, member, options)
-            submission = Submission(index, interaction["id"], member, channel, SEED_BASE + index, prompt)
+            submission = Submission(
+                index, interaction["id"], member, channel, SEED_BASE + index, prompt, sent_at=time.monotonic()
+            )
             self.submissions.append(submission)
             if self._next_submission is not None and not self._next_submission.done():
                 self._next_submission.set_result(interaction["id"])
@@ -448,17 +453,25 @@ class ChaosRun:
         raise RuntimeError("no bot session took the interaction after 10 attempts")
 
     async def cancel_later(self, fake: FakeDiscordControl, submission: Submission) -> None:
-        """The member presses Cancel on the card at a random moment of the job's life (best effort)."""
+        """The member presses Cancel on the card soon after the answer, while the job is queued or running (best
+        effort: the job may be done already, or the bot down)."""
+
+        async def answer() -> InteractionView | None:
+            view = await fake.interaction(submission.interaction_id)
+            return view if _answered(view) else None
+
         try:
-            (followup,) = (await fake.wait_for_followups(submission.interaction_id, within=EVENT_TIMEOUT_S))[:1]
+            view = await fake.wait_for(answer, within=EVENT_TIMEOUT_S, what="the answer to a submit")
         except TimeoutError:
             return
-        match = JOB_LINK.search(followup["content"])
+        match = JOB_LINK.search(answer_text(view))
         if match is None:
             return
-        await asyncio.sleep(self.rng.uniform(0, 2.0))
+        # A moment of the job's life: it runs for 0.5 to 3 s.
+        await asyncio.sleep(self.rng.uniform(0, 0.5))
         with contextlib.suppress(ControlError):
             await fake.click_button(int(match["card"]), f"job:cancel:{match['jid']}", submission.user_id)
+            self.cancel_clicks += 1
 
     # --- the conductor -------------------------------------------------------------------------------------------
 
@@ -516,9 +529,18 @@ class ChaosRun:
         roles = [victim.role for victim in victims]
         await cluster.kill(victims, mode)
         self.kills += 1
+        if any(victim.connects for victim in victims):
+            await self._note_cut_short(fake)
         # A supervisor (systemd, Docker) restarts a dead process after a short pause.
         await asyncio.sleep(self.rng.uniform(0.2, 1.0))
         await cluster.restart(roles)
+
+    async def _note_cut_short(self, fake: FakeDiscordControl) -> None:
+        """Remember the submissions the killed gateway holder had not answered: they may end "outcome unknown"."""
+        recent = [s for s in self.submissions if time.monotonic() - s.sent_at < SUBMIT_IN_FLIGHT_S]
+        for submission in recent:
+            if not _answered(await fake.interaction(submission.interaction_id)):
+                self.cut_short.add(submission.index)
 
     async def _await_submit_in_flight(self, fake: FakeDiscordControl) -> None:
         """Return just after the bot acknowledged the next submission: it is recording it and calling /run."""
@@ -539,30 +561,18 @@ class ChaosRun:
         await asyncio.sleep(self.rng.uniform(0, 0.02))
 
     async def _hold_post(self, fake: FakeDiscordControl, *, uploads: bool) -> bool:
-        """Hold back replies to message posts until one is held that uploads files (a result) or not (a job card):
-        Discord then has the message and the bot does not know it yet. False when none came in time."""
-        seen: set[tuple[str, str]] = set()
+        """Hold back the reply to the next message post that uploads files (a result) or not (a job card): Discord
+        then has the message and the bot does not know it yet. False when none came in time."""
+        await fake.inject_delay(seconds=HELD_REPLY_S, method="POST", path=MESSAGE_POST, multipart=uploads)
 
-        async def caught() -> bool | None:
-            for held in await fake.held_requests():
-                key = (held["since"], held["path"])
-                if key not in seen:
-                    seen.add(key)
-                    return held["multipart"] == uploads
-            return None
+        async def held() -> bool | None:
+            return True if any(request["multipart"] == uploads for request in await fake.held_requests()) else None
 
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + EVENT_TIMEOUT_S
-        while (remaining := deadline - loop.time()) > 0:
-            await fake.inject_delay(seconds=HELD_REPLY_S, method="POST", path=MESSAGE_POST)
-            try:
-                if await fake.wait_for(caught, within=remaining, what="a message post"):
-                    return True
-            except TimeoutError:
-                break
-            # The other kind of post was held (and is let go after its delay): arm the next one.
-        await fake.clear_faults()
-        return False
+        try:
+            return await fake.wait_for(held, within=EVENT_TIMEOUT_S, what="a message post")
+        except TimeoutError:
+            await fake.clear_faults()
+            return False
 
     async def _await_delivery_in_flight(self, fake: FakeDiscordControl, cluster: Cluster) -> list[BotProcess]:
         """Whom to kill with a result upload half done (Discord has it, the bot has not heard)."""
@@ -583,9 +593,7 @@ class ChaosRun:
 
         async def all_answered() -> bool | None:
             for submission in self.submissions[-5:]:
-                view = await fake.interaction(submission.interaction_id)
-                original = view["original_message"]
-                if not view["followups"] and not (original is not None and original["content"]):
+                if not _answered(await fake.interaction(submission.interaction_id)):
                     return None
             return True
 
@@ -660,9 +668,16 @@ class ChaosRun:
             redis_restarts=self.redis_restarts,
             run_resets=self.run_resets,
             crashes=cluster.crashes,
+            cut_short=self.cut_short,
             settled=settled,
             seed=self.seed,
         )
+
+
+def _answered(view: InteractionView) -> bool:
+    """Whether the member got the bot's final answer (not just "thinking…")."""
+    original = view["original_message"]
+    return bool(view["followups"]) or (original is not None and bool(original["content"]))
 
 
 def _runpod_busy(counters: dict[str, Any]) -> int:
