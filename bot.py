@@ -38,7 +38,7 @@ from jobs.tasks import spawn
 from jobs.waiting import HealthCache
 from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
 from logs import configure_logging
-from runpod_client import RunPodClient
+from runpod_client import NO_RETRY, RunPodClient
 from runpod_client.outputs import FetchPolicy
 from settings import ConfigError, Settings, describe_problems, load_settings, log_level_number
 from storage.connection import RedisUnavailableError, open_redis
@@ -70,6 +70,9 @@ class Core:
     fetch_policy: FetchPolicy
     metrics: Metrics
     webhook_signer: WebhookSigner | None = None
+    # The poller's own clients: no retries inside the client, so every /status attempt is charged to the shared
+    # per-endpoint budget (a failed poll is retried by rescheduling instead).
+    status_clients: dict[str, RunPodClient] | None = None
 
     def poller(self, notifier: Notifier, http: aiohttp.ClientSession) -> Poller:
         return Poller(
@@ -80,6 +83,7 @@ class Core:
             fetch_policy=self.fetch_policy,
             policy=self.policy,
             settings=self.poller_settings,
+            status_clients=self.status_clients,
         )
 
 
@@ -106,6 +110,17 @@ def build_core(
     clients = {
         endpoint_id: RunPodClient(
             http, endpoint_id, api_key, base_url=settings.runpod_base_url, on_response=metrics.record_runpod_response
+        )
+        for endpoint_id in catalog.endpoint_ids
+    }
+    status_clients = {
+        endpoint_id: RunPodClient(
+            http,
+            endpoint_id,
+            api_key,
+            base_url=settings.runpod_base_url,
+            retry=NO_RETRY,
+            on_response=metrics.record_runpod_response,
         )
         for endpoint_id in catalog.endpoint_ids
     }
@@ -151,7 +166,9 @@ def build_core(
         allow_private=settings.allow_private_image_urls,
         allow_loopback=settings.allow_private_image_urls,
     )
-    return Core(store, catalog, clients, service, policy, poller_settings, fetch_policy, metrics, signer)
+    return Core(
+        store, catalog, clients, service, policy, poller_settings, fetch_policy, metrics, signer, status_clients
+    )
 
 
 def load_models(settings: Settings) -> ModelCatalog:

@@ -16,7 +16,18 @@ FORBIDDEN: dict[str, set[str]] = {
     "runpod_client": {"discord", "cogs", "jobs", "storage", "bot", "cli", "settings", "logs"},
     "cogs": {"settings", "bot", "cli"},
 }
-PRODUCTION = ("bot.py", "cli.py", "logs.py", "settings.py", "cogs", "jobs", "runpod_client", "storage")
+PRODUCTION = (
+    "bot.py",
+    "cli.py",
+    "console.py",
+    "logs.py",
+    "settings.py",
+    "web.py",
+    "cogs",
+    "jobs",
+    "runpod_client",
+    "storage",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

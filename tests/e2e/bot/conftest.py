@@ -191,6 +191,12 @@ def results(messages: list[MessageView]) -> list[MessageView]:
     return [m for m in messages if m["attachments"] and not m["deleted"]]
 
 
+def delivered(found: list[MessageView]) -> bool:
+    """Some result is posted and each card with a result shows Done (the final card edit follows the post)."""
+    posted = {job_of(message) for message in results(found)}
+    return bool(posted) and all(card["embeds"][0]["title"] == "Done" for card in cards(found) if job_of(card) in posted)
+
+
 def _job_of(message: MessageView) -> str | None:
     footer = (message["embeds"][0].get("footer") or {}).get("text", "") if message["embeds"] else ""
     return footer.removeprefix("job ") if footer.startswith("job ") else None

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from logs import JobIdFilter, SecretRedactingFilter
 from storage.models import JobState
-from tests.e2e.bot.conftest import Harness, answer_text, cards, final_message, is_ephemeral, job_of, results
+from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, final_message, is_ephemeral, job_of, results
 from tests.fakes.discord.views import MessageView
 
 CONTROL = "".join(chr(code) for code in (0, 1, 7, 8, 11, 27, 127))
@@ -163,7 +163,7 @@ async def test_every_moderator_action_is_refused_to_a_member(harness: Harness) -
             for name, options in attempts
         ]
         await harness.imagine()
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
         (result,) = results(messages)
         delete = await harness.answered(
             await harness.fake.click_button(result["id"], f"job:delete:{job_of(result)}", harness.bob)

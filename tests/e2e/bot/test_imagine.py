@@ -16,6 +16,7 @@ from tests.e2e.bot.conftest import (
     answer_text,
     buttons,
     cards,
+    delivered,
     is_ephemeral,
     job_of,
     results,
@@ -31,7 +32,7 @@ async def test_imagine_posts_a_card_then_the_images_as_a_reply(harness: Harness)
         answer = await harness.imagine(prompt="a red fox in snow", seed=42, count=2)
         assert is_ephemeral(answer)
         assert "Submitted: job" in answer_text(answer)
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
     (card,) = cards(messages)
     (result,) = results(messages)
     jid = job_of(card)
@@ -57,7 +58,7 @@ async def test_reroll_makes_a_new_job_with_the_same_parameters_and_a_new_seed(ha
     """Re-roll keeps prompt, size and steps, and changes the seed."""
     async with harness.running():
         await harness.imagine(prompt="a blue whale", seed=7, steps=12)
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
         (result,) = results(messages)
         jid = job_of(cards(messages)[0])
         click = await harness.fake.click_button(result["id"], f"job:reroll:{jid}", harness.bob)
@@ -97,7 +98,7 @@ async def test_everyone_in_a_prompt_pings_nobody(harness: Harness) -> None:
     """A prompt with @everyone and a role mention is shown but pings nobody, on the card or the result."""
     async with harness.running():
         await harness.imagine(prompt=f"@everyone look <@&{harness.guild_id}> <@{harness.bob}>")
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
     assert messages
     assert not any(message["pinged_anyone"] for message in messages)
 
@@ -189,7 +190,7 @@ async def test_job_outliving_the_interaction_token_is_still_delivered(harness: H
         await harness.imagine()
         await harness.fake.advance_clock(16 * 60)
         harness.emulator.update_scenario(workers=2)
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
     assert len(results(messages)) == 1
 
 

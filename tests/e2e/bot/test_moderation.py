@@ -9,6 +9,7 @@ from tests.e2e.bot.conftest import (
     answer_text,
     buttons,
     cards,
+    delivered,
     final_message,
     is_ephemeral,
     job_of,
@@ -132,7 +133,7 @@ async def test_jobs_lists_your_recent_jobs_with_links(harness: Harness) -> None:
     """/jobs shows the member's jobs with their state and a link to each card; others' jobs need a moderator."""
     async with harness.running():
         await harness.imagine(prompt="first picture")
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
         mine = await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.alice, "jobs"))
         nosy = await harness.answered(
             await harness.fake.invoke_command(harness.channel_id, harness.bob, "jobs", {"member": harness.alice})

@@ -6,7 +6,7 @@ from cogs.jobs_ui import CARD_NONCE, card_view
 from cogs.render import card_embed
 from storage.models import JobState
 from storage.store import JobStore, NewJob, StoreConfig
-from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
+from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results
 
 
 async def test_job_running_across_a_restart_is_delivered_once(harness: Harness) -> None:
@@ -17,7 +17,7 @@ async def test_job_running_across_a_restart_is_delivered_once(harness: Harness) 
         await harness.wait_for_messages(lambda found: bool(cards(found)))
     assert results(await harness.messages()) == []
     async with harness.running():
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(delivered)
         # Give a duplicate every chance to appear before looking.
         await harness.wait_for_messages(lambda found: cards(found)[0]["embeds"][0]["title"] == "Done")
     assert len(results(messages)) == 1

@@ -19,7 +19,9 @@ async def test_gateway_takes_commands_and_a_poller_delivers(harness: Harness) ->
         assert gateway.poller is None
         assert poller.poller is not None
         await harness.imagine(prompt="split roles")
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)))
+        messages = await harness.wait_for_messages(
+            lambda found: bool(results(found)) and cards(found)[0]["embeds"][0]["title"] == "Done"
+        )
         sessions = await harness.fake.sessions()
     assert len(results(messages)) == 1
     assert cards(messages)[0]["embeds"][0]["title"] == "Done"
