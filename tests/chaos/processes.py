@@ -22,7 +22,9 @@ from typing import Any
 
 import aiohttp
 
+from storage.connection import create_client
 from storage.embedded import EmbeddedRedis
+from storage.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -283,3 +285,11 @@ class ChaosRedis:
     async def close(self) -> None:
         if self.server is not None:
             await self.server.stop()
+            return
+        # A shared Redis keeps nothing of the run: every key is under this run's own prefix.
+        client = create_client(self.url)
+        try:
+            async for key in client.scan_iter(match=Keys(self.prefix).tag + ":*", count=1000):
+                await client.delete(key)
+        finally:
+            await client.aclose()

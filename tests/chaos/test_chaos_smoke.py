@@ -8,6 +8,7 @@ reset after RunPod took the job, RunPod faults on, and a topology change from ga
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from tests.chaos.run import ChaosOptions, run_chaos
@@ -34,7 +35,8 @@ async def test_jobs_through_a_kill_a_redis_restart_and_faults_are_all_accounted_
         report, _verdicts, _logs = await run_chaos(ChaosOptions(**{**SMOKE.__dict__, "log_dir": tmp_path / "logs"}))
     assert report.problems == []
     assert report.kills == 1
-    assert report.redis_restarts == 1
+    # A REDIS_URL given to the suite (CI's own server) is used as it is, never restarted.
+    assert report.redis_restarts == (0 if os.environ.get("REDIS_URL") else 1)
     assert report.delivered + report.explained + report.refused + report.unanswered == report.jobs
     assert report.delivered >= report.jobs // 2
     assert report.run_calls == report.jobs - report.never_reached_runpod
