@@ -26,7 +26,9 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
     parser.add_argument("--kills", type=int, default=defaults.kills, help="SIGKILLs of the bot (default %(default)s)")
     parser.add_argument("--redis-restarts", type=int, default=defaults.redis_restarts, help="(default %(default)s)")
     parser.add_argument(
-        "--run-resets", type=int, default=defaults.run_resets, help="/run requests reset after RunPod took them"
+        "--run-resets",
+        type=int,
+        help=f"/run requests reset after RunPod took them (default {defaults.run_resets}; 0 with --no-faults)",
     )
     parser.add_argument("--seed", type=int, help="seed of every random choice (default: a fresh one, printed)")
     parser.add_argument(
@@ -47,7 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
         jobs=args.jobs,
         kills=args.kills,
         redis_restarts=args.redis_restarts,
-        run_resets=args.run_resets,
+        run_resets=args.run_resets if args.run_resets is not None else (defaults.run_resets if args.faults else 0),
         seed=args.seed,
         faults=args.faults,
         submit_rate=args.rate,

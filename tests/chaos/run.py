@@ -205,7 +205,7 @@ class Cluster:
             log.error("%s exited on its own with status %s; see %s", process.name, status, process.log_path)
 
     async def kill(self, victims: list[BotProcess], mode: str) -> None:
-        """SIGKILL these processes, wait a moment as a supervisor would, and start the same roles again."""
+        """SIGKILL these processes and wait until they are gone."""
         for victim in victims:
             if victim.connects:
                 self.gateway_up.clear()
@@ -227,8 +227,8 @@ class Cluster:
         log.info("stopped %s gracefully (status %s)", process.name, status)
 
     async def switch(self, roles: tuple[str, ...]) -> None:
-        """Change to another topology: new pollers first (jobs stay tracked), then the old processes stop gracefully,
-        then the new gateway holder starts (never two on the gateway)."""
+        """Change to another topology: new pollers first (jobs stay tracked), then the processes no longer wanted
+        stop gracefully, then the new gateway holder starts (never two on the gateway)."""
         wanted = list(roles)
         keep: list[BotProcess] = []
         for process in self.processes:
@@ -236,13 +236,9 @@ class Cluster:
                 wanted.remove(process.role)
                 keep.append(process)
         for role in [role for role in wanted if role == "poller"]:
-            await self.start(role)
+            keep.append(await self.start(role))
             wanted.remove(role)
-        for process in [process for process in self.processes if process not in keep and process.role != "poller"]:
-            await self.stop(process)
-        for process in [process for process in self.processes if process not in keep and process.role == "poller"]:
-            if not any(other.polls for other in keep) and process is self.posters()[-1]:
-                continue
+        for process in [process for process in self.processes if process not in keep]:
             await self.stop(process)
         await self.restart(wanted)
         log.info("topology now: %s", " + ".join(process.role for process in self.processes))
