@@ -221,6 +221,9 @@ def judge(
 
     if results:
         return verdict("delivered")
+    if final_state is JobState.COMPLETED:
+        # Finished with images that never reached the channel: no card or answer makes up for that.
+        return verdict("lost", "completed, but no result message")
     for card in cards:
         shown = card_explains(card)
         if shown is not None:
