@@ -84,6 +84,7 @@ class Core:
             policy=self.policy,
             settings=self.poller_settings,
             status_clients=self.status_clients,
+            metrics=self.metrics,
         )
 
 

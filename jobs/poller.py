@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from jobs.metrics import Metrics
 from jobs.notifier import JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
 from jobs.service import SUBMIT_UNKNOWN_REASON
@@ -144,6 +145,7 @@ class Poller:
         settings: PollerSettings | None = None,
         executions: ExecutionTimes | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
         status_clients: Mapping[str, RunPodClient] | None = None,
     ) -> None:
         self.store = store
@@ -156,6 +158,7 @@ class Poller:
         self.settings = settings or PollerSettings()
         self.executions = executions or ExecutionTimes()
         self.rng = rng or random.Random()
+        self.metrics = metrics
         self.stats = PollerStats()
         self._held: dict[str, Claimed] = {}
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
@@ -180,8 +183,11 @@ class Poller:
         """Poll until `stop()`; a failing cycle is logged and the loop goes on."""
         while not self._stopping.is_set():
             await self._refresh_samples()
+            started = time.monotonic()
             try:
                 handled = await self.run_once()
+                if self.metrics is not None:
+                    self.metrics.poll_cycle.observe(time.monotonic() - started)
             except Exception:
                 log.exception("poll cycle failed; retrying")
                 handled, self._sleep_s = 0, self.settings.idle_sleep_s

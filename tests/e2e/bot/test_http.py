@@ -69,6 +69,7 @@ async def test_metrics_match_a_scripted_run(harness: Harness) -> None:
     assert status_calls == harness.emulator.counters.request_count("status", 200)
     assert page[("runpod_bot_active_jobs", (("state", "QUEUED"),))] == 0
     assert page[("runpod_bot_delivery_lag_seconds_count", ())] == 2
+    assert page[("runpod_bot_poll_cycle_seconds_count", ())] > 0
     assert ("runpod_bot_due_lag_seconds", (("endpoint", harness.emulator.endpoint_id),)) in page
 
 
