@@ -31,9 +31,8 @@ from console import (
     format_job,
     format_jobs_table,
     model_health,
-    options_from_args,
 )
-from jobs.presets import InvalidRequestError, default_catalog
+from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
 from jobs.service import JobServiceError, SubmitFailedError
 from jobs.tasks import spawn
 from logs import configure_logging
@@ -144,9 +143,9 @@ def job_stores(settings: Settings, redis: aioredis.Redis) -> list[JobStore]:
 
 
 async def imagine(args: argparse.Namespace, settings: Settings) -> int:
-    options = options_from_args(
-        args.prompt,
-        negative=args.negative,
+    options = RequestOptions(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
         size=args.size,
         steps=args.steps,
         guidance=args.guidance,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TextIO
 
 from jobs.notifier import Delivery, JobResult
-from jobs.presets import RequestOptions
 from runpod_client import RunPodClient
 from runpod_client.errors import AuthenticationError, NotFoundError, RunPodError
 from runpod_client.models import Health
@@ -95,27 +94,6 @@ class TerminalNotifier:
 
     def _print(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
-
-
-def options_from_args(
-    prompt: str,
-    *,
-    negative: str | None,
-    size: str | None,
-    steps: int | None,
-    guidance: float | None,
-    seed: int | None,
-    count: int | None,
-) -> RequestOptions:
-    return RequestOptions(
-        prompt=prompt,
-        negative_prompt=negative,
-        size=size,
-        steps=steps,
-        guidance=guidance,
-        seed=seed,
-        count=count,
-    )
 
 
 CLI_REQUESTER = Requester(user_id=CLI_USER_ID)

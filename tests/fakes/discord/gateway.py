@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.discord.tasks import spawn
+from jobs.tasks import spawn
 from tests.fakes.discord.views import SessionView
 from tests.fakes.discord.world import World
 
