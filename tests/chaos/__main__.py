@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.chaos.run import ChaosOptions, run_chaos
+from tests.chaos.run import KILL_MODES, ChaosOptions, run_chaos
 
 log = logging.getLogger("chaos")
 
@@ -40,11 +40,18 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
         "--settle-timeout", type=float, default=defaults.settle_timeout_s, help="seconds to wait for the end"
     )
     parser.add_argument(
-        "--gentle-kills", action="store_true", help="only kill the gateway-only process between submissions"
+        "--kill-modes",
+        default=",".join(defaults.kill_modes),
+        help="the kills' modes, taken in turn (default %(default)s)",
     )
+    parser.add_argument("--poll-lease-ms", type=int, help="the bot's POLL_LEASE_MS (default: the bot's, 30 s)")
+    parser.add_argument("--delivery-lease-ms", type=int, help="the bot's DELIVERY_LEASE_MS (default: the bot's, 60 s)")
     parser.add_argument("--keep-logs", type=Path, help="write every process's log to this directory and keep it")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every submission's verdict")
     args = parser.parse_args(argv)
+    unknown = set(args.kill_modes.split(",")) - set(KILL_MODES)
+    if unknown:
+        parser.error(f"unknown kill mode(s) {', '.join(sorted(unknown))}; known: {', '.join(KILL_MODES)}")
     options = ChaosOptions(
         jobs=args.jobs,
         kills=args.kills,
@@ -55,7 +62,9 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
         submit_rate=args.rate,
         workers=args.workers,
         settle_timeout_s=args.settle_timeout,
-        gentle_kills=args.gentle_kills,
+        kill_modes=tuple(mode.strip() for mode in args.kill_modes.split(",") if mode.strip()),
+        poll_lease_ms=args.poll_lease_ms,
+        delivery_lease_ms=args.delivery_lease_ms,
         log_dir=args.keep_logs.resolve() if args.keep_logs else None,
     )
     if args.verbose:

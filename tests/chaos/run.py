@@ -14,8 +14,7 @@ Kill modes, taken in this order by the kills of the timeline:
 - `submit`: just after the bot acknowledged a submission (it is recording it, posting its card, calling /run);
 - `card`: while Discord holds back its reply to a job card's post (the card exists, its id is not in Redis);
 - `delivery`: while Discord holds back its reply to a result upload (the images are posted, the bot has not heard);
-- `random`: one bot process, whatever it is doing; `host`: every bot process at once (a machine going down);
-- `between-submits` (`--gentle-kills`): the gateway-only process once every submission so far was answered.
+- `random`: one bot process, whatever it is doing; `host`: every bot process at once (a machine going down).
 """
 
 from __future__ import annotations
@@ -70,8 +69,8 @@ SUBMIT_IN_FLIGHT_S = 45.0
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60)
 # The topologies the run goes through; exactly one process of each holds the gateway.
 TOPOLOGIES: tuple[tuple[str, ...], ...] = (("all",), ("gateway", "poller"), ("all", "poller"))
-# With gentle kills the gateway-only process is the one killed, so the run starts with it.
-GENTLE_TOPOLOGIES: tuple[tuple[str, ...], ...] = (("gateway", "poller"), ("all", "poller"))
+# Starting with a poller apart from the gateway: a delivery kill there cuts no submit short (the smoke test).
+SPLIT_TOPOLOGIES: tuple[tuple[str, ...], ...] = (("gateway", "poller"), ("all", "poller"))
 # The kills of a run take these modes in turn (five kills: one of each).
 KILL_MODES = ("submit", "delivery", "card", "random", "host")
 
@@ -95,9 +94,14 @@ class ChaosOptions:
     # The bound on waiting for the system to settle once the last job was submitted. A job whose submit was cut
     # short becomes "outcome unknown" only when its 120 s submit lease ends, so this must be longer than that.
     settle_timeout_s: float = 170.0
-    # Only kill the gateway-only process between submissions: no lease is left behind, so the run needs no
-    # lease-length wait (the smoke test in `make test`).
-    gentle_kills: bool = False
+    topologies: tuple[tuple[str, ...], ...] = TOPOLOGIES
+    # The kills take these modes in turn; with `early_kills` they all fall in the first topology.
+    kill_modes: tuple[str, ...] = KILL_MODES
+    early_kills: bool = False
+    # The bot's POLL_LEASE_MS and DELIVERY_LEASE_MS (None: its defaults, 30 s and 60 s). Short leases make a crashed
+    # process's jobs come back within seconds (and stress the fencing: a slow reply can outlast its lease).
+    poll_lease_ms: int | None = None
+    delivery_lease_ms: int | None = None
     log_dir: Path | None = None
 
     @property
@@ -115,25 +119,21 @@ class Event:
     detail: str = ""
 
 
-def topologies(options: ChaosOptions) -> tuple[tuple[str, ...], ...]:
-    return GENTLE_TOPOLOGIES if options.gentle_kills else TOPOLOGIES
-
-
 def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
     """The run's events, in order: topology changes at equal shares of the window, then kills, Redis restarts and
     `/run` resets at random moments, one per equal slot of the window so that no two of a kind come together.
 
-    Gentle kills all fall in the first topology (the gateway-only one).
+    With `early_kills` the kills all fall in the first topology.
     """
     window = options.window_s
-    stages = topologies(options)
+    stages = options.topologies
     events = [Event(window * index / len(stages), "topology", str(index)) for index in range(1, len(stages))]
     for action, count in (
         ("kill", options.kills),
         ("redis", options.redis_restarts),
         ("run-reset", options.run_resets),
     ):
-        span = window / len(stages) if action == "kill" and options.gentle_kills else window
+        span = window / len(stages) if action == "kill" and options.early_kills else window
         for index in range(count):
             slot = span * 0.9 / count
             events.append(Event(span * 0.05 + slot * (index + rng.uniform(0.15, 0.85)), action))
@@ -142,7 +142,7 @@ def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
     kills = 0
     for event in events:
         if event.action == "kill":
-            mode = "between-submits" if options.gentle_kills else KILL_MODES[kills % len(KILL_MODES)]
+            mode = options.kill_modes[kills % len(options.kill_modes)]
             event = Event(event.at, "kill", mode)
             kills += 1
         labelled.append(event)
@@ -271,9 +271,6 @@ class ChaosRun:
         # Submissions a killed gateway holder had not answered yet.
         self.cut_short: set[int] = set()
         self.cancel_clicks = 0
-        # Held by the submitter from its gateway check until the interaction exists: a gentle kill takes it to
-        # know that no submission is on its way.
-        self._submitting = asyncio.Lock()
         self._side_tasks: set[asyncio.Task[None]] = set()
 
     # --- set-up --------------------------------------------------------------------------------------------------
@@ -300,7 +297,7 @@ class ChaosRun:
         return scenario
 
     def bot_env(self, fake_info: dict[str, Any], emulator: EmulatorProcess, redis: ChaosRedis) -> dict[str, str]:
-        return {
+        env = {
             "DISCORD_TOKEN": str(fake_info["bot_token"]),
             "DISCORD_API_BASE_URL": str(fake_info["api_base_url"]),
             "DISCORD_GATEWAY_URL": str(fake_info["gateway_url"]),
@@ -326,6 +323,11 @@ class ChaosRun:
             "POLL_RUNNING_MIN_MS": "200",
             "POLL_RUNNING_MAX_MS": "1000",
         }
+        if self.options.poll_lease_ms is not None:
+            env["POLL_LEASE_MS"] = str(self.options.poll_lease_ms)
+        if self.options.delivery_lease_ms is not None:
+            env["DELIVERY_LEASE_MS"] = str(self.options.delivery_lease_ms)
+        return env
 
     async def build_world(self, fake: FakeDiscordControl) -> None:
         guild = await fake.create_guild("Chaos Club")
@@ -370,7 +372,7 @@ class ChaosRun:
             env = self.bot_env(dict(await fake.info()), emulator, redis)
             cluster = Cluster(BotLauncher(env, self.log_dir, self.work_dir), fake)
             stack.push_async_callback(cluster.shutdown)
-            await cluster.restart(list(topologies(self.options)[0]))
+            await cluster.restart(list(self.options.topologies[0]))
             store_client = create_client(redis.url)
             stack.push_async_callback(store_client.aclose)
             events = timeline(self.options, self.rng)
@@ -434,15 +436,11 @@ class ChaosRun:
         """A member runs /imagine once a bot holds the gateway (members of a server whose bot is down retry later)."""
         for _attempt in range(10):
             await asyncio.wait_for(cluster.gateway_up.wait(), PROCESS_READY_TIMEOUT_S * 2)
-            async with self._submitting:
-                if not cluster.gateway_up.is_set():
-                    # A gentle kill began meanwhile: wait for the next gateway.
-                    continue
-                try:
-                    return await fake.invoke_command(channel, member, "imagine", options)
-                except ControlError as exc:
-                    if exc.status != 409:
-                        raise
+            try:
+                return await fake.invoke_command(channel, member, "imagine", options)
+            except ControlError as exc:
+                if exc.status != 409:
+                    raise
             # No session at all at this instant (sessions of dead processes still count for 3 minutes, so this
             # is rare): try again after the fake's next change.
             await fake.wait_for_change(await fake.version(), within=1.0)
@@ -485,7 +483,7 @@ class ChaosRun:
             await _sleep_until(started + event.at)
             if event.action == "topology":
                 async with cluster.lock:
-                    await cluster.switch(topologies(self.options)[int(event.detail)])
+                    await cluster.switch(self.options.topologies[int(event.detail)])
             elif event.action == "kill":
                 async with cluster.lock:
                     await self.kill(event.detail, cluster, fake)
@@ -511,12 +509,6 @@ class ChaosRun:
             victims = await self._await_card_in_flight(fake, cluster)
         elif mode == "host":
             victims = list(cluster.processes)
-        elif mode == "between-submits":
-            victims = [process for process in cluster.processes if process.role == "gateway"]
-            # Members find the bot down from here on; wait for the submission on its way, then for all answers.
-            cluster.gateway_up.clear()
-            async with self._submitting:
-                await self._await_submits_answered(fake)
         else:
             victims = [self.rng.choice(cluster.processes)]
         if not victims:
@@ -583,18 +575,6 @@ class ChaosRun:
         if not await self._hold_post(fake, uploads=False):
             log.warning("no card post came in time; killing the gateway anyway")
         return [process for process in [cluster.gateway] if process is not None]
-
-    async def _await_submits_answered(self, fake: FakeDiscordControl) -> None:
-        """Wait until every submission so far has its answer, so a gateway killed now leaves nothing half done."""
-
-        async def all_answered() -> bool | None:
-            for submission in self.submissions[-5:]:
-                if not _answered(await fake.interaction(submission.interaction_id)):
-                    return None
-            return True
-
-        with contextlib.suppress(TimeoutError):
-            await fake.wait_for(all_answered, within=EVENT_TIMEOUT_S, what="the answers to the last submissions")
 
     # --- the end -------------------------------------------------------------------------------------------------
 
