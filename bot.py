@@ -106,7 +106,11 @@ def build_core(
     api_key = settings.runpod_api_key.get_secret_value()
     store = JobStore(
         redis,
-        StoreConfig(prefix=prefix or settings.redis_prefix, record_ttl_s=settings.job_record_ttl_days * 24 * 3600),
+        StoreConfig(
+            prefix=prefix or settings.redis_prefix,
+            record_ttl_s=settings.job_record_ttl_days * 24 * 3600,
+            submit_lease_ms=settings.submit_lease_ms,
+        ),
     )
     clients = {
         endpoint_id: RunPodClient(

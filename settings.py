@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     status_budget_per_s: Annotated[int, Field(ge=1, le=400)] = 160
     poll_lease_ms: Annotated[int, Field(ge=1000)] = 30_000
     delivery_lease_ms: Annotated[int, Field(ge=1000)] = 60_000
+    submit_lease_ms: Annotated[int, Field(ge=10_000)] = 120_000
 
     @field_validator("log_level", mode="before")
     @classmethod
