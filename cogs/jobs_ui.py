@@ -215,8 +215,7 @@ async def reroll_job(interaction: discord.Interaction[Any], jid: str) -> None:
     """The same parameters with a new seed, as a new job of the member who clicked."""
     job = await _job_or_refuse(interaction, jid)
     if job is not None:
-        private = bool(job.extra.get("private")) and interaction.guild_id is None
-        await submit_flow(interaction, _options_from(job, keep_seed=False), job.model, private=private)
+        await _resubmit(interaction, job, keep_seed=False)
 
 
 async def retry_job(interaction: discord.Interaction[Any], jid: str) -> None:
@@ -227,8 +226,13 @@ async def retry_job(interaction: discord.Interaction[Any], jid: str) -> None:
     if job.final_state not in RETRYABLE:
         await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
         return
+    await _resubmit(interaction, job, keep_seed=True)
+
+
+async def _resubmit(interaction: discord.Interaction[Any], job: TrackedJob, *, keep_seed: bool) -> None:
+    """Submit a job's parameters again for the member who clicked; a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
-    await submit_flow(interaction, _options_from(job, keep_seed=True), job.model, private=private)
+    await submit_flow(interaction, _options_from(job, keep_seed=keep_seed), job.model, private=private)
 
 
 async def cancel_job(interaction: discord.Interaction[Any], jid: str) -> None:

@@ -153,16 +153,6 @@ def progress_window(elapsed_ms: float, progress: Progress | None) -> tuple[float
     return max(0.0, earliest_total - elapsed_ms), max(0.0, latest_total - elapsed_ms)
 
 
-def estimate_remaining_ms(elapsed_ms: float, progress: Progress | None, typical_ms: float | None) -> float | None:
-    """How long the job probably still runs, or None when nothing is known."""
-    if progress is not None and progress.fraction is not None and progress.fraction > 0 and elapsed_ms > 0:
-        fraction = min(progress.fraction, 1.0)
-        return elapsed_ms / fraction - elapsed_ms
-    if typical_ms is not None:
-        return typical_ms - elapsed_ms
-    return None
-
-
 @dataclass
 class ExecutionTimes:
     """Execution times learned from an endpoint's finished jobs: a weighted mean and the recent samples."""

@@ -29,8 +29,3 @@ def _finished(task: asyncio.Task[Any]) -> None:
     exc = task.exception()
     if exc is not None:
         log.error("background task %s failed", task.get_name(), exc_info=exc)
-
-
-def running_tasks() -> frozenset[asyncio.Task[Any]]:
-    """The background tasks that have not finished yet."""
-    return frozenset(_running)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from jobs.policy import ExecutionTimes, PollPolicy, estimate_remaining_ms, progress_window
+import pytest
+
+from jobs.policy import ExecutionTimes, PollPolicy, progress_window
 from runpod_client.outputs import Progress
 
 NO_JITTER = PollPolicy(jitter=0.0)
@@ -24,8 +26,11 @@ def test_next_in_line_is_polled_often() -> None:
 
 
 def test_step_progress_predicts_the_finish() -> None:
-    """12 of 30 steps after 4 s means about 6 s to go."""
-    assert estimate_remaining_ms(4000, Progress(12, 30), None) == 6000
+    """12 of 30 steps after 4 s (step 13 not done) means between about 5.2 s and 6 s to go."""
+    window = progress_window(4000, Progress(12, 30))
+    assert window is not None
+    assert window[1] == 6000
+    assert window[0] == pytest.approx(4000 * 30 / 13 - 4000)
 
 
 def test_running_job_is_polled_near_its_estimated_finish() -> None:
