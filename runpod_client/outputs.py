@@ -64,7 +64,7 @@ class ImageFetchError(OutputError):
 
 
 class UnsafeURLError(ImageFetchError):
-    """An image URL was refused: not http(s), or its host is a loopback, private or link-local address."""
+    """An image URL was refused: not http(s), or its host is not a public address (loopback, private, reserved)."""
 
 
 @dataclass(frozen=True)
@@ -397,24 +397,129 @@ async def _checked_address(url: yarl.URL, policy: FetchPolicy) -> str:
     addresses = _unique(str(info[4][0]).split("%", 1)[0] for info in infos)
     if not addresses:
         raise ImageFetchError(f"cannot resolve the host of {_describe_url(url)}")
+    # Every address the name has, not only the first: a name may mix a public address with a private one.
     for address in addresses:
         reason = address_refusal(address, policy)
         if reason is not None:
-            raise UnsafeURLError(f"refusing to download {_describe_url(url)}: {host} is {reason} ({address})")
+            resolved = "" if address == host else f" ({address})"
+            raise UnsafeURLError(
+                f"refusing to download {_describe_url(url)}: {host} is {reason}{resolved}; "
+                "only public internet addresses are downloaded"
+            )
     return addresses[0]
 
 
 def address_refusal(address: str, policy: FetchPolicy) -> str | None:
-    """Why the policy refuses to connect to `address`, or None when it may."""
+    """Why the policy refuses to connect to `address`, or None when it may.
+
+    An IPv6 address that carries an IPv4 address (mapped, translated, compatible, NAT64, 6to4, Teredo) is judged by
+    the address it carries, then by its own form: only globally routable, non-reserved addresses pass by default.
+    """
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _ipv4_refusal(ip, policy)
     if ip.is_loopback or ip.is_unspecified:
+        return None if policy.allow_loopback else "a loopback address"
+    form, embedded = _embedded_ipv4(ip)
+    for inner in embedded:
+        reason = _ipv4_refusal(inner, policy)
+        if reason is not None:
+            return reason if form in _TRANSPARENT_FORMS else f"{reason} ({inner} inside {form})"
+    if form is not None:
+        return None if form in _TRANSPARENT_FORMS else form
+    return _ipv6_refusal(ip, policy)
+
+
+# IPv4 special-purpose blocks (IANA registry) that are neither loopback, link-local nor private: never fetched.
+# Listed here rather than read from `ipaddress`, whose tables differ between Python patch releases.
+_IPV4_RESERVED = tuple(
+    ipaddress.IPv4Network(block)
+    for block in (
+        "0.0.0.0/8",  # "this network"
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "240.0.0.0/4",  # reserved, and the limited broadcast address
+    )
+)
+_IPV4_PRIVATE = tuple(
+    ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
+)
+# Global unicast IPv6 space; everything outside it is reserved, multicast or local.
+_IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_IPV6_RESERVED = tuple(
+    ipaddress.IPv6Network(block)
+    for block in (
+        "2001::/23",  # IETF protocol assignments (Teredo, 2001::/32, is unwrapped before this)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+    )
+)
+_IPV6_PRIVATE = tuple(ipaddress.IPv6Network(block) for block in ("fc00::/7", "fec0::/10"))
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+_LOW_32_BITS = 0xFFFFFFFF
+# Forms whose socket or gateway connects to the embedded address itself: the embedded address is the whole story.
+_MAPPED_FORM = "an IPv4-mapped address"
+_TRANSLATED_FORM = "an IPv4-translated address"
+_NAT64_FORM = "a NAT64 address"
+_TRANSPARENT_FORMS = frozenset({_MAPPED_FORM, _TRANSLATED_FORM, _NAT64_FORM})
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str | None, tuple[ipaddress.IPv4Address, ...]]:
+    """The form of an IPv6 address that carries IPv4 addresses, and those addresses; (None, ()) for a plain one."""
+    low = ipaddress.IPv4Address(int(ip) & _LOW_32_BITS)
+    if ip in _IPV4_MAPPED:
+        return _MAPPED_FORM, (low,)
+    if ip in _IPV4_TRANSLATED:
+        return _TRANSLATED_FORM, (low,)
+    if ip in _IPV4_COMPATIBLE:
+        return "an IPv4-compatible address", (low,)
+    if ip in _NAT64_WELL_KNOWN:
+        return _NAT64_FORM, (low,)
+    if ip in _NAT64_LOCAL_USE:
+        # The local-use prefix may be longer than /96, but its addresses are never global: the last 32 bits (the
+        # common /96 layout) are only checked to give a more precise reason.
+        return "a local-use NAT64 address", (low,)
+    if ip in _SIXTOFOUR and ip.sixtofour is not None:
+        return "a 6to4 address", (ip.sixtofour,)
+    if ip in _TEREDO and ip.teredo is not None:
+        server, client = ip.teredo
+        return "a Teredo address", (server, client)
+    return None, ()
+
+
+def _ipv4_refusal(ip: ipaddress.IPv4Address, policy: FetchPolicy) -> str | None:
+    if ip.is_loopback or ip == ipaddress.IPv4Address(0):
         return None if policy.allow_loopback else "a loopback address"
     if ip.is_link_local:
         return None if policy.allow_private else "a link-local address"
     if ip.is_multicast:
         return "a multicast address"
+    if any(ip in block for block in _IPV4_RESERVED) or ip.is_reserved:
+        return "a reserved address"
+    if any(ip in block for block in _IPV4_PRIVATE) or not ip.is_global:
+        return None if policy.allow_private else "a private address"
+    return None
+
+
+def _ipv6_refusal(ip: ipaddress.IPv6Address, policy: FetchPolicy) -> str | None:
+    if ip.is_link_local:
+        return None if policy.allow_private else "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if any(ip in block for block in _IPV6_PRIVATE):
+        return None if policy.allow_private else "a private address"
+    if ip not in _IPV6_GLOBAL_UNICAST or any(ip in block for block in _IPV6_RESERVED):
+        return "a reserved address"
     if not ip.is_global:
         return None if policy.allow_private else "a private address"
     return None
