@@ -30,6 +30,9 @@ MAX_BODY_BYTES = 50 * 1024 * 1024
 PARSE_IN_THREAD_BYTES = 256 * 1024
 # Ids from a refused request are logged cut to this length.
 LOGGED_ID_CHARS = 64
+# A RunPod job object nests a few levels (output → images → image), worker outputs a few more; deeper is no job.
+MAX_WEBHOOK_JSON_DEPTH = 64
+WEBHOOK_CONTENT_TYPE = "application/json"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -89,9 +92,14 @@ class MetricsHandler:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
+class TooDeepError(ValueError):
+    """A JSON body nested deeper than the receiver accepts."""
+
+
 class WebhookHandler:
-    """`POST /runpod/webhook/{endpoint_id}/{jid}?token=…`: 401 for a bad token, 400 for a body that is no job,
-    503 when the job store is unreachable (RunPod then tries again), otherwise 200."""
+    """`POST /runpod/webhook/{endpoint_id}/{jid}?token=…`: 401 for a bad token, 415 for a body that is not
+    `application/json`, 400 for a body that is no job (or nested absurdly deep), 503 when the job store is
+    unreachable (RunPod then tries again), otherwise 200."""
 
     def __init__(self, receiver: WebhookReceiver) -> None:
         self.receiver = receiver
@@ -106,9 +114,21 @@ class WebhookHandler:
                 request.remote,
             )
             return web.json_response({"error": "bad token"}, status=401)
+        if request.content_type != WEBHOOK_CONTENT_TYPE:
+            log.warning("job %s: webhook refused: Content-Type %r", jid, request.content_type[:LOGGED_ID_CHARS])
+            return web.json_response(
+                {"error": f"the body must be a JSON job object sent as {WEBHOOK_CONTENT_TYPE}"}, status=415
+            )
         raw = await request.read()
         try:
             payload = await _parse(raw)
+        except TooDeepError as exc:
+            log.warning("job %s: webhook body refused: %s", jid, exc)
+            return web.json_response({"error": str(exc)}, status=400)
+        except ValueError as exc:
+            log.warning("job %s: webhook body refused: %s", jid, exc)
+            return web.json_response({"error": "the body is not a RunPod job object"}, status=400)
+        try:
             outcome = await self.receiver.receive(endpoint_id, jid, payload)
         except (ValueError, InvalidWebhookError) as exc:
             log.warning("job %s: webhook body refused: %s", jid, exc)
@@ -121,8 +141,37 @@ class WebhookHandler:
 
 async def _parse(raw: bytes) -> Any:
     if len(raw) >= PARSE_IN_THREAD_BYTES:
-        return await asyncio.to_thread(json.loads, raw)
-    return json.loads(raw)
+        return await asyncio.to_thread(parse_json, raw, MAX_WEBHOOK_JSON_DEPTH)
+    return parse_json(raw, MAX_WEBHOOK_JSON_DEPTH)
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """The JSON document in `raw`; `TooDeepError` when arrays and objects nest deeper than `max_depth`, `ValueError`
+    when it is not JSON.
+
+    The C parser recurses once per level and stops by itself at the interpreter's recursion limit (a
+    `RecursionError`, turned into `TooDeepError` here); the limit is then checked on the parsed value without
+    recursion. A scan of the text before parsing would cost more than the parse for a hostile body.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise TooDeepError(f"the body is nested deeper than {max_depth} levels") from None
+    if _nesting_exceeds(value, max_depth):
+        raise TooDeepError(f"the body is nested deeper than {max_depth} levels")
+    return value
+
+
+def _nesting_exceeds(value: Any, max_depth: int) -> bool:
+    # Depth first with an explicit stack: no recursion, and it stops at the first container too deep.
+    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        item, depth = pending.pop()
+        if depth > max_depth:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 @asynccontextmanager

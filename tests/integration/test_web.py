@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -77,6 +78,11 @@ class Hooked:
         async with self.http.post(url, json=body) as response:
             return response.status
 
+    async def post_raw(self, url: str, data: bytes, content_type: str) -> tuple[int, str]:
+        """POST raw bytes with a Content-Type; the status and the reply's text."""
+        async with self.http.post(url, data=data, headers={"Content-Type": content_type}) as response:
+            return response.status, await response.text()
+
 
 @pytest.fixture
 async def hooked(redis: aioredis.Redis, emulator: Emulator) -> AsyncIterator[Hooked]:
@@ -121,6 +127,32 @@ async def test_body_that_is_not_a_job_is_refused_with_400(hooked: Hooked) -> Non
     jid = await hooked.submit("a garbled result")
     url = WebhookSigner(SECRET, hooked.address).url(hooked.emulator.endpoint_id, jid)
     assert await hooked.post(url, {"unexpected": True}) == 400
+    job = await hooked.store.get(jid)
+    assert job is not None
+    assert job.state is JobState.QUEUED
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+async def test_deeply_nested_body_is_refused_with_400(hooked: Hooked, depth: int) -> None:
+    """A correctly signed body nested far deeper than any job object is answered 400 with a reason, not a crash."""
+    jid = await hooked.submit("a nested result")
+    url = WebhookSigner(SECRET, hooked.address).url(hooked.emulator.endpoint_id, jid)
+    body = b'{"id": "x", "status": "COMPLETED", "output": ' + b"[" * depth + b"]" * depth + b"}"
+    status, reply = await hooked.post_raw(url, body, "application/json")
+    assert status == 400
+    assert "nested deeper than" in json.loads(reply)["error"]
+    job = await hooked.store.get(jid)
+    assert job is not None
+    assert job.state is JobState.QUEUED
+
+
+async def test_body_that_is_not_json_is_refused_with_415(hooked: Hooked) -> None:
+    """A correctly signed request whose Content-Type is not application/json is answered 415 and changes nothing."""
+    jid = await hooked.submit("a plain-text result")
+    url = WebhookSigner(SECRET, hooked.address).url(hooked.emulator.endpoint_id, jid)
+    status, reply = await hooked.post_raw(url, b'{"id": "x", "status": "COMPLETED"}', "text/plain")
+    assert status == 415
+    assert "application/json" in json.loads(reply)["error"]
     job = await hooked.store.get(jid)
     assert job is not None
     assert job.state is JobState.QUEUED
