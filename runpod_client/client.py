@@ -34,6 +34,7 @@ DEFAULT_RUNSYNC_WAIT_MS = 90_000
 MIN_RUNSYNC_WAIT_MS = 1_000
 MAX_RUNSYNC_WAIT_MS = 300_000
 REDACTED = "[REDACTED]"
+UNSHOWABLE_BODY = "(a reply that cannot be shown)"
 STATUS_OK_MIN = 200
 STATUS_OK_MAX = 299
 # Reply bodies at least this large are parsed in a worker thread.
@@ -89,7 +90,7 @@ class RunPodClient:
         """Queue a job (POST /run); the reply holds its id and IN_QUEUE."""
         body = _job_body(input, webhook, policy)
         data = await self._call("run", "POST", ("run",), payload=body, may_duplicate=True)
-        return _parse(Job, data, "run")
+        return self._parse(Job, data, "run")
 
     async def run_sync(
         self,
@@ -118,7 +119,7 @@ class RunPodClient:
             "runsync", "POST", ("runsync",), payload=body, params={"wait": str(wait_ms)}, client_timeout=timeout,
             may_duplicate=True,
         )  # fmt: skip
-        return _parse(Job, data, "runsync")
+        return self._parse(Job, data, "runsync")
 
     async def status(self, job_id: str, *, ttl_ms: int | None = None) -> Job:
         """The job's current state and, once finished, its output or error (GET /status).
@@ -127,32 +128,32 @@ class RunPodClient:
         """
         params = {"ttl": str(ttl_ms)} if ttl_ms is not None else None
         data = await self._call("status", "GET", ("status", job_id), params=params)
-        return _parse(Job, data, "status")
+        return self._parse(Job, data, "status")
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job (POST /cancel). On a finished job RunPod returns its state or a 404."""
         data = await self._call("cancel", "POST", ("cancel", job_id))
-        return _parse(Job, data, "cancel")
+        return self._parse(Job, data, "cancel")
 
     async def retry(self, job_id: str) -> Job:
         """Queue a FAILED or TIMED_OUT job again under the same id (POST /retry)."""
         data = await self._call("retry", "POST", ("retry", job_id))
-        return _parse(Job, data, "retry")
+        return self._parse(Job, data, "retry")
 
     async def purge_queue(self) -> PurgeResult:
         """Remove every queued job; running jobs continue (POST /purge-queue)."""
         data = await self._call("purge-queue", "POST", ("purge-queue",))
-        return _parse(PurgeResult, data, "purge-queue")
+        return self._parse(PurgeResult, data, "purge-queue")
 
     async def health(self) -> Health:
         """Job and worker counts of the endpoint (GET /health)."""
         data = await self._call("health", "GET", ("health",))
-        return _parse(Health, data, "health")
+        return self._parse(Health, data, "health")
 
     async def stream(self, job_id: str) -> StreamResult:
         """The outputs a streaming job produced since the last call (GET /stream)."""
         data = await self._call("stream", "GET", ("stream", job_id))
-        return _parse(StreamResult, data, "stream")
+        return self._parse(StreamResult, data, "stream")
 
     async def _call(
         self,
@@ -208,13 +209,13 @@ class RunPodClient:
                 self._on_response(operation, outcome)
         if len(raw) >= PARSE_IN_THREAD_BYTES:
             # A finished job's output can hold megabytes of base64: parse it off the event loop.
-            body = await asyncio.to_thread(self._decode, raw)
+            body = await asyncio.to_thread(_decode, raw)
         else:
-            body = self._decode(raw)
+            body = _decode(raw)
         if not STATUS_OK_MIN <= status <= STATUS_OK_MAX:
-            raise api_error(status, body, operation=operation, retry_after=retry_after)
+            raise api_error(status, self._redacted(body), operation=operation, retry_after=retry_after)
         if not isinstance(body, dict):
-            raise InvalidResponseError(status, body, operation=operation)
+            raise InvalidResponseError(status, self._redacted(body), operation=operation)
         log.debug("RunPod %s: HTTP %s", operation, status)
         return body
 
@@ -265,10 +266,6 @@ class RunPodClient:
             ) from exc
         return status, raw, retry_after
 
-    def _decode(self, raw: bytes) -> Any:
-        """The reply body as JSON, or as text when it is not JSON; the key redacted either way."""
-        return _parse_body(self._redact(raw.decode("utf-8", errors="replace")))
-
     def _url(self, path: tuple[str, ...]) -> yarl.URL:
         segments = "/".join(quote(part, safe="") for part in (self._endpoint_id, *path))
         return yarl.URL(f"{self._base_url}/{segments}", encoded=True)
@@ -276,6 +273,27 @@ class RunPodClient:
     def _redact(self, text: str) -> str:
         # A misbehaving proxy or server could echo the key back; it must not reach a message or a log.
         return text.replace(self._api_key, REDACTED) if self._api_key else text
+
+    def _redacted(self, body: Any) -> Any:
+        """A reply body about to go into an error (its message and its `body`), with the key replaced.
+
+        Only errors are redacted: the data of a good reply is returned as RunPod sent it, since a key's text can
+        occur by chance inside base64 image data, which a replacement would corrupt.
+        """
+        if isinstance(body, str):
+            return self._redact(body)
+        try:
+            text = json.dumps(body)
+        except (TypeError, ValueError, RecursionError):
+            return UNSHOWABLE_BODY
+        redacted = self._redact(text)
+        return body if redacted == text else json.loads(redacted)
+
+    def _parse(self, model: type[ModelT], data: Any, operation: str) -> ModelT:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidResponseError(200, self._redacted(data), operation=operation) from exc
 
 
 def _job_body(input: Mapping[str, Any], webhook: str | None, policy: Policy | None) -> dict[str, Any]:
@@ -289,15 +307,10 @@ def _job_body(input: Mapping[str, Any], webhook: str | None, policy: Policy | No
     return body
 
 
-def _parse_body(text: str) -> Any:
+def _decode(raw: bytes) -> Any:
+    """The reply body as JSON, or as text when it is not JSON (or nests too deep for the parser)."""
+    text = raw.decode("utf-8", errors="replace")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
-
-
-def _parse(model: type[ModelT], data: Any, operation: str) -> ModelT:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidResponseError(200, data, operation=operation) from exc
