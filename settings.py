@@ -6,13 +6,35 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
 DEFAULT_DATA_DIR = Path("./data")
 ENV_EXAMPLE = ".env.example"
+# No real credential is shorter: RunPod keys are `rpa_` and 46 characters (older ones 32), Discord bot tokens three
+# dot-separated parts of 58 characters or more. A shorter value is a copying mistake, and would make the log filter
+# replace ordinary text.
+MIN_RUNPOD_API_KEY_CHARS = 24
+MIN_DISCORD_TOKEN_CHARS = 50
+# The webhook tokens are an HMAC under this secret: it must be at least as long as a 128-bit random hex string.
+MIN_WEBHOOK_SECRET_CHARS = 32
+_TOO_SHORT = {
+    "discord_token": f"too short to be a Discord bot token (those have at least {MIN_DISCORD_TOKEN_CHARS} characters): "
+    "copy the whole token",
+    "runpod_api_key": f"too short to be a RunPod API key (those have at least {MIN_RUNPOD_API_KEY_CHARS} characters): "
+    "copy the whole key",
+    "webhook_secret": f"too short (at least {MIN_WEBHOOK_SECRET_CHARS} characters): use a random string, such as the "
+    "output of `openssl rand -hex 32`",
+}
+_MINIMUM_CHARS = {
+    "discord_token": MIN_DISCORD_TOKEN_CHARS,
+    "runpod_api_key": MIN_RUNPOD_API_KEY_CHARS,
+    "webhook_secret": MIN_WEBHOOK_SECRET_CHARS,
+}
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -108,6 +130,15 @@ class Settings(BaseSettings):
         # `.env.example` lists optional variables with empty values; an empty value means "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("discord_token", "runpod_api_key", "webhook_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        name = str(info.field_name)
+        if value is not None and len(value.get_secret_value()) < _MINIMUM_CHARS[name]:
+            # The message never quotes the value: it is a secret.
+            raise PydanticCustomError("too_short", _TOO_SHORT[name])
+        return value
+
     @field_validator("runpod_base_url", "discord_api_base_url", "discord_gateway_url", "webhook_public_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
@@ -120,7 +151,11 @@ class Settings(BaseSettings):
             for secret in (self.discord_token, self.runpod_api_key, self.webhook_secret)
             if secret
         ]
-        return [value for value in values if value]
+        if self.redis_url is not None:
+            # As written in the URL and decoded (as a client would send it, and an error might quote it).
+            password = urlsplit(self.redis_url.get_secret_value()).password
+            values += [password, unquote(password)] if password else []
+        return list(dict.fromkeys(value for value in values if value))
 
     @property
     def shard_id_list(self) -> list[int]:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_API_KEY = "emulator-key"
+# As long as a real RunPod key must be, so a bot pointed at the emulator accepts it in RUNPOD_API_KEY.
+DEFAULT_API_KEY = "emulator-key-for-local-testing-only"
 DEFAULT_ENDPOINT_ID = "emulator"
 
 # Quick defaults: a job finishes in a few seconds, cold start included.

@@ -7,15 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 RUNPOD_BOT = Path(sys.executable).parent / "runpod-bot"
-SECRET_TOKEN = "discord-token-that-must-not-leak"
+SECRET_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.discord.token-that-must-not-leak-0123456789"
 SECRET_KEY = "rpa_key_that_must_not_leak"
 
 
 def run_command(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run with a clean environment: only PATH, HOME and the given variables."""
+    """Run with a clean environment: only PATH, HOME (PYTHONPATH, so a checkout's code runs) and the given ones."""
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(cwd))}
+    if "PYTHONPATH" in os.environ:
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(args, cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -86,3 +90,33 @@ def test_run_with_unreachable_redis_gives_one_line_and_no_traceback(tmp_path: Pa
     assert "Cannot reach Redis at redis://***@127.0.0.1:1/0" in lines[0]
     assert "Traceback" not in result.stderr
     assert SECRET_TOKEN not in result.stderr
+
+
+def test_run_refuses_a_webhook_secret_too_short_and_names_it(tmp_path: Path) -> None:
+    """A 31-character WEBHOOK_SECRET stops `runpod-bot run` with exit 2, naming the variable and its minimum."""
+    short = "s" * 31
+    result = run_command(
+        [str(RUNPOD_BOT), "run"],
+        tmp_path,
+        DISCORD_TOKEN=SECRET_TOKEN,
+        RUNPOD_API_KEY=SECRET_KEY,
+        RUNPOD_ENDPOINT_ID="ep",
+        WEBHOOK_SECRET=short,
+    )
+    assert result.returncode == 2
+    assert "WEBHOOK_SECRET: " in result.stderr
+    assert "at least 32 characters" in result.stderr
+    assert short not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "short"), [("RUNPOD_API_KEY", "rpa_short_key"), ("DISCORD_TOKEN", "tok.en.short")])
+def test_run_refuses_a_key_or_token_too_short_to_be_real(tmp_path: Path, name: str, short: str) -> None:
+    """A RunPod key or Discord token too short to be real stops `runpod-bot run` with exit 2, naming the variable."""
+    env = {"DISCORD_TOKEN": SECRET_TOKEN, "RUNPOD_API_KEY": SECRET_KEY, "RUNPOD_ENDPOINT_ID": "ep", name: short}
+    result = run_command([str(RUNPOD_BOT), "run"], tmp_path, **env)
+    assert result.returncode == 2
+    assert f"{name}: " in result.stderr
+    assert "too short" in result.stderr
+    assert short not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -37,6 +37,9 @@ def workdir() -> Iterator[Path]:
 async def runpod_bot(workdir: Path, *args: str, **env: str) -> Result:
     """Run the command without blocking the loop (the emulator in this process must keep answering)."""
     base = {"PATH": os.environ["PATH"], "HOME": str(workdir), "DATA_DIR": str(workdir / "data")}
+    if "PYTHONPATH" in os.environ:
+        # So that the command runs this checkout's code, not the one the package was installed from.
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     process = await asyncio.create_subprocess_exec(
         str(RUNPOD_BOT),
         *args,
@@ -125,6 +128,11 @@ async def test_health_shows_workers_and_the_tracker(workdir: Path, emulator: Emu
     assert "tracker rpb:" in result.stdout
 
 
+# Wrong, but as long as real ones: the settings refuse anything shorter before the services are asked.
+WRONG_KEY = "rpa_WRONG0KEY0VALUE0000000000000000000000000000000"
+WRONG_TOKEN = "ZmFrZS1kaXNjb3JkLWJvdA.RkFLRQ.not-the-real-token-of-this-bot-0123456789ab"
+
+
 def discord_env(fake: FakeDiscord, token: str | None = None) -> dict[str, str]:
     return {"DISCORD_TOKEN": token or fake.token, "DISCORD_API_BASE_URL": fake.api_base_url}
 
@@ -133,11 +141,11 @@ async def test_check_says_when_the_key_is_rejected(
     workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
 ) -> None:
     """A wrong RUNPOD_API_KEY is reported plainly as a 401."""
-    env = emulator_env(emulator, RUNPOD_API_KEY="wrong-key-value", **discord_env(fake_discord))
+    env = emulator_env(emulator, RUNPOD_API_KEY=WRONG_KEY, **discord_env(fake_discord))
     result = await runpod_bot(workdir, "check", **env)
     assert result.returncode == 1
     assert "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)" in result.stdout
-    assert "wrong-key-value" not in result.stdout + result.stderr
+    assert WRONG_KEY not in result.stdout + result.stderr
 
 
 async def test_check_says_when_the_endpoint_is_unknown(
@@ -168,8 +176,8 @@ async def test_check_says_when_discord_rejects_the_token(
     workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
 ) -> None:
     """A wrong DISCORD_TOKEN is reported plainly as a 401, without echoing it."""
-    env = emulator_env(emulator, **discord_env(fake_discord, token="not-the-real-token"))
+    env = emulator_env(emulator, **discord_env(fake_discord, token=WRONG_TOKEN))
     result = await runpod_bot(workdir, "check", **env)
     assert result.returncode == 1
     assert "Discord rejected DISCORD_TOKEN (401 Unauthorized)" in result.stdout
-    assert "not-the-real-token" not in result.stdout + result.stderr
+    assert WRONG_TOKEN not in result.stdout + result.stderr

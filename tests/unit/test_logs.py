@@ -6,11 +6,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from jobs.logcontext import job_context
-from logs import REDACTED, JobIdFilter, JsonFormatter, SecretRedactingFilter
+from logs import REDACTED, JobIdFilter, JsonFormatter, SecretRedactingFilter, configure_logging
+from settings import load_settings
 
 TOKEN = "MTIzNDU2Nzg5.discord.token-value"
 KEY = "rpa_SECRETKEYVALUE"
@@ -90,3 +92,32 @@ def test_json_lines_carry_the_job_id_and_stay_redacted() -> None:
     assert KEY not in first["message"]
     assert "job_id" not in second
     assert second["message"] == "no job here"
+
+
+@pytest.fixture
+def restored_root() -> Iterator[None]:
+    """`configure_logging` replaces the root logger's handlers: put back the test runner's afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restored_root")
+def test_redis_password_never_reaches_a_log_record(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With a password in REDIS_URL, a record quoting the URL, or the password decoded, shows neither."""
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings((), redis_url="redis://bot:s3cret%2FPa55word@redis.internal:6379/0")
+    configure_logging(logging.INFO, settings.secrets(), "json")
+    logger = logging.getLogger("tests.redis_password")
+    logger.warning("cannot reach %s", settings.redis_url.get_secret_value() if settings.redis_url else "")
+    logger.warning("authentication failed for password %s", "s3cret/Pa55word")
+    logged = capsys.readouterr().err
+    assert "cannot reach redis://bot:" in logged
+    assert "Pa55word" not in logged

@@ -8,9 +8,13 @@ import pytest
 
 from settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, Settings, load_settings
 
-REQUIRED = {"DISCORD_TOKEN": "tok", "RUNPOD_API_KEY": "key", "RUNPOD_ENDPOINT_ID": "ep"}
+# Shaped like the real ones (a bot token is three dot-separated parts; a key is `rpa_` and 46 characters).
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abc"
+KEY = "rpa_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123abcdef"
+REQUIRED = {"DISCORD_TOKEN": TOKEN, "RUNPOD_API_KEY": KEY, "RUNPOD_ENDPOINT_ID": "ep"}
 ALL_NAMES = (
     *REQUIRED,
+    "WEBHOOK_SECRET",
     "RUNPOD_BASE_URL",
     "REDIS_URL",
     "REDIS_SERVER_BIN",
@@ -64,7 +68,7 @@ def test_defaults_apply_when_only_required_values_are_set(monkeypatch: pytest.Mo
 def test_dotenv_file_is_read_and_empty_optionals_are_unset(tmp_path: Path) -> None:
     """Values come from .env; an optional variable left empty there means "not set"."""
     (tmp_path / ".env").write_text(
-        "DISCORD_TOKEN=tok\nRUNPOD_API_KEY=key\nRUNPOD_ENDPOINT_ID=ep\nREDIS_URL=\nDEV_GUILD_ID=\nLOG_LEVEL=debug\n"
+        f"DISCORD_TOKEN={TOKEN}\nRUNPOD_API_KEY={KEY}\nRUNPOD_ENDPOINT_ID=ep\nREDIS_URL=\nDEV_GUILD_ID=\nLOG_LEVEL=debug\n"
     )
     settings = load_settings()
     assert settings.runpod_endpoint_id == "ep"
@@ -86,13 +90,46 @@ def test_invalid_value_is_named_without_echoing_it(monkeypatch: pytest.MonkeyPat
 
 def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Printing the settings never shows the token or the key."""
-    monkeypatch.setenv("DISCORD_TOKEN", "discord-token-value")
-    monkeypatch.setenv("RUNPOD_API_KEY", "runpod-key-value")
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert TOKEN not in repr(settings)
+    assert KEY not in repr(settings)
+    assert settings.secrets() == [TOKEN, KEY]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "minimum"),
+    [
+        ("WEBHOOK_SECRET", "w" * 31, 32),
+        ("RUNPOD_API_KEY", "rpa_" + "K" * 19, 24),
+        ("DISCORD_TOKEN", "MTIz.GhIjKl." + "t" * 37, 50),
+    ],
+)
+def test_secret_too_short_to_be_real_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, minimum: int
+) -> None:
+    """A secret one character under its minimum is a configuration error naming the variable, without its value."""
+    for required, required_value in REQUIRED.items():
+        monkeypatch.setenv(required, required_value)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"{name}: " in message
+    assert f"at least {minimum} characters" in message
+    assert value not in message
+
+
+def test_secrets_at_their_minimum_length_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 32-character WEBHOOK_SECRET, a 24-character key and a 50-character token are accepted."""
+    monkeypatch.setenv("WEBHOOK_SECRET", "w" * 32)
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_" + "K" * 20)
+    monkeypatch.setenv("DISCORD_TOKEN", "MTIz.GhIjKl." + "t" * 38)
     monkeypatch.setenv("RUNPOD_ENDPOINT_ID", "ep")
     settings = load_settings()
-    assert "discord-token-value" not in repr(settings)
-    assert "runpod-key-value" not in repr(settings)
-    assert settings.secrets() == ["discord-token-value", "runpod-key-value"]
+    assert settings.webhook_secret is not None
+    assert len(settings.webhook_secret.get_secret_value()) == 32
 
 
 def test_env_example_lists_every_setting() -> None:

@@ -37,7 +37,8 @@ __all__ = ["Harness", "wait_until"]
 def bot_settings(emulator: Emulator, **changes: Any) -> Settings:
     """Settings for a bot on the emulator, with quick polling and no cooldown."""
     fields: dict[str, Any] = {
-        "discord_token": SecretStr("unused-here"),
+        # Unused (the bot logs in with the fake's token), but as long as a real one, as the settings require.
+        "discord_token": SecretStr("ZmFrZS1kaXNjb3JkLWJvdA.RkFLRQ.unused-here-the-fake-discord-token-is-used"),
         "runpod_api_key": SecretStr(emulator.api_key),
         "runpod_endpoint_id": emulator.endpoint_id,
         "runpod_base_url": emulator.base_url,

@@ -54,7 +54,8 @@ from tests.fakes.discord.permissions import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOKEN = "fake-discord-bot-token"
+# As long as a real bot token (three dot-separated parts), so the bot's settings accept it.
+DEFAULT_TOKEN = "ZmFrZS1kaXNjb3JkLWJvdA.RkFLRQ.fake-discord-bot-token-for-tests-0123456789"
 
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
