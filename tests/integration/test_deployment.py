@@ -78,6 +78,15 @@ def test_compose_runs_the_bot_and_optional_pollers_on_that_redis() -> None:
         assert services[name]["env_file"] == ".env"
 
 
+def test_compose_publishes_the_http_server_on_loopback_only() -> None:
+    """The bot's HTTP port (/metrics, /readyz, webhooks) is published on 127.0.0.1 only, never on every interface."""
+    published = [
+        (name, str(port)) for name, service in compose()["services"].items() for port in service.get("ports", [])
+    ]
+    assert ("bot", "127.0.0.1:8080:8080") in published
+    assert all(port.startswith("127.0.0.1:") for _, port in published), published
+
+
 def test_dockerfile_installs_the_pinned_set_and_runs_as_a_non_root_user() -> None:
     """Multi-stage, pinned install through constraints.txt, a non-root user, a health check on /healthz."""
     instructions = dockerfile_instructions()
