@@ -15,9 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
 DEFAULT_DATA_DIR = Path("./data")
 ENV_EXAMPLE = ".env.example"
-# No real credential is shorter: RunPod keys are `rpa_` and 46 characters (older ones 32), Discord bot tokens three
-# dot-separated parts of 58 characters or more. A shorter value is a copying mistake, and would make the log filter
-# replace ordinary text.
+# No real credential is shorter: RunPod keys are `rpa_` and 46 characters today (24 leaves room for older formats),
+# Discord bot tokens three dot-separated parts of 58 characters or more. A shorter value is a copying mistake, and
+# would make the log filter replace ordinary text.
 MIN_RUNPOD_API_KEY_CHARS = 24
 MIN_DISCORD_TOKEN_CHARS = 50
 # The webhook tokens are an HMAC under this secret: it must be at least as long as a 128-bit random hex string.
