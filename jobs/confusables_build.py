@@ -3,8 +3,8 @@
     python -m jobs.confusables_build path/to/confusables.txt > jobs/confusables.py
 
 Only what the deny-list can use is kept, which makes the table a fifth of the source: look-alikes that survive
-the folding done before the skeleton (NFKC, case folding, accent stripping already handle fullwidth, styled and
-accented letters), that are not ASCII (ASCII characters are never folded onto each other), and that do not turn
+the folding done before the skeleton (NFKC and accent stripping already handle fullwidth, styled and accented
+letters), that are not ASCII (ASCII characters are never folded onto each other), and that do not turn
 a letter or digit into punctuation (that would split a word in two and let a term match inside it).
 """
 
@@ -78,8 +78,8 @@ def useful(source: str, target: str) -> bool:
     """Whether the deny-list needs this entry (see the module docstring)."""
     if len(source) != 1 or source.isascii() or prefold(source) != source:
         return False
-    folded = prefold(target)
-    if not folded or folded == source:
+    folded = prefold(target).casefold()
+    if not folded or folded == source.casefold():
         return False
     return not (_WORD.match(source) and not all(_WORD.match(char) for char in folded))
 

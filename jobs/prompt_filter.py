@@ -1,6 +1,6 @@
 """The prompt deny-list: which characters a prompt loses before it is sent, and how terms are matched.
 
-Two forms of a text, for two purposes:
+Two views of a text, for two purposes:
 
 `visible_text` is what reaches the worker and the job card: the member's own words, minus characters that show
 nothing and only serve to hide or smuggle text. These are the Unicode Default_Ignorable_Code_Point characters
@@ -11,20 +11,22 @@ keeps emoji whole: a zero-width joiner between two emoji (👩‍💻) and a var
 keycap (❤️, 1️⃣) stay. Tag characters always go, even in the rare flag sequences that use them, because they can
 carry hidden ASCII text.
 
-`match_form` is only ever compared, never shown. Both the prompt and every term go through it, in this order:
+`match_forms` are only ever compared, never shown. The prompt and every term are folded in these steps:
 1. every invisible character above is dropped (emoji joiners included);
-2. NFKC, then case folding: fullwidth, mathematical, circled and superscript letters become plain ones;
+2. NFKC: fullwidth, mathematical, circled and superscript letters become plain ones;
 3. accents are stripped (NFD, then combining marks dropped): generic diacritics wherever they are, and any mark
    on a Latin, Greek or Cyrillic letter or on a non-letter (Zalgo text). Marks that spell words in other scripts
    (Devanagari vowel signs, kana voicing marks…) stay, or different words would become one;
-4. look-alike letters from other scripts (Cyrillic о, Greek ο, Latin ɡ…) become their prototype, after the
-   confusables skeleton of Unicode TS #39 (table in `jobs/confusables.py`). ASCII characters are never folded
-   onto each other (`rn` and `m`, `0` and `O`, `1` and `l`): "pom poms" must not read as a term;
+4. case folding, and look-alike letters from other scripts (Cyrillic о, Greek ο, Latin ɡ…) become their
+   prototype, after the confusables skeleton of Unicode TS #39 (table in `jobs/confusables.py`). Small capitals
+   (ᴛ, ʜ) count as their letter. ASCII characters are never folded onto each other (`rn` and `m`, `0` and `O`,
+   `1` and `l`): "pom poms" must not read as a term; so a capital that looks like I stands for i;
 5. whitespace runs (any kind, and the braille blank) become one space.
+The skeleton is case-sensitive and case folding is not, so step 4 is done in both orders, giving two forms: case
+folded first (capitals and small letters of one script always agree: ΣΊΣΥΦΟΣ is σίσυφος) and skeleton first
+(capitals that look like Latin ones are caught: Cyrillic КILL is kill). A term matches if its case-first form is
+in the prompt's case-first form, or its skeleton-first form in the prompt's skeleton-first form.
 
-A term matches where its form appears as whole words (no letter or digit right before or after it, unless the
-term itself starts or ends with a symbol), and the words of a multi-word term may be separated by any run of
-spaces and invisible characters, or by none at all ("blood bath" also refuses "bloodbath").
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ _INVISIBLE_RANGES = (
 )
 _INVISIBLE = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _INVISIBLE_RANGES) + "]")
 
-ZWJ = "\u200d"
+_ZWJ = "\u200d"
 _EMOJI_VARIATION = "\ufe0e\ufe0f"
 _KEYCAP = "\u20e3"
 _SKIN_TONES = range(0x1F3FB, 0x1F400)
@@ -109,7 +111,7 @@ def visible_text(text: str) -> str:
 
 def _keep_in_emoji(match: re.Match[str]) -> str:
     char, text, at = match.group(), match.string, match.start()
-    if char == ZWJ:
+    if char == _ZWJ:
         before = at - 1
         while before >= 0 and text[before] in _EMOJI_VARIATION:
             before -= 1
@@ -128,40 +130,81 @@ def _in(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
     return any(first <= code <= last for first, last in ranges)
 
 
-def _strip_accents(decomposed: str) -> str:
-    """NFD text without the combining marks that are only accents (see the module docstring)."""
-    if decomposed.isascii():
-        return decomposed
-    kept: list[str] = []
-    base_takes_accents = True
-    for char in decomposed:
-        if unicodedata.category(char)[0] == "M":
-            if base_takes_accents or _in(ord(char), _DIACRITIC_RANGES):
-                continue
-        else:
-            base_takes_accents = not unicodedata.category(char).startswith("L") or _in(
-                ord(char), _ACCENTED_SCRIPT_RANGES
-            )
-        kept.append(char)
-    return "".join(kept)
+def _char_class(ranges: Iterable[tuple[int, int]]) -> str:
+    return "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in ranges)
+
+
+def _mark_ranges() -> list[tuple[int, int]]:
+    """Every combining mark (Mn, Mc, Me) below U+20000; above it there are only variation selectors, invisible."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x20000):
+        if unicodedata.category(chr(code))[0] == "M":
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return ranges
+
+
+# A base character (or none) and the run of combining marks on it.
+_MARK_RUN = re.compile(f"(.?)([{_char_class(_mark_ranges())}]+)", re.DOTALL)
+_DIACRITIC = re.compile(f"[{_char_class(_DIACRITIC_RANGES)}]+")
+
+
+def _accents_dropped(run: re.Match[str]) -> str:
+    base, marks = run.group(1), run.group(2)
+    if not base or unicodedata.category(base)[0] == "M":
+        return ""  # marks with no base at all
+    if unicodedata.category(base)[0] != "L" or _in(ord(base), _ACCENTED_SCRIPT_RANGES):
+        return base
+    return base + _DIACRITIC.sub("", marks)
+
+
+def _nfkc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
 def prefold(text: str) -> str:
-    """Steps 2 and 3 of `match_form`: compatibility forms, case and accents folded."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return unicodedata.normalize("NFC", _strip_accents(unicodedata.normalize("NFD", folded)))
+    """Steps 2 and 3: compatibility forms and accents folded, case kept."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
+    return unicodedata.normalize("NFC", _MARK_RUN.sub(_accents_dropped, decomposed))
+
+
+def _small_capitals() -> dict[int, str]:
+    """LATIN LETTER SMALL CAPITAL X → x (not the reversed or turned ones, which spell no word)."""
+    found: dict[int, str] = {}
+    for code in (*range(0x0260, 0x02B0), *range(0x1D00, 0x1D2C), *range(0xA730, 0xA800)):
+        name = unicodedata.name(chr(code), "")
+        if name.startswith("LATIN LETTER SMALL CAPITAL ") and len(name) == len("LATIN LETTER SMALL CAPITAL X"):
+            found[code] = name[-1].lower()
+    return found
+
+
+# Case folding after step 3 adds no accent (the characters whose folding has one decompose, so lost it already),
+# so NFKC is all it needs after.
+def _case_first(folded: str, table: dict[int, str]) -> str:
+    return _nfkc(folded.casefold()).translate(table)
+
+
+def _skeleton_first(folded: str, table: dict[int, str]) -> str:
+    return _nfkc(folded.translate(table).casefold()).translate(table)
 
 
 def _skeleton_table() -> dict[int, str]:
-    """Each look-alike's prototype, itself folded like a prompt, so one `str.translate` is the whole step 4."""
-    prototypes: dict[int, str] = {}
+    """Each look-alike's prototype in its final form (folded, case folded, mapped), for `str.translate`."""
+    table: dict[int, str] = {}
     for line in PAIRS.split():
         source, _, target = line.partition(":")
-        prototypes[int(source, 16)] = "".join(chr(int(code, 16)) for code in target.split(","))
-    table = {source: prefold(target) for source, target in prototypes.items()}
-    # A folded prototype may itself be a look-alike: map until nothing changes (two rounds at most in practice).
+        char = chr(int(source, 16))
+        prototype = "".join(chr(int(code, 16)) for code in target.split(","))
+        # ASCII I and l are not folded onto each other: a capital that looks like I stands for i.
+        table[ord(char)] = "i" if prototype == "l" and char.casefold() != char else prototype
+    table.update(_small_capitals())
+    # A prototype may itself be a look-alike once folded: map until nothing changes (two rounds in practice).
     for _ in range(4):
-        settled = {source: prefold(target.translate(table)) for source, target in table.items()}
+        settled = {source: _case_first(prefold(target), table) for source, target in table.items()}
         if settled == table:
             break
         table = settled
@@ -171,33 +214,42 @@ def _skeleton_table() -> dict[int, str]:
 _SKELETON = _skeleton_table()
 
 
-def match_form(text: str) -> str:
-    """The form in which prompts and terms are compared (see the module docstring)."""
-    text = prefold(_INVISIBLE.sub("", text)).translate(_SKELETON)
-    return " ".join(text.split())
+def match_forms(text: str) -> tuple[str, str]:
+    """The case-first and the skeleton-first forms in which prompts and terms are compared (often the same)."""
+    visible = _INVISIBLE.sub("", text)
+    if visible.isascii():
+        plain = " ".join(visible.casefold().split())
+        return plain, plain
+    folded = prefold(visible)
+    case_first = " ".join(_case_first(folded, _SKELETON).split())
+    skeleton_first = " ".join(_skeleton_first(folded, _SKELETON).split())
+    return case_first, skeleton_first
 
 
 def term_key(term: str) -> str:
-    """What makes two terms the same term; empty when the term has nothing visible in it."""
-    return match_form(term)
+    """What makes two terms the same term (their case-first form); empty when nothing in the term is visible."""
+    return match_forms(term)[0]
 
 
 @functools.lru_cache(maxsize=4096)
-def _term_pattern(term: str) -> tuple[str, re.Pattern[str]] | None:
-    """The term's first word (a cheap substring test rules most terms out) and the pattern of the whole term."""
-    words = term_key(term).split()
-    if not words:
-        return None
-    head = r"(?<!\w)" if _WORD.match(words[0][0]) else ""
-    tail = r"(?!\w)" if _WORD.match(words[-1][-1]) else ""
-    return words[0], re.compile(head + " ?".join(re.escape(word) for word in words) + tail)
+def _term_patterns(term: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Per form of the term: its first word (a cheap substring test rules most terms out) and its pattern."""
+    compiled = []
+    for form in match_forms(term):
+        words = form.split()
+        if not words:
+            return ()
+        head = r"(?<!\w)" if _WORD.match(words[0][0]) else ""
+        tail = r"(?!\w)" if _WORD.match(words[-1][-1]) else ""
+        compiled.append((words[0], re.compile(head + " ?".join(re.escape(word) for word in words) + tail)))
+    return tuple(compiled)
 
 
 def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:
     """The first term (as given) that the prompt contains as whole words, however disguised; None if none."""
-    form = match_form(prompt)
+    forms = match_forms(prompt)
     for term in terms:
-        compiled = _term_pattern(term)
-        if compiled is not None and compiled[0] in form and compiled[1].search(form):
-            return term
+        for (first_word, pattern), form in zip(_term_patterns(term), forms, strict=False):
+            if first_word in form and pattern.search(form):
+                return term
     return None

@@ -15,6 +15,7 @@ TERMS = ["Gore", "blood bath"]
 
 EVASIONS = {
     "plain, other case": "lots of GoRe here",
+    "control characters": "lots of go\x00r\x7fe here",
     "soft hyphen": "lots of go\u00adre here",
     "combining grapheme joiner": "lots of go\u034fre here",
     "mongolian vowel separator": "lots of go\u180ere here",
@@ -35,6 +36,8 @@ EVASIONS = {
     "cyrillic look-alikes": "lots of g\u043er\u0435 here",
     "greek omicron": "lots of g\u03bfre here",
     "latin script g and small capital o": "lots of \u0261\u1d0fre here",
+    "cyrillic and greek capitals": "a \u0412L\u041e\u041eD \u0392\u0410\u0422\u041d",
+    "small capitals": "a \u0299\u029f\u1d0f\u1d0f\u1d05 \u0299\u1d00\u1d1b\u029c",
     "fullwidth": "lots of \uff47\uff4f\uff52\uff45 here",
     "fullwidth capitals": "lots of \uff27\uff2f\uff32\uff25 here",
     "mathematical bold": "lots of \U0001d420\U0001d428\U0001d42b\U0001d41e here",
@@ -80,6 +83,16 @@ INNOCENT = {
 def test_innocent_prompt_passes(prompt: str) -> None:
     """Words that merely contain a term, or differ from it in more than looks, are not refused."""
     assert find_denied_term(prompt, INNOCENT_TERMS) is None
+
+
+@pytest.mark.parametrize(
+    ("prompt", "term"),
+    [("ΣΊΣΥΦΟΣ", "σίσυφος"), ("ПРИВЕТ", "привет"), ("βήτα", "ΒΗΤΑ")],
+    ids=["greek", "cyrillic", "greek beta"],
+)
+def test_case_is_ignored_in_every_script(prompt: str, term: str) -> None:
+    """Capitals and small letters of one script match each other, even where their look-alikes differ."""
+    assert find_denied_term(prompt, [term]) == term
 
 
 def test_term_of_only_invisible_characters_refuses_nothing() -> None:
