@@ -33,6 +33,7 @@ from jobs.notifier import Notifier
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
+from jobs.prompt_filter import term_key
 from jobs.service import JobService, RunSettings
 from jobs.tasks import spawn
 from jobs.waiting import HealthCache
@@ -248,7 +249,7 @@ class RunpodBot(commands.Bot):
             store=core.store,
             catalog=core.catalog,
             clients=core.clients,
-            guilds=GuildSettings(deps.redis, core.store.keys),
+            guilds=GuildSettings(deps.redis, core.store.keys, term_key),
             health=health,
             notifier=self.notifier,
             moderator_role_id=deps.moderator_role_id,

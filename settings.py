@@ -172,8 +172,8 @@ class Settings(BaseSettings):
 
     @property
     def denied_terms(self) -> list[str]:
-        """PROMPT_DENYLIST as a list of lower-case terms."""
-        return [term.strip().lower() for term in self.prompt_denylist.split(",") if term.strip()]
+        """PROMPT_DENYLIST as a list of terms, as the operator wrote them (matching ignores case and disguises)."""
+        return [term.strip() for term in self.prompt_denylist.split(",") if term.strip()]
 
     def missing(self, required: Iterable[str]) -> list[str]:
         """The names (as environment variables) of required settings that are unset."""

@@ -25,7 +25,8 @@ from cogs.common import (
 )
 from cogs.render import RETRYABLE, card_embed
 from jobs.notifier import JobResult, Notifier
-from jobs.presets import InvalidRequestError, RequestOptions, find_denied_term
+from jobs.presets import InvalidRequestError, RequestOptions
+from jobs.prompt_filter import find_denied_term
 from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, SubmitFailedError
 from storage.models import JobState, Requester, TrackedJob
 

@@ -11,12 +11,14 @@ import json
 import re
 import secrets
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jobs.prompt_filter import visible_text
 
 MAX_SEED = 2**32 - 1
 DEFAULT_PROMPT_MAX = 1500
@@ -380,13 +382,10 @@ def new_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-# Control characters other than newline and tab would reach the worker and the job card unseen.
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
-
-
 def clean_prompt(text: str) -> str:
-    """The prompt without control and invisible characters, trimmed."""
-    return CONTROL_CHARS.sub("", text).strip()
+    """The prompt without control and invisible characters (they would reach the worker and the card unseen),
+    trimmed."""
+    return visible_text(text).strip()
 
 
 @dataclass(frozen=True)
@@ -469,12 +468,3 @@ def load_catalog(path: Path, fallback_endpoint_id: str) -> ModelCatalog:
     if len(defaults) > 1:
         raise ModelsFileError(f"{path}: only one model may be the default (found {', '.join(defaults)})")
     return ModelCatalog(models, defaults[0] if defaults else entries[0].name)
-
-
-def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:
-    """The first deny-listed term the prompt contains as a whole word (case-insensitive), if any."""
-    text = prompt.lower()
-    for term in terms:
-        if re.search(rf"(?<!\w){re.escape(term.lower())}(?!\w)", text):
-            return term
-    return None

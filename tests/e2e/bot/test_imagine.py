@@ -130,7 +130,7 @@ async def test_denylisted_term_is_refused(harness: Harness) -> None:
         added = await harness.fake.invoke_command(harness.channel_id, harness.mod, "denylist add", {"term": "Gore"})
         assert "now refused" in answer_text(await harness.answered(added))
         answer = await harness.imagine(prompt="lots of gore here")
-    assert "“gore”" in answer_text(answer)
+    assert "“Gore”" in answer_text(answer)
     assert harness.emulator.counters.request_count("run") == 0
 
 
