@@ -212,6 +212,8 @@ class BotDependencies:
     http: aiohttp.ClientSession
     dev_guild_id: int | None = None
     moderator_role_id: int | None = None
+    # BOT_OWNER_IDS; the application's owner (or its team's admins and developers) are operators as well.
+    operator_ids: frozenset[int] = frozenset()
     card_edit_interval_s: float = 3.0
     global_denylist: tuple[str, ...] = ()
     role: Role = Role.ALL
@@ -253,6 +255,7 @@ class RunpodBot(commands.Bot):
             health=health,
             notifier=self.notifier,
             moderator_role_id=deps.moderator_role_id,
+            operator_ids=deps.operator_ids,
             global_denylist=deps.global_denylist,
         )
         self.poller: Poller | None = core.poller(self.notifier, deps.http) if deps.role.polls else None
@@ -348,6 +351,7 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
             http=http,
             dev_guild_id=settings.dev_guild_id,
             moderator_role_id=settings.moderator_role_id,
+            operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
             global_denylist=tuple(settings.denied_terms),
             role=role,

@@ -32,8 +32,9 @@ from console import (
     format_jobs_table,
     model_health,
 )
+from jobs.access import Actor
 from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
-from jobs.service import JobServiceError, SubmitFailedError
+from jobs.service import CancelOutcome, JobServiceError, SubmitFailedError
 from jobs.tasks import spawn
 from logs import configure_logging
 from runpod_client.errors import RunPodError
@@ -201,14 +202,15 @@ async def cancel(args: argparse.Namespace, settings: Settings) -> int:
         if store.config.prefix != env.core.store.config.prefix:
             service = bot.build_core(env.settings, env.redis, env.http, prefix=store.config.prefix).service
         try:
-            result = await service.cancel(job.jid, CLI_USER_ID, is_moderator=True)
+            # The command line is the operator's: it may cancel any job.
+            result = await service.cancel(job.jid, Actor(user_id=CLI_USER_ID, operator=True))
         except (JobServiceError, RunPodError) as exc:
             print(f"not cancelled: {exc}", file=sys.stderr)
             return bot.EXIT_FAILURE
-    if result.was_live:
-        print(f"{job.jid}: cancel sent ({'first request' if result.first_request else 'already requested'})")
+    if result.runpod is not None and result.runpod.outcome is CancelOutcome.ACCEPTED:
+        print(f"{job.jid}: cancel sent; RunPod accepted it")
     else:
-        print(f"{job.jid}: already finished ({result.job.final_state.value.lower()})")
+        print(f"{job.jid}: {result.summary().replace('`', '')}")
     return bot.EXIT_OK
 
 

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     shard_count: Annotated[int, Field(ge=1)] | None = None
     shard_ids: str = ""
     moderator_role_id: int | None = None
+    # The bot's operators (comma-separated user ids), besides the application's owner: any job, all of /health.
+    bot_owner_ids: str = ""
     card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = 3.0
     prompt_denylist: str = ""
 
@@ -169,6 +171,19 @@ class Settings(BaseSettings):
         if not all(part.isdigit() for part in parts):
             raise ValueError("SHARD_IDS is a comma-separated list of shard numbers, like 0,1,2")
         return ",".join(parts)
+
+    @field_validator("bot_owner_ids")
+    @classmethod
+    def _owner_ids_are_numbers(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError("BOT_OWNER_IDS is a comma-separated list of Discord user ids, like 123456789012345678")
+        return ",".join(parts)
+
+    @property
+    def operator_ids(self) -> frozenset[int]:
+        """BOT_OWNER_IDS as numbers."""
+        return frozenset(int(part) for part in self.bot_owner_ids.split(",") if part)
 
     @property
     def denied_terms(self) -> list[str]:

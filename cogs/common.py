@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
+from jobs.access import Actor
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.service import JobService, JobServiceError
@@ -86,6 +87,12 @@ class InFlight:
         return len(still)
 
 
+class CardNotifier(Notifier, Protocol):
+    """The notifier as the cogs use it: it also shows a job's card again from its record (after a cancel)."""
+
+    async def refresh_card(self, jid: str) -> None: ...
+
+
 @dataclass
 class Services:
     """Everything the cogs use, built once by the composition root."""
@@ -96,8 +103,9 @@ class Services:
     clients: dict[str, RunPodClient]
     guilds: GuildSettings
     health: HealthCache
-    notifier: Notifier
+    notifier: CardNotifier
     moderator_role_id: int | None = None
+    operator_ids: frozenset[int] = frozenset()
     global_denylist: Sequence[str] = field(default_factory=tuple)
     in_flight: InFlight = field(default_factory=InFlight)
 
@@ -118,9 +126,10 @@ class NotModeratorError(app_commands.CheckFailure):
 
 
 def is_moderator(interaction: discord.Interaction[Any], permission: str = "manage_messages") -> bool:
-    """A member with `permission` in this channel, or with the configured moderator role."""
+    """A member with `permission` in this channel, or with the configured moderator role: a moderator of this
+    interaction's server, and of no other (never in a DM)."""
     user = interaction.user
-    if not isinstance(user, discord.Member):
+    if not isinstance(user, discord.Member) or interaction.guild_id is None:
         return False
     if getattr(interaction.permissions, permission, False) or interaction.permissions.administrator:
         return True
@@ -128,11 +137,40 @@ def is_moderator(interaction: discord.Interaction[Any], permission: str = "manag
     return role_id is not None and any(role.id == role_id for role in user.roles)
 
 
-def require_moderator(permission: str, what: str) -> Callable[[Any], Any]:
-    """A check, in code, that the member is a moderator (server admins can loosen default permissions)."""
+def is_operator(interaction: discord.Interaction[Any]) -> bool:
+    """Someone who runs the bot: listed in BOT_OWNER_IDS, the application's owner, or an admin or developer of the
+    team that owns it (as Discord said at login). Operators may act on any job and see all of /health."""
+    user_id = interaction.user.id
+    if user_id in services(interaction).operator_ids:
+        return True
+    application: discord.AppInfo | None = interaction.client.application
+    if application is None:
+        return False
+    if application.team is not None:
+        return any(
+            member.id == user_id and member.role in (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)
+            for member in application.team.members
+        )
+    return application.owner.id == user_id
+
+
+def actor_of(interaction: discord.Interaction[Any], permission: str = "manage_messages") -> Actor:
+    """Who is acting, as the job core's rule needs it: where, whether they moderate that server, and whether they
+    run the bot."""
+    return Actor(
+        user_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        moderator=is_moderator(interaction, permission),
+        operator=is_operator(interaction),
+    )
+
+
+def require_moderator(permission: str, what: str, *, operators: bool = False) -> Callable[[Any], Any]:
+    """A check, in code, that the member is a moderator (server admins can loosen default permissions); with
+    `operators`, the bot's operators pass too, anywhere."""
 
     async def predicate(interaction: discord.Interaction[Any]) -> bool:
-        if is_moderator(interaction, permission):
+        if is_moderator(interaction, permission) or (operators and is_operator(interaction)):
             return True
         label = permission.replace("_", " ").title()
         raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")

@@ -75,6 +75,17 @@ class DiscordNotifier:
         if state.timer is None:
             state.timer = spawn(self._edit_later(job.jid, max(wait, 0.0)), name=f"card-edit-{job.jid}")
 
+    async def refresh_card(self, jid: str) -> None:
+        """Show the job's card again from its record (a cancel request and RunPod's answer to it changed it)."""
+        record = await self.store.get(jid)
+        if record is None:
+            return
+        if record.state.is_live:
+            await self.job_updated(record)
+        else:
+            # Finished meanwhile: the record already holds the outcome and the cancel's answer.
+            await self._write_card(record, self._final_embed(record, record.result_message_ids))
+
     async def _edit_later(self, jid: str, delay: float) -> None:
         await asyncio.sleep(delay)
         state = self._cards.get(jid)

@@ -16,14 +16,15 @@ import discord
 from cogs.common import (
     DEFAULT_UPLOAD_LIMIT,
     NO_PINGS,
+    actor_of,
     guarded,
-    is_moderator,
     jump_url,
     missing_channel_permissions,
     reply,
     services,
 )
 from cogs.render import RETRYABLE, card_embed
+from jobs.access import Action, may, refusal
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import InvalidRequestError, RequestOptions
 from jobs.prompt_filter import find_denied_term
@@ -212,17 +213,31 @@ async def _job_or_refuse(interaction: discord.Interaction[Any], jid: str) -> Tra
     return job
 
 
+# Re-roll and Retry follow the rule of every job action: a member's prompt is theirs to run again (and a moderator's
+# of its server, or the operator's); anyone else can start their own job with /imagine.
+OWN_JOB_HINT = " To make images like these yourself, use /imagine with the same prompt (its seed is shown with it)."
+
+
+async def _may_resubmit(interaction: discord.Interaction[Any], job: TrackedJob, action: Action) -> bool:
+    actor = actor_of(interaction)
+    if may(actor, job):
+        return True
+    await reply(interaction, refusal(actor, job, action) + OWN_JOB_HINT)
+    return False
+
+
 async def reroll_job(interaction: discord.Interaction[Any], jid: str) -> None:
-    """The same parameters with a new seed, as a new job of the member who clicked."""
+    """The same parameters with a new seed, as a new job of the member who clicked (the owner, a moderator of the
+    job's server, or the operator)."""
     job = await _job_or_refuse(interaction, jid)
-    if job is not None:
+    if job is not None and await _may_resubmit(interaction, job, Action.REROLL):
         await _resubmit(interaction, job, keep_seed=False)
 
 
 async def retry_job(interaction: discord.Interaction[Any], jid: str) -> None:
     """The same parameters and seed again, for a job that failed, timed out or expired."""
     job = await _job_or_refuse(interaction, jid)
-    if job is None:
+    if job is None or not await _may_resubmit(interaction, job, Action.RETRY):
         return
     if job.final_state not in RETRYABLE:
         await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
@@ -237,30 +252,38 @@ async def _resubmit(interaction: discord.Interaction[Any], job: TrackedJob, *, k
 
 
 async def cancel_job(interaction: discord.Interaction[Any], jid: str) -> None:
-    """Cancel for the owner or a moderator; the card shows who cancelled once RunPod confirms."""
+    """Cancel for the owner, a moderator of the job's server or the operator; the reply and the card say what RunPod
+    answered."""
     ctx = services(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
-        result = await ctx.service.cancel(jid, interaction.user.id, is_moderator=is_moderator(interaction))
+        result = await ctx.service.cancel(jid, actor_of(interaction))
     except NotAllowedError as exc:
         await reply(interaction, str(exc))
         return
-    if not result.was_live:
-        await reply(
-            interaction, f"Job `{jid}` already ended ({result.job.final_state.value.lower().replace('_', ' ')})."
-        )
-    elif result.first_request:
-        await reply(interaction, f"Cancelling job `{jid}`…")
-    else:
-        await reply(interaction, f"Job `{jid}` is already being cancelled.")
+    if result.first_request and result.was_live:
+        try:
+            await ctx.notifier.refresh_card(jid)
+        except Exception:
+            # The member still reads what happened in the reply; the poller edits the card next.
+            log.exception("job %s: could not show the cancel on the card", jid)
+    await reply(interaction, result.summary())
 
 
 async def delete_result(interaction: discord.Interaction[Any], jid: str) -> None:
-    """Delete a result message, for the job's owner or a moderator."""
+    """Delete a result message, for the job's owner, a moderator of its server or the operator."""
     job = await services(interaction).store.get(jid)
-    owner = job.user_id if job is not None else None
-    if interaction.user.id != owner and not is_moderator(interaction):
-        await reply(interaction, "Only the member who asked for these images or a moderator can delete them.")
+    actor = actor_of(interaction)
+    if job is None:
+        # The record has expired: the message is judged by where it is. In a DM only its recipient can click.
+        if not (actor.moderator or actor.operator or interaction.guild_id is None):
+            await reply(
+                interaction,
+                f"Job `{jid}` is no longer on record: only a moderator of this server can delete its images.",
+            )
+            return
+    elif not may(actor, job):
+        await reply(interaction, refusal(actor, job, Action.DELETE))
         return
     if interaction.message is None:
         await reply(interaction, "That message is gone already.")

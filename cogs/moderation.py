@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -10,11 +11,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_PINGS, guarded, is_moderator, reply, require_moderator, services
+from cogs.common import NO_PINGS, actor_of, guarded, is_moderator, is_operator, reply, require_moderator, services
 from cogs.jobs_ui import cancel_job, job_choice_label
-from cogs.render import health_embed
+from cogs.render import health_embed, server_health_embed
+from jobs.access import may
+from jobs.presets import ModelConfig
 from jobs.waiting import explain_wait
+from runpod_client.models import Health
 from storage.models import TrackedJob
+
+log = logging.getLogger(__name__)
 
 MAX_CHOICES = 25
 ALL_MODELS = "*"
@@ -41,7 +47,7 @@ class HealthRefresh(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         async def refresh() -> None:
-            if not is_moderator(interaction, "manage_guild"):
+            if not (is_moderator(interaction, "manage_guild") or is_operator(interaction)):
                 await reply(interaction, "Only moderators can see the endpoint's health.")
                 return
             await interaction.response.defer()
@@ -58,19 +64,54 @@ def health_view(model: str) -> discord.ui.View:
 
 
 async def health_embeds(interaction: discord.Interaction[Any], model_name: str | None) -> list[discord.Embed]:
+    """The operator sees every server's view of the endpoints; a server's moderators see the workers of the
+    endpoints their server uses and their own server's jobs (see the README)."""
     ctx = services(interaction)
     models = [ctx.catalog.get(model_name)] if model_name else list(ctx.catalog.models)[:10]
+    healths = await asyncio.gather(
+        *(ctx.clients[model.endpoint_id].health() for model in models), return_exceptions=True
+    )
+    answers = [None if isinstance(health, BaseException) else health for health in healths]
+    if is_operator(interaction):
+        return await _operator_embeds(interaction, models, answers)
+    return await _server_embeds(interaction, models, answers)
+
+
+async def _server_embeds(
+    interaction: discord.Interaction[Any], models: list[ModelConfig], answers: list[Health | None]
+) -> list[discord.Embed]:
+    ctx = services(interaction)
+    actor = actor_of(interaction, "manage_guild")
+    mine: list[TrackedJob] | None = []
+    if interaction.guild_id is not None:
+        try:
+            # The jobs this moderator may act on: their server's, not the private ones.
+            mine = [job for job in await ctx.store.guild_active(interaction.guild_id) if may(actor, job)]
+        except Exception:
+            log.warning("health: this server's jobs could not be read", exc_info=True)
+            mine = None
+    return [
+        server_health_embed(
+            model.name,
+            answer,
+            server_jobs=None if mine is None else [job for job in mine if job.endpoint_id == model.endpoint_id],
+            wait_reason=explain_wait(answer),
+        )
+        for model, answer in zip(models, answers, strict=True)
+    ]
+
+
+async def _operator_embeds(
+    interaction: discord.Interaction[Any], models: list[ModelConfig], answers: list[Health | None]
+) -> list[discord.Embed]:
+    ctx = services(interaction)
     try:
         await ctx.store.redis.ping()
         redis_ok = True
     except Exception:
         redis_ok = False
-    healths = await asyncio.gather(
-        *(ctx.clients[model.endpoint_id].health() for model in models), return_exceptions=True
-    )
     embeds = []
-    for model, health in zip(models, healths, strict=True):
-        answer = None if isinstance(health, BaseException) else health
+    for model, answer in zip(models, answers, strict=True):
         embeds.append(
             health_embed(
                 model.name,
@@ -87,11 +128,12 @@ async def health_embeds(interaction: discord.Interaction[Any], model_name: str |
 
 
 async def job_choices(interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
-    """Your active jobs; a moderator sees the guild's."""
+    """Your active jobs; a moderator (or the operator) sees the ones of this server they may cancel."""
     ctx = services(interaction)
+    actor = actor_of(interaction)
     jobs: list[TrackedJob]
-    if interaction.guild_id is not None and is_moderator(interaction):
-        jobs = await ctx.store.guild_active(interaction.guild_id)
+    if interaction.guild_id is not None and (actor.moderator or actor.operator):
+        jobs = [job for job in await ctx.store.guild_active(interaction.guild_id) if may(actor, job)]
     else:
         jobs = await ctx.store.user_active(interaction.user.id)
     wanted = current.lower()
@@ -105,7 +147,7 @@ async def job_choices(interaction: discord.Interaction[Any], current: str) -> li
 class Moderation(commands.Cog):
     """Cancelling jobs, the endpoint's health, and the prompt deny-list."""
 
-    @app_commands.command(name="cancel", description="Cancel one of your jobs (moderators: any job)")
+    @app_commands.command(name="cancel", description="Cancel one of your jobs (moderators: this server's jobs)")
     @app_commands.describe(job="The job to cancel")
     @app_commands.autocomplete(job=job_choices)
     async def cancel(self, interaction: discord.Interaction[Any], job: str) -> None:
@@ -114,7 +156,7 @@ class Moderation(commands.Cog):
     @app_commands.command(name="health", description="Workers and queue of the image endpoints (moderators)")
     @app_commands.describe(model="One model (default: all)")
     @app_commands.default_permissions(manage_guild=True)
-    @require_moderator("manage_guild", "see the endpoints' health")
+    @require_moderator("manage_guild", "see the endpoints' health", operators=True)
     async def health(self, interaction: discord.Interaction[Any], model: str | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         embeds = await health_embeds(interaction, model)

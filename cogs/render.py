@@ -7,6 +7,7 @@ from datetime import datetime
 
 import discord
 
+from jobs.service import CancelOutcome, CancelReport
 from runpod_client.models import Health
 from storage.models import JobState, TrackedJob
 from storage.store import EndpointError
@@ -89,10 +90,34 @@ def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Em
         embed.add_field(name="Cancelling", value=f"requested by <@{job.cancel_requested_by}>", inline=False)
     if state is JobState.CANCELLED and job.cancel_requested_by:
         embed.add_field(name="Cancelled by", value=f"<@{job.cancel_requested_by}>", inline=False)
+    note = cancel_note(job)
+    if note is not None:
+        embed.add_field(name="Cancel", value=clip(note, FIELD_LIMIT), inline=False)
     if state is not JobState.CANCELLED and state in RETRYABLE and job.error:
         embed.add_field(name="Reason", value=clip(job.error, FIELD_LIMIT), inline=False)
     embed.set_footer(text=f"job {job.jid}")
     return embed
+
+
+def cancel_note(job: TrackedJob) -> str | None:
+    """What RunPod answered to the cancel, when it was not a plain "cancelled" (that one the title says)."""
+    report = CancelReport.of(job)
+    if job.cancel_requested_by is None or report is None or report.outcome is CancelOutcome.ACCEPTED:
+        return None
+    by = f"<@{job.cancel_requested_by}>"
+    if report.outcome is CancelOutcome.GONE:
+        return (
+            f"{by} asked to cancel it, but RunPod no longer knows this job (it expired or was removed there): "
+            "nothing is running or billed for it."
+        )
+    if report.outcome is CancelOutcome.FINISHED:
+        return f"{by} asked to cancel it, but it had already finished at RunPod ({report.finished_as}) by then."
+    if job.final_state.is_live:
+        return (
+            f"{by} asked to cancel it; RunPod refused the cancel ({report.detail}). "
+            "The bot asks again each time it checks the job."
+        )
+    return f"{by} asked to cancel it; RunPod refused the first cancel ({report.detail}), and the bot asked again."
 
 
 def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int | None]) -> discord.Embed:
@@ -125,26 +150,12 @@ def health_embed(
     redis_ok: bool,
     wait_reason: str,
 ) -> discord.Embed:
-    """One model's health for moderators: RunPod's workers and queue, and the bot's own view."""
-    if health is None:
-        colour = discord.Colour.red()
-    elif health.workers.unhealthy or health.workers.throttled:
-        colour = discord.Colour.orange()
-    else:
-        colour = discord.Colour.green()
-    embed = discord.Embed(title=clip(f"{model} ({endpoint_id})", TITLE_LIMIT), colour=colour)
+    """One model's health for the operator: RunPod's workers and queue, and the bot's own view of every server."""
+    embed = _health_base(clip(f"{model} ({endpoint_id})", TITLE_LIMIT), health)
     if health is None:
         embed.description = "RunPod did not answer /health for this endpoint."
     else:
-        workers, jobs = health.workers, health.jobs
-        embed.add_field(
-            name="Workers",
-            value=(
-                f"idle {workers.idle} · running {workers.running} · initializing {workers.initializing}\n"
-                f"ready {workers.ready} · throttled {workers.throttled} · unhealthy {workers.unhealthy}"
-            ),
-            inline=False,
-        )
+        jobs = health.jobs
         embed.add_field(
             name="RunPod jobs",
             value=(
@@ -163,6 +174,51 @@ def health_embed(
         ),
         inline=False,
     )
+    embed.set_footer(text="Operator view: every server's jobs.")
+    return embed
+
+
+def server_health_embed(
+    model: str, health: Health | None, *, server_jobs: Sequence[TrackedJob] | None, wait_reason: str
+) -> discord.Embed:
+    """One model's health for a server's moderators: the workers of the endpoint their server uses, and their own
+    server's jobs (`None`: unknown, Redis did not answer). Other servers' jobs, RunPod's endpoint-wide job counts,
+    the endpoint's id and RunPod's error texts are the operator's."""
+    embed = _health_base(clip(model, TITLE_LIMIT), health)
+    if health is None:
+        embed.description = "RunPod did not answer for this model just now."
+    else:
+        embed.add_field(name="A new job would be", value=clip(wait_reason, FIELD_LIMIT), inline=False)
+    if server_jobs is None:
+        mine = "unknown: the bot cannot read its job records just now"
+    else:
+        queued = sum(1 for job in server_jobs if job.state in (JobState.SUBMITTING, JobState.QUEUED))
+        running = sum(1 for job in server_jobs if job.state is JobState.RUNNING)
+        mine = f"{len(server_jobs)} active (queued {queued} · running {running})"
+    embed.add_field(name="This server's jobs", value=mine, inline=False)
+    embed.set_footer(text="This server's view; the bot's operator sees every server.")
+    return embed
+
+
+def _health_base(title: str, health: Health | None) -> discord.Embed:
+    """The title, a colour that says how the workers are, and the Workers field."""
+    if health is None:
+        colour = discord.Colour.red()
+    elif health.workers.unhealthy or health.workers.throttled:
+        colour = discord.Colour.orange()
+    else:
+        colour = discord.Colour.green()
+    embed = discord.Embed(title=title, colour=colour)
+    if health is not None:
+        workers = health.workers
+        embed.add_field(
+            name="Workers",
+            value=(
+                f"idle {workers.idle} · running {workers.running} · initializing {workers.initializing}\n"
+                f"ready {workers.ready} · throttled {workers.throttled} · unhealthy {workers.unhealthy}"
+            ),
+            inline=False,
+        )
     return embed
 
 

@@ -15,13 +15,15 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from jobs.access import Action, Actor, may, refusal
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
 from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
-from runpod_client import Policy, RunPodClient
+from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import (
     AuthenticationError,
     BadRequestError,
@@ -29,6 +31,7 @@ from runpod_client.errors import (
     RateLimitedError,
     RunPodError,
     RunPodTransportError,
+    ServerError,
 )
 from storage.models import JobState, Requester, TrackedJob
 from storage.store import Claimed, Created, JobStore, Limits, NewJob
@@ -84,17 +87,83 @@ class Submission:
     duplicate: bool = False
 
 
+class CancelOutcome(StrEnum):
+    """What RunPod answered to `/cancel`."""
+
+    ACCEPTED = "accepted"  # it took the cancel: the job is CANCELLED there (or still stopping)
+    GONE = "gone"  # 404: RunPod no longer knows the job (expired, purged, or never kept)
+    FINISHED = "finished"  # the job had already ended there (completed, failed, timed out) before the cancel
+    REFUSED = "refused"  # an error: the cancel did not get through; the poller asks again on each check
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """RunPod's answer to a cancel, as the job record keeps it (`cancel_outcome`): the outcome and a detail (the
+    state RunPod reported for FINISHED, what went wrong for REFUSED)."""
+
+    outcome: CancelOutcome
+    detail: str = ""
+
+    @property
+    def finished_as(self) -> str:
+        """For FINISHED, RunPod's state as words (COMPLETED → completed, TIMED_OUT → timed out)."""
+        return self.detail.lower().replace("_", " ") or "finished"
+
+    def encode(self) -> str:
+        return f"{self.outcome.value}:{self.detail}" if self.detail else self.outcome.value
+
+    @classmethod
+    def of(cls, job: TrackedJob) -> CancelReport | None:
+        """The report stored on a job, or None when no cancel reached RunPod (yet)."""
+        if not job.cancel_outcome:
+            return None
+        kind, _, detail = job.cancel_outcome.partition(":")
+        try:
+            return cls(CancelOutcome(kind), detail)
+        except ValueError:
+            return None
+
+
 @dataclass(frozen=True)
 class CancelResult:
-    """What a cancel did: `state` is the job's state when asked."""
+    """What a cancel did: `state` is the job's state when asked; `runpod` what RunPod answered to this request's
+    `/cancel` (None when none was sent: the job had ended, was already being cancelled, or had no RunPod id yet)."""
 
     job: TrackedJob
     state: JobState
     first_request: bool
+    runpod: CancelReport | None = None
 
     @property
     def was_live(self) -> bool:
         return self.state.is_live
+
+    def summary(self) -> str:
+        """What happened, in words a member reads (the job id in backticks)."""
+        jid = self.job.jid
+        if not self.was_live:
+            return f"Job `{jid}` had already ended ({self.job.final_state.value.lower().replace('_', ' ')})."
+        if not self.first_request:
+            return f"Job `{jid}` is already being cancelled."
+        report = self.runpod
+        if report is None:
+            return f"Cancelling job `{jid}`… It is stopped as soon as RunPod confirms it has it."
+        if report.outcome is CancelOutcome.GONE:
+            return (
+                f"RunPod no longer knows job `{jid}` (it expired or was removed there), so there was nothing to "
+                "cancel: nothing is running or billed for it, and its images, if any, are lost."
+            )
+        if report.outcome is CancelOutcome.FINISHED:
+            return (
+                f"Job `{jid}` had already finished at RunPod ({report.finished_as}) when the cancel "
+                "arrived, so its GPU time is spent."
+            )
+        if report.outcome is CancelOutcome.REFUSED:
+            return (
+                f"RunPod refused to cancel job `{jid}` for now ({report.detail}). The bot asks again each time it "
+                "checks the job; its card shows when it has stopped."
+            )
+        return f"Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped."
 
 
 WebhookFor = Callable[[TrackedJob], str | None]
@@ -231,29 +300,60 @@ class JobService:
             raise JobNotFoundError(jid)
         return job
 
-    async def cancel(self, jid: str, actor_id: int, *, is_moderator: bool = False) -> CancelResult:
-        """Cancel a job for its owner or a moderator; idempotent. A finished job is left as it is."""
-        job = await self.get(jid)
-        if actor_id != job.user_id and not is_moderator:
-            raise NotAllowedError("Only the member who started this job or a moderator can cancel it.")
-        request = await self.store.request_cancel(job, actor_id)
-        state = request.state or job.state
-        if request.first and state in (JobState.QUEUED, JobState.RUNNING):
-            await self._cancel_at_runpod(job)
-        refreshed = await self.store.get(jid) or job
-        return CancelResult(job=refreshed, state=state, first_request=request.first)
+    @staticmethod
+    def authorize(job: TrackedJob, actor: Actor, action: Action) -> None:
+        """Raise `NotAllowedError` unless the actor may act on the job (`jobs.access`: owner, a moderator of the
+        job's server, or the operator)."""
+        if not may(actor, job):
+            raise NotAllowedError(refusal(actor, job, action))
 
-    async def _cancel_at_runpod(self, job: TrackedJob) -> None:
+    async def cancel(self, jid: str, actor: Actor) -> CancelResult:
+        """Cancel a job for its owner, a moderator of its server or the operator; idempotent. A finished job is left
+        as it is. RunPod's answer is recorded on the job (for its card) before a poller is asked to look at it."""
+        job = await self.get(jid)
+        self.authorize(job, actor, Action.CANCEL)
+        # Not due at once: the poller would race this /cancel with its own and might finish the job before RunPod's
+        # answer is recorded. `note_cancel` makes it due once the answer is stored.
+        request = await self.store.request_cancel(job, actor.user_id, due_now=False)
+        state = request.state or job.state
+        report = None
+        if request.first and state in (JobState.QUEUED, JobState.RUNNING):
+            report = await self._cancel_at_runpod(job)
+        refreshed = await self.store.get(jid) or job
+        return CancelResult(job=refreshed, state=state, first_request=request.first, runpod=report)
+
+    async def _cancel_at_runpod(self, job: TrackedJob) -> CancelReport | None:
+        """Send `/cancel` once (with the client's retries), record RunPod's answer on the job, and make it due."""
         if job.runpod_id is None:
-            return
+            return None
         try:
-            await self.clients[job.endpoint_id].cancel(job.runpod_id)
+            answer = await self.clients[job.endpoint_id].cancel(job.runpod_id)
         except NotFoundError:
-            # Already gone at RunPod (finished and expired): nothing is running.
-            pass
+            report = CancelReport(CancelOutcome.GONE)
         except RunPodError as exc:
             # The poller sees the cancel request and tries again.
             log.warning("job %s: /cancel failed, the poller will retry: %s", job.jid, exc)
+            report = CancelReport(CancelOutcome.REFUSED, _cancel_refusal(exc))
+        else:
+            if answer.is_terminal and answer.status is not JobStatus.CANCELLED:
+                report = CancelReport(CancelOutcome.FINISHED, answer.status.value)
+            else:
+                report = CancelReport(CancelOutcome.ACCEPTED)
+        await self.store.note_cancel(job, report.encode())
+        return report
+
+
+def _cancel_refusal(exc: RunPodError) -> str:
+    """Why a `/cancel` did not get through, in a few words (no reply body: it is RunPod's, not the member's)."""
+    if isinstance(exc, AuthenticationError):
+        return "it rejected the bot's API key"
+    if isinstance(exc, RateLimitedError):
+        return "it is rate limiting cancels"
+    if isinstance(exc, ServerError):
+        return "it answered with a server error"
+    if isinstance(exc, RunPodTransportError):
+        return "it could not be reached"
+    return "it answered with an error"
 
 
 def _submit_refusal(exc: RunPodError) -> str:

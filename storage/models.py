@@ -83,6 +83,8 @@ class TrackedJob(BaseModel):
     poll_count: int = 0
     error: str | None = None
     cancel_requested_by: int | None = None
+    # RunPod's answer to the cancel, for the card: `accepted`, `gone`, `finished:<status>` or `refused:<why>`.
+    cancel_outcome: str | None = None
     created_at: datetime
     updated_at: datetime
     submitted_at: datetime | None = None

@@ -548,10 +548,12 @@ class JobStore:
             return WebhookTake(status, state=JobState(_text(reply[1])))
         return WebhookTake(status)
 
-    async def request_cancel(self, job: TrackedJob, actor_id: int) -> CancelRequest:
-        """Note a cancel request on a live job and make it due at once; idempotent."""
+    async def request_cancel(self, job: TrackedJob, actor_id: int, *, due_now: bool = True) -> CancelRequest:
+        """Note a cancel request on a live job and (with `due_now`) make it due at once; idempotent."""
         reply = await self._run(
-            "request_cancel", [self.keys.job(job.jid), self.keys.due(job.endpoint_id)], [job.jid, actor_id]
+            "request_cancel",
+            [self.keys.job(job.jid), self.keys.due(job.endpoint_id)],
+            [job.jid, actor_id, "1" if due_now else "0"],
         )
         state_text, first, actor = (_text(part) for part in reply)
         return CancelRequest(
@@ -559,6 +561,13 @@ class JobStore:
             first=first == "1",
             requested_by=int(actor) if actor else None,
         )
+
+    async def note_cancel(self, job: TrackedJob, outcome: str) -> bool:
+        """Record RunPod's answer to a cancel and make the job due at once if it is live; False when it is gone."""
+        reply = await self._run(
+            "note_cancel", [self.keys.job(job.jid), self.keys.due(job.endpoint_id)], [job.jid, outcome]
+        )
+        return bool(reply)
 
     async def release(self, claims: Iterable[Claimed]) -> int:
         """Make every job still held under these leases due at once (graceful shutdown); returns how many."""

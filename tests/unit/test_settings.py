@@ -23,6 +23,7 @@ ALL_NAMES = (
     "DISCORD_API_BASE_URL",
     "DISCORD_GATEWAY_URL",
     "DEV_GUILD_ID",
+    "BOT_OWNER_IDS",
 )
 
 
@@ -137,3 +138,14 @@ def test_env_example_lists_every_setting() -> None:
     example = (Path(__file__).resolve().parents[2] / ".env.example").read_text().splitlines()
     names = [line.split("=", 1)[0] for line in example if line and not line.startswith("#")]
     assert sorted(names) == sorted(name.upper() for name in Settings.model_fields)
+
+
+def test_bot_owner_ids_are_read_as_user_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BOT_OWNER_IDS is a comma-separated list of user ids; anything else is named as invalid."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BOT_OWNER_IDS", " 123456789012345678, 42 ,")
+    assert load_settings().operator_ids == frozenset({123456789012345678, 42})
+    monkeypatch.setenv("BOT_OWNER_IDS", "alice")
+    with pytest.raises(ConfigError, match="BOT_OWNER_IDS"):
+        load_settings()

@@ -56,6 +56,15 @@ def bot_settings(emulator: Emulator, **changes: Any) -> Settings:
     return Settings(**{**fields, **changes})
 
 
+@dataclass(frozen=True)
+class OtherGuild:
+    """A second server with its own #general; its owner has every permission there."""
+
+    guild_id: int
+    channel_id: int
+    owner: int
+
+
 @dataclass
 class Harness:
     """A guild with #general, three members (alice, bob, and mod the moderator), and ways to run the bot."""
@@ -78,6 +87,7 @@ class Harness:
             redis=self.redis,
             http=self.http,
             moderator_role_id=settings.moderator_role_id,
+            operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
             global_denylist=tuple(settings.denied_terms),
             guild_ready_timeout_s=0.05,
@@ -99,6 +109,12 @@ class Harness:
             yield bot
         finally:
             await bot.close()
+
+    async def other_guild(self, owner_id: int | None = None, name: str = "Other Club") -> OtherGuild:
+        """Another server the bot is in, owned by `owner_id` (an existing user: a member of this one, say)."""
+        guild = await self.fake.create_guild(name, owner_id=owner_id)
+        channel = await self.fake.create_channel(guild["id"], "general")
+        return OtherGuild(guild_id=guild["id"], channel_id=channel["id"], owner=guild["owner_id"])
 
     async def imagine(
         self, user_id: int | None = None, channel_id: int | None = None, **options: Any

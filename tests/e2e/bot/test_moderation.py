@@ -65,8 +65,10 @@ async def test_moderator_cancels_a_running_job_with_the_button(harness: Harness)
 
 
 async def test_another_member_cannot_cancel(harness: Harness) -> None:
-    """Bob cannot cancel Alice's job, by command or by button; the job carries on."""
+    """Bob, who moderates a server of his own, is a plain member here: he cannot cancel Alice's job, by command or by
+    button; the job carries on."""
     harness.emulator.update_scenario(workers=0)
+    await harness.other_guild(owner_id=harness.bob)
     async with harness.running():
         card = await queued_card(harness)
         jid = job_of(card)
@@ -77,7 +79,9 @@ async def test_another_member_cannot_cancel(harness: Harness) -> None:
             await harness.fake.click_button(card["id"], f"job:cancel:{jid}", harness.bob)
         )
     for answer in (by_command, by_button):
-        assert "Only the member who started this job or a moderator can cancel it." in answer_text(answer)
+        assert f"Only the member who started job `{jid}` or a moderator of its server can cancel it." in answer_text(
+            answer
+        )
     assert harness.emulator.counters.request_count("cancel") == 0
 
 
@@ -116,7 +120,7 @@ async def test_health_is_refused_to_a_member(harness: Harness) -> None:
 
 
 async def test_health_shows_a_moderator_the_endpoint(harness: Harness) -> None:
-    """A moderator sees worker and job counts from RunPod, the bot's own view, and a Refresh button."""
+    """A moderator sees the workers, their server's jobs, and a Refresh button."""
     harness.emulator.update_scenario(throttled_workers=3)
     async with harness.running():
         answer = await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.mod, "health"))
@@ -125,7 +129,7 @@ async def test_health_shows_a_moderator_the_endpoint(harness: Harness) -> None:
     (embed,) = message["embeds"]
     fields = {field["name"]: field["value"] for field in embed["fields"]}
     assert "throttled 3" in fields["Workers"]
-    assert "Redis reachable" in fields["The bot's view"]
+    assert fields["This server's jobs"].startswith("0 active")
     assert buttons(message) == ["health:refresh:*"]
 
 

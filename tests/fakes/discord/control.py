@@ -174,9 +174,9 @@ class FakeDiscordControl(FakeDiscordDriver):
     # --- building the world --------------------------------------------------------------------------------------
 
     async def create_guild(
-        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US"
+        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US", owner_id: int | None = None
     ) -> GuildView:
-        body = {"name": name, "premium_tier": premium_tier, "locale": locale}
+        body = {"name": name, "premium_tier": premium_tier, "locale": locale, "owner_id": owner_id}
         return cast(GuildView, await self._call("POST", "/_fake/guilds", body))
 
     async def guild(self, guild_id: int) -> GuildView:

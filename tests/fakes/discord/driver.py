@@ -51,9 +51,12 @@ class FakeDiscordDriver(ABC):
 
     @abstractmethod
     async def create_guild(
-        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US"
+        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US", owner_id: int | None = None
     ) -> GuildView:
-        """A guild with @everyone, the bot (and its managed role) and an owner member who has every permission."""
+        """A guild with @everyone, the bot (and its managed role) and an owner member who has every permission.
+
+        The owner is a new user, or the existing user `owner_id` (a member of another guild, the application's owner).
+        """
 
     @abstractmethod
     async def guild(self, guild_id: int) -> GuildView: ...

@@ -127,6 +127,7 @@ class FakeDiscord(FakeDiscordDriver):
             http_base_url=self.http_base_url,
             application_id=self.world.application_id,
             bot_user_id=self.world.bot.id,
+            application_owner_id=self.world.app_owner.id,
             bot_token=self.world.token,
             now=iso(self.world.clock.now()),
         )
@@ -140,9 +141,9 @@ class FakeDiscord(FakeDiscordDriver):
     # --- building the world --------------------------------------------------------------------------------------
 
     async def create_guild(
-        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US"
+        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US", owner_id: int | None = None
     ) -> GuildView:
-        guild = self.world.create_guild(name, premium_tier=premium_tier, locale=locale)
+        guild = self.world.create_guild(name, premium_tier=premium_tier, locale=locale, owner_id=owner_id)
         return present.guild_view(self.world, guild)
 
     async def guild(self, guild_id: int) -> GuildView:

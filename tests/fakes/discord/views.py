@@ -14,6 +14,7 @@ class InfoView(TypedDict):
     http_base_url: str
     application_id: int
     bot_user_id: int
+    application_owner_id: int
     bot_token: str
     now: str
 

@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
+from jobs.access import Actor
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import RequestOptions
@@ -79,7 +80,7 @@ async def test_two_hundred_mixed_jobs_each_reach_the_right_state_once(core: Core
             expected[await submit(core, f"[emulator:fail-json] {index}", user_id=index)] = JobState.FAILED
         elif kind == 2:
             jid = await submit(core, f"[emulator:hang] {index}", user_id=index)
-            await core.service.cancel(jid, actor_id=index)
+            await core.service.cancel(jid, Actor(user_id=index))
             expected[jid] = JobState.CANCELLED
         elif kind == 3:
             service = core.service_with(RunSettings(execution_timeout_ms=300))
@@ -182,7 +183,7 @@ async def test_result_after_a_cancel_request_is_not_posted(core: Core) -> None:
     core.emulator.update_scenario(execution_s=0.4)
     jid = await submit(core, "a late result")
     core.emulator.script_faults("cancel", *[FaultKind.SERVER_ERROR] * 50)
-    await core.service.cancel(jid, actor_id=MEMBER.user_id)
+    await core.service.cancel(jid, Actor(user_id=MEMBER.user_id))
     notifier = RecordingNotifier()
     async with polling(core.poller(notifier)):
         await wait_until(lambda: jid in notifier.finished)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.access import Actor
 from jobs.presets import InvalidRequestError, RequestOptions
-from jobs.service import NotAllowedError, RunSettings, SubmitFailedError
+from jobs.service import CancelOutcome, CancelReport, NotAllowedError, RunSettings, SubmitFailedError
 from runpod_client.emulator import FaultKind
 from storage.models import JobState, Requester
 from storage.store import Limits, QuotaExceededError
@@ -77,15 +78,35 @@ async def test_member_cannot_cancel_someone_elses_job(core: Core) -> None:
     """Only the owner or a moderator may cancel."""
     submission = await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
     with pytest.raises(NotAllowedError):
-        await core.service.cancel(submission.job.jid, actor_id=999)
+        await core.service.cancel(submission.job.jid, Actor(user_id=999, guild_id=MEMBER.guild_id))
+
+
+async def test_moderator_of_another_server_cannot_cancel(core: Core) -> None:
+    """A moderator's override stops at their own server: nothing is recorded and nothing is sent to RunPod."""
+    submission = await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
+    with pytest.raises(NotAllowedError, match="another server"):
+        await core.service.cancel(submission.job.jid, Actor(user_id=777, guild_id=9999, moderator=True))
+    assert (await core.service.get(submission.job.jid)).cancel_requested_by is None
+    assert core.emulator.snapshot()["received"].get("cancel") is None
+
+
+async def test_cancel_of_a_job_runpod_no_longer_knows_is_reported_as_such(core: Core) -> None:
+    """A 404 to /cancel is reported and recorded as GONE, not as a cancel sent."""
+    core.emulator.update_scenario(workers=0)
+    submission = await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
+    core.emulator.reset()
+    result = await core.service.cancel(submission.job.jid, Actor(user_id=MEMBER.user_id))
+    assert result.runpod == CancelReport(CancelOutcome.GONE)
+    assert CancelReport.of(result.job) == CancelReport(CancelOutcome.GONE)
+    assert "RunPod no longer knows" in result.summary()
 
 
 async def test_owner_cancel_reaches_runpod_once(core: Core) -> None:
     """The owner's cancel is sent to RunPod; a second cancel is a no-op."""
     core.emulator.update_scenario(workers=0)
     submission = await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
-    first = await core.service.cancel(submission.job.jid, actor_id=MEMBER.user_id)
-    second = await core.service.cancel(submission.job.jid, actor_id=MEMBER.user_id, is_moderator=True)
+    first = await core.service.cancel(submission.job.jid, Actor(user_id=MEMBER.user_id))
+    second = await core.service.cancel(submission.job.jid, Actor(user_id=MEMBER.user_id))
     assert first.first_request
     assert not second.first_request
     assert first.job.cancel_requested_by == MEMBER.user_id
@@ -95,8 +116,8 @@ async def test_owner_cancel_reaches_runpod_once(core: Core) -> None:
     assert core.emulator.snapshot()["received"]["cancel"] == 1
 
 
-async def test_moderator_can_cancel_any_job(core: Core) -> None:
-    """A moderator's cancel of a member's job is accepted and recorded with the moderator's id."""
+async def test_moderator_can_cancel_a_job_of_their_server(core: Core) -> None:
+    """A moderator's cancel of a member's job in their server is accepted and recorded with the moderator's id."""
     submission = await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
-    result = await core.service.cancel(submission.job.jid, actor_id=777, is_moderator=True)
+    result = await core.service.cancel(submission.job.jid, Actor(user_id=777, guild_id=MEMBER.guild_id, moderator=True))
     assert result.job.cancel_requested_by == 777
