@@ -145,8 +145,8 @@ def build_core(
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else derive_secret(api_key)
         signer = WebhookSigner(secret, settings.webhook_public_url)
     run_settings = RunSettings(
-        ttl_ms=settings.job_ttl_s * 1000,
         execution_timeout_ms=settings.execution_timeout_s * 1000,
+        max_queue_wait_ms=settings.max_queue_wait_s * 1000,
         limits=Limits(
             user_active=settings.user_active_jobs,
             guild_active=settings.guild_active_jobs,

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobs.service import MAX_POLICY_TTL_MS, RUNPOD_RETENTION_MS, TTL_MARGIN_MS
 
 DEFAULT_RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
 DEFAULT_DATA_DIR = Path("./data")
@@ -37,6 +39,11 @@ _MINIMUM_CHARS = {
 }
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# RunPod's policy.ttl is MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S + this (its 30-minute retention and a margin), and
+# RunPod accepts at most 7 days: their sum may be at most what is left.
+TTL_ALLOWANCE_S = (RUNPOD_RETENTION_MS + TTL_MARGIN_MS) // 1000
+MAX_QUEUE_AND_RUN_S = MAX_POLICY_TTL_MS // 1000 - TTL_ALLOWANCE_S
 
 
 class ConfigError(Exception):
@@ -73,8 +80,8 @@ class Settings(BaseSettings):
     user_active_jobs: Annotated[int, Field(ge=0)] = 2
     guild_active_jobs: Annotated[int, Field(ge=0)] = 20
     user_cooldown_s: Annotated[float, Field(ge=0)] = 5.0
-    job_ttl_s: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 3600
-    execution_timeout_s: Annotated[int, Field(ge=5, le=7 * 24 * 3600)] = 600
+    max_queue_wait_s: int = 1800
+    execution_timeout_s: int = 600
     job_record_ttl_days: Annotated[int, Field(ge=1, le=365)] = 7
     allow_private_image_urls: bool = False
     image_max_mb: Annotated[int, Field(ge=1, le=500)] = 50
@@ -106,6 +113,31 @@ class Settings(BaseSettings):
     poll_lease_ms: Annotated[int, Field(ge=1000)] = 30_000
     delivery_lease_ms: Annotated[int, Field(ge=1000)] = 60_000
     submit_lease_ms: Annotated[int, Field(ge=10_000)] = 120_000
+
+    @field_validator("max_queue_wait_s", "execution_timeout_s")
+    @classmethod
+    def _within_runpods_range(cls, value: int, info: ValidationInfo) -> int:
+        # RunPod's executionTimeout starts at 5 s; a queue wait under 10 s would cancel jobs during a warm start.
+        low = 10 if info.field_name == "max_queue_wait_s" else 5
+        high = MAX_QUEUE_AND_RUN_S - (5 if low == 10 else 10)
+        if not low <= value <= high:
+            name = (info.field_name or "").upper()
+            raise ValueError(
+                f"{name} must be between {low} and {high} seconds (RunPod's policy.ttl, the queue wait plus the "
+                f"execution timeout plus {TTL_ALLOWANCE_S // 60} minutes, may not exceed 7 days)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_within_runpods_range(self) -> Settings:
+        total = self.max_queue_wait_s + self.execution_timeout_s
+        if total > MAX_QUEUE_AND_RUN_S:
+            raise ValueError(
+                f"MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S is {total} s but may be at most {MAX_QUEUE_AND_RUN_S} s: "
+                f"RunPod's policy.ttl is their sum plus {TTL_ALLOWANCE_S // 60} minutes (its 30-minute result "
+                "retention and a margin) and RunPod allows at most 7 days"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -217,9 +249,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One message naming every missing or invalid variable, pointing at `.env.example`."""
     invalid: list[str] = []
     for error in exc.errors():
-        name = "_".join(str(part) for part in error["loc"]).upper() or "?"
-        # Never echo the input: it may be a secret.
-        invalid.append(f"{name}: {error['msg']}")
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        # Never echo the input: it may be a secret. A rule across settings names them in its message.
+        invalid.append(f"{name}: {error['msg']}" if name else str(error["msg"]).removeprefix("Value error, "))
     return describe_problems([], invalid)
 
 

@@ -3,7 +3,10 @@
 Guarantees (with the store's): a job is handled by one process at a time, or, when a webhook takes it over, only
 the newest holder can commit; a finished job's `job_finished` runs until one call returns, possibly more than once if
 a process dies mid-delivery (see `Notifier`); one failing job never stops the loop; `stop()` gives back every lease it
-holds so another process takes over at once.
+holds so another process takes over at once. Every job ends: an unbroken run of failed `/status` checks has a bounded
+life (by kind of error), a job no worker starts within its queue wait limit is cancelled, and no job stays live past
+its policy.ttl plus `deadline_margin_ms`, whatever RunPod answers; each ends FAILED with its reason, after one
+`/cancel` at RunPod.
 
 Cost: every process respects the endpoint's shared `/status` budget (a token bucket in Redis), and the writes that
 follow a cycle's polls (reschedules, finalize begins and commits) are coalesced into one `JobStore.apply` round trip:
@@ -15,11 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -27,16 +34,19 @@ import aiohttp
 from jobs.metrics import Metrics
 from jobs.notifier import JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
-from jobs.service import SUBMIT_UNKNOWN_REASON
+from jobs.service import MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
 from jobs.tasks import spawn
 from runpod_client import (
     AuthenticationError,
+    InvalidResponseError,
     Job,
     JobStatus,
     NotFoundError,
     RateLimitedError,
+    RunPodAPIError,
     RunPodClient,
     RunPodError,
+    ServerError,
 )
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images, parse_progress
 from storage.models import JobState, TrackedJob, to_ms
@@ -71,6 +81,18 @@ DEFAULT_MAX_DELIVERY_ATTEMPTS = 8
 DELIVERY_RETRY_BASE_MS = 5_000
 ERROR_RETRY_MS = 5_000
 AUTH_ERROR_RETRY_MS = 60_000
+# How long an unbroken run of failed /status checks of a job may last before the job is given up (FAILED, cancelled
+# at RunPod): refusals (400 and the other 4xx but 401/403/404/429) and unreadable replies will not go away by
+# themselves; a bad key needs an operator, and an outage (429, 5xx, no connection) may end, so those get longer.
+REFUSED_ERROR_LIFE_MS = 10 * 60_000
+AUTH_ERROR_LIFE_MS = 30 * 60_000
+OUTAGE_ERROR_LIFE_MS = 30 * 60_000
+# A job is never given up on fewer failed checks in a row than this: one late retry after a pause is no pattern.
+MIN_ERRORS_TO_GIVE_UP = 3
+# A job still live this long after its policy.ttl (when RunPod should answer 404) is given up, whatever RunPod says.
+DEADLINE_MARGIN_MS = 5 * 60_000
+# The /cancel sent when a job is given up is one attempt, cut short well within the claim lease.
+GIVE_UP_CANCEL_TIMEOUT_S = 10.0
 # The longest a write waits for the other writes of its cycle (what batching may add to a result's lag).
 DEFAULT_WRITE_WINDOW_MS = 50
 # How often the execution times every process recorded are read again.
@@ -80,8 +102,10 @@ FINISH_RATE_WINDOW_S = 30.0
 MIN_FINISHES_FOR_RATE = 5
 
 EXPIRED_REASON = (
-    "RunPod no longer has this job (results are kept 30 minutes after they finish), so its images are lost."
+    "RunPod no longer has this job, so its images are lost: RunPod deletes a job's result 30 minutes after it "
+    "finishes, and deletes every job, finished or not, at its time limit."
 )
+GAVE_UP = ", so the bot stopped waiting for it and asked RunPod to cancel it."
 NO_IMAGE_REASON = "The worker finished without returning any image."
 
 TERMINAL_STATES: Mapping[JobStatus, JobState] = {
@@ -103,9 +127,40 @@ class PollerSettings:
     max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS
     delivery_retry_base_ms: int = DELIVERY_RETRY_BASE_MS
     error_retry_ms: int = ERROR_RETRY_MS
+    auth_error_retry_ms: int = AUTH_ERROR_RETRY_MS
+    refused_error_life_ms: int = REFUSED_ERROR_LIFE_MS
+    auth_error_life_ms: int = AUTH_ERROR_LIFE_MS
+    outage_error_life_ms: int = OUTAGE_ERROR_LIFE_MS
+    min_errors_to_give_up: int = MIN_ERRORS_TO_GIVE_UP
+    deadline_margin_ms: int = DEADLINE_MARGIN_MS
     write_window_ms: int = DEFAULT_WRITE_WINDOW_MS
     samples_refresh_s: float = DEFAULT_SAMPLES_REFRESH_S
     claim_coalesce_ms: int = DEFAULT_CLAIM_COALESCE_MS
+
+
+class StatusErrorKind(StrEnum):
+    """What a failed `/status` check means, which decides how long such failures may go on (a 404 is EXPIRED)."""
+
+    REFUSED = "refused"  # 400 and every other 4xx but 401, 403, 404 and 429
+    UNREADABLE = "unreadable"  # a success status with a body that is no job object (a proxy's page)
+    AUTH = "auth"  # 401, 403: the key is wrong or has no access to the endpoint
+    RATE_LIMITED = "rate_limited"  # 429
+    SERVER = "server"  # 5xx
+    UNREACHABLE = "unreachable"  # no connection, a reset, a timeout
+
+
+def classify_status_error(exc: RunPodError) -> StatusErrorKind:
+    if isinstance(exc, AuthenticationError):
+        return StatusErrorKind.AUTH
+    if isinstance(exc, RateLimitedError):
+        return StatusErrorKind.RATE_LIMITED
+    if isinstance(exc, InvalidResponseError):
+        return StatusErrorKind.UNREADABLE
+    if isinstance(exc, ServerError):
+        return StatusErrorKind.SERVER
+    if isinstance(exc, RunPodAPIError):
+        return StatusErrorKind.REFUSED
+    return StatusErrorKind.UNREACHABLE
 
 
 @dataclass
@@ -351,7 +406,7 @@ class Poller:
             return
         status = await self._status(client, job.runpod_id)
         if isinstance(status, NotFoundError):
-            await self._finish(claim, JobResult(JobState.EXPIRED, reason=EXPIRED_REASON))
+            await self._finish(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job)))
         elif isinstance(status, RunPodError):
             await self._retry_later(claim, status)
         else:
@@ -393,6 +448,20 @@ class Poller:
     async def _progress(self, claim: Claimed, status: Job) -> None:
         job = claim.job
         running = status.status is not JobStatus.IN_QUEUE
+        now_ms = self._redis_now_ms()
+        deadline_ms = self._deadline_ms(job)
+        if deadline_ms is not None and now_ms >= deadline_ms:
+            seen = "running" if running else "waiting for a worker"
+            log.warning("job %s: still %s at RunPod past its time limit; giving up", job.jid, seen)
+            await self._give_up(claim, self._deadline_reason(job, now_ms, f"RunPod still reported this job as {seen}"))
+            return
+        queue_deadline_ms = self._queue_deadline_ms(job)
+        if not running and queue_deadline_ms is not None:
+            if now_ms >= queue_deadline_ms:
+                log.warning("job %s: no worker started it within its queue wait limit; cancelling", job.jid)
+                await self._give_up(claim, _queue_wait_reason(job))
+                return
+            deadline_ms = queue_deadline_ms if deadline_ms is None else min(deadline_ms, queue_deadline_ms)
         state = JobState.RUNNING if running else JobState.QUEUED
         progress = parse_progress(status.output) if running else None
         progress_text = f"{progress.done:g}/{progress.total:g}" if progress is not None else None
@@ -415,11 +484,17 @@ class Poller:
                 expected_wait_ms=self._expected_wait_ms(claim),
                 rng=self.rng,
             )
+        if deadline_ms is not None:
+            # The check that ends an over-long wait or life comes on time, not a backed-off interval later.
+            delay = min(delay, max(0, math.ceil(deadline_ms - now_ms)))
         fields: dict[str, Any] = {"runpod_status": status.status.value, "progress": progress_text, "error": None}
         if status.delay_time_ms is not None:
             fields["delay_time_ms"] = status.delay_time_ms
         if status.worker_id:
             fields["worker_id"] = status.worker_id
+        if job.status_errors:
+            # A good answer ends a run of failed checks.
+            fields.update(status_errors=0, status_error_since=None)
         moved = await self._write(Reschedule(claim, delay, state=state, fields=fields))
         if not isinstance(moved, Claimed):
             self._let_go(claim)
@@ -554,28 +629,94 @@ class Poller:
             return
         status = await self._status(client, job.runpod_id)
         if isinstance(status, NotFoundError):
-            await self._deliver(claim, JobResult(JobState.EXPIRED, reason=EXPIRED_REASON))
+            await self._deliver(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job)))
         elif isinstance(status, RunPodError):
             await self._retry_later(claim, status)
         else:
             await self._deliver(claim, await self._result(job, status, JobState.COMPLETED))
 
     async def _retry_later(self, claim: Claimed, exc: RunPodError) -> None:
-        if isinstance(exc, AuthenticationError):
+        """Check again later after a failed `/status`, unless the run of failures or the job's time is up."""
+        job = claim.job
+        kind = classify_status_error(exc)
+        now_ms = self._redis_now_ms()
+        errors = job.status_errors + 1
+        since_ms = to_ms(job.status_error_since) if job.status_error_since is not None else round(now_ms)
+        deadline_ms = self._deadline_ms(job) if job.state.is_live else None
+        if deadline_ms is not None and now_ms >= deadline_ms:
+            log.warning("job %s: status checks still failing past its time limit; giving up: %s", job.jid, exc)
+            reason = self._deadline_reason(job, now_ms, "RunPod's status checks of this job were still failing")
+            await self._give_up(claim, reason)
+            return
+        if errors >= self.settings.min_errors_to_give_up and now_ms - since_ms >= self._error_life_ms(kind):
+            reason = _status_error_reason(kind, exc, now_ms - since_ms)
+            note = " A server admin needs to fix the bot's RunPod API key." if kind is StatusErrorKind.AUTH else ""
+            log.warning("job %s: %s status checks failed in a row; giving up: %s", job.jid, errors, exc)
+            if job.state.is_live:
+                await self._give_up(claim, reason + GAVE_UP + note)
+            else:
+                # A finished job whose images must be fetched again: nothing runs at RunPod any more.
+                lost = reason + ", so its images are lost." + note
+                await self._deliver(claim, JobResult(JobState.FAILED, reason=lost))
+            return
+        if kind is StatusErrorKind.AUTH:
             log.error(
-                "job %s: RunPod rejected the API key; retrying in %s s", claim.job.jid, AUTH_ERROR_RETRY_MS // 1000
+                "job %s: RunPod rejected the API key; retrying in %s s",
+                job.jid,
+                self.settings.auth_error_retry_ms // 1000,
             )
-            delay = AUTH_ERROR_RETRY_MS
+            delay = self.settings.auth_error_retry_ms
         elif isinstance(exc, RateLimitedError) and exc.retry_after:
             delay = int(exc.retry_after * 1000)
         else:
-            log.warning("job %s: status check failed: %s", claim.job.jid, exc)
+            log.warning("job %s: status check failed: %s", job.jid, exc)
             delay = self.settings.error_retry_ms
+        if deadline_ms is not None:
+            delay = min(delay, max(0, math.ceil(deadline_ms - now_ms)))
+        fields = {"status_errors": errors, "status_error_since": datetime.fromtimestamp(since_ms / 1000, tz=UTC)}
         _noted, moved = await asyncio.gather(
-            self._write(RecordError(claim.job.endpoint_id, str(exc))),
-            self._write(Reschedule(claim, delay, polled=False)),
+            self._write(RecordError(job.endpoint_id, str(exc))),
+            self._write(Reschedule(claim, delay, polled=False, fields=fields)),
         )
         self._hold(moved if isinstance(moved, Claimed) else None)
+
+    def _error_life_ms(self, kind: StatusErrorKind) -> int:
+        if kind in (StatusErrorKind.REFUSED, StatusErrorKind.UNREADABLE):
+            return self.settings.refused_error_life_ms
+        if kind is StatusErrorKind.AUTH:
+            return self.settings.auth_error_life_ms
+        return self.settings.outage_error_life_ms
+
+    def _deadline_ms(self, job: TrackedJob) -> float | None:
+        """When a live job is given up whatever RunPod says: its policy.ttl after its submit, plus a margin."""
+        ttl_end_ms = _ttl_end_ms(job)
+        return None if ttl_end_ms is None else ttl_end_ms + self.settings.deadline_margin_ms
+
+    @staticmethod
+    def _queue_deadline_ms(job: TrackedJob) -> float | None:
+        if job.submitted_at is None or job.max_queue_wait_ms is None:
+            return None
+        return to_ms(job.submitted_at) + job.max_queue_wait_ms
+
+    @staticmethod
+    def _deadline_reason(job: TrackedJob, now_ms: float, what: str) -> str:
+        limit = f"{_duration(job.ttl_ms)} from submission, " if job.ttl_ms is not None else ""
+        late = _duration(now_ms - (_ttl_end_ms(job) or now_ms))
+        return f"{what} {late} after its time limit ({limit}when RunPod deletes a job whatever its state)" + GAVE_UP
+
+    async def _give_up(self, claim: Claimed, reason: str) -> None:
+        """End a live job FAILED with `reason` (its member's quota slot is freed), after one /cancel at RunPod."""
+        job = claim.job
+        client = self.status_clients.get(job.endpoint_id)
+        if client is not None and job.runpod_id is not None:
+            try:
+                async with asyncio.timeout(GIVE_UP_CANCEL_TIMEOUT_S):
+                    await client.cancel(job.runpod_id)
+            except NotFoundError:
+                pass
+            except (RunPodError, TimeoutError) as exc:
+                log.warning("job %s: /cancel of a job given up failed: %s", job.jid, str(exc) or "timed out")
+        await self._finish(claim, JobResult(JobState.FAILED, reason=reason))
 
     async def _cancel_at_runpod(self, job: TrackedJob) -> None:
         client = self.clients.get(job.endpoint_id)
@@ -676,6 +817,61 @@ def _aged(op: StoreOp, waited_s: float) -> StoreOp:
     if isinstance(op, Reschedule) and waited_s > 0:
         return replace(op, delay_ms=max(0, round(op.delay_ms - waited_s * 1000)))
     return op
+
+
+def _ttl_end_ms(job: TrackedJob) -> float | None:
+    """When RunPod deletes the job: its policy.ttl after the submit (RunPod's longest ttl for older records)."""
+    if job.submitted_at is None:
+        return None
+    return to_ms(job.submitted_at) + (job.ttl_ms if job.ttl_ms is not None else MAX_POLICY_TTL_MS)
+
+
+def expired_reason(job: TrackedJob) -> str:
+    """Why a job RunPod answers 404 for lost its images: RunPod's two deletion rules, with this job's time limit."""
+    if job.ttl_ms is None:
+        return EXPIRED_REASON
+    return EXPIRED_REASON.removesuffix(".") + f" ({_duration(job.ttl_ms)} after it was submitted)."
+
+
+def _queue_wait_reason(job: TrackedJob) -> str:
+    limit = _duration(job.max_queue_wait_ms or 0)
+    return (
+        f"No GPU worker started this job within {limit} (how long this bot lets a job wait in the queue), so the bot "
+        "asked RunPod to cancel it before it could run. Please try again later."
+    )
+
+
+def _status_error_reason(kind: StatusErrorKind, exc: RunPodError, lasted_ms: float) -> str:
+    """What a member reads when failed status checks end a job (no body text: it may be anything)."""
+    lasted = _duration(lasted_ms)
+    status = exc.status if isinstance(exc, RunPodAPIError) else 0
+    if kind is StatusErrorKind.AUTH:
+        return f"RunPod kept rejecting the bot's API key (HTTP {status}) for {lasted}"
+    if kind is StatusErrorKind.RATE_LIMITED:
+        return f"RunPod kept refusing this job's status checks over its rate limit (HTTP 429) for {lasted}"
+    if kind is StatusErrorKind.UNREADABLE:
+        return f"RunPod's answers to this job's status checks could not be read for {lasted}"
+    if kind is StatusErrorKind.UNREACHABLE:
+        return f"RunPod could not be reached to check on this job for {lasted}"
+    return f"RunPod kept answering {_http_status(status)} to this job's status checks for {lasted}"
+
+
+def _http_status(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _duration(ms: float) -> str:
+    """A duration as a member reads it: "45 seconds", "12 minutes", "3 hours", "2 days"."""
+    seconds = max(1, round(ms / 1000))
+    for unit, size, up_to in (("second", 1, 120), ("minute", 60, 120 * 60), ("hour", 3600, 48 * 3600)):
+        if seconds < up_to:
+            count = round(seconds / size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    days = round(seconds / 86400)
+    return f"{days} day{'' if days == 1 else 's'}"
 
 
 def _default_reason(state: JobState) -> str:

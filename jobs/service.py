@@ -38,8 +38,26 @@ from storage.store import Claimed, Created, JobStore, Limits, NewJob
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_MS = 24 * 3600 * 1000
 DEFAULT_EXECUTION_TIMEOUT_MS = 10 * 60 * 1000
+# A job no worker has started after this long is cancelled: past it, the member has likely given up waiting.
+DEFAULT_MAX_QUEUE_WAIT_MS = 30 * 60 * 1000
+# RunPod keeps a /run job's result this long after it finishes, but deletes every job when its policy.ttl runs out,
+# whatever its state: the ttl must leave the whole retention after the latest possible finish.
+RUNPOD_RETENTION_MS = 30 * 60 * 1000
+# Covers what can push a finish past queue wait + execution timeout: the poll that notices an over-long wait comes a
+# little after the limit (up to a minute with webhooks) and the /cancel takes time, during which a worker may start
+# the job; RunPod's clock starts before the bot records the submit.
+TTL_MARGIN_MS = 5 * 60 * 1000
+# RunPod's allowed range for policy.ttl.
+MIN_POLICY_TTL_MS = 10_000
+MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
+
+
+def policy_ttl_ms(max_queue_wait_ms: int, execution_timeout_ms: int) -> int:
+    """The policy.ttl that keeps a result retrievable for RunPod's whole retention after the latest possible finish."""
+    return max_queue_wait_ms + execution_timeout_ms + RUNPOD_RETENTION_MS + TTL_MARGIN_MS
+
+
 SUBMIT_UNKNOWN_REASON = (
     "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
     "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
@@ -71,11 +89,22 @@ class SubmitFailedError(JobServiceError):
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What every `/run` carries, and the admission limits."""
+    """What every `/run` carries, how long a job may wait for a worker, and the admission limits.
 
-    ttl_ms: int = DEFAULT_TTL_MS
+    `ttl_ms` None (the default) derives policy.ttl from the queue wait limit and the execution timeout
+    (`policy_ttl_ms`); an explicit value is for tests of what RunPod does when a ttl runs out.
+    """
+
     execution_timeout_ms: int = DEFAULT_EXECUTION_TIMEOUT_MS
+    max_queue_wait_ms: int = DEFAULT_MAX_QUEUE_WAIT_MS
     limits: Limits = field(default_factory=Limits)
+    ttl_ms: int | None = None
+
+    @property
+    def policy_ttl_ms(self) -> int:
+        if self.ttl_ms is not None:
+            return self.ttl_ms
+        return policy_ttl_ms(self.max_queue_wait_ms, self.execution_timeout_ms)
 
 
 @dataclass(frozen=True)
@@ -233,6 +262,8 @@ class JobService:
                 request_id=request_id,
                 request=image_request.as_dict(),
                 extra=extra,
+                ttl_ms=self.run_settings.policy_ttl_ms,
+                max_queue_wait_ms=self.run_settings.max_queue_wait_ms,
             ),
             self.run_settings.limits,
         )
@@ -254,7 +285,7 @@ class JobService:
                 raise
             job = await self.store.get(job.jid) or job
         client = self.clients[model_config.endpoint_id]
-        policy = Policy(ttl=self.run_settings.ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)
+        policy = Policy(ttl=self.run_settings.policy_ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)
         webhook = self.webhook_for(job) if self.webhook_for else None
         try:
             accepted = await client.run(model_config.build_input(image_request), webhook=webhook, policy=policy)

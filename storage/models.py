@@ -82,6 +82,13 @@ class TrackedJob(BaseModel):
     worker_id: str | None = None
     poll_count: int = 0
     error: str | None = None
+    # The policy.ttl the job's /run carried and the longest it may wait in RunPod's queue (ms); None on records
+    # written before they were stored.
+    ttl_ms: int | None = None
+    max_queue_wait_ms: int | None = None
+    # The unbroken run of failed /status checks: how many, and since when (cleared by any good answer).
+    status_errors: int = 0
+    status_error_since: datetime | None = None
     cancel_requested_by: int | None = None
     # RunPod's answer to the cancel, for the card: `accepted`, `gone`, `finished:<status>` or `refused:<why>`.
     cancel_outcome: str | None = None
@@ -112,7 +119,9 @@ class TrackedJob(BaseModel):
 
 
 JSON_FIELDS = frozenset({"request", "result_message_ids", "extra"})
-DATETIME_FIELDS = frozenset({"created_at", "updated_at", "submitted_at", "started_at", "finished_at", "delivered_at"})
+DATETIME_FIELDS = frozenset(
+    {"created_at", "updated_at", "submitted_at", "started_at", "finished_at", "delivered_at", "status_error_since"}
+)
 
 
 def _text(value: bytes | str) -> str:

@@ -41,7 +41,8 @@ DEFAULT_HISTORY_MAX = 50
 DEFAULT_HISTORY_TTL_S = 30 * DAY_S
 # Longer than a /run request with its retries can take: a submit still in flight is never mistaken for a crash.
 DEFAULT_SUBMIT_LEASE_MS = 120_000
-# RunPod forgets a job at most 24 h (default policy.ttl) plus 30 min after it ends; keep the lookup a bit longer.
+# RunPod forgets a job at its policy.ttl (the bot's default is about 75 minutes; at most 7 days). A webhook for a job
+# older than this is not matched: its safety-net poll finds the result instead.
 DEFAULT_RUNPOD_INDEX_TTL_S = 2 * DAY_S
 ENDPOINT_ERROR_TTL_S = DAY_S
 # How many recent execution times are kept per endpoint, and for how long after the last one.
@@ -111,6 +112,8 @@ class NewJob:
     request_id: str | None = None
     request: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
+    ttl_ms: int | None = None
+    max_queue_wait_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,8 @@ class JobStore:
             "request_id": new.request_id,
             "request": dict(new.request or {}),
             "extra": dict(new.extra or {}),
+            "ttl_ms": new.ttl_ms,
+            "max_queue_wait_ms": new.max_queue_wait_ms,
         }
         reply = await self._run(
             "create",

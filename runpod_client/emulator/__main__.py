@@ -119,6 +119,9 @@ def build_parser(prog: str = "python -m runpod_client.emulator") -> argparse.Arg
     scenario.add_argument(
         "--lenient-limits", action="store_true", help="accept any positive ttl, executionTimeout and wait"
     )
+    scenario.add_argument(
+        "--ignore-ttl", action="store_true", help="let jobs outlive policy.ttl (a misbehaving RunPod, for deadlines)"
+    )
     scenario.add_argument("--webhook-retries", type=int, help="retries of a failed webhook (2)")
     scenario.add_argument("--webhook-retry-delay", type=float, help="seconds between webhook attempts (10)")
     scenario.add_argument("--webhook-timeout", type=float, help="seconds a webhook receiver may take (10)")
@@ -177,6 +180,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             fields[name] = value
     if args.lenient_limits:
         fields["strict_limits"] = False
+    if args.ignore_ttl:
+        fields["enforce_ttl"] = False
     if args.no_rate_limits:
         fields["rate_limits"] = {}
     if args.rate_limit:

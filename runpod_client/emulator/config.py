@@ -57,6 +57,9 @@ class FaultKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # 429 with Retry-After and a non-JSON body, before the request is handled
     RESET = "reset"  # the request is handled, then the connection is reset: the reply is lost
     SLOW = "slow"  # the request is handled, then the reply waits `slow_reply_s`
+    BAD_REQUEST = "bad_request"  # 400 `{"error": ...}` before the request is handled
+    FORBIDDEN = "forbidden"  # 403 `{"error": ...}` before the request is handled (a key without access)
+    GARBLED = "garbled"  # 200 with an HTML body (a proxy's page), before the request is handled
 
 
 class ProgressStyle(StrEnum):
@@ -100,22 +103,31 @@ class FaultRates(BaseModel):
     rate_limited: float = Field(default=0.0, ge=0, le=1)
     reset: float = Field(default=0.0, ge=0, le=1)
     slow: float = Field(default=0.0, ge=0, le=1)
+    bad_request: float = Field(default=0.0, ge=0, le=1)
+    forbidden: float = Field(default=0.0, ge=0, le=1)
+    garbled: float = Field(default=0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _at_most_one(self) -> FaultRates:
-        if self.server_error + self.rate_limited + self.reset + self.slow > 1.0 + 1e-9:
+        if sum(rate for _kind, rate in self._rates()) > 1.0 + 1e-9:
             raise ValueError("fault probabilities add up to more than 1")
         return self
 
-    def pick(self, draw: float) -> FaultKind:
-        """The fault for a uniform draw in [0, 1)."""
-        threshold = 0.0
-        for kind, rate in (
+    def _rates(self) -> tuple[tuple[FaultKind, float], ...]:
+        return (
             (FaultKind.SERVER_ERROR, self.server_error),
             (FaultKind.RATE_LIMITED, self.rate_limited),
             (FaultKind.RESET, self.reset),
             (FaultKind.SLOW, self.slow),
-        ):
+            (FaultKind.BAD_REQUEST, self.bad_request),
+            (FaultKind.FORBIDDEN, self.forbidden),
+            (FaultKind.GARBLED, self.garbled),
+        )
+
+    def pick(self, draw: float) -> FaultKind:
+        """The fault for a uniform draw in [0, 1)."""
+        threshold = 0.0
+        for kind, rate in self._rates():
             threshold += rate
             if draw < threshold:
                 return kind
@@ -165,6 +177,8 @@ class Scenario(BaseModel):
     retention_s: float = Field(default=DEFAULT_RETENTION_S, gt=0)
     runsync_retention_s: float = Field(default=DEFAULT_RUNSYNC_RETENTION_S, gt=0)
     strict_limits: bool = True
+    # False: jobs outlive their `policy.ttl` (a RunPod that misbehaves), to test a client's own deadline.
+    enforce_ttl: bool = True
     webhook_retries: int = Field(default=DEFAULT_WEBHOOK_RETRIES, ge=0)
     webhook_retry_delay_s: float = Field(default=DEFAULT_WEBHOOK_RETRY_DELAY_S, ge=0)
     webhook_timeout_s: float = Field(default=DEFAULT_WEBHOOK_TIMEOUT_S, gt=0)

@@ -86,6 +86,8 @@ class EmulatedJob:
     submitted_at: float
     ttl_s: float
     execution_timeout_s: float
+    # The `policy` object of the /run request, as received.
+    policy: dict[str, Any] = field(default_factory=dict)
     status: str = IN_QUEUE
     queued_at: float = 0.0
     eligible_at: float = 0.0
@@ -160,8 +162,8 @@ class Counters:
         self.requests[operation][status] += 1
 
     def request_count(self, operation: str, status: int | str | None = None) -> int:
-        """How many requests an operation received, or how many were answered with `status` (an HTTP code, or
-        "reset"). A request still in flight (a slow reply) counts as received but has no status yet."""
+        """How many requests an operation received, or how many were answered with `status` (an HTTP code,
+        "reset" or "garbled"). A request still in flight (a slow reply) counts as received but has no status yet."""
         if status is None:
             return self.received.get(operation, 0)
         return self.requests.get(operation, {}).get(str(status), 0)
@@ -330,8 +332,9 @@ class Engine:
             sync=sync,
             webhook=webhook,
             submitted_at=now,
-            ttl_s=ttl_ms / 1000,
+            ttl_s=ttl_ms / 1000 if self._scenario.enforce_ttl else math.inf,
             execution_timeout_s=timeout_ms / 1000,
+            policy=dict(body.get("policy") or {}),
         )
         self._jobs[job.id] = job
         self.counters.totals["submitted"] += 1

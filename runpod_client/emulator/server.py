@@ -35,6 +35,7 @@ SHUTDOWN_TIMEOUT_S = 0.5
 ENDPOINT_NOT_FOUND_TEXT = "404 page not found"
 JOB_NOT_FOUND = "request does not exist"
 RATE_LIMITED_TEXT = "429 Too Many Requests"
+GARBLED_TEXT = "<html><body><h1>Service temporarily unavailable</h1></body></html>"
 ACCESS_LOGGER = "aiohttp.access"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -139,6 +140,12 @@ class EmulatorServer:
                 # Some of RunPod's 429s carry a plain-text body.
                 headers = {"Retry-After": str(scenario.fault_retry_after_s)}
                 return web.Response(status=429, text=RATE_LIMITED_TEXT, headers=headers), "429"
+            if fault == FaultKind.BAD_REQUEST:
+                return _error(400, "bad request"), "400"
+            if fault == FaultKind.FORBIDDEN:
+                return _error(403, "Forbidden"), "403"
+            if fault == FaultKind.GARBLED:
+                return web.Response(status=200, text=GARBLED_TEXT, content_type="text/html"), "garbled"
             response = await handler(request)
             if fault == FaultKind.SLOW:
                 await asyncio.sleep(scenario.slow_reply_s)
@@ -357,6 +364,11 @@ class Emulator:
         """A job as /status would return it, or None."""
         job = self.engine.job(job_id)
         return job.view() if job is not None else None
+
+    def received_policy(self, job_id: str) -> dict[str, Any] | None:
+        """The `policy` object the job's /run carried (`{}` when it had none), or None for an unknown job."""
+        job = self.engine.job(job_id)
+        return dict(job.policy) if job is not None else None
 
     def reset(self) -> None:
         self.engine.reset()

@@ -149,3 +149,29 @@ def test_bot_owner_ids_are_read_as_user_ids(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("BOT_OWNER_IDS", "alice")
     with pytest.raises(ConfigError, match="BOT_OWNER_IDS"):
         load_settings()
+
+
+def test_queue_wait_out_of_range_is_refused_naming_the_variable_and_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_QUEUE_WAIT_S below 10 s is refused, naming the variable and the allowed range."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MAX_QUEUE_WAIT_S", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "MAX_QUEUE_WAIT_S" in message
+    assert "between 10 and 602695 seconds" in message
+
+
+def test_queue_wait_and_execution_timeout_past_runpods_seven_days_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue wait and execution timeout whose ttl would pass RunPod's 7 days are refused, naming both."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MAX_QUEUE_WAIT_S", str(4 * 24 * 3600))
+    monkeypatch.setenv("EXECUTION_TIMEOUT_S", str(3 * 24 * 3600))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S" in message
+    assert "at most 602700 s" in message
+    assert "7 days" in message

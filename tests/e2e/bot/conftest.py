@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -80,10 +80,14 @@ class Harness:
     mod: int
     settings: Settings
 
-    def make_bot(self, role: Role = Role.ALL, **changes: Any) -> RunpodBot:
+    def make_bot(self, role: Role = Role.ALL, poller: Mapping[str, Any] | None = None, **changes: Any) -> RunpodBot:
+        """The bot with these settings `changes`; `poller` changes poller numbers that are no settings."""
         settings = self.settings.model_copy(update=changes) if changes else self.settings
+        core = build_core(settings, self.redis, self.http)
+        if poller:
+            core = replace(core, poller_settings=replace(core.poller_settings, **poller))
         deps = BotDependencies(
-            core=build_core(settings, self.redis, self.http),
+            core=core,
             redis=self.redis,
             http=self.http,
             moderator_role_id=settings.moderator_role_id,
@@ -96,9 +100,11 @@ class Harness:
         return RunpodBot(deps)
 
     @asynccontextmanager
-    async def running(self, role: Role = Role.ALL, **changes: Any) -> AsyncIterator[RunpodBot]:
+    async def running(
+        self, role: Role = Role.ALL, poller: Mapping[str, Any] | None = None, **changes: Any
+    ) -> AsyncIterator[RunpodBot]:
         """The bot, logged in to the fake and ready, stopped gracefully at the end of the block."""
-        bot = self.make_bot(role, **changes)
+        bot = self.make_bot(role, poller, **changes)
         if role.connects:
             async with running_client(bot, self.fake.token):
                 yield bot

@@ -190,6 +190,24 @@ async def test_injected_429_has_a_text_body(emulator: Emulator, emulator_session
     assert "Retry-After" in headers
 
 
+@pytest.mark.parametrize(
+    ("kind", "status", "body"),
+    [
+        ("bad_request", 400, {"error": "bad request"}),
+        ("forbidden", 403, {"error": "Forbidden"}),
+        ("garbled", 200, "<html><body><h1>Service temporarily unavailable</h1></body></html>"),
+    ],
+)
+async def test_injected_client_faults_answer_as_documented(
+    kind: str, status: int, body: Any, emulator: Emulator, emulator_session: aiohttp.ClientSession
+) -> None:
+    """`bad_request`, `forbidden` and `garbled` answer 400, 403, or 200 with an HTML page, and are counted."""
+    emulator.script_faults("health", kind)
+    assert (await call(emulator, emulator_session, "GET", "/health"))[:2] == (status, body)
+    label = "garbled" if kind == "garbled" else str(status)
+    assert emulator.counters.request_count("health", label) == 1
+
+
 async def test_prompt_keyword_selects_the_personality(emulator_client: RunPodClient) -> None:
     """`[emulator:fail-plain]` in the prompt makes that job fail with a plain error."""
     job = await emulator_client.run_sync({"prompt": "a cat [emulator:fail-plain]"}, wait_ms=5_000)

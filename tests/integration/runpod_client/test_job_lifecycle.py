@@ -176,6 +176,15 @@ async def test_policy_ttl_deletes_a_job_that_waited_too_long(emulator: Emulator,
         await emulator_client.status(job.id)
 
 
+async def test_ignored_ttl_keeps_a_job_past_it(emulator: Emulator, emulator_client: RunPodClient) -> None:
+    """With `enforce_ttl` off, a job outlives its policy.ttl (a misbehaving RunPod), and its policy is recorded."""
+    emulator.update_scenario(workers=0, strict_limits=False, enforce_ttl=False)
+    job = await emulator_client.run(PROMPT, policy=Policy(ttl=200, execution_timeout=5_000))
+    await asyncio.sleep(0.3)
+    assert (await emulator_client.status(job.id)).status == JobStatus.IN_QUEUE
+    assert emulator.received_policy(job.id) == {"ttl": 200, "executionTimeout": 5_000}
+
+
 async def test_execution_timeout_ends_a_hung_job_timed_out(emulator: Emulator, emulator_client: RunPodClient) -> None:
     """A job running past policy.executionTimeout becomes TIMED_OUT."""
     emulator.update_scenario(strict_limits=False)
