@@ -85,6 +85,7 @@ class Core:
             settings=self.poller_settings,
             status_clients=self.status_clients,
             metrics=self.metrics,
+            catalog=self.catalog,
         )
 
 
