@@ -86,6 +86,7 @@ class Core:
             settings=self.poller_settings,
             status_clients=self.status_clients,
             metrics=self.metrics,
+            catalog=self.catalog,
         )
 
 

@@ -73,8 +73,13 @@ class TerminalNotifier:
             paths = await asyncio.to_thread(self._save, job, result)
         self.saved[job.jid] = paths
         if job.jid in self.watch:
-            if paths:
+            if result.undelivered:
+                self._print(f"{job.jid}: {result.outcome.value.lower()}, but not delivered: {result.undelivered}")
+            elif paths:
                 self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
+                if result.capped is not None:
+                    cap = result.capped
+                    self._print(f"{job.jid}: the worker returned {cap.returned} images; the model allows {cap.allowed}")
             else:
                 self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
         else:

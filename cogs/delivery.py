@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
-from cogs.images import fit_uploads
+from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
-from cogs.render import card_embed, result_embed
+from cogs.render import card_embed, clip, result_embed
 from jobs.metrics import Metrics
-from jobs.notifier import Delivery, JobResult
+from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.tasks import spawn
 from jobs.waiting import HealthCache, explain_wait
 from storage.models import JobState, TrackedJob
@@ -32,6 +33,16 @@ if TYPE_CHECKING:
     from discord.ext import commands
 
 log = logging.getLogger(__name__)
+
+HTTP_CLIENT_ERRORS = 400
+HTTP_SERVER_ERRORS = 500
+RATE_LIMITED = 429
+PAYLOAD_TOO_LARGE = 413
+# After a 413 the images are re-encoded to half their total size (not under this) and posted again, this many times.
+MAX_SHRINKS = 2
+MIN_RETRY_UPLOAD_LIMIT = 1024 * 1024
+# Discord's error text shown on the card, at most this long.
+REFUSAL_TEXT_LIMIT = 300
 
 
 @dataclass
@@ -146,7 +157,8 @@ class DiscordNotifier:
     # --- results -----------------------------------------------------------------------------------------------
 
     async def job_finished(self, job: TrackedJob, result: JobResult) -> Delivery:
-        """Post the images (or show the reason on the card); raises only for errors worth retrying."""
+        """Post the images (or show the reason on the card); raises `DeliveryFailed` (final when Discord refused
+        this result for good) or an unexpected error, which the poller retries."""
         try:
             delivery = await self._deliver(job, result)
         except Exception:
@@ -171,29 +183,55 @@ class DiscordNotifier:
                 pass
         final = job.model_copy(update={"state": result.outcome, "outcome": result.outcome, "error": result.reason})
         message_ids = list(job.result_message_ids)
-        if result.outcome is JobState.COMPLETED and result.images and not message_ids:
+        if result.undelivered is not None:
+            # Delivery gave up: record why before the card shows it, as for every outcome (see `_restore_outcome`).
+            extra = {**job.extra, "delivery_failed": result.undelivered}
+            final = final.model_copy(update={"extra": extra})
+            await self.store.update(job.jid, {"extra": extra})
+        elif result.outcome is JobState.COMPLETED and result.images and not message_ids:
             message_ids = await self._post_result(final, result)
         await self._finish_card(final, message_ids)
         return Delivery(message_ids=message_ids)
 
     async def _post_result(self, job: TrackedJob, result: JobResult) -> list[int]:
+        """Post the images; raises `DeliveryFailed` (final when Discord refused this result for good)."""
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
-        uploads = await fit_uploads(result.images, f"{job.jid}", limit)
-        files = [discord.File(io.BytesIO(upload.data), filename=upload.filename) for upload in uploads]
+        shrinks = 0
+        while True:
+            uploads = await fit_uploads(result.images, f"{job.jid}", limit)
+            try:
+                message = await self._send_result(job, uploads)
+                break
+            except discord.HTTPException as exc:
+                total = sum(len(upload.data) for upload in uploads)
+                smaller = max(MIN_RETRY_UPLOAD_LIMIT, total // 2)
+                if exc.status == PAYLOAD_TOO_LARGE and shrinks < MAX_SHRINKS and smaller < total:
+                    # The upload limit we were told was wrong (a server lost its boost, a DM): a smaller payload
+                    # may pass, the same one never will.
+                    log.warning("job %s: %s bytes refused as too large; re-encoding under %s", job.jid, total, smaller)
+                    limit, shrinks = smaller, shrinks + 1
+                    continue
+                raise _refusal(exc) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise DeliveryFailed(f"Discord could not be reached ({type(exc).__name__})") from exc
+        await self.store.update(job.jid, {"result_message_ids": [message.id]})
+        return [message.id]
+
+    async def _send_result(self, job: TrackedJob, uploads: list[Upload]) -> discord.Message:
+        """The images as a reply to the card; where the bot may not post, by direct message to the member."""
         embed = result_embed(job, uploads[0].filename if uploads else None, [upload.seed for upload in uploads])
         note = " (re-encoded to fit this channel's upload limit)" if any(upload.reencoded for upload in uploads) else ""
         content = f"Images for <@{job.user_id}>{note}"
         channel = self._channel(job)
-        message: discord.Message | None = None
         if channel is not None:
             reference = None
             if job.card_message_id is not None:
                 reference = channel.get_partial_message(job.card_message_id).to_reference(fail_if_not_exists=False)
             try:
-                message = await channel.send(
+                return await channel.send(
                     content,
                     embed=embed,
-                    files=files,
+                    files=_files(uploads),
                     view=result_view(job),
                     reference=reference,  # type: ignore[arg-type]
                     allowed_mentions=NO_PINGS,
@@ -201,23 +239,10 @@ class DiscordNotifier:
                 )
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
-                files = [discord.File(io.BytesIO(upload.data), filename=upload.filename) for upload in uploads]
-        if message is None:
-            message = await self._direct_message(job, content, embed, files)
-        if message is None:
-            return []
-        await self.store.update(job.jid, {"result_message_ids": [message.id]})
-        return [message.id]
-
-    async def _direct_message(
-        self, job: TrackedJob, content: str, embed: discord.Embed, files: list[discord.File]
-    ) -> discord.Message | None:
-        try:
-            user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-            return await user.send(content, embed=embed, files=files, view=result_view(job), allowed_mentions=NO_PINGS)
-        except discord.HTTPException as exc:
-            log.error("job %s: the images could not be delivered anywhere: %s", job.jid, exc)
-            return None
+        user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        return await user.send(
+            content, embed=embed, files=_files(uploads), view=result_view(job), allowed_mentions=NO_PINGS
+        )
 
     @staticmethod
     def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:
@@ -256,6 +281,21 @@ class DiscordNotifier:
             log.warning("job %s: cannot post its outcome: %s", job.jid, exc)
             return
         await self.store.update(job.jid, {"card_message_id": card.id})
+
+
+def _files(uploads: list[Upload]) -> list[discord.File]:
+    # A File is consumed by the request that sends it: every attempt needs fresh ones.
+    return [discord.File(io.BytesIO(upload.data), filename=upload.filename) for upload in uploads]
+
+
+def _refusal(exc: discord.HTTPException) -> DeliveryFailed:
+    """What Discord's error means for this result: a 4xx (but 429) is final for this payload, the rest may pass."""
+    detail = exc.text or exc.response.reason or "no reason given"
+    code = f", error {exc.code}" if exc.code else ""
+    said = f"{clip(detail, REFUSAL_TEXT_LIMIT)} (HTTP {exc.status}{code})"
+    if HTTP_CLIENT_ERRORS <= exc.status < HTTP_SERVER_ERRORS and exc.status != RATE_LIMITED:
+        return DeliveryFailed(f"Discord refused to post the images: {said}", final=True)
+    return DeliveryFailed(f"Discord did not take the images: {said}")
 
 
 def _shown_embed(embed: discord.Embed) -> tuple[str | None, list[tuple[str | None, str | None]]]:

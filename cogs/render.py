@@ -38,6 +38,8 @@ STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.EXPIRED: discord.Colour.orange(),
     JobState.SUBMIT_UNKNOWN: discord.Colour.orange(),
 }
+NOT_DELIVERED = "Not delivered"
+UNDELIVERED = "The result could not be delivered."
 RETRYABLE = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.EXPIRED, JobState.SUBMIT_UNKNOWN})
 
 
@@ -60,16 +62,42 @@ def seconds(milliseconds: int | None) -> str:
     return "-" if milliseconds is None else f"{milliseconds / 1000:.1f} s"
 
 
+def delivery_failure(job: TrackedJob) -> str | None:
+    """Why a finished job's result could not be delivered, or None when it was (or is yet to be)."""
+    failed = job.extra.get("delivery_failed")
+    if not failed:
+        return None
+    # Records written before the reason was kept say only `true`.
+    return failed if isinstance(failed, str) else UNDELIVERED
+
+
+def dropped_images(job: TrackedJob) -> str | None:
+    """What was left out when the worker returned more images than the model allows, or None."""
+    returned, allowed = job.extra.get("images_returned"), job.extra.get("images_allowed")
+    if not isinstance(returned, int) or not isinstance(allowed, int) or returned <= allowed:
+        return None
+    return f"{returned} images returned; the model allows {allowed}, so {returned - allowed} were not posted."
+
+
+def state_title(job: TrackedJob) -> str:
+    """The word for where a job is or how it ended, as cards and lists show it."""
+    state = job.final_state
+    if state is JobState.COMPLETED and delivery_failure(job):
+        return NOT_DELIVERED
+    return STATE_TITLES.get(state, state.value.title())
+
+
 def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Embed:
     """The job card: what was asked, where the job is, and why it waits or how it ended."""
     state = job.final_state
-    title = STATE_TITLES.get(state, state.value.title())
+    title = state_title(job)
     if state is JobState.RUNNING and job.progress:
         title = f"Generating — step {job.progress}"
     if state is JobState.CANCELLED and job.cancel_requested_by:
         title = "Cancelled"
+    undelivered = delivery_failure(job)
     embed = discord.Embed(title=title, description=shown_prompt(job.request.get("prompt", "")))
-    embed.colour = STATE_COLOURS.get(state, discord.Colour.default())
+    embed.colour = discord.Colour.red() if undelivered else STATE_COLOURS.get(state, discord.Colour.default())
     request = job.request
     embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
     embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
@@ -86,6 +114,9 @@ def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Em
         embed.add_field(name="Started", value=relative(job.started_at))
     elif state is JobState.COMPLETED:
         embed.add_field(name="Queue / run", value=f"{seconds(job.delay_time_ms)} / {seconds(job.execution_time_ms)}")
+        dropped = dropped_images(job)
+        if dropped:
+            embed.add_field(name="Images not posted", value=dropped, inline=False)
     if state in (JobState.QUEUED, JobState.RUNNING, JobState.SUBMITTING) and job.cancel_requested_by:
         embed.add_field(name="Cancelling", value=f"requested by <@{job.cancel_requested_by}>", inline=False)
     if state is JobState.CANCELLED and job.cancel_requested_by:
@@ -95,6 +126,9 @@ def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Em
         embed.add_field(name="Cancel", value=clip(note, FIELD_LIMIT), inline=False)
     if state is not JobState.CANCELLED and state in RETRYABLE and job.error:
         embed.add_field(name="Reason", value=clip(job.error, FIELD_LIMIT), inline=False)
+    if undelivered:
+        name = "Reason" if state is JobState.COMPLETED else "Not delivered"
+        embed.add_field(name=name, value=clip(undelivered, FIELD_LIMIT), inline=False)
     embed.set_footer(text=f"job {job.jid}")
     return embed
 
@@ -231,7 +265,7 @@ def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | Non
     lines = []
     for job, link in zip(jobs, links, strict=True):
         prompt = clip(shown_prompt(str(job.request.get("prompt", "")), 60), 60)
-        state = STATE_TITLES.get(job.final_state, job.final_state.value)
+        state = state_title(job)
         where = f" — [card]({link})" if link else ""
         lines.append(f"`{job.jid}` **{state}** {relative(job.created_at)}: {prompt}{where}")
     embed.description = clip("\n".join(lines), 4000)

@@ -2,11 +2,12 @@
 
 Guarantees (with the store's): a job is handled by one process at a time, or, when a webhook takes it over, only
 the newest holder can commit; a finished job's `job_finished` runs until one call returns, possibly more than once if
-a process dies mid-delivery (see `Notifier`); one failing job never stops the loop; `stop()` gives back every lease it
-holds so another process takes over at once. Every job ends: an unbroken run of failed `/status` checks has a bounded
-life (by kind of error), a job no worker starts within its queue wait limit is cancelled, and no job stays live past
-its policy.ttl plus `deadline_margin_ms`, whatever RunPod answers; each ends FAILED with its reason, after one
-`/cancel` at RunPod.
+a process dies mid-delivery (see `Notifier`), or until delivery is given up (a final refusal, or too many failures),
+when it is called once more to show that and the job ends; one failing job never stops the loop; `stop()` gives back
+every lease it holds so another process takes over at once. Every job ends: an unbroken run of failed `/status`
+checks has a bounded life (by kind of error), a job no worker starts within its queue wait limit is cancelled, and
+no job stays live past its policy.ttl plus `deadline_margin_ms`, whatever RunPod answers; each ends FAILED with its
+reason, after one `/cancel` at RunPod.
 
 Cost: every process respects the endpoint's shared `/status` budget (a token bucket in Redis), and the writes that
 follow a cycle's polls (reschedules, finalize begins and commits) are coalesced into one `JobStore.apply` round trip:
@@ -32,8 +33,9 @@ from typing import Any
 import aiohttp
 
 from jobs.metrics import Metrics
-from jobs.notifier import JobResult, Notifier
+from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
+from jobs.presets import MAX_IMAGES_PER_JOB, InvalidRequestError, ModelCatalog
 from jobs.service import MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
 from jobs.tasks import spawn
 from runpod_client import (
@@ -48,7 +50,7 @@ from runpod_client import (
     RunPodError,
     ServerError,
 )
-from runpod_client.outputs import FetchPolicy, OutputError, extract_images, parse_progress
+from runpod_client.outputs import FetchPolicy, OutputError, extract_output, parse_progress
 from storage.models import JobState, TrackedJob, to_ms
 from storage.store import (
     Claimed,
@@ -107,6 +109,7 @@ EXPIRED_REASON = (
 )
 GAVE_UP = ", so the bot stopped waiting for it and asked RunPod to cancel it."
 NO_IMAGE_REASON = "The worker finished without returning any image."
+UNDELIVERED_REASON = "The result could not be delivered because of an unexpected error, logged by the bot"
 
 TERMINAL_STATES: Mapping[JobStatus, JobState] = {
     JobStatus.COMPLETED: JobState.COMPLETED,
@@ -202,8 +205,11 @@ class Poller:
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         status_clients: Mapping[str, RunPodClient] | None = None,
+        catalog: ModelCatalog | None = None,
     ) -> None:
         self.store = store
+        # Each model's `max_count` caps the images a job delivers; without a catalog, only the per-job maximum does.
+        self.catalog = catalog
         self.clients = clients
         self.status_clients = status_clients if status_clients is not None else clients
         self.notifier = notifier
@@ -563,12 +569,29 @@ class Poller:
         if status.execution_time_ms:
             self.executions.observe(job.endpoint_id, status.execution_time_ms)
         self._finishes.setdefault(job.endpoint_id, deque()).append(time.monotonic())
+        allowed = self._image_cap(job)
         try:
-            images = await extract_images(status.output, session=self.http, policy=self.fetch_policy)
+            # Images beyond the cap are never downloaded or decoded: memory stays bounded by the cap.
+            extraction = await extract_output(
+                status.output, session=self.http, policy=self.fetch_policy, max_images=allowed
+            )
         except OutputError as exc:
             log.warning("job %s: output unusable: %s", job.jid, exc)
             return JobResult(JobState.FAILED, reason=str(exc) or NO_IMAGE_REASON)
-        return JobResult(JobState.COMPLETED, images=images)
+        capped = None
+        if extraction.dropped:
+            log.warning("job %s: the worker returned %s images; delivering %s", job.jid, extraction.found, allowed)
+            capped = ImageCap(returned=extraction.found, allowed=allowed)
+        return JobResult(JobState.COMPLETED, images=extraction.images, capped=capped)
+
+    def _image_cap(self, job: TrackedJob) -> int:
+        """How many images the job may deliver: its model's `max_count` (a model removed since: the maximum)."""
+        if self.catalog is None:
+            return MAX_IMAGES_PER_JOB
+        try:
+            return min(self.catalog.get(job.model).limits.max_count, MAX_IMAGES_PER_JOB)
+        except InvalidRequestError:
+            return MAX_IMAGES_PER_JOB
 
     async def _finish(self, claim: Claimed, result: JobResult, status: Job | None = None) -> None:
         fields: dict[str, Any] = {"error": result.reason}
@@ -582,6 +605,13 @@ class Poller:
                 fields["execution_time_ms"] = execution_ms
             if status.worker_id:
                 fields["worker_id"] = status.worker_id
+        if result.capped is not None:
+            # Recorded with the outcome, so every later view of the job (the card, /jobs) can say what was left out.
+            fields["extra"] = {
+                **claim.job.extra,
+                "images_returned": result.capped.returned,
+                "images_allowed": result.capped.allowed,
+            }
         delivering = await self._write(
             FinalizeBegin(
                 claim, result.outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields, execution_ms=execution_ms
@@ -597,12 +627,16 @@ class Poller:
         job = claim.job
         try:
             delivery = await self.notifier.job_finished(job, result)
-        except Exception:
+        except Exception as exc:
             attempts = int(job.extra.get("delivery_attempts", 0)) + 1
+            if isinstance(exc, DeliveryFailed) and exc.final:
+                log.warning("job %s: delivery refused for good: %s", job.jid, exc.reason)
+                await self._give_up(claim, result, exc.reason)
+                return
             if attempts >= self.settings.max_delivery_attempts:
                 log.exception("job %s: delivery failed %s times; giving up", job.jid, attempts)
-                await self._write(FinalizeCommit(claim, fields={"extra": {**job.extra, "delivery_failed": True}}))
-                self._let_go(claim)
+                cause = exc.reason if isinstance(exc, DeliveryFailed) else UNDELIVERED_REASON
+                await self._give_up(claim, result, f"{cause}; gave up after {attempts} attempts.")
                 return
             log.exception("job %s: delivery failed (attempt %s); will retry", job.jid, attempts)
             delay = self.settings.delivery_retry_base_ms * 2 ** (attempts - 1)
@@ -616,6 +650,18 @@ class Poller:
             fields["result_message_ids"] = delivery.message_ids
         if await self._write(FinalizeCommit(claim, fields=fields)) is not True:
             log.warning("job %s: delivered, but another process took the job meanwhile", job.jid)
+        self._let_go(claim)
+
+    async def _give_up(self, claim: Claimed, result: JobResult, reason: str) -> None:
+        """End a job whose result cannot be delivered: show that (best effort), and record it with the job."""
+        job = claim.job
+        extra = {**job.extra, "delivery_failed": reason}
+        undelivered = JobResult(result.outcome, reason=result.reason, capped=result.capped, undelivered=reason)
+        try:
+            await self.notifier.job_finished(job.model_copy(update={"extra": extra}), undelivered)
+        except Exception:
+            log.exception("job %s: could not show that its result was not delivered", job.jid)
+        await self._write(FinalizeCommit(claim, fields={"extra": extra}))
         self._let_go(claim)
 
     async def _redeliver(self, claim: Claimed) -> None:

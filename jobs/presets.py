@@ -24,6 +24,8 @@ MAX_SEED = 2**32 - 1
 DEFAULT_PROMPT_MAX = 1500
 DEFAULT_NEGATIVE_MAX = 1000
 DEFAULT_MODEL_NAME = "default"
+# The most images one job may deliver: a Discord message carries at most 10 attachments.
+MAX_IMAGES_PER_JOB = 10
 
 
 class InvalidRequestError(Exception):
@@ -128,6 +130,13 @@ class Limits(BaseModel):
         if not sizes:
             raise ValueError("at least one size is needed")
         return tuple(str(Size.parse(size)) for size in sizes)
+
+    @field_validator("max_count")
+    @classmethod
+    def _max_count_fits_a_message(cls, max_count: int) -> int:
+        if max_count > MAX_IMAGES_PER_JOB:
+            raise ValueError(f"max_count is {max_count}; at most {MAX_IMAGES_PER_JOB} images can be posted per job")
+        return max_count
 
     @model_validator(mode="after")
     def _ranges_are_ranges(self) -> Limits:

@@ -35,6 +35,7 @@ from runpod_client.models import (
 )
 from runpod_client.outputs import (
     ExtractedImage,
+    Extraction,
     FetchPolicy,
     ImageFetchError,
     InvalidImageError,
@@ -43,6 +44,7 @@ from runpod_client.outputs import (
     Progress,
     UnsafeURLError,
     extract_images,
+    extract_output,
     parse_progress,
 )
 from runpod_client.retries import NO_RETRY, RetryPolicy
@@ -55,6 +57,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ExtractedImage",
+    "Extraction",
     "FetchPolicy",
     "Health",
     "HealthJobs",
@@ -86,5 +89,6 @@ __all__ = [
     "UnsafeURLError",
     "describe_error",
     "extract_images",
+    "extract_output",
     "parse_progress",
 ]

@@ -126,13 +126,47 @@ class Progress:
         return min(max(self.done / self.total, 0.0), 1.0)
 
 
+@dataclass(frozen=True)
+class Extraction:
+    """The images taken from an output, and how many it held (more than were taken when a cap cut it short)."""
+
+    images: list[ExtractedImage]
+    found: int
+
+    @property
+    def dropped(self) -> int:
+        """Images of the output beyond the cap: never downloaded nor decoded."""
+        return self.found - len(self.images)
+
+
 async def extract_images(
-    output: Any, *, session: aiohttp.ClientSession, policy: FetchPolicy = DEFAULT_FETCH_POLICY
+    output: Any,
+    *,
+    session: aiohttp.ClientSession,
+    policy: FetchPolicy = DEFAULT_FETCH_POLICY,
+    max_images: int | None = None,
 ) -> list[ExtractedImage]:
-    """Every image of a finished job's output, in order; raises an `OutputError` when there is none to give."""
+    """The images of a finished job's output, in order (the first `max_images`); raises an `OutputError` when there
+    is none to give."""
+    return (await extract_output(output, session=session, policy=policy, max_images=max_images)).images
+
+
+async def extract_output(
+    output: Any,
+    *,
+    session: aiohttp.ClientSession,
+    policy: FetchPolicy = DEFAULT_FETCH_POLICY,
+    max_images: int | None = None,
+) -> Extraction:
+    """The first `max_images` images of a finished job's output (all of them without a cap), and how many it held.
+
+    Images beyond the cap are counted but never downloaded or decoded, so a worker that returns far too many costs
+    no more memory than the cap allows. Raises an `OutputError` when there is no image to give.
+    """
     refs = find_image_refs(output)
+    kept = refs if max_images is None else refs[: max(max_images, 1)]
     images: list[ExtractedImage] = []
-    for ref in refs:
+    for ref in kept:
         if ref.kind == "url":
             data = await download_image(ref.value, session=session, policy=policy)
             images.append(image_from_bytes(data, seed=ref.seed))
@@ -142,7 +176,7 @@ async def extract_images(
             images.append(decode_base64_image(ref.value, seed=ref.seed))
     # Magic bytes only name a format; a truncated or corrupt file must fail here, not as a broken post.
     await asyncio.to_thread(_verify_all, images)
-    return images
+    return Extraction(images=images, found=len(refs))
 
 
 def _verify_all(images: list[ExtractedImage]) -> None:
@@ -151,7 +185,8 @@ def _verify_all(images: list[ExtractedImage]) -> None:
 
 
 def verify_decodable(data: bytes, name: str = "the image") -> None:
-    """Raise `InvalidImageError` unless Pillow can read the image's structure (headers, chunks, checksums)."""
+    """Raise `InvalidImageError` unless Pillow can read the image's structure (headers, chunks, checksums) and
+    decode its pixels. CPU-bound: call it in a worker thread."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -161,6 +196,16 @@ def verify_decodable(data: bytes, name: str = "the image") -> None:
         raise InvalidImageError(f"{name} is larger than any image should be ({len(data)} bytes)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{name} is truncated or corrupt and cannot be opened ({type(exc).__name__})") from None
+    # verify() checks structure and checksums only: pixel data that is corrupt inside valid chunks passes it and then
+    # breaks re-encoding. Decoding the pixels (verify() leaves the image unusable, so open it again) catches that.
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError(
+            f"the worker returned an image that cannot be decoded ({name}: its pixel data is corrupt, "
+            f"{type(exc).__name__})"
+        ) from None
 
 
 def find_image_refs(output: Any) -> list[ImageRef]:

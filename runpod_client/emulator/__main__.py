@@ -113,6 +113,7 @@ def build_parser(prog: str = "python -m runpod_client.emulator") -> argparse.Arg
         "--personality", choices=sorted(PERSONALITIES), metavar="NAME", help="default personality (sdxl; see README)"
     )
     scenario.add_argument("--image-size", type=int, help="side of images when the input gives none (512)")
+    scenario.add_argument("--images", type=int, help="images every job returns, whatever its input asks (1-16)")
     scenario.add_argument("--oversized-bytes", type=int, help="size of the `oversized` image (25000000)")
     scenario.add_argument("--retention", type=float, help="seconds /run results are kept (1800)")
     scenario.add_argument("--runsync-retention", type=float, help="seconds /runsync results are kept (60)")
@@ -156,6 +157,7 @@ _SCENARIO_OPTIONS = {
     "progress": "progress",
     "personality": "personality",
     "image_size": "image_size",
+    "images": "images",
     "oversized_bytes": "oversized_bytes",
     "retention": "retention_s",
     "runsync_retention": "runsync_retention_s",

@@ -36,6 +36,8 @@ DEFAULT_WEBHOOK_TIMEOUT_S = 10.0
 DEFAULT_SLOW_REPLY_S = 5.0
 DEFAULT_FAULT_RETRY_AFTER_S = 1
 DEFAULT_OVERSIZED_BYTES = 25_000_000
+# The most images a job can be made to return (`images` of the scenario or of `input.emulator`).
+MAX_FORCED_IMAGES = 16
 
 # Realistic timings, for benchmarks and manual checks of the waiting messages.
 REALISTIC_TIMINGS: dict[str, Any] = {
@@ -173,6 +175,8 @@ class Scenario(BaseModel):
     progress: ProgressStyle = ProgressStyle.STEPS
     personality: str = DEFAULT_PERSONALITY
     image_size: int = Field(default=DEFAULT_IMAGE_SIZE, ge=16, le=4096)
+    # Every job returns this many images whatever its input asks for: a worker that ignores the requested count.
+    images: int | None = Field(default=None, ge=1, le=MAX_FORCED_IMAGES)
     oversized_bytes: int = Field(default=DEFAULT_OVERSIZED_BYTES, ge=1)
     retention_s: float = Field(default=DEFAULT_RETENTION_S, gt=0)
     runsync_retention_s: float = Field(default=DEFAULT_RUNSYNC_RETENTION_S, gt=0)

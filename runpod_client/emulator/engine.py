@@ -29,7 +29,7 @@ from runpod_client.emulator.config import (
     Scenario,
     sample,
 )
-from runpod_client.emulator.images import render_png
+from runpod_client.emulator.images import corrupt_pixels, render_png
 from runpod_client.emulator.personalities import (
     InvalidJobInput,
     JobPlan,
@@ -677,20 +677,19 @@ def build_output(plan: JobPlan, base_url: str, elapsed_s: float) -> tuple[Any, l
         files.append((name, data))
         return f"{base_url}/_emulator/files/{name}"
 
-    images = [
-        RenderedImage(
-            data=render_png(
-                plan.prompt,
-                plan.seed + index,
-                plan.width,
-                plan.height,
-                label=f"{plan.personality.name} · image {index + 1}/{plan.images}",
-                min_bytes=plan.min_bytes,
-            ),
-            seed=plan.seed + index,
+    images = []
+    for index in range(plan.images):
+        data = render_png(
+            plan.prompt,
+            plan.seed + index,
+            plan.width,
+            plan.height,
+            label=f"{plan.personality.name} · image {index + 1}/{plan.images}",
+            min_bytes=plan.min_bytes,
         )
-        for index in range(plan.images)
-    ]
+        if plan.personality.corrupt:
+            data = corrupt_pixels(data)
+        images.append(RenderedImage(data=data, seed=plan.seed + index))
     if plan.personality.shape is None:
         raise ValueError(f"personality {plan.personality.name} has no output shape")
     context = OutputContext(images=images, publish=publish, parameters=plan.parameters, generation_time_s=elapsed_s)

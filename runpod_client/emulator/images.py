@@ -6,7 +6,10 @@ import colorsys
 import io
 import math
 import random
+import struct
 import textwrap
+import zlib
+from collections.abc import Iterator
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -70,3 +73,47 @@ def _draw_caption(draw: ImageDraw.ImageDraw, prompt: str, seed: int, label: str,
     draw.rectangle((0, top, width, height), fill=(0, 0, 0))
     for index, line in enumerate(lines):
         draw.text((size // 2, top + size // 2 + index * line_height), line, font=font, fill=(255, 255, 255))
+
+
+# Bytes per pixel of 8-bit PNG colour types: greyscale, RGB, palette, grey + alpha, RGBA.
+PNG_BYTES_PER_PIXEL = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# A PNG row filter byte is 0–4; anything else makes a decoder give up on the row.
+INVALID_FILTER = 9
+
+
+def corrupt_pixels(png: bytes) -> bytes:
+    """The PNG with one row's filter byte made invalid, every chunk's checksum still right.
+
+    Pillow's `verify()` checks only the chunk structure and checksums, so it accepts this file; decoding the pixels
+    (`load()`) fails half-way. What a worker with a broken encoder or a bit flip before the upload hands back.
+    """
+    chunks = list(_png_chunks(png))
+    header = chunks[0][1]
+    width, height = struct.unpack(">II", header[:8])
+    bit_depth, colour_type, interlace = header[8], header[9], header[12]
+    if bit_depth != 8 or interlace or colour_type not in PNG_BYTES_PER_PIXEL:
+        raise ValueError("only 8-bit, non-interlaced PNGs can be corrupted this way")
+    pixels = bytearray(zlib.decompress(b"".join(data for kind, data in chunks if kind == b"IDAT")))
+    stride = 1 + width * PNG_BYTES_PER_PIXEL[colour_type]
+    pixels[stride * (height // 2)] = INVALID_FILTER
+    out = [png[:8]]
+    written = False
+    for kind, data in chunks:
+        if kind != b"IDAT":
+            out.append(_png_chunk(kind, data))
+        elif not written:  # one IDAT carries all the pixels; the others go
+            out.append(_png_chunk(b"IDAT", zlib.compress(bytes(pixels))))
+            written = True
+    return b"".join(out)
+
+
+def _png_chunks(png: bytes) -> Iterator[tuple[bytes, bytes]]:
+    position = 8
+    while position + 8 <= len(png):
+        (length,) = struct.unpack(">I", png[position : position + 4])
+        yield png[position + 4 : position + 8], png[position + 8 : position + 8 + length]
+        position += 12 + length
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

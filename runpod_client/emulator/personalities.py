@@ -17,8 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runpod_client.emulator.config import Duration, ProgressStyle, Scenario, sample
+from runpod_client.emulator.config import MAX_FORCED_IMAGES, Duration, ProgressStyle, Scenario, sample
 
+# Images a job's input may ask for (num_images…); `input.emulator.images` and the scenario's `images` may force more,
+# up to MAX_FORCED_IMAGES (a worker that ignores the requested count).
 MAX_IMAGES = 4
 PROMPT_TOKEN = re.compile(r"\[emulator:([a-z0-9-]+)\]")
 COUNT_KEYS = ("num_images", "num_outputs", "batch_size")
@@ -78,8 +80,10 @@ class Personality:
     error: ErrorBuilder | None = None
     failed_output: Any = None
     progress: bool = True
-    max_images: int = MAX_IMAGES
+    max_images: int = MAX_FORCED_IMAGES
     oversized: bool = False
+    # Every PNG has valid checksums but undecodable pixel data.
+    corrupt: bool = False
 
 
 def _sd_v1_url(ctx: OutputContext) -> Any:
@@ -205,6 +209,12 @@ _ALL = (
     Personality("flux", "public Flux endpoints: {image_url, cost}", shape=_flux, max_images=1),
     Personality("no-progress", "worker-sdxl output, but no progress while running", shape=_sdxl, progress=False),
     Personality(
+        "corrupt-pixels",
+        "worker-sdxl output whose PNGs pass checksum checks but cannot be decoded",
+        shape=_sdxl,
+        corrupt=True,
+    ),
+    Personality(
         "oversized", "a PNG of oversized_bytes (25 MB) behind image_url", shape=_flux, max_images=1, oversized=True
     ),
     Personality("fail-plain", "FAILED with a plain error string", outcome=Outcome.FAILED, error=_plain_error),
@@ -239,7 +249,7 @@ class JobOptions(BaseModel):
     execution_s: Duration | None = None
     steps: int | None = Field(default=None, ge=1)
     progress: ProgressStyle | None = None
-    images: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
+    images: int | None = Field(default=None, ge=1, le=MAX_FORCED_IMAGES)
     image_bytes: int | None = Field(default=None, ge=1)
 
 
@@ -282,7 +292,8 @@ def plan_job(job_input: dict[str, Any], scenario: Scenario, rng: random.Random) 
         seed = rng.randrange(MAX_SEED)
     width = _int_or(job_input.get("width"), scenario.image_size)
     height = _int_or(job_input.get("height"), scenario.image_size)
-    count = options.images or _int_or(next((job_input[k] for k in COUNT_KEYS if k in job_input), None), 1)
+    requested = min(_int_or(next((job_input[k] for k in COUNT_KEYS if k in job_input), None), 1), MAX_IMAGES)
+    count = options.images or scenario.images or requested
     count = max(1, min(count, personality.max_images))
     min_bytes = options.image_bytes or (scenario.oversized_bytes if personality.oversized else 0)
     progress = options.progress or scenario.progress

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from jobs.notifier import Delivery, JobResult
+from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, default_catalog
@@ -55,6 +55,8 @@ class RecordingNotifier:
     updates: list[TrackedJob] = field(default_factory=list)
     finished: dict[str, list[JobResult]] = field(default_factory=dict)
     fail_times: dict[str, int] = field(default_factory=dict)
+    # Jobs whose next delivery is refused for good (`DeliveryFailed(final=True)` with this reason), once.
+    refuse: dict[str, str] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
     on_finish: Callable[[TrackedJob, JobResult], None] | None = None
 
@@ -67,6 +69,8 @@ class RecordingNotifier:
         if self.fail_times.get(job.jid, 0) > 0:
             self.fail_times[job.jid] -= 1
             raise RuntimeError("delivery failed (test)")
+        if job.jid in self.refuse:
+            raise DeliveryFailed(self.refuse.pop(job.jid), final=True)
         self.finished.setdefault(job.jid, []).append(result)
         if self.on_finish is not None:
             self.on_finish(job, result)

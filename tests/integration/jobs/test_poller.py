@@ -163,6 +163,43 @@ async def test_failed_delivery_is_retried_until_it_succeeds(core: Core) -> None:
     assert len(notifier.finished[jid]) == 1
 
 
+async def delivered(core: Core, jid: str) -> bool:
+    job = await core.store.get(jid)
+    return job is not None and job.state is JobState.DELIVERED
+
+
+async def test_delivery_failing_every_attempt_ends_with_the_failure_shown_and_recorded(core: Core) -> None:
+    """After max_delivery_attempts failures the notifier is told once that delivery gave up, and the record says why."""
+    notifier = RecordingNotifier()
+    jid = await submit(core, "never delivered")
+    notifier.fail_times[jid] = 3
+    async with polling(core.poller(notifier, replace(FAST_POLLER, max_delivery_attempts=3))):
+        await wait_until(lambda: jid in notifier.finished)
+        await wait_until(lambda: delivered(core, jid))
+    (result,) = notifier.finished[jid]
+    assert result.outcome is JobState.COMPLETED
+    assert result.undelivered is not None
+    assert "after 3 attempts" in result.undelivered
+    job = await core.store.get(jid)
+    assert job is not None
+    assert job.extra["delivery_failed"] == result.undelivered
+
+
+async def test_delivery_refused_for_good_is_not_retried(core: Core) -> None:
+    """A final refusal ends the job after one attempt: the notifier is told why, and nothing is sent again."""
+    notifier = RecordingNotifier()
+    jid = await submit(core, "refused")
+    notifier.refuse[jid] = "Discord refused to post the images: Invalid Form Body (HTTP 400, error 50035)"
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+        await wait_until(lambda: delivered(core, jid))
+    (result,) = notifier.finished[jid]
+    assert result.undelivered == "Discord refused to post the images: Invalid Form Body (HTTP 400, error 50035)"
+    job = await core.store.get(jid)
+    assert job is not None
+    assert "delivery_attempts" not in job.extra
+
+
 async def test_crash_before_attach_becomes_submit_unknown(core: Core) -> None:
     """A record left SUBMITTING (the submitter died before storing RunPod's id) is reported, not resubmitted."""
     created = await core.store.create(

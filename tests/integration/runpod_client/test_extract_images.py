@@ -21,6 +21,7 @@ from runpod_client import (
     RunPodClient,
     UnsafeURLError,
     extract_images,
+    extract_output,
 )
 from tests.plugins.emulator import poll_job
 
@@ -130,6 +131,27 @@ async def test_oversized_personality_serves_a_25_megabyte_png(
     assert image.media_type == "image/png"
 
 
+async def test_image_whose_pixels_cannot_be_decoded_is_refused(
+    emulator_client: RunPodClient, emulator_session: aiohttp.ClientSession
+) -> None:
+    """A PNG with valid checksums (Pillow's verify passes) but corrupt pixel data is refused as undecodable."""
+    job = await finished_job(emulator_client, "corrupt-pixels")
+    with pytest.raises(InvalidImageError, match="the worker returned an image that cannot be decoded"):
+        await extract_images(job.output, session=emulator_session)
+
+
+async def test_base64_images_beyond_the_cap_are_not_returned(
+    emulator_client: RunPodClient, emulator_session: aiohttp.ClientSession
+) -> None:
+    """A worker that returns 11 images with a cap of 4: the first 4 come back, and the 11 found are counted."""
+    forced = {"personality": "sdxl", "images": 11, "execution_s": 0.02}
+    job = await finished_job(emulator_client, "sdxl", emulator=forced)
+    extraction = await extract_output(job.output, session=emulator_session, max_images=4)
+    assert extraction.found == 11
+    assert [image.seed for image in extraction.images] == [SEED] * 4
+    assert len({image.data for image in extraction.images}) == 4
+
+
 async def test_image_bytes_option_enlarges_base64_images(
     emulator_client: RunPodClient, emulator_session: aiohttp.ClientSession
 ) -> None:
@@ -147,6 +169,8 @@ class ImageServer:
 
     def __init__(self, png: bytes) -> None:
         self.png = png
+        self.url = ""
+        self.images_served = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -161,6 +185,7 @@ class ImageServer:
         return app
 
     async def image(self, request: web.Request) -> web.Response:
+        self.images_served += 1
         return web.Response(body=self.png, content_type="image/png")
 
     async def big(self, request: web.Request) -> web.Response:
@@ -197,17 +222,35 @@ class ImageServer:
 
 
 @pytest.fixture
-async def image_server() -> AsyncIterator[str]:
+async def image_host() -> AsyncIterator[ImageServer]:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, format="PNG")
-    runner = web.AppRunner(ImageServer(buffer.getvalue()).app(), access_log=None, shutdown_timeout=0.1)
+    server = ImageServer(buffer.getvalue())
+    runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield server
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+def image_server(image_host: ImageServer) -> str:
+    return image_host.url
+
+
+async def test_image_urls_beyond_the_cap_are_never_downloaded(
+    image_host: ImageServer, emulator_session: aiohttp.ClientSession
+) -> None:
+    """An output listing 11 image URLs with a cap of 4: 4 are downloaded and returned, the other 7 never fetched."""
+    output = {"images": [f"{image_host.url}/image.png?n={index}" for index in range(11)]}
+    extraction = await extract_output(output, session=emulator_session, policy=LOOPBACK_ALLOWED, max_images=4)
+    assert extraction.found == 11
+    assert len(extraction.images) == 4
+    assert image_host.images_served == 4
 
 
 async def test_image_url_is_downloaded_when_loopback_is_allowed(

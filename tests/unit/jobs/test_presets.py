@@ -146,6 +146,7 @@ def test_unknown_model_name_lists_the_configured_ones() -> None:
         ('[[models]]\nname = "x"\nendpoint_id = "e"\npreset = "comfyui"\n', "workflow_file"),
         ("models = [", "not valid TOML"),
         ('[[models]]\nname = "x"\nendpoint_id = "e"\npreset = "sdxl"\ndefaults = { steps = 999 }\n', "steps"),
+        ('[[models]]\nname = "x"\nendpoint_id = "e"\npreset = "sdxl"\nlimits = { max_count = 12 }\n', "at most 10"),
     ],
 )
 def test_broken_models_file_is_refused_with_the_reason(tmp_path: Path, content: str, problem: str) -> None:
