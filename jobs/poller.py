@@ -631,12 +631,12 @@ class Poller:
             attempts = int(job.extra.get("delivery_attempts", 0)) + 1
             if isinstance(exc, DeliveryFailed) and exc.final:
                 log.warning("job %s: delivery refused for good: %s", job.jid, exc.reason)
-                await self._give_up(claim, result, exc.reason)
+                await self._give_up_delivery(claim, result, exc.reason)
                 return
             if attempts >= self.settings.max_delivery_attempts:
                 log.exception("job %s: delivery failed %s times; giving up", job.jid, attempts)
                 cause = exc.reason if isinstance(exc, DeliveryFailed) else UNDELIVERED_REASON
-                await self._give_up(claim, result, f"{cause}; gave up after {attempts} attempts.")
+                await self._give_up_delivery(claim, result, f"{cause}; gave up after {attempts} attempts.")
                 return
             log.exception("job %s: delivery failed (attempt %s); will retry", job.jid, attempts)
             delay = self.settings.delivery_retry_base_ms * 2 ** (attempts - 1)
@@ -652,7 +652,7 @@ class Poller:
             log.warning("job %s: delivered, but another process took the job meanwhile", job.jid)
         self._let_go(claim)
 
-    async def _give_up(self, claim: Claimed, result: JobResult, reason: str) -> None:
+    async def _give_up_delivery(self, claim: Claimed, result: JobResult, reason: str) -> None:
         """End a job whose result cannot be delivered: show that (best effort), and record it with the job."""
         job = claim.job
         extra = {**job.extra, "delivery_failed": reason}
