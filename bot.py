@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -74,7 +74,8 @@ class Core:
     # per-endpoint budget (a failed poll is retried by rescheduling instead).
     status_clients: dict[str, RunPodClient] | None = None
 
-    def poller(self, notifier: Notifier, http: aiohttp.ClientSession) -> Poller:
+    def poller(self, notifier: Notifier, http: aiohttp.ClientSession, *, only: Collection[str] | None = None) -> Poller:
+        """A poller of this core's jobs; with `only`, of just those jobs."""
         return Poller(
             self.store,
             self.clients,
@@ -85,6 +86,7 @@ class Core:
             settings=self.poller_settings,
             status_clients=self.status_clients,
             metrics=self.metrics,
+            only=only,
         )
 
 
