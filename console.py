@@ -52,7 +52,7 @@ def describe_state(job: TrackedJob) -> str:
 
 @dataclass
 class TerminalNotifier:
-    """Prints a job's progress and saves its images; other jobs finished by this process are reported briefly."""
+    """Prints the progress of the jobs it watches and saves their images (`imagine` polls its own job only)."""
 
     out_dir: Path
     watch: set[str] = field(default_factory=set)
@@ -72,13 +72,10 @@ class TerminalNotifier:
         if result.images:
             paths = await asyncio.to_thread(self._save, job, result)
         self.saved[job.jid] = paths
-        if job.jid in self.watch:
-            if paths:
-                self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
-            else:
-                self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
+        if paths:
+            self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
         else:
-            self._print(f"(an earlier job {job.jid} ended: {result.outcome.value.lower()})")
+            self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
         self.event(job.jid).set()
         return Delivery()
 
