@@ -10,12 +10,14 @@ import argparse
 import asyncio
 import logging
 import math
+import signal
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -49,13 +51,18 @@ from storage.store import CooldownError, JobStore, QuotaExceededError, StoreConf
 CLI_PREFIX_SUFFIX = "-cli"
 LOCAL_API_KEY = "local-emulator-key"
 LOCAL_ENDPOINT_ID = "local"
-# Exit status when `imagine` gives up waiting, as timeout(1) has it.
+# Exit statuses besides bot.EXIT_*: `imagine` gave up waiting (as timeout(1) does); Ctrl-C, as shells report it.
 EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
 # RunPod deletes a job when its ttl (JOB_TTL_S, queue included) runs out, so a poll soon after reports how it ended:
 # by default `imagine` waits that long and this much more, so the deadline only cuts short a wait that cannot end.
 TIMEOUT_MARGIN_S = 60
 # How long `imagine`, having given up, waits to see its cancel reach the job before it exits.
 CANCEL_GRACE_S = 10.0
+# SIGINT is asyncio.run's own (it raises KeyboardInterrupt); these stop a command the same orderly way.
+CLI_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+T = TypeVar("T")
 
 
 def seconds(text: str) -> float:
@@ -400,6 +407,28 @@ def required_for(args: argparse.Namespace) -> Iterable[str]:
     return ()
 
 
+class Stopped(Exception):
+    """A stop signal ended the command (after everything it had opened was closed)."""
+
+    def __init__(self, signum: signal.Signals) -> None:
+        super().__init__(signum.name)
+        self.signum = signum
+
+
+async def stoppable(command: Awaitable[T]) -> T:
+    """Run a command that SIGTERM and SIGHUP stop as Ctrl-C does: the task is cancelled, so every `async with`
+    unwinds (the poller gives its lease back, the embedded Redis this command started is stopped)."""
+    received = bot.cancel_on_signals(CLI_STOP_SIGNALS)
+    try:
+        return await command
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not received or task is None:
+            raise
+        task.uncancel()
+        raise Stopped(received[0]) from None
+
+
 COMMANDS = {"imagine": imagine, "status": show_status, "cancel": cancel, "jobs": list_jobs, "health": health}
 
 
@@ -428,8 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "check":
-            return bot.EXIT_OK if asyncio.run(check(settings)) else bot.EXIT_FAILURE
-        return asyncio.run(COMMANDS[args.command](args, settings))
+            return bot.EXIT_OK if asyncio.run(stoppable(check(settings))) else bot.EXIT_FAILURE
+        return asyncio.run(stoppable(COMMANDS[args.command](args, settings)))
+    except Stopped as stop:
+        print(f"stopped by {stop.signum.name}", file=sys.stderr)
+        return 128 + stop.signum
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return bot.EXIT_CONFIG
@@ -438,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bot.EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
