@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -57,6 +57,10 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
+# How a process is told to stop: SIGTERM (a service manager, `docker stop`), SIGINT (Ctrl-C), SIGHUP (its terminal or
+# SSH session went away). Each is an orderly stop that closes the bot, Redis and the embedded server.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 
 @dataclass(frozen=True)
 class Core:
@@ -75,7 +79,8 @@ class Core:
     # per-endpoint budget (a failed poll is retried by rescheduling instead).
     status_clients: dict[str, RunPodClient] | None = None
 
-    def poller(self, notifier: Notifier, http: aiohttp.ClientSession) -> Poller:
+    def poller(self, notifier: Notifier, http: aiohttp.ClientSession, *, only: Collection[str] | None = None) -> Poller:
+        """A poller of this core's jobs; with `only`, of just those jobs."""
         return Poller(
             self.store,
             self.clients,
@@ -87,6 +92,7 @@ class Core:
             status_clients=self.status_clients,
             metrics=self.metrics,
             catalog=self.catalog,
+            only=only,
         )
 
 
@@ -340,6 +346,9 @@ def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
 
 async def run(settings: Settings, role: Role = Role.ALL) -> int:
     """Run the bot in its role until it is stopped; return the process exit status."""
+    # A stop signal during start-up unwinds what is open so far (the embedded server too); `stop_on_signals` takes
+    # over once the bot exists.
+    cancel_on_signals()
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
@@ -395,8 +404,25 @@ def require_secret(value: SecretStr | None, name: str) -> str:
     return value.get_secret_value()
 
 
+def cancel_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> list[signal.Signals]:
+    """Make the first of `signals` cancel the current task, so every `async with` it is in unwinds; returns the list
+    that records the signal received."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[signal.Signals] = []
+
+    def cancel(signum: signal.Signals) -> None:
+        if not received and task is not None:
+            received.append(signum)
+            task.cancel()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, cancel, signum)
+    return received
+
+
 def stop_on_signals(bot: RunpodBot, stopped: asyncio.Event) -> None:
-    """Close the bot cleanly on SIGTERM and SIGINT (releasing job leases), then let Redis and HTTP close."""
+    """Close the bot cleanly on a stop signal (releasing job leases), then let Redis and HTTP close."""
     loop = asyncio.get_running_loop()
 
     async def shut_down() -> None:
@@ -406,7 +432,7 @@ def stop_on_signals(bot: RunpodBot, stopped: asyncio.Event) -> None:
         finally:
             stopped.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, lambda: spawn(shut_down(), name="shutdown"))
 
 
@@ -423,6 +449,9 @@ def main(role: Role = Role.ALL) -> int:
     except (RedisUnavailableError, EmbeddedRedisError) as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
+    except asyncio.CancelledError:
+        log.info("stopped during start-up")
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
+import signal
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -41,7 +44,7 @@ from runpod_client.errors import RunPodError
 from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
 from storage.connection import RedisUnavailableError, open_redis, redact_url
 from storage.embedded import EmbeddedRedisError
-from storage.models import TrackedJob
+from storage.models import JobState, TrackedJob
 from storage.store import CooldownError, JobStore, QuotaExceededError, StoreConfig
 
 # Jobs started from a terminal live under their own key prefix, so a bot on the same Redis never posts them to
@@ -49,6 +52,29 @@ from storage.store import CooldownError, JobStore, QuotaExceededError, StoreConf
 CLI_PREFIX_SUFFIX = "-cli"
 LOCAL_API_KEY = "local-emulator-key"
 LOCAL_ENDPOINT_ID = "local"
+# Exit statuses besides bot.EXIT_*: `imagine` gave up waiting (as timeout(1) does); Ctrl-C, as shells report it.
+EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
+# RunPod deletes a job when its ttl (MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S + 35 min) runs out, so a poll soon after reports how it ended:
+# by default `imagine` waits that long and this much more, so the deadline only cuts short a wait that cannot end.
+TIMEOUT_MARGIN_S = 60
+# How long `imagine`, having given up, waits to see its cancel reach the job before it exits.
+CANCEL_GRACE_S = 10.0
+# SIGINT is asyncio.run's own (it raises KeyboardInterrupt); these stop a command the same orderly way.
+CLI_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+T = TypeVar("T")
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument("--count", type=int, help="number of images (1-4)")
     imagine.add_argument("--out", type=Path, default=Path("out"), help="folder for the images (default: out/)")
     imagine.add_argument("--local", action="store_true", help="offline: the emulator and the embedded Redis")
+    imagine.add_argument(
+        "--timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="give up waiting after this long, cancel the job at RunPod and exit 124 "
+        f"(default: the RunPod ttl + {TIMEOUT_MARGIN_S} s, when RunPod itself has ended the job)",
+    )
 
     status = commands.add_parser("status", help="show one job")
     status.add_argument("job")
@@ -171,14 +204,63 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             f"guidance {request.guidance:g}, seed {request.seed}, {request.count} image(s))",
             flush=True,
         )
-        poller = env.core.poller(notifier, env.http)
+        timeout_s = args.timeout if args.timeout is not None else env.core.service.run_settings.policy_ttl_ms / 1000 + TIMEOUT_MARGIN_S
+        # This job only: another terminal's `imagine` on the same Redis tracks (and saves) its own.
+        poller = env.core.poller(notifier, env.http, only={job.jid})
         polling = spawn(poller.run(), name="cli-poller")
         try:
-            await notifier.event(job.jid).wait()
+            if not await finished_within(notifier.event(job.jid), timeout_s):
+                return await give_up(env, notifier, job.jid, timeout_s)
+        except asyncio.CancelledError:
+            if not args.local:
+                # Nobody else polls a terminal's job: say that its images will not arrive, and how to stop paying.
+                print(
+                    f"{job.jid}: no longer waiting; the job goes on at RunPod but its images will not be saved "
+                    f"(`runpod-bot cancel {job.jid}` stops it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            raise
         finally:
             await poller.stop()
             await polling
         return bot.EXIT_OK if notifier.saved.get(job.jid) else bot.EXIT_FAILURE
+
+
+async def finished_within(event: asyncio.Event, timeout_s: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeout_s: float) -> int:
+    """Stop waiting: cancel the job at RunPod (no one else would collect its paid result) and say how to follow it."""
+    print(f"{jid}: no result within {timeout_s:g} s (--timeout); cancelling it at RunPod.", file=sys.stderr, flush=True)
+    try:
+        await env.core.service.cancel(jid, Actor(user_id=CLI_USER_ID, operator=True))
+    except (JobServiceError, RunPodError) as exc:
+        print(f"{jid}: could not cancel it: {exc}", file=sys.stderr)
+    # The cancel made the job due: the poller, still running, sees it through and reports how it ended.
+    if await finished_within(notifier.event(jid), CANCEL_GRACE_S):
+        if notifier.saved.get(jid):
+            # It completed just before the cancel reached it: the images are saved after all.
+            return bot.EXIT_OK
+        ended = await env.core.store.get(jid)
+        if ended is not None and ended.final_state is JobState.CANCELLED:
+            print(f"{jid}: cancelled at RunPod; see `runpod-bot status {jid}`", file=sys.stderr)
+        else:
+            state = ended.final_state.value.lower() if ended is not None else "unknown"
+            print(f"{jid}: it ended meanwhile ({state}); see `runpod-bot status {jid}`", file=sys.stderr)
+    else:
+        print(
+            f"{jid}: the cancel is not confirmed yet, so it may still be running: see `runpod-bot status {jid}`, "
+            f"and `runpod-bot cancel {jid}` to ask again",
+            file=sys.stderr,
+        )
+    return EXIT_TIMEOUT
 
 
 async def show_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -327,6 +409,28 @@ def required_for(args: argparse.Namespace) -> Iterable[str]:
     return ()
 
 
+class Stopped(Exception):
+    """A stop signal ended the command (after everything it had opened was closed)."""
+
+    def __init__(self, signum: signal.Signals) -> None:
+        super().__init__(signum.name)
+        self.signum = signum
+
+
+async def stoppable(command: Awaitable[T]) -> T:
+    """Run a command that SIGTERM and SIGHUP stop as Ctrl-C does: the task is cancelled, so every `async with`
+    unwinds (the poller gives its lease back, the embedded Redis this command started is stopped)."""
+    received = bot.cancel_on_signals(CLI_STOP_SIGNALS)
+    try:
+        return await command
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not received or task is None:
+            raise
+        task.uncancel()
+        raise Stopped(received[0]) from None
+
+
 COMMANDS = {"imagine": imagine, "status": show_status, "cancel": cancel, "jobs": list_jobs, "health": health}
 
 
@@ -355,8 +459,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "check":
-            return bot.EXIT_OK if asyncio.run(check(settings)) else bot.EXIT_FAILURE
-        return asyncio.run(COMMANDS[args.command](args, settings))
+            return bot.EXIT_OK if asyncio.run(stoppable(check(settings))) else bot.EXIT_FAILURE
+        return asyncio.run(stoppable(COMMANDS[args.command](args, settings)))
+    except Stopped as stop:
+        print(f"stopped by {stop.signum.name}", file=sys.stderr)
+        return 128 + stop.signum
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return bot.EXIT_CONFIG
@@ -364,8 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return bot.EXIT_FAILURE
     except KeyboardInterrupt:
-        print("interrupted; a submitted job keeps running: see `runpod-bot status JOB`", file=sys.stderr)
-        return 130
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def describe_state(job: TrackedJob) -> str:
 
 @dataclass
 class TerminalNotifier:
-    """Prints a job's progress and saves its images; other jobs finished by this process are reported briefly."""
+    """Prints the progress of the jobs it watches and saves their images (`imagine` polls its own job only)."""
 
     out_dir: Path
     watch: set[str] = field(default_factory=set)
@@ -72,18 +72,15 @@ class TerminalNotifier:
         if result.images:
             paths = await asyncio.to_thread(self._save, job, result)
         self.saved[job.jid] = paths
-        if job.jid in self.watch:
-            if result.undelivered:
-                self._print(f"{job.jid}: {result.outcome.value.lower()}, but not delivered: {result.undelivered}")
-            elif paths:
-                self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
-                if result.capped is not None:
-                    cap = result.capped
-                    self._print(f"{job.jid}: the worker returned {cap.returned} images; the model allows {cap.allowed}")
-            else:
-                self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
+        if result.undelivered:
+            self._print(f"{job.jid}: {result.outcome.value.lower()}, but not delivered: {result.undelivered}")
+        elif paths:
+            self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
+            if result.capped is not None:
+                cap = result.capped
+                self._print(f"{job.jid}: the worker returned {cap.returned} images; the model allows {cap.allowed}")
         else:
-            self._print(f"(an earlier job {job.jid} ended: {result.outcome.value.lower()})")
+            self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
         self.event(job.jid).set()
         return Delivery()
 

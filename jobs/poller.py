@@ -23,7 +23,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -188,7 +188,8 @@ class Poller:
     """One process's share of the tracking work. Several pollers on one Redis split the jobs between them.
 
     `status_clients` (default: `clients`) make the `/status` calls; give them `retry=NO_RETRY` so that every
-    attempt passes through the shared budget (the poller retries by rescheduling, which claims again).
+    attempt passes through the shared budget (the poller retries by rescheduling, which claims again). With `only`,
+    the poller claims just those jobs (a terminal waiting for its own job), never another process's.
     """
 
     def __init__(
@@ -206,10 +207,12 @@ class Poller:
         metrics: Metrics | None = None,
         status_clients: Mapping[str, RunPodClient] | None = None,
         catalog: ModelCatalog | None = None,
+        only: Collection[str] | None = None,
     ) -> None:
         self.store = store
         # Each model's `max_count` caps the images a job delivers; without a catalog, only the per-job maximum does.
         self.catalog = catalog
+        self.only = only
         self.clients = clients
         self.status_clients = status_clients if status_clients is not None else clients
         self.notifier = notifier
@@ -270,6 +273,7 @@ class Poller:
                 lease_ms=self.settings.claim_lease_ms,
                 budget_per_second=self.settings.status_budget_per_s,
                 burst_ms=self.settings.status_burst_ms,
+                only=self.only,
             )
             self._clock_offset_ms = batch.now_ms - time.time() * 1000
             self.stats.cycles += 1

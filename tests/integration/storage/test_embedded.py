@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from storage.connection import RedisUnavailableError, connect, open_redis
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -106,6 +108,26 @@ async def test_open_redis_stops_the_embedded_server_on_exit(data_dir: Path) -> N
         pid = int(info["process_id"])
         assert process_exists(pid)
     assert not process_exists(pid)
+
+
+async def test_server_outlives_the_thread_and_loop_that_started_it(data_dir: Path) -> None:
+    """A server started from a worker thread's own event loop keeps running after that thread has ended (its
+    parent-death signal must not follow a thread that is gone while the server is still wanted)."""
+    server = EmbeddedRedis(data_dir=data_dir)
+    starter = threading.Thread(target=lambda: asyncio.run(server.start()), name="starter")
+    starter.start()
+    try:
+        await wait_until(lambda: not starter.is_alive())
+        assert starter.native_id is not None
+        # Gone from the kernel too, not only from Python's view.
+        await wait_until(lambda: not Path(f"/proc/self/task/{starter.native_id}").exists())
+        with pytest.raises(TimeoutError):
+            await wait_until(lambda: not server.running, timeout_s=1)
+        client = await connect(server.url)
+        assert await client.ping()
+        await client.aclose()
+    finally:
+        await server.stop()
 
 
 def test_configured_binary_that_is_missing_is_refused(tmp_path: Path) -> None:

@@ -377,6 +377,17 @@ async def test_claim_tells_when_the_budget_and_the_next_job_allow_another(store:
     assert rest.next_due_ms > 50_000
 
 
+async def test_claim_of_given_jobs_takes_only_those_and_times_the_next_by_them(store: JobStore) -> None:
+    """A claim restricted to some jobs leaves every other due job alone and says when the next of its own is due."""
+    mine, other = await queued_job(store), await queued_job(store)
+    batch = await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000, only={mine})
+    assert [claim.job.jid for claim in batch.jobs] == [mine]
+    assert batch.next_due_ms is not None
+    assert batch.next_due_ms > 50_000
+    assert (await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000, only={"no-such-job"})).next_due_ms is None
+    assert [claim.job.jid for claim in (await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000)).jobs] == [other]
+
+
 async def test_queued_jobs_know_their_place_in_the_queue(store: JobStore) -> None:
     """Claimed queued jobs carry their rank by submit order; a job that starts running leaves the queue."""
     jids = []
