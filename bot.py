@@ -338,7 +338,12 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
-        open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin) as redis,
+        open_redis(
+            redis_url,
+            data_dir=settings.data_dir,
+            server_bin=settings.redis_server_bin,
+            max_connections=settings.redis_max_connections,
+        ) as redis,
         aiohttp.ClientSession() as http,
     ):
         deps = BotDependencies(

@@ -314,7 +314,12 @@ async def check(settings: Settings) -> bool:
 
 def open_redis_for(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    return open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin)
+    return open_redis(
+        redis_url,
+        data_dir=settings.data_dir,
+        server_bin=settings.redis_server_bin,
+        max_connections=settings.redis_max_connections,
+    )
 
 
 def required_for(args: argparse.Namespace) -> Iterable[str]:

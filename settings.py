@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     redis_server_bin: Path | None = None
     redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "rpb"
+    # Covers POLL_CONCURRENCY and SUBMIT_CONCURRENCY with room to spare; commands wait for a free connection.
+    redis_max_connections: Annotated[int, Field(ge=2, le=10_000)] = 64
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
