@@ -151,6 +151,8 @@ def build_core(
             guild_active=settings.guild_active_jobs,
             cooldown_ms=int(settings.user_cooldown_s * 1000),
         ),
+        concurrency=settings.submit_concurrency,
+        wait_s=settings.submit_wait_s,
     )
     service = JobService(
         store,

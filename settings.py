@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     user_active_jobs: Annotated[int, Field(ge=0)] = 2
     guild_active_jobs: Annotated[int, Field(ge=0)] = 20
     user_cooldown_s: Annotated[float, Field(ge=0)] = 5.0
+    # At most 200: RunPod takes at most 200 /run at once per endpoint.
+    submit_concurrency: Annotated[int, Field(ge=1, le=200)] = 16
+    # Well under the 15 minutes an interaction's followup token lasts.
+    submit_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     job_ttl_s: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 3600
     execution_timeout_s: Annotated[int, Field(ge=5, le=7 * 24 * 3600)] = 600
     job_record_ttl_days: Annotated[int, Field(ge=1, le=365)] = 7

@@ -1,5 +1,6 @@
 """Load through the real bot, on a Redis client built the way production builds it: in a burst of commands every member
-gets an answer, every accepted job reaches RunPod once and is delivered once."""
+gets an answer, every accepted job reaches RunPod once and is delivered once; a submit that cannot get a turn in time
+is refused as busy and starts nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from runpod_client.emulator import Scenario
 from storage.connection import open_redis
 from storage.models import JobState
 from storage.store import JobStore
-from tests.e2e.bot.conftest import Harness, answer_text, job_of, results
+from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
 from tests.plugins.emulator import fast_scenario
 from tests.waiting import wait_until
 
@@ -96,3 +97,20 @@ async def test_a_burst_of_500_imagine_gets_every_member_a_card_or_a_clear_refusa
     assert {jid: emulated.input["prompt"] for jid, emulated in sent.items() if emulated is not None} == accepted
     assert harness.emulator.counters.request_count("run") == len(accepted)
     assert Counter(job_of(message) for message in results(messages)) == Counter(accepted.keys())
+
+
+async def test_a_submit_that_waits_too_long_for_its_turn_is_refused_as_busy(harness: Harness) -> None:
+    """With the only submit slot held past SUBMIT_WAIT_S, /imagine says the bot is busy and starts nothing."""
+    harness.emulator.update_scenario(slow_reply_s=2.0)
+    harness.emulator.script_faults("run", "slow")
+    async with harness.running(submit_concurrency=1, submit_wait_s=0.1):
+        held = await harness.fake.invoke_command(harness.channel_id, harness.alice, "imagine", {"prompt": "held"})
+        await wait_until(lambda: harness.emulator.counters.request_count("run") == 1)
+        refused = answer_text(await harness.imagine(user_id=harness.bob, prompt="refused"))
+        submitted = answer_text(await harness.answered(held))
+        messages = await harness.messages()
+    assert BUSY in refused, refused
+    assert "Nothing was started" in refused, refused
+    assert SUBMITTED.match(submitted), submitted
+    assert len(cards(messages)) == 1
+    assert harness.emulator.counters.request_count("run") == 1
