@@ -159,6 +159,8 @@ def build_core(
             guild_active=settings.guild_active_jobs,
             cooldown_ms=int(settings.user_cooldown_s * 1000),
         ),
+        concurrency=settings.submit_concurrency,
+        wait_s=settings.submit_wait_s,
     )
     service = JobService(
         store,
@@ -352,7 +354,12 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
-        open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin) as redis,
+        open_redis(
+            redis_url,
+            data_dir=settings.data_dir,
+            server_bin=settings.redis_server_bin,
+            max_connections=settings.redis_max_connections,
+        ) as redis,
         aiohttp.ClientSession() as http,
     ):
         deps = BotDependencies(

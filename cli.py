@@ -55,8 +55,9 @@ LOCAL_ENDPOINT_ID = "local"
 # Exit statuses besides bot.EXIT_*: `imagine` gave up waiting (as timeout(1) does); Ctrl-C, as shells report it.
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
-# RunPod deletes a job when its ttl (MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S + 35 min) runs out, so a poll soon after reports how it ended:
-# by default `imagine` waits that long and this much more, so the deadline only cuts short a wait that cannot end.
+# RunPod deletes a job when its ttl (MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S + 35 min) runs out, so a poll soon
+# after reports how it ended: by default `imagine` waits that long and this much more, so the deadline only cuts
+# short a wait that cannot end.
 TIMEOUT_MARGIN_S = 60
 # How long `imagine`, having given up, waits to see its cancel reach the job before it exits.
 CANCEL_GRACE_S = 10.0
@@ -204,7 +205,11 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             f"guidance {request.guidance:g}, seed {request.seed}, {request.count} image(s))",
             flush=True,
         )
-        timeout_s = args.timeout if args.timeout is not None else env.core.service.run_settings.policy_ttl_ms / 1000 + TIMEOUT_MARGIN_S
+        timeout_s = (
+            args.timeout
+            if args.timeout is not None
+            else env.core.service.run_settings.policy_ttl_ms / 1000 + TIMEOUT_MARGIN_S
+        )
         # This job only: another terminal's `imagine` on the same Redis tracks (and saves) its own.
         poller = env.core.poller(notifier, env.http, only={job.jid})
         polling = spawn(poller.run(), name="cli-poller")
@@ -398,7 +403,12 @@ async def check(settings: Settings) -> bool:
 
 def open_redis_for(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    return open_redis(redis_url, data_dir=settings.data_dir, server_bin=settings.redis_server_bin)
+    return open_redis(
+        redis_url,
+        data_dir=settings.data_dir,
+        server_bin=settings.redis_server_bin,
+        max_connections=settings.redis_max_connections,
+    )
 
 
 def required_for(args: argparse.Namespace) -> Iterable[str]:

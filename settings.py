@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     redis_server_bin: Path | None = None
     redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "rpb"
+    # Covers POLL_CONCURRENCY and SUBMIT_CONCURRENCY with room to spare; commands wait for a free connection.
+    redis_max_connections: Annotated[int, Field(ge=2, le=10_000)] = 64
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -80,6 +82,10 @@ class Settings(BaseSettings):
     user_active_jobs: Annotated[int, Field(ge=0)] = 2
     guild_active_jobs: Annotated[int, Field(ge=0)] = 20
     user_cooldown_s: Annotated[float, Field(ge=0)] = 5.0
+    # At most 200: RunPod takes at most 200 /run at once per endpoint.
+    submit_concurrency: Annotated[int, Field(ge=1, le=200)] = 16
+    # Well under the 15 minutes an interaction's followup token lasts.
+    submit_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     max_queue_wait_s: int = 1800
     execution_timeout_s: int = 600
     job_record_ttl_days: Annotated[int, Field(ge=1, le=365)] = 7

@@ -31,6 +31,11 @@ class Metrics:
         self.jobs_submitted = Counter(
             f"{PREFIX}_jobs_submitted", "Jobs sent to RunPod's /run, by model", ["model"], registry=registry
         )
+        self.submits_refused_busy = Counter(
+            f"{PREFIX}_submits_refused_busy",
+            "Submits refused because no submit slot (SUBMIT_CONCURRENCY) freed up within SUBMIT_WAIT_S",
+            registry=registry,
+        )
         self.jobs_finished = Counter(
             f"{PREFIX}_jobs_finished", "Jobs delivered, by final state", ["state"], registry=registry
         )

@@ -5,15 +5,19 @@ Submitting costs money, so the order of steps is deliberate:
 2. create the record (idempotent per request id; quotas and cooldown checked atomically) under a submit lease;
 3. call `/run` exactly once (the client retries only when the request certainly did not reach RunPod);
 4. attach RunPod's id, which schedules the first poll.
+At most `RunSettings.concurrency` submits run these steps at once; the others wait their turn (admission that
+queues), so a burst of commands meets Redis, Discord and RunPod a bounded number at a time.
 A crash between 2 and 4 leaves a SUBMITTING record; when its submit lease runs out the poller marks it
 SUBMIT_UNKNOWN and tells the member. It is never resubmitted blindly: that could pay for the same image twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -58,6 +62,12 @@ def policy_ttl_ms(max_queue_wait_ms: int, execution_timeout_ms: int) -> int:
     return max_queue_wait_ms + execution_timeout_ms + RUNPOD_RETENTION_MS + TTL_MARGIN_MS
 
 
+# Submits in progress at once per process. Each holds at most one Redis connection, one Discord request and one /run
+# at a time, so this stays well inside the Redis pool, the HTTP session's 100 connections and RunPod's 200 /run at once.
+DEFAULT_SUBMIT_CONCURRENCY = 16
+# How long a submit waits for its turn before the member is told the bot is busy. The interaction is already
+# acknowledged (Discord's 3 s apply to the defer only), and its followup token lasts 15 minutes.
+DEFAULT_SUBMIT_WAIT_S = 30.0
 SUBMIT_UNKNOWN_REASON = (
     "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
     "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
@@ -72,6 +82,17 @@ class JobNotFoundError(JobServiceError):
     def __init__(self, jid: str) -> None:
         super().__init__(f"There is no job `{jid}` (it may have finished more than a week ago).")
         self.jid = jid
+
+
+class BusyError(JobServiceError):
+    """No submit slot freed up in time: nothing was recorded or sent to RunPod."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(
+            f"The bot is very busy right now and could not take your request within {waited_s:g} s. "
+            "Nothing was started; please try again in a minute."
+        )
+        self.waited_s = waited_s
 
 
 class NotAllowedError(JobServiceError):
@@ -98,6 +119,8 @@ class RunSettings:
     execution_timeout_ms: int = DEFAULT_EXECUTION_TIMEOUT_MS
     max_queue_wait_ms: int = DEFAULT_MAX_QUEUE_WAIT_MS
     limits: Limits = field(default_factory=Limits)
+    concurrency: int = DEFAULT_SUBMIT_CONCURRENCY
+    wait_s: float = DEFAULT_SUBMIT_WAIT_S
     ttl_ms: int | None = None
 
     @property
@@ -228,6 +251,7 @@ class JobService:
         self.run_settings = run_settings or RunSettings()
         self.webhook_for = webhook_for
         self.metrics = metrics
+        self._slots = asyncio.Semaphore(self.run_settings.concurrency)
 
     def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
         """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
@@ -244,12 +268,42 @@ class JobService:
         extra: Mapping[str, Any] | None = None,
         before_run: BeforeRun | None = None,
     ) -> Submission:
-        """Validate, admit and submit; raises `InvalidRequestError`, quota errors or `SubmitFailedError`.
+        """Validate, admit and submit; raises `InvalidRequestError`, `BusyError`, quota errors or `SubmitFailedError`.
 
         `before_run` is awaited after the record exists and before `/run` (the Discord cog posts the job card there,
         so every paid job has a card); if it raises, the job ends FAILED without reaching RunPod.
         """
         prepared = request if isinstance(request, Prepared) else self.prepare(request, model)
+        async with self._turn():
+            return await self._submit(prepared, requester, request_id, extra, before_run)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Hold one of the submit slots; wait for it at most `RunSettings.wait_s`, else raise `BusyError`."""
+        wait_s = self.run_settings.wait_s
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            log.warning(
+                "a submit waited %.0f s for one of %d slots; refused as busy", wait_s, self.run_settings.concurrency
+            )
+            if self.metrics is not None:
+                self.metrics.submits_refused_busy.inc()
+            raise BusyError(wait_s) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _submit(
+        self,
+        prepared: Prepared,
+        requester: Requester,
+        request_id: str | None,
+        extra: Mapping[str, Any] | None,
+        before_run: BeforeRun | None,
+    ) -> Submission:
         model_config, image_request = prepared.model, prepared.request
         created = await self.store.create(
             NewJob(

@@ -29,6 +29,13 @@ HEALTH_CHECK_INTERVAL_S = 30
 RECONNECT_RETRIES = 8
 RECONNECT_BACKOFF_BASE_S = 0.1
 RECONNECT_BACKOFF_CAP_S = 1.0
+# The pool is bounded, and a command waits for a free connection instead of failing: a burst of commands queues
+# here rather than opening a connection each. The default covers the poller (POLL_CONCURRENCY, 32) and the submits
+# admitted at once (SUBMIT_CONCURRENCY, 16), with room for everything else (deny-lists, buttons, /readyz).
+DEFAULT_MAX_CONNECTIONS = 64
+# How long a command waits for a free connection. Every command holds one for at most COMMAND_TIMEOUT_S (plus its
+# reconnects), so a longer wait means Redis itself is stuck; the command then fails like one that timed out.
+POOL_TIMEOUT_S = 20.0
 
 
 class RedisUnavailableError(Exception):
@@ -47,28 +54,35 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def create_client(url: str, *, reconnect: bool = True) -> aioredis.Redis:
+def create_client(
+    url: str, *, reconnect: bool = True, max_connections: int = DEFAULT_MAX_CONNECTIONS
+) -> aioredis.Redis:
     """A client for `url` (redis://, rediss:// or unix://) with bounded connect and command timeouts that, with
-    `reconnect`, rides out a short outage."""
+    `reconnect`, rides out a short outage; at most `max_connections` connections, for which commands wait their turn.
+    """
     backoff = ExponentialWithJitterBackoff(base=RECONNECT_BACKOFF_BASE_S, cap=RECONNECT_BACKOFF_CAP_S)
-    return aioredis.Redis.from_url(
+    # redis-py's default pool raises MaxConnectionsError when full; the blocking pool waits for a free connection.
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=POOL_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=COMMAND_TIMEOUT_S,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
         decode_responses=False,
         retry=Retry(backoff, RECONNECT_RETRIES if reconnect else 0, supported_errors=(RedisConnectionError,)),
     )
+    return aioredis.Redis.from_pool(pool)
 
 
-async def connect(url: str) -> aioredis.Redis:
+async def connect(url: str, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> aioredis.Redis:
     """Create a client and check with PING that the server answers.
 
     The check does not retry: a wrong URL, or a server that is down, is reported at once.
     """
     try:
-        client = create_client(url)
-        probe = create_client(url, reconnect=False)
+        client = create_client(url, max_connections=max_connections)
+        probe = create_client(url, reconnect=False, max_connections=1)
     except ValueError as exc:
         raise RedisUnavailableError(f"REDIS_URL {redact_url(url)} is not a valid Redis URL: {exc}") from None
     try:
@@ -92,9 +106,14 @@ def _first_line(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def open_redis(
-    url: str | None, *, data_dir: Path, server_bin: Path | None = None
+    url: str | None,
+    *,
+    data_dir: Path,
+    server_bin: Path | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> AsyncIterator[aioredis.Redis]:
-    """A connected client: to `url` when given, otherwise to an embedded server under `data_dir`.
+    """A connected client: to `url` when given, otherwise to an embedded server under `data_dir`; at most
+    `max_connections` connections at once.
 
     The embedded server is stopped (flushing its append-only file) when the context exits.
     """
@@ -110,7 +129,7 @@ async def open_redis(
         )
         url = embedded.url
     try:
-        client = await connect(url)
+        client = await connect(url, max_connections=max_connections)
         try:
             yield client
         finally:

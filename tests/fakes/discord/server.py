@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 ATTACHMENT_URL = re.compile(r"/attachments/(\d+)/(\d+)/")
 # Uploads are checked against Discord's limits (up to 100 MiB), so the server must accept bodies that big.
 MAX_BODY = 128 * 1024 * 1024
+# discord.py sets no connection limit, so a burst of interactions opens hundreds of connections at once. With
+# aiohttp's default accept queue (128) the kernel drops the excess SYNs and each of those clients waits a full second
+# to retry, past Discord's 3-second window for a first answer. Discord itself takes any number of connections.
+LISTEN_BACKLOG = 2048
 
 
 class FakeDiscord(FakeDiscordDriver):
@@ -93,7 +97,7 @@ class FakeDiscord(FakeDiscordDriver):
     async def start(self) -> None:
         runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, backlog=LISTEN_BACKLOG)
         await site.start()
         self._runner = runner
         if self.port == 0:

@@ -135,6 +135,8 @@ class World:
         self.channels: dict[int, Channel] = {}
         self.messages: dict[int, Message] = {}
         self.channel_messages: dict[int, list[int]] = {}
+        # The latest message per (channel id, nonce): a nonce lookup must not scan a busy channel's history.
+        self.nonce_messages: dict[tuple[int, str], int] = {}
         # The bot's DM channel with each user (user id -> channel id): Discord keeps one per user.
         self.dm_channel_ids: dict[int, int] = {}
         self.app_owner.dms_open = True
@@ -806,6 +808,8 @@ class World:
         message.history.append(message.snapshot(message.created_at))
         self.messages[message.id] = message
         self.channel_messages[channel.id].append(message.id)
+        if message.nonce is not None:
+            self.nonce_messages[(channel.id, message.nonce)] = message.id
         if not ephemeral:
             channel.last_message_id = message.id
         self.touch()
@@ -943,14 +947,11 @@ class World:
         return self._create_message(channel, body, uploads, allowed_flags=rules.CHANNEL_FLAGS)
 
     def _message_with_nonce(self, channel: Channel, nonce: str) -> Message | None:
-        horizon = self.clock.now() - NONCE_WINDOW
-        for message_id in reversed(self.channel_messages[channel.id]):
-            message = self.messages[message_id]
-            if message.created_at < horizon:
-                return None
-            if message.nonce == nonce and message.author_id == self.bot.id:
-                return message
-        return None
+        message_id = self.nonce_messages.get((channel.id, nonce))
+        message = self.messages.get(message_id) if message_id is not None else None
+        if message is None or message.created_at < self.clock.now() - NONCE_WINDOW:
+            return None
+        return message if message.author_id == self.bot.id else None
 
     def rest_edit_message(
         self, channel_id: int, message_id: int, body: dict[str, Any], uploads: Sequence[Upload]

@@ -1,0 +1,116 @@
+"""Load through the real bot, on a Redis client built the way production builds it: in a burst of commands every member
+gets an answer, every accepted job reaches RunPod once and is delivered once; a submit that cannot get a turn in time
+is refused as busy and starts nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from runpod_client.emulator import Scenario
+from storage.connection import open_redis
+from storage.models import JobState
+from storage.store import JobStore
+from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
+from tests.plugins.emulator import fast_scenario
+from tests.waiting import wait_until
+
+BURST = 500
+MEMBERS = 10
+# What a member reads when the bot could not take the request in time (nothing was started).
+BUSY = "very busy"
+SUBMITTED = re.compile(r"^Submitted: job `(?P<jid>[0-9a-f]+)` — https://discord\.com/channels/")
+# Tiny images and a one-step model: the test measures the bot's plumbing, not Pillow.
+TINY_MODEL = """
+[[models]]
+name = "tiny"
+endpoint_id = "{endpoint_id}"
+preset = "sdxl"
+default = true
+defaults = {{ size = "64x64", steps = 1, count = 1 }}
+limits = {{ sizes = ["64x64"] }}
+"""
+
+
+@pytest.fixture
+def emulator_scenario() -> Scenario:
+    """Many warm workers, jobs that take a few milliseconds, and no RunPod rate limits to wait out."""
+    return fast_scenario(
+        workers=64, cold_start_s=0, queue_delay_s=0, execution_s=0.01, steps=1, image_size=64, rate_limits={}
+    )
+
+
+async def test_a_burst_of_500_imagine_gets_every_member_a_card_or_a_clear_refusal(
+    harness: Harness, redis_url: str, tmp_path: Path
+) -> None:
+    """500 /imagine at once: each member reads a card link or a clear refusal; each accepted job runs and posts once."""
+    models = tmp_path / "models.toml"
+    models.write_text(TINY_MODEL.format(endpoint_id=harness.emulator.endpoint_id))
+    members = [harness.alice, harness.bob]
+    for index in range(MEMBERS - len(members)):
+        members.append((await harness.fake.create_member(harness.guild_id, f"member{index}"))["user_id"])
+    prompts = [f"burst {index}" for index in range(BURST)]
+    # As `bot.run` opens it (REDIS_MAX_CONNECTIONS at its default), not the suite's own client.
+    async with open_redis(redis_url, data_dir=tmp_path) as redis:
+        harness = dataclasses.replace(harness, redis=redis)
+        async with harness.running(
+            models_file=models,
+            user_cooldown_s=0,
+            user_active_jobs=0,
+            guild_active_jobs=0,
+            status_budget_per_s=400,
+            card_edit_interval_s=60,
+        ):
+            interactions = await asyncio.gather(
+                *(
+                    harness.fake.invoke_command(
+                        harness.channel_id, members[index % MEMBERS], "imagine", {"prompt": prompt}
+                    )
+                    for index, prompt in enumerate(prompts)
+                )
+            )
+            texts = [answer_text(await harness.answered(interaction)) for interaction in interactions]
+            accepted = {
+                match["jid"]: prompt
+                for prompt, text in zip(prompts, texts, strict=True)
+                if (match := SUBMITTED.match(text))
+            }
+            unclear = Counter(text for text in texts if not SUBMITTED.match(text) and BUSY not in text)
+            assert unclear == Counter(), f"{sum(unclear.values())} of {BURST} members got no clear answer"
+            store = JobStore(redis)
+
+            async def all_delivered() -> bool:
+                jobs = [await store.get(jid) for jid in accepted]
+                return all(job is not None and job.state is JobState.DELIVERED for job in jobs)
+
+            await wait_until(all_delivered, timeout_s=60)
+            jobs = [job for jid in accepted if (job := await store.get(jid)) is not None]
+        messages = await harness.messages()
+    assert accepted
+    assert {job.jid: job.final_state for job in jobs} == dict.fromkeys(accepted, JobState.COMPLETED)
+    sent = {job.jid: harness.emulator.engine.job(job.runpod_id or "") for job in jobs}
+    assert {jid: emulated.input["prompt"] for jid, emulated in sent.items() if emulated is not None} == accepted
+    assert harness.emulator.counters.request_count("run") == len(accepted)
+    assert Counter(job_of(message) for message in results(messages)) == Counter(accepted.keys())
+
+
+async def test_a_submit_that_waits_too_long_for_its_turn_is_refused_as_busy(harness: Harness) -> None:
+    """With the only submit slot held past SUBMIT_WAIT_S, /imagine says the bot is busy and starts nothing."""
+    harness.emulator.update_scenario(slow_reply_s=2.0)
+    harness.emulator.script_faults("run", "slow")
+    async with harness.running(submit_concurrency=1, submit_wait_s=0.1):
+        held = await harness.fake.invoke_command(harness.channel_id, harness.alice, "imagine", {"prompt": "held"})
+        await wait_until(lambda: harness.emulator.counters.request_count("run") == 1)
+        refused = answer_text(await harness.imagine(user_id=harness.bob, prompt="refused"))
+        submitted = answer_text(await harness.answered(held))
+        messages = await harness.messages()
+    assert BUSY in refused, refused
+    assert "Nothing was started" in refused, refused
+    assert SUBMITTED.match(submitted), submitted
+    assert len(cards(messages)) == 1
+    assert harness.emulator.counters.request_count("run") == 1
