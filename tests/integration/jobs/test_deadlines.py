@@ -165,7 +165,7 @@ async def test_run_policy_ttl_keeps_a_result_for_runpods_whole_retention(
     """The bot's /run carries a ttl covering its queue wait limit, the execution timeout and RunPod's 30-minute
     retention, within RunPod's 7 days."""
     settings = Settings(
-        discord_token=SecretStr("unused"),
+        discord_token=SecretStr("ZmFrZS1kaXNjb3JkLWJvdA.RkFLRQ.unused-here-the-fake-discord-token-is-used"),
         runpod_api_key=SecretStr(emulator.api_key),
         runpod_endpoint_id=emulator.endpoint_id,
         runpod_base_url=emulator.base_url,
