@@ -451,8 +451,8 @@ PRESETS: dict[str, Preset] = {
             Defaults(size="512x512", steps=50, guidance=7.5),
             WORKER_SD15,
         ),
-        # The docs default guidance to 7.5, the endpoint's code to 3.5 (txt2img_flux_dev.py), the value Flux Dev is
-        # distilled for; the bot always sends a value, and keeps 3.5.
+        # The docs default guidance to 7.5, the endpoint's code to 3.5 (public-ep flux-dev/src/txt2img_flux_dev.py);
+        # the bot always sends a value, and keeps the one the endpoint itself falls back to.
         Preset(
             "flux",
             _flux,
@@ -460,8 +460,8 @@ PRESETS: dict[str, Preset] = {
             Defaults(size="1024x1024", steps=28, guidance=3.5),
             WORKER_FLUX_DEV,
         ),
-        # Schnell: 4 steps (docs and code); guidance 0.0 as the endpoint's code defaults it (txt2img_flux_schnell.py:
-        # Schnell has no guidance embedding, so the value hardly matters; the docs say 7.5).
+        # Schnell: 4 steps (docs and code); guidance 0.0 as the endpoint's code defaults it (public-ep
+        # flux-schnell/src/txt2img_flux_schnell.py: "Default for schnell is 0"; the docs say 7.5).
         Preset(
             "flux-schnell",
             _flux,
