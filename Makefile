@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# RunPod's worker SDK lives in its own virtualenv (see worker-requirements.txt); only the tests use it.
+WORKER_VENV ?= .venv-worker
+WORKER_STAMP := $(WORKER_VENV)/.installed
 PACKAGES := bot.py cli.py console.py logs.py settings.py web.py cogs jobs runpod_client storage tests benchmarks
 
 .PHONY: run test lint fmt typecheck pytest install clean demo bench chaos
@@ -24,10 +27,10 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict $(PACKAGES)
 
-pytest: $(STAMP)
-	$(BIN)/pytest
+pytest: $(STAMP) $(WORKER_STAMP)
+	RUNPOD_WORKER_PYTHON=$(WORKER_VENV)/bin/python $(BIN)/pytest
 
-install: $(STAMP)
+install: $(STAMP) $(WORKER_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +38,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+$(WORKER_STAMP): worker-requirements.txt
+	test -x $(WORKER_VENV)/bin/python || $(PYTHON) -m venv $(WORKER_VENV)
+	$(WORKER_VENV)/bin/python -m pip install --quiet -r worker-requirements.txt
+	touch $(WORKER_STAMP)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WORKER_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
 
 # An offline demo: the RunPod emulator in-process and the embedded Redis; writes a PNG under out/.
 demo: $(STAMP)

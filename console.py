@@ -87,8 +87,14 @@ class TerminalNotifier:
     def _save(self, job: TrackedJob, result: JobResult) -> list[Path]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
+        asked = job.request.get("seed", "x")
+        # A worker that renders a batch from one seed may still label image i `seed + i`: only the first is true.
+        batch_seed = next((image.seed for image in result.images if image.seed is not None), asked)
         for index, image in enumerate(result.images, start=1):
-            seed = image.seed if image.seed is not None else job.request.get("seed", "x")
+            if job.request.get("seed_scope") == "batch":
+                seed = batch_seed
+            else:
+                seed = image.seed if image.seed is not None else asked
             path = self.out_dir / image.filename(f"{job.jid}-{index}-seed{seed}")
             path.write_bytes(image.data)
             paths.append(path)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import discord
 
@@ -159,8 +160,7 @@ def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int |
     request = job.request
     embed = discord.Embed(description=shown_prompt(request.get("prompt", "")), colour=discord.Colour.green())
     embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
-    known = [str(seed) for seed in seeds if seed is not None] or [str(request.get("seed", "-"))]
-    embed.add_field(name="Seed", value=clip(", ".join(known), FIELD_LIMIT))
+    embed.add_field(name="Seed", value=clip(seed_label(request, seeds), FIELD_LIMIT))
     embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}, {request.get('steps')} steps")
     embed.add_field(name="Queued", value=seconds(job.delay_time_ms))
     embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
@@ -171,6 +171,17 @@ def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int |
         embed.set_image(url=f"attachment://{first_image}")
     embed.set_footer(text=f"job {job.jid}")
     return embed
+
+
+def seed_label(request: Mapping[str, Any], seeds: Sequence[int | None]) -> str:
+    """The seeds as they are true: one for a batch the worker renders from one seed, otherwise one per image."""
+    known = [str(seed) for seed in seeds if seed is not None] or [str(request.get("seed", "-"))]
+    if request.get("seed_scope") != "batch":
+        return ", ".join(known)
+    # Such workers may still label image i `seed + i` (worker-stable_diffusion_v1): only the first is the real one.
+    if len(seeds) > 1:
+        return f"{known[0]} (one seed for the whole batch of {len(seeds)})"
+    return known[0]
 
 
 def health_embed(

@@ -1,7 +1,11 @@
 """Model presets: which options a model accepts, their bounds, and how the worker's input is built from them.
 
-A preset knows one worker family (worker-sdxl, worker-stable_diffusion_v1, A1111, ComfyUI, public Flux…). The
-operator's `models.toml` names models, picks a preset for each and may narrow its defaults and limits.
+A preset knows one worker family (worker-sdxl, worker-stable_diffusion_v1, A1111, ComfyUI, public Flux…): the input
+names it reads, the limits it documents (each with its source: repository, path, commit) and how it seeds a batch.
+The operator's `models.toml` names models, picks a preset for each and may change its defaults and limits, but never
+past what the worker accepts: a worker's own validator does not enforce every range (RunPod's `rp_validator` skips a
+field's constraints when its type matches its default's), so an out-of-range value would run out of memory or give
+worse images instead of being refused. docs/presets.md describes each preset and its sources.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +30,12 @@ DEFAULT_NEGATIVE_MAX = 1000
 DEFAULT_MODEL_NAME = "default"
 # The most images one job may deliver: a Discord message carries at most 10 attachments.
 MAX_IMAGES_PER_JOB = 10
+
+# How the worker seeds a batch: "batch" when one seed renders all images together (only the whole batch is
+# reproducible from it), "image" when each image has a seed of its own.
+SeedScope = Literal["batch", "image"]
+SEED_SCOPE_BATCH: SeedScope = "batch"
+SEED_SCOPE_IMAGE: SeedScope = "image"
 
 
 class InvalidRequestError(Exception):
@@ -59,6 +69,112 @@ class Size:
 
 
 @dataclass(frozen=True)
+class Range:
+    """Allowed numbers: either end may be missing, and either may be open (the end itself excluded)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+    def within(self, outer: Range) -> bool:
+        """Whether this range reaches no further than `outer` (an end equal to an open end of `outer` counts as in:
+        intersecting the two opens it)."""
+        low_in = outer.low is None or (self.low is not None and self.low >= outer.low)
+        high_in = outer.high is None or (self.high is not None and self.high <= outer.high)
+        return low_in and high_in
+
+    def intersect(self, other: Range | None) -> Range:
+        """The numbers in both ranges."""
+        if other is None:
+            return self
+        low, low_open = _tighter(self.low, self.low_open, other.low, other.low_open, higher=True)
+        high, high_open = _tighter(self.high, self.high_open, other.high, other.high_open, higher=False)
+        return Range(low, high, low_open, high_open)
+
+    def describe(self) -> str:
+        """The range as a refusal names it: `1–8`, `2`, `more than 0 and less than 20`, `at most 2`."""
+        if self.low is not None and self.high is not None and not self.low_open and not self.high_open:
+            return f"{self.low:g}" if self.low == self.high else f"{self.low:g}–{self.high:g}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'more than' if self.low_open else 'at least'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'less than' if self.high_open else 'at most'} {self.high:g}")
+        return " and ".join(parts) or "any number"
+
+
+def _tighter(
+    a: float | None, a_open: bool, b: float | None, b_open: bool, *, higher: bool
+) -> tuple[float | None, bool]:
+    """The tighter of two lower (`higher=True`) or upper ends; on a tie an open end wins."""
+    if a is None:
+        return b, b_open
+    if b is None or a == b:
+        return a, a_open or (b_open and a == b)
+    if (a > b) == higher:
+        return a, a_open
+    return b, b_open
+
+
+@dataclass(frozen=True)
+class WorkerLimit:
+    """A bound the worker documents, and where: repository@commit, path, and the rule as written there."""
+
+    allowed: Range
+    source: str
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """The widths and heights the worker accepts, and where that is documented."""
+
+    source: str
+    sides: frozenset[int] = frozenset()
+    min_side: int | None = None
+    max_side: int | None = None
+    multiple: int = 1
+    max_pixels: int | None = None
+
+    def allows(self, size: Size) -> bool:
+        for side in (size.width, size.height):
+            if self.sides and side not in self.sides:
+                return False
+            if side not in Range(self.min_side, self.max_side) or side % self.multiple:
+                return False
+        return self.max_pixels is None or size.width * size.height <= self.max_pixels
+
+    def describe(self) -> str:
+        parts = []
+        if self.sides:
+            parts.append("each side " + ", ".join(str(side) for side in sorted(self.sides)))
+        if self.min_side is not None or self.max_side is not None:
+            parts.append(f"each side {Range(self.min_side, self.max_side).describe()}")
+        if self.multiple > 1:
+            parts.append(f"a multiple of {self.multiple}")
+        if self.max_pixels is not None:
+            parts.append(f"at most {self.max_pixels} pixels")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a preset's worker documents: its limits, each with its source, and how it seeds a batch."""
+
+    name: str
+    steps: WorkerLimit | None = None
+    guidance: WorkerLimit | None = None
+    count: WorkerLimit | None = None
+    sizes: SizeRule | None = None
+    seed_scope: SeedScope = SEED_SCOPE_BATCH
+
+
+@dataclass(frozen=True)
 class ImageRequest:
     """A validated request, with every option resolved (defaults applied, seed chosen)."""
 
@@ -69,9 +185,10 @@ class ImageRequest:
     guidance: float
     seed: int
     count: int
+    seed_scope: SeedScope = SEED_SCOPE_BATCH
 
     def as_dict(self) -> dict[str, Any]:
-        """The parameters as stored with the job and shown to members."""
+        """The parameters as stored with the job and shown to members (`seed_scope` says how to label seeds)."""
         return {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -81,6 +198,7 @@ class ImageRequest:
             "guidance": self.guidance,
             "seed": self.seed,
             "count": self.count,
+            "seed_scope": self.seed_scope,
         }
 
     @classmethod
@@ -93,6 +211,7 @@ class ImageRequest:
             guidance=float(data["guidance"]),
             seed=int(data["seed"]),
             count=int(data["count"]),
+            seed_scope=SEED_SCOPE_IMAGE if data.get("seed_scope") == SEED_SCOPE_IMAGE else SEED_SCOPE_BATCH,
         )
 
 
@@ -166,8 +285,7 @@ class Preset:
     build_input: InputBuilder
     limits: Limits
     defaults: Defaults
-    supports_negative: bool = True
-    description: str = ""
+    worker: WorkerSpec
 
 
 def _diffusers(count_key: str) -> InputBuilder:
@@ -202,15 +320,22 @@ def _a1111(request: ImageRequest, _extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _flux(request: ImageRequest, _extra: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    # RunPod documents `guidance` for its public Flux endpoints, but their code reads `guidance_scale` and ignores
+    # `guidance` (runpod-workers/public-ep flux-*/src/txt2img_flux_*.py); it ignores unknown keys, so both are sent
+    # with the same value and whichever the deployed endpoint reads gets it.
+    payload: dict[str, Any] = {
         "prompt": request.prompt,
         "width": request.size.width,
         "height": request.size.height,
         "num_inference_steps": request.steps,
         "guidance": request.guidance,
+        "guidance_scale": request.guidance,
         "seed": request.seed,
         "image_format": "png",
     }
+    if request.negative_prompt:
+        payload["negative_prompt"] = request.negative_prompt
+    return payload
 
 
 PLACEHOLDER = re.compile(r"\{\{\s*(prompt|negative_prompt|seed|width|height|steps|guidance|count)\s*\}\}")
@@ -253,52 +378,121 @@ def _comfyui(request: ImageRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
 
 SDXL_SIZES = ("1024x1024", "1152x896", "896x1152", "1216x832", "832x1216", "1344x768", "768x1344")
 SD15_SIZES = ("512x512", "768x512", "512x768", "640x640")
+FLUX_SIZES = ("1024x1024", "1024x768", "768x1024", "1280x768", "768x1280")
+
+# Where each limit below comes from (docs/presets.md has the details). Commits are those the presets were checked
+# against; tests/data/worker_schemas holds the schemas, and tests/unit/jobs/test_worker_schemas.py checks each limit.
+SDXL_SOURCE = "runpod-workers/worker-sdxl@94b18ff schemas.py"
+SDXL_TURBO_SOURCE = "runpod-workers/worker-sdxl-turbo@8b93a56 schemas.py"
+SD15_SOURCE = "runpod-workers/worker-stable_diffusion_v1@ba94608 src/rp_schema.py"
+SD15_PREDICT_SOURCE = "runpod-workers/worker-stable_diffusion_v1@ba94608 src/rp_schema.py, src/predict.py"
+FLUX_DEV_SOURCE = "runpod/docs@a900806 public-endpoints/models/flux-dev.mdx"
+FLUX_SCHNELL_SOURCE = "runpod/docs@a900806 public-endpoints/models/flux-schnell.mdx"
+FLUX_SIZE_RULE = "Must be divisible by 64. Range: 256-1536"
+SD15_SIDES = frozenset({128, 256, 384, 448, 512, 576, 640, 704, 768})
+SD15_MAX_PIXELS = 786432
+
+WORKER_SDXL = WorkerSpec(
+    "worker-sdxl",
+    count=WorkerLimit(Range(1, 2), f"{SDXL_SOURCE}: num_images 3 > n > 0"),
+)
+WORKER_SDXL_TURBO = WorkerSpec(
+    "worker-sdxl-turbo",
+    steps=WorkerLimit(Range(1, 8), f"{SDXL_TURBO_SOURCE}: num_inference_steps 1 <= n <= 8"),
+    guidance=WorkerLimit(Range(0, 2), f"{SDXL_TURBO_SOURCE}: guidance_scale 0.0 <= g <= 2.0"),
+    count=WorkerLimit(Range(1, 4), f"{SDXL_TURBO_SOURCE}: num_images 5 > n > 0"),
+    sizes=SizeRule(f"{SDXL_TURBO_SOURCE}: width == 512, height == 512", sides=frozenset({512})),
+)
+WORKER_SD15 = WorkerSpec(
+    "worker-stable_diffusion_v1",
+    steps=WorkerLimit(Range(1, 499), f"{SD15_SOURCE}: num_inference_steps 0 < n < 500"),
+    guidance=WorkerLimit(Range(0, 20, low_open=True, high_open=True), f"{SD15_SOURCE}: guidance_scale 0 < g < 20"),
+    count=WorkerLimit(Range(1, 9), f"{SD15_SOURCE}: num_outputs 10 > n > 0"),
+    sizes=SizeRule(
+        f"{SD15_PREDICT_SOURCE}: width, height in [128, 256, …, 768]; width * height <= 786432",
+        sides=SD15_SIDES,
+        max_pixels=SD15_MAX_PIXELS,
+    ),
+)
+WORKER_FLUX_DEV = WorkerSpec(
+    "RunPod's public Flux Dev endpoint",
+    steps=WorkerLimit(Range(1, 50), f"{FLUX_DEV_SOURCE}: num_inference_steps Range: 1-50"),
+    guidance=WorkerLimit(Range(0, 10), f"{FLUX_DEV_SOURCE}: guidance Range: 0.0-10.0"),
+    count=WorkerLimit(Range(1, 1), f"{FLUX_DEV_SOURCE}: one image_url per request"),
+    sizes=SizeRule(f"{FLUX_DEV_SOURCE}: width, height {FLUX_SIZE_RULE}", min_side=256, max_side=1536, multiple=64),
+)
+WORKER_FLUX_SCHNELL = WorkerSpec(
+    "RunPod's public Flux Schnell endpoint",
+    steps=WorkerLimit(Range(1, 8), f"{FLUX_SCHNELL_SOURCE}: num_inference_steps Range: 1-8"),
+    guidance=WorkerLimit(Range(0, 10), f"{FLUX_SCHNELL_SOURCE}: guidance Range: 0.0-10.0"),
+    count=WorkerLimit(Range(1, 1), f"{FLUX_SCHNELL_SOURCE}: one image_url per request"),
+    sizes=SizeRule(f"{FLUX_SCHNELL_SOURCE}: width, height {FLUX_SIZE_RULE}", min_side=256, max_side=1536, multiple=64),
+)
+# worker-a1111 passes its input unchanged to A1111's /sdapi/v1/txt2img and documents no limits; A1111 renders image
+# i of a batch from seed + i, so each image's seed is its own.
+WORKER_A1111 = WorkerSpec("Automatic1111 (worker-a1111)", seed_scope=SEED_SCOPE_IMAGE)
+# worker-comfyui takes a whole workflow; sizes and steps live in it, so the worker documents no limits for them.
+WORKER_COMFYUI = WorkerSpec("worker-comfyui")
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
+        # Defaults are the worker's own (schemas.py: num_inference_steps 25, guidance_scale 7.5). Steps and guidance
+        # bounds are the bot's: the worker documents none.
         Preset(
             "sdxl",
             _diffusers("num_images"),
-            Limits(sizes=SDXL_SIZES, max_steps=60, max_guidance=15.0),
+            Limits(sizes=SDXL_SIZES, max_steps=60, max_guidance=15.0, max_count=2),
             Defaults(size="1024x1024", steps=25, guidance=7.5),
-            description="worker-sdxl",
+            WORKER_SDXL,
         ),
+        # Defaults are the worker's own: 1 step, guidance 0.0, 512x512.
         Preset(
             "sdxl-turbo",
             _diffusers("num_images"),
-            Limits(sizes=("512x512", "768x768", "1024x1024"), max_steps=8, max_guidance=2.0),
-            Defaults(size="512x512", steps=2, guidance=0.0),
-            description="worker-sdxl-turbo",
+            Limits(sizes=("512x512",), max_steps=8, max_guidance=2.0, max_count=4),
+            Defaults(size="512x512", steps=1, guidance=0.0),
+            WORKER_SDXL_TURBO,
         ),
+        # Defaults are the worker's own (50 steps, guidance 7.5); steps and images are kept below its limits.
         Preset(
             "sd15",
             _diffusers("num_outputs"),
-            Limits(sizes=SD15_SIZES, max_steps=100, max_guidance=20.0),
-            Defaults(size="512x512", steps=30, guidance=7.5),
-            description="worker-stable_diffusion_v1",
+            Limits(sizes=SD15_SIZES, max_steps=100, max_guidance=20.0, max_count=4),
+            Defaults(size="512x512", steps=50, guidance=7.5),
+            WORKER_SD15,
         ),
+        # The docs default guidance to 7.5, the endpoint's code to 3.5 (public-ep flux-dev/src/txt2img_flux_dev.py);
+        # the bot always sends a value, and keeps the one the endpoint itself falls back to.
         Preset(
             "flux",
             _flux,
-            Limits(sizes=("1024x1024", "1024x768", "768x1024", "1280x768", "768x1280"), max_steps=50, max_count=1),
+            Limits(sizes=FLUX_SIZES, max_steps=50, max_guidance=10.0, max_count=1),
             Defaults(size="1024x1024", steps=28, guidance=3.5),
-            supports_negative=False,
-            description="public Flux endpoints",
+            WORKER_FLUX_DEV,
+        ),
+        # Schnell: 4 steps (docs and code); guidance 0.0 as the endpoint's code defaults it (public-ep
+        # flux-schnell/src/txt2img_flux_schnell.py: "Default for schnell is 0"; the docs say 7.5).
+        Preset(
+            "flux-schnell",
+            _flux,
+            Limits(sizes=FLUX_SIZES, max_steps=8, max_guidance=10.0, max_count=1),
+            Defaults(size="1024x1024", steps=4, guidance=0.0),
+            WORKER_FLUX_SCHNELL,
         ),
         Preset(
             "a1111",
             _a1111,
             Limits(sizes=SDXL_SIZES + SD15_SIZES, max_steps=100, max_guidance=30.0),
             Defaults(size="1024x1024", steps=25, guidance=7.0),
-            description="Automatic1111 workers",
+            WORKER_A1111,
         ),
         Preset(
             "comfyui",
             _comfyui,
             Limits(sizes=SDXL_SIZES, max_steps=100, max_guidance=30.0),
             Defaults(size="1024x1024", steps=25, guidance=7.0),
-            description="worker-comfyui with a workflow template",
+            WORKER_COMFYUI,
         ),
     )
 }
@@ -353,8 +547,6 @@ class ModelConfig:
                 "prompt", f"is {len(prompt)} characters long", f"at most {limits.prompt_max} characters"
             )
         negative = clean_prompt(options.negative_prompt) if options.negative_prompt else defaults.negative_prompt
-        if negative and not self.preset.supports_negative and options.negative_prompt:
-            raise InvalidRequestError("negative", f"is not supported by {self.name}", "leave it empty")
         if len(negative) > limits.negative_max:
             raise InvalidRequestError(
                 "negative", f"is {len(negative)} characters long", f"at most {limits.negative_max} characters"
@@ -366,25 +558,70 @@ class ModelConfig:
             size = None
         if size is None or str(size) not in limits.sizes:
             raise InvalidRequestError("size", f"{size_text!r} is not offered by {self.name}", ", ".join(limits.sizes))
+        worker = self.preset.worker
         steps = defaults.steps if options.steps is None else options.steps
-        if not limits.min_steps <= steps <= limits.max_steps:
-            raise InvalidRequestError("steps", f"{steps} is out of range", f"{limits.min_steps}–{limits.max_steps}")
+        allowed_steps = self.steps_range
+        if steps not in allowed_steps:
+            raise InvalidRequestError("steps", f"{steps} is out of range", allowed_steps.describe())
         guidance = defaults.guidance if options.guidance is None else options.guidance
-        if not limits.min_guidance <= guidance <= limits.max_guidance:
-            raise InvalidRequestError(
-                "guidance", f"{guidance:g} is out of range", f"{limits.min_guidance:g}–{limits.max_guidance:g}"
-            )
+        allowed_guidance = self.guidance_range
+        if guidance not in allowed_guidance:
+            raise InvalidRequestError("guidance", f"{guidance:g} is out of range", allowed_guidance.describe())
         count = defaults.count if options.count is None else options.count
-        if not 1 <= count <= limits.max_count:
-            raise InvalidRequestError("count", f"{count} is out of range", f"1–{limits.max_count}")
+        allowed_count = self.count_range
+        if count not in allowed_count:
+            raise InvalidRequestError("count", f"{count} is out of range", allowed_count.describe())
         if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
             raise InvalidRequestError("seed", f"{options.seed} is out of range", f"0–{MAX_SEED}")
         seed = options.seed if options.seed is not None else (random_seed or new_seed)()
-        return ImageRequest(prompt, negative, size, steps, float(guidance), seed, count)
+        return ImageRequest(prompt, negative, size, steps, float(guidance), seed, count, worker.seed_scope)
+
+    @property
+    def steps_range(self) -> Range:
+        """The steps allowed: the model's limits within the worker's."""
+        return Range(self.limits.min_steps, self.limits.max_steps).intersect(_allowed(self.preset.worker.steps))
+
+    @property
+    def guidance_range(self) -> Range:
+        """The guidance allowed: the model's limits within the worker's (whose ends may be exclusive)."""
+        limits = self.limits
+        return Range(limits.min_guidance, limits.max_guidance).intersect(_allowed(self.preset.worker.guidance))
+
+    @property
+    def count_range(self) -> Range:
+        """The images per job allowed: the model's limit within the worker's."""
+        return Range(1, self.limits.max_count).intersect(_allowed(self.preset.worker.count))
 
     def build_input(self, request: ImageRequest) -> dict[str, Any]:
         """The worker's `input` for this request."""
         return self.preset.build_input(request, self.extra)
+
+
+def _allowed(limit: WorkerLimit | None) -> Range | None:
+    return None if limit is None else limit.allowed
+
+
+def check_within_worker(name: str, preset: Preset, limits: Limits) -> None:
+    """Refuse limits that reach past what the preset's worker accepts, naming the worker's limit and its source."""
+    worker = preset.worker
+    wanted = (
+        ("steps", Range(limits.min_steps, limits.max_steps), worker.steps),
+        ("guidance", Range(limits.min_guidance, limits.max_guidance), worker.guidance),
+        ("images per job", Range(1, limits.max_count), worker.count),
+    )
+    for option, mine, theirs in wanted:
+        if theirs is not None and not mine.within(theirs.allowed):
+            raise ModelsFileError(
+                f"model {name}: {option} {mine.describe()} goes beyond what {worker.name} accepts "
+                f"({theirs.allowed.describe()}; {theirs.source})"
+            )
+    rule = worker.sizes
+    if rule is not None:
+        for size in limits.sizes:
+            if not rule.allows(Size.parse(size)):
+                raise ModelsFileError(
+                    f"model {name}: size {size} is not accepted by {worker.name} ({rule.describe()}; {rule.source})"
+                )
 
 
 def new_seed() -> int:
@@ -440,6 +677,7 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
             raise ModelsFileError(f"model {entry.name}: cannot read workflow_file {path}: {exc}") from None
     elif entry.preset == "comfyui":
         raise ModelsFileError(f"model {entry.name}: the comfyui preset needs workflow_file")
+    check_within_worker(entry.name, preset, limits)
     model = ModelConfig(entry.name, entry.endpoint_id, preset, limits, defaults, entry.description, extra)
     # The defaults must themselves be valid, or every request without options would be refused.
     model.resolve(RequestOptions(prompt="check"), random_seed=lambda: 0)

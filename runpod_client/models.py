@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # A reason shown to a user is cut to this length.
 MAX_ERROR_MESSAGE_CHARS = 500
+# Each of a failure's `details` is cut to this length, so that several fit in the reason.
+MAX_DETAIL_CHARS = 200
 TRACEBACK_MARKER = "Traceback (most recent call last)"
 # Keys that hold the human-readable reason in a dict-shaped error, best first.
 ERROR_MESSAGE_KEYS = ("error_message", "message", "error", "detail", "msg")
@@ -68,8 +70,14 @@ class Job(BaseModel):
 
     @property
     def error_message(self) -> str | None:
-        """A short human-readable reason for a failure, never a traceback; None when there is no error."""
-        return describe_error(self.error)
+        """A short human-readable reason for a failure, never a traceback; None when there is no error.
+
+        A worker's `details` follow the error: worker-comfyui fails with `{"error": ..., "details": [...]}`, and the
+        RunPod SDK moves `error` out of that result, leaving `output: {"details": [...]}`.
+        """
+        if self.error is None:
+            return None
+        return describe_error(self.error, details=[*_details(self.error), *_details(self.output)])
 
     def to_api(self) -> dict[str, Any]:
         """The job as RunPod spells it (camelCase names, extra fields included, unset fields left out)."""
@@ -175,9 +183,12 @@ class StreamResult(BaseModel):
         return [item.output for item in self.stream]
 
 
-def describe_error(error: Any) -> str | None:
-    """A short reason from any shape of `error`: plain text, JSON-encoded text, a dict, or a list."""
+def describe_error(error: Any, details: list[str] | None = None) -> str | None:
+    """A short reason from any shape of `error` (plain text, JSON-encoded text, a dict, or a list), followed by the
+    worker's `details`, each shortened."""
     text = _describe(error, depth=0)
+    if details:
+        text = f"{text}: {'; '.join(details)}" if text else "; ".join(details)
     if text is None:
         return None
     text = " ".join(text.split())
@@ -186,6 +197,20 @@ def describe_error(error: Any) -> str | None:
     if len(text) > MAX_ERROR_MESSAGE_CHARS:
         return text[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"
     return text
+
+
+def _details(value: Any) -> list[str]:
+    """The `details` a worker attached to its failure (a list, or one item), each described and shortened."""
+    if not isinstance(value, dict) or "details" not in value:
+        return []
+    items = value["details"] if isinstance(value["details"], list) else [value["details"]]
+    found = []
+    for item in items:
+        text = _describe(item, depth=1)
+        if text:
+            text = " ".join(text.split())
+            found.append(text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…")
+    return found
 
 
 def _describe(error: Any, depth: int) -> str | None:

@@ -189,6 +189,21 @@ def _list_error(worker_id: str) -> Any:
     return list(LIST_ERRORS)
 
 
+# worker-comfyui (handler.py) returns {"error": "Job processing failed", "details": [...]} when a workflow produced no
+# image; the RunPod SDK (serverless/modules/rp_job.py) moves `error` out of the output, so the job is FAILED with that
+# error and `output` {"details": [...]}.
+COMFYUI_FAILURE_DETAILS = [
+    "Workflow execution error: Node Type: KSampler, Node ID: 3, Message: Allocation on device 0 would exceed allowed "
+    "memory. (out of memory) Currently allocated: 22.61 GiB, requested: 3.75 GiB, device limit: 23.65 GiB, free: "
+    "1.03 GiB. Try a smaller size or fewer images, or restart the worker so that other processes release memory.",
+    "Failed to fetch image data for ComfyUI_00001_.png from /view endpoint.",
+]
+
+
+def _comfyui_error(worker_id: str) -> Any:
+    return "Job processing failed"
+
+
 _ALL = (
     Personality("sdxl", "worker-sdxl: images as data URIs, image_url, seed", shape=_sdxl),
     Personality("sdxl-bucket", "worker-sdxl with a bucket: images as URLs", shape=_sdxl_bucket),
@@ -230,6 +245,13 @@ _ALL = (
         outcome=Outcome.FAILED,
         error=_list_error,
         failed_output={"errors": LIST_ERRORS},
+    ),
+    Personality(
+        "comfyui-fail",
+        "worker-comfyui whose workflow failed: error plus output {details: [...]}",
+        outcome=Outcome.FAILED,
+        error=_comfyui_error,
+        failed_output={"details": COMFYUI_FAILURE_DETAILS},
     ),
     Personality("completed-no-output", "COMPLETED without output (over the size limit)", outcome=Outcome.NO_OUTPUT),
     Personality("hang", "never finishes: TIMED_OUT at the policy's executionTimeout", outcome=Outcome.HANG),

@@ -107,11 +107,23 @@ async def test_imagine_shows_progress_and_the_job_is_then_listed(workdir: Path, 
     assert jid in listing.stdout
 
 
+async def test_saved_files_name_the_seed_that_rendered_the_batch(workdir: Path, emulator: Emulator) -> None:
+    """worker-stable_diffusion_v1 renders a batch from one seed: each file names that seed, not the worker's seed+i."""
+    models = workdir / "models.toml"
+    models.write_text(f'[[models]]\nname = "sd"\nendpoint_id = "{emulator.endpoint_id}"\npreset = "sd15"\n')
+    prompt = "a fox [emulator:sd-v1-base64]"
+    args = ("--seed", "42", "--count", "2", "--out", "out")
+    result = await runpod_bot(workdir, "imagine", prompt, *args, **emulator_env(emulator, MODELS_FILE=str(models)))
+    assert result.returncode == 0, result.stderr
+    names = sorted(path.name.split("-", 1)[1] for path in (workdir / "out").glob("*.png"))
+    assert names == ["1-seed42.png", "2-seed42.png"]
+
+
 async def test_invalid_option_names_the_allowed_range(workdir: Path) -> None:
     """A bad option is refused with its allowed range and exit status 2, before anything is sent."""
     result = await runpod_bot(workdir, "imagine", "a cat", "--local", "--count", "9")
     assert result.returncode == 2
-    assert "`count` 9 is out of range. Allowed: 1–4." in result.stderr
+    assert "`count` 9 is out of range. Allowed: 1–2." in result.stderr
 
 
 async def test_cancel_stops_a_queued_job(workdir: Path, emulator: Emulator) -> None:

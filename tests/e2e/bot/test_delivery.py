@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from jobs.presets import PRESETS
 from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results
 from tests.fakes.discord.views import MessageView, RequestView
 from tests.waiting import wait_until
 
-# The default model's preset (sdxl) allows this many images per job.
-SDXL_MAX_COUNT = 4
+# The default model's preset (sdxl: worker-sdxl's num_images is 1-2) allows this many images per job.
+SDXL_MAX_COUNT = PRESETS["sdxl"].limits.max_count
 
 
 def card_titled(jid: str, title: str) -> Callable[[list[MessageView]], bool]:
@@ -40,7 +41,7 @@ async def submitted_jid(harness: Harness, prompt: str) -> str:
 async def test_worker_returning_more_images_than_allowed_posts_the_models_maximum_and_says_what_was_dropped(
     harness: Harness,
 ) -> None:
-    """A worker that returns 11 images: the model's 4 are posted, and the card says 7 were not."""
+    """A worker that returns 11 images: the model's 2 are posted, and the card says 9 were not."""
     harness.emulator.update_scenario(images=11)
     async with harness.running():
         await harness.imagine(prompt="a flock of starlings", count=2)
@@ -48,7 +49,7 @@ async def test_worker_returning_more_images_than_allowed_posts_the_models_maximu
     (card,) = cards(messages)
     (result,) = results(messages)
     assert len(result["attachments"]) == SDXL_MAX_COUNT
-    assert fields_of(card)["Images not posted"] == "11 images returned; the model allows 4, so 7 were not posted."
+    assert fields_of(card)["Images not posted"] == "11 images returned; the model allows 2, so 9 were not posted."
 
 
 async def test_discord_refusing_the_result_ends_the_job_at_once_with_the_reason_on_the_card(harness: Harness) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runpod_client import Health, Job, JobStatus, Policy, StreamResult
-from runpod_client.models import MAX_ERROR_MESSAGE_CHARS
+from runpod_client.models import MAX_DETAIL_CHARS, MAX_ERROR_MESSAGE_CHARS
 
 
 @pytest.mark.parametrize("raw", ["RUNNING", "PAUSED", ""])
@@ -87,6 +87,38 @@ def test_long_error_is_shortened() -> None:
     assert message is not None
     assert len(message) == MAX_ERROR_MESSAGE_CHARS
     assert message.endswith("…")
+
+
+COMFYUI_DETAILS = [
+    "Workflow execution error: Node Type: CheckpointLoaderSimple, Node ID: 4, Message: HeaderTooLarge",
+    "Failed to fetch image data for ComfyUI_00001_.png from /view endpoint.",
+]
+
+
+def test_comfyui_failure_details_follow_its_error() -> None:
+    """worker-comfyui's FAILED job (error, and output `{"details": [...]}`) reads as the error and its details."""
+    job = Job(id="j", status=JobStatus.FAILED, error="Job processing failed", output={"details": COMFYUI_DETAILS})
+    assert job.error_message == f"Job processing failed: {COMFYUI_DETAILS[0]}; {COMFYUI_DETAILS[1]}"
+
+
+def test_details_inside_the_error_are_shown_too() -> None:
+    """An error that is itself `{"error": ..., "details": [...]}` shows both."""
+    job = Job(
+        id="j",
+        status=JobStatus.FAILED,
+        error={"error": "Failed to upload one or more input images", "details": ["a.png: bad base64"]},
+    )
+    assert job.error_message == "Failed to upload one or more input images: a.png: bad base64"
+
+
+def test_long_details_are_shortened_each_and_together() -> None:
+    """Each detail is cut so that several fit, and the whole reason stays under the cap."""
+    details = ["a" * 1000, "b" * 1000, "c" * 1000]
+    message = Job(id="j", status=JobStatus.FAILED, error="Job processing failed", output={"details": details})
+    assert message.error_message is not None
+    assert len(message.error_message) <= MAX_ERROR_MESSAGE_CHARS
+    assert "a" * MAX_DETAIL_CHARS not in message.error_message
+    assert "…; bbb" in message.error_message
 
 
 def test_health_counts_default_to_zero() -> None:

@@ -1,0 +1,248 @@
+"""Every preset's input against its real worker's schema, checked by RunPod's own validator, at defaults and edges.
+
+The schemas are in tests/data/worker_schemas (copied from the workers, or written from their docs where they have
+none). RunPod's `rp_validator` checks names, types and required fields, but skips a field's `constraints` whenever its
+value has the type of the field's default, so each constraint is also evaluated here, as the worker states it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.presets import (
+    PRESETS,
+    InvalidRequestError,
+    ModelConfig,
+    ModelEntry,
+    Range,
+    RequestOptions,
+    Size,
+    WorkerLimit,
+    build_model,
+)
+from tests.data.worker_schemas import (
+    public_flux,
+    worker_a1111,
+    worker_comfyui,
+    worker_sdxl,
+    worker_sdxl_turbo,
+    worker_stable_diffusion_v1,
+)
+from tests.worker_sdk import runpod_package_dir
+
+Schema = dict[str, Any]
+Validate = Callable[[dict[str, Any], Schema], dict[str, Any]]
+
+SCHEMAS: dict[str, Schema] = {
+    "sdxl": worker_sdxl.INPUT_SCHEMA,
+    "sdxl-turbo": worker_sdxl_turbo.INPUT_SCHEMA,
+    "sd15": worker_stable_diffusion_v1.INPUT_SCHEMA,
+    "flux": public_flux.FLUX_DEV_SCHEMA,
+    "flux-schnell": public_flux.FLUX_SCHNELL_SCHEMA,
+    "a1111": worker_a1111.INPUT_SCHEMA,
+    "comfyui": worker_comfyui.INPUT_SCHEMA,
+}
+# The worker's input names for the bot's steps, guidance and count (None: the worker has no such input).
+InputNames = dict[str, tuple[str, ...]]
+DIFFUSERS: InputNames = {"steps": ("num_inference_steps",), "guidance": ("guidance_scale",), "count": ("num_images",)}
+FLUX: InputNames = {"steps": ("num_inference_steps",), "guidance": ("guidance", "guidance_scale"), "count": ()}
+INPUT_NAMES: dict[str, InputNames] = {
+    "sdxl": DIFFUSERS,
+    "sdxl-turbo": DIFFUSERS,
+    "sd15": {**DIFFUSERS, "count": ("num_outputs",)},
+    "flux": FLUX,
+    "flux-schnell": FLUX,
+}
+# Workers whose predictor refuses more pixels than this after validation (worker-stable_diffusion_v1 src/predict.py).
+MAX_PIXELS = {"sd15": worker_stable_diffusion_v1.MAX_PIXELS}
+WORKFLOW = {
+    "3": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "steps": "{{steps}}", "cfg": "{{guidance}}"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": "{{width}}", "height": "{{height}}"}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{prompt}}"}},
+}
+# A step inside an exclusive end of a float range (sd15's guidance: more than 0 and less than 20).
+INSIDE = 0.01
+
+
+def load_rp_validator() -> Validate:
+    """RunPod's `rp_validator.validate`, from the worker SDK's own files, unmodified.
+
+    Importing the `runpod` package reads ~/.runpod/config.toml and runs py-cpuinfo in a subprocess at import time;
+    rp_validator.py imports only json and typing, so it is loaded on its own from the package's files.
+    """
+    path = runpod_package_dir() / "serverless" / "utils" / "rp_validator.py"
+    spec = importlib.util.spec_from_file_location("runpod_rp_validator", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    validate: Validate = module.validate
+    return validate
+
+
+rp_validate = load_rp_validator()
+
+
+def model_of(preset: str, tmp_path: Path) -> ModelConfig:
+    """A model of the preset with its own defaults and limits (ComfyUI with a small workflow template)."""
+    workflow = None
+    if preset == "comfyui":
+        (tmp_path / "workflow.json").write_text(json.dumps(WORKFLOW))
+        workflow = "workflow.json"
+    entry = ModelEntry(name="m", endpoint_id="ep", preset=preset, workflow_file=workflow)
+    return build_model(entry, tmp_path)
+
+
+def lowest(allowed: Range, integer: bool) -> float:
+    assert allowed.low is not None
+    step = 1 if integer else INSIDE
+    return allowed.low + step if allowed.low_open else allowed.low
+
+
+def highest(allowed: Range, integer: bool) -> float:
+    assert allowed.high is not None
+    step = 1 if integer else INSIDE
+    return allowed.high - step if allowed.high_open else allowed.high
+
+
+def edges(model: ModelConfig) -> Iterator[tuple[str, RequestOptions]]:
+    """The defaults, then every limit's edge (each end of steps and guidance, the most images, every size)."""
+    yield "defaults", RequestOptions(prompt="a lighthouse")
+    yield "negative", RequestOptions(prompt="a lighthouse", negative_prompt="blurry")
+    yield "fewest steps", RequestOptions(prompt="p", steps=int(lowest(model.steps_range, integer=True)))
+    yield "most steps", RequestOptions(prompt="p", steps=int(highest(model.steps_range, integer=True)))
+    yield "least guidance", RequestOptions(prompt="p", guidance=lowest(model.guidance_range, integer=False))
+    yield "most guidance", RequestOptions(prompt="p", guidance=highest(model.guidance_range, integer=False))
+    yield "most images", RequestOptions(prompt="p", count=int(highest(model.count_range, integer=True)))
+    for size in model.sizes:
+        yield size, RequestOptions(prompt="p", size=size)
+    yield (
+        "every limit at once",
+        RequestOptions(
+            prompt="p" * model.limits.prompt_max,
+            negative_prompt="n" * model.limits.negative_max,
+            size=model.sizes[-1],
+            steps=int(highest(model.steps_range, integer=True)),
+            guidance=highest(model.guidance_range, integer=False),
+            count=int(highest(model.count_range, integer=True)),
+            seed=2**32 - 1,
+        ),
+    )
+
+
+def broken_constraints(payload: dict[str, Any], schema: Schema) -> list[str]:
+    """The fields whose stated constraint fails, which `rp_validator` may have skipped (defaults filled in)."""
+    values = {key: rules.get("default") for key, rules in schema.items() if not rules.get("required")}
+    values.update(payload)
+    return [key for key, rules in schema.items() if "constraints" in rules and not rules["constraints"](values[key])]
+
+
+def check_against_worker(preset: str, payload: dict[str, Any]) -> None:
+    result = rp_validate(dict(payload), SCHEMAS[preset])
+    assert "errors" not in result, result["errors"]
+    assert broken_constraints(payload, SCHEMAS[preset]) == []
+    if preset in MAX_PIXELS:
+        assert payload["width"] * payload["height"] <= MAX_PIXELS[preset]
+
+
+def all_edges() -> list[tuple[str, str]]:
+    return [(preset, label) for preset in PRESETS for label, _ in edges(model_of_static(preset))]
+
+
+def model_of_static(preset: str) -> ModelConfig:
+    """The preset's model built without files (the edges do not depend on the workflow)."""
+    limits, defaults = PRESETS[preset].limits, PRESETS[preset].defaults
+    return ModelConfig("m", "ep", PRESETS[preset], limits, defaults)
+
+
+def test_every_preset_has_its_workers_schema() -> None:
+    """No preset goes untested: each one is matched with the schema of the worker it targets."""
+    assert set(SCHEMAS) == set(PRESETS)
+
+
+@pytest.mark.parametrize(("preset", "edge"), all_edges())
+def test_built_input_passes_the_real_workers_schema(preset: str, edge: str, tmp_path: Path) -> None:
+    """At its defaults and at every limit's edge, a preset's input is one its worker accepts as it is."""
+    model = model_of(preset, tmp_path)
+    options = dict(edges(model))[edge]
+    check_against_worker(preset, model.build_input(model.resolve(options)))
+
+
+def limits_of(preset: str) -> list[tuple[str, str, WorkerLimit]]:
+    worker = PRESETS[preset].worker
+    found = {"steps": worker.steps, "guidance": worker.guidance, "count": worker.count}
+    return [(preset, option, limit) for option, limit in found.items() if limit is not None]
+
+
+def just_outside(limit: WorkerLimit, option: str) -> list[float]:
+    """The nearest values past each end of a worker's limit (an open end is itself outside)."""
+    step = 1 if option != "guidance" else INSIDE
+    allowed = limit.allowed
+    assert allowed.low is not None
+    assert allowed.high is not None
+    low = allowed.low if allowed.low_open else allowed.low - step
+    high = allowed.high if allowed.high_open else allowed.high + step
+    return [low, high]
+
+
+WORKER_LIMITS = [entry for preset in PRESETS for entry in limits_of(preset)]
+
+
+@pytest.mark.parametrize(("preset", "option", "limit"), WORKER_LIMITS, ids=[f"{p}-{o}" for p, o, _ in WORKER_LIMITS])
+def test_each_worker_limit_is_the_one_its_source_states(preset: str, option: str, limit: WorkerLimit) -> None:
+    """A preset's recorded worker limit matches the schema's constraint: its ends pass, just outside fails."""
+    integer = option != "guidance"
+    inside = [lowest(limit.allowed, integer), highest(limit.allowed, integer)]
+    outside = just_outside(limit, option)
+    for key in INPUT_NAMES[preset][option]:
+        constraint = SCHEMAS[preset][key]["constraints"]
+        assert [constraint(value) for value in inside] == [True, True]
+        assert [constraint(value) for value in outside] == [False, False]
+    assert limit.source.split()[0].startswith(("runpod-workers/", "runpod/docs@"))
+
+
+@pytest.mark.parametrize("preset", [name for name, preset in PRESETS.items() if preset.worker.sizes is not None])
+def test_each_worker_size_rule_is_the_one_its_source_states(preset: str) -> None:
+    """The recorded size rule allows exactly the sides the schema's width and height constraints (and pixel cap) do."""
+    rule = PRESETS[preset].worker.sizes
+    assert rule is not None
+    schema = SCHEMAS[preset]
+    for side in range(64, 2049, 32):
+        for other in (512, 768):
+            expected = schema["width"]["constraints"](side) and schema["height"]["constraints"](other)
+            if preset in MAX_PIXELS:
+                expected = expected and side * other <= MAX_PIXELS[preset]
+            assert rule.allows(Size(side, other)) == expected, (side, other)
+
+
+@pytest.mark.parametrize(("preset", "option", "limit"), WORKER_LIMITS, ids=[f"{p}-{o}" for p, o, _ in WORKER_LIMITS])
+def test_value_just_past_a_worker_limit_is_refused_with_the_range(
+    preset: str, option: str, limit: WorkerLimit, tmp_path: Path
+) -> None:
+    """The bot refuses a value the worker does not accept, naming the option and the allowed range."""
+    model = model_of(preset, tmp_path)
+    for value in just_outside(limit, option):
+        with pytest.raises(InvalidRequestError) as caught:
+            model.resolve(RequestOptions.model_validate({"prompt": "p", option: value}))
+        assert caught.value.option == option
+        assert f"Allowed: {getattr(model, f'{option}_range').describe()}." in str(caught.value)
+
+
+def test_rp_validator_lets_an_out_of_range_value_through() -> None:
+    """worker-sdxl's own validation accepts num_images 4 (constraints skipped), so only the bot can refuse it."""
+    assert "errors" not in rp_validate({"prompt": "p", "num_images": 4}, worker_sdxl.INPUT_SCHEMA)
+
+
+def test_rp_validator_refuses_a_name_the_worker_does_not_know() -> None:
+    """The validator the schema tests rely on does refuse unknown input names and wrong types."""
+    result = rp_validate({"prompt": "p", "cfg_scale": 7.0, "width": "1024"}, worker_sdxl.INPUT_SCHEMA)
+    assert result["errors"] == [
+        "Unexpected input. cfg_scale is not a valid input option.",
+        "width should be <class 'int'> type, not <class 'str'>.",
+    ]
