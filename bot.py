@@ -39,7 +39,7 @@ from jobs.tasks import spawn
 from jobs.waiting import HealthCache
 from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
 from logs import configure_logging
-from runpod_client import NO_RETRY, RunPodClient
+from runpod_client import NO_RETRY, LocalWorkerClient, RetryPolicy, RunPodClient
 from runpod_client.outputs import FetchPolicy
 from settings import ConfigError, Settings, describe_problems, load_settings, log_level_number
 from storage.connection import RedisUnavailableError, open_redis
@@ -109,9 +109,9 @@ def build_core(
     metrics = metrics or Metrics()
     if catalog is None:
         catalog = load_models(settings)
-    if settings.runpod_api_key is None:
+    if settings.runpod_api_key is None and catalog.runpod_endpoint_ids:
         raise ConfigError(describe_problems(["RUNPOD_API_KEY"], []))
-    api_key = settings.runpod_api_key.get_secret_value()
+    api_key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else ""
     store = JobStore(
         redis,
         StoreConfig(
@@ -120,23 +120,8 @@ def build_core(
             submit_lease_ms=settings.submit_lease_ms,
         ),
     )
-    clients = {
-        endpoint_id: RunPodClient(
-            http, endpoint_id, api_key, base_url=settings.runpod_base_url, on_response=metrics.record_runpod_response
-        )
-        for endpoint_id in catalog.endpoint_ids
-    }
-    status_clients = {
-        endpoint_id: RunPodClient(
-            http,
-            endpoint_id,
-            api_key,
-            base_url=settings.runpod_base_url,
-            retry=NO_RETRY,
-            on_response=metrics.record_runpod_response,
-        )
-        for endpoint_id in catalog.endpoint_ids
-    }
+    clients = runpod_clients(settings, catalog, http, api_key, metrics)
+    status_clients = runpod_clients(settings, catalog, http, api_key, metrics, retry=NO_RETRY)
     policy = PollPolicy(
         first_poll_ms=settings.poll_first_ms,
         queued_min_ms=settings.poll_queued_min_ms,
@@ -149,6 +134,11 @@ def build_core(
     )
     signer = None
     if settings.webhook_public_url is not None:
+        if settings.webhook_secret is None and not api_key:
+            # No key to derive the webhook tokens' secret from (only local worker servers, which send no webhook).
+            raise ConfigError(
+                describe_problems(["WEBHOOK_SECRET (WEBHOOK_PUBLIC_URL is set and no RUNPOD_API_KEY)"], [])
+            )
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else derive_secret(api_key)
         signer = WebhookSigner(secret, settings.webhook_public_url)
     run_settings = RunSettings(
@@ -186,12 +176,49 @@ def build_core(
     )
 
 
+def runpod_clients(
+    settings: Settings,
+    catalog: ModelCatalog,
+    http: aiohttp.ClientSession,
+    api_key: str,
+    metrics: Metrics,
+    *,
+    retry: RetryPolicy | None = None,
+) -> dict[str, RunPodClient]:
+    """One client per endpoint of the catalog: RunPod's API, or RunPod's local worker server for the models that
+    name one (keyed by `ModelConfig.endpoint_id`, which stands for the server; it gets no API key)."""
+    local = catalog.local_worker_urls
+    clients: dict[str, RunPodClient] = {}
+    for endpoint_id in catalog.endpoint_ids:
+        if endpoint_id in local:
+            clients[endpoint_id] = LocalWorkerClient(
+                http,
+                local[endpoint_id],
+                key=endpoint_id,
+                run_timeout_s=settings.execution_timeout_s,
+                retry=retry,
+                on_response=metrics.record_runpod_response,
+            )
+        else:
+            clients[endpoint_id] = RunPodClient(
+                http,
+                endpoint_id,
+                api_key,
+                base_url=settings.runpod_base_url,
+                retry=retry,
+                on_response=metrics.record_runpod_response,
+            )
+    return clients
+
+
 def load_models(settings: Settings) -> ModelCatalog:
-    """The models of MODELS_FILE, or one model on RUNPOD_ENDPOINT_ID when the file does not exist."""
-    if not settings.models_file.exists() and settings.runpod_endpoint_id is None:
-        raise ConfigError(describe_problems(["RUNPOD_ENDPOINT_ID (or a MODELS_FILE)"], []))
+    """The models of MODELS_FILE, or one model on RUNPOD_ENDPOINT_ID (or RUNPOD_LOCAL_WORKER_URL) when the file
+    does not exist."""
+    local_url = settings.runpod_local_worker_url
+    if not settings.models_file.exists() and settings.runpod_endpoint_id is None and local_url is None:
+        raise ConfigError(describe_problems(["RUNPOD_ENDPOINT_ID (or RUNPOD_LOCAL_WORKER_URL, or a MODELS_FILE)"], []))
     try:
-        return load_catalog(settings.models_file, settings.runpod_endpoint_id or "")
+        return load_catalog(settings.models_file, settings.runpod_endpoint_id or "", local_url)
     except ModelsFileError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -456,6 +483,10 @@ def main(role: Role = Role.ALL) -> int:
     except (RedisUnavailableError, EmbeddedRedisError) as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
+    except ConfigError as exc:
+        # Found once the models file is read (a model that needs RUNPOD_API_KEY, a bad entry).
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
     except asyncio.CancelledError:
         log.info("stopped during start-up")
         return EXIT_OK

@@ -376,7 +376,7 @@ async def check(settings: Settings) -> bool:
             info = await redis.info("server")
             version = info.get("valkey_version") or info.get("redis_version") or "unknown version"
             print(f"redis: ok ({where}, server {version})")
-            if settings.runpod_api_key is None:
+            if "RUNPOD_API_KEY" in missing:
                 return False
             async with aiohttp.ClientSession() as http:
                 try:
@@ -386,7 +386,9 @@ async def check(settings: Settings) -> bool:
                     return False
                 for model in core.catalog.models:
                     row = await model_health(model.name, core.clients[model.endpoint_id])
-                    if row.error is None and row.health is not None:
+                    if row.unknown is not None:
+                        print(f"runpod {model.name}: {row.unknown} (local worker server {model.local_worker_url})")
+                    elif row.error is None and row.health is not None:
                         workers = row.health.workers
                         print(
                             f"runpod {model.name}: ok (endpoint {model.endpoint_id}; {workers.idle} idle, "
@@ -415,6 +417,7 @@ def required_for(args: argparse.Namespace) -> Iterable[str]:
     if args.command in ("imagine", "health") and args.local:
         return ()
     if args.command in ("imagine", "health", "cancel"):
+        # Satisfied by RUNPOD_LOCAL_WORKER_URL or a models file (see `Settings.missing`).
         return REQUIRED_FOR_RUNPOD
     return ()
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from jobs.notifier import Delivery, JobResult
+from jobs.waiting import HEALTH_UNKNOWN_LOCAL
 from runpod_client import RunPodClient
-from runpod_client.errors import AuthenticationError, NotFoundError, RunPodError
+from runpod_client.errors import AuthenticationError, NotFoundError, NotSupportedError, RunPodError
 from runpod_client.models import Health
 from storage.models import JobState, Requester, TrackedJob
 from storage.store import JobStore
@@ -157,12 +158,16 @@ class ModelHealth:
     endpoint_id: str
     health: Health | None
     error: str | None
+    # Why there is no health although nothing failed (a server without /health).
+    unknown: str | None = None
 
 
 async def model_health(model: str, client: RunPodClient) -> ModelHealth:
     """/health of one model's endpoint, with RunPod's refusals in words."""
     try:
         return ModelHealth(model, client.endpoint_id, await client.health(), None)
+    except NotSupportedError:
+        return ModelHealth(model, client.endpoint_id, None, None, HEALTH_UNKNOWN_LOCAL)
     except AuthenticationError:
         return ModelHealth(model, client.endpoint_id, None, "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)")
     except NotFoundError:
@@ -179,7 +184,7 @@ def format_health_table(rows: Sequence[ModelHealth]) -> str:
     lines = [header]
     for row in rows:
         if row.health is None:
-            lines.append(f"{row.model[:12]:<12} {row.endpoint_id[:18]:<18} {row.error}")
+            lines.append(f"{row.model[:12]:<12} {row.endpoint_id[:18]:<18} {row.error or row.unknown}")
             continue
         workers, jobs = row.health.workers, row.health.jobs
         lines.append(

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.presets import check_local_worker_url
 from jobs.service import MAX_POLICY_TTL_MS, RUNPOD_RETENTION_MS, TTL_MARGIN_MS
 
 DEFAULT_RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
@@ -64,6 +65,8 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     runpod_api_key: SecretStr | None = None
     runpod_endpoint_id: str | None = None
+    # RunPod's local worker server (`python handler.py --rp_serve_api`) instead of RUNPOD_ENDPOINT_ID: no key needed.
+    runpod_local_worker_url: str | None = None
     runpod_base_url: str = DEFAULT_RUNPOD_BASE_URL
     redis_url: SecretStr | None = None
     redis_server_bin: Path | None = None
@@ -154,6 +157,7 @@ class Settings(BaseSettings):
         "discord_token",
         "runpod_api_key",
         "runpod_endpoint_id",
+        "runpod_local_worker_url",
         "redis_url",
         "redis_server_bin",
         "discord_api_base_url",
@@ -178,6 +182,20 @@ class Settings(BaseSettings):
             # The message never quotes the value: it is a secret.
             raise PydanticCustomError("too_short", _TOO_SHORT[name])
         return value
+
+    @field_validator("runpod_local_worker_url")
+    @classmethod
+    def _local_worker_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_local_worker_url(value)
+
+    @model_validator(mode="after")
+    def _one_default_endpoint(self) -> Settings:
+        if self.runpod_endpoint_id is not None and self.runpod_local_worker_url is not None:
+            raise ValueError(
+                "RUNPOD_ENDPOINT_ID and RUNPOD_LOCAL_WORKER_URL are both set: the default model runs on one or the "
+                "other, so unset one"
+            )
+        return self
 
     @field_validator("runpod_base_url", "discord_api_base_url", "discord_gateway_url", "webhook_public_url")
     @classmethod
@@ -229,8 +247,15 @@ class Settings(BaseSettings):
         return [term.strip() for term in self.prompt_denylist.split(",") if term.strip()]
 
     def missing(self, required: Iterable[str]) -> list[str]:
-        """The names (as environment variables) of required settings that are unset."""
-        return [name.upper() for name in required if getattr(self, name) is None]
+        """The names (as environment variables) of required settings that are unset.
+
+        RUNPOD_LOCAL_WORKER_URL stands in for RUNPOD_ENDPOINT_ID and needs no RUNPOD_API_KEY; with a models file,
+        which models need the key is known only once it is read (`bot.build_core` asks for it then).
+        """
+        elsewhere = set()
+        if self.runpod_local_worker_url is not None or self.models_file.exists():
+            elsewhere = {"runpod_endpoint_id", "runpod_api_key"}
+        return [name.upper() for name in required if name not in elsewhere and getattr(self, name) is None]
 
 
 # What `runpod-bot run` cannot start without.

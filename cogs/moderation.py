@@ -16,7 +16,8 @@ from cogs.jobs_ui import cancel_job, job_choice_label
 from cogs.render import health_embed, server_health_embed
 from jobs.access import may
 from jobs.presets import ModelConfig
-from jobs.waiting import explain_wait
+from jobs.waiting import HEALTH_UNKNOWN_LOCAL, explain_wait
+from runpod_client.errors import NotSupportedError
 from runpod_client.models import Health
 from storage.models import TrackedJob
 
@@ -72,13 +73,17 @@ async def health_embeds(interaction: discord.Interaction[Any], model_name: str |
         *(ctx.clients[model.endpoint_id].health() for model in models), return_exceptions=True
     )
     answers = [None if isinstance(health, BaseException) else health for health in healths]
+    unknown = [HEALTH_UNKNOWN_LOCAL if isinstance(health, NotSupportedError) else None for health in healths]
     if is_operator(interaction):
-        return await _operator_embeds(interaction, models, answers)
-    return await _server_embeds(interaction, models, answers)
+        return await _operator_embeds(interaction, models, answers, unknown)
+    return await _server_embeds(interaction, models, answers, unknown)
 
 
 async def _server_embeds(
-    interaction: discord.Interaction[Any], models: list[ModelConfig], answers: list[Health | None]
+    interaction: discord.Interaction[Any],
+    models: list[ModelConfig],
+    answers: list[Health | None],
+    unknown: list[str | None],
 ) -> list[discord.Embed]:
     ctx = services(interaction)
     actor = actor_of(interaction, "manage_guild")
@@ -96,13 +101,17 @@ async def _server_embeds(
             answer,
             server_jobs=None if mine is None else [job for job in mine if job.endpoint_id == model.endpoint_id],
             wait_reason=explain_wait(answer),
+            unknown=why,
         )
-        for model, answer in zip(models, answers, strict=True)
+        for model, answer, why in zip(models, answers, unknown, strict=True)
     ]
 
 
 async def _operator_embeds(
-    interaction: discord.Interaction[Any], models: list[ModelConfig], answers: list[Health | None]
+    interaction: discord.Interaction[Any],
+    models: list[ModelConfig],
+    answers: list[Health | None],
+    unknown: list[str | None],
 ) -> list[discord.Embed]:
     ctx = services(interaction)
     try:
@@ -111,7 +120,7 @@ async def _operator_embeds(
     except Exception:
         redis_ok = False
     embeds = []
-    for model, answer in zip(models, answers, strict=True):
+    for model, answer, why in zip(models, answers, unknown, strict=True):
         embeds.append(
             health_embed(
                 model.name,
@@ -122,6 +131,7 @@ async def _operator_embeds(
                 last_error=await ctx.store.endpoint_error(model.endpoint_id) if redis_ok else None,
                 redis_ok=redis_ok,
                 wait_reason=explain_wait(answer),
+                unknown=why,
             )
         )
     return embeds

@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from jobs.service import CancelOutcome, CancelReport
+from jobs.service import LOCAL_CANCEL_NOTE, CancelOutcome, CancelReport
 from runpod_client.models import Health
 from storage.models import JobState, TrackedJob
 from storage.store import EndpointError
@@ -147,6 +147,8 @@ def cancel_note(job: TrackedJob) -> str | None:
         )
     if report.outcome is CancelOutcome.FINISHED:
         return f"{by} asked to cancel it, but it had already finished at RunPod ({report.finished_as}) by then."
+    if report.outcome is CancelOutcome.UNSUPPORTED:
+        return f"{by} asked to cancel it. {LOCAL_CANCEL_NOTE}"
     if job.final_state.is_live:
         return (
             f"{by} asked to cancel it; RunPod refused the cancel ({report.detail}). "
@@ -194,11 +196,13 @@ def health_embed(
     last_error: EndpointError | None,
     redis_ok: bool,
     wait_reason: str,
+    unknown: str | None = None,
 ) -> discord.Embed:
-    """One model's health for the operator: RunPod's workers and queue, and the bot's own view of every server."""
-    embed = _health_base(clip(f"{model} ({endpoint_id})", TITLE_LIMIT), health)
+    """One model's health for the operator: RunPod's workers and queue, and the bot's own view of every server.
+    `unknown` says why there is no health to show when nothing failed (RunPod's local worker server)."""
+    embed = _health_base(clip(f"{model} ({endpoint_id})", TITLE_LIMIT), health, unknown)
     if health is None:
-        embed.description = "RunPod did not answer /health for this endpoint."
+        embed.description = f"Health: {unknown}." if unknown else "RunPod did not answer /health for this endpoint."
     else:
         jobs = health.jobs
         embed.add_field(
@@ -224,14 +228,19 @@ def health_embed(
 
 
 def server_health_embed(
-    model: str, health: Health | None, *, server_jobs: Sequence[TrackedJob] | None, wait_reason: str
+    model: str,
+    health: Health | None,
+    *,
+    server_jobs: Sequence[TrackedJob] | None,
+    wait_reason: str,
+    unknown: str | None = None,
 ) -> discord.Embed:
     """One model's health for a server's moderators: the workers of the endpoint their server uses, and their own
     server's jobs (`None`: unknown, Redis did not answer). Other servers' jobs, RunPod's endpoint-wide job counts,
     the endpoint's id and RunPod's error texts are the operator's."""
-    embed = _health_base(clip(model, TITLE_LIMIT), health)
+    embed = _health_base(clip(model, TITLE_LIMIT), health, unknown)
     if health is None:
-        embed.description = "RunPod did not answer for this model just now."
+        embed.description = f"Health: {unknown}." if unknown else "RunPod did not answer for this model just now."
     else:
         embed.add_field(name="A new job would be", value=clip(wait_reason, FIELD_LIMIT), inline=False)
     if server_jobs is None:
@@ -245,9 +254,11 @@ def server_health_embed(
     return embed
 
 
-def _health_base(title: str, health: Health | None) -> discord.Embed:
+def _health_base(title: str, health: Health | None, unknown: str | None = None) -> discord.Embed:
     """The title, a colour that says how the workers are, and the Workers field."""
-    if health is None:
+    if health is None and unknown:
+        colour = discord.Colour.light_grey()
+    elif health is None:
         colour = discord.Colour.red()
     elif health.workers.unhealthy or health.workers.throttled:
         colour = discord.Colour.orange()

@@ -36,7 +36,7 @@ from jobs.metrics import Metrics
 from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
 from jobs.presets import MAX_IMAGES_PER_JOB, InvalidRequestError, ModelCatalog
-from jobs.service import MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
+from jobs.service import LOCAL_CANCEL_NOTE, MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
 from jobs.tasks import spawn
 from runpod_client import (
     AuthenticationError,
@@ -44,7 +44,9 @@ from runpod_client import (
     Job,
     JobStatus,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
+    ResultLostError,
     RunPodAPIError,
     RunPodClient,
     RunPodError,
@@ -106,6 +108,11 @@ MIN_FINISHES_FOR_RATE = 5
 EXPIRED_REASON = (
     "RunPod no longer has this job, so its images are lost: RunPod deletes a job's result 30 minutes after it "
     "finishes, and deletes every job, finished or not, at its time limit."
+)
+RESULT_LOST_REASON = (
+    "RunPod's local worker server no longer has this job, so its images are lost: that server runs a job when the "
+    "bot first asks for its status and gives the result only in that one reply, which did not reach the bot (or the "
+    "server was restarted)."
 )
 GAVE_UP = ", so the bot stopped waiting for it and asked RunPod to cancel it."
 NO_IMAGE_REASON = "The worker finished without returning any image."
@@ -406,22 +413,43 @@ class Poller:
         if client is None or job.runpod_id is None:
             log.error("job %s: no client for endpoint %s; leaving it for another process", job.jid, job.endpoint_id)
             return
-        if job.cancel_requested_by is not None:
-            await self._cancel_at_runpod(job)
-        deferred = self._first_poll_deferral_ms(job)
+        if job.cancel_requested_by is not None and not await self._cancel_at_runpod(job):
+            # No /cancel there (RunPod's local worker server), and a /status would run the job: stop tracking it.
+            await self._finish(claim, JobResult(JobState.CANCELLED, reason=LOCAL_CANCEL_NOTE))
+            return
+        # A job that runs only once asked about (RunPod's local worker server) is asked at once.
+        deferred = None if client.runs_job_on_status else self._first_poll_deferral_ms(job)
         if deferred is not None:
             self.stats.deferred_first_polls += 1
             moved = await self._write(Reschedule(claim, deferred, polled=False))
             self._hold(moved if isinstance(moved, Claimed) else None)
             return
+        extended = await self._hold_through_status(claim, client)
+        if extended is None:
+            return
+        claim = extended
         status = await self._status(client, job.runpod_id)
         if isinstance(status, NotFoundError):
-            await self._finish(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job)))
+            await self._finish(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job, status)))
         elif isinstance(status, RunPodError):
             await self._retry_later(claim, status)
         else:
             self._count_poll(status)
             await self._apply(claim, status)
+
+    async def _hold_through_status(self, claim: Claimed, client: RunPodClient) -> Claimed | None:
+        """The claim, with its lease first made as long as the `/status` call may last when that is longer than the
+        claim lease (RunPod's local worker server runs the job during that call: a second call would find nothing).
+        None when the job was taken meanwhile."""
+        timeout_s = client.status_timeout_s
+        if timeout_s is None or timeout_s * 1000 <= self.settings.claim_lease_ms:
+            return claim
+        moved = await self._write(Reschedule(claim, math.ceil(timeout_s * 1000), polled=False))
+        if not isinstance(moved, Claimed):
+            self._let_go(claim)
+            return None
+        self._hold(moved)
+        return moved
 
     def _count_poll(self, status: Job) -> None:
         if status.is_terminal:
@@ -679,7 +707,7 @@ class Poller:
             return
         status = await self._status(client, job.runpod_id)
         if isinstance(status, NotFoundError):
-            await self._deliver(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job)))
+            await self._deliver(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job, status)))
         elif isinstance(status, RunPodError):
             await self._retry_later(claim, status)
         else:
@@ -762,22 +790,26 @@ class Poller:
             try:
                 async with asyncio.timeout(GIVE_UP_CANCEL_TIMEOUT_S):
                     await client.cancel(job.runpod_id)
-            except NotFoundError:
+            except (NotFoundError, NotSupportedError):
                 pass
             except (RunPodError, TimeoutError) as exc:
                 log.warning("job %s: /cancel of a job given up failed: %s", job.jid, str(exc) or "timed out")
         await self._finish(claim, JobResult(JobState.FAILED, reason=reason))
 
-    async def _cancel_at_runpod(self, job: TrackedJob) -> None:
+    async def _cancel_at_runpod(self, job: TrackedJob) -> bool:
+        """Send `/cancel`; False when the server has none (RunPod's local worker server)."""
         client = self.clients.get(job.endpoint_id)
         if job.runpod_id is None or client is None:
-            return
+            return True
         try:
             await client.cancel(job.runpod_id)
         except NotFoundError:
             pass
+        except NotSupportedError:
+            return False
         except RunPodError as exc:
             log.warning("job %s: /cancel failed: %s", job.jid, exc)
+        return True
 
     async def _tell_updated(self, job: TrackedJob) -> None:
         try:
@@ -876,8 +908,11 @@ def _ttl_end_ms(job: TrackedJob) -> float | None:
     return to_ms(job.submitted_at) + (job.ttl_ms if job.ttl_ms is not None else MAX_POLICY_TTL_MS)
 
 
-def expired_reason(job: TrackedJob) -> str:
-    """Why a job RunPod answers 404 for lost its images: RunPod's two deletion rules, with this job's time limit."""
+def expired_reason(job: TrackedJob, error: NotFoundError | None = None) -> str:
+    """Why a job RunPod answers 404 for lost its images: RunPod's two deletion rules, with this job's time limit (or
+    the local worker server's one answer per job)."""
+    if isinstance(error, ResultLostError):
+        return RESULT_LOST_REASON
     if job.ttl_ms is None:
         return EXPIRED_REASON
     return EXPIRED_REASON.removesuffix(".") + f" ({_duration(job.ttl_ms)} after it was submitted)."

@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.prompt_filter import visible_text
+from runpod_client.local import LOCAL_KEY_PREFIX, local_worker_key
 
 MAX_SEED = 2**32 - 1
 DEFAULT_PROMPT_MAX = 1500
@@ -499,12 +501,14 @@ PRESETS: dict[str, Preset] = {
 
 
 class ModelEntry(BaseModel):
-    """One `[[models]]` table of models.toml."""
+    """One `[[models]]` table of models.toml: a RunPod endpoint (`endpoint_id`) or RunPod's local worker server
+    (`local_worker_url`), one or the other."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
-    endpoint_id: str = Field(min_length=1)
+    endpoint_id: str | None = Field(default=None, min_length=1)
+    local_worker_url: str | None = None
     preset: str
     description: str = ""
     default: bool = False
@@ -519,10 +523,54 @@ class ModelEntry(BaseModel):
             raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
         return preset
 
+    @field_validator("endpoint_id")
+    @classmethod
+    def _not_a_local_key(cls, endpoint_id: str | None) -> str | None:
+        if endpoint_id is not None and endpoint_id.startswith(LOCAL_KEY_PREFIX):
+            raise ValueError(
+                f"endpoint_id {endpoint_id!r} starts with {LOCAL_KEY_PREFIX!r}, which names local worker servers; "
+                "RunPod's endpoint ids are letters and digits (for a local worker server, set local_worker_url)"
+            )
+        return endpoint_id
+
+    @field_validator("local_worker_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_local_worker_url(url)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ModelEntry:
+        if (self.endpoint_id is None) == (self.local_worker_url is None):
+            raise ValueError(
+                "give either endpoint_id (a RunPod Serverless endpoint) or local_worker_url (RunPod's local worker "
+                "server, like http://127.0.0.1:8000), not both and not neither"
+            )
+        return self
+
+
+def check_local_worker_url(url: str) -> str:
+    """A local worker server's URL without its trailing slash; refused unless http(s) with a host."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(
+            f"{url!r} is not the http(s) URL of a server, like http://127.0.0.1:8000 (the address "
+            "that `python handler.py --rp_serve_api` serves)"
+        )
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise ValueError(f"{url!r} has an invalid port") from None
+    return url
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A configured model: an endpoint, its preset, and its effective defaults and limits."""
+    """A configured model: an endpoint, its preset, and its effective defaults and limits.
+
+    A model on RunPod's local worker server has its `local_worker_url`, and `endpoint_id` is then the key that stands
+    for that server (`local_worker_key`: `local-<host>-<port>`) wherever an endpoint id is used.
+    """
 
     name: str
     endpoint_id: str
@@ -531,6 +579,7 @@ class ModelConfig:
     defaults: Defaults
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    local_worker_url: str | None = None
 
     @property
     def sizes(self) -> tuple[str, ...]:
@@ -661,6 +710,16 @@ class ModelCatalog:
     def endpoint_ids(self) -> list[str]:
         return sorted({model.endpoint_id for model in self.models})
 
+    @property
+    def local_worker_urls(self) -> dict[str, str]:
+        """The local worker servers, by the key that stands for each (`ModelConfig.endpoint_id`)."""
+        return {model.endpoint_id: model.local_worker_url for model in self.models if model.local_worker_url}
+
+    @property
+    def runpod_endpoint_ids(self) -> list[str]:
+        """The RunPod endpoints (those that need RUNPOD_API_KEY)."""
+        return sorted({model.endpoint_id for model in self.models if not model.local_worker_url})
+
 
 def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
     preset = PRESETS[entry.preset]
@@ -678,22 +737,28 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
     elif entry.preset == "comfyui":
         raise ModelsFileError(f"model {entry.name}: the comfyui preset needs workflow_file")
     check_within_worker(entry.name, preset, limits)
-    model = ModelConfig(entry.name, entry.endpoint_id, preset, limits, defaults, entry.description, extra)
+    url = entry.local_worker_url
+    endpoint_id = local_worker_key(url) if url else str(entry.endpoint_id)
+    model = ModelConfig(entry.name, endpoint_id, preset, limits, defaults, entry.description, extra, url)
     # The defaults must themselves be valid, or every request without options would be refused.
     model.resolve(RequestOptions(prompt="check"), random_seed=lambda: 0)
     return model
 
 
-def default_catalog(endpoint_id: str, preset: str = "sdxl") -> ModelCatalog:
-    """One model on `RUNPOD_ENDPOINT_ID` when no models.toml exists."""
-    entry = ModelEntry(name=DEFAULT_MODEL_NAME, endpoint_id=endpoint_id, preset=preset, default=True)
+def default_catalog(
+    endpoint_id: str | None, preset: str = "sdxl", *, local_worker_url: str | None = None
+) -> ModelCatalog:
+    """One model on `RUNPOD_ENDPOINT_ID` (or `RUNPOD_LOCAL_WORKER_URL`) when no models.toml exists."""
+    place = {"local_worker_url": local_worker_url} if local_worker_url else {"endpoint_id": endpoint_id}
+    entry = ModelEntry.model_validate({"name": DEFAULT_MODEL_NAME, "preset": preset, "default": True, **place})
     return ModelCatalog((build_model(entry),), DEFAULT_MODEL_NAME)
 
 
-def load_catalog(path: Path, fallback_endpoint_id: str) -> ModelCatalog:
-    """The models of `path`, or a single default model on the fallback endpoint when the file does not exist."""
+def load_catalog(path: Path, fallback_endpoint_id: str, fallback_local_worker_url: str | None = None) -> ModelCatalog:
+    """The models of `path`, or a single default model on the fallback endpoint (or local worker server) when the
+    file does not exist."""
     if not path.exists():
-        return default_catalog(fallback_endpoint_id)
+        return default_catalog(fallback_endpoint_id, local_worker_url=fallback_local_worker_url)
     try:
         data = tomllib.loads(path.read_text())
         entries = [ModelEntry.model_validate(raw) for raw in data.get("models", [])]
@@ -711,6 +776,15 @@ def load_catalog(path: Path, fallback_endpoint_id: str) -> ModelCatalog:
         models = tuple(build_model(entry, path.parent) for entry in entries)
     except (ValidationError, InvalidRequestError) as exc:
         raise ModelsFileError(f"{path}: {exc}") from None
+    servers: dict[str, str] = {}
+    for model in models:
+        if model.local_worker_url and servers.setdefault(model.endpoint_id, model.local_worker_url) != (
+            model.local_worker_url
+        ):
+            raise ModelsFileError(
+                f"{path}: local_worker_url {servers[model.endpoint_id]} and {model.local_worker_url} name the same "
+                "host and port; give both models the same URL"
+            )
     defaults = [entry.name for entry in entries if entry.default]
     if len(defaults) > 1:
         raise ModelsFileError(f"{path}: only one model may be the default (found {', '.join(defaults)})")

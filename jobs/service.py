@@ -32,6 +32,7 @@ from runpod_client.errors import (
     AuthenticationError,
     BadRequestError,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
     RunPodError,
     RunPodTransportError,
@@ -71,6 +72,15 @@ DEFAULT_SUBMIT_WAIT_S = 30.0
 SUBMIT_UNKNOWN_REASON = (
     "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
     "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
+)
+
+
+# What cancelling a job on RunPod's local worker server does (it has no /cancel; it runs a job only during the first
+# status request, which answers when the job is done).
+LOCAL_CANCEL_NOTE = (
+    "RunPod's local worker server cannot cancel a job. The bot stops tracking it and posts no result: if the worker "
+    "had not started it (it runs a job only when the bot first asks for its status), it never will; if it was "
+    "running, it runs to its end on the worker's machine."
 )
 
 
@@ -146,6 +156,7 @@ class CancelOutcome(StrEnum):
     GONE = "gone"  # 404: RunPod no longer knows the job (expired, purged, or never kept)
     FINISHED = "finished"  # the job had already ended there (completed, failed, timed out) before the cancel
     REFUSED = "refused"  # an error: the cancel did not get through; the poller asks again on each check
+    UNSUPPORTED = "unsupported"  # RunPod's local worker server has no /cancel: the bot stops tracking the job
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,8 @@ class CancelResult:
                 f"Job `{jid}` had already finished at RunPod ({report.finished_as}) when the cancel "
                 "arrived, so its GPU time is spent."
             )
+        if report.outcome is CancelOutcome.UNSUPPORTED:
+            return f"Job `{jid}` is cancelled in the bot, but not stopped at the worker: " + LOCAL_CANCEL_NOTE
         if report.outcome is CancelOutcome.REFUSED:
             return (
                 f"RunPod refused to cancel job `{jid}` for now ({report.detail}). The bot asks again each time it "
@@ -340,7 +353,11 @@ class JobService:
             job = await self.store.get(job.jid) or job
         client = self.clients[model_config.endpoint_id]
         policy = Policy(ttl=self.run_settings.policy_ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)
-        webhook = self.webhook_for(job) if self.webhook_for else None
+        # RunPod's local worker server posts only the output, and only while answering the status request that ran
+        # the job: no use to the bot, so its jobs get no webhook; and a job starts there only when its status is
+        # first asked for, which is done at once.
+        local = model_config.local_worker_url is not None
+        webhook = self.webhook_for(job) if self.webhook_for and not local else None
         try:
             accepted = await client.run(model_config.build_input(image_request), webhook=webhook, policy=policy)
         except RunPodTransportError as exc:
@@ -359,7 +376,7 @@ class JobService:
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
         if self.metrics is not None:
             self.metrics.jobs_submitted.labels(model=model_config.name).inc()
-        await self.store.attach_runpod_id(job, accepted.id, self.policy.first_poll())
+        await self.store.attach_runpod_id(job, accepted.id, 0 if local else self.policy.first_poll())
         attached = await self.store.get(job.jid)
         if attached is None:  # pragma: no cover
             raise JobNotFoundError(job.jid)
@@ -415,6 +432,8 @@ class JobService:
             answer = await self.clients[job.endpoint_id].cancel(job.runpod_id)
         except NotFoundError:
             report = CancelReport(CancelOutcome.GONE)
+        except NotSupportedError:
+            report = CancelReport(CancelOutcome.UNSUPPORTED)
         except RunPodError as exc:
             # The poller sees the cancel request and tries again.
             log.warning("job %s: /cancel failed, the poller will retry: %s", job.jid, exc)

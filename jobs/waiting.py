@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runpod_client import RunPodClient
-from runpod_client.errors import RunPodError
+from runpod_client.errors import NotSupportedError, RunPodError
 from runpod_client.models import Health
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEALTH_TTL_S = 10.0
+# What /health shows (on Discord and the command line) for a model on RunPod's local worker server.
+HEALTH_UNKNOWN_LOCAL = "unknown (local worker server has no /health)"
 
 
 def explain_wait(health: Health | None) -> str:
@@ -71,6 +73,8 @@ class HealthCache:
             return None
         try:
             return await client.health()
+        except NotSupportedError:
+            return None  # RunPod's local worker server: nothing to explain, nothing to warn about
         except RunPodError as exc:
             log.warning("health of endpoint %s unavailable: %s", endpoint_id, exc)
             return None

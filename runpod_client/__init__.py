@@ -12,8 +12,10 @@ from runpod_client.errors import (
     BadRequestError,
     InvalidResponseError,
     NotFoundError,
+    NotSupportedError,
     PayloadTooLargeError,
     RateLimitedError,
+    ResultLostError,
     RunPodAPIError,
     RunPodConnectionError,
     RunPodError,
@@ -21,6 +23,7 @@ from runpod_client.errors import (
     RunPodTransportError,
     ServerError,
 )
+from runpod_client.local import LOCAL_WORKER_SERVER, LocalWorkerClient, local_worker_key
 from runpod_client.models import (
     Health,
     HealthJobs,
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_RUNSYNC_WAIT_MS",
     "DEFAULT_TIMEOUT",
+    "LOCAL_WORKER_SERVER",
     "NO_RETRY",
     "AuthenticationError",
     "BadRequestError",
@@ -67,8 +71,10 @@ __all__ = [
     "InvalidResponseError",
     "Job",
     "JobStatus",
+    "LocalWorkerClient",
     "NoImagesError",
     "NotFoundError",
+    "NotSupportedError",
     "OutputError",
     "PayloadTooLargeError",
     "Policy",
@@ -76,6 +82,7 @@ __all__ = [
     "PurgeResult",
     "RateLimitedError",
     "ResponseHook",
+    "ResultLostError",
     "RetryPolicy",
     "RunPodAPIError",
     "RunPodClient",
@@ -90,5 +97,6 @@ __all__ = [
     "describe_error",
     "extract_images",
     "extract_output",
+    "local_worker_key",
     "parse_progress",
 ]

@@ -53,6 +53,9 @@ class RunPodClient:
     timeout or a reset could start a second paid GPU job.
     """
 
+    # Whether a job starts only when its status is first asked for (RunPod's local worker server), not at /run.
+    runs_job_on_status = False
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -85,6 +88,11 @@ class RunPodClient:
     @property
     def base_url(self) -> str:
         return self._base_url
+
+    @property
+    def status_timeout_s(self) -> float | None:
+        """The longest a `status` call may take (None: no limit), so a caller can hold its job that long."""
+        return self._timeout.total
 
     async def run(self, input: Mapping[str, Any], webhook: str | None = None, policy: Policy | None = None) -> Job:
         """Queue a job (POST /run); the reply holds its id and IN_QUEUE."""

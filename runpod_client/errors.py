@@ -66,6 +66,32 @@ class InvalidResponseError(RunPodAPIError):
     """A success status whose body is not the JSON the operation returns (a proxy page, a truncated reply)."""
 
 
+class NotSupportedError(RunPodError):
+    """The server has no such operation: RunPod's local worker server (`--rp_serve_api`) has no /cancel, /health,
+    /purge-queue or /retry. Nothing was sent."""
+
+    def __init__(self, operation: str, server: str) -> None:
+        super().__init__(f"{server} has no /{operation}")
+        self.operation = operation
+        self.server = server
+
+
+class ResultLostError(NotFoundError):
+    """RunPod's local worker server no longer knows the job. It runs a job during the first /status request and
+    forgets it once that reply is sent, so the job ran and its one reply was lost (or the server restarted)."""
+
+    def __init__(self, job_id: str, body: Any, *, operation: str = "status") -> None:
+        RunPodError.__init__(
+            self,
+            f"RunPod's local worker server no longer knows job {job_id}: it gives a job's result only once, in the "
+            "reply to the first status request, and that reply was lost (or the server was restarted)",
+        )
+        self.status = STATUS_NOT_FOUND
+        self.body = body
+        self.operation = operation
+        self.job_id = job_id
+
+
 class RunPodTransportError(RunPodError):
     """The exchange with RunPod broke before a complete reply arrived.
 

@@ -15,7 +15,7 @@ from storage.connection import create_client
 from storage.embedded import EmbeddedRedis
 
 # Fixtures for the fakes of the outside world live in their own modules.
-pytest_plugins = ["tests.plugins.emulator", "tests.plugins.fake_discord"]
+pytest_plugins = ["tests.plugins.emulator", "tests.plugins.fake_discord", "tests.plugins.local_workers"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,19 @@
+"""A worker that takes a while (an async handler, so the server keeps answering meanwhile), answering like
+worker-sdxl (runpod-workers/worker-sdxl, handler.py): for the tests of cancelling a running job."""
+
+import asyncio
+
+import runpod
+from tiny_png import png_base64
+
+SECONDS = 3.0
+
+
+async def handler(job):
+    await asyncio.sleep(SECONDS)
+    seed = job["input"]["seed"]
+    image = f"data:image/png;base64,{png_base64(seed)}"
+    return {"images": [image], "image_url": image, "seed": seed}
+
+
+runpod.serverless.start({"handler": handler})
