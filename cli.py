@@ -245,9 +245,15 @@ async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeou
     """Stop waiting: cancel the job at RunPod (no one else would collect its paid result) and say how to follow it."""
     print(f"{jid}: no result within {timeout_s:g} s (--timeout); cancelling it at RunPod.", file=sys.stderr, flush=True)
     try:
-        await env.core.service.cancel(jid, Actor(user_id=CLI_USER_ID, operator=True))
+        cancelled = await env.core.service.cancel(jid, Actor(user_id=CLI_USER_ID, operator=True))
     except (JobServiceError, RunPodError) as exc:
         print(f"{jid}: could not cancel it: {exc}", file=sys.stderr)
+    else:
+        if cancelled.runpod is not None and cancelled.runpod.outcome is CancelOutcome.UNSUPPORTED:
+            # RunPod's local worker server: say what happens instead of "cancelled at RunPod".
+            print(f"{jid}: {cancelled.summary().replace('`', '')}", file=sys.stderr)
+            await finished_within(notifier.event(jid), CANCEL_GRACE_S)
+            return EXIT_TIMEOUT
     # The cancel made the job due: the poller, still running, sees it through and reports how it ended.
     if await finished_within(notifier.event(jid), CANCEL_GRACE_S):
         if notifier.saved.get(jid):

@@ -528,8 +528,8 @@ class ModelEntry(BaseModel):
     def _not_a_local_key(cls, endpoint_id: str | None) -> str | None:
         if endpoint_id is not None and endpoint_id.startswith(LOCAL_KEY_PREFIX):
             raise ValueError(
-                f"endpoint_id {endpoint_id!r} starts with {LOCAL_KEY_PREFIX!r}, which names local worker servers; "
-                "RunPod's endpoint ids are letters and digits (for a local worker server, set local_worker_url)"
+                f"endpoint_id {endpoint_id!r} starts with {LOCAL_KEY_PREFIX!r}, which the bot keeps for the keys of "
+                "local worker servers (for a local worker server, set local_worker_url instead)"
             )
         return endpoint_id
 

@@ -39,7 +39,7 @@ from runpod_client.models import Health, Job, JobStatus, Policy, PurgeResult, St
 from runpod_client.retries import RetryPolicy
 
 LOCAL_WORKER_SERVER = "RunPod's local worker server"
-# Every key of a local worker starts with this; RunPod's own endpoint ids are letters and digits only.
+# Every key of a local worker starts with this; models.toml refuses an endpoint_id that does.
 LOCAL_KEY_PREFIX = "local-"
 # How long a job may run on a local worker by default: RunPod's default execution timeout.
 DEFAULT_RUN_TIMEOUT_S = 600.0

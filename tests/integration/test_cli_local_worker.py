@@ -134,3 +134,14 @@ async def test_check_needs_no_api_key_for_a_local_worker(
     result = await runpod_bot(workdir, "check", **env)
     assert "RUNPOD_API_KEY" not in result.stdout
     assert "runpod sdxl: unknown (local worker server has no /health)" in result.stdout
+
+
+async def test_imagine_timeout_on_a_local_worker_says_it_cannot_cancel(
+    workdir: Path,  # noqa: F811 - the fixture
+    env: dict[str, str],
+) -> None:
+    """`imagine --timeout` on a local worker exits 124 saying the server cannot cancel, not "cancelled at RunPod"."""
+    result = await runpod_bot(workdir, "imagine", "a slow fox", "--model", "slow", "--timeout", "1", **env)
+    assert result.returncode == 124, result.stdout + result.stderr
+    assert "RunPod's local worker server cannot cancel a job" in result.stderr
+    assert "cancelled at RunPod" not in result.stderr
