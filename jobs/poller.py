@@ -438,11 +438,11 @@ class Poller:
             await self._apply(claim, status)
 
     async def _hold_through_status(self, claim: Claimed, client: RunPodClient) -> Claimed | None:
-        """The claim, with its lease first made as long as the `/status` call may last when that is longer than the
-        claim lease (RunPod's local worker server runs the job during that call: a second call would find nothing).
-        None when the job was taken meanwhile."""
+        """The claim, its lease first made as long as the `/status` call may last when that call runs the job
+        (RunPod's local worker server: a second call would find nothing) and may outlast the claim lease. None when
+        the job was taken meanwhile."""
         timeout_s = client.status_timeout_s
-        if timeout_s is None or timeout_s * 1000 <= self.settings.claim_lease_ms:
+        if not client.runs_job_on_status or timeout_s is None or timeout_s * 1000 <= self.settings.claim_lease_ms:
             return claim
         moved = await self._write(Reschedule(claim, math.ceil(timeout_s * 1000), polled=False))
         if not isinstance(moved, Claimed):

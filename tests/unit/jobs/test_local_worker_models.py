@@ -48,7 +48,7 @@ def test_local_worker_url_must_be_an_http_url_of_a_server(tmp_path: Path, url: s
 
 def test_an_endpoint_id_cannot_take_a_local_worker_key(tmp_path: Path) -> None:
     """An `endpoint_id` shaped like a local worker's key is refused, so the two never share Redis keys."""
-    with pytest.raises(ModelsFileError, match="names local worker servers"):
+    with pytest.raises(ModelsFileError, match="keeps for the keys of local worker servers"):
         load_catalog(write_models(tmp_path, 'endpoint_id = "local-127.0.0.1-8000"\n'), "")
 
 
