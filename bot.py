@@ -295,6 +295,9 @@ class RunpodBot(commands.Bot):
             global_denylist=deps.global_denylist,
         )
         self.poller: Poller | None = core.poller(self.notifier, deps.http) if deps.role.polls else None
+        if self.poller is not None:
+            # A fast model's /runsync reply that holds the result is delivered by this poller, at once.
+            core.service.handoff.attach(self.poller)
         self._poller_task: asyncio.Task[None] | None = None
         self._extensions = tuple(extensions)
 

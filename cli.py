@@ -189,8 +189,18 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
     )
     async with environment(settings, local=args.local, prefix=cli_prefix(settings)) as env:
         notifier = TerminalNotifier(out_dir=args.out)
+        # This job only: another terminal's `imagine` on the same Redis tracks (and saves) its own. Built before the
+        # submit, so that a fast model's /runsync reply holding the images is saved from the reply.
+        mine: set[str] = set()
+        poller = env.core.poller(notifier, env.http, only=mine)
+        env.core.service.handoff.attach(poller)
+
+        async def watch(job: TrackedJob) -> None:
+            mine.add(job.jid)
+            notifier.watch.add(job.jid)
+
         try:
-            submission = await env.core.service.submit(options, CLI_REQUESTER, model=args.model)
+            submission = await env.core.service.submit(options, CLI_REQUESTER, model=args.model, before_run=watch)
         except InvalidRequestError as exc:
             print(f"invalid request: {exc}", file=sys.stderr)
             return bot.EXIT_CONFIG
@@ -199,7 +209,6 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             print(f"not submitted: {reason}", file=sys.stderr)
             return bot.EXIT_FAILURE
         job, request = submission.job, submission.request
-        notifier.watch.add(job.jid)
         print(
             f"{job.jid}: submitted to {job.model} ({request.size}, {request.steps} steps, "
             f"guidance {request.guidance:g}, seed {request.seed}, {request.count} image(s))",
@@ -210,8 +219,6 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             if args.timeout is not None
             else env.core.service.run_settings.policy_ttl_ms / 1000 + TIMEOUT_MARGIN_S
         )
-        # This job only: another terminal's `imagine` on the same Redis tracks (and saves) its own.
-        poller = env.core.poller(notifier, env.http, only={job.jid})
         polling = spawn(poller.run(), name="cli-poller")
         try:
             if not await finished_within(notifier.event(job.jid), timeout_s):

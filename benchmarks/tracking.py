@@ -1,20 +1,23 @@
 """How well the bot tracks many jobs: result lag, `/status` calls per job, rate limits, CPU, memory and Redis.
 
-    python -m benchmarks.tracking --scenario {busy,scale} --mode {naive,poll,webhook} [--compare] [--no-progress]
-                                  [--seed N]
+    python -m benchmarks.tracking --scenario {busy,scale,fast} --mode {naive,poll,webhook,sync} [--compare]
+                                  [--no-progress] [--seed N]
 
 The RunPod emulator runs as a separate process (its CPU is not counted); this process runs the bot side: the real
 `RunPodClient`, `JobStore` on a real Redis (`REDIS_URL`, or an embedded server), `JobService` to submit and the
 `Poller` with a recording notifier (no Discord). Modes:
 - `naive`: the official SDK's way, as a baseline: one task per job polling `/status` every second, no shared budget;
 - `poll`: our poller;
-- `webhook`: our poller with webhooks on (the bot's HTTP app receives them); polling is only a safety net.
+- `webhook`: our poller with webhooks on (the bot's HTTP app receives them); polling is only a safety net;
+- `sync`: our poller, the model set `sync = true`: each job is sent with /runsync and delivered from its reply when
+  it finished within the wait, otherwise polled by its `sync-` id.
 `--compare` runs `naive` and the chosen mode on the same scenario, each in its own process (so CPU and peak memory
 are each mode's own), and adds the ratios ours/naive.
 
 Measured per mode: `lag_*` is, per job, when the recording notifier received the finished job minus when the
 emulator finished it (`/_emulator/counters` `terminal[id].epoch`; one host, one clock). `status_calls_per_job` and
-`rate_limited` (429s of any operation) are the emulator's counts. `max_status_rps` is the most `/status` requests
+`rate_limited` (429s of any operation) are the emulator's counts, and so is `requests_per_job` (every request to the
+job API: /run, /runsync, /status, /cancel). `max_status_rps` is the most `/status` requests
 sent in any sliding second (every attempt, retries included, timed as each request starts; the emulator is on
 loopback, so it sees them within a millisecond). `cpu_s` and `peak_rss_mb` are this process's (the bot side).
 `redis_cmds_per_poll` is the Redis server's `INFO commandstats` calls during the run (every command of the bot:
@@ -70,7 +73,7 @@ from web import create_app, serve
 
 log = logging.getLogger("benchmarks.tracking")
 
-MODES = ("naive", "poll", "webhook")
+MODES = ("naive", "poll", "webhook", "sync")
 API_KEY = "bench-key"
 ENDPOINT_ID = "bench"
 # The naive baseline polls like the official SDK: every second, one loop per job.
@@ -120,7 +123,13 @@ SCENARIOS: dict[str, BenchScenario] = {
         emulator_options=("--rate-limit", "run=1000000/10/1000"),
         submit_concurrency=64,
     ),
+    # Sub-2-second jobs (sdxl-turbo, Flux Schnell on warm workers), with enough workers that they rarely queue.
+    "fast": BenchScenario(
+        name="fast", jobs=240, arrival_s=45.0, workers=20, execution_s=(0.3, 1.5), default_mode="sync", deadline_s=90.0
+    ),
 }
+# The operations of the job API a mode's requests per job count.
+JOB_API_OPERATIONS = ("run", "runsync", "status", "cancel")
 
 
 # --- measuring -----------------------------------------------------------------------------------------------------
@@ -292,8 +301,8 @@ async def redis_server(directory: Path) -> AsyncIterator[aioredis.Redis]:
             await embedded.stop()
 
 
-def bench_model() -> ModelConfig:
-    """An SDXL-style model drawing tiny images in 30 steps."""
+def bench_model(*, sync: bool = False) -> ModelConfig:
+    """An SDXL-style model drawing tiny images in 30 steps; with `sync`, sent with /runsync (the default wait)."""
     size = f"{IMAGE_SIDE}x{IMAGE_SIDE}"
     entry = ModelEntry(
         name="bench",
@@ -301,6 +310,7 @@ def bench_model() -> ModelConfig:
         preset="sdxl",
         limits={"sizes": [size]},
         defaults={"size": size, "steps": STEPS},
+        sync=sync,
     )
     return build_model(entry)
 
@@ -354,7 +364,7 @@ async def run_mode(scenario: BenchScenario, mode: str, *, no_progress: bool, see
             if mode == "naive":
                 await run_naive(run, seed)
             else:
-                await run_ours(run, seed, webhooks=mode == "webhook")
+                await run_ours(run, seed, webhooks=mode == "webhook", sync=mode == "sync")
             duration = time.monotonic() - started
             cpu = cpu_seconds() - cpu_before
             commands = await command_calls(redis) - commands_before
@@ -407,9 +417,9 @@ async def run_naive(run: Run, seed: int) -> None:
         await asyncio.gather(*followers, return_exceptions=True)
 
 
-async def run_ours(run: Run, seed: int, *, webhooks: bool) -> None:
-    """Our service and poller (and, with webhooks, the bot's HTTP app receiving them)."""
-    model = bench_model()
+async def run_ours(run: Run, seed: int, *, webhooks: bool, sync: bool = False) -> None:
+    """Our service and poller (and, with webhooks, the bot's HTTP app receiving them; with `sync`, /runsync)."""
+    model = bench_model(sync=sync)
     catalog = ModelCatalog((model,), model.name)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     config = StoreConfig(prefix=prefix, record_ttl_s=RECORD_TTL_S)
@@ -446,6 +456,8 @@ async def run_ours(run: Run, seed: int, *, webhooks: bool) -> None:
             run_settings=RunSettings(),
             webhook_for=webhook_for,
         )
+        # A /runsync reply holding the result is delivered by this poller, as in the bot.
+        service.handoff.attach(poller)
         polling = spawn(poller.run(), name="bench-poller")
         try:
 
@@ -519,7 +531,9 @@ def summarize(
         if runpod_id in terminal
     ]
     jobs = run.scenario.jobs
-    status_calls = int(counters.get("received", {}).get("status", 0))
+    received = counters.get("received", {})
+    status_calls = int(received.get("status", 0))
+    api_requests = sum(int(received.get(operation, 0)) for operation in JOB_API_OPERATIONS)
     rate_limited = sum(int(statuses.get("429", 0)) for statuses in counters.get("requests", {}).values())
     completed = sum(1 for outcome in run.notifier.outcomes.values() if outcome is JobState.COMPLETED)
     poller = run.poller
@@ -529,6 +543,7 @@ def summarize(
         "submitted": run.submitted,
         "completed": completed,
         "status_calls_per_job": round(status_calls / jobs, 3),
+        "requests_per_job": round(api_requests / jobs, 3),
         "lag_p50_s": _rounded(percentile(lags, 0.50)),
         "lag_p95_s": _rounded(percentile(lags, 0.95)),
         "lag_p99_s": _rounded(percentile(lags, 0.99)),
@@ -546,7 +561,8 @@ def summarize(
     if poller is not None:
         stats = poller.stats
         result["jobs_per_poll"] = round(stats.claimed / busy_cycles, 1) if busy_cycles else None
-        result["webhook_jobs"] = stats.webhook_jobs
+        # Jobs finished from a job object in hand: a webhook's payload, or in `sync` mode a /runsync reply.
+        result["webhook_jobs" if run.mode != "sync" else "jobs_from_reply"] = stats.webhook_jobs
         result["cycles"] = {"all": stats.cycles, "busy": stats.busy_cycles, "flushes": stats.write_flushes}
         result["polls_per_job"] = {
             "queued": round(stats.queued_polls / jobs, 2),
@@ -619,7 +635,9 @@ def run_child(args: argparse.Namespace, mode: str) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="busy")
-    parser.add_argument("--mode", choices=MODES, help="default: the scenario's (busy: poll, scale: webhook)")
+    parser.add_argument(
+        "--mode", choices=MODES, help="default: the scenario's (busy: poll, scale: webhook, fast: sync)"
+    )
     parser.add_argument("--compare", action="store_true", help="also run the naive baseline and give the ratios")
     parser.add_argument("--no-progress", action="store_true", help="workers report no step progress")
     parser.add_argument("--seed", type=int, default=1)

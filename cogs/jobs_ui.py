@@ -176,8 +176,9 @@ async def _submit_flow(
         await _show_outcome(ctx.notifier, exc)
         raise
     job = submission.job
-    if not submission.duplicate:
-        # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits.
+    if not submission.duplicate and not submission.result_in_hand:
+        # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits. (A /runsync reply
+        # that held the result is being delivered already: the card goes straight to the outcome.)
         await ctx.notifier.job_updated(job)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     verb = "Already submitted" if submission.duplicate else "Submitted"

@@ -106,6 +106,15 @@ def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Em
     embed.add_field(name="Seed", value=str(request.get("seed", "-")))
     embed.add_field(name="Images", value=str(request.get("count", 1)))
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    sync_wait_s = job.extra.get("sync_wait_s")
+    if state is JobState.SUBMITTING and isinstance(sync_wait_s, int | float):
+        # Posted just before the /runsync goes out; RunPod holds its reply until the job ends or the wait does.
+        embed.add_field(
+            name="Sent to RunPod",
+            value=f"As a fast job: the images come with RunPod's answer within {sync_wait_s:g} s, or the bot follows "
+            "the job until it finishes.",
+            inline=False,
+        )
     if state is JobState.QUEUED:
         embed.add_field(name="In the queue since", value=relative(job.submitted_at or job.created_at))
         if wait_reason:

@@ -13,7 +13,8 @@
   result waits at most about `overdue_ms`.
 - Every interval gets jitter, so jobs submitted together do not stay in lockstep; polls aimed at an estimated finish
   get at most `finish_jitter_ms` of it, so the jitter costs little lag.
-- With webhooks (`webhooks=True`) RunPod announces every finish, so polling is only a slow safety net.
+- With webhooks (`webhooks=True`) RunPod announces every finish, so polling is only a slow safety net; not for a job
+  sent with /runsync that outlived its wait (it carries no webhook, and its result is kept only a minute).
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ MIN_SAMPLES_FOR_QUANTILES = 10
 EARLIEST_FINISH_QUANTILE = 0.03
 # A job deeper in the queue waits for the jobs ahead; count only this share of that expected wait.
 QUEUE_WAIT_TRUST = 0.5
+# RunPod's ids of jobs sent with /runsync start with this. Their results are kept 1 minute instead of 30, so they are
+# polled at the usual pace even with webhooks on (the one-minute safety net could miss them).
+SYNC_ID_PREFIX = "sync-"
+
+
+def is_sync_id(runpod_id: str | None) -> bool:
+    """Whether RunPod's id is that of a /runsync job (whose result RunPod keeps only 1 minute)."""
+    return runpod_id is not None and runpod_id.startswith(SYNC_ID_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -59,9 +68,9 @@ class PollPolicy:
     webhook_first_poll_ms: int = 60_000
     webhook_poll_ms: int = 60_000
 
-    def first_poll(self, rng: random.Random | None = None) -> int:
-        """The delay of a new job's first poll."""
-        return self._jittered(self.webhook_first_poll_ms if self.webhooks else self.first_poll_ms, rng)
+    def first_poll(self, rng: random.Random | None = None, *, sync: bool = False) -> int:
+        """The delay of a new job's first poll; a /runsync job (`sync`) sent no webhook and is polled as usual."""
+        return self._jittered(self.webhook_first_poll_ms if self.webhooks and not sync else self.first_poll_ms, rng)
 
     def safety_net(self, rng: random.Random | None = None) -> int:
         """The next poll of a live job when webhooks announce its finish."""

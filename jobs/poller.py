@@ -34,7 +34,7 @@ import aiohttp
 
 from jobs.metrics import Metrics
 from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
-from jobs.policy import ExecutionTimes, PollPolicy
+from jobs.policy import ExecutionTimes, PollPolicy, is_sync_id
 from jobs.presets import MAX_IMAGES_PER_JOB, InvalidRequestError, ModelCatalog
 from jobs.service import LOCAL_CANCEL_NOTE, MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
 from jobs.tasks import spawn
@@ -113,6 +113,11 @@ RESULT_LOST_REASON = (
     "RunPod's local worker server no longer has this job, so its images are lost: that server runs a job when the "
     "bot first asks for its status and gives the result only in that one reply, which did not reach the bot (or the "
     "server was restarted)."
+)
+SYNC_EXPIRED_REASON = (
+    "RunPod no longer has this job, so its images are lost: it was sent with /runsync (a fast model), whose result "
+    "RunPod keeps only 1 minute after it finishes, and the bot could not fetch it in that time (it was restarted or "
+    "stalled)."
 )
 GAVE_UP = ", so the bot stopped waiting for it and asked RunPod to cancel it."
 NO_IMAGE_REASON = "The worker finished without returning any image."
@@ -504,7 +509,7 @@ class Poller:
         progress = parse_progress(status.output) if running else None
         progress_text = f"{progress.done:g}/{progress.total:g}" if progress is not None else None
         endpoint_id = job.endpoint_id
-        if self.policy.webhooks:
+        if self.policy.webhooks and not is_sync_id(job.runpod_id):
             delay = self.policy.safety_net(self.rng)
         elif running:
             delay = self.policy.running(
@@ -546,7 +551,8 @@ class Poller:
         """How much later to poll a job never polled yet: it cannot be done before the endpoint's shortest usual run
         has passed since its submit, so its first poll comes `overdue_ms` after that (as for a running job), at most
         `running_max_ms` after the submit. None: poll now."""
-        if self.policy.webhooks or job.poll_count > 0 or job.cancel_requested_by is not None:
+        webhooked = self.policy.webhooks and not is_sync_id(job.runpod_id)
+        if webhooked or job.poll_count > 0 or job.cancel_requested_by is not None:
             return None
         earliest = self.executions.earliest(job.endpoint_id)
         if earliest is None or job.submitted_at is None:
@@ -910,9 +916,11 @@ def _ttl_end_ms(job: TrackedJob) -> float | None:
 
 def expired_reason(job: TrackedJob, error: NotFoundError | None = None) -> str:
     """Why a job RunPod answers 404 for lost its images: RunPod's two deletion rules, with this job's time limit (or
-    the local worker server's one answer per job)."""
+    the local worker server's one answer per job, or /runsync's one minute)."""
     if isinstance(error, ResultLostError):
         return RESULT_LOST_REASON
+    if is_sync_id(job.runpod_id):
+        return SYNC_EXPIRED_REASON
     if job.ttl_ms is None:
         return EXPIRED_REASON
     return EXPIRED_REASON.removesuffix(".") + f" ({_duration(job.ttl_ms)} after it was submitted)."

@@ -32,6 +32,13 @@ DEFAULT_NEGATIVE_MAX = 1000
 DEFAULT_MODEL_NAME = "default"
 # The most images one job may deliver: a Discord message carries at most 10 attachments.
 MAX_IMAGES_PER_JOB = 10
+# How long a `sync = true` model's /runsync asks RunPod to hold the reply for the result. A warm sdxl-turbo or Flux
+# Schnell worker answers within a few seconds; a cold start (10-40 s) outlives it and the job is followed by polling,
+# at the cost of one request. It stays under the 10 s a closing bot waits for submits in flight.
+DEFAULT_SYNC_WAIT_S = 8
+# RunPod's range for /runsync's `wait`.
+MIN_SYNC_WAIT_S = 1
+MAX_SYNC_WAIT_S = 300
 
 # How the worker seeds a batch: "batch" when one seed renders all images together (only the whole batch is
 # reproducible from it), "image" when each image has a seed of its own.
@@ -515,6 +522,32 @@ class ModelEntry(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, Any] = Field(default_factory=dict)
     workflow_file: str | None = None
+    # Sent with /runsync, the result taken from its reply when the job finishes within `sync_wait_s`.
+    sync: bool = False
+    sync_wait_s: float | None = None
+
+    @field_validator("sync_wait_s")
+    @classmethod
+    def _sync_wait_in_runpods_range(cls, wait_s: float | None) -> float | None:
+        if wait_s is not None and not MIN_SYNC_WAIT_S <= wait_s <= MAX_SYNC_WAIT_S:
+            raise ValueError(
+                f"sync_wait_s is {wait_s:g}; RunPod's /runsync waits between {MIN_SYNC_WAIT_S} and "
+                f"{MAX_SYNC_WAIT_S} seconds"
+            )
+        return wait_s
+
+    @model_validator(mode="after")
+    def _sync_wait_needs_sync(self) -> ModelEntry:
+        if self.sync_wait_s is not None and not self.sync:
+            raise ValueError(f"sync_wait_s applies only with sync = true (model {self.name}); add sync = true")
+        return self
+
+    @property
+    def sync_wait_ms(self) -> int | None:
+        """How long /runsync waits for this model's result; None: the model is sent with /run."""
+        if not self.sync:
+            return None
+        return round((self.sync_wait_s if self.sync_wait_s is not None else DEFAULT_SYNC_WAIT_S) * 1000)
 
     @field_validator("preset")
     @classmethod
@@ -580,6 +613,8 @@ class ModelConfig:
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     local_worker_url: str | None = None
+    # Set for `sync = true`: the job goes through /runsync with this wait (ms); None: through /run.
+    sync_wait_ms: int | None = None
 
     @property
     def sizes(self) -> tuple[str, ...]:
@@ -739,7 +774,17 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
     check_within_worker(entry.name, preset, limits)
     url = entry.local_worker_url
     endpoint_id = local_worker_key(url) if url else str(entry.endpoint_id)
-    model = ModelConfig(entry.name, endpoint_id, preset, limits, defaults, entry.description, extra, url)
+    model = ModelConfig(
+        entry.name,
+        endpoint_id,
+        preset,
+        limits,
+        defaults,
+        entry.description,
+        extra,
+        local_worker_url=url,
+        sync_wait_ms=entry.sync_wait_ms,
+    )
     # The defaults must themselves be valid, or every request without options would be refused.
     model.resolve(RequestOptions(prompt="check"), random_seed=lambda: 0)
     return model

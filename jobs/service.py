@@ -9,6 +9,13 @@ At most `RunSettings.concurrency` submits run these steps at once; the others wa
 queues), so a burst of commands meets Redis, Discord and RunPod a bounded number at a time.
 A crash between 2 and 4 leaves a SUBMITTING record; when its submit lease runs out the poller marks it
 SUBMIT_UNKNOWN and tells the member. It is never resubmitted blindly: that could pay for the same image twice.
+
+A model with `sync = true` is sent with `/runsync?wait=…` instead (under the same rule: never sent twice). Its submit
+slot is given back before the request, since RunPod holds the reply for up to the wait; a separate bound
+(`RunSettings.sync_waits`) keeps those open requests from taking the HTTP session's connections, and a job that
+finds it full goes through `/run`. A reply holding the finished job is attached, then handed to this process's
+poller (`jobs.handoff`, as a webhook's payload is), so the result is delivered at once, without a `/status` call;
+a job that outlived the wait is tracked by its `sync-` id like any other.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from jobs.access import Action, Actor, may, refusal
+from jobs.handoff import Handoff
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
@@ -69,6 +77,13 @@ DEFAULT_SUBMIT_CONCURRENCY = 16
 # How long a submit waits for its turn before the member is told the bot is busy. The interaction is already
 # acknowledged (Discord's 3 s apply to the defer only), and its followup token lasts 15 minutes.
 DEFAULT_SUBMIT_WAIT_S = 30.0
+# /runsync requests waiting for their job at once per process. Each holds an HTTP connection for up to its wait: this
+# leaves most of the session's 100 for /run, /status and image downloads. A submit that finds them all taken is sent
+# with /run (tracked by polling) rather than made to wait.
+DEFAULT_SYNC_WAITS = 32
+# A /runsync's submit lease covers its wait plus this: more than the client's deadline on top of the wait (30 s), so
+# a submit still waiting is never mistaken for a crash.
+SYNC_LEASE_MARGIN_MS = 60_000
 SUBMIT_UNKNOWN_REASON = (
     "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
     "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
@@ -132,6 +147,7 @@ class RunSettings:
     concurrency: int = DEFAULT_SUBMIT_CONCURRENCY
     wait_s: float = DEFAULT_SUBMIT_WAIT_S
     ttl_ms: int | None = None
+    sync_waits: int = DEFAULT_SYNC_WAITS
 
     @property
     def policy_ttl_ms(self) -> int:
@@ -142,11 +158,28 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class Submission:
-    """An accepted request: the job as recorded and the resolved parameters."""
+    """An accepted request: the job as recorded and the resolved parameters.
+
+    `result_in_hand`: RunPod's /runsync reply held the finished job, which is being delivered from it now.
+    """
 
     job: TrackedJob
     request: ImageRequest
     duplicate: bool = False
+    result_in_hand: bool = False
+
+
+class _Slot:
+    """One held submit slot, which a submit may give back before it ends (before a /runsync's wait)."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 class CancelOutcome(StrEnum):
@@ -256,6 +289,7 @@ class JobService:
         run_settings: RunSettings | None = None,
         webhook_for: WebhookFor | None = None,
         metrics: Metrics | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
@@ -265,6 +299,9 @@ class JobService:
         self.webhook_for = webhook_for
         self.metrics = metrics
         self._slots = asyncio.Semaphore(self.run_settings.concurrency)
+        # Where a finished job from a /runsync reply goes: this process's poller once attached, else other pollers.
+        self.handoff = handoff or Handoff(store)
+        self._sync_waiting = 0
 
     def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
         """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
@@ -287,11 +324,11 @@ class JobService:
         so every paid job has a card); if it raises, the job ends FAILED without reaching RunPod.
         """
         prepared = request if isinstance(request, Prepared) else self.prepare(request, model)
-        async with self._turn():
-            return await self._submit(prepared, requester, request_id, extra, before_run)
+        async with self._turn() as slot:
+            return await self._submit(prepared, requester, request_id, extra, before_run, slot)
 
     @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
+    async def _turn(self) -> AsyncIterator[_Slot]:
         """Hold one of the submit slots; wait for it at most `RunSettings.wait_s`, else raise `BusyError`."""
         wait_s = self.run_settings.wait_s
         try:
@@ -304,10 +341,21 @@ class JobService:
             if self.metrics is not None:
                 self.metrics.submits_refused_busy.inc()
             raise BusyError(wait_s) from None
+        slot = _Slot(self._slots)
         try:
-            yield
+            yield slot
         finally:
-            self._slots.release()
+            slot.release()
+
+    def _sync_wait_ms(self, model_config: ModelConfig) -> int | None:
+        """The /runsync wait for this submit, taking one of the sync waits; None: send it with /run."""
+        if model_config.sync_wait_ms is None:
+            return None
+        if self._sync_waiting >= self.run_settings.sync_waits:
+            log.info("all %d /runsync waits are taken; sending with /run", self.run_settings.sync_waits)
+            return None
+        self._sync_waiting += 1
+        return model_config.sync_wait_ms
 
     async def _submit(
         self,
@@ -316,8 +364,31 @@ class JobService:
         request_id: str | None,
         extra: Mapping[str, Any] | None,
         before_run: BeforeRun | None,
+        slot: _Slot,
+    ) -> Submission:
+        sync_wait_ms = self._sync_wait_ms(prepared.model)
+        try:
+            return await self._record_and_send(prepared, requester, request_id, extra, before_run, slot, sync_wait_ms)
+        finally:
+            if sync_wait_ms is not None:
+                self._sync_waiting -= 1
+
+    async def _record_and_send(
+        self,
+        prepared: Prepared,
+        requester: Requester,
+        request_id: str | None,
+        extra: Mapping[str, Any] | None,
+        before_run: BeforeRun | None,
+        slot: _Slot,
+        sync_wait_ms: int | None,
     ) -> Submission:
         model_config, image_request = prepared.model, prepared.request
+        submit_lease_ms = None
+        if sync_wait_ms is not None:
+            # The card says the result is awaited in the reply, and for how long.
+            extra = {**(extra or {}), "sync_wait_s": sync_wait_ms / 1000}
+            submit_lease_ms = max(self.store.config.submit_lease_ms, sync_wait_ms + SYNC_LEASE_MARGIN_MS)
         created = await self.store.create(
             NewJob(
                 jid=uuid.uuid4().hex[:16],
@@ -333,11 +404,19 @@ class JobService:
                 max_queue_wait_ms=self.run_settings.max_queue_wait_ms,
             ),
             self.run_settings.limits,
+            submit_lease_ms=submit_lease_ms,
         )
         with job_context(created.jid):
-            return await self._submit_created(created, prepared, before_run)
+            return await self._submit_created(created, prepared, before_run, slot, sync_wait_ms)
 
-    async def _submit_created(self, created: Created, prepared: Prepared, before_run: BeforeRun | None) -> Submission:
+    async def _submit_created(
+        self,
+        created: Created,
+        prepared: Prepared,
+        before_run: BeforeRun | None,
+        slot: _Slot,
+        sync_wait_ms: int | None,
+    ) -> Submission:
         model_config, image_request = prepared.model, prepared.request
         job = await self.store.get(created.jid)
         if job is None:  # pragma: no cover - the record was written in the same call
@@ -357,13 +436,21 @@ class JobService:
         # the job: no use to the bot, so its jobs get no webhook; and a job starts there only when its status is
         # first asked for, which is done at once.
         local = model_config.local_worker_url is not None
-        webhook = self.webhook_for(job) if self.webhook_for and not local else None
+        worker_input = model_config.build_input(image_request)
+        operation = "/run" if sync_wait_ms is None else "/runsync"
         try:
-            accepted = await client.run(model_config.build_input(image_request), webhook=webhook, policy=policy)
+            if sync_wait_ms is None:
+                webhook = self.webhook_for(job) if self.webhook_for and not local else None
+                accepted = await client.run(worker_input, webhook=webhook, policy=policy)
+            else:
+                # RunPod holds the reply for up to the wait: other submits take the slot meanwhile. No webhook: the
+                # reply brings the result, and a job outliving the wait is polled (its result is kept only 1 minute).
+                slot.release()
+                accepted = await client.run_sync(worker_input, sync_wait_ms, policy=policy)
         except RunPodTransportError as exc:
             await self.store.record_endpoint_error(job.endpoint_id, str(exc))
             if exc.maybe_sent:
-                log.warning("job %s: /run outcome unknown: %s", job.jid, exc)
+                log.warning("job %s: %s outcome unknown: %s", job.jid, operation, exc)
                 raise SubmitFailedError(
                     SUBMIT_UNKNOWN_REASON, await self._finish(job, created.token, JobState.SUBMIT_UNKNOWN)
                 ) from None
@@ -372,18 +459,24 @@ class JobService:
         except RunPodError as exc:
             await self.store.record_endpoint_error(job.endpoint_id, str(exc))
             reason = _submit_refusal(exc)
-            log.warning("job %s: /run refused: %s", job.jid, exc)
+            log.warning("job %s: %s refused: %s", job.jid, operation, exc)
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
         if self.metrics is not None:
             self.metrics.jobs_submitted.labels(model=model_config.name).inc()
-        await self.store.attach_runpod_id(job, accepted.id, 0 if local else self.policy.first_poll())
+        # Attached before a finished job is handed over: from here a crash leaves a job a poller finds, by /status.
+        first_poll_ms = 0 if local else self.policy.first_poll(sync=sync_wait_ms is not None)
+        await self.store.attach_runpod_id(job, accepted.id, first_poll_ms)
         attached = await self.store.get(job.jid)
         if attached is None:  # pragma: no cover
             raise JobNotFoundError(job.jid)
-        if attached.cancel_requested_by is not None:
+        in_hand = sync_wait_ms is not None and accepted.is_terminal
+        if in_hand:
+            # The /runsync reply is the finished job: delivered from it (a cancel meanwhile still wins there).
+            await self.handoff.job_changed(job.endpoint_id, job.jid, accepted)
+        elif attached.cancel_requested_by is not None:
             # Cancelled while /run was in flight: stop the paid job now.
             await self._cancel_at_runpod(attached)
-        return Submission(job=attached, request=image_request)
+        return Submission(job=attached, request=image_request, result_in_hand=in_hand)
 
     async def _finish(self, job: TrackedJob, token: int, outcome: JobState, reason: str | None = None) -> TrackedJob:
         """End a job that never reached RunPod: the member hears it from the command's reply."""

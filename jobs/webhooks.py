@@ -4,10 +4,9 @@ RunPod POSTs the finished job object to the `webhook` URL given on `/run`, with 
 carries the proof: an HMAC of the endpoint and job ids under a server secret, checked in constant time. Every
 process that shares the secret accepts every job's webhook, whichever process submitted it.
 
-Receiving a finished job either finishes it here, from the payload (no `/status` call; the job's lease is taken so
-a poller busy with it cannot commit), or, in a process without a poller, makes the job due at once for whichever
-poller comes first. A job still submitting is due as soon as its RunPod id is stored; a job already finishing is
-left to its delivery. Polling stays as a slow safety net for webhooks that never arrive.
+Receiving a finished job hands its payload over like any job object in hand (`jobs.handoff`, shared with the
+/runsync reply): finished here from the payload (no `/status` call), or, in a process without a poller, made due at
+once for whichever poller comes first. Polling stays as a slow safety net for webhooks that never arrive.
 """
 
 from __future__ import annotations
@@ -15,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from pydantic import ValidationError
 
+from jobs.handoff import DEFAULT_TAKE_LEASE_MS, Finisher, Handoff, HandoffOutcome
 from runpod_client import Job
 from storage.models import TrackedJob
-from storage.store import Claimed, JobStore
+from storage.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,6 @@ TOKEN_PARAM = "token"
 # 128 bits of HMAC-SHA256: far beyond guessing, short enough for a URL.
 TOKEN_HEX_CHARS = 32
 SECRET_LABEL = b"runpod-bot webhook secret v1"
-# How long this process holds a job it finishes from a webhook (extracting the images and recording the outcome).
-DEFAULT_TAKE_LEASE_MS = 30_000
 
 
 def derive_secret(api_key: str) -> bytes:
@@ -75,21 +72,8 @@ class WebhookSigner:
         return hmac.compare_digest(expected, token.encode("utf-8", "replace"))
 
 
-class Finisher(Protocol):
-    """What finishes jobs in this process (the `Poller`)."""
-
-    def adopt(self, claim: Claimed, status: Job) -> None: ...
-
-    def wake(self) -> None: ...
-
-
-class WebhookOutcome(StrEnum):
-    """What receiving a webhook did."""
-
-    FINISHING = "finishing"  # this process finishes the job from the payload
-    DUE = "due"  # the job is due at once: a poller checks its /status
-    PENDING = "pending"  # still submitting: due at once when its RunPod id is stored
-    IGNORED = "ignored"  # already finishing or delivered, or no longer known
+# What receiving a webhook did: the payload is handed over like any job object in hand.
+WebhookOutcome = HandoffOutcome
 
 
 class InvalidWebhookError(ValueError):
@@ -110,8 +94,15 @@ class WebhookReceiver:
     ) -> None:
         self.store = store
         self.signer = signer
-        self.finisher = finisher
-        self.lease_ms = lease_ms
+        self.handoff = Handoff(store, finisher=finisher, lease_ms=lease_ms)
+
+    @property
+    def finisher(self) -> Finisher | None:
+        return self.handoff.finisher
+
+    @finisher.setter
+    def finisher(self, finisher: Finisher | None) -> None:
+        self.handoff.finisher = finisher
 
     def authentic(self, endpoint_id: str, jid: str, token: str) -> bool:
         return self.signer.verify(endpoint_id, jid, token)
@@ -125,33 +116,4 @@ class WebhookReceiver:
             status = Job.model_validate(payload)
         except ValidationError as exc:
             raise InvalidWebhookError(f"not a RunPod job object: {exc.error_count()} problem(s)") from None
-        if self.finisher is not None and status.is_terminal:
-            taken = await self.store.take_for_webhook(endpoint_id, jid, lease_ms=self.lease_ms)
-            if taken.claimed is not None:
-                return await self._finish(taken.claimed, status)
-            return _outcome(taken.status)
-        made = await self.store.make_due_for_webhook(endpoint_id, jid)
-        if made.status == "due" and self.finisher is not None:
-            self.finisher.wake()
-        return _outcome(made.status)
-
-    async def _finish(self, claim: Claimed, status: Job) -> WebhookOutcome:
-        if self.finisher is None:  # pragma: no cover - checked by the caller
-            raise RuntimeError("no finisher")
-        if claim.job.runpod_id is not None and claim.job.runpod_id != status.id:
-            # The token was right but the payload names another RunPod job: trust /status instead.
-            log.warning("job %s: webhook for RunPod job %s, expected %s", claim.job.jid, status.id, claim.job.runpod_id)
-            await self.store.release([claim])
-            self.finisher.wake()
-            return WebhookOutcome.DUE
-        log.debug("job %s: webhook says %s", claim.job.jid, status.status.value)
-        self.finisher.adopt(claim, status)
-        return WebhookOutcome.FINISHING
-
-
-def _outcome(status: str) -> WebhookOutcome:
-    if status == "due":
-        return WebhookOutcome.DUE
-    if status == "submitting":
-        return WebhookOutcome.PENDING
-    return WebhookOutcome.IGNORED
+        return await self.handoff.job_changed(endpoint_id, jid, status)

@@ -290,8 +290,11 @@ class JobStore:
 
     # --- transitions -------------------------------------------------------------------------------------------
 
-    async def create(self, new: NewJob, limits: Limits | None = None) -> Created:
-        """Create the record in SUBMITTING under a submit lease; a repeated request id returns the first job."""
+    async def create(self, new: NewJob, limits: Limits | None = None, *, submit_lease_ms: int | None = None) -> Created:
+        """Create the record in SUBMITTING under a submit lease; a repeated request id returns the first job.
+
+        `submit_lease_ms` replaces the configured lease for a submit that takes longer (a /runsync holds its reply).
+        """
         keys = self.keys
         limits = limits or Limits()
         guild_id = new.guild_id or NO_GUILD
@@ -325,7 +328,7 @@ class JobStore:
                 limits.user_active,
                 limits.guild_active,
                 limits.cooldown_ms,
-                self.config.submit_lease_ms,
+                submit_lease_ms if submit_lease_ms is not None else self.config.submit_lease_ms,
                 self.config.idempotency_ttl_s,
                 self.config.history_max,
                 self.config.history_ttl_s,
