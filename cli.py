@@ -38,7 +38,6 @@ from console import (
 from jobs.access import Actor
 from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
 from jobs.service import CancelOutcome, JobServiceError, SubmitFailedError
-from jobs.tasks import spawn
 from logs import configure_logging
 from runpod_client.errors import RunPodError
 from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
@@ -212,7 +211,8 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
         )
         # This job only: another terminal's `imagine` on the same Redis tracks (and saves) its own.
         poller = env.core.poller(notifier, env.http, only={job.jid})
-        polling = spawn(poller.run(), name="cli-poller")
+        # Owned by this command: awaited in `finally`, so its end (or failure) is never lost.
+        polling = asyncio.create_task(poller.run(), name="cli-poller")
         try:
             if not await finished_within(notifier.event(job.jid), timeout_s):
                 return await give_up(env, notifier, job.jid, timeout_s)

@@ -58,7 +58,6 @@ from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelConfig, ModelEntry, RequestOptions, build_model
 from jobs.service import JobService, RunSettings
-from jobs.tasks import spawn
 from jobs.webhooks import WebhookReceiver, WebhookSigner
 from runpod_client import NO_RETRY, RunPodClient, RunPodError
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images
@@ -395,7 +394,7 @@ async def run_naive(run: Run, seed: int) -> None:
             run.submit_failures += 1
             return
         run.submitted += 1
-        followers.append(spawn(follow(job.id), name=f"naive-{index}"))
+        followers.append(asyncio.create_task(follow(job.id), name=f"naive-{index}"))
 
     followers: list[asyncio.Task[None]] = []
     try:
@@ -446,7 +445,7 @@ async def run_ours(run: Run, seed: int, *, webhooks: bool) -> None:
             run_settings=RunSettings(),
             webhook_for=webhook_for,
         )
-        polling = spawn(poller.run(), name="bench-poller")
+        polling = asyncio.create_task(poller.run(), name="bench-poller")
         try:
 
             async def track(index: int) -> None:
@@ -486,7 +485,7 @@ async def submit_all(run: Run, seed: int, track: Callable[[int], Awaitable[None]
             await asyncio.sleep(delay)
         # Taken before the task exists: 10,000 submits at once are never 10,000 waiting tasks.
         await gate.acquire()
-        submits.append(spawn(one(index), name=f"submit-{index}"))
+        submits.append(asyncio.create_task(one(index), name=f"submit-{index}"))
     await asyncio.gather(*submits)
     log.info("%s: %s jobs submitted in %.1f s", run.mode, run.submitted, time.monotonic() - start)
     if scenario.hold_workers:

@@ -37,7 +37,7 @@ from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
 from jobs.presets import MAX_IMAGES_PER_JOB, InvalidRequestError, ModelCatalog
 from jobs.service import MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
-from jobs.tasks import spawn
+from jobs.tasks import BackgroundTasks
 from runpod_client import (
     AuthenticationError,
     InvalidResponseError,
@@ -97,6 +97,8 @@ DEADLINE_MARGIN_MS = 5 * 60_000
 GIVE_UP_CANCEL_TIMEOUT_S = 10.0
 # The longest a write waits for the other writes of its cycle (what batching may add to a result's lag).
 DEFAULT_WRITE_WINDOW_MS = 50
+# On stop, background work other than job handlers (lease hand-backs) gets this long before it is cancelled.
+STOP_GRACE_S = 2.0
 # How often the execution times every process recorded are read again.
 DEFAULT_SAMPLES_REFRESH_S = 30.0
 # The finish rate of an endpoint (how fast its queue moves) is measured over this window.
@@ -230,8 +232,14 @@ class Poller:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._statusing = 0
+        # Job handlers, lease hand-backs and the write flusher: all this poller's, all ended by `stop()`.
+        self._tasks = BackgroundTasks("poller")
         self._writer = _Writer(
-            store, window_s=self.settings.write_window_ms / 1000, busy=lambda: self._statusing > 0, stats=self.stats
+            store,
+            window_s=self.settings.write_window_ms / 1000,
+            busy=lambda: self._statusing > 0,
+            stats=self.stats,
+            tasks=self._tasks,
         )
         self._clock_offset_ms = 0.0
         self._sleep_s = self.settings.idle_sleep_s
@@ -322,7 +330,7 @@ class Poller:
         A stopping poller hands the job straight back (due at once) for another process.
         """
         if self._stopping.is_set():
-            spawn(self.store.release([claim]), name=f"release-{claim.job.jid}")
+            self._tasks.spawn(self.store.release([claim]), name=f"release-{claim.job.jid}")
             return
         self.stats.webhook_jobs += 1
         self._start(claim, self._apply(claim, status))
@@ -345,12 +353,14 @@ class Poller:
         if released:
             log.info("released %s job leases for other processes", released)
         self._held.clear()
+        # Lease hand-backs still on their way get a moment to land; nothing this poller started outlives it.
+        await self._tasks.close(timeout_s=STOP_GRACE_S)
 
     # --- one job -------------------------------------------------------------------------------------------------
 
     def _start(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
         self._held[claim.job.jid] = claim
-        task = spawn(self._guarded(claim, work), name=f"job-{claim.job.jid}")
+        task = self._tasks.spawn(self._guarded(claim, work), name=f"job-{claim.job.jid}")
         self._in_flight.add(task)
         task.add_done_callback(self._task_done)
 
@@ -806,8 +816,17 @@ class _Writer:
     from when it was decided, not from when it was written.
     """
 
-    def __init__(self, store: JobStore, *, window_s: float, busy: Callable[[], bool], stats: PollerStats) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        window_s: float,
+        busy: Callable[[], bool],
+        stats: PollerStats,
+        tasks: BackgroundTasks,
+    ) -> None:
         self._store = store
+        self._tasks = tasks
         self._window_s = window_s
         self._busy = busy
         self._stats = stats
@@ -821,7 +840,7 @@ class _Writer:
         self._pending.append((op, loop.time(), future))
         self.poke()
         if self._task is None or self._task.done():
-            self._task = spawn(self._flush_all(), name="poller-writes")
+            self._task = self._tasks.spawn(self._flush_all(), name="poller-writes")
         return await future
 
     def poke(self) -> None:
