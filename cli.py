@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     status = commands.add_parser("status", help="show one job")
-    status.add_argument("job")
+    status.add_argument("job", help="the job's id, or the id RunPod gave it")
     cancel = commands.add_parser("cancel", help="cancel a job (as an operator)")
-    cancel.add_argument("job")
+    cancel.add_argument("job", help="the job's id, or the id RunPod gave it")
     jobs = commands.add_parser("jobs", help="list unfinished jobs, or a member's recent jobs")
     jobs.add_argument("--user", type=int, help="a Discord user id (0: jobs started from this command line)")
     health = commands.add_parser("health", help="workers and queue of each model, and the tracker's own counts")

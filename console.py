@@ -107,10 +107,12 @@ class TerminalNotifier:
 CLI_REQUESTER = Requester(user_id=CLI_USER_ID)
 
 
-async def find_job(stores: Sequence[JobStore], jid: str) -> tuple[JobStore, TrackedJob] | None:
-    """The job and the store (namespace) that holds it."""
+async def find_job(stores: Sequence[JobStore], job_id: str) -> tuple[JobStore, TrackedJob] | None:
+    """The job and the store (namespace) that holds it, by the bot's job id or by RunPod's id for it."""
     for store in stores:
-        job = await store.get(jid)
+        job = await store.get(job_id)
+        if job is None and (jid := await store.jid_for_runpod_id(job_id)) is not None:
+            job = await store.get(jid)
         if job is not None:
             return store, job
     return None

@@ -147,6 +147,27 @@ async def test_cancel_stops_a_queued_job(workdir: Path, emulator: Emulator) -> N
     assert runpod_job["status"] == "CANCELLED"
 
 
+async def test_status_and_cancel_find_a_job_by_its_runpod_id(workdir: Path, emulator: Emulator) -> None:
+    """An operator holding the id RunPod's console shows can look the job up and cancel it with that id."""
+    emulator.update_scenario(workers=0)
+    env = emulator_env(emulator)
+    imagine = asyncio.create_task(runpod_bot(workdir, "imagine", "found by its runpod id", **env))
+    await wait_until(lambda: bool(emulator.snapshot()["received"].get("run")))
+    listing = await runpod_bot(workdir, "jobs", "--user", "0", **env)
+    jid = listing.stdout.splitlines()[1].split()[0]
+    by_jid = await runpod_bot(workdir, "status", jid, **env)
+    (runpod_id,) = (line.split()[-1] for line in by_jid.stdout.splitlines() if line.startswith("runpod id"))
+    by_runpod_id = await runpod_bot(workdir, "status", runpod_id, **env)
+    cancelled = await runpod_bot(workdir, "cancel", runpod_id, **env)
+    await imagine
+    assert by_runpod_id.returncode == 0, by_runpod_id.stderr
+    assert f"job        {jid}" in by_runpod_id.stdout
+    assert f"{jid}: cancel sent" in cancelled.stdout
+    runpod_job = emulator.job(runpod_id)
+    assert runpod_job is not None
+    assert runpod_job["status"] == "CANCELLED"
+
+
 async def test_concurrent_imagines_each_save_only_their_own_images(
     workdir: Path, emulator: Emulator, redis: aioredis.Redis, redis_url: str
 ) -> None:
