@@ -36,6 +36,7 @@ from console import (
     model_health,
 )
 from jobs.access import Actor
+from jobs.labels import state_label
 from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
 from jobs.service import CancelOutcome, JobServiceError, SubmitFailedError
 from logs import configure_logging
@@ -257,7 +258,7 @@ async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeou
         if ended is not None and ended.final_state is JobState.CANCELLED:
             print(f"{jid}: cancelled at RunPod; see `runpod-bot status {jid}`", file=sys.stderr)
         else:
-            state = ended.final_state.value.lower() if ended is not None else "unknown"
+            state = state_label(ended).lower() if ended is not None else "unknown"
             print(f"{jid}: it ended meanwhile ({state}); see `runpod-bot status {jid}`", file=sys.stderr)
     else:
         print(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from jobs.labels import NOT_DELIVERED, STATE_LABELS, delivery_failure, state_label
 from jobs.notifier import Delivery, JobResult
 from runpod_client import RunPodClient
 from runpod_client.errors import AuthenticationError, NotFoundError, RunPodError
@@ -45,9 +46,10 @@ def describe_state(job: TrackedJob) -> str:
         return "running" + waited + (f", step {job.progress}" if job.progress else "")
     if state is JobState.SUBMITTING:
         return "submitting to RunPod"
-    if state is JobState.COMPLETED:
-        return "completed"
-    return state.value.lower().replace("_", " ") + (f": {job.error}" if job.error else "")
+    label = state_label(job).lower()
+    if (undelivered := delivery_failure(job)) is not None:
+        return f"{label}: {undelivered}"
+    return label + (f": {job.error}" if job.error and state is not JobState.COMPLETED else "")
 
 
 @dataclass
@@ -73,14 +75,14 @@ class TerminalNotifier:
             paths = await asyncio.to_thread(self._save, job, result)
         self.saved[job.jid] = paths
         if result.undelivered:
-            self._print(f"{job.jid}: {result.outcome.value.lower()}, but not delivered: {result.undelivered}")
+            self._print(f"{job.jid}: {NOT_DELIVERED.lower()}: {result.undelivered}")
         elif paths:
-            self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
+            self._print(f"{job.jid}: {STATE_LABELS[JobState.COMPLETED].lower()}; saved " + ", ".join(map(str, paths)))
             if result.capped is not None:
                 cap = result.capped
                 self._print(f"{job.jid}: the worker returned {cap.returned} images; the model allows {cap.allowed}")
         else:
-            self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
+            self._print(f"{job.jid}: {STATE_LABELS[result.outcome].lower()}: {result.reason or 'no reason given'}")
         self.event(job.jid).set()
         return Delivery()
 

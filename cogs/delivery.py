@@ -22,6 +22,7 @@ from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
 from cogs.render import card_embed, clip, result_embed
+from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.tasks import BackgroundTasks
@@ -223,7 +224,7 @@ class DiscordNotifier:
         message_ids = list(job.result_message_ids)
         if result.undelivered is not None:
             # Delivery gave up: record why before the card shows it, as for every outcome (see `_restore_outcome`).
-            extra = {**job.extra, "delivery_failed": result.undelivered}
+            extra = {**job.extra, DELIVERY_FAILED_FIELD: result.undelivered}
             final = final.model_copy(update={"extra": extra})
             await self.store.update(job.jid, {"extra": extra})
         elif result.outcome is JobState.COMPLETED and result.images and not message_ids:

@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 
+from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
@@ -669,7 +670,7 @@ class Poller:
     async def _give_up_delivery(self, claim: Claimed, result: JobResult, reason: str) -> None:
         """End a job whose result cannot be delivered: show that (best effort), and record it with the job."""
         job = claim.job
-        extra = {**job.extra, "delivery_failed": reason}
+        extra = {**job.extra, DELIVERY_FAILED_FIELD: reason}
         undelivered = JobResult(result.outcome, reason=result.reason, capped=result.capped, undelivered=reason)
         try:
             await self.notifier.job_finished(job.model_copy(update={"extra": extra}), undelivered)

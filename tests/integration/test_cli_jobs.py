@@ -84,7 +84,7 @@ async def test_local_imagine_writes_a_png_without_credentials(workdir: Path) -> 
     """`imagine --local` needs no credentials and no Redis install, and saves a PNG that opens."""
     result = await runpod_bot(workdir, "imagine", "a cute magical flying dog", "--local", "--out", "out")
     assert result.returncode == 0, result.stderr
-    assert "completed; saved" in result.stdout
+    assert "done; saved" in result.stdout
     (png,) = (workdir / "out").glob("*.png")
     with Image.open(png) as image:
         assert image.format == "PNG"
@@ -101,7 +101,7 @@ async def test_imagine_shows_progress_and_the_job_is_then_listed(workdir: Path, 
     assert "step " in result.stdout
     jid = result.stdout.split(":", 1)[0]
     status = await runpod_bot(workdir, "status", jid, **env)
-    assert "completed" in status.stdout
+    assert "done" in status.stdout
     assert "a lighthouse" in status.stdout
     listing = await runpod_bot(workdir, "jobs", "--user", "0", **env)
     assert jid in listing.stdout
