@@ -1,4 +1,5 @@
-"""The command line's job commands: imagine, status, cancel, jobs, health — the same core the bot uses."""
+"""What the command line shows (cli.py holds the commands): job states and tables, health rows, and the terminal's
+notifier, which prints progress and saves images."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 
 from jobs.labels import DELIVERY_FAILED_FIELD
+from jobs.logcontext import current_job
 from jobs.metrics import Metrics
 from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy
@@ -372,6 +373,8 @@ class Poller:
             self._wake.set()
 
     async def _guarded(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
+        # The task's own context: every record it logs names the job.
+        current_job.set(claim.job.jid)
         async with self._semaphore:
             try:
                 await work
