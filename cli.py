@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "poller: track jobs and deliver results through Discord's REST API, without a gateway connection",
     )
     commands.add_parser("check", help="validate the configuration, Redis and each model's RunPod endpoint")
-    # The emulator parses its own options (the same as `python -m runpod_client.emulator`); `add_help=False` lets
+    # The emulator parses its own options (the same as `python -m runpod_emulator`); `add_help=False` lets
     # `runpod-bot emulator --help` show them.
     commands.add_parser(
         "emulator", help="serve a local RunPod endpoint (options: runpod-bot emulator --help)", add_help=False
@@ -146,7 +146,7 @@ async def environment(settings: Settings, *, local: bool, prefix: str | None = N
             yield Environment(settings, redis, http, bot.build_core(settings, redis, http, prefix=prefix))
             return
         # Only the command line's local mode starts the emulator; the bot never imports it.
-        from runpod_client.emulator import EmulatorConfig, run_emulator
+        from runpod_emulator import EmulatorConfig, run_emulator
 
         async with run_emulator(EmulatorConfig(api_key=LOCAL_API_KEY, endpoint_id=LOCAL_ENDPOINT_ID)) as emulator:
             local_settings = settings.model_copy(
@@ -454,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bot.main(bot.Role(args.role))
     if args.command == "emulator":
         # Imported here: the bot itself never loads the emulator (nor Pillow's drawing code).
-        from runpod_client.emulator.__main__ import main as emulator_main
+        from runpod_emulator.__main__ import main as emulator_main
 
         return emulator_main(extra, prog="runpod-bot emulator")
     try:

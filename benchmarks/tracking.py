@@ -209,7 +209,7 @@ def peak_rss_mb() -> float:
 
 @dataclass
 class EmulatorProcess:
-    """`python -m runpod_client.emulator` in its own process, and its control API."""
+    """`python -m runpod_emulator` in its own process, and its control API."""
 
     url: str
     process: asyncio.subprocess.Process
@@ -245,7 +245,7 @@ async def emulator_process(
         options += ["--personality", "no-progress"]
     with log_file.open("ab") as errors:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runpod_client.emulator", *options,
+            sys.executable, "-m", "runpod_emulator", *options,
             stdout=asyncio.subprocess.PIPE, stderr=errors, start_new_session=True,
         )  # fmt: skip
     try:

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from tests.fakes.discord import FakeDiscord
 from tests.waiting import wait_until
 

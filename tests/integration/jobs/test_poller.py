@@ -14,7 +14,7 @@ from jobs.poller import Poller, PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings
 from runpod_client import NO_RETRY, Job, JobStatus
-from runpod_client.emulator import FaultKind
+from runpod_emulator import FaultKind
 from storage.models import JobState, Requester
 from storage.store import JobStore, NewJob
 from tests.integration.jobs.conftest import (
