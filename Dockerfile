@@ -15,6 +15,8 @@ COPY bot.py cli.py console.py logs.py settings.py web.py ./
 COPY cogs cogs
 COPY jobs jobs
 COPY runpod_client runpod_client
+# `runpod-bot emulator` and `imagine --local` serve a local RunPod-compatible endpoint.
+COPY runpod_emulator runpod_emulator
 COPY storage storage
 # The same install the Makefile does, without the dev extras and not editable.
 RUN /venv/bin/pip install --no-cache-dir -c constraints.txt pip \

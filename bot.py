@@ -35,7 +35,7 @@ from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
 from jobs.prompt_filter import term_key
 from jobs.service import JobService, RunSettings
-from jobs.tasks import spawn
+from jobs.tasks import BackgroundTasks
 from jobs.waiting import HealthCache
 from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
 from logs import configure_logging
@@ -299,6 +299,7 @@ class RunpodBot(commands.Bot):
             # A fast model's /runsync reply that holds the result is delivered by this poller, at once.
             core.service.handoff.attach(self.poller)
         self._poller_task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks("bot")
         self._extensions = tuple(extensions)
 
     async def setup_hook(self) -> None:
@@ -308,7 +309,7 @@ class RunpodBot(commands.Bot):
             self.add_dynamic_items(JobButton, HealthRefresh)
             await self.sync_commands()
         if self.poller is not None:
-            self._poller_task = spawn(self.poller.run(), name="poller")
+            self._poller_task = self._tasks.spawn(self.poller.run(), name="poller")
 
     async def sync_commands(self) -> None:
         """To DEV_GUILD_ID when set; globally only when the command tree changed (Discord limits creates a day)."""
@@ -329,11 +330,13 @@ class RunpodBot(commands.Bot):
         log.info("slash commands synced globally")
 
     async def close(self) -> None:
-        """Stop polling first (releasing leases for other processes), then disconnect."""
+        """Stop polling first (releasing leases for other processes), then the card edits, then disconnect."""
         if self.poller is not None:
             await self.poller.stop()
         if self._poller_task is not None:
             await self._poller_task
+        await self.notifier.close()
+        await self._tasks.close()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -461,6 +464,8 @@ def cancel_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> list[
 def stop_on_signals(bot: RunpodBot, stopped: asyncio.Event) -> None:
     """Close the bot cleanly on a stop signal (releasing job leases), then let Redis and HTTP close."""
     loop = asyncio.get_running_loop()
+    # Referenced by the signal handlers, which live as long as the loop.
+    tasks = BackgroundTasks("stop-signals")
 
     async def shut_down() -> None:
         log.info("stopping: releasing jobs for other processes")
@@ -470,7 +475,7 @@ def stop_on_signals(bot: RunpodBot, stopped: asyncio.Event) -> None:
             stopped.set()
 
     for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, lambda: spawn(shut_down(), name="shutdown"))
+        loop.add_signal_handler(signum, lambda: tasks.spawn(shut_down(), name="shutdown"))
 
 
 def main(role: Role = Role.ALL) -> int:

@@ -36,9 +36,9 @@ from console import (
     model_health,
 )
 from jobs.access import Actor
+from jobs.labels import state_label
 from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
 from jobs.service import CancelOutcome, JobServiceError, SubmitFailedError
-from jobs.tasks import spawn
 from logs import configure_logging
 from runpod_client.errors import RunPodError
 from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "poller: track jobs and deliver results through Discord's REST API, without a gateway connection",
     )
     commands.add_parser("check", help="validate the configuration, Redis and each model's RunPod endpoint")
-    # The emulator parses its own options (the same as `python -m runpod_client.emulator`); `add_help=False` lets
+    # The emulator parses its own options (the same as `python -m runpod_emulator`); `add_help=False` lets
     # `runpod-bot emulator --help` show them.
     commands.add_parser(
         "emulator", help="serve a local RunPod endpoint (options: runpod-bot emulator --help)", add_help=False
@@ -118,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     status = commands.add_parser("status", help="show one job")
-    status.add_argument("job")
+    status.add_argument("job", help="the job's id, or the id RunPod gave it")
     cancel = commands.add_parser("cancel", help="cancel a job (as an operator)")
-    cancel.add_argument("job")
+    cancel.add_argument("job", help="the job's id, or the id RunPod gave it")
     jobs = commands.add_parser("jobs", help="list unfinished jobs, or a member's recent jobs")
     jobs.add_argument("--user", type=int, help="a Discord user id (0: jobs started from this command line)")
     health = commands.add_parser("health", help="workers and queue of each model, and the tracker's own counts")
@@ -146,7 +146,7 @@ async def environment(settings: Settings, *, local: bool, prefix: str | None = N
             yield Environment(settings, redis, http, bot.build_core(settings, redis, http, prefix=prefix))
             return
         # Only the command line's local mode starts the emulator; the bot never imports it.
-        from runpod_client.emulator import EmulatorConfig, run_emulator
+        from runpod_emulator import EmulatorConfig, run_emulator
 
         async with run_emulator(EmulatorConfig(api_key=LOCAL_API_KEY, endpoint_id=LOCAL_ENDPOINT_ID)) as emulator:
             local_settings = settings.model_copy(
@@ -219,7 +219,8 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             if args.timeout is not None
             else env.core.service.run_settings.policy_ttl_ms / 1000 + TIMEOUT_MARGIN_S
         )
-        polling = spawn(poller.run(), name="cli-poller")
+        # Owned by this command: awaited in `finally`, so its end (or failure) is never lost.
+        polling = asyncio.create_task(poller.run(), name="cli-poller")
         try:
             if not await finished_within(notifier.event(job.jid), timeout_s):
                 return await give_up(env, notifier, job.jid, timeout_s)
@@ -270,7 +271,7 @@ async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeou
         if ended is not None and ended.final_state is JobState.CANCELLED:
             print(f"{jid}: cancelled at RunPod; see `runpod-bot status {jid}`", file=sys.stderr)
         else:
-            state = ended.final_state.value.lower() if ended is not None else "unknown"
+            state = state_label(ended).lower() if ended is not None else "unknown"
             print(f"{jid}: it ended meanwhile ({state}); see `runpod-bot status {jid}`", file=sys.stderr)
     else:
         print(
@@ -469,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bot.main(bot.Role(args.role))
     if args.command == "emulator":
         # Imported here: the bot itself never loads the emulator (nor Pillow's drawing code).
-        from runpod_client.emulator.__main__ import main as emulator_main
+        from runpod_emulator.__main__ import main as emulator_main
 
         return emulator_main(extra, prog="runpod-bot emulator")
     try:

@@ -1,4 +1,5 @@
-"""The command line's job commands: imagine, status, cancel, jobs, health — the same core the bot uses."""
+"""What the command line shows (cli.py holds the commands): job states and tables, health rows, and the terminal's
+notifier, which prints progress and saves images."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from jobs.labels import NOT_DELIVERED, STATE_LABELS, delivery_failure, state_label
 from jobs.notifier import Delivery, JobResult
 from jobs.waiting import HEALTH_UNKNOWN_LOCAL
 from runpod_client import RunPodClient
@@ -46,9 +48,10 @@ def describe_state(job: TrackedJob) -> str:
         return "running" + waited + (f", step {job.progress}" if job.progress else "")
     if state is JobState.SUBMITTING:
         return "submitting to RunPod"
-    if state is JobState.COMPLETED:
-        return "completed"
-    return state.value.lower().replace("_", " ") + (f": {job.error}" if job.error else "")
+    label = state_label(job).lower()
+    if (undelivered := delivery_failure(job)) is not None:
+        return f"{label}: {undelivered}"
+    return label + (f": {job.error}" if job.error and state is not JobState.COMPLETED else "")
 
 
 @dataclass
@@ -74,14 +77,14 @@ class TerminalNotifier:
             paths = await asyncio.to_thread(self._save, job, result)
         self.saved[job.jid] = paths
         if result.undelivered:
-            self._print(f"{job.jid}: {result.outcome.value.lower()}, but not delivered: {result.undelivered}")
+            self._print(f"{job.jid}: {NOT_DELIVERED.lower()}: {result.undelivered}")
         elif paths:
-            self._print(f"{job.jid}: completed; saved " + ", ".join(str(path) for path in paths))
+            self._print(f"{job.jid}: {STATE_LABELS[JobState.COMPLETED].lower()}; saved " + ", ".join(map(str, paths)))
             if result.capped is not None:
                 cap = result.capped
                 self._print(f"{job.jid}: the worker returned {cap.returned} images; the model allows {cap.allowed}")
         else:
-            self._print(f"{job.jid}: {result.outcome.value.lower()}: {result.reason or 'no reason given'}")
+            self._print(f"{job.jid}: {STATE_LABELS[result.outcome].lower()}: {result.reason or 'no reason given'}")
         self.event(job.jid).set()
         return Delivery()
 
@@ -108,10 +111,12 @@ class TerminalNotifier:
 CLI_REQUESTER = Requester(user_id=CLI_USER_ID)
 
 
-async def find_job(stores: Sequence[JobStore], jid: str) -> tuple[JobStore, TrackedJob] | None:
-    """The job and the store (namespace) that holds it."""
+async def find_job(stores: Sequence[JobStore], job_id: str) -> tuple[JobStore, TrackedJob] | None:
+    """The job and the store (namespace) that holds it, by the bot's job id or by RunPod's id for it."""
     for store in stores:
-        job = await store.get(jid)
+        job = await store.get(job_id)
+        if job is None and (jid := await store.jid_for_runpod_id(job_id)) is not None:
+            job = await store.get(jid)
         if job is not None:
             return store, job
     return None

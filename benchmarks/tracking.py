@@ -61,7 +61,6 @@ from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelConfig, ModelEntry, RequestOptions, build_model
 from jobs.service import JobService, RunSettings
-from jobs.tasks import spawn
 from jobs.webhooks import WebhookReceiver, WebhookSigner
 from runpod_client import NO_RETRY, RunPodClient, RunPodError
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images
@@ -219,7 +218,7 @@ def peak_rss_mb() -> float:
 
 @dataclass
 class EmulatorProcess:
-    """`python -m runpod_client.emulator` in its own process, and its control API."""
+    """`python -m runpod_emulator` in its own process, and its control API."""
 
     url: str
     process: asyncio.subprocess.Process
@@ -255,7 +254,7 @@ async def emulator_process(
         options += ["--personality", "no-progress"]
     with log_file.open("ab") as errors:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runpod_client.emulator", *options,
+            sys.executable, "-m", "runpod_emulator", *options,
             stdout=asyncio.subprocess.PIPE, stderr=errors, start_new_session=True,
         )  # fmt: skip
     try:
@@ -405,7 +404,7 @@ async def run_naive(run: Run, seed: int) -> None:
             run.submit_failures += 1
             return
         run.submitted += 1
-        followers.append(spawn(follow(job.id), name=f"naive-{index}"))
+        followers.append(asyncio.create_task(follow(job.id), name=f"naive-{index}"))
 
     followers: list[asyncio.Task[None]] = []
     try:
@@ -458,7 +457,7 @@ async def run_ours(run: Run, seed: int, *, webhooks: bool, sync: bool = False) -
         )
         # A /runsync reply holding the result is delivered by this poller, as in the bot.
         service.handoff.attach(poller)
-        polling = spawn(poller.run(), name="bench-poller")
+        polling = asyncio.create_task(poller.run(), name="bench-poller")
         try:
 
             async def track(index: int) -> None:
@@ -498,7 +497,7 @@ async def submit_all(run: Run, seed: int, track: Callable[[int], Awaitable[None]
             await asyncio.sleep(delay)
         # Taken before the task exists: 10,000 submits at once are never 10,000 waiting tasks.
         await gate.acquire()
-        submits.append(spawn(one(index), name=f"submit-{index}"))
+        submits.append(asyncio.create_task(one(index), name=f"submit-{index}"))
     await asyncio.gather(*submits)
     log.info("%s: %s jobs submitted in %.1f s", run.mode, run.submitted, time.monotonic() - start)
     if scenario.hold_workers:

@@ -22,9 +22,10 @@ from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
 from cogs.render import card_embed, clip, result_embed
+from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
-from jobs.tasks import spawn
+from jobs.tasks import BackgroundTasks
 from jobs.waiting import HealthCache, explain_wait
 from storage.models import JobState, TrackedJob
 from storage.store import JobStore
@@ -41,6 +42,8 @@ PAYLOAD_TOO_LARGE = 413
 # After a 413 the images are re-encoded to half their total size (not under this) and posted again, this many times.
 MAX_SHRINKS = 2
 MIN_RETRY_UPLOAD_LIMIT = 1024 * 1024
+# Edit state of a card is kept this long after its last edit (enough to spare identical edits of a quiet job).
+DEFAULT_FORGET_CARD_AFTER_S = 600.0
 # Discord's error text shown on the card, at most this long.
 REFUSAL_TEXT_LIMIT = 300
 
@@ -56,6 +59,10 @@ class _CardState:
     # Set when this process finishes the job: no progress edit may follow.
     closed: bool = False
 
+    def idle_since(self, moment: float) -> bool:
+        """Nothing to do for this card and its last edit before `moment`: forgetting it changes no edit."""
+        return self.timer is None and self.pending is None and not self.lock.locked() and self.last_edit <= moment
+
 
 @dataclass
 class DiscordNotifier:
@@ -66,7 +73,22 @@ class DiscordNotifier:
     health: HealthCache
     edit_interval_s: float = 3.0
     metrics: Metrics | None = None
+    # Only the cards this process is editing or has just edited: a process that never delivers (a gateway) must
+    # not keep one entry per job for ever.
+    # A card not edited for this long is forgotten (a gateway never sees the job finish).
+    forget_after_s: float = DEFAULT_FORGET_CARD_AFTER_S
     _cards: dict[str, _CardState] = field(default_factory=dict)
+    _pruned_at: float = 0.0
+    _tasks: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("discord-notifier"))
+
+    @property
+    def cards_tracked(self) -> int:
+        """How many cards this process holds edit state for."""
+        return len(self._cards)
+
+    async def close(self) -> None:
+        """Cancel the progress edits still waiting for their turn (the final edits are the poller's)."""
+        await self._tasks.close()
 
     def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
         if job.channel_id is None:
@@ -77,6 +99,7 @@ class DiscordNotifier:
 
     async def job_updated(self, job: TrackedJob) -> None:
         """Edit the card, at most once per `edit_interval_s` per job, and only when what it shows changed."""
+        self._forget_idle_cards()
         state = self._cards.setdefault(job.jid, _CardState())
         wait = state.last_edit + self.edit_interval_s - time.monotonic()
         if wait <= 0 and state.timer is None:
@@ -84,7 +107,21 @@ class DiscordNotifier:
             return
         state.pending = job
         if state.timer is None:
-            state.timer = spawn(self._edit_later(job.jid, max(wait, 0.0)), name=f"card-edit-{job.jid}")
+            state.timer = self._tasks.spawn(self._edit_later(job.jid, max(wait, 0.0)), name=f"card-edit-{job.jid}")
+
+    def _forget_idle_cards(self) -> None:
+        """Drop the state of cards not edited for `forget_after_s`, checking at most once per edit interval.
+
+        Such a card may be edited at once anyway; what it showed last (which spares an identical edit) is lost, so
+        a job silent for that long may get one edit that changes nothing.
+        """
+        now = time.monotonic()
+        if now - self._pruned_at < min(self.edit_interval_s, self.forget_after_s):
+            return
+        self._pruned_at = now
+        cutoff = now - self.forget_after_s
+        for jid in [jid for jid, state in self._cards.items() if state.idle_since(cutoff)]:
+            del self._cards[jid]
 
     async def refresh_card(self, jid: str) -> None:
         """Show the job's card again from its record (a cancel request and RunPod's answer to it changed it)."""
@@ -118,6 +155,8 @@ class DiscordNotifier:
                 return
             if not await self._live(job.jid):
                 # Finished meanwhile, here or in another process: the final edit has the last word.
+                if self._cards.get(job.jid) is state and state.timer is None and state.pending is None:
+                    del self._cards[job.jid]
                 return
             state.last_edit = time.monotonic()
             state.last_payload = payload
@@ -185,7 +224,7 @@ class DiscordNotifier:
         message_ids = list(job.result_message_ids)
         if result.undelivered is not None:
             # Delivery gave up: record why before the card shows it, as for every outcome (see `_restore_outcome`).
-            extra = {**job.extra, "delivery_failed": result.undelivered}
+            extra = {**job.extra, DELIVERY_FAILED_FIELD: result.undelivered}
             final = final.model_copy(update={"extra": extra})
             await self.store.update(job.jid, {"extra": extra})
         elif result.outcome is JobState.COMPLETED and result.images and not message_ids:

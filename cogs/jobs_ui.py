@@ -26,7 +26,7 @@ from cogs.common import (
 from cogs.render import RETRYABLE, card_embed
 from jobs.access import Action, may, refusal
 from jobs.notifier import JobResult, Notifier
-from jobs.presets import InvalidRequestError, RequestOptions
+from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
 from jobs.prompt_filter import find_denied_term
 from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, SubmitFailedError
 from storage.models import JobState, Requester, TrackedJob
@@ -194,19 +194,6 @@ async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
         log.exception("job %s: could not show its outcome on the card", job.jid)
 
 
-def _options_from(job: TrackedJob, *, keep_seed: bool) -> RequestOptions:
-    request = job.request
-    return RequestOptions(
-        prompt=str(request["prompt"]),
-        negative_prompt=request.get("negative_prompt") or None,
-        size=f"{request['width']}x{request['height']}",
-        steps=int(request["steps"]),
-        guidance=float(request["guidance"]),
-        seed=int(request["seed"]) if keep_seed else None,
-        count=int(request["count"]),
-    )
-
-
 async def _job_or_refuse(interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:
     job = await services(interaction).store.get(jid)
     if job is None:
@@ -249,7 +236,8 @@ async def retry_job(interaction: discord.Interaction[Any], jid: str) -> None:
 async def _resubmit(interaction: discord.Interaction[Any], job: TrackedJob, *, keep_seed: bool) -> None:
     """Submit a job's parameters again for the member who clicked; a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
-    await submit_flow(interaction, _options_from(job, keep_seed=keep_seed), job.model, private=private)
+    options = ImageRequest.from_dict(job.request).as_options(keep_seed=keep_seed)
+    await submit_flow(interaction, options, job.model, private=private)
 
 
 async def cancel_job(interaction: discord.Interaction[Any], jid: str) -> None:

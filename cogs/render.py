@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from jobs.labels import delivery_failure, state_label
 from jobs.service import LOCAL_CANCEL_NOTE, CancelOutcome, CancelReport
 from runpod_client.models import Health
 from storage.models import JobState, TrackedJob
@@ -17,17 +18,6 @@ PROMPT_LIMIT = 1000
 FIELD_LIMIT = 1024
 TITLE_LIMIT = 256
 
-STATE_TITLES: dict[JobState, str] = {
-    JobState.SUBMITTING: "Submitting…",
-    JobState.QUEUED: "Queued",
-    JobState.RUNNING: "Generating",
-    JobState.COMPLETED: "Done",
-    JobState.FAILED: "Failed",
-    JobState.CANCELLED: "Cancelled",
-    JobState.TIMED_OUT: "Timed out",
-    JobState.EXPIRED: "Result expired",
-    JobState.SUBMIT_UNKNOWN: "Outcome unknown",
-}
 STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.SUBMITTING: discord.Colour.light_grey(),
     JobState.QUEUED: discord.Colour.gold(),
@@ -39,8 +29,6 @@ STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.EXPIRED: discord.Colour.orange(),
     JobState.SUBMIT_UNKNOWN: discord.Colour.orange(),
 }
-NOT_DELIVERED = "Not delivered"
-UNDELIVERED = "The result could not be delivered."
 RETRYABLE = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.EXPIRED, JobState.SUBMIT_UNKNOWN})
 
 
@@ -63,15 +51,6 @@ def seconds(milliseconds: int | None) -> str:
     return "-" if milliseconds is None else f"{milliseconds / 1000:.1f} s"
 
 
-def delivery_failure(job: TrackedJob) -> str | None:
-    """Why a finished job's result could not be delivered, or None when it was (or is yet to be)."""
-    failed = job.extra.get("delivery_failed")
-    if not failed:
-        return None
-    # Records written before the reason was kept say only `true`.
-    return failed if isinstance(failed, str) else UNDELIVERED
-
-
 def dropped_images(job: TrackedJob) -> str | None:
     """What was left out when the worker returned more images than the model allows, or None."""
     returned, allowed = job.extra.get("images_returned"), job.extra.get("images_allowed")
@@ -80,18 +59,10 @@ def dropped_images(job: TrackedJob) -> str | None:
     return f"{returned} images returned; the model allows {allowed}, so {returned - allowed} were not posted."
 
 
-def state_title(job: TrackedJob) -> str:
-    """The word for where a job is or how it ended, as cards and lists show it."""
-    state = job.final_state
-    if state is JobState.COMPLETED and delivery_failure(job):
-        return NOT_DELIVERED
-    return STATE_TITLES.get(state, state.value.title())
-
-
 def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Embed:
     """The job card: what was asked, where the job is, and why it waits or how it ended."""
     state = job.final_state
-    title = state_title(job)
+    title = state_label(job)
     if state is JobState.RUNNING and job.progress:
         title = f"Generating — step {job.progress}"
     if state is JobState.CANCELLED and job.cancel_requested_by:
@@ -296,7 +267,7 @@ def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | Non
     lines = []
     for job, link in zip(jobs, links, strict=True):
         prompt = clip(shown_prompt(str(job.request.get("prompt", "")), 60), 60)
-        state = state_title(job)
+        state = state_label(job)
         where = f" — [card]({link})" if link else ""
         lines.append(f"`{job.jid}` **{state}** {relative(job.created_at)}: {prompt}{where}")
     embed.description = clip("\n".join(lines), 4000)

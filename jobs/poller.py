@@ -32,12 +32,14 @@ from typing import Any
 
 import aiohttp
 
+from jobs.labels import DELIVERY_FAILED_FIELD
+from jobs.logcontext import current_job
 from jobs.metrics import Metrics
 from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import ExecutionTimes, PollPolicy, is_sync_id
 from jobs.presets import MAX_IMAGES_PER_JOB, InvalidRequestError, ModelCatalog
 from jobs.service import LOCAL_CANCEL_NOTE, MAX_POLICY_TTL_MS, SUBMIT_UNKNOWN_REASON
-from jobs.tasks import spawn
+from jobs.tasks import BackgroundTasks
 from runpod_client import (
     AuthenticationError,
     InvalidResponseError,
@@ -99,6 +101,8 @@ DEADLINE_MARGIN_MS = 5 * 60_000
 GIVE_UP_CANCEL_TIMEOUT_S = 10.0
 # The longest a write waits for the other writes of its cycle (what batching may add to a result's lag).
 DEFAULT_WRITE_WINDOW_MS = 50
+# On stop, background work other than job handlers (lease hand-backs) gets this long before it is cancelled.
+STOP_GRACE_S = 2.0
 # How often the execution times every process recorded are read again.
 DEFAULT_SAMPLES_REFRESH_S = 30.0
 # The finish rate of an endpoint (how fast its queue moves) is measured over this window.
@@ -242,8 +246,14 @@ class Poller:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._statusing = 0
+        # Job handlers, lease hand-backs and the write flusher: all this poller's, all ended by `stop()`.
+        self._tasks = BackgroundTasks("poller")
         self._writer = _Writer(
-            store, window_s=self.settings.write_window_ms / 1000, busy=lambda: self._statusing > 0, stats=self.stats
+            store,
+            window_s=self.settings.write_window_ms / 1000,
+            busy=lambda: self._statusing > 0,
+            stats=self.stats,
+            tasks=self._tasks,
         )
         self._clock_offset_ms = 0.0
         self._sleep_s = self.settings.idle_sleep_s
@@ -334,7 +344,7 @@ class Poller:
         A stopping poller hands the job straight back (due at once) for another process.
         """
         if self._stopping.is_set():
-            spawn(self.store.release([claim]), name=f"release-{claim.job.jid}")
+            self._tasks.spawn(self.store.release([claim]), name=f"release-{claim.job.jid}")
             return
         self.stats.webhook_jobs += 1
         self._start(claim, self._apply(claim, status))
@@ -357,12 +367,14 @@ class Poller:
         if released:
             log.info("released %s job leases for other processes", released)
         self._held.clear()
+        # Lease hand-backs still on their way get a moment to land; nothing this poller started outlives it.
+        await self._tasks.close(timeout_s=STOP_GRACE_S)
 
     # --- one job -------------------------------------------------------------------------------------------------
 
     def _start(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
         self._held[claim.job.jid] = claim
-        task = spawn(self._guarded(claim, work), name=f"job-{claim.job.jid}")
+        task = self._tasks.spawn(self._guarded(claim, work), name=f"job-{claim.job.jid}")
         self._in_flight.add(task)
         task.add_done_callback(self._task_done)
 
@@ -373,6 +385,8 @@ class Poller:
             self._wake.set()
 
     async def _guarded(self, claim: Claimed, work: Coroutine[Any, Any, None]) -> None:
+        # The task's own context: every record it logs names the job.
+        current_job.set(claim.job.jid)
         async with self._semaphore:
             try:
                 await work
@@ -693,7 +707,7 @@ class Poller:
     async def _give_up_delivery(self, claim: Claimed, result: JobResult, reason: str) -> None:
         """End a job whose result cannot be delivered: show that (best effort), and record it with the job."""
         job = claim.job
-        extra = {**job.extra, "delivery_failed": reason}
+        extra = {**job.extra, DELIVERY_FAILED_FIELD: reason}
         undelivered = JobResult(result.outcome, reason=result.reason, capped=result.capped, undelivered=reason)
         try:
             await self.notifier.job_finished(job.model_copy(update={"extra": extra}), undelivered)
@@ -844,8 +858,17 @@ class _Writer:
     from when it was decided, not from when it was written.
     """
 
-    def __init__(self, store: JobStore, *, window_s: float, busy: Callable[[], bool], stats: PollerStats) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        window_s: float,
+        busy: Callable[[], bool],
+        stats: PollerStats,
+        tasks: BackgroundTasks,
+    ) -> None:
         self._store = store
+        self._tasks = tasks
         self._window_s = window_s
         self._busy = busy
         self._stats = stats
@@ -859,7 +882,7 @@ class _Writer:
         self._pending.append((op, loop.time(), future))
         self.poke()
         if self._task is None or self._task.done():
-            self._task = spawn(self._flush_all(), name="poller-writes")
+            self._task = self._tasks.spawn(self._flush_all(), name="poller-writes")
         return await future
 
     def poke(self) -> None:

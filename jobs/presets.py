@@ -223,6 +223,18 @@ class ImageRequest:
             seed_scope=SEED_SCOPE_IMAGE if data.get("seed_scope") == SEED_SCOPE_IMAGE else SEED_SCOPE_BATCH,
         )
 
+    def as_options(self, *, keep_seed: bool) -> RequestOptions:
+        """The options that ask for this request again (Re-roll and Retry), with a new seed unless `keep_seed`."""
+        return RequestOptions(
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt or None,
+            size=str(self.size),
+            steps=self.steps,
+            guidance=self.guidance,
+            seed=self.seed if keep_seed else None,
+            count=self.count,
+        )
+
 
 class RequestOptions(BaseModel):
     """What a member (or the CLI) asked for; unset options take the model's defaults."""

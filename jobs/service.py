@@ -505,6 +505,10 @@ class JobService:
     async def cancel(self, jid: str, actor: Actor) -> CancelResult:
         """Cancel a job for its owner, a moderator of its server or the operator; idempotent. A finished job is left
         as it is. RunPod's answer is recorded on the job (for its card) before a poller is asked to look at it."""
+        with job_context(jid):
+            return await self._cancel(jid, actor)
+
+    async def _cancel(self, jid: str, actor: Actor) -> CancelResult:
         job = await self.get(jid)
         self.authorize(job, actor, Action.CANCEL)
         # Not due at once: the poller would race this /cancel with its own and might finish the job before RunPod's

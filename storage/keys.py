@@ -70,7 +70,7 @@ class Keys:
         return f"{self.tag}:request:{request_id}"
 
     def runpod_job(self, runpod_id: str) -> str:
-        """String with a TTL: our job id for a RunPod job id (webhooks arrive with RunPod's id)."""
+        """String with a TTL: our job id for a RunPod job id (`runpod-bot status|cancel` take either id)."""
         return f"{self.tag}:runpod:{runpod_id}"
 
     def endpoint_error(self, endpoint_id: str) -> str:

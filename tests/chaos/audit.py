@@ -20,17 +20,17 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cogs.render import STATE_TITLES
+from jobs.labels import STATE_LABELS
 from jobs.service import SUBMIT_UNKNOWN_REASON
 from storage.models import JobState, TrackedJob
 from tests.fakes.discord.views import InteractionView, MessageView, VersionView
 
 SUBMITTED_PREFIXES = ("Submitted", "Already submitted")
 FINAL_TITLES = {
-    STATE_TITLES[state]: state
+    STATE_LABELS[state]: state
     for state in (JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.EXPIRED, JobState.SUBMIT_UNKNOWN)
 }
-LIVE_TITLES = (STATE_TITLES[JobState.SUBMITTING], STATE_TITLES[JobState.QUEUED], STATE_TITLES[JobState.RUNNING])
+LIVE_TITLES = (STATE_LABELS[JobState.SUBMITTING], STATE_LABELS[JobState.QUEUED], STATE_LABELS[JobState.RUNNING])
 EXPLAINING_FIELDS = ("Reason", "Cancelled by")
 
 

@@ -69,7 +69,7 @@ async def _wait_exit(process: asyncio.subprocess.Process, timeout_s: float) -> i
 
 @dataclass
 class EmulatorProcess:
-    """`python -m runpod_client.emulator` with a scenario file; `start()` returns once it serves."""
+    """`python -m runpod_emulator` with a scenario file; `start()` returns once it serves."""
 
     scenario: Mapping[str, Any]
     work_dir: Path
@@ -92,7 +92,7 @@ class EmulatorProcess:
     async def start(self) -> None:
         scenario_file = self.work_dir / "emulator-scenario.json"
         scenario_file.write_text(json.dumps(self.scenario, indent=2))
-        command = [sys.executable, "-m", "runpod_client.emulator", "--host", "127.0.0.1", "--port", "0"]
+        command = [sys.executable, "-m", "runpod_emulator", "--host", "127.0.0.1", "--port", "0"]
         command += ["--api-key", self.api_key, "--endpoint-id", self.endpoint_id]
         command += ["--scenario-file", str(scenario_file), "--log-level", "WARNING"]
         with self.log_path.open("ab") as stderr:

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from tests.fakes.discord import FakeDiscord
 from tests.waiting import wait_until
 
@@ -84,7 +84,7 @@ async def test_local_imagine_writes_a_png_without_credentials(workdir: Path) -> 
     """`imagine --local` needs no credentials and no Redis install, and saves a PNG that opens."""
     result = await runpod_bot(workdir, "imagine", "a cute magical flying dog", "--local", "--out", "out")
     assert result.returncode == 0, result.stderr
-    assert "completed; saved" in result.stdout
+    assert "done; saved" in result.stdout
     (png,) = (workdir / "out").glob("*.png")
     with Image.open(png) as image:
         assert image.format == "PNG"
@@ -101,7 +101,7 @@ async def test_imagine_shows_progress_and_the_job_is_then_listed(workdir: Path, 
     assert "step " in result.stdout
     jid = result.stdout.split(":", 1)[0]
     status = await runpod_bot(workdir, "status", jid, **env)
-    assert "completed" in status.stdout
+    assert "done" in status.stdout
     assert "a lighthouse" in status.stdout
     listing = await runpod_bot(workdir, "jobs", "--user", "0", **env)
     assert jid in listing.stdout
@@ -142,6 +142,27 @@ async def test_cancel_stops_a_queued_job(workdir: Path, emulator: Emulator) -> N
     finished = await imagine
     assert finished.returncode == 1
     assert "cancelled" in finished.stdout
+    runpod_job = emulator.job(runpod_id)
+    assert runpod_job is not None
+    assert runpod_job["status"] == "CANCELLED"
+
+
+async def test_status_and_cancel_find_a_job_by_its_runpod_id(workdir: Path, emulator: Emulator) -> None:
+    """An operator holding the id RunPod's console shows can look the job up and cancel it with that id."""
+    emulator.update_scenario(workers=0)
+    env = emulator_env(emulator)
+    imagine = asyncio.create_task(runpod_bot(workdir, "imagine", "found by its runpod id", **env))
+    await wait_until(lambda: bool(emulator.snapshot()["received"].get("run")))
+    listing = await runpod_bot(workdir, "jobs", "--user", "0", **env)
+    jid = listing.stdout.splitlines()[1].split()[0]
+    by_jid = await runpod_bot(workdir, "status", jid, **env)
+    (runpod_id,) = (line.split()[-1] for line in by_jid.stdout.splitlines() if line.startswith("runpod id"))
+    by_runpod_id = await runpod_bot(workdir, "status", runpod_id, **env)
+    cancelled = await runpod_bot(workdir, "cancel", runpod_id, **env)
+    await imagine
+    assert by_runpod_id.returncode == 0, by_runpod_id.stderr
+    assert f"job        {jid}" in by_runpod_id.stdout
+    assert f"{jid}: cancel sent" in cancelled.stdout
     runpod_job = emulator.job(runpod_id)
     assert runpod_job is not None
     assert runpod_job["status"] == "CANCELLED"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import RedisError
 
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from storage.connection import create_client
 from tests.fakes.discord import FakeDiscord
 from tests.waiting import wait_until

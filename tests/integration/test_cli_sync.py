@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from tests.integration.test_cli_jobs import emulator_env, runpod_bot, workdir
 
 __all__ = ["workdir"]

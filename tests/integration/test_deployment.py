@@ -110,7 +110,9 @@ def test_dockerfile_copies_every_module_the_package_needs() -> None:
     assert modules is not None
     for module in re.findall(r'"([a-z_]+)"', modules.group(1)):
         assert f"{module}.py" in copied
-    for package in ("cogs", "jobs", "runpod_client", "storage"):
+    packages = re.search(r"include = \[(.*?)\]", pyproject)
+    assert packages is not None
+    for package in re.findall(r'"([a-z_]+)\*"', packages.group(1)):
         assert f"COPY {package} {package}" in (REPO / "Dockerfile").read_text()
 
 
@@ -134,4 +136,4 @@ def test_package_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     scripts = {f"storage/scripts/{path.name}" for path in (REPO / "storage" / "scripts").glob("*.lua")}
     assert scripts
     assert scripts <= names
-    assert {"bot.py", "cli.py", "settings.py", "cogs/imagine.py", "runpod_client/emulator/server.py"} <= names
+    assert {"bot.py", "cli.py", "settings.py", "cogs/imagine.py", "runpod_emulator/server.py"} <= names

@@ -18,7 +18,7 @@ from jobs.presets import RequestOptions, default_catalog
 from jobs.service import JobService
 from jobs.webhooks import WebhookReceiver, WebhookSigner
 from runpod_client import RunPodClient
-from runpod_client.emulator import Emulator, Scenario
+from runpod_emulator import Emulator, Scenario
 from storage.models import JobState, Requester
 from storage.store import JobStore, StoreConfig
 from tests.integration.jobs.conftest import FAST_POLICY, FAST_POLLER, LOOPBACK_FETCH, RecordingNotifier, polling

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from runpod_client import Job, RetryPolicy, RunPodClient
-from runpod_client.emulator import Emulator, EmulatorConfig, Scenario, run_emulator
+from runpod_emulator import Emulator, EmulatorConfig, Scenario, run_emulator
 
 EMULATOR_API_KEY = "rpa_emulator_test_key_0123456789"
 EMULATOR_ENDPOINT_ID = "test-endpoint"

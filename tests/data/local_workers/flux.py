@@ -4,15 +4,16 @@ would serve it."""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import runpod
 from tiny_png import png
 
-IMAGES = {}
+IMAGES: dict[str, bytes] = {}
 
 
 class Storage(BaseHTTPRequestHandler):
-    def do_GET(self):
+    def do_GET(self) -> None:
         data = IMAGES.get(self.path)
         self.send_response(200 if data else 404)
         self.send_header("Content-Type", "image/png")
@@ -20,7 +21,7 @@ class Storage(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data or b"")
 
-    def log_message(self, *args):
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -28,7 +29,7 @@ storage = ThreadingHTTPServer(("127.0.0.1", 0), Storage)
 threading.Thread(target=storage.serve_forever, daemon=True).start()
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> Any:
     seed = job["input"]["seed"]
     path = f"/images/{job['id']}.png"
     IMAGES[path] = png(seed)

@@ -1,11 +1,13 @@
 """Answers like worker-sdxl-turbo (runpod-workers/worker-sdxl-turbo, handler.py): each image as raw base64 with its
 seed, the generation time and the parameters."""
 
+from typing import Any
+
 import runpod
 from tiny_png import png_base64
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> Any:
     job_input = job["input"]
     seed = job_input["seed"]
     images = [{"image": png_base64(seed + index), "seed": seed + index} for index in range(job_input["num_images"])]

@@ -2,6 +2,7 @@
 worker-sdxl (runpod-workers/worker-sdxl, handler.py): for the tests of cancelling a running job."""
 
 import asyncio
+from typing import Any
 
 import runpod
 from tiny_png import png_base64
@@ -9,7 +10,7 @@ from tiny_png import png_base64
 SECONDS = 3.0
 
 
-async def handler(job):
+async def handler(job: dict[str, Any]) -> Any:
     await asyncio.sleep(SECONDS)
     seed = job["input"]["seed"]
     image = f"data:image/png;base64,{png_base64(seed)}"

@@ -17,7 +17,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from bot import BotDependencies, Role, RunpodBot, build_core, point_discord_at
-from runpod_client.emulator import Emulator, Scenario
+from runpod_emulator import Emulator, Scenario
 from settings import Settings
 from storage.models import TrackedJob
 from storage.store import JobStore

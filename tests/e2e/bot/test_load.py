@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runpod_client.emulator import Scenario
+from runpod_emulator import Scenario
 from storage.connection import open_redis
 from storage.models import JobState
 from storage.store import JobStore

@@ -78,3 +78,17 @@ async def test_late_progress_edit_from_another_process_does_not_hide_the_outcome
         await store.finalize_commit(delivering)
         await edit
     assert (await harness.fake.message(card.id))["embeds"][0]["title"] == "Failed"
+
+
+async def test_gateway_forgets_the_cards_it_no_longer_edits(harness: Harness) -> None:
+    """A gateway, which never sees a job finish, forgets a card's edit state once it has not edited it for a while."""
+    async with harness.running(Role.GATEWAY) as gateway, harness.running(Role.POLLER):
+        gateway.notifier.forget_after_s = 0.5
+        for index in range(6):
+            await harness.imagine(user_id=harness.alice if index % 2 else harness.bob, prompt=f"remembered {index}")
+        await harness.wait_for_messages(lambda found: len(results(found)) >= 6, timeout_s=30)
+        # Every card's last edit by the gateway is now older than that.
+        await asyncio.sleep(gateway.notifier.forget_after_s + 0.1)
+        await harness.imagine(prompt="the only one left")
+        tracked = gateway.notifier.cards_tracked
+    assert tracked == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from runpod_client.emulator import Emulator, Scenario
+from runpod_emulator import Emulator, Scenario
 from tests.chaos.processes import BotLauncher, BotProcess
 from tests.fakes.discord import FakeDiscordControl
 from tests.fakes.discord.views import MessageView

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from jobs.tasks import spawn
 from tests.fakes.discord.views import SessionView
 from tests.fakes.discord.world import World
 
@@ -57,7 +56,8 @@ class Connection:
         self.url = url
         self.stalled = False
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._writer = spawn(self._write(), name="fake-discord-gateway-writer")
+        # Owned by this connection: `close` ends it by queueing None, and `_write` ends when the socket does.
+        self._writer = asyncio.create_task(self._write(), name="fake-discord-gateway-writer")
 
     def send(self, data: str) -> None:
         self._queue.put_nowait(data)

@@ -17,8 +17,8 @@ from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, default_catalog
 from jobs.service import JobService, RunSettings
 from runpod_client import RunPodClient
-from runpod_client.emulator import Emulator, Scenario
 from runpod_client.outputs import FetchPolicy
+from runpod_emulator import Emulator, Scenario
 from storage.models import JobState, TrackedJob
 from storage.store import JobStore, StoreConfig
 from tests.plugins.emulator import client_for, fast_scenario

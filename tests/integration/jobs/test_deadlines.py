@@ -15,7 +15,7 @@ from bot import build_core
 from jobs.poller import PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from settings import Settings
 from storage.models import JobState, Requester
 from storage.store import Limits

@@ -8,12 +8,13 @@ from collections import Counter
 from dataclasses import replace
 
 from jobs.access import Actor
+from jobs.logcontext import current_job
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings
 from runpod_client import NO_RETRY, Job, JobStatus
-from runpod_client.emulator import FaultKind
+from runpod_emulator import FaultKind
 from storage.models import JobState, Requester
 from storage.store import JobStore, NewJob
 from tests.integration.jobs.conftest import (
@@ -53,6 +54,17 @@ async def test_completed_job_is_delivered_with_its_images(core: Core) -> None:
     assert job.state is JobState.DELIVERED
     assert job.execution_time_ms is not None
     assert job.result_message_ids == [1]
+
+
+async def test_what_the_poller_logs_about_a_job_carries_its_id(core: Core) -> None:
+    """Every record logged while a job is polled and delivered names the job (LOG_FORMAT=json's `job_id`)."""
+    notifier = RecordingNotifier()
+    seen: list[str | None] = []
+    notifier.on_finish = lambda _job, _result: seen.append(current_job.get())
+    jid = await submit(core, "a logged castle")
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+    assert seen == [jid]
 
 
 async def test_progress_is_reported_while_running(core: Core) -> None:

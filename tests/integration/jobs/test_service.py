@@ -7,7 +7,7 @@ import pytest
 from jobs.access import Actor
 from jobs.presets import InvalidRequestError, RequestOptions
 from jobs.service import CancelOutcome, CancelReport, NotAllowedError, RunSettings, SubmitFailedError
-from runpod_client.emulator import FaultKind
+from runpod_emulator import FaultKind
 from storage.models import JobState, Requester
 from storage.store import Limits, QuotaExceededError
 from tests.integration.jobs.conftest import Core

@@ -12,7 +12,7 @@ from jobs.poller import Poller
 from jobs.presets import ModelCatalog, ModelEntry, RequestOptions, build_model
 from jobs.service import JobService, RunSettings, SubmitFailedError
 from runpod_client import NotFoundError, RunPodClient
-from runpod_client.emulator import FaultKind
+from runpod_emulator import FaultKind
 from storage.models import JobState, Requester, TrackedJob
 from tests.integration.jobs.conftest import FAST_POLICY, Core, RecordingNotifier, polling, wait_until
 from tests.plugins.emulator import client_for

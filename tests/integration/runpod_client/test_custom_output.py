@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runpod_client import RunPodClient
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from tests.plugins.emulator import poll_job
 
 

@@ -26,7 +26,7 @@ from runpod_client import (
     RunPodTimeoutError,
     ServerError,
 )
-from runpod_client.emulator import Emulator, FaultKind, RateLimit
+from runpod_emulator import Emulator, FaultKind, RateLimit
 from tests.plugins.emulator import FAST_RETRY_POLICY, client_for
 
 PROMPT = {"prompt": "a red bicycle"}

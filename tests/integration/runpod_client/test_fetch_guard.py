@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from runpod_client import FetchPolicy, Job, RunPodClient, UnsafeURLError, extract_images
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from tests.plugins.emulator import poll_job
 
 # Short, so that a URL the guard wrongly lets through fails fast instead of hanging on an unroutable address.

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from runpod_client import BadRequestError, JobStatus, NotFoundError, Policy, RunPodClient, parse_progress
-from runpod_client.emulator import Emulator
+from runpod_emulator import Emulator
 from tests.plugins.emulator import poll_job
 
 PROMPT = {"prompt": "a lighthouse at dusk", "seed": 7}

@@ -10,7 +10,7 @@ import aiohttp
 from PIL import Image
 
 from runpod_client import extract_images
-from runpod_client.emulator import run_emulator
+from runpod_emulator import run_emulator
 from tests.plugins.emulator import client_for, emulator_config, fast_scenario, poll_job
 
 # As long as a current RunPod key (`rpa_` and 46 characters).

@@ -21,7 +21,7 @@ from runpod_client import (
     RunPodTimeoutError,
     ServerError,
 )
-from runpod_client.emulator import Emulator, FaultKind, run_emulator
+from runpod_emulator import Emulator, FaultKind, run_emulator
 from tests.plugins.emulator import client_for, emulator_config
 
 PROMPT = {"prompt": "a paper boat"}

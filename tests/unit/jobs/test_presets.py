@@ -9,6 +9,7 @@ import pytest
 
 from jobs.presets import (
     PRESETS,
+    ImageRequest,
     InvalidRequestError,
     ModelCatalog,
     ModelConfig,
@@ -262,3 +263,13 @@ def test_models_file_cannot_reach_past_the_workers_limits(tmp_path: Path, limits
 def test_stored_request_says_how_the_worker_seeds_a_batch(preset: str, scope: str) -> None:
     """One seed renders a diffusers worker's whole batch; A1111 gives each image its own seed."""
     assert model(preset).resolve(RequestOptions(prompt="p", seed=1)).as_dict()["seed_scope"] == scope
+
+
+def test_a_stored_request_asks_for_the_same_images_again() -> None:
+    """A job's stored request, turned back into options, resolves to the same request (Retry), or a new seed."""
+    sdxl = catalog().default
+    asked = RequestOptions(prompt="a fox", negative_prompt="blur", size="832x1216", steps=20, guidance=5.5, count=2)
+    first = sdxl.resolve(asked, random_seed=lambda: 7)
+    stored = ImageRequest.from_dict(first.as_dict())
+    assert sdxl.resolve(stored.as_options(keep_seed=True)) == first
+    assert sdxl.resolve(stored.as_options(keep_seed=False), random_seed=lambda: 8).seed == 8

@@ -3,7 +3,7 @@
 Never imported by production code: the tests, the benchmarks and `runpod-bot emulator` start it.
 """
 
-from runpod_client.emulator.config import (
+from runpod_emulator.config import (
     DEFAULT_API_KEY,
     DEFAULT_ENDPOINT_ID,
     OPERATIONS,
@@ -14,9 +14,9 @@ from runpod_client.emulator.config import (
     RateLimit,
     Scenario,
 )
-from runpod_client.emulator.engine import Counters
-from runpod_client.emulator.personalities import PERSONALITIES, Outcome, Personality
-from runpod_client.emulator.server import Emulator, run_emulator
+from runpod_emulator.engine import Counters
+from runpod_emulator.personalities import PERSONALITIES, Outcome, Personality
+from runpod_emulator.server import Emulator, run_emulator
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runpod_client.emulator.config import MAX_FORCED_IMAGES, Duration, ProgressStyle, Scenario, sample
+from runpod_emulator.config import MAX_FORCED_IMAGES, Duration, ProgressStyle, Scenario, sample
 
 # Images a job's input may ask for (num_images…); `input.emulator.images` and the scenario's `images` may force more,
 # up to MAX_FORCED_IMAGES (a worker that ignores the requested count).

@@ -209,7 +209,7 @@ class Scenario(BaseModel):
     @field_validator("personality")
     @classmethod
     def _known_personality(cls, value: str) -> str:
-        from runpod_client.emulator.personalities import PERSONALITIES
+        from runpod_emulator.personalities import PERSONALITIES
 
         if value not in PERSONALITIES:
             raise ValueError(f"unknown personality {value!r}; known: {', '.join(PERSONALITIES)}")

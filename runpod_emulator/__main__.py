@@ -1,4 +1,4 @@
-"""`python -m runpod_client.emulator` (also `runpod-bot emulator`): serve a local RunPod endpoint until stopped."""
+"""`python -m runpod_emulator` (also `runpod-bot emulator`): serve a local RunPod endpoint until stopped."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runpod_client.emulator.config import (
+from runpod_emulator.config import (
     DEFAULT_API_KEY,
     DEFAULT_ENDPOINT_ID,
     DEFAULT_HOST,
@@ -26,8 +26,8 @@ from runpod_client.emulator.config import (
     ProgressStyle,
     Scenario,
 )
-from runpod_client.emulator.personalities import PERSONALITIES
-from runpod_client.emulator.server import run_emulator
+from runpod_emulator.personalities import PERSONALITIES
+from runpod_emulator.server import run_emulator
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -80,7 +80,7 @@ def rate_limit(text: str) -> tuple[str, dict[str, Any]]:
         raise argparse.ArgumentTypeError(f"{text!r} is not OPERATION=REQUESTS/SECONDS[/CONCURRENT]") from None
 
 
-def build_parser(prog: str = "python -m runpod_client.emulator") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m runpod_emulator") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A local RunPod Serverless endpoint: the job API under /v2/ENDPOINT_ID/, control at /_emulator/.",
@@ -221,7 +221,7 @@ async def serve(config: EmulatorConfig) -> None:
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m runpod_client.emulator") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m runpod_emulator") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT)

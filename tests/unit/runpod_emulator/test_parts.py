@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from runpod_client.emulator import FaultKind, FaultRates, ProgressStyle, Scenario
-from runpod_client.emulator.__main__ import build_parser, config_from_args
-from runpod_client.emulator.engine import progress_value
-from runpod_client.emulator.images import render_png
-from runpod_client.emulator.personalities import InvalidJobInput, plan_job
+from runpod_emulator import FaultKind, FaultRates, ProgressStyle, Scenario
+from runpod_emulator.__main__ import build_parser, config_from_args
+from runpod_emulator.engine import progress_value
+from runpod_emulator.images import render_png
+from runpod_emulator.personalities import InvalidJobInput, plan_job
 
 
 @pytest.mark.parametrize(

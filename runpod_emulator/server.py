@@ -16,9 +16,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from runpod_client.emulator.config import OPERATIONS, EmulatorConfig, FaultKind, Scenario
-from runpod_client.emulator.engine import LIVE_STATES, Counters, Engine, InvalidRequest
-from runpod_client.emulator.personalities import PERSONALITIES
+from runpod_emulator.config import OPERATIONS, EmulatorConfig, FaultKind, Scenario
+from runpod_emulator.engine import LIVE_STATES, Counters, Engine, InvalidRequest
+from runpod_emulator.personalities import PERSONALITIES
 
 API_PREFIX = "/v2"
 CONTROL_PREFIX = "/_emulator"

@@ -14,7 +14,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from runpod_client import JobStatus, RunPodClient
-from runpod_client.emulator import Emulator, FaultRates, RateLimit, run_emulator
+from runpod_emulator import Emulator, FaultRates, RateLimit, run_emulator
 from tests.plugins.emulator import client_for, emulator_config, fast_scenario, poll_job
 
 PROMPT = {"prompt": "an owl reading a map"}
@@ -348,9 +348,9 @@ async def test_control_api_lists_the_personalities(emulator: Emulator, emulator_
 
 
 async def test_module_command_serves_until_interrupted(emulator_session: aiohttp.ClientSession) -> None:
-    """`python -m runpod_client.emulator` prints its URL, answers with the key, and exits 0 on Ctrl-C."""
+    """`python -m runpod_emulator` prints its URL, answers with the key, and exits 0 on Ctrl-C."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runpod_client.emulator", "--port", "0", "--api-key", "cli-key",
+        sys.executable, "-m", "runpod_emulator", "--port", "0", "--api-key", "cli-key",
         "--endpoint-id", "cli-ep", "--workers", "1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

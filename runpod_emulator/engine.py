@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from runpod_client.emulator.config import (
+from runpod_emulator.config import (
     DEFAULT_EXECUTION_TIMEOUT_MS,
     DEFAULT_TTL_MS,
     OPERATIONS,
@@ -29,8 +29,8 @@ from runpod_client.emulator.config import (
     Scenario,
     sample,
 )
-from runpod_client.emulator.images import corrupt_pixels, render_png
-from runpod_client.emulator.personalities import (
+from runpod_emulator.images import corrupt_pixels, render_png
+from runpod_emulator.personalities import (
     InvalidJobInput,
     JobPlan,
     Outcome,
@@ -38,7 +38,7 @@ from runpod_client.emulator.personalities import (
     RenderedImage,
     plan_job,
 )
-from runpod_client.emulator.tasks import BackgroundTasks
+from runpod_emulator.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 

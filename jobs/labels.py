@@ -1,0 +1,38 @@
+"""The words for where a job is or how it ended: one vocabulary for Discord cards, job lists and the command line."""
+
+from __future__ import annotations
+
+from storage.models import JobState, TrackedJob
+
+STATE_LABELS: dict[JobState, str] = {
+    JobState.SUBMITTING: "Submitting…",
+    JobState.QUEUED: "Queued",
+    JobState.RUNNING: "Generating",
+    JobState.COMPLETED: "Done",
+    JobState.FAILED: "Failed",
+    JobState.CANCELLED: "Cancelled",
+    JobState.TIMED_OUT: "Timed out",
+    JobState.EXPIRED: "Result expired",
+    JobState.SUBMIT_UNKNOWN: "Outcome unknown",
+}
+NOT_DELIVERED = "Not delivered"
+# Shown when a record says its result was not delivered but not why (records written before the reason was kept).
+UNDELIVERED = "The result could not be delivered."
+# Where the reason a finished job's result was not delivered is kept in the job's `extra`.
+DELIVERY_FAILED_FIELD = "delivery_failed"
+
+
+def delivery_failure(job: TrackedJob) -> str | None:
+    """Why a finished job's result could not be delivered, or None when it was (or is yet to be)."""
+    failed = job.extra.get(DELIVERY_FAILED_FIELD)
+    if not failed:
+        return None
+    return failed if isinstance(failed, str) else UNDELIVERED
+
+
+def state_label(job: TrackedJob) -> str:
+    """Where the job is or how it ended, capitalised as a title ("Done", "Not delivered", "Queued")."""
+    state = job.final_state
+    if state is JobState.COMPLETED and delivery_failure(job):
+        return NOT_DELIVERED
+    return STATE_LABELS.get(state, state.value.replace("_", " ").capitalize())
