@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict $(PACKAGES)
 
 pytest: $(STAMP) $(WORKER_STAMP)
-	RUNPOD_WORKER_PYTHON=$(WORKER_VENV)/bin/python $(BIN)/pytest
+	RUNPOD_WORKER_PYTHON=$(abspath $(WORKER_VENV))/bin/python $(BIN)/pytest
 
 install: $(STAMP) $(WORKER_STAMP)
 

@@ -22,7 +22,8 @@ class WorkerSdkMissingError(RuntimeError):
 
 def worker_python() -> Path:
     """The Python of the virtualenv that has the `runpod` package."""
-    path = Path(os.environ.get(WORKER_PYTHON_VARIABLE) or DEFAULT_WORKER_PYTHON)
+    # Absolute: the tests start the worker SDK from other working directories.
+    path = Path(os.environ.get(WORKER_PYTHON_VARIABLE) or DEFAULT_WORKER_PYTHON).absolute()
     if not path.exists():
         raise WorkerSdkMissingError(
             f"RunPod's worker SDK is not installed at {path}: run `make install` (it builds .venv-worker from "

@@ -70,7 +70,7 @@ async def test_imagine_saves_the_images_of_each_worker_style(
         workdir, "imagine", "a red fox", "--model", model, "--seed", "5", "--count", str(count), "--out", "out", **env
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "completed; saved" in result.stdout
+    assert "done; saved" in result.stdout
     saved = sorted((workdir / "out").glob("*.png"))
     assert len(saved) == count
     for path in saved:

@@ -20,7 +20,7 @@ async def test_imagine_of_a_sync_model_saves_the_reply_without_polling(workdir: 
         workdir, "imagine", "a fox", "--out", "out", **emulator_env(emulator, MODELS_FILE=str(models))
     )
     assert result.returncode == 0, result.stderr
-    assert "completed; saved" in result.stdout
+    assert "done; saved" in result.stdout
     assert list((workdir / "out").glob("*.png"))
     counters = emulator.counters
     assert (counters.request_count("runsync"), counters.request_count("run")) == (1, 0)
