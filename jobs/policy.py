@@ -15,16 +15,21 @@
   get at most `finish_jitter_ms` of it, so the jitter costs little lag.
 - With webhooks (`webhooks=True`) RunPod announces every finish, so polling is only a slow safety net; not for a job
   sent with /runsync that outlived its wait (it carries no webhook, and its result is kept only a minute).
+
+`Pace` applies the policy to one process's estimates: the endpoint's execution times (`ExecutionTimes`, shared
+through Redis) and how fast its queue moves (`FinishRates`, what this process saw finish).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from runpod_client.outputs import Progress
+from storage.models import TrackedJob, to_ms
 
 DEFAULT_EXECUTION_WINDOW = 200
 # Fewer samples than this say little about an endpoint's shortest runs.
@@ -36,6 +41,11 @@ QUEUE_WAIT_TRUST = 0.5
 # RunPod's ids of jobs sent with /runsync start with this. Their results are kept 1 minute instead of 30, so they are
 # polled at the usual pace even with webhooks on (the one-minute safety net could miss them).
 SYNC_ID_PREFIX = "sync-"
+# The finish rate of an endpoint (how fast its queue moves) is measured over this window.
+FINISH_RATE_WINDOW_S = 30.0
+MIN_FINISHES_FOR_RATE = 5
+# A first poll that would be put off by less than this is not worth a write.
+MIN_DEFER_MS = 100
 
 
 def is_sync_id(runpod_id: str | None) -> bool:
@@ -209,3 +219,107 @@ class ExecutionTimes:
         if recent is None:
             recent = self._samples[endpoint_id] = deque(maxlen=self.window)
         return recent
+
+
+class FinishRates:
+    """How fast each endpoint's queue moves: the jobs of it this process saw finish per second lately."""
+
+    def __init__(self, window_s: float = FINISH_RATE_WINDOW_S, min_finishes: int = MIN_FINISHES_FOR_RATE) -> None:
+        self.window_s = window_s
+        self.min_finishes = min_finishes
+        self._finishes: dict[str, deque[float]] = {}
+
+    def observe(self, endpoint_id: str) -> None:
+        """A job of the endpoint finished now."""
+        self._finishes.setdefault(endpoint_id, deque()).append(time.monotonic())
+
+    def per_second(self, endpoint_id: str) -> float | None:
+        """Finishes per second over the window; None with too few to tell."""
+        finishes = self._finishes.get(endpoint_id)
+        if not finishes:
+            return None
+        now = time.monotonic()
+        while finishes and finishes[0] < now - self.window_s:
+            finishes.popleft()
+        if len(finishes) < self.min_finishes:
+            return None
+        return len(finishes) / max(now - finishes[0], 1.0)
+
+    def next_in_line(self, endpoint_id: str, queue_rank: int | None, within_ms: float) -> bool:
+        """Whether a job at `queue_rank` is among those expected to start within `within_ms`."""
+        if queue_rank is None:
+            return False
+        rate = self.per_second(endpoint_id)
+        in_line = max(1.0, (rate or 0.0) * within_ms / 1000)
+        return queue_rank < in_line
+
+    def expected_wait_ms(self, endpoint_id: str, queue_rank: int | None) -> float | None:
+        """How long until a job at `queue_rank` probably starts: the jobs ahead of it, at the rate jobs finish."""
+        rate = self.per_second(endpoint_id)
+        if queue_rank is None or not rate:
+            return None
+        return queue_rank / rate * 1000
+
+
+class Pace:
+    """When to poll a job next: the policy applied to what this process learned about the job's endpoint."""
+
+    def __init__(
+        self, policy: PollPolicy, executions: ExecutionTimes, rng: random.Random, rates: FinishRates | None = None
+    ) -> None:
+        self.policy = policy
+        self.executions = executions
+        self.rng = rng
+        self.rates = rates or FinishRates()
+
+    def webhooked(self, job: TrackedJob) -> bool:
+        """Whether RunPod announces the job's finish (polling is then only a safety net)."""
+        return self.policy.webhooks and not is_sync_id(job.runpod_id)
+
+    def finished(self, endpoint_id: str, execution_ms: int | None) -> None:
+        """A job of the endpoint completed (after running `execution_ms`)."""
+        if execution_ms:
+            self.executions.observe(endpoint_id, execution_ms)
+        self.rates.observe(endpoint_id)
+
+    def next_poll_ms(
+        self,
+        job: TrackedJob,
+        *,
+        running: bool,
+        elapsed_ms: float,
+        progress: Progress | None,
+        queue_rank: int | None,
+    ) -> int:
+        """The delay of a live job's next poll."""
+        endpoint_id = job.endpoint_id
+        if self.webhooked(job):
+            return self.policy.safety_net(self.rng)
+        if running:
+            return self.policy.running(
+                elapsed_ms=elapsed_ms,
+                progress=progress,
+                typical_ms=self.executions.typical(endpoint_id),
+                earliest_ms=self.executions.earliest(endpoint_id),
+                rng=self.rng,
+            )
+        return self.policy.queued(
+            job.poll_count,
+            next_in_line=self.rates.next_in_line(endpoint_id, queue_rank, self.policy.next_in_line_ms),
+            earliest_finish_ms=self.executions.earliest(endpoint_id),
+            expected_wait_ms=self.rates.expected_wait_ms(endpoint_id, queue_rank),
+            rng=self.rng,
+        )
+
+    def first_poll_deferral_ms(self, job: TrackedJob, now_ms: float) -> int | None:
+        """How much later to poll a job never polled yet: it cannot be done before the endpoint's shortest usual run
+        has passed since its submit, so its first poll comes `overdue_ms` after that (as for a running job), at most
+        `running_max_ms` after the submit. None: poll now."""
+        if self.webhooked(job) or job.poll_count > 0 or job.cancel_requested_by is not None:
+            return None
+        earliest = self.executions.earliest(job.endpoint_id)
+        if earliest is None or job.submitted_at is None:
+            return None
+        due = to_ms(job.submitted_at) + min(earliest + self.policy.overdue_ms, self.policy.running_max_ms)
+        wait = round(due - now_ms)
+        return wait if wait >= MIN_DEFER_MS else None

@@ -35,17 +35,9 @@ from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
 from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
+from jobs.reasons import Reason, cancel_refusal, submit_refusal
 from runpod_client import JobStatus, Policy, RunPodClient
-from runpod_client.errors import (
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    NotSupportedError,
-    RateLimitedError,
-    RunPodError,
-    RunPodTransportError,
-    ServerError,
-)
+from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Requester, TrackedJob
 from storage.store import Claimed, Created, JobStore, Limits, NewJob
 
@@ -84,19 +76,9 @@ DEFAULT_SYNC_WAITS = 32
 # A /runsync's submit lease covers its wait plus this: more than the client's deadline on top of the wait (30 s), so
 # a submit still waiting is never mistaken for a crash.
 SYNC_LEASE_MARGIN_MS = 60_000
-SUBMIT_UNKNOWN_REASON = (
-    "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
-    "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
-)
-
-
-# What cancelling a job on RunPod's local worker server does (it has no /cancel; it runs a job only during the first
-# status request, which answers when the job is done).
-LOCAL_CANCEL_NOTE = (
-    "RunPod's local worker server cannot cancel a job. The bot stops tracking it and posts no result: if the worker "
-    "had not started it (it runs a job only when the bot first asks for its status), it never will; if it was "
-    "running, it runs to its end on the worker's machine."
-)
+# The member-facing texts live in `jobs.reasons`; these names stay for the modules that import them from here.
+SUBMIT_UNKNOWN_REASON = Reason.SUBMIT_UNKNOWN
+LOCAL_CANCEL_NOTE = Reason.LOCAL_CANCEL
 
 
 class JobServiceError(Exception):
@@ -255,7 +237,7 @@ class CancelResult:
                 "arrived, so its GPU time is spent."
             )
         if report.outcome is CancelOutcome.UNSUPPORTED:
-            return f"Job `{jid}` is cancelled in the bot, but not stopped at the worker: " + LOCAL_CANCEL_NOTE
+            return f"Job `{jid}` is cancelled in the bot, but not stopped at the worker: " + Reason.LOCAL_CANCEL
         if report.outcome is CancelOutcome.REFUSED:
             return (
                 f"RunPod refused to cancel job `{jid}` for now ({report.detail}). The bot asks again each time it "
@@ -427,7 +409,7 @@ class JobService:
             try:
                 await before_run(job)
             except BaseException:
-                await self._finish(job, created.token, JobState.FAILED, "The job was stopped before it was sent.")
+                await self._finish(job, created.token, JobState.FAILED, Reason.STOPPED_BEFORE_SENT)
                 raise
             job = await self.store.get(job.jid) or job
         client = self.clients[model_config.endpoint_id]
@@ -452,13 +434,13 @@ class JobService:
             if exc.maybe_sent:
                 log.warning("job %s: %s outcome unknown: %s", job.jid, operation, exc)
                 raise SubmitFailedError(
-                    SUBMIT_UNKNOWN_REASON, await self._finish(job, created.token, JobState.SUBMIT_UNKNOWN)
+                    Reason.SUBMIT_UNKNOWN, await self._finish(job, created.token, JobState.SUBMIT_UNKNOWN)
                 ) from None
-            reason = "RunPod could not be reached. Nothing was started; please try again in a minute."
+            reason: str = Reason.UNREACHABLE_AT_SUBMIT
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
         except RunPodError as exc:
             await self.store.record_endpoint_error(job.endpoint_id, str(exc))
-            reason = _submit_refusal(exc)
+            reason = submit_refusal(exc)
             log.warning("job %s: %s refused: %s", job.jid, operation, exc)
             raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
         if self.metrics is not None:
@@ -481,7 +463,7 @@ class JobService:
     async def _finish(self, job: TrackedJob, token: int, outcome: JobState, reason: str | None = None) -> TrackedJob:
         """End a job that never reached RunPod: the member hears it from the command's reply."""
         claim = Claimed(job=job, token=token)
-        fields = {"error": reason or SUBMIT_UNKNOWN_REASON}
+        fields = {"error": reason or Reason.SUBMIT_UNKNOWN}
         delivering = await self.store.finalize_begin(
             claim, outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields
         )
@@ -525,45 +507,29 @@ class JobService:
         """Send `/cancel` once (with the client's retries), record RunPod's answer on the job, and make it due."""
         if job.runpod_id is None:
             return None
-        try:
-            answer = await self.clients[job.endpoint_id].cancel(job.runpod_id)
-        except NotFoundError:
-            report = CancelReport(CancelOutcome.GONE)
-        except NotSupportedError:
-            report = CancelReport(CancelOutcome.UNSUPPORTED)
-        except RunPodError as exc:
-            # The poller sees the cancel request and tries again.
-            log.warning("job %s: /cancel failed, the poller will retry: %s", job.jid, exc)
-            report = CancelReport(CancelOutcome.REFUSED, _cancel_refusal(exc))
-        else:
-            if answer.is_terminal and answer.status is not JobStatus.CANCELLED:
-                report = CancelReport(CancelOutcome.FINISHED, answer.status.value)
-            else:
-                report = CancelReport(CancelOutcome.ACCEPTED)
+        report = await cancel_at_runpod(self.clients[job.endpoint_id], job)
         await self.store.note_cancel(job, report.encode())
         return report
 
 
-def _cancel_refusal(exc: RunPodError) -> str:
-    """Why a `/cancel` did not get through, in a few words (no reply body: it is RunPod's, not the member's)."""
-    if isinstance(exc, AuthenticationError):
-        return "it rejected the bot's API key"
-    if isinstance(exc, RateLimitedError):
-        return "it is rate limiting cancels"
-    if isinstance(exc, ServerError):
-        return "it answered with a server error"
-    if isinstance(exc, RunPodTransportError):
-        return "it could not be reached"
-    return "it answered with an error"
-
-
-def _submit_refusal(exc: RunPodError) -> str:
-    if isinstance(exc, AuthenticationError):
-        return "RunPod rejected the bot's API key. Nothing was started; a server admin needs to fix the key."
-    if isinstance(exc, NotFoundError):
-        return "RunPod does not know this model's endpoint. Nothing was started; a server admin needs to check it."
-    if isinstance(exc, RateLimitedError):
-        return "RunPod is rate limiting this endpoint. Nothing was started; please try again in a minute."
-    if isinstance(exc, BadRequestError):
-        return "RunPod refused the request as invalid. Nothing was started."
-    return "RunPod answered with an error and did not accept the job; please try again later."
+async def cancel_at_runpod(client: RunPodClient, job: TrackedJob, *, timeout_s: float | None = None) -> CancelReport:
+    """Send `/cancel` for the job once (with whatever retries `client` makes, within `timeout_s` if given) and say
+    what RunPod answered; a cancel that did not get through is REFUSED (whoever tracks the job asks again)."""
+    if job.runpod_id is None:
+        raise ValueError(f"job {job.jid} has no RunPod id to cancel")
+    try:
+        async with asyncio.timeout(timeout_s):
+            answer = await client.cancel(job.runpod_id)
+    except NotFoundError:
+        return CancelReport(CancelOutcome.GONE)
+    except NotSupportedError:
+        return CancelReport(CancelOutcome.UNSUPPORTED)
+    except RunPodError as exc:
+        log.warning("job %s: /cancel failed: %s", job.jid, exc)
+        return CancelReport(CancelOutcome.REFUSED, cancel_refusal(exc))
+    except TimeoutError:
+        log.warning("job %s: /cancel failed: no answer within %s s", job.jid, timeout_s)
+        return CancelReport(CancelOutcome.REFUSED, Reason.CANCEL_UNANSWERED)
+    if answer.is_terminal and answer.status is not JobStatus.CANCELLED:
+        return CancelReport(CancelOutcome.FINISHED, answer.status.value)
+    return CancelReport(CancelOutcome.ACCEPTED)

@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -170,12 +171,103 @@ class CancelRequest:
     requested_by: int | None
 
 
+# --- replies ------------------------------------------------------------------------------------------------
+
+
+class StoreReplyError(StoreError):
+    """A script's reply lacks a field the store reads: the scripts and this module disagree (a bug, never data)."""
+
+
+class Reply:
+    """A script's reply decoded by name: the scripts return flat name/value lists (`{'status', 'ok', 'token', 17}`).
+
+    A missing field raises `StoreReplyError` naming it, rather than reading the wrong place of a list.
+    """
+
+    def __init__(self, raw: Any, what: str) -> None:
+        if not isinstance(raw, list) or len(raw) % 2:
+            raise StoreReplyError(f"{what}: expected name/value pairs, got {raw!r}")
+        self._what = what
+        self._fields: dict[str, Any] = {_text(name): value for name, value in zip(raw[::2], raw[1::2], strict=True)}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise StoreReplyError(f"{self._what}: the reply has no {name!r} (it has {sorted(self._fields)})") from None
+
+    def text(self, name: str) -> str:
+        return _text(self[name])
+
+    def number(self, name: str) -> int:
+        return int(self[name])
+
+    def job(self, name: str = "record") -> TrackedJob:
+        return TrackedJob.from_hash(_record(self[name]))
+
+    @property
+    def status(self) -> str:
+        return self.text("status")
+
+
 # --- batchable transitions (see `JobStore.apply`) ---------------------------------------------------------------
+
+R = TypeVar("R", covariant=True)
+
+
+class StoreOp(Generic[R]):
+    """One transition `JobStore.apply` can batch: how it is sent to `_ops.lua`, and what its reply means (`R`)."""
+
+    def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
+        """The op's name in `_ops.lua`, its keys and its arguments."""
+        raise NotImplementedError
+
+    def decode(self, reply: Reply) -> R:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Reschedule:
-    """Store what a poll learned and schedule the next action in `delay_ms`. Result: the new claim, or None."""
+class Rescheduled(Claimed):
+    """A reschedule went through: the job is held under this new lease (`token`) until its next action."""
+
+
+@dataclass(frozen=True)
+class Finalizing(Claimed):
+    """An outcome is recorded: the job is held under this delivery lease, with the record as it is now."""
+
+
+class Commit(StrEnum):
+    """What marking a job delivered found."""
+
+    DONE = "ok"  # marked delivered now
+    ALREADY = "already"  # it was delivered before (a repeated commit)
+    LOST = "lost"  # another process holds the job now
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The result of `FinalizeCommit`: true unless another process holds the job now."""
+
+    status: Commit
+
+    def __bool__(self) -> bool:
+        return self.status is not Commit.LOST
+
+
+@dataclass(frozen=True)
+class Released:
+    """The result of `Release`: true when the job was still held under the lease and is due now."""
+
+    released: bool
+
+    def __bool__(self) -> bool:
+        return self.released
+
+
+@dataclass(frozen=True)
+class Reschedule(StoreOp[Rescheduled | None]):
+    """Store what a poll learned and schedule the next action in `delay_ms`. Result: the new lease, or None when
+    the lease was lost."""
 
     claimed: Claimed
     delay_ms: int
@@ -183,10 +275,31 @@ class Reschedule:
     fields: Mapping[str, Any] | None = None
     polled: bool = True
 
+    def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
+        job = self.claimed.job
+        return (
+            "reschedule",
+            [keys.job(job.jid), keys.due(job.endpoint_id), keys.stats(), keys.queued(job.endpoint_id)],
+            [
+                job.jid,
+                self.claimed.token,
+                max(0, self.delay_ms),
+                self.state.value if self.state else "",
+                "1" if self.polled else "0",
+                *_pairs(self.fields or {}),
+            ],
+        )
+
+    def decode(self, reply: Reply) -> Rescheduled | None:
+        if reply.status != "ok":
+            return None
+        return Rescheduled(job=self.claimed.job, token=reply.number("token"))
+
 
 @dataclass(frozen=True)
-class FinalizeBegin:
-    """Record the outcome and take a delivery lease. Result: the claim with the updated record, or None.
+class FinalizeBegin(StoreOp[Finalizing | None]):
+    """Record the outcome and take a delivery lease. Result: the delivery lease with the updated record, or None
+    when the lease was lost or the job is already delivered.
 
     `execution_ms` of a completed job joins the endpoint's execution-time samples.
     """
@@ -197,32 +310,81 @@ class FinalizeBegin:
     fields: Mapping[str, Any] | None = None
     execution_ms: int | None = None
 
+    def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
+        if not self.outcome.is_outcome:
+            raise ValueError(f"{self.outcome} is not a final outcome")
+        job = self.claimed.job
+        sample = self.execution_ms if self.outcome is JobState.COMPLETED and self.execution_ms else None
+        return (
+            "finalize_begin",
+            [*_final_keys(keys, job), keys.execution_samples(job.endpoint_id)],
+            [
+                job.jid,
+                self.claimed.token,
+                self.outcome.value,
+                self.lease_ms,
+                "" if sample is None else int(sample),
+                config.execution_samples,
+                EXECUTION_SAMPLES_TTL_S,
+                *_pairs(self.fields or {}),
+            ],
+        )
+
+    def decode(self, reply: Reply) -> Finalizing | None:
+        if reply.status != "ok":
+            return None
+        return Finalizing(job=reply.job(), token=reply.number("token"))
+
 
 @dataclass(frozen=True)
-class FinalizeCommit:
-    """Mark the job delivered (idempotent). Result: False only when another process holds the job now."""
+class FinalizeCommit(StoreOp[Committed]):
+    """Mark the job delivered (idempotent). Result: `Committed`, false only when another process holds the job."""
 
     claimed: Claimed
     fields: Mapping[str, Any] | None = None
 
+    def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
+        job = self.claimed.job
+        return (
+            "finalize_commit",
+            _final_keys(keys, job),
+            [job.jid, self.claimed.token, config.record_ttl_s, *_pairs(self.fields or {})],
+        )
+
+    def decode(self, reply: Reply) -> Committed:
+        return Committed(Commit(reply.status))
+
 
 @dataclass(frozen=True)
-class Release:
+class Release(StoreOp[Released]):
     """Make a held job due now for another process. Result: whether it was still held."""
 
     claimed: Claimed
 
+    def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
+        job = self.claimed.job
+        return "release", [keys.due(job.endpoint_id)], [job.jid, self.claimed.token]
+
+    def decode(self, reply: Reply) -> Released:
+        return Released(reply.status == "released")
+
 
 @dataclass(frozen=True)
-class RecordError:
+class RecordError(StoreOp[None]):
     """Remember RunPod's latest error for the endpoint (kept a day). Result: None."""
 
     endpoint_id: str
     message: str
 
+    def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
+        return (
+            "record_error",
+            [keys.endpoint_error(self.endpoint_id)],
+            [self.message[:ENDPOINT_ERROR_MAX_CHARS], ENDPOINT_ERROR_TTL_S],
+        )
 
-StoreOp = Reschedule | FinalizeBegin | FinalizeCommit | Release | RecordError
-OpResult = Claimed | bool | None
+    def decode(self, reply: Reply) -> None:
+        reply.text("status")
 
 
 @dataclass(frozen=True)
@@ -267,8 +429,21 @@ def _record(raw: Sequence[Any]) -> dict[str, str]:
     return {_text(name): _text(value) for name, value in zip(raw[::2], raw[1::2], strict=True)}
 
 
-def _claimed(raw: Sequence[Any], token: int, queue_rank: int | None = None) -> Claimed:
-    return Claimed(job=TrackedJob.from_hash(_record(raw)), token=token, queue_rank=queue_rank)
+def _claimed(entry: Reply) -> Claimed:
+    """A claimed job of `claim.lua`'s reply (`queue_rank` -1: not queued)."""
+    rank = entry.number("queue_rank")
+    return Claimed(job=entry.job(), token=entry.number("token"), queue_rank=rank if rank >= 0 else None)
+
+
+def _final_keys(keys: Keys, job: TrackedJob) -> list[str]:
+    return [
+        keys.job(job.jid),
+        keys.due(job.endpoint_id),
+        keys.user_active(job.user_id),
+        keys.guild_active(job.guild_id or NO_GUILD),
+        keys.stats(),
+        keys.queued(job.endpoint_id),
+    ]
 
 
 class JobStore:
@@ -337,16 +512,17 @@ class JobStore:
                 *_pairs(fields),
             ],
         )
-        status = _text(reply[0])
+        created = Reply(reply, "create")
+        status = created.status
         if status == "created":
-            return Created(jid=_text(reply[1]), token=int(reply[2]))
+            return Created(jid=created.text("jid"), token=created.number("token"))
         if status == "duplicate":
-            return Created(jid=_text(reply[1]), token=0, duplicate=True)
+            return Created(jid=created.text("jid"), token=0, duplicate=True)
         if status == "cooldown":
-            raise CooldownError(int(reply[1]))
+            raise CooldownError(created.number("wait_ms"))
         if status == "user_quota":
-            raise QuotaExceededError("user", int(reply[1]), limits.user_active)
-        raise QuotaExceededError("guild", int(reply[1]), limits.guild_active)
+            raise QuotaExceededError("user", created.number("active"), limits.user_active)
+        raise QuotaExceededError("guild", created.number("active"), limits.guild_active)
 
     async def attach_runpod_id(self, job: TrackedJob, runpod_id: str, first_poll_delay_ms: int) -> int | None:
         """Record RunPod's id after a successful /run and schedule the first poll; None if the job is gone.
@@ -367,7 +543,8 @@ class JobStore:
             ],
             [job.jid, runpod_id, first_poll_delay_ms, self.config.runpod_index_ttl_s, "1" if job.guild_id else "0"],
         )
-        return int(reply[1]) if _text(reply[0]) == "attached" else None
+        attached = Reply(reply, "attach")
+        return attached.number("token") if attached.status == "attached" else None
 
     async def claim_due(
         self,
@@ -391,20 +568,19 @@ class JobStore:
             [keys.due(endpoint_id), keys.status_budget(endpoint_id), keys.queued(endpoint_id)],
             [limit, lease_ms, budget_per_second, keys.job(""), burst_ms, *restricted],
         )
-        claimed = [
-            _claimed(raw, int(token), int(rank) if int(rank) >= 0 else None) for _jid, token, raw, rank in reply[4:]
-        ]
-        next_due = int(reply[3])
+        batch = Reply(reply, "claim")
+        claimed = [_claimed(Reply(entry, "claimed job")) for entry in batch["jobs"]]
+        next_due = batch.number("next_due_ms")
         return ClaimBatch(
             jobs=claimed,
-            now_ms=int(reply[0]),
-            budget_left=int(reply[1]),
-            budget_wait_ms=int(reply[2]),
+            now_ms=batch.number("now_ms"),
+            budget_left=batch.number("budget_left"),
+            budget_wait_ms=batch.number("budget_wait_ms"),
             next_due_ms=next_due if next_due >= 0 else None,
         )
 
-    async def apply(self, ops: Sequence[StoreOp]) -> list[OpResult]:
-        """Run every transition atomically in one round trip; each op's result is in the same place.
+    async def apply(self, ops: Sequence[StoreOp[R]]) -> list[R]:
+        """Run every transition atomically in one round trip; each op's result (its own type) is in the same place.
 
         Each is fenced on its own job exactly as the single calls below: a lost lease refuses that op only.
         """
@@ -413,76 +589,16 @@ class JobStore:
         keys: list[str] = []
         args: list[Any] = [len(ops)]
         for op in ops:
-            name, op_keys, op_args = self._encode(op)
+            name, op_keys, op_args = op.encode(self.keys, self.config)
             keys += op_keys
             args += [name, len(op_keys), len(op_args), *op_args]
         replies = await self._run("batch", keys, args)
-        return [self._decode(op, reply) for op, reply in zip(ops, replies, strict=True)]
+        return [op.decode(Reply(reply, type(op).__name__)) for op, reply in zip(ops, replies, strict=True)]
 
-    def _encode(self, op: StoreOp) -> tuple[str, list[str], list[Any]]:
-        keys = self.keys
-        if isinstance(op, Reschedule):
-            job = op.claimed.job
-            return (
-                "reschedule",
-                [keys.job(job.jid), keys.due(job.endpoint_id), keys.stats(), keys.queued(job.endpoint_id)],
-                [
-                    job.jid,
-                    op.claimed.token,
-                    max(0, op.delay_ms),
-                    op.state.value if op.state else "",
-                    "1" if op.polled else "0",
-                    *_pairs(op.fields or {}),
-                ],
-            )
-        if isinstance(op, FinalizeBegin):
-            if not op.outcome.is_outcome:
-                raise ValueError(f"{op.outcome} is not a final outcome")
-            job = op.claimed.job
-            sample = op.execution_ms if op.outcome is JobState.COMPLETED and op.execution_ms else None
-            return (
-                "finalize_begin",
-                [*self._final_keys(job), keys.execution_samples(job.endpoint_id)],
-                [
-                    job.jid,
-                    op.claimed.token,
-                    op.outcome.value,
-                    op.lease_ms,
-                    "" if sample is None else int(sample),
-                    self.config.execution_samples,
-                    EXECUTION_SAMPLES_TTL_S,
-                    *_pairs(op.fields or {}),
-                ],
-            )
-        if isinstance(op, FinalizeCommit):
-            job = op.claimed.job
-            return (
-                "finalize_commit",
-                self._final_keys(job),
-                [job.jid, op.claimed.token, self.config.record_ttl_s, *_pairs(op.fields or {})],
-            )
-        if isinstance(op, Release):
-            job = op.claimed.job
-            return "release", [keys.due(job.endpoint_id)], [job.jid, op.claimed.token]
-        return (
-            "record_error",
-            [keys.endpoint_error(op.endpoint_id)],
-            [op.message[:ENDPOINT_ERROR_MAX_CHARS], ENDPOINT_ERROR_TTL_S],
-        )
-
-    @staticmethod
-    def _decode(op: StoreOp, reply: Any) -> OpResult:
-        if isinstance(op, Reschedule):
-            return Claimed(job=op.claimed.job, token=int(reply[1])) if int(reply[0]) == 1 else None
-        if isinstance(op, FinalizeBegin):
-            if _text(reply[0]) != "ok":
-                return None
-            return _claimed(reply[2], int(reply[1]))
-        if isinstance(op, FinalizeCommit):
-            return _text(reply[0]) in ("ok", "already")
-        if isinstance(op, Release):
-            return bool(int(reply))
-        return None
+    async def apply_one(self, op: StoreOp[R]) -> R:
+        """Run one transition (a batch of one)."""
+        (result,) = await self.apply([op])
+        return result
 
     async def reschedule(
         self,
@@ -492,10 +608,9 @@ class JobStore:
         state: JobState | None = None,
         fields: Mapping[str, Any] | None = None,
         polled: bool = True,
-    ) -> Claimed | None:
+    ) -> Rescheduled | None:
         """Store what a poll learned and schedule the next action; None when the lease was lost."""
-        (result,) = await self.apply([Reschedule(claimed, delay_ms, state=state, fields=fields, polled=polled)])
-        return result if isinstance(result, Claimed) else None
+        return await self.apply_one(Reschedule(claimed, delay_ms, state=state, fields=fields, polled=polled))
 
     async def finalize_begin(
         self,
@@ -504,29 +619,16 @@ class JobStore:
         *,
         lease_ms: int,
         fields: Mapping[str, Any] | None = None,
-    ) -> Claimed | None:
+    ) -> Finalizing | None:
         """Record the outcome and take a delivery lease; None when the lease was lost or it is already delivered.
 
-        The returned claim holds the record as it is now (outcome and fields included).
+        The returned lease holds the record as it is now (outcome and fields included).
         """
-        (result,) = await self.apply([FinalizeBegin(claimed, outcome, lease_ms=lease_ms, fields=fields)])
-        return result if isinstance(result, Claimed) else None
+        return await self.apply_one(FinalizeBegin(claimed, outcome, lease_ms=lease_ms, fields=fields))
 
-    async def finalize_commit(self, claimed: Claimed, *, fields: Mapping[str, Any] | None = None) -> bool:
-        """Mark the job delivered (idempotent); False only when another process holds the job now."""
-        (result,) = await self.apply([FinalizeCommit(claimed, fields=fields)])
-        return result is True
-
-    def _final_keys(self, job: TrackedJob) -> list[str]:
-        keys = self.keys
-        return [
-            keys.job(job.jid),
-            keys.due(job.endpoint_id),
-            keys.user_active(job.user_id),
-            keys.guild_active(job.guild_id or NO_GUILD),
-            keys.stats(),
-            keys.queued(job.endpoint_id),
-        ]
+    async def finalize_commit(self, claimed: Claimed, *, fields: Mapping[str, Any] | None = None) -> Committed:
+        """Mark the job delivered (idempotent); false only when another process holds the job now."""
+        return await self.apply_one(FinalizeCommit(claimed, fields=fields))
 
     async def take_for_webhook(self, endpoint_id: str, jid: str, *, lease_ms: int) -> WebhookTake:
         """Take a live job's lease because its webhook arrived (the previous holder can no longer commit).
@@ -551,12 +653,13 @@ class JobStore:
         return self._webhook_reply(reply[0])
 
     @staticmethod
-    def _webhook_reply(reply: Sequence[Any]) -> WebhookTake:
-        status = _text(reply[0])
+    def _webhook_reply(raw: Any) -> WebhookTake:
+        reply = Reply(raw, "webhook")
+        status = reply.status
         if status == "taken":
-            return WebhookTake(status, claimed=_claimed(reply[2], int(reply[1])))
+            return WebhookTake(status, claimed=Claimed(job=reply.job(), token=reply.number("token")))
         if status == "finished":
-            return WebhookTake(status, state=JobState(_text(reply[1])))
+            return WebhookTake(status, state=JobState(reply.text("state")))
         return WebhookTake(status)
 
     async def request_cancel(self, job: TrackedJob, actor_id: int, *, due_now: bool = True) -> CancelRequest:
@@ -566,7 +669,8 @@ class JobStore:
             [self.keys.job(job.jid), self.keys.due(job.endpoint_id)],
             [job.jid, actor_id, "1" if due_now else "0"],
         )
-        state_text, first, actor = (_text(part) for part in reply)
+        answer = Reply(reply, "request_cancel")
+        state_text, first, actor = answer.text("state"), answer.text("first"), answer.text("requested_by")
         return CancelRequest(
             state=JobState(state_text) if state_text else None,
             first=first == "1",
@@ -583,7 +687,7 @@ class JobStore:
     async def release(self, claims: Iterable[Claimed]) -> int:
         """Make every job still held under these leases due at once (graceful shutdown); returns how many."""
         results = await self.apply([Release(claim) for claim in claims])
-        return sum(1 for result in results if result is True)
+        return sum(1 for result in results if result.released)
 
     async def update(self, jid: str, fields: Mapping[str, Any]) -> bool:
         """Set fields on an existing record (card message id, result ids); False when there is no such job."""

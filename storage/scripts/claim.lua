@@ -10,7 +10,8 @@
 -- job must neither take the jobs of another nor be woken by them).
 -- KEYS: due, budget, queued
 -- ARGV: limit, lease_ms, per_second (0: unlimited), job_key_prefix, burst_ms, only ('1' or '0'), jid...
--- Returns {now, budget_left, budget_wait_ms, next_due_ms, {jid, token, {field, value, ...}, queue_rank}, ...}
+-- Returns {'now_ms', now, 'budget_left', n, 'budget_wait_ms', ms, 'next_due_ms', ms,
+--   'jobs', {{'jid', jid, 'token', token, 'record', {field, value, ...}, 'queue_rank', rank}, ...}}
 -- `budget_wait_ms` is how long until the bucket holds a worthwhile batch again (0 when it does); `next_due_ms` is
 -- how long until the next scheduled job is due (-1: nothing scheduled); `queue_rank` is the job's place among this
 -- endpoint's queued jobs, oldest first (-1 when not queued).
@@ -66,11 +67,10 @@ local function budget_wait()
   return math.ceil((worthwhile - tokens) * 1000 / per_second)
 end
 
-local result = {now, math.floor(tokens), 0, 0}
+local jobs = {}
 if limit <= 0 then
-  result[3] = budget_wait()
-  result[4] = next_due()
-  return result
+  return {'now_ms', now, 'budget_left', math.floor(tokens), 'budget_wait_ms', budget_wait(),
+    'next_due_ms', next_due(), 'jobs', jobs}
 end
 
 local ids
@@ -99,16 +99,15 @@ for _, jid in ipairs(ids) do
     if at_runpod(state) or state == 'COMPLETED' then charged = charged + 1 end
     local rank = -1
     if state == 'QUEUED' then rank = redis.call('ZRANK', queued, jid) or -1 end
-    result[#result + 1] = {jid, token, record, rank}
+    jobs[#jobs + 1] = {'jid', jid, 'token', token, 'record', record, 'queue_rank', rank}
   end
 end
+local wait = 0
 if per_second > 0 then
   tokens = tokens - charged
   redis.call('HSET', budget, 't', tostring(tokens), 'ms', now)
   -- Once idle this long the bucket is full again: the key can go.
   redis.call('PEXPIRE', budget, math.ceil(capacity * 1000 / per_second) + 1000)
-  result[2] = math.floor(tokens)
-  result[3] = budget_wait()
+  wait = budget_wait()
 end
-result[4] = next_due()
-return result
+return {'now_ms', now, 'budget_left', math.floor(tokens), 'budget_wait_ms', wait, 'next_due_ms', next_due(), 'jobs', jobs}

@@ -2,7 +2,8 @@
 -- KEYS: job, due, user_active, guild_active, user_jobs, idempotency, cooldown, stats, endpoints
 -- ARGV: jid, endpoint_id, user_quota, guild_quota, cooldown_ms, submit_lease_ms, idempotency_ttl_s,
 --       history_max, history_ttl_s, has_idempotency, has_guild, field, value, ...
--- Returns {'created', jid, token} | {'duplicate', jid} | {'cooldown', ms} | {'user_quota', n} | {'guild_quota', n}
+-- Returns {'status', 'created', 'jid', jid, 'token', token} | {'status', 'duplicate', 'jid', jid}
+--   | {'status', 'cooldown', 'wait_ms', ms} | {'status', 'user_quota', 'active', n} | {'status', 'guild_quota', 'active', n}
 local job, due, user_active, guild_active, user_jobs, idem, cooldown, stats, endpoints =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local jid, endpoint_id = ARGV[1], ARGV[2]
@@ -13,15 +14,15 @@ local has_idem, has_guild = ARGV[10] == '1', ARGV[11] == '1'
 
 if has_idem then
   local existing = redis.call('GET', idem)
-  if existing then return {'duplicate', existing} end
+  if existing then return {'status', 'duplicate', 'jid', existing} end
 end
 local wait = redis.call('PTTL', cooldown)
-if wait > 0 then return {'cooldown', wait} end
+if wait > 0 then return {'status', 'cooldown', 'wait_ms', wait} end
 local active = redis.call('ZCARD', user_active)
-if user_quota > 0 and active >= user_quota then return {'user_quota', active} end
+if user_quota > 0 and active >= user_quota then return {'status', 'user_quota', 'active', active} end
 if has_guild then
   local guild_count = redis.call('ZCARD', guild_active)
-  if guild_quota > 0 and guild_count >= guild_quota then return {'guild_quota', guild_count} end
+  if guild_quota > 0 and guild_count >= guild_quota then return {'status', 'guild_quota', 'active', guild_count} end
 end
 
 local now = now_ms()
@@ -39,4 +40,4 @@ redis.call('EXPIRE', user_jobs, history_ttl)
 if has_idem then redis.call('SET', idem, jid, 'EX', idem_ttl) end
 if cooldown_ms > 0 then redis.call('SET', cooldown, '1', 'PX', cooldown_ms) end
 count_move(stats, nil, 'SUBMITTING')
-return {'created', jid, token}
+return {'status', 'created', 'jid', jid, 'token', token}

@@ -12,13 +12,21 @@ from storage.keys import Keys
 from storage.models import JobState
 from storage.store import (
     Claimed,
+    Commit,
+    Committed,
     CooldownError,
     FinalizeBegin,
+    FinalizeCommit,
+    Finalizing,
     JobStore,
     Limits,
     NewJob,
     QuotaExceededError,
+    RecordError,
+    Release,
+    Released,
     Reschedule,
+    Rescheduled,
     StoreConfig,
 )
 
@@ -444,3 +452,51 @@ async def test_completed_jobs_leave_execution_samples_for_every_process(store: J
         await store.apply([FinalizeBegin(claim, JobState.COMPLETED, lease_ms=1000, execution_ms=execution_ms)])
     assert await store.execution_samples(ENDPOINT) == [6000, 4000]
     assert await redis.ttl(Keys().execution_samples(ENDPOINT)) > 0
+
+
+async def test_each_batched_op_returns_its_own_result_type(store: JobStore) -> None:
+    """In one `apply`, a reschedule gives a new lease, a finalize a delivery lease, a commit and a release their own
+    answers, and an error note nothing."""
+    for _ in range(3):
+        await queued_job(store)
+    rescheduled, finalized, released = (await store.claim_due(ENDPOINT, limit=3, lease_ms=60_000)).jobs
+    moved, delivering, handed_back, noted = await store.apply(
+        [
+            Reschedule(rescheduled, 5000, state=JobState.RUNNING),
+            FinalizeBegin(finalized, JobState.COMPLETED, lease_ms=5000),
+            Release(released),
+            RecordError(ENDPOINT, "boom"),
+        ]
+    )
+    assert type(moved) is Rescheduled
+    assert moved.token < rescheduled.token  # due in 5 s, sooner than the 60 s claim lease
+    assert type(delivering) is Finalizing
+    assert delivering.job.state is JobState.COMPLETED
+    assert handed_back == Released(True)
+    assert noted is None
+    committed, again, stale = await store.apply(
+        [FinalizeCommit(delivering), FinalizeCommit(delivering), Release(released)]
+    )
+    assert committed == Committed(Commit.DONE)
+    assert again == Committed(Commit.ALREADY)
+    assert stale == Released(False)
+    assert not stale
+
+
+async def test_ops_refused_for_a_lost_lease_say_so_in_their_result(store: JobStore) -> None:
+    """Once the lease is lost, a reschedule and a finalize give None and a commit a false `Committed`."""
+    await queued_job(store)
+    stale = await claim_one(store)
+    await asyncio.sleep(LEASE_MS / 1000 + 0.05)
+    await claim_one(store, lease_ms=60_000)
+    moved, finishing, committed = await store.apply(
+        [
+            Reschedule(stale, 1000),
+            FinalizeBegin(stale, JobState.COMPLETED, lease_ms=1000),
+            FinalizeCommit(stale),
+        ]
+    )
+    assert moved is None
+    assert finishing is None
+    assert committed == Committed(Commit.LOST)
+    assert not committed
