@@ -74,6 +74,16 @@ class Reason(StrEnum):
     STATUS_STILL_FAILING = "RunPod's status checks of this job were still failing"
 
 
+class CancelOutcome(StrEnum):
+    """What RunPod answered to `/cancel`."""
+
+    ACCEPTED = "accepted"  # it took the cancel: the job is CANCELLED there (or still stopping)
+    GONE = "gone"  # 404: RunPod no longer knows the job (expired, purged, or never kept)
+    FINISHED = "finished"  # the job had already ended there (completed, failed, timed out) before the cancel
+    REFUSED = "refused"  # an error: the cancel did not get through; the poller asks again on each check
+    UNSUPPORTED = "unsupported"  # RunPod's local worker server has no /cancel: the bot stops tracking the job
+
+
 class StatusErrorKind(StrEnum):
     """What a failed `/status` check means, which decides how long such failures may go on (a 404 is EXPIRED)."""
 
@@ -162,6 +172,47 @@ def default_reason(state: JobState) -> str:
         JobState.EXPIRED: Reason.EXPIRED,
         JobState.SUBMIT_UNKNOWN: Reason.SUBMIT_UNKNOWN,
     }.get(state, Reason.ENDED)
+
+
+def state_words(state: str) -> str:
+    """A state as words (COMPLETED → completed, TIMED_OUT → timed out)."""
+    return state.lower().replace("_", " ")
+
+
+def cancel_summary(
+    jid: str,
+    *,
+    ended_as: JobState | None = None,
+    repeated: bool = False,
+    outcome: CancelOutcome | None = None,
+    detail: str = "",
+) -> str:
+    """What a cancel did, in words a member reads (the job id in backticks): the job had `ended_as` already, or was
+    already being cancelled (`repeated`), or RunPod answered this `outcome` (None: no answer yet)."""
+    if ended_as is not None:
+        return f"Job `{jid}` had already ended ({state_words(ended_as.value)})."
+    if repeated:
+        return f"Job `{jid}` is already being cancelled."
+    if outcome is None:
+        return f"Cancelling job `{jid}`… It is stopped as soon as RunPod confirms it has it."
+    if outcome is CancelOutcome.GONE:
+        return (
+            f"RunPod no longer knows job `{jid}` (it expired or was removed there), so there was nothing to "
+            "cancel: nothing is running or billed for it, and its images, if any, are lost."
+        )
+    if outcome is CancelOutcome.FINISHED:
+        return (
+            f"Job `{jid}` had already finished at RunPod ({state_words(detail) or 'finished'}) when the cancel "
+            "arrived, so its GPU time is spent."
+        )
+    if outcome is CancelOutcome.UNSUPPORTED:
+        return f"Job `{jid}` is cancelled in the bot, but not stopped at the worker: " + Reason.LOCAL_CANCEL
+    if outcome is CancelOutcome.REFUSED:
+        return (
+            f"RunPod refused to cancel job `{jid}` for now ({detail}). The bot asks again each time it "
+            "checks the job; its card shows when it has stopped."
+        )
+    return f"Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped."
 
 
 def submit_refusal(exc: RunPodError) -> str:

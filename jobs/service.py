@@ -26,7 +26,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from jobs.access import Action, Actor, may, refusal
@@ -35,7 +34,7 @@ from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
 from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
-from jobs.reasons import Reason, cancel_refusal, submit_refusal
+from jobs.reasons import CancelOutcome, Reason, cancel_refusal, cancel_summary, state_words, submit_refusal
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Requester, TrackedJob
@@ -77,6 +76,7 @@ DEFAULT_SYNC_WAITS = 32
 # a submit still waiting is never mistaken for a crash.
 SYNC_LEASE_MARGIN_MS = 60_000
 # The member-facing texts live in `jobs.reasons`; these names stay for the modules that import them from here.
+__all__ = ["LOCAL_CANCEL_NOTE", "SUBMIT_UNKNOWN_REASON", "CancelOutcome"]
 SUBMIT_UNKNOWN_REASON = Reason.SUBMIT_UNKNOWN
 LOCAL_CANCEL_NOTE = Reason.LOCAL_CANCEL
 
@@ -164,16 +164,6 @@ class _Slot:
             self._slots.release()
 
 
-class CancelOutcome(StrEnum):
-    """What RunPod answered to `/cancel`."""
-
-    ACCEPTED = "accepted"  # it took the cancel: the job is CANCELLED there (or still stopping)
-    GONE = "gone"  # 404: RunPod no longer knows the job (expired, purged, or never kept)
-    FINISHED = "finished"  # the job had already ended there (completed, failed, timed out) before the cancel
-    REFUSED = "refused"  # an error: the cancel did not get through; the poller asks again on each check
-    UNSUPPORTED = "unsupported"  # RunPod's local worker server has no /cancel: the bot stops tracking the job
-
-
 @dataclass(frozen=True)
 class CancelReport:
     """RunPod's answer to a cancel, as the job record keeps it (`cancel_outcome`): the outcome and a detail (the
@@ -185,7 +175,7 @@ class CancelReport:
     @property
     def finished_as(self) -> str:
         """For FINISHED, RunPod's state as words (COMPLETED → completed, TIMED_OUT → timed out)."""
-        return self.detail.lower().replace("_", " ") or "finished"
+        return state_words(self.detail) or "finished"
 
     def encode(self) -> str:
         return f"{self.outcome.value}:{self.detail}" if self.detail else self.outcome.value
@@ -218,32 +208,14 @@ class CancelResult:
 
     def summary(self) -> str:
         """What happened, in words a member reads (the job id in backticks)."""
-        jid = self.job.jid
-        if not self.was_live:
-            return f"Job `{jid}` had already ended ({self.job.final_state.value.lower().replace('_', ' ')})."
-        if not self.first_request:
-            return f"Job `{jid}` is already being cancelled."
         report = self.runpod
+        if not self.was_live:
+            return cancel_summary(self.job.jid, ended_as=self.job.final_state)
+        if not self.first_request:
+            return cancel_summary(self.job.jid, repeated=True)
         if report is None:
-            return f"Cancelling job `{jid}`… It is stopped as soon as RunPod confirms it has it."
-        if report.outcome is CancelOutcome.GONE:
-            return (
-                f"RunPod no longer knows job `{jid}` (it expired or was removed there), so there was nothing to "
-                "cancel: nothing is running or billed for it, and its images, if any, are lost."
-            )
-        if report.outcome is CancelOutcome.FINISHED:
-            return (
-                f"Job `{jid}` had already finished at RunPod ({report.finished_as}) when the cancel "
-                "arrived, so its GPU time is spent."
-            )
-        if report.outcome is CancelOutcome.UNSUPPORTED:
-            return f"Job `{jid}` is cancelled in the bot, but not stopped at the worker: " + Reason.LOCAL_CANCEL
-        if report.outcome is CancelOutcome.REFUSED:
-            return (
-                f"RunPod refused to cancel job `{jid}` for now ({report.detail}). The bot asks again each time it "
-                "checks the job; its card shows when it has stopped."
-            )
-        return f"Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped."
+            return cancel_summary(self.job.jid)
+        return cancel_summary(self.job.jid, outcome=report.outcome, detail=report.detail)
 
 
 WebhookFor = Callable[[TrackedJob], str | None]
