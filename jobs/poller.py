@@ -57,6 +57,7 @@ from runpod_client import (
 from runpod_client.outputs import FetchPolicy, OutputError, extract_output, parse_progress
 from storage.models import JobState, TrackedJob, to_ms
 from storage.store import (
+    DEFAULT_BURST_MS,
     Claimed,
     FinalizeBegin,
     FinalizeCommit,
@@ -76,7 +77,7 @@ DEFAULT_CLAIM_LEASE_MS = 30_000
 DEFAULT_STATUS_BUDGET_PER_S = 160
 # The budget bucket holds a quarter second of budget: at most 1.25 x the budget in any sliding second, and at most
 # 10.25 x in any 10 s (1640 of RunPod's 2000 with the default budget).
-DEFAULT_STATUS_BURST_MS = 250
+DEFAULT_STATUS_BURST_MS = DEFAULT_BURST_MS
 DEFAULT_IDLE_SLEEP_S = 0.25
 MIN_PAUSE_S = 0.005
 # Jobs that come due within this long of each other are claimed together: fewer, fuller cycles.
