@@ -13,7 +13,7 @@ import math
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -23,8 +23,6 @@ import aiohttp
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-import bot
-from cogs.common import DISCORD_API_BASE_URL, invite_url
 from console import (
     CLI_REQUESTER,
     CLI_USER_ID,
@@ -35,6 +33,19 @@ from console import (
     format_jobs_table,
     model_health,
 )
+from core import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    Core,
+    Role,
+    build_core,
+    cancel_on_signals,
+    cli_prefix,
+    job_stores,
+    open_core,
+    open_redis_for,
+)
 from jobs.access import Actor
 from jobs.labels import state_label
 from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
@@ -42,17 +53,16 @@ from jobs.service import CancelOutcome, JobServiceError, SubmitFailedError
 from logs import configure_logging
 from runpod_client.errors import RunPodError
 from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
-from storage.connection import RedisUnavailableError, open_redis, redact_url
+from storage.connection import RedisUnavailableError, redact_url
 from storage.embedded import EmbeddedRedisError
 from storage.models import JobState, TrackedJob
-from storage.store import CooldownError, JobStore, QuotaExceededError, StoreConfig
+from storage.store import CooldownError, QuotaExceededError
 
-# Jobs started from a terminal live under their own key prefix, so a bot on the same Redis never posts them to
-# Discord and the terminal never saves the bot's images.
-CLI_PREFIX_SUFFIX = "-cli"
+# Discord (discord.py, the cogs, Pillow's drawing) is imported only by the commands that need it, `run` and `check`:
+# the others start in a fraction of the time.
 LOCAL_API_KEY = "local-emulator-key"
 LOCAL_ENDPOINT_ID = "local"
-# Exit statuses besides bot.EXIT_*: `imagine` gave up waiting (as timeout(1) does); Ctrl-C, as shells report it.
+# Exit statuses besides core.EXIT_*: `imagine` gave up waiting (as timeout(1) does); Ctrl-C, as shells report it.
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
 # RunPod deletes a job when its ttl (MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S + 35 min) runs out, so a poll soon
@@ -86,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the Discord bot")
     run.add_argument(
         "--role",
-        choices=[role.value for role in bot.Role],
-        default=bot.Role.ALL.value,
+        choices=[role.value for role in Role],
+        default=Role.ALL.value,
         help="all (default): everything in one process; gateway: Discord commands only; "
         "poller: track jobs and deliver results through Discord's REST API, without a gateway connection",
     )
@@ -135,46 +145,31 @@ class Environment:
     settings: Settings
     redis: aioredis.Redis
     http: aiohttp.ClientSession
-    core: bot.Core
+    core: Core
 
 
 @asynccontextmanager
 async def environment(settings: Settings, *, local: bool, prefix: str | None = None) -> AsyncIterator[Environment]:
-    """Redis, an HTTP session and the core; with `local`, an in-process emulator replaces RunPod."""
-    async with open_redis_for(settings) as redis, aiohttp.ClientSession() as http:
-        if not local:
-            yield Environment(settings, redis, http, bot.build_core(settings, redis, http, prefix=prefix))
-            return
-        # Only the command line's local mode starts the emulator; the bot never imports it.
-        from runpod_emulator import EmulatorConfig, run_emulator
+    """The core from the composition root; with `local`, an in-process emulator replaces RunPod."""
+    if not local:
+        async with open_core(settings, prefix=prefix) as core:
+            yield Environment(settings, core.redis, core.http, core)
+        return
+    # Only the command line's local mode starts the emulator; the bot never imports it.
+    from runpod_emulator import EmulatorConfig, run_emulator
 
-        async with run_emulator(EmulatorConfig(api_key=LOCAL_API_KEY, endpoint_id=LOCAL_ENDPOINT_ID)) as emulator:
-            local_settings = settings.model_copy(
-                update={
-                    "runpod_base_url": emulator.base_url,
-                    "runpod_api_key": SecretStr(LOCAL_API_KEY),
-                    "runpod_endpoint_id": LOCAL_ENDPOINT_ID,
-                    # The emulator serves some image shapes as URLs on loopback.
-                    "allow_private_image_urls": True,
-                }
-            )
-            core = bot.build_core(
-                local_settings, redis, http, prefix=prefix, catalog=default_catalog(LOCAL_ENDPOINT_ID)
-            )
-            yield Environment(local_settings, redis, http, core)
-
-
-def cli_prefix(settings: Settings) -> str:
-    return settings.redis_prefix + CLI_PREFIX_SUFFIX
-
-
-def job_stores(settings: Settings, redis: aioredis.Redis) -> list[JobStore]:
-    """The bot's jobs and the command line's jobs."""
-    ttl_s = settings.job_record_ttl_days * 24 * 3600
-    return [
-        JobStore(redis, StoreConfig(prefix=prefix, record_ttl_s=ttl_s))
-        for prefix in (settings.redis_prefix, cli_prefix(settings))
-    ]
+    async with run_emulator(EmulatorConfig(api_key=LOCAL_API_KEY, endpoint_id=LOCAL_ENDPOINT_ID)) as emulator:
+        local_settings = settings.model_copy(
+            update={
+                "runpod_base_url": emulator.base_url,
+                "runpod_api_key": SecretStr(LOCAL_API_KEY),
+                "runpod_endpoint_id": LOCAL_ENDPOINT_ID,
+                # The emulator serves some image shapes as URLs on loopback.
+                "allow_private_image_urls": True,
+            }
+        )
+        async with open_core(local_settings, prefix=prefix, catalog=default_catalog(LOCAL_ENDPOINT_ID)) as core:
+            yield Environment(local_settings, core.redis, core.http, core)
 
 
 async def imagine(args: argparse.Namespace, settings: Settings) -> int:
@@ -192,7 +187,7 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
         # This job only: another terminal's `imagine` on the same Redis tracks (and saves) its own. Built before the
         # submit, so that a fast model's /runsync reply holding the images is saved from the reply.
         mine: set[str] = set()
-        poller = env.core.poller(notifier, env.http, only=mine)
+        poller = env.core.poller(notifier, only=mine)
         env.core.service.handoff.attach(poller)
 
         async def watch(job: TrackedJob) -> None:
@@ -203,11 +198,11 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             submission = await env.core.service.submit(options, CLI_REQUESTER, model=args.model, before_run=watch)
         except InvalidRequestError as exc:
             print(f"invalid request: {exc}", file=sys.stderr)
-            return bot.EXIT_CONFIG
+            return EXIT_CONFIG
         except (QuotaExceededError, CooldownError, JobServiceError) as exc:
             reason = exc.reason if isinstance(exc, SubmitFailedError) else str(exc)
             print(f"not submitted: {reason}", file=sys.stderr)
-            return bot.EXIT_FAILURE
+            return EXIT_FAILURE
         job, request = submission.job, submission.request
         print(
             f"{job.jid}: submitted to {job.model} ({request.size}, {request.steps} steps, "
@@ -219,8 +214,8 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
             if args.timeout is not None
             else env.core.service.run_settings.policy_ttl_ms / 1000 + TIMEOUT_MARGIN_S
         )
-        # Owned by this command: awaited in `finally`, so its end (or failure) is never lost.
-        polling = asyncio.create_task(poller.run(), name="cli-poller")
+        # Owned by the core: stopped and awaited in `finally`, so its end (or failure) is never lost.
+        polling = env.core.start_polling(poller)
         try:
             if not await finished_within(notifier.event(job.jid), timeout_s):
                 return await give_up(env, notifier, job.jid, timeout_s)
@@ -235,9 +230,8 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
                 )
             raise
         finally:
-            await poller.stop()
-            await polling
-        return bot.EXIT_OK if notifier.saved.get(job.jid) else bot.EXIT_FAILURE
+            await env.core.stop_polling(poller, polling)
+        return EXIT_OK if notifier.saved.get(job.jid) else EXIT_FAILURE
 
 
 async def finished_within(event: asyncio.Event, timeout_s: float) -> bool:
@@ -266,7 +260,7 @@ async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeou
     if await finished_within(notifier.event(jid), CANCEL_GRACE_S):
         if notifier.saved.get(jid):
             # It completed just before the cancel reached it: the images are saved after all.
-            return bot.EXIT_OK
+            return EXIT_OK
         ended = await env.core.store.get(jid)
         if ended is not None and ended.final_state is JobState.CANCELLED:
             print(f"{jid}: cancelled at RunPod; see `runpod-bot status {jid}`", file=sys.stderr)
@@ -287,9 +281,9 @@ async def show_status(args: argparse.Namespace, settings: Settings) -> int:
         found = await find_job(job_stores(settings, redis), args.job)
     if found is None:
         print(f"no job {args.job}", file=sys.stderr)
-        return bot.EXIT_FAILURE
+        return EXIT_FAILURE
     print(format_job(found[1]))
-    return bot.EXIT_OK
+    return EXIT_OK
 
 
 async def cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -297,22 +291,22 @@ async def cancel(args: argparse.Namespace, settings: Settings) -> int:
         found = await find_job(job_stores(env.settings, env.redis), args.job)
         if found is None:
             print(f"no job {args.job}", file=sys.stderr)
-            return bot.EXIT_FAILURE
+            return EXIT_FAILURE
         store, job = found
         service = env.core.service
         if store.config.prefix != env.core.store.config.prefix:
-            service = bot.build_core(env.settings, env.redis, env.http, prefix=store.config.prefix).service
+            service = build_core(env.settings, env.redis, env.http, prefix=store.config.prefix).service
         try:
             # The command line is the operator's: it may cancel any job.
             result = await service.cancel(job.jid, Actor(user_id=CLI_USER_ID, operator=True))
         except (JobServiceError, RunPodError) as exc:
             print(f"not cancelled: {exc}", file=sys.stderr)
-            return bot.EXIT_FAILURE
+            return EXIT_FAILURE
     if result.runpod is not None and result.runpod.outcome is CancelOutcome.ACCEPTED:
         print(f"{job.jid}: cancel sent; RunPod accepted it")
     else:
         print(f"{job.jid}: {result.summary().replace('`', '')}")
-    return bot.EXIT_OK
+    return EXIT_OK
 
 
 async def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
@@ -326,7 +320,7 @@ async def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
                     found += await store.scheduled(endpoint_id)
     found.sort(key=lambda job: job.created_at, reverse=True)
     print(format_jobs_table(found))
-    return bot.EXIT_OK
+    return EXIT_OK
 
 
 async def health(args: argparse.Namespace, settings: Settings) -> int:
@@ -342,11 +336,13 @@ async def health(args: argparse.Namespace, settings: Settings) -> int:
             live = ", ".join(f"{name.split(':', 1)[1].lower()} {value}" for name, value in sorted(counts.items()))
             lag = max(lags.values(), default=0) / 1000
             print(f"tracker {store.config.prefix}: {live or 'no jobs'}; due lag {lag:.1f} s")
-    return bot.EXIT_OK if all(row.error is None for row in rows) else bot.EXIT_FAILURE
+    return EXIT_OK if all(row.error is None for row in rows) else EXIT_FAILURE
 
 
 async def check_discord(settings: Settings) -> bool:
     """Ask Discord who the token belongs to; print the bot's invite link."""
+    from cogs.common import DISCORD_API_BASE_URL, invite_url
+
     if settings.discord_token is None:
         return False
     base = settings.discord_api_base_url or DISCORD_API_BASE_URL
@@ -394,7 +390,7 @@ async def check(settings: Settings) -> bool:
                 return False
             async with aiohttp.ClientSession() as http:
                 try:
-                    core = bot.build_core(settings, redis, http)
+                    core = build_core(settings, redis, http)
                 except ConfigError as exc:
                     print(f"models: FAILED: {exc}")
                     return False
@@ -417,16 +413,6 @@ async def check(settings: Settings) -> bool:
     return ok
 
 
-def open_redis_for(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
-    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    return open_redis(
-        redis_url,
-        data_dir=settings.data_dir,
-        server_bin=settings.redis_server_bin,
-        max_connections=settings.redis_max_connections,
-    )
-
-
 def required_for(args: argparse.Namespace) -> Iterable[str]:
     if args.command in ("imagine", "health") and args.local:
         return ()
@@ -447,7 +433,7 @@ class Stopped(Exception):
 async def stoppable(command: Awaitable[T]) -> T:
     """Run a command that SIGTERM and SIGHUP stop as Ctrl-C does: the task is cancelled, so every `async with`
     unwinds (the poller gives its lease back, the embedded Redis this command started is stopped)."""
-    received = bot.cancel_on_signals(CLI_STOP_SIGNALS)
+    received = cancel_on_signals(CLI_STOP_SIGNALS)
     try:
         return await command
     except asyncio.CancelledError:
@@ -467,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "emulator" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
-        return bot.main(bot.Role(args.role))
+        import bot
+
+        return bot.main(Role(args.role))
     if args.command == "emulator":
         # Imported here: the bot itself never loads the emulator (nor Pillow's drawing code).
         from runpod_emulator.__main__ import main as emulator_main
@@ -477,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(required_for(args))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return bot.EXIT_CONFIG
+        return EXIT_CONFIG
     # A terminal wants warnings only; the redacting filter still guards them.
     configure_logging(
         max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level]),
@@ -486,17 +474,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "check":
-            return bot.EXIT_OK if asyncio.run(stoppable(check(settings))) else bot.EXIT_FAILURE
+            return EXIT_OK if asyncio.run(stoppable(check(settings))) else EXIT_FAILURE
         return asyncio.run(stoppable(COMMANDS[args.command](args, settings)))
     except Stopped as stop:
         print(f"stopped by {stop.signum.name}", file=sys.stderr)
         return 128 + stop.signum
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return bot.EXIT_CONFIG
+        return EXIT_CONFIG
     except (RedisUnavailableError, EmbeddedRedisError) as exc:
         print(exc, file=sys.stderr)
-        return bot.EXIT_FAILURE
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

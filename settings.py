@@ -12,11 +12,44 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.policy import (
+    DEFAULT_DELIVERY_LEASE_MS,
+    DEFAULT_FIRST_POLL_MS,
+    DEFAULT_JITTER,
+    DEFAULT_QUEUED_MAX_MS,
+    DEFAULT_QUEUED_MIN_MS,
+    DEFAULT_RUNNING_MAX_MS,
+    DEFAULT_RUNNING_MIN_MS,
+)
+from jobs.poller import DEFAULT_CLAIM_LEASE_MS, DEFAULT_CONCURRENCY, DEFAULT_STATUS_BUDGET_PER_S
 from jobs.presets import check_local_worker_url
-from jobs.service import MAX_POLICY_TTL_MS, RUNPOD_RETENTION_MS, TTL_MARGIN_MS
+from jobs.service import (
+    DEFAULT_EXECUTION_TIMEOUT_MS,
+    DEFAULT_MAX_QUEUE_WAIT_MS,
+    DEFAULT_SUBMIT_CONCURRENCY,
+    DEFAULT_SUBMIT_WAIT_S,
+    MAX_POLICY_TTL_MS,
+    RUNPOD_RETENTION_MS,
+    TTL_MARGIN_MS,
+)
+from runpod_client.outputs import DEFAULT_MAX_IMAGE_BYTES
+from storage.connection import DEFAULT_MAX_CONNECTIONS
+from storage.keys import DEFAULT_PREFIX
+from storage.store import DAY_S, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
+from web import DEFAULT_HOST as DEFAULT_HTTP_HOST
+from web import DEFAULT_PORT as DEFAULT_HTTP_PORT
 
+# Every default is written once. A setting whose class has a default refers to that class's named constant (so the
+# core built from default settings is the classes' defaults); these are the settings' own.
 DEFAULT_RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
 DEFAULT_DATA_DIR = Path("./data")
+DEFAULT_MODELS_FILE = Path("models.toml")
+# Admission: `storage.store.Limits` defaults to no limits at all; these are the bot's.
+DEFAULT_USER_ACTIVE_JOBS = 2
+DEFAULT_GUILD_ACTIVE_JOBS = 20
+DEFAULT_USER_COOLDOWN_S = 5.0
+DEFAULT_CARD_EDIT_INTERVAL_S = 3.0
+MIB = 1024 * 1024
 ENV_EXAMPLE = ".env.example"
 # No real credential is shorter: RunPod keys are `rpa_` and 46 characters today (24 leaves room for older formats),
 # Discord bot tokens three dot-separated parts of 58 characters or more. A shorter value is a copying mistake, and
@@ -70,9 +103,9 @@ class Settings(BaseSettings):
     runpod_base_url: str = DEFAULT_RUNPOD_BASE_URL
     redis_url: SecretStr | None = None
     redis_server_bin: Path | None = None
-    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "rpb"
+    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = DEFAULT_PREFIX
     # Covers POLL_CONCURRENCY and SUBMIT_CONCURRENCY with room to spare; commands wait for a free connection.
-    redis_max_connections: Annotated[int, Field(ge=2, le=10_000)] = 64
+    redis_max_connections: Annotated[int, Field(ge=2, le=10_000)] = DEFAULT_MAX_CONNECTIONS
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -81,19 +114,19 @@ class Settings(BaseSettings):
     dev_guild_id: int | None = None
 
     # Models and jobs
-    models_file: Path = Path("models.toml")
-    user_active_jobs: Annotated[int, Field(ge=0)] = 2
-    guild_active_jobs: Annotated[int, Field(ge=0)] = 20
-    user_cooldown_s: Annotated[float, Field(ge=0)] = 5.0
+    models_file: Path = DEFAULT_MODELS_FILE
+    user_active_jobs: Annotated[int, Field(ge=0)] = DEFAULT_USER_ACTIVE_JOBS
+    guild_active_jobs: Annotated[int, Field(ge=0)] = DEFAULT_GUILD_ACTIVE_JOBS
+    user_cooldown_s: Annotated[float, Field(ge=0)] = DEFAULT_USER_COOLDOWN_S
     # At most 200: RunPod takes at most 200 /run at once per endpoint.
-    submit_concurrency: Annotated[int, Field(ge=1, le=200)] = 16
+    submit_concurrency: Annotated[int, Field(ge=1, le=200)] = DEFAULT_SUBMIT_CONCURRENCY
     # Well under the 15 minutes an interaction's followup token lasts.
-    submit_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
-    max_queue_wait_s: int = 1800
-    execution_timeout_s: int = 600
-    job_record_ttl_days: Annotated[int, Field(ge=1, le=365)] = 7
+    submit_wait_s: Annotated[float, Field(gt=0, le=600)] = DEFAULT_SUBMIT_WAIT_S
+    max_queue_wait_s: int = DEFAULT_MAX_QUEUE_WAIT_MS // 1000
+    execution_timeout_s: int = DEFAULT_EXECUTION_TIMEOUT_MS // 1000
+    job_record_ttl_days: Annotated[int, Field(ge=1, le=365)] = DEFAULT_RECORD_TTL_S // DAY_S
     allow_private_image_urls: bool = False
-    image_max_mb: Annotated[int, Field(ge=1, le=500)] = 50
+    image_max_mb: Annotated[int, Field(ge=1, le=500)] = DEFAULT_MAX_IMAGE_BYTES // MIB
 
     # Discord
     shard_count: Annotated[int, Field(ge=1)] | None = None
@@ -101,27 +134,27 @@ class Settings(BaseSettings):
     moderator_role_id: int | None = None
     # The bot's operators (comma-separated user ids), besides the application's owner: any job, all of /health.
     bot_owner_ids: str = ""
-    card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = 3.0
+    card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = DEFAULT_CARD_EDIT_INTERVAL_S
     prompt_denylist: str = ""
 
     # HTTP server (/healthz, /readyz, /metrics, webhooks)
-    http_host: str = "127.0.0.1"
-    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    http_host: str = DEFAULT_HTTP_HOST
+    http_port: Annotated[int, Field(ge=0, le=65535)] = DEFAULT_HTTP_PORT
     webhook_public_url: str | None = None
     webhook_secret: SecretStr | None = None
 
     # Polling
-    poll_first_ms: Annotated[int, Field(ge=0)] = 2_000
-    poll_queued_min_ms: Annotated[int, Field(ge=100)] = 2_000
-    poll_queued_max_ms: Annotated[int, Field(ge=100)] = 15_000
-    poll_running_min_ms: Annotated[int, Field(ge=100)] = 500
-    poll_running_max_ms: Annotated[int, Field(ge=100)] = 5_000
-    poll_jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
-    poll_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
-    status_budget_per_s: Annotated[int, Field(ge=1, le=400)] = 160
-    poll_lease_ms: Annotated[int, Field(ge=1000)] = 30_000
-    delivery_lease_ms: Annotated[int, Field(ge=1000)] = 60_000
-    submit_lease_ms: Annotated[int, Field(ge=10_000)] = 120_000
+    poll_first_ms: Annotated[int, Field(ge=0)] = DEFAULT_FIRST_POLL_MS
+    poll_queued_min_ms: Annotated[int, Field(ge=100)] = DEFAULT_QUEUED_MIN_MS
+    poll_queued_max_ms: Annotated[int, Field(ge=100)] = DEFAULT_QUEUED_MAX_MS
+    poll_running_min_ms: Annotated[int, Field(ge=100)] = DEFAULT_RUNNING_MIN_MS
+    poll_running_max_ms: Annotated[int, Field(ge=100)] = DEFAULT_RUNNING_MAX_MS
+    poll_jitter: Annotated[float, Field(ge=0, le=0.5)] = DEFAULT_JITTER
+    poll_concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_CONCURRENCY
+    status_budget_per_s: Annotated[int, Field(ge=1, le=400)] = DEFAULT_STATUS_BUDGET_PER_S
+    poll_lease_ms: Annotated[int, Field(ge=1000)] = DEFAULT_CLAIM_LEASE_MS
+    delivery_lease_ms: Annotated[int, Field(ge=1000)] = DEFAULT_DELIVERY_LEASE_MS
+    submit_lease_ms: Annotated[int, Field(ge=10_000)] = DEFAULT_SUBMIT_LEASE_MS
 
     @field_validator("max_queue_wait_s", "execution_timeout_s")
     @classmethod
@@ -250,15 +283,23 @@ class Settings(BaseSettings):
         """The names (as environment variables) of required settings that are unset.
 
         RUNPOD_LOCAL_WORKER_URL stands in for RUNPOD_ENDPOINT_ID and needs no RUNPOD_API_KEY; with a models file,
-        which models need the key is known only once it is read (`bot.build_core` asks for it then).
+        which models need the key is known only once it is read (`core.build_core` asks for it then). This is the one
+        place that decides it, for the settings check and for `core.load_models` alike.
         """
         elsewhere = set()
         if self.runpod_local_worker_url is not None or self.models_file.exists():
             elsewhere = {"runpod_endpoint_id", "runpod_api_key"}
-        return [name.upper() for name in required if name not in elsewhere and getattr(self, name) is None]
+        return [
+            ALTERNATIVES.get(name, name.upper())
+            for name in required
+            if name not in elsewhere and getattr(self, name) is None
+        ]
 
 
-# What `runpod-bot run` cannot start without.
+# How a missing setting is named when something else may stand in for it.
+ALTERNATIVES = {"runpod_endpoint_id": "RUNPOD_ENDPOINT_ID (or RUNPOD_LOCAL_WORKER_URL, or a MODELS_FILE)"}
+# What `runpod-bot run` cannot start without (the endpoint and the key: unless a models file or a local worker server
+# stands in for them, see `Settings.missing`).
 REQUIRED_FOR_RUN = ("discord_token", "runpod_api_key", "runpod_endpoint_id")
 # What talking to RunPod needs (the endpoint may instead come from models.toml, checked where it is read).
 REQUIRED_FOR_RUNPOD = ("runpod_api_key",)

@@ -46,6 +46,14 @@ FINISH_RATE_WINDOW_S = 30.0
 MIN_FINISHES_FOR_RATE = 5
 # A first poll that would be put off by less than this is not worth a write.
 MIN_DEFER_MS = 100
+# The defaults of the numbers that are settings (POLL_*, DELIVERY_LEASE_MS): settings.py refers to these.
+DEFAULT_FIRST_POLL_MS = 2_000
+DEFAULT_QUEUED_MIN_MS = 2_000
+DEFAULT_QUEUED_MAX_MS = 15_000
+DEFAULT_RUNNING_MIN_MS = 500
+DEFAULT_RUNNING_MAX_MS = 5_000
+DEFAULT_DELIVERY_LEASE_MS = 60_000
+DEFAULT_JITTER = 0.1
 
 
 def is_sync_id(runpod_id: str | None) -> bool:
@@ -57,21 +65,21 @@ def is_sync_id(runpod_id: str | None) -> bool:
 class PollPolicy:
     """Every number of the policy, in milliseconds; all are settings."""
 
-    first_poll_ms: int = 2_000
-    queued_min_ms: int = 2_000
-    queued_max_ms: int = 15_000
+    first_poll_ms: int = DEFAULT_FIRST_POLL_MS
+    queued_min_ms: int = DEFAULT_QUEUED_MIN_MS
+    queued_max_ms: int = DEFAULT_QUEUED_MAX_MS
     queued_factor: float = 1.6
     next_in_line_ms: int = 2_000
-    running_min_ms: int = 500
-    running_max_ms: int = 5_000
+    running_min_ms: int = DEFAULT_RUNNING_MIN_MS
+    running_max_ms: int = DEFAULT_RUNNING_MAX_MS
     # The interval once a job may be done: the lag-versus-requests knob (the lag is about half of it on average).
     overdue_ms: int = 1_300
     # A step-progress estimate narrower than this is trusted: the next poll comes at its end.
     finish_precision_ms: int = 1_000
     # The longest a poll is put off when progress says the job is far from done.
     progress_max_ms: int = 15_000
-    delivery_lease_ms: int = 60_000
-    jitter: float = 0.1
+    delivery_lease_ms: int = DEFAULT_DELIVERY_LEASE_MS
+    jitter: float = DEFAULT_JITTER
     finish_jitter_ms: int = 100
     # RunPod posts each finished job to its webhook: poll only as a safety net.
     webhooks: bool = False

@@ -41,7 +41,7 @@ from jobs.tasks import BackgroundTasks
 from jobs.writer import Writer
 from runpod_client import Job, RunPodClient
 from runpod_client.outputs import FetchPolicy
-from storage.store import Claimed, JobStore
+from storage.store import DEFAULT_BURST_MS, Claimed, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ DEFAULT_CLAIM_LEASE_MS = 30_000
 DEFAULT_STATUS_BUDGET_PER_S = 160
 # The budget bucket holds a quarter second of budget: at most 1.25 x the budget in any sliding second, and at most
 # 10.25 x in any 10 s (1640 of RunPod's 2000 with the default budget).
-DEFAULT_STATUS_BURST_MS = 250
+DEFAULT_STATUS_BURST_MS = DEFAULT_BURST_MS
 DEFAULT_IDLE_SLEEP_S = 0.25
 MIN_PAUSE_S = 0.005
 # Jobs that come due within this long of each other are claimed together: fewer, fuller cycles.

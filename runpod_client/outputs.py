@@ -23,9 +23,8 @@ from typing import Any, Literal
 
 import aiohttp
 import yarl
-from PIL import Image
 
-DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
 DEFAULT_FETCH_TIMEOUT_S = 30.0
 DEFAULT_MAX_REDIRECTS = 3
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
@@ -187,6 +186,9 @@ def _verify_all(images: list[ExtractedImage]) -> None:
 def verify_decodable(data: bytes, name: str = "the image") -> None:
     """Raise `InvalidImageError` unless Pillow can read the image's structure (headers, chunks, checksums) and
     decode its pixels. CPU-bound: call it in a worker thread."""
+    # Imported on first use: a command that never decodes an image (`runpod-bot status`) does not load Pillow.
+    from PIL import Image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -49,8 +49,8 @@ ENDPOINT_ERROR_TTL_S = DAY_S
 # How many recent execution times are kept per endpoint, and for how long after the last one.
 DEFAULT_EXECUTION_SAMPLES = 200
 EXECUTION_SAMPLES_TTL_S = 7 * DAY_S
-# The budget bucket holds one second of budget unless the caller asks for a smaller burst.
-DEFAULT_BURST_MS = 1_000
+# The budget bucket holds a quarter second of budget unless the caller asks for another burst (see jobs/poller.py).
+DEFAULT_BURST_MS = 250
 ENDPOINT_ERROR_MAX_CHARS = 500
 NO_GUILD = 0
 

@@ -118,3 +118,53 @@ def test_run_refuses_a_key_or_token_too_short_to_be_real(tmp_path: Path, name: s
     assert "too short" in result.stderr
     assert short not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_without_an_endpoint_names_what_may_stand_in_for_it(tmp_path: Path) -> None:
+    """`runpod-bot run` without RUNPOD_ENDPOINT_ID says that RUNPOD_LOCAL_WORKER_URL or a MODELS_FILE would do."""
+    result = run_command([str(RUNPOD_BOT), "run"], tmp_path, DISCORD_TOKEN=SECRET_TOKEN, RUNPOD_API_KEY=SECRET_KEY)
+    assert result.returncode == 2
+    assert "RUNPOD_ENDPOINT_ID (or RUNPOD_LOCAL_WORKER_URL, or a MODELS_FILE)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_with_a_models_file_needs_no_endpoint_id(tmp_path: Path) -> None:
+    """With a models file, `runpod-bot run` asks for no RUNPOD_ENDPOINT_ID: it goes on to Redis (dead here: exit 1)."""
+    models = tmp_path / "models.toml"
+    models.write_text('[[models]]\nname = "mine"\npreset = "sdxl"\nendpoint_id = "ep-from-file"\n')
+    result = run_command(
+        [str(RUNPOD_BOT), "run"],
+        tmp_path,
+        DISCORD_TOKEN=SECRET_TOKEN,
+        RUNPOD_API_KEY=SECRET_KEY,
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    assert result.returncode == 1, result.stderr
+    assert "RUNPOD_ENDPOINT_ID" not in result.stderr
+    assert "Cannot reach Redis" in result.stderr
+
+
+# Run in the process that imports the command line, so what the command loaded can be listed afterwards.
+LOADED_BY_COMMAND = """
+import sys
+import cli
+status = cli.main(sys.argv[1:])
+loaded = sorted({name.split('.')[0] for name in sys.modules} & {'discord', 'PIL', 'cogs', 'bot'})
+print('loaded:', ' '.join(loaded) or 'none')
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize("command", [["status", "nonexistent"], ["jobs"], ["cancel", "nonexistent"], ["health"]])
+def test_terminal_commands_never_load_discord_or_pillow(tmp_path: Path, command: list[str]) -> None:
+    """`runpod-bot status|jobs|cancel|health` run without importing discord.py, the cogs or Pillow."""
+    result = run_command(
+        [sys.executable, "-c", LOADED_BY_COMMAND, *command],
+        tmp_path,
+        RUNPOD_API_KEY=SECRET_KEY,
+        RUNPOD_ENDPOINT_ID="ep",
+        RUNPOD_BASE_URL="http://127.0.0.1:1/v2",
+        DATA_DIR=str(tmp_path / "d"),
+    )
+    assert "Traceback" not in result.stderr
+    assert "loaded: none" in result.stdout, result.stdout + result.stderr

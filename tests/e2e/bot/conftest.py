@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from PIL import Image
 from pydantic import SecretStr
 
-from bot import BotDependencies, Role, RunpodBot, build_core, point_discord_at
+from bot import BotDependencies, RunpodBot, point_discord_at
+from core import Role, build_core
 from runpod_emulator import Emulator, Scenario
 from settings import Settings
 from storage.models import TrackedJob

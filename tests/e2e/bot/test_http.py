@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import Role
+from core import Role
 from storage.connection import connect
 from storage.embedded import EmbeddedRedis
 from tests.e2e.bot.conftest import Harness, cards, results

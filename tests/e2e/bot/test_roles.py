@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import Role
 from cogs.jobs_ui import card_view
 from cogs.render import card_embed
+from core import Role
 from jobs.notifier import JobResult
 from storage.models import JobState
 from storage.store import JobStore, NewJob

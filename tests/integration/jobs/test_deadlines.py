@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from bot import build_core
+from core import build_core
 from jobs.poller import PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings

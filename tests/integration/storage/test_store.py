@@ -242,7 +242,7 @@ async def test_claim_respects_the_shared_status_budget(store: JobStore) -> None:
     for _ in range(30):
         await queued_job(store)
     batches = await asyncio.gather(
-        *(store.claim_due(ENDPOINT, limit=30, lease_ms=10_000, budget_per_second=12) for _ in range(4))
+        *(store.claim_due(ENDPOINT, limit=30, lease_ms=10_000, budget_per_second=12, burst_ms=1000) for _ in range(4))
     )
     total = sum(len(batch.jobs) for batch in batches)
     # Claims may straddle a second boundary, which legitimately opens a new second's budget.
@@ -366,7 +366,7 @@ async def test_claims_that_call_no_status_spend_no_budget(store: JobStore) -> No
     """A job claimed only to be reported (its submit never finished) leaves the /status budget untouched."""
     await store.create(new_job())
     await asyncio.sleep(LEASE_MS / 1000 + 0.05)
-    batch = await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000, budget_per_second=10)
+    batch = await store.claim_due(ENDPOINT, limit=10, lease_ms=60_000, budget_per_second=10, burst_ms=1000)
     assert [claim.job.state for claim in batch.jobs] == [JobState.SUBMITTING]
     assert batch.budget_left == 10
 

@@ -1,0 +1,312 @@
+"""The composition root, free of Discord: settings → Redis, HTTP session → store, catalog, RunPod clients, service,
+poll policy, poller settings, metrics and webhook signer, and the owner of every background task.
+
+The bot (`bot.py`), the command line (`cli.py`), the HTTP app and the benchmarks all get their core from here, and
+this is the one module besides them that reads the settings. It never imports discord.py, so the command line's
+`status`, `jobs`, `cancel` and `health` start without loading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from random import Random
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from jobs.metrics import Metrics
+from jobs.notifier import Notifier
+from jobs.policy import PollPolicy
+from jobs.poller import Poller, PollerSettings
+from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
+from jobs.service import JobService, RunSettings
+from jobs.tasks import BackgroundTasks
+from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
+from runpod_client import NO_RETRY, LocalWorkerClient, RetryPolicy, RunPodClient
+from runpod_client.outputs import FetchPolicy
+from settings import ConfigError, Settings, describe_problems
+from storage.connection import open_redis
+from storage.store import JobStore, Limits, StoreConfig
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+# How a process is told to stop: SIGTERM (a service manager, `docker stop`), SIGINT (Ctrl-C), SIGHUP (its terminal or
+# SSH session went away). Each is an orderly stop that closes the bot, Redis and the embedded server.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+# Jobs started from a terminal live under their own key prefix, so a bot on the same Redis never posts them to
+# Discord and the terminal never saves the bot's images.
+CLI_PREFIX_SUFFIX = "-cli"
+
+
+class Role(StrEnum):
+    """What a process does. Several poller processes may share one Redis; run one gateway (or one per shard set)."""
+
+    ALL = "all"  # gateway, commands, poller and delivery: the single-machine default
+    GATEWAY = "gateway"  # Discord gateway and commands only
+    POLLER = "poller"  # polling and delivery through Discord's REST API; never connects to the gateway
+
+    @property
+    def connects(self) -> bool:
+        return self is not Role.POLLER
+
+    @property
+    def polls(self) -> bool:
+        return self is not Role.GATEWAY
+
+
+@dataclass(frozen=True)
+class Core:
+    """The Discord-free core, built once per process from the settings, and the owner of its background tasks."""
+
+    redis: aioredis.Redis
+    http: aiohttp.ClientSession
+    store: JobStore
+    catalog: ModelCatalog
+    clients: dict[str, RunPodClient]
+    service: JobService
+    policy: PollPolicy
+    poller_settings: PollerSettings
+    fetch_policy: FetchPolicy
+    metrics: Metrics
+    webhook_signer: WebhookSigner | None = None
+    # The poller's own clients: no retries inside the client, so every /status attempt is charged to the shared
+    # per-endpoint budget (a failed poll is retried by rescheduling instead).
+    status_clients: dict[str, RunPodClient] | None = None
+    tasks: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("core"))
+
+    def poller(self, notifier: Notifier, *, only: Collection[str] | None = None, rng: Random | None = None) -> Poller:
+        """A poller of this core's jobs; with `only`, of just those jobs."""
+        return Poller(
+            self.store,
+            self.clients,
+            notifier,
+            http=self.http,
+            fetch_policy=self.fetch_policy,
+            policy=self.policy,
+            settings=self.poller_settings,
+            status_clients=self.status_clients,
+            metrics=self.metrics,
+            catalog=self.catalog,
+            only=only,
+            rng=rng,
+        )
+
+    def start_polling(self, poller: Poller) -> asyncio.Task[None]:
+        """Run `poller` as one of this core's background tasks; `stop_polling` ends it in order."""
+        return self.tasks.spawn(poller.run(), name="poller")
+
+    async def stop_polling(self, poller: Poller, task: asyncio.Task[None]) -> None:
+        """Stop claiming, finish or release what the poller holds, and wait for its task to end."""
+        await poller.stop()
+        await task
+
+    def webhook_receiver(self, finisher: Poller | None) -> WebhookReceiver | None:
+        """With webhooks on, the receiver finishes jobs in `finisher` (this process's poller), or makes them due."""
+        if self.webhook_signer is None:
+            return None
+        return WebhookReceiver(self.store, self.webhook_signer, finisher=finisher)
+
+    async def close(self) -> None:
+        """End whatever background task is still running (each owner stops its own first, in order)."""
+        await self.tasks.close()
+
+
+def store_config(settings: Settings, prefix: str | None = None) -> StoreConfig:
+    """The store's numbers from the settings, under `prefix` (default REDIS_PREFIX)."""
+    return StoreConfig(
+        prefix=prefix or settings.redis_prefix,
+        record_ttl_s=settings.job_record_ttl_days * 24 * 3600,
+        submit_lease_ms=settings.submit_lease_ms,
+    )
+
+
+def cli_prefix(settings: Settings) -> str:
+    """The key prefix of jobs started from the command line."""
+    return settings.redis_prefix + CLI_PREFIX_SUFFIX
+
+
+def job_stores(settings: Settings, redis: aioredis.Redis) -> list[JobStore]:
+    """The bot's jobs and the command line's jobs."""
+    return [JobStore(redis, store_config(settings, prefix)) for prefix in (settings.redis_prefix, cli_prefix(settings))]
+
+
+def build_core(
+    settings: Settings,
+    redis: aioredis.Redis,
+    http: aiohttp.ClientSession,
+    *,
+    prefix: str | None = None,
+    catalog: ModelCatalog | None = None,
+    metrics: Metrics | None = None,
+) -> Core:
+    """Store, model catalog, one RunPod client per endpoint, service and poll policy, from the settings."""
+    metrics = metrics or Metrics()
+    if catalog is None:
+        catalog = load_models(settings)
+    if settings.runpod_api_key is None and catalog.runpod_endpoint_ids:
+        raise ConfigError(describe_problems(["RUNPOD_API_KEY"], []))
+    api_key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else ""
+    store = JobStore(redis, store_config(settings, prefix))
+    clients = runpod_clients(settings, catalog, http, api_key, metrics)
+    status_clients = runpod_clients(settings, catalog, http, api_key, metrics, retry=NO_RETRY)
+    policy = PollPolicy(
+        first_poll_ms=settings.poll_first_ms,
+        queued_min_ms=settings.poll_queued_min_ms,
+        queued_max_ms=settings.poll_queued_max_ms,
+        running_min_ms=settings.poll_running_min_ms,
+        running_max_ms=settings.poll_running_max_ms,
+        jitter=settings.poll_jitter,
+        delivery_lease_ms=settings.delivery_lease_ms,
+        webhooks=settings.webhook_public_url is not None,
+    )
+    signer = None
+    if settings.webhook_public_url is not None:
+        if settings.webhook_secret is None and not api_key:
+            # No key to derive the webhook tokens' secret from (only local worker servers, which send no webhook).
+            raise ConfigError(
+                describe_problems(["WEBHOOK_SECRET (WEBHOOK_PUBLIC_URL is set and no RUNPOD_API_KEY)"], [])
+            )
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else derive_secret(api_key)
+        signer = WebhookSigner(secret, settings.webhook_public_url)
+    run_settings = RunSettings(
+        execution_timeout_ms=settings.execution_timeout_s * 1000,
+        max_queue_wait_ms=settings.max_queue_wait_s * 1000,
+        limits=Limits(
+            user_active=settings.user_active_jobs,
+            guild_active=settings.guild_active_jobs,
+            cooldown_ms=int(settings.user_cooldown_s * 1000),
+        ),
+        concurrency=settings.submit_concurrency,
+        wait_s=settings.submit_wait_s,
+    )
+    service = JobService(
+        store,
+        clients,
+        catalog,
+        policy=policy,
+        run_settings=run_settings,
+        webhook_for=signer.url_for if signer else None,
+        metrics=metrics,
+    )
+    poller_settings = PollerSettings(
+        concurrency=settings.poll_concurrency,
+        status_budget_per_s=settings.status_budget_per_s,
+        claim_lease_ms=settings.poll_lease_ms,
+    )
+    fetch_policy = FetchPolicy(
+        max_bytes=settings.image_max_mb * 1024 * 1024,
+        allow_private=settings.allow_private_image_urls,
+        allow_loopback=settings.allow_private_image_urls,
+    )
+    return Core(
+        redis=redis,
+        http=http,
+        store=store,
+        catalog=catalog,
+        clients=clients,
+        service=service,
+        policy=policy,
+        poller_settings=poller_settings,
+        fetch_policy=fetch_policy,
+        metrics=metrics,
+        webhook_signer=signer,
+        status_clients=status_clients,
+    )
+
+
+def runpod_clients(
+    settings: Settings,
+    catalog: ModelCatalog,
+    http: aiohttp.ClientSession,
+    api_key: str,
+    metrics: Metrics,
+    *,
+    retry: RetryPolicy | None = None,
+) -> dict[str, RunPodClient]:
+    """One client per endpoint of the catalog: RunPod's API, or RunPod's local worker server for the models that
+    name one (keyed by `ModelConfig.endpoint_id`, which stands for the server; it gets no API key)."""
+    local = catalog.local_worker_urls
+    clients: dict[str, RunPodClient] = {}
+    for endpoint_id in catalog.endpoint_ids:
+        if endpoint_id in local:
+            clients[endpoint_id] = LocalWorkerClient(
+                http,
+                local[endpoint_id],
+                key=endpoint_id,
+                run_timeout_s=settings.execution_timeout_s,
+                retry=retry,
+                on_response=metrics.record_runpod_response,
+            )
+        else:
+            clients[endpoint_id] = RunPodClient(
+                http,
+                endpoint_id,
+                api_key,
+                base_url=settings.runpod_base_url,
+                retry=retry,
+                on_response=metrics.record_runpod_response,
+            )
+    return clients
+
+
+def load_models(settings: Settings) -> ModelCatalog:
+    """The models of MODELS_FILE, or one model on RUNPOD_ENDPOINT_ID (or RUNPOD_LOCAL_WORKER_URL) when the file
+    does not exist."""
+    # The same rule, and the same words, as the settings' own check of what a command needs.
+    missing = settings.missing(["runpod_endpoint_id"])
+    if missing:
+        raise ConfigError(describe_problems(missing, []))
+    try:
+        return load_catalog(settings.models_file, settings.runpod_endpoint_id or "", settings.runpod_local_worker_url)
+    except ModelsFileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def open_redis_for(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
+    """Redis at REDIS_URL, or the embedded server (stopped when the block ends)."""
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return open_redis(
+        redis_url,
+        data_dir=settings.data_dir,
+        server_bin=settings.redis_server_bin,
+        max_connections=settings.redis_max_connections,
+    )
+
+
+@asynccontextmanager
+async def open_core(
+    settings: Settings, *, prefix: str | None = None, catalog: ModelCatalog | None = None
+) -> AsyncIterator[Core]:
+    """Redis, one HTTP session for the whole process, and the core built on them; on exit, in reverse order: the
+    core's remaining background tasks end, then the HTTP session and Redis (and the embedded server) close."""
+    async with open_redis_for(settings) as redis, aiohttp.ClientSession() as http:
+        core = build_core(settings, redis, http, prefix=prefix, catalog=catalog)
+        try:
+            yield core
+        finally:
+            await core.close()
+
+
+def cancel_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> list[signal.Signals]:
+    """Make the first of `signals` cancel the current task, so every `async with` it is in unwinds; returns the list
+    that records the signal received."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[signal.Signals] = []
+
+    def cancel(signum: signal.Signals) -> None:
+        if not received and task is not None:
+            received.append(signum)
+            task.cancel()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, cancel, signum)
+    return received
