@@ -385,7 +385,7 @@ async def run_naive(run: Run, seed: int) -> None:
                 status = await poller.status(job_id)
             except RunPodError:
                 continue
-            if status.is_terminal:
+            if status.is_finished:
                 break
         outcome = JobState(status.status.value)
         if outcome is JobState.COMPLETED:

@@ -1,7 +1,7 @@
 """A finished RunPod job object in hand (a webhook's payload, a /runsync reply): finish the job from it here, or
 make the job due for whichever poller comes first.
 
-With a finisher (this process's `Poller`), a terminal job object is finished from the object itself, with no
+With a finisher (this process's `Poller`), the job of a finished job object is finished from it, with no
 `/status` call: the job's lease is taken (a poller busy with it can no longer commit) and the finisher records the
 outcome and delivers. Without one (a gateway process), or for a live job object, the job is made due at once, so a
 poller checks `/status`. A job still submitting is due as soon as its RunPod id is stored; a job already finishing
@@ -58,8 +58,8 @@ class Handoff:
         self.finisher = finisher
 
     async def job_changed(self, endpoint_id: str, jid: str, status: Job) -> HandoffOutcome:
-        """Finish the job from `status` (terminal, with a finisher) or make it due at once."""
-        if self.finisher is not None and status.is_terminal:
+        """Finish the job from `status` (finished, with a finisher) or make it due at once."""
+        if self.finisher is not None and status.is_finished:
             taken = await self.store.take_for_webhook(endpoint_id, jid, lease_ms=self.lease_ms)
             if taken.claimed is not None:
                 return await self._finish(taken.claimed, status)

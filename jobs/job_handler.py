@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 # The /cancel sent when a job is given up is one attempt, cut short well within the claim lease.
 GIVE_UP_CANCEL_TIMEOUT_S = 10.0
 
-TERMINAL_STATES: Mapping[JobStatus, JobState] = {
+FINISHED_STATES: Mapping[JobStatus, JobState] = {
     JobStatus.COMPLETED: JobState.COMPLETED,
     JobStatus.FAILED: JobState.FAILED,
     JobStatus.CANCELLED: JobState.CANCELLED,
@@ -160,7 +160,7 @@ class JobHandler:
     async def apply(self, claim: Claimed, status: Job) -> None:
         """Move the job as RunPod's job object says: finish it, or schedule its next poll."""
         job = claim.job
-        outcome = TERMINAL_STATES.get(status.status)
+        outcome = FINISHED_STATES.get(status.status)
         if outcome is None:
             await self._progress(claim, status)
             return
@@ -224,7 +224,7 @@ class JobHandler:
         return moved
 
     def _count_poll(self, status: Job) -> None:
-        if status.is_terminal:
+        if status.is_finished:
             self.stats.final_polls += 1
         elif status.status is JobStatus.IN_QUEUE:
             self.stats.queued_polls += 1

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from jobs.job_handler import TERMINAL_STATES, JobHandler, Leases, PollerStats, ServerClock
+from jobs.job_handler import FINISHED_STATES, JobHandler, Leases, PollerStats, ServerClock
 from jobs.logcontext import current_job
 from jobs.metrics import Metrics
 from jobs.notifier import Notifier
@@ -81,11 +81,11 @@ DEFAULT_SAMPLES_REFRESH_S = 30.0
 # Names importers know from this module.
 __all__ = [
     "EXPIRED_REASON",
+    "FINISHED_STATES",
     "GAVE_UP",
     "NO_IMAGE_REASON",
     "RESULT_LOST_REASON",
     "SYNC_EXPIRED_REASON",
-    "TERMINAL_STATES",
     "UNDELIVERED_REASON",
     "Poller",
     "PollerSettings",
@@ -129,7 +129,7 @@ class Poller:
 
     `status_clients` (default: `clients`) make the `/status` calls; give them `retry=NO_RETRY` so that every
     attempt passes through the shared budget (the poller retries by rescheduling, which claims again). With `only`,
-    the poller claims just those jobs (a terminal waiting for its own job), never another process's.
+    the poller claims just those jobs (a command line waiting for its own job), never another process's.
     """
 
     def __init__(

@@ -423,7 +423,7 @@ class JobService:
         attached = await self.store.get(job.jid)
         if attached is None:  # pragma: no cover
             raise JobNotFoundError(job.jid)
-        in_hand = sync_wait_ms is not None and accepted.is_terminal
+        in_hand = sync_wait_ms is not None and accepted.is_finished
         if in_hand:
             # The /runsync reply is the finished job: delivered from it (a cancel meanwhile still wins there).
             await self.handoff.job_changed(job.endpoint_id, job.jid, accepted)
@@ -502,6 +502,6 @@ async def cancel_at_runpod(client: RunPodClient, job: TrackedJob, *, timeout_s: 
     except TimeoutError:
         log.warning("job %s: /cancel failed: no answer within %s s", job.jid, timeout_s)
         return CancelReport(CancelOutcome.REFUSED, Reason.CANCEL_UNANSWERED)
-    if answer.is_terminal and answer.status is not JobStatus.CANCELLED:
+    if answer.is_finished and answer.status is not JobStatus.CANCELLED:
         return CancelReport(CancelOutcome.FINISHED, answer.status.value)
     return CancelReport(CancelOutcome.ACCEPTED)

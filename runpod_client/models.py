@@ -33,12 +33,12 @@ class JobStatus(StrEnum):
         return cls.UNKNOWN
 
     @property
-    def is_terminal(self) -> bool:
+    def is_finished(self) -> bool:
         """Whether the job will not change any more (until a /retry)."""
-        return self in TERMINAL_STATUSES
+        return self in FINISHED_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
+FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
 
 _API_MODEL = ConfigDict(extra="allow", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
 
@@ -64,9 +64,9 @@ class Job(BaseModel):
         return round(value) if isinstance(value, float) else value
 
     @property
-    def is_terminal(self) -> bool:
+    def is_finished(self) -> bool:
         """Whether the job has finished (COMPLETED, FAILED, CANCELLED or TIMED_OUT)."""
-        return self.status.is_terminal
+        return self.status.is_finished
 
     @property
     def error_message(self) -> str | None:

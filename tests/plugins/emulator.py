@@ -97,7 +97,7 @@ async def poll_job(
     client: RunPodClient,
     job_id: str,
     *,
-    until: Callable[[Job], bool] = lambda job: job.is_terminal,
+    until: Callable[[Job], bool] = lambda job: job.is_finished,
     timeout_s: float = 5.0,
     interval_s: float = 0.01,
 ) -> tuple[Job, list[Job]]:

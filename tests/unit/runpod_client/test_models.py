@@ -15,7 +15,7 @@ def test_unknown_states_become_unknown_instead_of_failing(raw: str) -> None:
     """A state RunPod documents but does not send, or adds later, parses as UNKNOWN."""
     job = Job.model_validate({"id": "a", "status": raw})
     assert job.status == JobStatus.UNKNOWN
-    assert not job.is_terminal
+    assert not job.is_finished
 
 
 @pytest.mark.parametrize(
@@ -24,12 +24,12 @@ def test_unknown_states_become_unknown_instead_of_failing(raw: str) -> None:
 )
 def test_terminal_states_are_the_last_four(status: str, terminal: bool) -> None:
     """COMPLETED, FAILED, CANCELLED and TIMED_OUT are terminal; live states are not."""
-    assert Job.model_validate({"id": "a", "status": status}).is_terminal is terminal
+    assert Job.model_validate({"id": "a", "status": status}).is_finished is terminal
 
 
 def test_timed_out_is_terminal() -> None:
     """TIMED_OUT ends a job."""
-    assert JobStatus("TIMED_OUT").is_terminal
+    assert JobStatus("TIMED_OUT").is_finished
 
 
 def test_job_keeps_unknown_fields_and_speaks_runpods_names() -> None:
