@@ -25,18 +25,12 @@ from typing import Any
 
 import aiohttp
 
-from jobs.job_handler import FINISHED_STATES, JobHandler, Leases, PollerStats, ServerClock
+from jobs.job_handler import JobHandler, Leases, PollerStats, ServerClock
 from jobs.logcontext import current_job
 from jobs.metrics import Metrics
 from jobs.notifier import Notifier
 from jobs.policy import ExecutionTimes, Pace, PollPolicy
 from jobs.presets import ModelCatalog
-from jobs.reasons import (
-    Reason,
-    StatusErrorKind,
-    classify_status_error,
-    expired_reason,
-)
 from jobs.tasks import BackgroundTasks
 from jobs.writer import Writer
 from runpod_client import Job, RunPodClient
@@ -77,29 +71,6 @@ DEFAULT_WRITE_WINDOW_MS = 50
 STOP_GRACE_S = 2.0
 # How often the execution times every process recorded are read again.
 DEFAULT_SAMPLES_REFRESH_S = 30.0
-
-# Names importers know from this module.
-__all__ = [
-    "EXPIRED_REASON",
-    "FINISHED_STATES",
-    "GAVE_UP",
-    "NO_IMAGE_REASON",
-    "RESULT_LOST_REASON",
-    "SYNC_EXPIRED_REASON",
-    "UNDELIVERED_REASON",
-    "Poller",
-    "PollerSettings",
-    "PollerStats",
-    "StatusErrorKind",
-    "classify_status_error",
-    "expired_reason",
-]
-EXPIRED_REASON = Reason.EXPIRED
-RESULT_LOST_REASON = Reason.RESULT_LOST
-SYNC_EXPIRED_REASON = Reason.SYNC_EXPIRED
-GAVE_UP = Reason.GAVE_UP
-NO_IMAGE_REASON = Reason.NO_IMAGE
-UNDELIVERED_REASON = Reason.UNDELIVERED
 
 
 @dataclass(frozen=True)
