@@ -24,8 +24,6 @@ from pydantic import SecretStr
 
 from cogs.common import Services, report_error
 from cogs.delivery import DiscordNotifier
-from cogs.jobs_ui import JobButton
-from cogs.moderation import HealthRefresh
 from core import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -39,7 +37,6 @@ from core import (
     open_core,
 )
 from jobs.poller import Poller
-from jobs.prompt_filter import term_key
 from jobs.tasks import BackgroundTasks
 from jobs.waiting import HealthCache
 from logs import configure_logging
@@ -53,7 +50,6 @@ from settings import (
 )
 from storage.connection import RedisUnavailableError
 from storage.embedded import EmbeddedRedisError
-from storage.guilds import GuildSettings
 from web import create_app, serve
 
 # Built by the Discord-free composition root (`core.py`); named here too for the callers that know only the bot.
@@ -90,7 +86,6 @@ class BotDependencies:
     # BOT_OWNER_IDS; the application's owner (or its team's admins and developers) are operators as well.
     operator_ids: frozenset[int] = frozenset()
     card_edit_interval_s: float = DEFAULT_CARD_EDIT_INTERVAL_S
-    global_denylist: tuple[str, ...] = ()
     role: Role = Role.ALL
     guild_ready_timeout_s: float = 2.0
 
@@ -120,18 +115,16 @@ class RunpodBot(commands.Bot):
         self.deps = deps
         core = deps.core
         health = HealthCache(core.clients)
-        self.notifier = DiscordNotifier(self, core.store, health, deps.card_edit_interval_s, metrics=core.metrics)
+        self.notifier = DiscordNotifier(self, core.service, health, deps.card_edit_interval_s, metrics=core.metrics)
+        # What each extension's setup() hands to its cogs (`cogs.common.services_of`).
         self.services = Services(
             service=core.service,
-            store=core.store,
             catalog=core.catalog,
-            clients=core.clients,
-            guilds=GuildSettings(deps.redis, core.store.keys, term_key),
             health=health,
             notifier=self.notifier,
+            prompt_rules=core.prompt_rules,
             moderator_role_id=deps.moderator_role_id,
             operator_ids=deps.operator_ids,
-            global_denylist=deps.global_denylist,
         )
         self.poller: Poller | None = core.poller(self.notifier) if deps.role.polls else None
         if self.poller is not None:
@@ -143,9 +136,9 @@ class RunpodBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         if self.deps.role.connects:
+            # Each extension registers its own buttons (`DynamicItem`s) as its cogs load.
             for extension in self._extensions:
                 await self.load_extension(extension)
-            self.add_dynamic_items(JobButton, HealthRefresh)
             await self.sync_commands()
         if self.poller is not None:
             self._poller_task = self.deps.core.start_polling(self.poller)
@@ -232,7 +225,6 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
             moderator_role_id=settings.moderator_role_id,
             operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
-            global_denylist=tuple(settings.denied_terms),
             role=role,
         )
         bot = make_bot(deps, shard_count=settings.shard_count, shard_ids=settings.shard_id_list)

@@ -31,7 +31,7 @@ from console import (
     format_health_table,
     format_job,
     format_jobs_table,
-    model_health,
+    format_tracking,
 )
 from core import (
     EXIT_CONFIG,
@@ -47,9 +47,10 @@ from core import (
     open_redis_for,
 )
 from jobs.access import Actor
+from jobs.health import tracking
 from jobs.labels import state_label
 from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
-from jobs.service import CancelOutcome, JobServiceError, SubmitFailedError
+from jobs.service import CancelOutcome, DeniedTermError, JobServiceError, SubmitFailedError
 from logs import configure_logging
 from runpod_client.errors import RunPodError
 from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
@@ -199,6 +200,14 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
         except InvalidRequestError as exc:
             print(f"invalid request: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+        except DeniedTermError as exc:
+            # The operator's own list (a terminal has no server, so no /denylist applies): say where it comes from.
+            print(
+                f"not submitted: the term “{exc.term}” is on PROMPT_DENYLIST, which every prompt is checked against; "
+                "rephrase, or take the term off PROMPT_DENYLIST",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
         except (QuotaExceededError, CooldownError, JobServiceError) as exc:
             reason = exc.reason if isinstance(exc, SubmitFailedError) else str(exc)
             print(f"not submitted: {reason}", file=sys.stderr)
@@ -325,17 +334,12 @@ async def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 async def health(args: argparse.Namespace, settings: Settings) -> int:
     async with environment(settings, local=args.local) as env:
-        rows = [
-            await model_health(model.name, env.core.clients[model.endpoint_id]) for model in env.core.catalog.models
-        ]
+        rows = await env.core.service.endpoint_health(env.core.catalog.models)
         print(format_health_table(rows))
         print()
+        # The bot's jobs and this command line's, each under its own prefix.
         for store in job_stores(env.settings, env.redis):
-            counts = await store.counts()
-            lags = {endpoint: await store.due_lag_ms(endpoint) for endpoint in await store.endpoint_ids()}
-            live = ", ".join(f"{name.split(':', 1)[1].lower()} {value}" for name, value in sorted(counts.items()))
-            lag = max(lags.values(), default=0) / 1000
-            print(f"tracker {store.config.prefix}: {live or 'no jobs'}; due lag {lag:.1f} s")
+            print(format_tracking(store.config.prefix, await tracking(store)))
     return EXIT_OK if all(row.error is None for row in rows) else EXIT_FAILURE
 
 
@@ -394,8 +398,8 @@ async def check(settings: Settings) -> bool:
                 except ConfigError as exc:
                     print(f"models: FAILED: {exc}")
                     return False
-                for model in core.catalog.models:
-                    row = await model_health(model.name, core.clients[model.endpoint_id])
+                rows = await core.service.endpoint_health(core.catalog.models)
+                for model, row in zip(core.catalog.models, rows, strict=True):
                     if row.unknown is not None:
                         print(f"runpod {model.name}: {row.unknown} (local worker server {model.local_worker_url})")
                     elif row.error is None and row.health is not None:

@@ -12,12 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from jobs.health import ModelHealth, Tracking
 from jobs.labels import NOT_DELIVERED, STATE_LABELS, delivery_failure, state_label
 from jobs.notifier import Delivery, JobResult
-from jobs.waiting import HEALTH_UNKNOWN_LOCAL
-from runpod_client import RunPodClient
-from runpod_client.errors import AuthenticationError, NotFoundError, NotSupportedError, RunPodError
-from runpod_client.models import Health
 from storage.models import JobState, Requester, TrackedJob
 from storage.store import JobStore
 
@@ -157,30 +154,6 @@ def format_jobs_table(jobs: Sequence[TrackedJob]) -> str:
     return "\n".join(rows)
 
 
-@dataclass(frozen=True)
-class ModelHealth:
-    model: str
-    endpoint_id: str
-    health: Health | None
-    error: str | None
-    # Why there is no health although nothing failed (a server without /health).
-    unknown: str | None = None
-
-
-async def model_health(model: str, client: RunPodClient) -> ModelHealth:
-    """/health of one model's endpoint, with RunPod's refusals in words."""
-    try:
-        return ModelHealth(model, client.endpoint_id, await client.health(), None)
-    except NotSupportedError:
-        return ModelHealth(model, client.endpoint_id, None, None, HEALTH_UNKNOWN_LOCAL)
-    except AuthenticationError:
-        return ModelHealth(model, client.endpoint_id, None, "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)")
-    except NotFoundError:
-        return ModelHealth(model, client.endpoint_id, None, f"RunPod does not know endpoint {client.endpoint_id} (404)")
-    except RunPodError as exc:
-        return ModelHealth(model, client.endpoint_id, None, f"RunPod could not be asked: {exc}")
-
-
 def format_health_table(rows: Sequence[ModelHealth]) -> str:
     header = (
         f"{'MODEL':<12} {'ENDPOINT':<18} {'IDLE':>4} {'RUN':>4} {'INIT':>4} {'READY':>5} {'THROT':>5} {'UNHLT':>5}"
@@ -198,3 +171,11 @@ def format_health_table(rows: Sequence[ModelHealth]) -> str:
             f" {jobs.in_queue:>5} {jobs.in_progress:>4} {jobs.completed:>6} {jobs.failed:>5}"
         )
     return "\n".join(lines)
+
+
+def format_tracking(prefix: str, tracked: Tracking) -> str:
+    """The tracker's own line for one key prefix: its jobs per state and how late the most overdue one is."""
+    if not tracked.redis_ok:
+        return f"tracker {prefix}: Redis did not answer"
+    live = ", ".join(f"{name.split(':', 1)[1].lower()} {value}" for name, value in sorted(tracked.states.items()))
+    return f"tracker {prefix}: {live or 'no jobs'}; due lag {tracked.due_lag_ms / 1000:.1f} s"

@@ -24,6 +24,7 @@ from jobs.notifier import Notifier
 from jobs.policy import PollPolicy
 from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
+from jobs.prompt_filter import PromptRules, term_key
 from jobs.service import JobService, RunSettings
 from jobs.tasks import BackgroundTasks
 from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
@@ -31,6 +32,7 @@ from runpod_client import NO_RETRY, LocalWorkerClient, RetryPolicy, RunPodClient
 from runpod_client.outputs import FetchPolicy
 from settings import ConfigError, Settings, describe_problems
 from storage.connection import open_redis
+from storage.guilds import GuildSettings
 from storage.store import JobStore, Limits, StoreConfig
 
 EXIT_OK = 0
@@ -76,6 +78,8 @@ class Core:
     poller_settings: PollerSettings
     fetch_policy: FetchPolicy
     metrics: Metrics
+    # The deny-lists the service checks at submit; the bot's /denylist edits the servers' lists through it.
+    prompt_rules: PromptRules
     webhook_signer: WebhookSigner | None = None
     # The poller's own clients: no retries inside the client, so every /status attempt is charged to the shared
     # per-endpoint budget (a failed poll is retried by rescheduling instead).
@@ -187,6 +191,8 @@ def build_core(
         concurrency=settings.submit_concurrency,
         wait_s=settings.submit_wait_s,
     )
+    # The operator's PROMPT_DENYLIST everywhere, and each server's /denylist in that server.
+    prompt_rules = PromptRules(GuildSettings(redis, store.keys, term_key), settings.denied_terms)
     service = JobService(
         store,
         clients,
@@ -195,6 +201,7 @@ def build_core(
         run_settings=run_settings,
         webhook_for=signer.url_for if signer else None,
         metrics=metrics,
+        prompt_rules=prompt_rules,
     )
     poller_settings = PollerSettings(
         concurrency=settings.poll_concurrency,
@@ -217,6 +224,7 @@ def build_core(
         poller_settings=poller_settings,
         fetch_policy=fetch_policy,
         metrics=metrics,
+        prompt_rules=prompt_rules,
         webhook_signer=signer,
         status_clients=status_clients,
     )

@@ -6,21 +6,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
 from jobs.access import Actor
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
-from jobs.service import JobService, JobServiceError
+from jobs.prompt_filter import PromptRules
+from jobs.service import CooldownError, JobService, JobServiceError, QuotaExceededError
 from jobs.waiting import HealthCache
-from runpod_client import RunPodClient
-from storage.guilds import GuildSettings
-from storage.store import CooldownError, JobStore, QuotaExceededError
 
 log = logging.getLogger(__name__)
 
@@ -93,89 +92,101 @@ class CardNotifier(Notifier, Protocol):
     async def refresh_card(self, jid: str) -> None: ...
 
 
-@dataclass
-class Services:
-    """Everything the cogs use, built once by the composition root."""
-
-    service: JobService
-    store: JobStore
-    catalog: ModelCatalog
-    clients: dict[str, RunPodClient]
-    guilds: GuildSettings
-    health: HealthCache
-    notifier: CardNotifier
-    moderator_role_id: int | None = None
-    operator_ids: frozenset[int] = frozenset()
-    global_denylist: Sequence[str] = field(default_factory=tuple)
-    in_flight: InFlight = field(default_factory=InFlight)
-
-
-class HasServices(Protocol):
-    """The bot as the cogs see it (the composition root's `RunpodBot`)."""
-
-    services: Services
-
-
-def services(interaction: discord.Interaction[Any]) -> Services:
-    client: HasServices = interaction.client
-    return client.services
-
-
 class NotModeratorError(app_commands.CheckFailure):
     """The member lacks the moderator permission or role for this action."""
 
 
-def is_moderator(interaction: discord.Interaction[Any], permission: str = "manage_messages") -> bool:
-    """A member with `permission` in this channel, or with the configured moderator role: a moderator of this
-    interaction's server, and of no other (never in a DM)."""
-    user = interaction.user
-    if not isinstance(user, discord.Member) or interaction.guild_id is None:
-        return False
-    if getattr(interaction.permissions, permission, False) or interaction.permissions.administrator:
-        return True
-    role_id = services(interaction).moderator_role_id
-    return role_id is not None and any(role.id == role_id for role in user.roles)
+@dataclass
+class Services:
+    """Everything the cogs use, built once by the composition root. The cogs talk to the core (`service`,
+    `prompt_rules`), never to the store."""
 
+    service: JobService
+    catalog: ModelCatalog
+    health: HealthCache
+    notifier: CardNotifier
+    prompt_rules: PromptRules
+    moderator_role_id: int | None = None
+    operator_ids: frozenset[int] = frozenset()
+    in_flight: InFlight = field(default_factory=InFlight)
 
-def is_operator(interaction: discord.Interaction[Any]) -> bool:
-    """Someone who runs the bot: listed in BOT_OWNER_IDS, the application's owner, or an admin or developer of the
-    team that owns it (as Discord said at login). Operators may act on any job and see all of /health."""
-    user_id = interaction.user.id
-    if user_id in services(interaction).operator_ids:
-        return True
-    application: discord.AppInfo | None = interaction.client.application
-    if application is None:
-        return False
-    if application.team is not None:
-        return any(
-            member.id == user_id and member.role in (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)
-            for member in application.team.members
-        )
-    return application.owner.id == user_id
-
-
-def actor_of(interaction: discord.Interaction[Any], permission: str = "manage_messages") -> Actor:
-    """Who is acting, as the job core's rule needs it: where, whether they moderate that server, and whether they
-    run the bot."""
-    return Actor(
-        user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
-        moderator=is_moderator(interaction, permission),
-        operator=is_operator(interaction),
-    )
-
-
-def require_moderator(permission: str, what: str, *, operators: bool = False) -> Callable[[Any], Any]:
-    """A check, in code, that the member is a moderator (server admins can loosen default permissions); with
-    `operators`, the bot's operators pass too, anywhere."""
-
-    async def predicate(interaction: discord.Interaction[Any]) -> bool:
-        if is_moderator(interaction, permission) or (operators and is_operator(interaction)):
+    def is_moderator(self, interaction: discord.Interaction[Any], permission: str = "manage_messages") -> bool:
+        """A member with `permission` in this channel, or with the configured moderator role: a moderator of this
+        interaction's server, and of no other (never in a DM)."""
+        user = interaction.user
+        if not isinstance(user, discord.Member) or interaction.guild_id is None:
+            return False
+        if getattr(interaction.permissions, permission, False) or interaction.permissions.administrator:
             return True
+        role_id = self.moderator_role_id
+        return role_id is not None and any(role.id == role_id for role in user.roles)
+
+    def is_operator(self, interaction: discord.Interaction[Any]) -> bool:
+        """Someone who runs the bot: listed in BOT_OWNER_IDS, the application's owner, or an admin or developer of
+        the team that owns it (as Discord said at login). Operators may act on any job and see all of /health."""
+        user_id = interaction.user.id
+        if user_id in self.operator_ids:
+            return True
+        application: discord.AppInfo | None = interaction.client.application
+        if application is None:
+            return False
+        if application.team is not None:
+            return any(
+                member.id == user_id and member.role in (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)
+                for member in application.team.members
+            )
+        return application.owner.id == user_id
+
+    def actor_of(self, interaction: discord.Interaction[Any], permission: str = "manage_messages") -> Actor:
+        """Who is acting, as the job core's rule needs it: where, whether they moderate that server, and whether
+        they run the bot."""
+        return Actor(
+            user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            moderator=self.is_moderator(interaction, permission),
+            operator=self.is_operator(interaction),
+        )
+
+    def require_moderator(
+        self, interaction: discord.Interaction[Any], permission: str, what: str, *, operators: bool = False
+    ) -> None:
+        """Raise `NotModeratorError` (which the error handler words) unless the member is a moderator (server admins
+        can loosen a command's default permissions, so this is checked in code); with `operators`, the bot's
+        operators pass too, anywhere."""
+        if self.is_moderator(interaction, permission) or (operators and self.is_operator(interaction)):
+            return
         label = permission.replace("_", " ").title()
         raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")
 
-    return app_commands.check(predicate)
+
+@runtime_checkable
+class HasServices(Protocol):
+    """The bot as the cogs need it (the composition root's `RunpodBot`)."""
+
+    services: Services
+
+
+def services_of(bot: object) -> Services:
+    """The services of the bot an extension is loaded into, for its `setup()` to hand to the cogs it adds."""
+    if not isinstance(bot, HasServices) or not isinstance(bot.services, Services):
+        raise TypeError(
+            f"{type(bot).__name__} has no `services` (cogs.common.Services): load the cogs into bot.RunpodBot, "
+            "which builds them from the core"
+        )
+    return bot.services
+
+
+CogT = TypeVar("CogT", bound=commands.Cog)
+
+
+def loaded_cog(interaction: discord.Interaction[Any], kind: type[CogT]) -> CogT:
+    """The cog of `kind` loaded in the bot that got this interaction: how a button, which discord.py rebuilds from
+    its custom_id alone, reaches the services its cog was given."""
+    client = interaction.client
+    cog = client.get_cog(kind.__cog_name__) if isinstance(client, commands.Bot) else None
+    if not isinstance(cog, kind):
+        raise RuntimeError(f"the {kind.__cog_name__} cog is not loaded, so its buttons cannot act")
+    return cog
 
 
 def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:

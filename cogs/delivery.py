@@ -22,13 +22,12 @@ from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
 from cogs.render import card_embed, clip, result_embed
-from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
+from jobs.service import JobService
 from jobs.tasks import BackgroundTasks
 from jobs.waiting import HealthCache, explain_wait
 from storage.models import JobState, TrackedJob
-from storage.store import JobStore
 
 if TYPE_CHECKING:
     from discord.ext import commands
@@ -69,7 +68,8 @@ class DiscordNotifier:
     """Implements `jobs.notifier.Notifier` for Discord."""
 
     bot: commands.Bot
-    store: JobStore
+    # Reads the job records and records the messages delivery posts (never the store itself).
+    service: JobService
     health: HealthCache
     edit_interval_s: float = 3.0
     metrics: Metrics | None = None
@@ -125,7 +125,7 @@ class DiscordNotifier:
 
     async def refresh_card(self, jid: str) -> None:
         """Show the job's card again from its record (a cancel request and RunPod's answer to it changed it)."""
-        record = await self.store.get(jid)
+        record = await self.service.find(jid)
         if record is None:
             return
         if record.state.is_live:
@@ -165,7 +165,7 @@ class DiscordNotifier:
             await self._restore_outcome(job.jid)
 
     async def _live(self, jid: str) -> bool:
-        record = await self.store.get(jid)
+        record = await self.service.find(jid)
         return record is not None and record.state.is_live
 
     async def _restore_outcome(self, jid: str) -> None:
@@ -175,7 +175,7 @@ class DiscordNotifier:
         rate limit, say); landing after it, this edit hid the outcome. A finisher records the outcome before it
         edits the card, so reading the record after this edit landed tells whether that can have happened.
         """
-        record = await self.store.get(jid)
+        record = await self.service.find(jid)
         if record is None or record.state.is_live:
             return
         await self._write_card(record, self._final_embed(record, record.result_message_ids))
@@ -224,9 +224,7 @@ class DiscordNotifier:
         message_ids = list(job.result_message_ids)
         if result.undelivered is not None:
             # Delivery gave up: record why before the card shows it, as for every outcome (see `_restore_outcome`).
-            extra = {**job.extra, DELIVERY_FAILED_FIELD: result.undelivered}
-            final = final.model_copy(update={"extra": extra})
-            await self.store.update(job.jid, {"extra": extra})
+            final = await self.service.record_undelivered(final, result.undelivered)
         elif result.outcome is JobState.COMPLETED and result.images and not message_ids:
             message_ids = await self._post_result(final, result)
         await self._finish_card(final, message_ids)
@@ -253,7 +251,7 @@ class DiscordNotifier:
                 raise _refusal(exc) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise DeliveryFailed(f"Discord could not be reached ({type(exc).__name__})") from exc
-        await self.store.update(job.jid, {"result_message_ids": [message.id]})
+        await self.service.record_results(job.jid, [message.id])
         return [message.id]
 
     async def _send_result(self, job: TrackedJob, uploads: list[Upload]) -> discord.Message:
@@ -319,7 +317,7 @@ class DiscordNotifier:
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("job %s: cannot post its outcome: %s", job.jid, exc)
             return
-        await self.store.update(job.jid, {"card_message_id": card.id})
+        await self.service.record_card(job.jid, card.id)
 
 
 def _files(uploads: list[Upload]) -> list[discord.File]:

@@ -8,9 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_PINGS, actor_of, jump_url, reply, services
+from cogs.common import NO_PINGS, Services, jump_url, reply, services_of
 from cogs.render import jobs_embed
-from jobs.access import is_private, may
 
 RECENT = 10
 # How many of a member's jobs are read to find the RECENT ones shown here (others may be another server's).
@@ -20,11 +19,14 @@ SCANNED = 50
 class History(commands.Cog):
     """The /jobs command."""
 
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
     @app_commands.command(name="jobs", description="Your recent jobs (moderators: another member's, here)")
     @app_commands.describe(member="Whose jobs (moderators only: their jobs in this server)")
     async def jobs(self, interaction: discord.Interaction[Any], member: discord.User | None = None) -> None:
         target = member or interaction.user
-        actor = actor_of(interaction)
+        actor = self.services.actor_of(interaction)
         if target.id != actor.user_id and not (actor.moderator or actor.operator):
             await reply(
                 interaction,
@@ -32,19 +34,13 @@ class History(commands.Cog):
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        jobs = await services(interaction).store.user_recent(target.id, limit=SCANNED)
-        if target.id != actor.user_id and not actor.operator:
-            # A moderator sees the member's jobs of this server: not their private ones, nor other servers'.
-            jobs = [job for job in jobs if may(actor, job)]
-        elif interaction.guild_id is not None and not actor.operator:
-            # Your own jobs, typed in a server: that server's, without the private ones.
-            jobs = [job for job in jobs if job.guild_id == interaction.guild_id and not is_private(job)]
-        # The operator sees every server's jobs.
-        jobs = jobs[:RECENT]
+        # A moderator sees the member's jobs of this server, a member in a server theirs of that server (neither sees
+        # private ones); the operator sees every server's.
+        jobs = await self.services.service.recent_jobs(actor, target.id, RECENT, SCANNED)
         links = [jump_url(job.guild_id, job.channel_id, job.card_message_id) for job in jobs]
         title = "Your recent jobs" if target.id == interaction.user.id else f"Recent jobs of {target.display_name}"
         await interaction.followup.send(embed=jobs_embed(title, jobs, links), ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 async def setup(bot: commands.Bot) -> None:
-    await bot.add_cog(History())
+    await bot.add_cog(History(services_of(bot)))

@@ -8,8 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import Services, services
-from cogs.jobs_ui import submit_flow
+from cogs.common import Services, services_of
+from cogs.jobs_ui import JobActions, submit_flow
 from jobs.presets import MAX_SEED, InvalidRequestError, RequestOptions
 
 MAX_CHOICES = 25
@@ -21,14 +21,12 @@ SUBMIT_DRAIN_S = 10.0
 class Imagine(commands.Cog):
     """The /imagine command."""
 
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     async def cog_unload(self) -> None:
         """The bot is closing: let the submits in flight (from here or a Re-roll/Retry button) finish first."""
-        shared = getattr(self.bot, "services", None)
-        if isinstance(shared, Services):
-            await shared.in_flight.drain(SUBMIT_DRAIN_S)
+        await self.services.in_flight.drain(SUBMIT_DRAIN_S)
 
     @app_commands.command(name="imagine", description="Generate images from a prompt")
     @app_commands.describe(
@@ -64,13 +62,13 @@ class Imagine(commands.Cog):
             seed=seed,
             count=count,
         )
-        await submit_flow(interaction, options, model, private=private)
+        await submit_flow(self.services, interaction, options, model, private=private)
 
     @imagine.autocomplete("model")
     async def model_choices(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        catalog = services(interaction).catalog
+        catalog = self.services.catalog
         wanted = current.lower()
         return [
             app_commands.Choice(name=_label(model.name, model.description), value=model.name)
@@ -80,7 +78,7 @@ class Imagine(commands.Cog):
 
     @imagine.autocomplete("size")
     async def size_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
-        catalog = services(interaction).catalog
+        catalog = self.services.catalog
         chosen = getattr(interaction.namespace, "model", None)
         try:
             model = catalog.get(chosen)
@@ -95,4 +93,7 @@ def _label(name: str, description: str) -> str:
 
 
 async def setup(bot: commands.Bot) -> None:
-    await bot.add_cog(Imagine(bot))
+    """/imagine and the job buttons, with the bot's services (a `TypeError` names what is missing)."""
+    services = services_of(bot)
+    await bot.add_cog(JobActions(bot, services))
+    await bot.add_cog(Imagine(services))

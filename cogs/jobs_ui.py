@@ -12,22 +12,22 @@ import re
 from typing import Any
 
 import discord
+from discord.ext import commands
 
 from cogs.common import (
     DEFAULT_UPLOAD_LIMIT,
     NO_PINGS,
-    actor_of,
+    Services,
     guarded,
     jump_url,
+    loaded_cog,
     missing_channel_permissions,
     reply,
-    services,
 )
 from cogs.render import RETRYABLE, card_embed
 from jobs.access import Action, may, refusal
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
-from jobs.prompt_filter import find_denied_term
 from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, SubmitFailedError
 from storage.models import JobState, Requester, TrackedJob
 
@@ -69,7 +69,22 @@ class JobButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         handler = {"cancel": cancel_job, "reroll": reroll_job, "retry": retry_job, "delete": delete_result}[self.action]
-        await guarded(interaction, lambda: handler(interaction, self.jid))
+        await guarded(interaction, lambda: handler(loaded_cog(interaction, JobActions).services, interaction, self.jid))
+
+
+class JobActions(commands.Cog):
+    """What the job buttons act with: registers them (they work on any card, after a restart too) and gives them
+    the services of the bot it was added to."""
+
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
+        self.bot = bot
+        self.services = services
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(JobButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(JobButton)
 
 
 class CardRefusedError(JobServiceError):
@@ -95,17 +110,22 @@ def result_view(job: TrackedJob) -> discord.ui.View:
 
 
 async def submit_flow(
-    interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool = False
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    options: RequestOptions,
+    model: str | None,
+    *,
+    private: bool = False,
 ) -> None:
-    """Everything /imagine, Re-roll and Retry do: check, defer, submit with a card, tell the member where it is."""
-    with services(interaction).in_flight.track():
-        await _submit_flow(interaction, options, model, private=private)
+    """Everything /imagine, Re-roll and Retry do: check, defer, submit with a card, tell the member where it is.
+    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler)."""
+    with ctx.in_flight.track():
+        await _submit_flow(ctx, interaction, options, model, private=private)
 
 
 async def _submit_flow(
-    interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool
+    ctx: Services, interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool
 ) -> None:
-    ctx = services(interaction)
     if not private and interaction.guild_id is not None:
         missing = missing_channel_permissions(interaction)
         if missing:
@@ -123,13 +143,6 @@ async def _submit_flow(
         return
     # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
     await interaction.response.defer(ephemeral=True, thinking=True)
-    terms = list(ctx.global_denylist)
-    if interaction.guild_id is not None:
-        terms += await ctx.guilds.denylist(interaction.guild_id)
-    denied = find_denied_term(prepared.request.prompt + " " + prepared.request.negative_prompt, terms)
-    if denied is not None:
-        await reply(interaction, f"This server doesn't allow the term “{denied}” in prompts. Please rephrase.")
-        return
     channel: discord.abc.Messageable
     if private:
         try:
@@ -161,7 +174,7 @@ async def _submit_flow(
                     "I can't send you direct messages (they are closed). Open them, or try without `private`."
                 ) from None
             raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
-        await ctx.store.update(job.jid, {"card_message_id": card.id})
+        await ctx.service.record_card(job.jid, card.id)
 
     try:
         submission = await ctx.service.submit(
@@ -194,8 +207,8 @@ async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
         log.exception("job %s: could not show its outcome on the card", job.jid)
 
 
-async def _job_or_refuse(interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:
-    job = await services(interaction).store.get(jid)
+async def _job_or_refuse(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:
+    job = await ctx.service.find(jid)
     if job is None:
         await reply(interaction, str(JobNotFoundError(jid)))
     return job
@@ -206,47 +219,46 @@ async def _job_or_refuse(interaction: discord.Interaction[Any], jid: str) -> Tra
 OWN_JOB_HINT = " To make images like these yourself, use /imagine with the same prompt (its seed is shown with it)."
 
 
-async def _may_resubmit(interaction: discord.Interaction[Any], job: TrackedJob, action: Action) -> bool:
-    actor = actor_of(interaction)
+async def _may_resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, action: Action) -> bool:
+    actor = ctx.actor_of(interaction)
     if may(actor, job):
         return True
     await reply(interaction, refusal(actor, job, action) + OWN_JOB_HINT)
     return False
 
 
-async def reroll_job(interaction: discord.Interaction[Any], jid: str) -> None:
+async def reroll_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
     """The same parameters with a new seed, as a new job of the member who clicked (the owner, a moderator of the
     job's server, or the operator)."""
-    job = await _job_or_refuse(interaction, jid)
-    if job is not None and await _may_resubmit(interaction, job, Action.REROLL):
-        await _resubmit(interaction, job, keep_seed=False)
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is not None and await _may_resubmit(ctx, interaction, job, Action.REROLL):
+        await _resubmit(ctx, interaction, job, keep_seed=False)
 
 
-async def retry_job(interaction: discord.Interaction[Any], jid: str) -> None:
+async def retry_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
     """The same parameters and seed again, for a job that failed, timed out or expired."""
-    job = await _job_or_refuse(interaction, jid)
-    if job is None or not await _may_resubmit(interaction, job, Action.RETRY):
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is None or not await _may_resubmit(ctx, interaction, job, Action.RETRY):
         return
     if job.final_state not in RETRYABLE:
         await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
         return
-    await _resubmit(interaction, job, keep_seed=True)
+    await _resubmit(ctx, interaction, job, keep_seed=True)
 
 
-async def _resubmit(interaction: discord.Interaction[Any], job: TrackedJob, *, keep_seed: bool) -> None:
+async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, *, keep_seed: bool) -> None:
     """Submit a job's parameters again for the member who clicked; a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
     options = ImageRequest.from_dict(job.request).as_options(keep_seed=keep_seed)
-    await submit_flow(interaction, options, job.model, private=private)
+    await submit_flow(ctx, interaction, options, job.model, private=private)
 
 
-async def cancel_job(interaction: discord.Interaction[Any], jid: str) -> None:
+async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
     """Cancel for the owner, a moderator of the job's server or the operator; the reply and the card say what RunPod
     answered."""
-    ctx = services(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
-        result = await ctx.service.cancel(jid, actor_of(interaction))
+        result = await ctx.service.cancel(jid, ctx.actor_of(interaction))
     except NotAllowedError as exc:
         await reply(interaction, str(exc))
         return
@@ -259,10 +271,10 @@ async def cancel_job(interaction: discord.Interaction[Any], jid: str) -> None:
     await reply(interaction, result.summary())
 
 
-async def delete_result(interaction: discord.Interaction[Any], jid: str) -> None:
+async def delete_result(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
     """Delete a result message, for the job's owner, a moderator of its server or the operator."""
-    job = await services(interaction).store.get(jid)
-    actor = actor_of(interaction)
+    job = await ctx.service.find(jid)
+    actor = ctx.actor_of(interaction)
     if job is None:
         # The record has expired: the message is judged by where it is. In a DM only its recipient can click.
         if not (actor.moderator or actor.operator or interaction.guild_id is None):

@@ -8,11 +8,11 @@ from typing import Any
 
 import discord
 
+from jobs.health import EndpointError
 from jobs.labels import delivery_failure, state_label
 from jobs.service import LOCAL_CANCEL_NOTE, CancelOutcome, CancelReport
 from runpod_client.models import Health
 from storage.models import JobState, TrackedJob
-from storage.store import EndpointError
 
 PROMPT_LIMIT = 1000
 FIELD_LIMIT = 1024

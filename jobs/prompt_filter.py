@@ -34,7 +34,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from jobs.confusables import PAIRS
 
@@ -253,3 +254,39 @@ def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:
             if first_word in form and pattern.search(form):
                 return term
     return None
+
+
+class DenyListStore(Protocol):
+    """Where each server's deny-list is kept (`storage.guilds.GuildSettings`)."""
+
+    async def denylist(self, guild_id: int) -> list[str]: ...
+
+    async def add_denied(self, guild_id: int, term: str) -> bool: ...
+
+    async def remove_denied(self, guild_id: int, term: str) -> bool: ...
+
+
+class PromptRules:
+    """The terms refused in prompts: the operator's, everywhere, and each server's own, in that server only."""
+
+    def __init__(self, servers: DenyListStore, global_terms: Sequence[str] = ()) -> None:
+        self.servers = servers
+        self.global_terms = tuple(global_terms)
+
+    async def denied_term(self, text: str, guild_id: int | None) -> str | None:
+        """The first refused term (as written in its list) that `text` contains, or None."""
+        terms = list(self.global_terms)
+        if guild_id is not None:
+            terms += await self.servers.denylist(guild_id)
+        return find_denied_term(text, terms)
+
+    async def server_terms(self, guild_id: int) -> list[str]:
+        return await self.servers.denylist(guild_id)
+
+    async def refuse(self, guild_id: int, term: str) -> bool:
+        """Add a term to the server's list; False when it was there already. ValueError names a limit broken."""
+        return await self.servers.add_denied(guild_id, term)
+
+    async def allow(self, guild_id: int, term: str) -> bool:
+        """Remove a term from the server's list, however it is spelled; False when it was not there."""
+        return await self.servers.remove_denied(guild_id, term)

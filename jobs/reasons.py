@@ -215,6 +215,11 @@ def cancel_summary(
     return f"Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped."
 
 
+def denied_term_refusal(term: str) -> str:
+    """Why a prompt was refused by the deny-list (the operator's or the server's), naming the term as it is listed."""
+    return f"This server doesn't allow the term “{term}” in prompts. Please rephrase."
+
+
 def submit_refusal(exc: RunPodError) -> str:
     """Why RunPod did not take a job on `/run` (nothing was started)."""
     if isinstance(exc, AuthenticationError):

@@ -24,21 +24,32 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.access import Action, Actor, may, refusal
+from jobs.access import Action, Actor, is_private, may, refusal
 from jobs.handoff import Handoff
+from jobs.health import ModelHealth, Tracking, models_health, tracking
+from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
 from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
-from jobs.reasons import CancelOutcome, Reason, cancel_refusal, cancel_summary, state_words, submit_refusal
+from jobs.prompt_filter import PromptRules
+from jobs.reasons import (
+    CancelOutcome,
+    Reason,
+    cancel_refusal,
+    cancel_summary,
+    denied_term_refusal,
+    state_words,
+    submit_refusal,
+)
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Requester, TrackedJob
-from storage.store import Claimed, Created, JobStore, Limits, NewJob
+from storage.store import Claimed, CooldownError, Created, JobStore, Limits, NewJob, QuotaExceededError
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +86,9 @@ DEFAULT_SYNC_WAITS = 32
 # A /runsync's submit lease covers its wait plus this: more than the client's deadline on top of the wait (30 s), so
 # a submit still waiting is never mistaken for a crash.
 SYNC_LEASE_MARGIN_MS = 60_000
-# The member-facing texts live in `jobs.reasons`; these names stay for the modules that import them from here.
-__all__ = ["LOCAL_CANCEL_NOTE", "SUBMIT_UNKNOWN_REASON", "CancelOutcome"]
+# The member-facing texts live in `jobs.reasons`; these names stay for the modules that import them from here. The
+# admission refusals are the store's (checked in its one script) and named here so front ends need not reach it.
+__all__ = ["LOCAL_CANCEL_NOTE", "SUBMIT_UNKNOWN_REASON", "CancelOutcome", "CooldownError", "QuotaExceededError"]
 SUBMIT_UNKNOWN_REASON = Reason.SUBMIT_UNKNOWN
 LOCAL_CANCEL_NOTE = Reason.LOCAL_CANCEL
 
@@ -104,6 +116,14 @@ class BusyError(JobServiceError):
 
 class NotAllowedError(JobServiceError):
     """The actor may not act on this job."""
+
+
+class DeniedTermError(JobServiceError):
+    """The prompt holds a term the operator or the server refuses: nothing was recorded or sent."""
+
+    def __init__(self, term: str) -> None:
+        super().__init__(denied_term_refusal(term))
+        self.term = term
 
 
 class SubmitFailedError(JobServiceError):
@@ -244,6 +264,7 @@ class JobService:
         webhook_for: WebhookFor | None = None,
         metrics: Metrics | None = None,
         handoff: Handoff | None = None,
+        prompt_rules: PromptRules | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
@@ -256,6 +277,8 @@ class JobService:
         # Where a finished job from a /runsync reply goes: this process's poller once attached, else other pollers.
         self.handoff = handoff or Handoff(store)
         self._sync_waiting = 0
+        # No rules: no term is refused (the composition root always gives the operator's and the servers' lists).
+        self.prompt_rules = prompt_rules
 
     def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
         """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
@@ -272,14 +295,25 @@ class JobService:
         extra: Mapping[str, Any] | None = None,
         before_run: BeforeRun | None = None,
     ) -> Submission:
-        """Validate, admit and submit; raises `InvalidRequestError`, `BusyError`, quota errors or `SubmitFailedError`.
+        """Validate, admit and submit; raises `InvalidRequestError`, `DeniedTermError`, `BusyError`, quota errors or
+        `SubmitFailedError`.
 
+        The deny-list (the operator's terms, and those of the requester's server) is checked here, before anything is
+        recorded, so every front end and every way in (a command, Re-roll, Retry, the command line) refuses alike.
         `before_run` is awaited after the record exists and before `/run` (the Discord cog posts the job card there,
         so every paid job has a card); if it raises, the job ends FAILED without reaching RunPod.
         """
         prepared = request if isinstance(request, Prepared) else self.prepare(request, model)
+        await self._refuse_denied_terms(prepared.request, requester.guild_id)
         async with self._turn() as slot:
             return await self._submit(prepared, requester, request_id, extra, before_run, slot)
+
+    async def _refuse_denied_terms(self, request: ImageRequest, guild_id: int | None) -> None:
+        if self.prompt_rules is None:
+            return
+        denied = await self.prompt_rules.denied_term(request.prompt + " " + request.negative_prompt, guild_id)
+        if denied is not None:
+            raise DeniedTermError(denied)
 
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[_Slot]:
@@ -448,6 +482,61 @@ class JobService:
         if job is None:
             raise JobNotFoundError(jid)
         return job
+
+    # --- what the front ends read and record (they never reach the store themselves) ---------------------------
+
+    async def find(self, jid: str) -> TrackedJob | None:
+        """The job, or None when it is unknown or its record has expired."""
+        return await self.store.get(jid)
+
+    async def recent_jobs(self, actor: Actor, user_id: int, limit: int, scanned: int) -> list[TrackedJob]:
+        """Up to `limit` of the member's jobs that the actor may see from where they act, newest first, among the
+        member's `scanned` most recent (others may be another server's): a moderator sees that member's jobs of
+        their server, not private ones; a member asking in a server sees theirs of that server, not private ones;
+        the operator, and a member in a DM, see them all."""
+        jobs = await self.store.user_recent(user_id, limit=scanned)
+        if user_id != actor.user_id and not actor.operator:
+            jobs = [job for job in jobs if may(actor, job)]
+        elif actor.guild_id is not None and not actor.operator:
+            jobs = [job for job in jobs if job.guild_id == actor.guild_id and not is_private(job)]
+        return jobs[:limit]
+
+    async def jobs_to_cancel(self, actor: Actor) -> list[TrackedJob]:
+        """The live jobs the actor may cancel from where they act: in a server they moderate (or as the operator),
+        that server's, but private ones; otherwise their own, everywhere."""
+        if actor.guild_id is not None and (actor.moderator or actor.operator):
+            return await self.server_jobs(actor)
+        return await self.store.user_active(actor.user_id)
+
+    async def server_jobs(self, actor: Actor) -> list[TrackedJob]:
+        """The live jobs of the actor's server that they may act on (a moderator: all but private ones); none in a
+        DM."""
+        if actor.guild_id is None:
+            return []
+        return [job for job in await self.store.guild_active(actor.guild_id) if may(actor, job)]
+
+    async def endpoint_health(self, models: Sequence[ModelConfig]) -> list[ModelHealth]:
+        """Each model's endpoint health from RunPod, asked at once, in the order of `models`."""
+        return await models_health(models, self.clients)
+
+    async def tracking(self, endpoint_ids: Sequence[str]) -> Tracking:
+        """The tracker's own state: Redis reachable, and per endpoint its scheduled jobs, how late the most overdue
+        poll is and RunPod's last error."""
+        return await tracking(self.store, endpoint_ids)
+
+    async def record_card(self, jid: str, message_id: int) -> None:
+        """Remember the message that shows the job's card (edited as the job moves)."""
+        await self.store.update(jid, {"card_message_id": message_id})
+
+    async def record_results(self, jid: str, message_ids: Sequence[int]) -> None:
+        """Remember the messages that hold the job's images, as soon as they exist (delivery is then idempotent)."""
+        await self.store.update(jid, {"result_message_ids": list(message_ids)})
+
+    async def record_undelivered(self, job: TrackedJob, reason: str) -> TrackedJob:
+        """Record why the job's result could not be delivered; the job as its card now shows it."""
+        extra = {**job.extra, DELIVERY_FAILED_FIELD: reason}
+        await self.store.update(job.jid, {"extra": extra})
+        return job.model_copy(update={"extra": extra})
 
     @staticmethod
     def authorize(job: TrackedJob, actor: Actor, action: Action) -> None:

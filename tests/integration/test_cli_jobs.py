@@ -126,6 +126,17 @@ async def test_invalid_option_names_the_allowed_range(workdir: Path) -> None:
     assert "`count` 9 is out of range. Allowed: 1–2." in result.stderr
 
 
+async def test_imagine_refuses_a_prompt_denylist_term_before_anything_is_sent(
+    workdir: Path, emulator: Emulator
+) -> None:
+    """The operator's PROMPT_DENYLIST holds on the command line too: refused with the term named, exit status 1."""
+    env = emulator_env(emulator, PROMPT_DENYLIST="Blood Bath")
+    result = await runpod_bot(workdir, "imagine", "a blood  bath at dawn", **env)
+    assert result.returncode == 1
+    assert "the term “Blood Bath” is on PROMPT_DENYLIST" in result.stderr
+    assert emulator.counters.request_count("run") == 0
+
+
 async def test_cancel_stops_a_queued_job(workdir: Path, emulator: Emulator) -> None:
     """`cancel` sends the job's cancel to RunPod."""
     emulator.update_scenario(workers=0)

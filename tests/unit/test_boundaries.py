@@ -79,6 +79,22 @@ def test_package_respects_its_import_boundary(package: str) -> None:
     assert violations == []
 
 
+# The cogs talk to the core (`jobs/`), never to the store: of `storage/` they may use only the plain records
+# (`storage.models`: `TrackedJob`, `JobState`, `Requester`), which carry no I/O.
+COG_STORAGE_ALLOWED = {"storage.models"}
+
+
+def test_cogs_reach_storage_only_for_its_records() -> None:
+    """No cog imports the store, the guild settings or Redis itself: they ask `JobService` and `PromptRules`."""
+    violations = []
+    for path in python_files("cogs"):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if (top == "storage" and name not in COG_STORAGE_ALLOWED) or top == "redis":
+                violations.append(f"{path.relative_to(REPO)} imports {name}")
+    assert violations == []
+
+
 def test_production_code_never_imports_the_emulator() -> None:
     """Only tests, benchmarks and the CLI's local mode may start the RunPod emulator."""
     violations = []

@@ -94,7 +94,6 @@ class Harness:
             moderator_role_id=settings.moderator_role_id,
             operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
-            global_denylist=tuple(settings.denied_terms),
             guild_ready_timeout_s=0.05,
             role=role,
         )
