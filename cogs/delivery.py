@@ -71,7 +71,8 @@ class DiscordNotifier:
     # Reads the job records and records the messages delivery posts (never the store itself).
     service: JobService
     health: HealthCache
-    edit_interval_s: float = 3.0
+    # At most one edit of a card per this many seconds (CARD_EDIT_INTERVAL_S).
+    edit_interval_s: float
     metrics: Metrics | None = None
     # Only the cards this process is editing or has just edited: a process that never delivers (a gateway) must
     # not keep one entry per job for ever.

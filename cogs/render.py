@@ -10,7 +10,8 @@ import discord
 
 from jobs.health import EndpointError
 from jobs.labels import delivery_failure, state_label
-from jobs.service import LOCAL_CANCEL_NOTE, CancelOutcome, CancelReport
+from jobs.reasons import Reason
+from jobs.service import CancelOutcome, CancelReport
 from runpod_client.models import Health
 from storage.models import JobState, TrackedJob
 
@@ -128,7 +129,7 @@ def cancel_note(job: TrackedJob) -> str | None:
     if report.outcome is CancelOutcome.FINISHED:
         return f"{by} asked to cancel it, but it had already finished at RunPod ({report.finished_as}) by then."
     if report.outcome is CancelOutcome.UNSUPPORTED:
-        return f"{by} asked to cancel it. {LOCAL_CANCEL_NOTE}"
+        return f"{by} asked to cancel it. {Reason.LOCAL_CANCEL}"
     if job.final_state.is_live:
         return (
             f"{by} asked to cancel it; RunPod refused the cancel ({report.detail}). "

@@ -86,11 +86,8 @@ DEFAULT_SYNC_WAITS = 32
 # A /runsync's submit lease covers its wait plus this: more than the client's deadline on top of the wait (30 s), so
 # a submit still waiting is never mistaken for a crash.
 SYNC_LEASE_MARGIN_MS = 60_000
-# The member-facing texts live in `jobs.reasons`; these names stay for the modules that import them from here. The
-# admission refusals are the store's (checked in its one script) and named here so front ends need not reach it.
-__all__ = ["LOCAL_CANCEL_NOTE", "SUBMIT_UNKNOWN_REASON", "CancelOutcome", "CooldownError", "QuotaExceededError"]
-SUBMIT_UNKNOWN_REASON = Reason.SUBMIT_UNKNOWN
-LOCAL_CANCEL_NOTE = Reason.LOCAL_CANCEL
+# The admission refusals are the store's (checked in its one script) and named here so front ends need not reach it.
+__all__ = ["CancelOutcome", "CooldownError", "QuotaExceededError"]
 
 
 class JobServiceError(Exception):

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jobs.labels import STATE_LABELS
-from jobs.service import SUBMIT_UNKNOWN_REASON
+from jobs.reasons import Reason
 from storage.models import JobState, TrackedJob
 from tests.fakes.discord.views import InteractionView, MessageView, VersionView
 
@@ -343,7 +343,7 @@ def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[i
         if (
             verdict.final_state is JobState.SUBMIT_UNKNOWN
             and verdict.submission.index not in cut_short
-            and SUBMIT_UNKNOWN_REASON not in verdict.answer
+            and Reason.SUBMIT_UNKNOWN not in verdict.answer
         ):
             problems.append(f"outcome unknown with no kill or /run reset to explain it: #{verdict.submission.index}")
         if verdict.kind == "lost":

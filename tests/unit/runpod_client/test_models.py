@@ -27,7 +27,7 @@ def test_terminal_states_are_the_last_four(status: str, terminal: bool) -> None:
     assert Job.model_validate({"id": "a", "status": status}).is_finished is terminal
 
 
-def test_timed_out_is_terminal() -> None:
+def test_timed_out_is_finished() -> None:
     """TIMED_OUT ends a job."""
     assert JobStatus("TIMED_OUT").is_finished
 
