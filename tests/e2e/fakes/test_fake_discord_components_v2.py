@@ -29,7 +29,7 @@ class Gallery(discord.ui.LayoutView):
 
     def __init__(self) -> None:
         super().__init__(timeout=None)
-        gallery = discord.ui.MediaGallery()
+        gallery: discord.ui.MediaGallery[Gallery] = discord.ui.MediaGallery()
         gallery.add_item(media="attachment://one.png")
         gallery.add_item(media="attachment://two.png", description="the second")
         row: discord.ui.ActionRow[Gallery] = discord.ui.ActionRow()
