@@ -220,3 +220,18 @@ async def test_button_nested_in_a_container_runs_its_callback(
     (clicked,) = view.clicked
     assert clicked.message is not None
     assert clicked.message.flags.components_v2
+
+
+async def test_legacy_message_renders_content_embeds_files_and_buttons(
+    driver: FakeDiscordDriver, place: Place, tiny: TinyBot
+) -> None:
+    """render_message shows a legacy message as its text, embed titles, filenames and action rows."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Cancel", custom_id="cancel"))
+    view.add_item(discord.ui.Button(label="Docs", url="https://example.com/docs"))
+    sent = await text_channel(tiny, place).send(
+        "job done", embed=discord.Embed(title="a red fox"), file=gallery_files()[0], view=view
+    )
+    assert render_message(await driver.message(sent.id)) == "\n".join(
+        ["job done", "embed: a red fox", "files: one.png", "[Cancel] [Docs](https://example.com/docs)"]
+    )

@@ -56,7 +56,9 @@ async def opened_modal(driver: FakeDiscordDriver, place: Place, tiny: TinyBot) -
     assert isinstance(channel, discord.TextChannel)
     sent = await channel.send("result", view=view)
     click = await driver.click_button(sent.id, "remix", place.member_id)
-    answered = await driver.wait_for_response(click["id"])
+    shown = await driver.wait_for_modal(click["id"])
+    assert shown["title"] == "Remix this image"
+    answered = await driver.interaction(click["id"])
     assert answered["response"] is not None
     assert answered["response"]["type"] == MODAL_CALLBACK
     return click["id"], view.modal

@@ -376,6 +376,14 @@ class FakeDiscordDriver(ABC):
 
         return await self.wait_for(check, within=within, what=f"the original response of {interaction_id}")
 
+    async def wait_for_modal(self, interaction_id: int, *, within: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The modal (`{custom_id, title, components}`) the bot answered the interaction with; then `submit_modal`."""
+
+        async def check() -> dict[str, Any] | None:
+            return (await self.interaction(interaction_id))["modal"]
+
+        return await self.wait_for(check, within=within, what=f"a modal answering interaction {interaction_id}")
+
     async def wait_for_followups(
         self, interaction_id: int, count: int = 1, *, within: float = DEFAULT_TIMEOUT
     ) -> list[MessageView]:

@@ -223,7 +223,8 @@ def render_message(message: MessageView) -> str:
     `thumbnail: a.png`, `file: a.png`, `---` for a separator, an action row as `[Label] [Other (disabled)]`, a link
     button as `[Label](url)`, a select as `<select custom_id: option | option>`, a section's accessory after its text
     as `-> [Label]`, and a container's children indented under `container:`. Media show the attachment's filename
-    (or the external URL). A legacy message is its content, then `embed: <title>` lines, then its action rows.
+    (or the external URL). A legacy message is its content, then `embed: <title>` lines, a `files: a.png | b.png`
+    line, then its action rows. (A V2 message shows its files only through its components, as Discord does.)
     """
     names = {attachment["url"]: attachment["filename"] for attachment in message["attachments"]}
     lines: list[str] = []
@@ -232,7 +233,7 @@ def render_message(message: MessageView) -> str:
             lines.extend(message["content"].splitlines())
         for embed in message["embeds"]:
             lines.append(f"embed: {embed.get('title') or embed.get('description') or ''}".rstrip())
-        if not message["components"] and message["attachments"]:
+        if message["attachments"]:
             lines.append("files: " + " | ".join(a["filename"] for a in message["attachments"]))
     for component in message["components"]:
         _render_component(component, 0, names, lines)
