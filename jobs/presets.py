@@ -16,7 +16,7 @@ import re
 import secrets
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -46,6 +46,15 @@ SeedScope = Literal["batch", "image"]
 SEED_SCOPE_BATCH: SeedScope = "batch"
 SEED_SCOPE_IMAGE: SeedScope = "image"
 
+# How a worker takes a source image: a URL it downloads itself, a data URI, or raw base64.
+ImageEncoding = Literal["url", "data_uri", "base64"]
+IMAGE_AS_URL: ImageEncoding = "url"
+IMAGE_AS_DATA_URI: ImageEncoding = "data_uri"
+IMAGE_AS_BASE64: ImageEncoding = "base64"
+# The file name a ComfyUI workflow's LoadImage node reads the source image under (`{{image}}` in the template):
+# worker-comfyui uploads each `images` entry to ComfyUI's input folder under its `name` (handler.py upload_images).
+COMFYUI_SOURCE_IMAGE_NAME = "runpod_bot_source.png"
+
 
 class InvalidRequestError(Exception):
     """A request option is out of bounds; the message names the option and what is allowed."""
@@ -59,6 +68,11 @@ class InvalidRequestError(Exception):
 
 class ModelsFileError(Exception):
     """models.toml cannot be used; the message names the file and the problem."""
+
+
+class SourceImageNotPreparedError(RuntimeError):
+    """A worker input was built for a request whose source image was not fetched and encoded first
+    (`jobs.source_image.prepare_source_image`): a mistake of the caller, never of the member."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,49 @@ class WorkerSpec:
     count: WorkerLimit | None = None
     sizes: SizeRule | None = None
     seed_scope: SeedScope = SEED_SCOPE_BATCH
+    # How the worker takes a source image (img2img); None: it draws from text only.
+    image: ImageInputSpec | None = None
+
+
+@dataclass(frozen=True)
+class ImageInputSpec:
+    """How a worker takes a source image and how strongly it departs from it, each fact with its source.
+
+    `image_key` and `strength_key` are the worker's input names (for ComfyUI, where both live in the workflow, the
+    placeholders `{{image}}` and `{{strength}}` and the `images` upload list). With `steps_key`, the member's steps
+    go to that input when a source image is given (worker-sdxl's img2img runs its refiner, which reads
+    `refiner_inference_steps`). `strength_scales_steps`: diffusers' img2img pipelines run `int(steps * strength)`
+    denoising steps and fail with none, so the bot refuses a strength that leaves no step. `max_source_pixels`: a
+    worker fed a URL draws at the source image's own size (the bot cannot resize what it does not send), so larger
+    sources are refused. `single_image`: the worker renders one image from a source, whatever the count.
+    """
+
+    image_key: str
+    encoding: ImageEncoding
+    strength_key: str
+    strength: WorkerLimit
+    default_strength: float
+    source: str
+    steps_key: str | None = None
+    strength_scales_steps: bool = False
+    max_source_pixels: int | None = None
+    single_image: bool = False
+    # ComfyUI: the image and strength go into the workflow template and the upload list, not into plain inputs.
+    in_workflow: bool = False
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """The image an img2img job starts from.
+
+    `url` is where it was fetched from (a Discord attachment, a posted result): the job record keeps only this, so
+    Redis never holds image bytes and a re-roll fetches it again. `encoded` is the value the worker's input takes
+    (the checked URL, a data URI or base64 of the resized image); it lives in memory only, between the fetch and the
+    `/run` that carries it, and is kept out of comparisons and reprs (it can be megabytes, and reprs reach logs).
+    """
+
+    url: str
+    encoded: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -195,9 +252,17 @@ class ImageRequest:
     seed: int
     count: int
     seed_scope: SeedScope = SEED_SCOPE_BATCH
+    # img2img: the source image and how far the result departs from it (0: unchanged, 1: redrawn).
+    source: SourceImage | None = None
+    strength: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The parameters as stored with the job and shown to members (`seed_scope` says how to label seeds)."""
+        """The parameters as stored with the job and shown to members (`seed_scope` says how to label seeds).
+
+        A source image is stored by its URL only, never its bytes (`SourceImage`)."""
+        img2img: dict[str, Any] = {}
+        if self.source is not None:
+            img2img = {"source_image_url": self.source.url, "strength": self.strength}
         return {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -208,6 +273,7 @@ class ImageRequest:
             "seed": self.seed,
             "count": self.count,
             "seed_scope": self.seed_scope,
+            **img2img,
         }
 
     @classmethod
@@ -221,6 +287,8 @@ class ImageRequest:
             seed=int(data["seed"]),
             count=int(data["count"]),
             seed_scope=SEED_SCOPE_IMAGE if data.get("seed_scope") == SEED_SCOPE_IMAGE else SEED_SCOPE_BATCH,
+            source=SourceImage(str(data["source_image_url"])) if data.get("source_image_url") else None,
+            strength=float(data["strength"]) if data.get("strength") is not None else None,
         )
 
     def as_options(self, *, keep_seed: bool) -> RequestOptions:
@@ -233,6 +301,8 @@ class ImageRequest:
             guidance=self.guidance,
             seed=self.seed if keep_seed else None,
             count=self.count,
+            source_image_url=self.source.url if self.source is not None else None,
+            strength=self.strength,
         )
 
 
@@ -248,6 +318,9 @@ class RequestOptions(BaseModel):
     guidance: float | None = None
     seed: int | None = None
     count: int | None = None
+    # img2img: the http(s) URL of the image to start from (a Discord attachment), and the strength.
+    source_image_url: str | None = None
+    strength: float | None = None
 
 
 class Limits(BaseModel):
@@ -359,7 +432,22 @@ def _flux(request: ImageRequest, _extra: Mapping[str, Any]) -> dict[str, Any]:
     return payload
 
 
-PLACEHOLDER = re.compile(r"\{\{\s*(prompt|negative_prompt|seed|width|height|steps|guidance|count)\s*\}\}")
+PLACEHOLDER = re.compile(
+    r"\{\{\s*(prompt|negative_prompt|seed|width|height|steps|guidance|count|image|strength)\s*\}\}"
+)
+# The placeholders of an img2img workflow: the LoadImage node's file name and the sampler's denoise.
+IMAGE_PLACEHOLDERS = frozenset({"image", "strength"})
+
+
+def workflow_placeholders(template: Any) -> set[str]:
+    """The names of the placeholders a ComfyUI workflow template uses."""
+    if isinstance(template, dict):
+        return set().union(*(workflow_placeholders(value) for value in template.values()))
+    if isinstance(template, list):
+        return set().union(*(workflow_placeholders(value) for value in template))
+    if isinstance(template, str):
+        return {match.group(1) for match in PLACEHOLDER.finditer(template)}
+    return set()
 
 
 def substitute_workflow(template: Any, values: Mapping[str, Any]) -> Any:
@@ -394,7 +482,41 @@ def _comfyui(request: ImageRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
         "guidance": request.guidance,
         "count": request.count,
     }
-    return {"workflow": substitute_workflow(copy.deepcopy(workflow), values)}
+    if request.source is None:
+        return {"workflow": substitute_workflow(copy.deepcopy(workflow), values)}
+    # worker-comfyui uploads each `images` entry under its `name`; the workflow's LoadImage node reads that name.
+    values.update(image=COMFYUI_SOURCE_IMAGE_NAME, strength=request.strength)
+    encoded = source_value(request, IMAGE_AS_DATA_URI)
+    return {
+        "workflow": substitute_workflow(copy.deepcopy(workflow), values),
+        "images": [{"name": COMFYUI_SOURCE_IMAGE_NAME, "image": encoded}],
+    }
+
+
+def source_value(request: ImageRequest, encoding: ImageEncoding) -> str:
+    """The worker's value for the request's source image: what `prepare_source_image` encoded.
+
+    A worker that takes a URL gets the URL as given when nothing was prepared (the worker fetches it itself); one that
+    takes the image's bytes cannot be sent anything, and that is the caller's mistake."""
+    source = request.source
+    if source is None:
+        raise SourceImageNotPreparedError("the request has no source image")
+    if source.encoded is not None:
+        return source.encoded
+    if encoding == IMAGE_AS_URL:
+        return source.url
+    raise SourceImageNotPreparedError(
+        "the source image was not fetched and encoded: call jobs.source_image.prepare_source_image before submitting"
+    )
+
+
+def add_source_image(payload: dict[str, Any], request: ImageRequest, spec: ImageInputSpec) -> dict[str, Any]:
+    """The input of a worker that takes its source image and strength as plain inputs (worker-sdxl, SD 1.5)."""
+    payload[spec.image_key] = source_value(request, spec.encoding)
+    payload[spec.strength_key] = request.strength
+    if spec.steps_key is not None:
+        payload[spec.steps_key] = request.steps
+    return payload
 
 
 SDXL_SIZES = ("1024x1024", "1152x896", "896x1152", "1216x832", "832x1216", "1344x768", "768x1344")
@@ -412,10 +534,60 @@ FLUX_SCHNELL_SOURCE = "runpod/docs@a900806 public-endpoints/models/flux-schnell.
 FLUX_SIZE_RULE = "Must be divisible by 64. Range: 256-1536"
 SD15_SIDES = frozenset({128, 256, 384, 448, 512, 576, 640, 704, 768})
 SD15_MAX_PIXELS = 786432
+# img2img (docs/presets.md, "Source images"). diffusers' img2img pipelines refuse a strength outside [0, 1]
+# (huggingface/diffusers src/diffusers/pipelines/*/pipeline_*img2img.py check_inputs) and run int(steps * strength)
+# steps; diffusers.utils.load_image opens http(s) URLs and files only, never data URIs (src/diffusers/utils/
+# loading_utils.py).
+DIFFUSERS_STRENGTH_SOURCE = "huggingface/diffusers pipeline_stable_diffusion_xl_img2img.py check_inputs"
+SDXL_HANDLER_SOURCE = "runpod-workers/worker-sdxl@94b18ff handler.py"
+SD15_HANDLER_SOURCE = "runpod-workers/worker-stable_diffusion_v1@ba94608 src/rp_handler.py, src/predict.py"
+COMFYUI_IMAGES_SOURCE = "runpod-workers/worker-comfyui@d2a5572 README.md (input.images), handler.py upload_images"
+COMFYUI_DENOISE_SOURCE = "comfyanonymous/ComfyUI nodes.py KSampler"
+# The bot's own bound for a source image worker-sdxl's refiner draws at its own size (the worker documents none):
+# twice the pixels of SDXL's 1024x1024.
+SDXL_MAX_SOURCE_PIXELS = 2 * 1024 * 1024
+# ComfyUI's KSampler defaults denoise to 1.0, which draws over the source entirely; the bot's default keeps its
+# composition.
+COMFYUI_DEFAULT_STRENGTH = 0.75
+
+SDXL_IMAGE = ImageInputSpec(
+    image_key="image_url",
+    encoding=IMAGE_AS_URL,
+    strength_key="strength",
+    strength=WorkerLimit(Range(0, 1), f"{DIFFUSERS_STRENGTH_SOURCE}: strength in [0.0, 1.0]"),
+    # schemas.py: strength default 0.3.
+    default_strength=0.3,
+    source=f"{SDXL_HANDLER_SOURCE}: image_url through diffusers load_image, refiner only",
+    steps_key="refiner_inference_steps",
+    strength_scales_steps=True,
+    max_source_pixels=SDXL_MAX_SOURCE_PIXELS,
+    single_image=True,
+)
+SD15_IMAGE = ImageInputSpec(
+    image_key="init_image",
+    encoding=IMAGE_AS_URL,
+    strength_key="prompt_strength",
+    strength=WorkerLimit(Range(0, 1), f"{SD15_SOURCE}: prompt_strength 0 <= s <= 1"),
+    # src/rp_schema.py: prompt_strength default 0.8.
+    default_strength=0.8,
+    source=f"{SD15_HANDLER_SOURCE}: init_image downloaded by rp_download.download_files_from_urls",
+    strength_scales_steps=True,
+    max_source_pixels=SD15_MAX_PIXELS,
+)
+COMFYUI_IMAGE = ImageInputSpec(
+    image_key="images",
+    encoding=IMAGE_AS_DATA_URI,
+    strength_key="{{strength}}",
+    strength=WorkerLimit(Range(0, 1), f"{COMFYUI_DENOISE_SOURCE}: denoise min 0.0, max 1.0"),
+    default_strength=COMFYUI_DEFAULT_STRENGTH,
+    in_workflow=True,
+    source=f"{COMFYUI_IMAGES_SOURCE}: images [{{name, image}}], base64 with an optional data URI prefix",
+)
 
 WORKER_SDXL = WorkerSpec(
     "worker-sdxl",
     count=WorkerLimit(Range(1, 2), f"{SDXL_SOURCE}: num_images 3 > n > 0"),
+    image=SDXL_IMAGE,
 )
 WORKER_SDXL_TURBO = WorkerSpec(
     "worker-sdxl-turbo",
@@ -434,6 +606,7 @@ WORKER_SD15 = WorkerSpec(
         sides=SD15_SIDES,
         max_pixels=SD15_MAX_PIXELS,
     ),
+    image=SD15_IMAGE,
 )
 WORKER_FLUX_DEV = WorkerSpec(
     "RunPod's public Flux Dev endpoint",
@@ -453,7 +626,7 @@ WORKER_FLUX_SCHNELL = WorkerSpec(
 # i of a batch from seed + i, so each image's seed is its own.
 WORKER_A1111 = WorkerSpec("Automatic1111 (worker-a1111)", seed_scope=SEED_SCOPE_IMAGE)
 # worker-comfyui takes a whole workflow; sizes and steps live in it, so the worker documents no limits for them.
-WORKER_COMFYUI = WorkerSpec("worker-comfyui")
+WORKER_COMFYUI = WorkerSpec("worker-comfyui", image=COMFYUI_IMAGE)
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -627,6 +800,28 @@ class ModelConfig:
     local_worker_url: str | None = None
     # Set for `sync = true`: the job goes through /runsync with this wait (ms); None: through /run.
     sync_wait_ms: int | None = None
+    # The catalog's models that can start from an image, named when this one cannot (set by `ModelCatalog`).
+    image_models: tuple[str, ...] = ()
+
+    @property
+    def image_input(self) -> ImageInputSpec | None:
+        """How this model takes a source image; None when it cannot (a ComfyUI workflow without `{{image}}`)."""
+        spec = self.preset.worker.image
+        if spec is not None and spec.in_workflow and "image" not in workflow_placeholders(self.extra.get("workflow")):
+            return None
+        return spec
+
+    @property
+    def requires_image(self) -> bool:
+        """Whether every request needs a source image (a ComfyUI workflow built around `{{image}}`)."""
+        spec = self.image_input
+        return spec is not None and spec.in_workflow
+
+    @property
+    def strength_range(self) -> Range | None:
+        """The strengths allowed with a source image; None when the model takes no image."""
+        spec = self.image_input
+        return None if spec is None else spec.strength.allowed
 
     @property
     def sizes(self) -> tuple[str, ...]:
@@ -670,7 +865,45 @@ class ModelConfig:
         if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
             raise InvalidRequestError("seed", f"{options.seed} is out of range", f"0–{MAX_SEED}")
         seed = options.seed if options.seed is not None else (random_seed or new_seed)()
-        return ImageRequest(prompt, negative, size, steps, float(guidance), seed, count, worker.seed_scope)
+        source, strength = self._resolve_source(options, steps, count)
+        return ImageRequest(
+            prompt, negative, size, steps, float(guidance), seed, count, worker.seed_scope, source, strength
+        )
+
+    def _resolve_source(
+        self, options: RequestOptions, steps: int, count: int
+    ) -> tuple[SourceImage | None, float | None]:
+        """The source image and strength of an img2img request, checked against what the worker takes."""
+        spec = self.image_input
+        if options.source_image_url is None:
+            if options.strength is not None:
+                raise InvalidRequestError("strength", "applies only when starting from an image", "attach an image")
+            if self.requires_image:
+                raise InvalidRequestError("image", "is missing", f"{self.name} starts from an image: attach one")
+            return None, None
+        if spec is None:
+            able = ", ".join(self.image_models) if self.image_models else "none of the configured models"
+            raise InvalidRequestError("image", f"cannot be used: {self.name} does not start from an image", able)
+        url = options.source_image_url.strip()
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise InvalidRequestError("image", "is not an http(s) link", "an uploaded image or an image's link")
+        strength = spec.default_strength if options.strength is None else float(options.strength)
+        allowed = spec.strength.allowed
+        if strength not in allowed:
+            raise InvalidRequestError("strength", f"{strength:g} is out of range", allowed.describe())
+        if spec.strength_scales_steps and int(steps * strength) < 1:
+            # The pipeline runs int(steps * strength) steps and refuses to run none.
+            least = Range(1 / steps, allowed.high)
+            raise InvalidRequestError(
+                "strength",
+                f"{strength:g} leaves no step to run at {steps} steps",
+                f"{least.describe()} at {steps} steps",
+            )
+        if spec.single_image and count > 1:
+            raise InvalidRequestError(
+                "count", f"{count} is more than {self.preset.worker.name} draws from an image", "1 with an image"
+            )
+        return SourceImage(url), strength
 
     @property
     def steps_range(self) -> Range:
@@ -689,8 +922,13 @@ class ModelConfig:
         return Range(1, self.limits.max_count).intersect(_allowed(self.preset.worker.count))
 
     def build_input(self, request: ImageRequest) -> dict[str, Any]:
-        """The worker's `input` for this request."""
-        return self.preset.build_input(request, self.extra)
+        """The worker's `input` for this request (an img2img request's source image prepared first: see
+        `jobs.source_image.prepare_source_image`)."""
+        payload = self.preset.build_input(request, self.extra)
+        spec = self.image_input
+        if request.source is not None and spec is not None and not spec.in_workflow:
+            add_source_image(payload, request, spec)
+        return payload
 
 
 def _allowed(limit: WorkerLimit | None) -> Range | None:
@@ -736,6 +974,16 @@ class ModelCatalog:
 
     models: tuple[ModelConfig, ...]
     default_name: str
+
+    def __post_init__(self) -> None:
+        # Each model learns which of its peers take a source image, to name them when it cannot.
+        able = tuple(model.name for model in self.models if model.image_input is not None)
+        object.__setattr__(self, "models", tuple(replace(model, image_models=able) for model in self.models))
+
+    @property
+    def image_models(self) -> list[str]:
+        """The models that can start from a source image (img2img)."""
+        return [model.name for model in self.models if model.image_input is not None]
 
     def get(self, name: str | None) -> ModelConfig:
         """The named model (case-insensitive), or the default; unknown names are refused with the list."""
@@ -783,6 +1031,12 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
             raise ModelsFileError(f"model {entry.name}: cannot read workflow_file {path}: {exc}") from None
     elif entry.preset == "comfyui":
         raise ModelsFileError(f"model {entry.name}: the comfyui preset needs workflow_file")
+    placeholders = workflow_placeholders(extra.get("workflow"))
+    if "strength" in placeholders and "image" not in placeholders:
+        raise ModelsFileError(
+            f"model {entry.name}: the workflow has {{{{strength}}}} but no {{{{image}}}}; the strength applies to a "
+            "source image, which the workflow's LoadImage node must name with {{image}}"
+        )
     check_within_worker(entry.name, preset, limits)
     url = entry.local_worker_url
     endpoint_id = local_worker_key(url) if url else str(entry.endpoint_id)
@@ -798,7 +1052,8 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
         sync_wait_ms=entry.sync_wait_ms,
     )
     # The defaults must themselves be valid, or every request without options would be refused.
-    model.resolve(RequestOptions(prompt="check"), random_seed=lambda: 0)
+    source = "https://example.com/check.png" if model.requires_image else None
+    model.resolve(RequestOptions(prompt="check", source_image_url=source), random_seed=lambda: 0)
     return model
 
 

@@ -62,6 +62,14 @@ class ImageFetchError(OutputError):
     """An image URL could not be downloaded: refused, unreachable, an HTTP error, too large or too slow."""
 
 
+class ImageTooLargeError(ImageFetchError):
+    """An image URL's content is larger than the fetch policy's `max_bytes`."""
+
+    def __init__(self, message: str, max_bytes: int) -> None:
+        super().__init__(message)
+        self.max_bytes = max_bytes
+
+
 class UnsafeURLError(ImageFetchError):
     """An image URL was refused: not http(s), or its host is not a public address (loopback, private, reserved)."""
 
@@ -423,7 +431,7 @@ async def _download(url: yarl.URL, session: aiohttp.ClientSession, policy: Fetch
 
 
 async def _read_capped(response: aiohttp.ClientResponse, url: yarl.URL, max_bytes: int) -> bytes:
-    too_large = ImageFetchError(f"the image at {_describe_url(url)} is larger than {max_bytes} bytes")
+    too_large = ImageTooLargeError(f"the image at {_describe_url(url)} is larger than {max_bytes} bytes", max_bytes)
     if response.content_length is not None and response.content_length > max_bytes:
         raise too_large
     data = bytearray()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from PIL import Image
 
 from runpod_emulator.config import (
     DEFAULT_EXECUTION_TIMEOUT_MS,
@@ -29,13 +30,14 @@ from runpod_emulator.config import (
     Scenario,
     sample,
 )
-from runpod_emulator.images import corrupt_pixels, render_png
+from runpod_emulator.images import corrupt_pixels, open_source, render_png
 from runpod_emulator.personalities import (
     InvalidJobInput,
     JobPlan,
     Outcome,
     OutputContext,
     RenderedImage,
+    SourcePlan,
     plan_job,
 )
 from runpod_emulator.tasks import BackgroundTasks
@@ -57,6 +59,10 @@ MAX_POLICY_MS = 7 * 24 * 3600 * 1000
 MIN_EXECUTION_TIMEOUT_MS = 5_000
 
 SWEEP_INTERVAL_S = 1.0
+# A source image an img2img worker downloads: how long it may take and how large it may be.
+SOURCE_TIMEOUT_S = 10.0
+MAX_SOURCE_BYTES = 50 * 1024 * 1024
+HTTP_OK = 200
 WORKER_ID_CHARS = string.ascii_lowercase + string.digits
 WORKER_ID_LENGTH = 14
 MAX_WEBHOOK_RECORDS = 10_000
@@ -613,10 +619,43 @@ class Engine:
             return COMPLETED, job.plan.custom_output, job.plan.custom_output is not None, None, []
         if personality.outcome == Outcome.NO_OUTPUT or personality.shape is None:
             return COMPLETED, None, False, None, []
+        source, source_error = await self._source_image(job.plan.source)
+        if source_error is not None:
+            return FAILED, None, False, source_error, []
         base = self.public_url
         elapsed = self.loop_time - (job.started_at or self.loop_time)
-        output, files = await asyncio.to_thread(build_output, job.plan, base, elapsed)
+        output, files = await asyncio.to_thread(build_output, job.plan, base, elapsed, source)
         return COMPLETED, output, True, None, files
+
+    async def _source_image(self, plan: SourcePlan | None) -> tuple[Image.Image | None, str | None]:
+        """The job's source image as its worker gets it (downloaded, or uploaded with the input), or the error the
+        worker fails the job with; (None, None) for a job that starts from text."""
+        if plan is None:
+            return None, None
+        if plan.error is not None:
+            return None, plan.error
+        data = plan.data
+        if plan.url is not None:
+            data = await self._download_source(plan.url)
+            if data is None:
+                return None, None if plan.optional else f"cannot identify image file from {plan.url}"
+        image = await asyncio.to_thread(open_source, data or b"")
+        if image is None:
+            return None, None if plan.optional else "cannot identify image file (the source image is not an image)"
+        return image, None
+
+    async def _download_source(self, url: str) -> bytes | None:
+        """The bytes at a source image's URL; None when the download fails (as the worker's would)."""
+        if self._http is None:
+            raise RuntimeError("the emulator engine is not started")
+        try:
+            async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=SOURCE_TIMEOUT_S)) as response:
+                if response.status != HTTP_OK:
+                    return None
+                data = await response.content.read(MAX_SOURCE_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        return None if len(data) > MAX_SOURCE_BYTES else data
 
     def _finish(self, job: EmulatedJob, status: str) -> None:
         now = self.loop_time
@@ -668,8 +707,13 @@ def progress_value(style: ProgressStyle, step: int, steps: int) -> Any:
     return f"{step}/{steps}"
 
 
-def build_output(plan: JobPlan, base_url: str, elapsed_s: float) -> tuple[Any, list[tuple[str, bytes]]]:
-    """Draw the job's images and shape its output (runs in a worker thread); returns the files to publish."""
+def build_output(
+    plan: JobPlan, base_url: str, elapsed_s: float, source: Image.Image | None = None
+) -> tuple[Any, list[tuple[str, bytes]]]:
+    """Draw the job's images and shape its output (runs in a worker thread); returns the files to publish.
+
+    With a source image, the images are drawn at its size and show it (img2img workers draw at the source's size)."""
+    width, height = (source.width, source.height) if source is not None else (plan.width, plan.height)
     files: list[tuple[str, bytes]] = []
 
     def publish(data: bytes) -> str:
@@ -682,10 +726,11 @@ def build_output(plan: JobPlan, base_url: str, elapsed_s: float) -> tuple[Any, l
         data = render_png(
             plan.prompt,
             plan.seed + index,
-            plan.width,
-            plan.height,
+            width,
+            height,
             label=f"{plan.personality.name} · image {index + 1}/{plan.images}",
             min_bytes=plan.min_bytes,
+            background=source,
         )
         if plan.personality.corrupt:
             data = corrupt_pixels(data)

@@ -11,7 +11,7 @@ import textwrap
 import zlib
 from collections.abc import Iterator
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
@@ -25,15 +25,27 @@ def clamp_side(value: int) -> int:
     return max(MIN_SIDE, min(MAX_SIDE, value))
 
 
-def render_png(prompt: str, seed: int, width: int, height: int, *, label: str = "", min_bytes: int = 0) -> bytes:
+def render_png(
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    *,
+    label: str = "",
+    min_bytes: int = 0,
+    background: Image.Image | None = None,
+) -> bytes:
     """A PNG of `width`×`height` showing the prompt and the seed, deterministic for a given seed.
 
     With `min_bytes`, the picture is enlarged and filled with noise (which does not compress) until the file is at
-    least that large: an "oversized" image for testing upload limits.
+    least that large: an "oversized" image for testing upload limits. With `background` (an img2img job's source
+    image), the picture is that image fitted to the size, under the caption: what the job started from shows.
     """
     rng = random.Random(seed)
     width, height = clamp_side(width), clamp_side(height)
-    if min_bytes > width * height * RGB_BYTES:
+    if background is not None:
+        image = ImageOps.fit(background.convert("RGB"), (width, height))
+    elif min_bytes > width * height * RGB_BYTES:
         side = math.ceil(math.sqrt(min_bytes / RGB_BYTES))
         width = height = side
         image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * RGB_BYTES))
@@ -45,6 +57,15 @@ def render_png(prompt: str, seed: int, width: int, height: int, *, label: str = 
     # Noise does not compress: storing it raw is as small and much faster.
     image.save(buffer, format="PNG", compress_level=0 if min_bytes else 6)
     return buffer.getvalue()
+
+
+def open_source(data: bytes) -> Image.Image | None:
+    """A source image's pixels (upright), or None when the bytes are not an image the emulator can open."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            return ImageOps.exif_transpose(opened).convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def _colour(rng: random.Random, *, lightness: float) -> tuple[int, int, int]:

@@ -2,11 +2,24 @@
 
 A job's personality is the scenario's default, or chosen per job by `input["emulator"]["personality"]` or by a
 `[emulator:NAME]` token anywhere in the input's text (the prompt, a ComfyUI workflow).
+
+A personality whose worker takes a source image (img2img) reads it as that worker does, and its images show the
+source (fitted to the output) behind the caption, so a test can tell from the pixels which image a job started from:
+- worker-sdxl: `image_url`, a URL it downloads (diffusers' `load_image`: http(s) URLs and files only); anything else
+  fails the job. It draws at the source's size (runpod-workers/worker-sdxl handler.py, refiner only).
+- worker-stable_diffusion_v1: `init_image`, a URL downloaded by the SDK's `rp_download`; a failed download leaves it
+  None and the job runs as text-to-image (src/rp_handler.py). It draws at the source's size (src/predict.py).
+- worker-comfyui: `images: [{"name", "image": base64 or data URI}]`, uploaded under `name`; the workflow's LoadImage
+  node names the file (handler.py upload_images). A LoadImage naming no uploaded file fails, as ComfyUI's validation
+  does. The drawing has the loaded image's size.
+The other personalities ignore image inputs: Flux's and A1111's code never reads them. (worker-sdxl-turbo validates
+with rp_validator, which refuses unknown names; the bot never sends it an image.)
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import random
 import re
@@ -27,6 +40,14 @@ COUNT_KEYS = ("num_images", "num_outputs", "batch_size")
 PNG_DATA_URI_PREFIX = "data:image/png;base64,"
 FLUX_COST = 0.0025
 MAX_SEED = 2**32
+
+
+class ImageInput(StrEnum):
+    """How a personality's worker takes a source image."""
+
+    IMAGE_URL = "image_url"  # worker-sdxl
+    INIT_IMAGE = "init_image"  # worker-stable_diffusion_v1
+    COMFYUI = "comfyui"  # worker-comfyui's `images` upload list, named by a LoadImage node
 
 
 class Outcome(StrEnum):
@@ -84,6 +105,7 @@ class Personality:
     oversized: bool = False
     # Every PNG has valid checksums but undecodable pixel data.
     corrupt: bool = False
+    image_input: ImageInput | None = None
 
 
 def _sd_v1_url(ctx: OutputContext) -> Any:
@@ -204,15 +226,32 @@ def _comfyui_error(worker_id: str) -> Any:
     return "Job processing failed"
 
 
+SDXL_IMAGE = ImageInput.IMAGE_URL
+SD_V1_IMAGE = ImageInput.INIT_IMAGE
+COMFY = ImageInput.COMFYUI
 _ALL = (
-    Personality("sdxl", "worker-sdxl: images as data URIs, image_url, seed", shape=_sdxl),
-    Personality("sdxl-bucket", "worker-sdxl with a bucket: images as URLs", shape=_sdxl_bucket),
-    Personality("sd-v1", "old stable-diffusion-v1: a list of {image: URL, seed}", shape=_sd_v1_url),
-    Personality("sd-v1-base64", "worker-stable_diffusion_v1: a list of {image: base64, seed}", shape=_sd_v1_base64),
+    Personality("sdxl", "worker-sdxl: images as data URIs, image_url, seed", shape=_sdxl, image_input=SDXL_IMAGE),
+    Personality("sdxl-bucket", "worker-sdxl with a bucket: images as URLs", shape=_sdxl_bucket, image_input=SDXL_IMAGE),
+    Personality(
+        "sd-v1", "old stable-diffusion-v1: a list of {image: URL, seed}", shape=_sd_v1_url, image_input=SD_V1_IMAGE
+    ),
+    Personality(
+        "sd-v1-base64",
+        "worker-stable_diffusion_v1: a list of {image: base64, seed}",
+        shape=_sd_v1_base64,
+        image_input=SD_V1_IMAGE,
+    ),
     Personality("sdxl-turbo", "new worker-sdxl-turbo: images as {image, seed}, generation_time", shape=_sdxl_turbo),
     Personality("sdxl-turbo-old", "old worker-sdxl-turbo: a bare base64 string", shape=_bare_base64, max_images=1),
-    Personality("comfyui", "worker-comfyui 5.x: images as {filename, type: base64, data}", shape=_comfyui),
-    Personality("comfyui-s3", "worker-comfyui 5.x with S3: {filename, type: s3_url, data}", shape=_comfyui_s3),
+    Personality(
+        "comfyui", "worker-comfyui 5.x: images as {filename, type: base64, data}", shape=_comfyui, image_input=COMFY
+    ),
+    Personality(
+        "comfyui-s3",
+        "worker-comfyui 5.x with S3: {filename, type: s3_url, data}",
+        shape=_comfyui_s3,
+        image_input=COMFY,
+    ),
     Personality("comfyui-no-images", "worker-comfyui 5.x that produced nothing", shape=_comfyui_no_images),
     Personality(
         "comfyui-legacy", "worker-comfyui before 5: {status, message: base64}", shape=_comfyui_legacy, max_images=1
@@ -291,6 +330,21 @@ class JobPlan:
     min_bytes: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
     custom_output: Any = None
+    source: SourcePlan | None = None
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """The source image a job starts from, as its worker would get it: a URL to download or the bytes uploaded.
+
+    `error`: the worker fails the job with it (a source it cannot read). `optional`: a failed download leaves the job
+    drawing from text only (worker-stable_diffusion_v1), instead of failing it.
+    """
+
+    url: str | None = None
+    data: bytes | None = None
+    error: str | None = None
+    optional: bool = False
 
 
 class InvalidJobInput(ValueError):
@@ -335,7 +389,69 @@ def plan_job(job_input: dict[str, Any], scenario: Scenario, rng: random.Random) 
         min_bytes=min_bytes,
         parameters={"prompt": prompt, "seed": seed, "width": width, "height": height, "num_images": count},
         custom_output=scenario.custom_output,
+        source=plan_source(job_input, personality.image_input),
     )
+
+
+def plan_source(job_input: dict[str, Any], kind: ImageInput | None) -> SourcePlan | None:
+    """The source image of a job's input as the personality's worker reads it; None when it starts from text."""
+    if kind is ImageInput.IMAGE_URL:
+        value = job_input.get("image_url")
+        if not isinstance(value, str) or not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            # diffusers.utils.load_image, which worker-sdxl calls, opens http(s) URLs and files only.
+            return SourcePlan(
+                error=f"Incorrect path or URL. URLs must start with `http://` or `https://`, and "
+                f"{value[:40]!r} is not a valid path."
+            )
+        return SourcePlan(url=value)
+    if kind is ImageInput.INIT_IMAGE:
+        value = job_input.get("init_image")
+        # rp_download fetches it with requests: anything but an http(s) URL fails and the job runs as txt2img.
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return SourcePlan(url=value, optional=True)
+        return None
+    if kind is ImageInput.COMFYUI:
+        return _comfyui_source(job_input)
+    return None
+
+
+def _comfyui_source(job_input: dict[str, Any]) -> SourcePlan | None:
+    uploads = job_input.get("images")
+    loaded = _loaded_image_names(job_input.get("workflow"))
+    if not loaded:
+        return None
+    by_name = {
+        item["name"]: item["image"]
+        for item in uploads or []
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("image"), str)
+    }
+    name = loaded[0]
+    if name not in by_name:
+        # ComfyUI's validation of LoadImage: the file must be in its input folder.
+        return SourcePlan(error=f"Prompt outputs failed validation: LoadImage: Invalid image file: {name}")
+    text = by_name[name]
+    # worker-comfyui strips everything up to the first comma (a data URI prefix), then decodes base64.
+    payload = text.split(",", 1)[1] if "," in text else text
+    try:
+        return SourcePlan(data=base64.b64decode(payload, validate=True))
+    except (ValueError, binascii.Error):
+        return SourcePlan(error=f"Failed to upload one or more input images: Error decoding base64 for {name}")
+
+
+def _loaded_image_names(workflow: Any) -> list[str]:
+    """The file names the workflow's LoadImage nodes read."""
+    if not isinstance(workflow, dict):
+        return []
+    return [
+        node["inputs"]["image"]
+        for node in workflow.values()
+        if isinstance(node, dict)
+        and node.get("class_type") == "LoadImage"
+        and isinstance(node.get("inputs"), dict)
+        and isinstance(node["inputs"].get("image"), str)
+    ]
 
 
 def _strings(value: Any, depth: int = 0) -> Iterator[str]:

@@ -5,6 +5,9 @@ Licence: MIT, Copyright (c) 2025 RunPod (see LICENSE-MIT.txt in this directory).
 handler.py validates `job["input"]` against it with runpod's rp_validator and passes `num_images` to the pipeline as
 `num_images_per_prompt`; one `torch.Generator` seeded once renders the whole batch, and the output reports that one
 `seed` (`{"images": [...], "image_url": <first>, "seed": n}`).
+img2img (same handler.py): a non-empty `image_url` is opened with diffusers' `load_image` (http(s) URLs and files
+only, no data URI) and only the refiner runs, with `strength` and `refiner_inference_steps`, drawing one image at the
+source's size.
 """
 
 # fmt: off

@@ -5,6 +5,8 @@ Source: runpod-workers/worker-stable_diffusion_v1, src/rp_schema.py, commit ba94
 src/rp_handler.py validates the input with runpod's rp_validator; src/predict.py then refuses
 `width * height > 786432` ("Maximum size is 1024x768 or 768x1024 pixels") and renders `[prompt] * num_outputs` from
 one generator seeded once, while the output labels image i with `seed + i`.
+img2img: src/rp_handler.py downloads `init_image` (a URL) with the SDK's rp_download (a failed download leaves it
+None: text-to-image) and src/predict.py runs the img2img pipeline with `prompt_strength`, at the source's size.
 """
 
 # From src/predict.py (Predictor.predict), same commit.

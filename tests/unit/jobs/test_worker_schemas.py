@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,86 @@ def test_rp_validator_refuses_a_name_the_worker_does_not_know() -> None:
         "Unexpected input. cfg_scale is not a valid input option.",
         "width should be <class 'int'> type, not <class 'str'>.",
     ]
+
+
+# img2img: a source image a worker downloads (a URL) or is sent (a data URI), as `prepare_source_image` leaves it.
+IMG2IMG_WORKFLOW = {
+    **WORKFLOW,
+    "3": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "steps": "{{steps}}", "denoise": "{{strength}}"}},
+    "10": {"class_type": "LoadImage", "inputs": {"image": "{{image}}"}},
+}
+SOURCE_URL = "https://cdn.discordapp.com/attachments/1/2/source.png"
+SOURCE_DATA_URI = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+IMAGE_PRESETS = [name for name, preset in PRESETS.items() if preset.worker.image is not None]
+
+
+def img2img_model_of(preset: str, tmp_path: Path) -> ModelConfig:
+    workflow = None
+    if preset == "comfyui":
+        (tmp_path / "img2img.json").write_text(json.dumps(IMG2IMG_WORKFLOW))
+        workflow = "img2img.json"
+    return build_model(ModelEntry(name="m", endpoint_id="ep", preset=preset, workflow_file=workflow), tmp_path)
+
+
+def strength_edges(model: ModelConfig) -> list[tuple[int, float]]:
+    """(steps, strength) at each end of the allowed strengths: the least that still runs a step, and the most."""
+    allowed = model.strength_range
+    spec = model.image_input
+    assert allowed is not None
+    assert spec is not None
+    steps = int(highest(model.steps_range, integer=True))
+    least = lowest(allowed, integer=False)
+    if spec.strength_scales_steps:
+        least = max(least, 1 / steps)
+    return [(steps, least), (steps, highest(allowed, integer=False)), (int(lowest(model.steps_range, True)), 1.0)]
+
+
+def test_the_presets_that_take_an_image_are_those_whose_workers_do() -> None:
+    """worker-sdxl, worker-stable_diffusion_v1 and worker-comfyui take a source image; the others draw from text."""
+    assert IMAGE_PRESETS == ["sdxl", "sd15", "comfyui"]
+
+
+@pytest.mark.parametrize("preset", IMAGE_PRESETS)
+def test_img2img_input_passes_the_real_workers_schema_at_the_strength_edges(preset: str, tmp_path: Path) -> None:
+    """With a source image, at the defaults and at each end of the strength, the worker accepts the input as it is."""
+    model = img2img_model_of(preset, tmp_path)
+    spec = model.image_input
+    assert spec is not None
+    encoded = SOURCE_URL if spec.encoding == "url" else SOURCE_DATA_URI
+    cases = [(None, None), *strength_edges(model)]
+    for steps, strength in cases:
+        options = RequestOptions(prompt="p", source_image_url=SOURCE_URL, steps=steps, strength=strength)
+        request = model.resolve(options)
+        assert request.source is not None
+        request = replace(request, source=replace(request.source, encoded=encoded))
+        payload = model.build_input(request)
+        check_against_worker(preset, payload)
+        if preset == "comfyui":
+            (image,) = payload["images"]
+            assert set(image) == {"name", "image"}
+            assert payload["workflow"]["10"]["inputs"]["image"] == image["name"]
+        else:
+            assert payload[spec.image_key] == SOURCE_URL
+            assert payload[spec.strength_key] == request.strength
+
+
+@pytest.mark.parametrize("preset", IMAGE_PRESETS)
+def test_each_strength_limit_is_the_one_its_source_states(preset: str, tmp_path: Path) -> None:
+    """The recorded strength range is the worker's (0–1), and just past it the bot refuses."""
+    model = img2img_model_of(preset, tmp_path)
+    spec = model.image_input
+    assert spec is not None
+    assert (spec.strength.allowed.low, spec.strength.allowed.high) == (0, 1)
+    if preset == "sd15":
+        constraint = SCHEMAS[preset]["prompt_strength"]["constraints"]
+        assert [constraint(0.0), constraint(1.0), constraint(-INSIDE), constraint(1 + INSIDE)] == [
+            True,
+            True,
+            False,
+            False,
+        ]
+    for value in (-INSIDE, 1 + INSIDE):
+        with pytest.raises(InvalidRequestError, match="Allowed: 0–1"):
+            model.resolve(RequestOptions(prompt="p", source_image_url=SOURCE_URL, strength=value))

@@ -1,0 +1,212 @@
+"""The image an img2img job starts from: fetched with the checks worker outputs get, fitted to the job, encoded.
+
+A member's source image is a link (a Discord attachment, an image the bot posted). Before a paid `/run` it is
+fetched through `runpod_client.outputs.download_image` (the same address guard, size cap and time-out as worker
+outputs), its format is read from its bytes (PNG, JPEG, WebP or GIF) and its pixels decoded; then it is encoded as
+the model's worker takes it (`ImageInputSpec.encoding`):
+- a URL (worker-sdxl, worker-stable_diffusion_v1 download it themselves): the checked link is sent as it is. Those
+  workers draw at the source image's own size, and the bot cannot resize what it does not send, so a source of more
+  pixels than the worker can take is refused instead;
+- a data URI or base64 (worker-comfyui): the image is cropped and resized to the job's width and height (the
+  workflow draws at those) and sent as PNG inside the job's input.
+The whole input is then measured against RunPod's request limit. Every refusal is a `SourceImageError`, an
+`InvalidRequestError` whose message a member can read. Decoding, resizing and encoding run in a worker thread.
+
+The job record keeps the source's link only (`SourceImage`): the encoded image lives in memory between this fetch
+and the `/run` that carries it, so Redis never holds image bytes, and a re-roll fetches the link again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import warnings
+from dataclasses import replace
+
+import aiohttp
+
+from jobs.presets import (
+    IMAGE_AS_DATA_URI,
+    IMAGE_AS_URL,
+    ImageInputSpec,
+    ImageRequest,
+    InvalidRequestError,
+    ModelConfig,
+    RequestOptions,
+    Size,
+)
+from jobs.service import JobService, Prepared
+from runpod_client.outputs import (
+    FetchPolicy,
+    ImageFetchError,
+    ImageTooLargeError,
+    InvalidImageError,
+    UnsafeURLError,
+    download_image,
+    image_from_bytes,
+)
+
+# RunPod refuses a /run request body over 10 MB and a /runsync one over 20 MB (RunPod's endpoint docs; worker-comfyui's
+# README repeats it: "10MB for /run, 20MB for /runsync"). The smaller one applies to every job: a `sync = true` model
+# falls back to /run when all /runsync waits are taken.
+RUN_PAYLOAD_LIMIT_BYTES = 10 * 1000 * 1000
+RUNSYNC_PAYLOAD_LIMIT_BYTES = 20 * 1000 * 1000
+# What the body holds around the input: `{"input": …, "webhook": "<url>", "policy": {…}}`.
+ENVELOPE_MARGIN_BYTES = 4 * 1024
+# The largest source image fetched: Discord's own upload limit without Nitro is 10 MB; a posted 2048x2048 PNG fits.
+MAX_SOURCE_IMAGE_BYTES = 20 * 1024 * 1024
+# Decoding more pixels than this takes too much memory for a source image (a phone photo has 12–50 million).
+MAX_SOURCE_DECODE_PIXELS = 64 * 1000 * 1000
+DEFAULT_SOURCE_FETCH_POLICY = FetchPolicy(max_bytes=MAX_SOURCE_IMAGE_BYTES)
+PNG_DATA_URI_PREFIX = "data:image/png;base64,"
+ALLOWED_FORMATS = "a PNG, JPEG, WebP or GIF image"
+MEGABYTE = 1024 * 1024
+
+
+class SourceImageError(InvalidRequestError):
+    """The source image cannot be used: the message says what was wrong and what to do (`image` is the option)."""
+
+    def __init__(self, problem: str, allowed: str) -> None:
+        super().__init__("image", problem, allowed)
+
+
+async def prepare_img2img(
+    service: JobService,
+    options: RequestOptions,
+    model: str | None = None,
+    *,
+    session: aiohttp.ClientSession,
+    policy: FetchPolicy = DEFAULT_SOURCE_FETCH_POLICY,
+) -> Prepared:
+    """Resolve a request and, when it starts from an image, fetch and encode that image for the model's worker.
+
+    The result goes to `JobService.submit`. Raises `InvalidRequestError` (a `SourceImageError` for the image).
+    """
+    prepared = service.prepare(options, model)
+    request = await prepare_source_image(prepared.model, prepared.request, session=session, policy=policy)
+    return Prepared(prepared.model, request)
+
+
+async def prepare_source_image(
+    model: ModelConfig,
+    request: ImageRequest,
+    *,
+    session: aiohttp.ClientSession,
+    policy: FetchPolicy = DEFAULT_SOURCE_FETCH_POLICY,
+) -> ImageRequest:
+    """The request with its source image fetched, checked and encoded for `model`'s worker (unchanged without one).
+
+    `policy` says which addresses may be fetched (pass the core's `fetch_policy`); its size cap is lowered to
+    `MAX_SOURCE_IMAGE_BYTES`. Raises `SourceImageError` when the image cannot be fetched, is not an image, is too
+    large for the worker, or makes the job's request larger than RunPod accepts.
+    """
+    source = request.source
+    if source is None:
+        return request
+    spec = model.image_input
+    if spec is None:
+        raise SourceImageError(f"cannot be used: {model.name} does not start from an image", _able(model))
+    # The caller's policy (the operator's address rules for worker outputs), capped at the source image's size.
+    capped = replace(policy, max_bytes=min(policy.max_bytes, MAX_SOURCE_IMAGE_BYTES))
+    data = await fetch_source(source.url, session=session, policy=capped)
+    encoded = await asyncio.to_thread(encode_source, data, request.size, spec, model.name)
+    prepared = replace(request, source=replace(source, encoded=source.url if encoded is None else encoded))
+    size = await asyncio.to_thread(request_bytes, model, prepared)
+    if size > RUN_PAYLOAD_LIMIT_BYTES:
+        raise SourceImageError(
+            f"makes the job's request {size / 1_000_000:.1f} MB",
+            f"requests of at most {RUN_PAYLOAD_LIMIT_BYTES // 1_000_000} MB (RunPod's limit for /run); use a "
+            "smaller image",
+        )
+    return prepared
+
+
+async def fetch_source(url: str, *, session: aiohttp.ClientSession, policy: FetchPolicy) -> bytes:
+    """The bytes at `url`, fetched under `policy` (address guard, size cap, time-out), or `SourceImageError`."""
+    try:
+        return await download_image(url, session=session, policy=policy)
+    except UnsafeURLError as exc:
+        raise SourceImageError(
+            f"was not fetched ({exc})", "an image at a public internet address, such as one uploaded to Discord"
+        ) from None
+    except ImageTooLargeError as exc:
+        limit = _megabytes(exc.max_bytes)
+        raise SourceImageError(f"is larger than {limit}", f"{ALLOWED_FORMATS} of at most {limit}") from None
+    except ImageFetchError as exc:
+        raise SourceImageError(
+            f"could not be fetched ({exc})", "a link that still works (upload the image again)"
+        ) from None
+
+
+def encode_source(data: bytes, size: Size, spec: ImageInputSpec, model_name: str) -> str | None:
+    """Check the image and encode it as the worker takes it: None for a worker that downloads the link itself, else
+    the image fitted to `size` as a PNG data URI or base64. CPU-bound: call it in a worker thread."""
+    # Imported here: a process that never prepares a source image does not load Pillow for it.
+    from PIL import Image, ImageOps
+
+    try:
+        image_from_bytes(data)
+    except InvalidImageError:
+        raise SourceImageError(f"is not {ALLOWED_FORMATS}", ALLOWED_FORMATS) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+        width, height = opened.size
+        if width * height > MAX_SOURCE_DECODE_PIXELS:
+            raise SourceImageError(
+                f"is {width}x{height}, more pixels than the bot opens",
+                f"at most {MAX_SOURCE_DECODE_PIXELS // 1_000_000} million pixels; use a smaller image",
+            )
+        if spec.encoding == IMAGE_AS_URL:
+            opened.load()  # the whole file decodes: a truncated image would fail on the paid worker instead
+            _check_drawn_size(width, height, spec, model_name)
+            return None
+        fitted = ImageOps.fit(
+            ImageOps.exif_transpose(opened).convert("RGB"), (size.width, size.height), Image.Resampling.LANCZOS
+        )
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SourceImageError(
+            "has more pixels than any image should", f"{ALLOWED_FORMATS} of ordinary size; use a smaller image"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SourceImageError(
+            f"is damaged and cannot be opened ({type(exc).__name__})", f"{ALLOWED_FORMATS} that opens"
+        ) from None
+    buffer = io.BytesIO()
+    fitted.save(buffer, format="PNG")
+    text = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return PNG_DATA_URI_PREFIX + text if spec.encoding == IMAGE_AS_DATA_URI else text
+
+
+def _check_drawn_size(width: int, height: int, spec: ImageInputSpec, model_name: str) -> None:
+    """A worker that downloads the source draws at its size: refuse more pixels than it takes."""
+    cap = spec.max_source_pixels
+    if cap is not None and width * height > cap:
+        raise SourceImageError(
+            f"is {width}x{height} ({width * height} pixels), and {model_name} draws at the image's own size",
+            f"at most {cap} pixels (such as {_example(cap)}); use a smaller image",
+        )
+
+
+def request_bytes(model: ModelConfig, request: ImageRequest) -> int:
+    """The size of the job's request body to RunPod, with room for the webhook and policy around the input."""
+    return len(json.dumps({"input": model.build_input(request)}).encode()) + ENVELOPE_MARGIN_BYTES
+
+
+def _example(pixels: int) -> str:
+    """A size of at most `pixels` pixels to name in a refusal: 1024x768 for SD 1.5's cap, else a square."""
+    if pixels == 1024 * 768:
+        return "1024x768"
+    side = int(pixels**0.5)
+    return f"{side}x{side}"
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / MEGABYTE:g} MB"
+
+
+def _able(model: ModelConfig) -> str:
+    return ", ".join(model.image_models) if model.image_models else "none of the configured models"
