@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from jobs.health import ModelHealth, Tracking
+from jobs.image_metadata import job_parameters, with_parameters
 from jobs.labels import NOT_DELIVERED, STATE_LABELS, delivery_failure, state_label
 from jobs.notifier import Delivery, JobResult
 from storage.models import JobState, Requester, TrackedJob
@@ -88,16 +89,11 @@ class TerminalNotifier:
     def _save(self, job: TrackedJob, result: JobResult) -> list[Path]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        asked = job.request.get("seed", "x")
-        # A worker that renders a batch from one seed may still label image i `seed + i`: only the first is true.
-        batch_seed = next((image.seed for image in result.images if image.seed is not None), asked)
-        for index, image in enumerate(result.images, start=1):
-            if job.request.get("seed_scope") == "batch":
-                seed = batch_seed
-            else:
-                seed = image.seed if image.seed is not None else asked
-            path = self.out_dir / image.filename(f"{job.jid}-{index}-seed{seed}")
-            path.write_bytes(image.data)
+        # The seed that rendered each image (a batch from one seed names that one) and its A1111 `parameters`.
+        images = zip(result.images, job_parameters(job, result.images), strict=True)
+        for index, (image, parameters) in enumerate(images, start=1):
+            path = self.out_dir / image.filename(f"{job.jid}-{index}-seed{parameters.seed}")
+            path.write_bytes(with_parameters(image.data, image.media_type, parameters.infotext()))
             paths.append(path)
         return paths
 

@@ -22,6 +22,7 @@ from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
 from cogs.render import card_embed, clip, result_embed
+from jobs.image_metadata import job_infotexts
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.service import JobService
@@ -236,7 +237,7 @@ class DiscordNotifier:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         shrinks = 0
         while True:
-            uploads = await fit_uploads(result.images, f"{job.jid}", limit)
+            uploads = await fit_uploads(result.images, f"{job.jid}", limit, job_infotexts(job, result.images))
             try:
                 message = await self._send_result(job, uploads)
                 break

@@ -91,6 +91,21 @@ async def test_local_imagine_writes_a_png_without_credentials(workdir: Path) -> 
         assert image.size == (1024, 1024)
 
 
+async def test_local_imagine_saves_a_png_carrying_its_parameters(workdir: Path) -> None:
+    """The PNG `imagine --local --out DIR` saves holds the job's parameters in A1111's `parameters` text."""
+    args = ("--negative", "fog", "--seed", "11", "--steps", "3", "--local", "--out", "out")
+    result = await runpod_bot(workdir, "imagine", 'a "quiet" harbour: dawn', *args)
+    assert result.returncode == 0, result.stderr
+    (png,) = (workdir / "out").glob("*.png")
+    with Image.open(png) as image:
+        parameters = image.text["parameters"]  # type: ignore[attr-defined]
+    assert parameters.splitlines() == [
+        'a "quiet" harbour: dawn',
+        "Negative prompt: fog",
+        "Steps: 3, CFG scale: 7.5, Seed: 11, Size: 1024x1024, Model: default",
+    ]
+
+
 async def test_imagine_shows_progress_and_the_job_is_then_listed(workdir: Path, emulator: Emulator) -> None:
     """Against an endpoint, imagine reports progress, and `status` and `jobs --user 0` show the finished job."""
     emulator.update_scenario(execution_s=1.5)
