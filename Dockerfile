@@ -11,7 +11,8 @@ RUN python -m venv /venv
 # Dependencies first, so a code change does not reinstall them.
 COPY constraints.txt ./
 COPY pyproject.toml README.md ./
-COPY bot.py cli.py console.py logs.py settings.py web.py ./
+COPY bot.py ./
+COPY runpod_bot runpod_bot
 COPY cogs cogs
 COPY jobs jobs
 COPY runpod_client runpod_client

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # RunPod's worker SDK lives in its own virtualenv (see worker-requirements.txt); only the tests use it.
 WORKER_VENV ?= .venv-worker
 WORKER_STAMP := $(WORKER_VENV)/.installed
-PACKAGES := bot.py cli.py console.py core.py logs.py settings.py web.py cogs jobs runpod_client runpod_emulator storage tests benchmarks
+PACKAGES := bot.py runpod_bot cogs jobs runpod_client runpod_emulator storage tests benchmarks
 
 .PHONY: run test lint fmt typecheck pytest install clean demo bench chaos
 

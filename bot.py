@@ -1,6 +1,7 @@
-"""The Discord entry point: settings → logging → the core (from the composition root, `core.py`) → Bot → cogs.
+"""The Discord entry point: settings → logging → the core (the composition root, `runpod_bot/core.py`) → Bot → cogs.
 
-Everything the bot needs is built once and passed in; only this module, `core.py` and `cli.py` read the settings.
+Everything the bot needs is built once and passed in; only this module, `runpod_bot/core.py` and `runpod_bot/cli.py`
+read the settings.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pydantic import SecretStr
 
 from cogs.common import Services, report_error
 from cogs.delivery import DiscordNotifier
-from core import (
+from jobs.poller import Poller
+from jobs.tasks import BackgroundTasks
+from jobs.waiting import HealthCache
+from runpod_bot.core import (
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
@@ -36,11 +40,8 @@ from core import (
     load_models,
     open_core,
 )
-from jobs.poller import Poller
-from jobs.tasks import BackgroundTasks
-from jobs.waiting import HealthCache
-from logs import configure_logging
-from settings import (
+from runpod_bot.logs import configure_logging
+from runpod_bot.settings import (
     DEFAULT_CARD_EDIT_INTERVAL_S,
     ConfigError,
     Settings,
@@ -48,11 +49,11 @@ from settings import (
     load_settings,
     log_level_number,
 )
+from runpod_bot.web import create_app, serve
 from storage.connection import RedisUnavailableError
 from storage.embedded import EmbeddedRedisError
-from web import create_app, serve
 
-# Built by the Discord-free composition root (`core.py`); named here too for the callers that know only the bot.
+# Built by the Discord-free composition root (`runpod_bot/core.py`); named here too for callers that know only the bot.
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_FAILURE",

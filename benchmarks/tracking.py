@@ -62,13 +62,13 @@ from jobs.poller import Poller, PollerSettings
 from jobs.presets import ModelCatalog, ModelConfig, ModelEntry, RequestOptions, build_model
 from jobs.service import JobService, RunSettings
 from jobs.webhooks import WebhookReceiver, WebhookSigner
+from runpod_bot.web import create_app, serve
 from runpod_client import NO_RETRY, RunPodClient, RunPodError
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images
 from storage.connection import create_client
 from storage.embedded import EmbeddedRedis
 from storage.models import JobState, Requester, TrackedJob
 from storage.store import JobStore, StoreConfig
-from web import create_app, serve
 
 log = logging.getLogger("benchmarks.tracking")
 

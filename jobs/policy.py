@@ -46,7 +46,7 @@ FINISH_RATE_WINDOW_S = 30.0
 MIN_FINISHES_FOR_RATE = 5
 # A first poll that would be put off by less than this is not worth a write.
 MIN_DEFER_MS = 100
-# The defaults of the numbers that are settings (POLL_*, DELIVERY_LEASE_MS): settings.py refers to these.
+# The defaults of the numbers that are settings (POLL_*, DELIVERY_LEASE_MS): runpod_bot/settings.py refers to these.
 DEFAULT_FIRST_POLL_MS = 2_000
 DEFAULT_QUEUED_MIN_MS = 2_000
 DEFAULT_QUEUED_MAX_MS = 15_000

@@ -147,7 +147,7 @@ def test_run_with_a_models_file_needs_no_endpoint_id(tmp_path: Path) -> None:
 # Run in the process that imports the command line, so what the command loaded can be listed afterwards.
 LOADED_BY_COMMAND = """
 import sys
-import cli
+from runpod_bot import cli
 status = cli.main(sys.argv[1:])
 loaded = sorted({name.split('.')[0] for name in sys.modules} & {'discord', 'PIL', 'cogs', 'bot'})
 print('loaded:', ' '.join(loaded) or 'none')

@@ -136,4 +136,10 @@ def test_package_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     scripts = {f"storage/scripts/{path.name}" for path in (REPO / "storage" / "scripts").glob("*.lua")}
     assert scripts
     assert scripts <= names
-    assert {"bot.py", "cli.py", "settings.py", "cogs/imagine.py", "runpod_emulator/server.py"} <= names
+    assert {
+        "bot.py",
+        "runpod_bot/cli.py",
+        "runpod_bot/settings.py",
+        "cogs/imagine.py",
+        "runpod_emulator/server.py",
+    } <= names

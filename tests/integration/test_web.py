@@ -17,6 +17,7 @@ from jobs.poller import Poller
 from jobs.presets import RequestOptions, default_catalog
 from jobs.service import JobService
 from jobs.webhooks import WebhookReceiver, WebhookSigner
+from runpod_bot.web import create_app, serve
 from runpod_client import RunPodClient
 from runpod_emulator import Emulator, Scenario
 from storage.models import JobState, Requester
@@ -24,7 +25,6 @@ from storage.store import JobStore, StoreConfig
 from tests.integration.jobs.conftest import FAST_POLICY, FAST_POLLER, LOOPBACK_FETCH, RecordingNotifier, polling
 from tests.plugins.emulator import client_for, fast_scenario
 from tests.waiting import wait_until
-from web import create_app, serve
 
 SECRET = b"a test webhook secret"
 # Polling only as a safety net that never comes during a test: whatever finishes a job came by webhook.
@@ -113,7 +113,7 @@ async def test_bad_token_is_refused_with_401_and_logged(hooked: Hooked, caplog: 
     """A webhook whose token is wrong changes nothing, is answered 401, and leaves a log line."""
     jid = await hooked.submit("a forged result")
     url = WebhookSigner(b"another secret", hooked.address).url(hooked.emulator.endpoint_id, jid)
-    with caplog.at_level(logging.WARNING, logger="web"):
+    with caplog.at_level(logging.WARNING, logger="runpod_bot.web"):
         status = await hooked.post(url, {"id": "x", "status": "COMPLETED", "output": {"images": []}})
     assert status == 401
     assert any("bad token" in record.getMessage() and jid in record.getMessage() for record in caplog.records)

@@ -12,17 +12,17 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from core import Core, build_core, job_stores
 from jobs.policy import PollPolicy
 from jobs.poller import PollerSettings
 from jobs.service import RunSettings
-from runpod_client.outputs import FetchPolicy
-from settings import (
+from runpod_bot.core import Core, build_core, job_stores
+from runpod_bot.settings import (
     DEFAULT_GUILD_ACTIVE_JOBS,
     DEFAULT_USER_ACTIVE_JOBS,
     DEFAULT_USER_COOLDOWN_S,
     Settings,
 )
+from runpod_client.outputs import FetchPolicy
 from storage.store import JobStore, Limits, StoreConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def test_the_status_budgets_burst_is_one_value() -> None:
 
 def test_no_setting_restates_a_number() -> None:
     """Every numeric default of `Settings` refers to a named constant, never a literal written again."""
-    tree = ast.parse((REPO / "settings.py").read_text())
+    tree = ast.parse((REPO / "runpod_bot/settings.py").read_text())
     settings_class = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings")
     literals = [
         node.target.id

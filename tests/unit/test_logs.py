@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from jobs.logcontext import job_context
-from logs import REDACTED, JobIdFilter, JsonFormatter, SecretRedactingFilter, configure_logging
-from settings import load_settings
+from runpod_bot.logs import REDACTED, JobIdFilter, JsonFormatter, SecretRedactingFilter, configure_logging
+from runpod_bot.settings import load_settings
 
 TOKEN = "MTIzNDU2Nzg5.discord.token-value"
 KEY = "rpa_SECRETKEYVALUE"

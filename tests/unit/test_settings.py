@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, Settings, load_settings
+from runpod_bot.settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, Settings, load_settings
 
 # Shaped like the real ones (a bot token is three dot-separated parts; a key is `rpa_` and 46 characters).
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abc"

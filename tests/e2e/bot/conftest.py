@@ -17,9 +17,9 @@ from PIL import Image
 from pydantic import SecretStr
 
 from bot import BotDependencies, RunpodBot, point_discord_at
-from core import Role, build_core
+from runpod_bot.core import Role, build_core
+from runpod_bot.settings import Settings
 from runpod_emulator import Emulator, Scenario
-from settings import Settings
 from storage.models import TrackedJob
 from storage.store import JobStore
 from tests.fakes.discord import FakeDiscord, running_client

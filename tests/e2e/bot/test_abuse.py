@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logs import JobIdFilter, SecretRedactingFilter
+from runpod_bot.logs import JobIdFilter, SecretRedactingFilter
 from storage.models import JobState
 from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, final_message, is_ephemeral, job_of, results
 from tests.fakes.discord.views import MessageView

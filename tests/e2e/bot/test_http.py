@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core import Role
+from runpod_bot.core import Role
+from runpod_bot.web import create_app, serve
 from storage.connection import connect
 from storage.embedded import EmbeddedRedis
 from tests.e2e.bot.conftest import Harness, cards, results
-from web import create_app, serve
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -6,8 +6,8 @@ import asyncio
 
 from cogs.jobs_ui import card_view
 from cogs.render import card_embed
-from core import Role
 from jobs.notifier import JobResult
+from runpod_bot.core import Role
 from storage.models import JobState
 from storage.store import JobStore, NewJob
 from tests.e2e.bot.conftest import Harness, cards, results

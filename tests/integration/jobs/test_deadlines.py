@@ -11,12 +11,12 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from core import build_core
 from jobs.poller import PollerSettings
 from jobs.presets import RequestOptions
 from jobs.service import RunSettings
+from runpod_bot.core import build_core
+from runpod_bot.settings import Settings
 from runpod_emulator import Emulator
-from settings import Settings
 from storage.models import JobState, Requester
 from storage.store import Limits
 from tests.integration.jobs.conftest import FAST_POLLER, Core, RecordingNotifier, polling, wait_until

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console import describe_state
 from jobs.labels import state_label
+from runpod_bot.console import describe_state
 from storage.models import JobState, TrackedJob
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.presets import ModelsFileError, default_catalog, load_catalog
-from settings import ConfigError, load_settings
+from runpod_bot.settings import ConfigError, load_settings
 
 LOCAL = "http://127.0.0.1:8000"
 

@@ -23,7 +23,12 @@ import aiohttp
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from console import (
+from jobs.access import Actor
+from jobs.health import tracking
+from jobs.labels import state_label
+from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
+from jobs.service import CancelOutcome, DeniedTermError, JobServiceError, SubmitFailedError
+from runpod_bot.console import (
     CLI_REQUESTER,
     CLI_USER_ID,
     TerminalNotifier,
@@ -33,7 +38,7 @@ from console import (
     format_jobs_table,
     format_tracking,
 )
-from core import (
+from runpod_bot.core import (
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
@@ -46,14 +51,9 @@ from core import (
     open_core,
     open_redis_for,
 )
-from jobs.access import Actor
-from jobs.health import tracking
-from jobs.labels import state_label
-from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
-from jobs.service import CancelOutcome, DeniedTermError, JobServiceError, SubmitFailedError
-from logs import configure_logging
+from runpod_bot.logs import configure_logging
+from runpod_bot.settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
 from runpod_client.errors import RunPodError
-from settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
 from storage.connection import RedisUnavailableError, redact_url
 from storage.embedded import EmbeddedRedisError
 from storage.models import JobState, TrackedJob

@@ -28,9 +28,9 @@ from jobs.prompt_filter import PromptRules, term_key
 from jobs.service import JobService, RunSettings
 from jobs.tasks import BackgroundTasks
 from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
+from runpod_bot.settings import ConfigError, Settings, describe_problems
 from runpod_client import NO_RETRY, LocalWorkerClient, RetryPolicy, RunPodClient
 from runpod_client.outputs import FetchPolicy
-from settings import ConfigError, Settings, describe_problems
 from storage.connection import open_redis
 from storage.guilds import GuildSettings
 from storage.store import JobStore, Limits, StoreConfig

@@ -32,12 +32,12 @@ from jobs.service import (
     RUNPOD_RETENTION_MS,
     TTL_MARGIN_MS,
 )
+from runpod_bot.web import DEFAULT_HOST as DEFAULT_HTTP_HOST
+from runpod_bot.web import DEFAULT_PORT as DEFAULT_HTTP_PORT
 from runpod_client.outputs import DEFAULT_MAX_IMAGE_BYTES
 from storage.connection import DEFAULT_MAX_CONNECTIONS
 from storage.keys import DEFAULT_PREFIX
 from storage.store import DAY_S, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
-from web import DEFAULT_HOST as DEFAULT_HTTP_HOST
-from web import DEFAULT_PORT as DEFAULT_HTTP_PORT
 
 # Every default is written once. A setting whose class has a default refers to that class's named constant (so the
 # core built from default settings is the classes' defaults); these are the settings' own.
