@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from jobs.defaults import MAX_POLICY_TTL_MS
 from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.notifier import DeliveryFailed, ImageCap, JobResult, Notifier
 from jobs.policy import Pace
@@ -36,7 +37,7 @@ from jobs.reasons import (
     status_error_reason,
     still_reported_as,
 )
-from jobs.service import MAX_POLICY_TTL_MS, CancelOutcome, cancel_at_runpod
+from jobs.service import CancelOutcome, cancel_at_runpod
 from jobs.writer import Writer
 from runpod_client import Job, JobStatus, NotFoundError, RateLimitedError, RunPodClient, RunPodError
 from runpod_client.outputs import FetchPolicy, OutputError, extract_output, parse_progress

@@ -28,6 +28,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from jobs.defaults import (
+    DEFAULT_DELIVERY_LEASE_MS,
+    DEFAULT_FIRST_POLL_MS,
+    DEFAULT_JITTER,
+    DEFAULT_QUEUED_MAX_MS,
+    DEFAULT_QUEUED_MIN_MS,
+    DEFAULT_RUNNING_MAX_MS,
+    DEFAULT_RUNNING_MIN_MS,
+)
 from runpod_client.outputs import Progress
 from storage.models import TrackedJob, to_ms
 
@@ -46,14 +55,6 @@ FINISH_RATE_WINDOW_S = 30.0
 MIN_FINISHES_FOR_RATE = 5
 # A first poll that would be put off by less than this is not worth a write.
 MIN_DEFER_MS = 100
-# The defaults of the numbers that are settings (POLL_*, DELIVERY_LEASE_MS): runpod_bot/settings.py refers to these.
-DEFAULT_FIRST_POLL_MS = 2_000
-DEFAULT_QUEUED_MIN_MS = 2_000
-DEFAULT_QUEUED_MAX_MS = 15_000
-DEFAULT_RUNNING_MIN_MS = 500
-DEFAULT_RUNNING_MAX_MS = 5_000
-DEFAULT_DELIVERY_LEASE_MS = 60_000
-DEFAULT_JITTER = 0.1
 
 
 def is_sync_id(runpod_id: str | None) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from jobs.defaults import DEFAULT_CLAIM_LEASE_MS, DEFAULT_CONCURRENCY, DEFAULT_STATUS_BUDGET_PER_S
 from jobs.job_handler import JobHandler, Leases, PollerStats, ServerClock
 from jobs.logcontext import current_job
 from jobs.metrics import Metrics
@@ -39,11 +40,7 @@ from storage.store import DEFAULT_BURST_MS, Claimed, JobStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 32
 DEFAULT_BATCH = 100
-DEFAULT_CLAIM_LEASE_MS = 30_000
-# 80% of RunPod's 2000 /status per 10 s, shared by every process through Redis.
-DEFAULT_STATUS_BUDGET_PER_S = 160
 # The budget bucket holds a quarter second of budget: at most 1.25 x the budget in any sliding second, and at most
 # 10.25 x in any 10 s (1640 of RunPod's 2000 with the default budget).
 DEFAULT_STATUS_BURST_MS = DEFAULT_BURST_MS

@@ -29,6 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.access import Action, Actor, is_private, may, refusal
+from jobs.defaults import (
+    DEFAULT_EXECUTION_TIMEOUT_MS,
+    DEFAULT_MAX_QUEUE_WAIT_MS,
+    DEFAULT_SUBMIT_CONCURRENCY,
+    DEFAULT_SUBMIT_WAIT_S,
+    RUNPOD_RETENTION_MS,
+    TTL_MARGIN_MS,
+)
 from jobs.handoff import Handoff
 from jobs.health import ModelHealth, Tracking, models_health, tracking
 from jobs.labels import DELIVERY_FAILED_FIELD
@@ -53,32 +61,12 @@ from storage.store import Claimed, CooldownError, Created, JobStore, Limits, New
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXECUTION_TIMEOUT_MS = 10 * 60 * 1000
-# A job no worker has started after this long is cancelled: past it, the member has likely given up waiting.
-DEFAULT_MAX_QUEUE_WAIT_MS = 30 * 60 * 1000
-# RunPod keeps a /run job's result this long after it finishes, but deletes every job when its policy.ttl runs out,
-# whatever its state: the ttl must leave the whole retention after the latest possible finish.
-RUNPOD_RETENTION_MS = 30 * 60 * 1000
-# Covers what can push a finish past queue wait + execution timeout: the poll that notices an over-long wait comes a
-# little after the limit (up to a minute with webhooks) and the /cancel takes time, during which a worker may start
-# the job; RunPod's clock starts before the bot records the submit.
-TTL_MARGIN_MS = 5 * 60 * 1000
-# RunPod's allowed range for policy.ttl.
-MIN_POLICY_TTL_MS = 10_000
-MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
-
 
 def policy_ttl_ms(max_queue_wait_ms: int, execution_timeout_ms: int) -> int:
     """The policy.ttl that keeps a result retrievable for RunPod's whole retention after the latest possible finish."""
     return max_queue_wait_ms + execution_timeout_ms + RUNPOD_RETENTION_MS + TTL_MARGIN_MS
 
 
-# Submits in progress at once per process. Each holds at most one Redis connection, one Discord request and one /run
-# at a time, so this stays well inside the Redis pool, the HTTP session's 100 connections and RunPod's 200 /run at once.
-DEFAULT_SUBMIT_CONCURRENCY = 16
-# How long a submit waits for its turn before the member is told the bot is busy. The interaction is already
-# acknowledged (Discord's 3 s apply to the defer only), and its followup token lasts 15 minutes.
-DEFAULT_SUBMIT_WAIT_S = 30.0
 # /runsync requests waiting for their job at once per process. Each holds an HTTP connection for up to its wait: this
 # leaves most of the session's 100 for /run, /status and image downloads. A submit that finds them all taken is sent
 # with /run (tracked by polling) rather than made to wait.

@@ -12,35 +12,38 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobs.policy import (
+from jobs.defaults import (
+    DEFAULT_CLAIM_LEASE_MS,
+    DEFAULT_CONCURRENCY,
     DEFAULT_DELIVERY_LEASE_MS,
+    DEFAULT_EXECUTION_TIMEOUT_MS,
     DEFAULT_FIRST_POLL_MS,
     DEFAULT_JITTER,
+    DEFAULT_MAX_QUEUE_WAIT_MS,
     DEFAULT_QUEUED_MAX_MS,
     DEFAULT_QUEUED_MIN_MS,
     DEFAULT_RUNNING_MAX_MS,
     DEFAULT_RUNNING_MIN_MS,
-)
-from jobs.poller import DEFAULT_CLAIM_LEASE_MS, DEFAULT_CONCURRENCY, DEFAULT_STATUS_BUDGET_PER_S
-from jobs.presets import check_local_worker_url
-from jobs.service import (
-    DEFAULT_EXECUTION_TIMEOUT_MS,
-    DEFAULT_MAX_QUEUE_WAIT_MS,
+    DEFAULT_STATUS_BUDGET_PER_S,
     DEFAULT_SUBMIT_CONCURRENCY,
     DEFAULT_SUBMIT_WAIT_S,
     MAX_POLICY_TTL_MS,
     RUNPOD_RETENTION_MS,
     TTL_MARGIN_MS,
 )
-from runpod_bot.web import DEFAULT_HOST as DEFAULT_HTTP_HOST
-from runpod_bot.web import DEFAULT_PORT as DEFAULT_HTTP_PORT
-from runpod_client.outputs import DEFAULT_MAX_IMAGE_BYTES
-from storage.connection import DEFAULT_MAX_CONNECTIONS
-from storage.keys import DEFAULT_PREFIX
-from storage.store import DAY_S, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
+from runpod_bot.defaults import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
+from runpod_client.defaults import DEFAULT_MAX_IMAGE_BYTES
+from storage.defaults import (
+    DAY_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PREFIX,
+    DEFAULT_RECORD_TTL_S,
+    DEFAULT_SUBMIT_LEASE_MS,
+)
 
-# Every default is written once. A setting whose class has a default refers to that class's named constant (so the
-# core built from default settings is the classes' defaults); these are the settings' own.
+# Every default is written once. A setting whose class has a default refers to that class's named constant, which
+# lives in its package's `defaults` module (it imports nothing, so reading the settings loads no part of the core):
+# the core built from default settings is the classes' defaults. These are the settings' own.
 DEFAULT_RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
 DEFAULT_DATA_DIR = Path("./data")
 DEFAULT_MODELS_FILE = Path("models.toml")
@@ -219,7 +222,12 @@ class Settings(BaseSettings):
     @field_validator("runpod_local_worker_url")
     @classmethod
     def _local_worker_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_local_worker_url(value)
+        if value is None:
+            return None
+        # The model catalog's module (and its HTTP client) is loaded only when this setting is used.
+        from jobs.presets import check_local_worker_url
+
+        return check_local_worker_url(value)
 
     @model_validator(mode="after")
     def _one_default_endpoint(self) -> Settings:

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from jobs.metrics import Metrics
 from jobs.webhooks import WEBHOOK_ROUTE, InvalidWebhookError, WebhookReceiver
+from runpod_bot.defaults import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
 from storage.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ LOGGED_ID_CHARS = 64
 # A RunPod job object nests a few levels (output → images → image), worker outputs a few more; deeper is no job.
 MAX_WEBHOOK_JSON_DEPTH = 64
 WEBHOOK_CONTENT_TYPE = "application/json"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
 
 
 # Answers whether the process can do its work: (ready, {check: "ok" or what is wrong}).
@@ -175,7 +174,9 @@ def _nesting_exceeds(value: Any, max_depth: int) -> bool:
 
 
 @asynccontextmanager
-async def serve(app: web.Application, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> AsyncIterator[str]:
+async def serve(
+    app: web.Application, *, host: str = DEFAULT_HTTP_HOST, port: int = DEFAULT_HTTP_PORT
+) -> AsyncIterator[str]:
     """Serve `app` until the block ends; yields the address it listens on (port 0 picks a free one)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -24,7 +24,8 @@ from typing import Any, Literal
 import aiohttp
 import yarl
 
-DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
+from runpod_client.defaults import DEFAULT_MAX_IMAGE_BYTES
+
 DEFAULT_FETCH_TIMEOUT_S = 30.0
 DEFAULT_MAX_REDIRECTS = 3
 DOWNLOAD_CHUNK_BYTES = 64 * 1024

@@ -14,6 +14,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from storage.defaults import DEFAULT_MAX_CONNECTIONS
 from storage.embedded import EmbeddedRedis, find_server_binary
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,6 @@ HEALTH_CHECK_INTERVAL_S = 30
 RECONNECT_RETRIES = 8
 RECONNECT_BACKOFF_BASE_S = 0.1
 RECONNECT_BACKOFF_CAP_S = 1.0
-# The pool is bounded, and a command waits for a free connection instead of failing: a burst of commands queues
-# here rather than opening a connection each. The default covers the poller (POLL_CONCURRENCY, 32) and the submits
-# admitted at once (SUBMIT_CONCURRENCY, 16), with room for everything else (deny-lists, buttons, /readyz).
-DEFAULT_MAX_CONNECTIONS = 64
 # How long a command waits for a free connection. Every command holds one for at most COMMAND_TIMEOUT_S (plus its
 # reconnects), so a longer wait means Redis itself is stuck; the command then fails like one that timed out.
 POOL_TIMEOUT_S = 20.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_PREFIX = "rpb"
+from storage.defaults import DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)

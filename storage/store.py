@@ -32,16 +32,13 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from storage.keys import DEFAULT_PREFIX, Keys
+from storage.defaults import DAY_S, DEFAULT_PREFIX, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
+from storage.keys import Keys
 from storage.models import JobState, TrackedJob, encode_fields
 
-DAY_S = 24 * 3600
-DEFAULT_RECORD_TTL_S = 7 * DAY_S
 DEFAULT_IDEMPOTENCY_TTL_S = DAY_S
 DEFAULT_HISTORY_MAX = 50
 DEFAULT_HISTORY_TTL_S = 30 * DAY_S
-# Longer than a /run request with its retries can take: a submit still in flight is never mistaken for a crash.
-DEFAULT_SUBMIT_LEASE_MS = 120_000
 # RunPod forgets a job at its policy.ttl (the bot's default is about 75 minutes; at most 7 days). A webhook for a job
 # older than this is not matched: its safety-net poll finds the result instead.
 DEFAULT_RUNPOD_INDEX_TTL_S = 2 * DAY_S

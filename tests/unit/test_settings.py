@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from runpod_bot.settings import DEFAULT_RUNPOD_BASE_URL, ConfigError, Settings, 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abc"
 KEY = "rpa_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123abcdef"
 REQUIRED = {"DISCORD_TOKEN": TOKEN, "RUNPOD_API_KEY": KEY, "RUNPOD_ENDPOINT_ID": "ep"}
+REPO = Path(__file__).resolve().parents[2]
 ALL_NAMES = (
     *REQUIRED,
     "WEBHOOK_SECRET",
@@ -175,3 +178,17 @@ def test_queue_wait_and_execution_timeout_past_runpods_seven_days_are_refused(mo
     assert "MAX_QUEUE_WAIT_S + EXECUTION_TIMEOUT_S" in message
     assert "at most 602700 s" in message
     assert "7 days" in message
+
+
+def test_reading_the_settings_loads_no_part_of_the_core() -> None:
+    """The settings come with their defaults but without Redis' client, the HTTP client, metrics or the core."""
+    code = (
+        "import sys, runpod_bot.settings; "
+        "print(' '.join(sorted(name for name in sys.modules if name.split('.')[0] in "
+        "{'aiohttp', 'redis', 'prometheus_client'} or (name.startswith(('jobs.', 'storage.', 'runpod_client.')) "
+        "and not name.endswith('.defaults')))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.split() == []
