@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from runpod_client.outputs import ExtractedImage
 from storage.models import JobState, TrackedJob
+
+if TYPE_CHECKING:
+    # Only named in annotations: the protocol needs no HTTP client (the command line's `status` reads it).
+    from runpod_client.outputs import ExtractedImage
 
 
 @dataclass(frozen=True)

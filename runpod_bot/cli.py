@@ -17,50 +17,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import aiohttp
-import redis.asyncio as aioredis
-from pydantic import SecretStr
+from runpod_bot.core import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Role, cancel_on_signals
 
-from jobs.access import Actor
-from jobs.health import tracking
-from jobs.labels import state_label
-from jobs.presets import InvalidRequestError, RequestOptions, default_catalog
-from jobs.service import CancelOutcome, DeniedTermError, JobServiceError, SubmitFailedError
-from runpod_bot.console import (
-    CLI_REQUESTER,
-    CLI_USER_ID,
-    TerminalNotifier,
-    find_job,
-    format_health_table,
-    format_job,
-    format_jobs_table,
-    format_tracking,
-)
-from runpod_bot.core import (
-    EXIT_CONFIG,
-    EXIT_FAILURE,
-    EXIT_OK,
-    Core,
-    Role,
-    build_core,
-    cancel_on_signals,
-    cli_prefix,
-    job_stores,
-    open_core,
-    open_redis_for,
-)
-from runpod_bot.logs import configure_logging
-from runpod_bot.settings import REQUIRED_FOR_RUN, REQUIRED_FOR_RUNPOD, ConfigError, Settings, load_settings
-from runpod_client.errors import RunPodError
-from storage.connection import RedisUnavailableError, redact_url
-from storage.embedded import EmbeddedRedisError
-from storage.models import JobState, TrackedJob
-from storage.store import CooldownError, QuotaExceededError
+# Each command imports what it uses when it runs: `--help` loads none of the bot, `status` and `jobs` the settings,
+# Redis and the store, and only the commands that ask RunPod load its HTTP client and the rest of the core. Discord
+# (discord.py, the cogs, Pillow's drawing) is imported only by `run` and `check`.
+if TYPE_CHECKING:
+    import aiohttp
+    import redis.asyncio as aioredis
 
-# Discord (discord.py, the cogs, Pillow's drawing) is imported only by the commands that need it, `run` and `check`:
-# the others start in a fraction of the time.
+    from runpod_bot.console import TerminalNotifier
+    from runpod_bot.core import Core
+    from runpod_bot.settings import Settings
+    from storage.models import TrackedJob
 LOCAL_API_KEY = "local-emulator-key"
 LOCAL_ENDPOINT_ID = "local"
 # Exit statuses besides core.EXIT_*: `imagine` gave up waiting (as timeout(1) does); Ctrl-C, as shells report it.
@@ -152,11 +123,16 @@ class Environment:
 @asynccontextmanager
 async def environment(settings: Settings, *, local: bool, prefix: str | None = None) -> AsyncIterator[Environment]:
     """The core from the composition root; with `local`, an in-process emulator replaces RunPod."""
+    from runpod_bot.core import open_core
+
     if not local:
         async with open_core(settings, prefix=prefix) as core:
             yield Environment(settings, core.redis, core.http, core)
         return
     # Only the command line's local mode starts the emulator; the bot never imports it.
+    from pydantic import SecretStr
+
+    from jobs.presets import default_catalog
     from runpod_emulator import EmulatorConfig, run_emulator
 
     async with run_emulator(EmulatorConfig(api_key=LOCAL_API_KEY, endpoint_id=LOCAL_ENDPOINT_ID)) as emulator:
@@ -174,6 +150,12 @@ async def environment(settings: Settings, *, local: bool, prefix: str | None = N
 
 
 async def imagine(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.presets import InvalidRequestError, RequestOptions
+    from jobs.service import DeniedTermError, JobServiceError, SubmitFailedError
+    from runpod_bot.console import CLI_REQUESTER, TerminalNotifier
+    from runpod_bot.core import cli_prefix
+    from storage.store import CooldownError, QuotaExceededError
+
     options = RequestOptions(
         prompt=args.prompt,
         negative_prompt=args.negative,
@@ -254,6 +236,13 @@ async def finished_within(event: asyncio.Event, timeout_s: float) -> bool:
 
 async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeout_s: float) -> int:
     """Stop waiting: cancel the job at RunPod (no one else would collect its paid result) and say how to follow it."""
+    from jobs.access import Actor
+    from jobs.labels import state_label
+    from jobs.service import CancelOutcome, JobServiceError
+    from runpod_bot.console import CLI_USER_ID
+    from runpod_client.errors import RunPodError
+    from storage.models import JobState
+
     print(f"{jid}: no result within {timeout_s:g} s (--timeout); cancelling it at RunPod.", file=sys.stderr, flush=True)
     try:
         cancelled = await env.core.service.cancel(jid, Actor(user_id=CLI_USER_ID, operator=True))
@@ -286,6 +275,9 @@ async def give_up(env: Environment, notifier: TerminalNotifier, jid: str, timeou
 
 
 async def show_status(args: argparse.Namespace, settings: Settings) -> int:
+    from runpod_bot.console import find_job, format_job
+    from runpod_bot.core import job_stores, open_redis_for
+
     async with open_redis_for(settings) as redis:
         found = await find_job(job_stores(settings, redis), args.job)
     if found is None:
@@ -296,6 +288,12 @@ async def show_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.access import Actor
+    from jobs.service import CancelOutcome, JobServiceError
+    from runpod_bot.console import CLI_USER_ID, find_job
+    from runpod_bot.core import build_core, job_stores
+    from runpod_client.errors import RunPodError
+
     async with environment(settings, local=False) as env:
         found = await find_job(job_stores(env.settings, env.redis), args.job)
         if found is None:
@@ -319,6 +317,9 @@ async def cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from runpod_bot.console import format_jobs_table
+    from runpod_bot.core import job_stores, open_redis_for
+
     async with open_redis_for(settings) as redis:
         found: list[TrackedJob] = []
         for store in job_stores(settings, redis):
@@ -333,6 +334,10 @@ async def list_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def health(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.health import tracking
+    from runpod_bot.console import format_health_table, format_tracking
+    from runpod_bot.core import job_stores
+
     async with environment(settings, local=args.local) as env:
         rows = await env.core.service.endpoint_health(env.core.catalog.models)
         print(format_health_table(rows))
@@ -345,6 +350,8 @@ async def health(args: argparse.Namespace, settings: Settings) -> int:
 
 async def check_discord(settings: Settings) -> bool:
     """Ask Discord who the token belongs to; print the bot's invite link."""
+    import aiohttp
+
     from cogs.common import DISCORD_API_BASE_URL, invite_url
 
     if settings.discord_token is None:
@@ -375,6 +382,13 @@ async def check_discord(settings: Settings) -> bool:
 
 async def check(settings: Settings) -> bool:
     """Print one line per check; return whether all passed."""
+    import aiohttp
+
+    from runpod_bot.core import build_core, open_redis_for
+    from runpod_bot.settings import REQUIRED_FOR_RUN, ConfigError
+    from storage.connection import RedisUnavailableError, redact_url
+    from storage.embedded import EmbeddedRedisError
+
     ok = True
     missing = settings.missing(REQUIRED_FOR_RUN)
     if missing:
@@ -418,6 +432,8 @@ async def check(settings: Settings) -> bool:
 
 
 def required_for(args: argparse.Namespace) -> Iterable[str]:
+    from runpod_bot.settings import REQUIRED_FOR_RUNPOD
+
     if args.command in ("imagine", "health") and args.local:
         return ()
     if args.command in ("imagine", "health", "cancel"):
@@ -465,6 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runpod_emulator.__main__ import main as emulator_main
 
         return emulator_main(extra, prog="runpod-bot emulator")
+    from runpod_bot.logs import configure_logging
+    from runpod_bot.settings import ConfigError, load_settings
+    from storage.connection import RedisUnavailableError
+    from storage.embedded import EmbeddedRedisError
+
     try:
         settings = load_settings(required_for(args))
     except ConfigError as exc:

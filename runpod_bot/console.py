@@ -10,14 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from jobs.health import ModelHealth, Tracking
-from jobs.image_metadata import job_parameters, with_parameters
 from jobs.labels import NOT_DELIVERED, STATE_LABELS, delivery_failure, state_label
 from jobs.notifier import Delivery, JobResult
 from storage.models import JobState, Requester, TrackedJob
-from storage.store import JobStore
+
+if TYPE_CHECKING:
+    from jobs.health import ModelHealth, Tracking
+    from storage.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class TerminalNotifier:
         return Delivery()
 
     def _save(self, job: TrackedJob, result: JobResult) -> list[Path]:
+        # Only `imagine` saves images: `status` and `jobs` need not load the model presets this module reads.
+        from jobs.image_metadata import job_parameters, with_parameters
+
         self.out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         # The seed that rendered each image (a batch from one seed names that one) and its A1111 `parameters`.

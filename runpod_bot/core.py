@@ -14,26 +14,30 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from random import Random
+from typing import TYPE_CHECKING
 
-import aiohttp
-import redis.asyncio as aioredis
-
-from jobs.metrics import Metrics
-from jobs.notifier import Notifier
-from jobs.policy import PollPolicy
-from jobs.poller import Poller, PollerSettings
-from jobs.presets import ModelCatalog, ModelsFileError, load_catalog
-from jobs.prompt_filter import PromptRules, term_key
-from jobs.service import JobService, RunSettings
 from jobs.tasks import BackgroundTasks
-from jobs.webhooks import WebhookReceiver, WebhookSigner, derive_secret
-from runpod_bot.settings import ConfigError, Settings, describe_problems
-from runpod_client import NO_RETRY, LocalWorkerClient, RetryPolicy, RunPodClient
-from runpod_client.outputs import FetchPolicy
-from storage.connection import open_redis
-from storage.guilds import GuildSettings
-from storage.store import JobStore, Limits, StoreConfig
+
+# Each function imports what it builds, so a command loads only its part of the core: `--help` none of it, `status`
+# and `jobs` the store and Redis (no HTTP client, poller or prompt filter).
+if TYPE_CHECKING:
+    from random import Random
+
+    import aiohttp
+    import redis.asyncio as aioredis
+
+    from jobs.metrics import Metrics
+    from jobs.notifier import Notifier
+    from jobs.policy import PollPolicy
+    from jobs.poller import Poller, PollerSettings
+    from jobs.presets import ModelCatalog
+    from jobs.prompt_filter import PromptRules
+    from jobs.service import JobService
+    from jobs.webhooks import WebhookReceiver, WebhookSigner
+    from runpod_bot.settings import Settings
+    from runpod_client import RetryPolicy, RunPodClient
+    from runpod_client.outputs import FetchPolicy
+    from storage.store import JobStore, StoreConfig
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -88,6 +92,8 @@ class Core:
 
     def poller(self, notifier: Notifier, *, only: Collection[str] | None = None, rng: Random | None = None) -> Poller:
         """A poller of this core's jobs; with `only`, of just those jobs."""
+        from jobs.poller import Poller
+
         return Poller(
             self.store,
             self.clients,
@@ -116,6 +122,8 @@ class Core:
         """With webhooks on, the receiver finishes jobs in `finisher` (this process's poller), or makes them due."""
         if self.webhook_signer is None:
             return None
+        from jobs.webhooks import WebhookReceiver
+
         return WebhookReceiver(self.store, self.webhook_signer, finisher=finisher)
 
     async def close(self) -> None:
@@ -125,6 +133,8 @@ class Core:
 
 def store_config(settings: Settings, prefix: str | None = None) -> StoreConfig:
     """The store's numbers from the settings, under `prefix` (default REDIS_PREFIX)."""
+    from storage.store import StoreConfig
+
     return StoreConfig(
         prefix=prefix or settings.redis_prefix,
         record_ttl_s=settings.job_record_ttl_days * 24 * 3600,
@@ -139,6 +149,8 @@ def cli_prefix(settings: Settings) -> str:
 
 def job_stores(settings: Settings, redis: aioredis.Redis) -> list[JobStore]:
     """The bot's jobs and the command line's jobs."""
+    from storage.store import JobStore
+
     return [JobStore(redis, store_config(settings, prefix)) for prefix in (settings.redis_prefix, cli_prefix(settings))]
 
 
@@ -152,6 +164,18 @@ def build_core(
     metrics: Metrics | None = None,
 ) -> Core:
     """Store, model catalog, one RunPod client per endpoint, service and poll policy, from the settings."""
+    from jobs.metrics import Metrics
+    from jobs.policy import PollPolicy
+    from jobs.poller import PollerSettings
+    from jobs.prompt_filter import PromptRules, term_key
+    from jobs.service import JobService, RunSettings
+    from jobs.webhooks import WebhookSigner, derive_secret
+    from runpod_bot.settings import ConfigError, describe_problems
+    from runpod_client import NO_RETRY
+    from runpod_client.outputs import FetchPolicy
+    from storage.guilds import GuildSettings
+    from storage.store import JobStore, Limits
+
     metrics = metrics or Metrics()
     if catalog is None:
         catalog = load_models(settings)
@@ -241,6 +265,8 @@ def runpod_clients(
 ) -> dict[str, RunPodClient]:
     """One client per endpoint of the catalog: RunPod's API, or RunPod's local worker server for the models that
     name one (keyed by `ModelConfig.endpoint_id`, which stands for the server; it gets no API key)."""
+    from runpod_client import LocalWorkerClient, RunPodClient
+
     local = catalog.local_worker_urls
     clients: dict[str, RunPodClient] = {}
     for endpoint_id in catalog.endpoint_ids:
@@ -268,6 +294,9 @@ def runpod_clients(
 def load_models(settings: Settings) -> ModelCatalog:
     """The models of MODELS_FILE, or one model on RUNPOD_ENDPOINT_ID (or RUNPOD_LOCAL_WORKER_URL) when the file
     does not exist."""
+    from jobs.presets import ModelsFileError, load_catalog
+    from runpod_bot.settings import ConfigError, describe_problems
+
     # The same rule, and the same words, as the settings' own check of what a command needs.
     missing = settings.missing(["runpod_endpoint_id"])
     if missing:
@@ -280,6 +309,8 @@ def load_models(settings: Settings) -> ModelCatalog:
 
 def open_redis_for(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
     """Redis at REDIS_URL, or the embedded server (stopped when the block ends)."""
+    from storage.connection import open_redis
+
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     return open_redis(
         redis_url,
@@ -295,6 +326,8 @@ async def open_core(
 ) -> AsyncIterator[Core]:
     """Redis, one HTTP session for the whole process, and the core built on them; on exit, in reverse order: the
     core's remaining background tasks end, then the HTTP session and Redis (and the embedded server) close."""
+    import aiohttp
+
     async with open_redis_for(settings) as redis, aiohttp.ClientSession() as http:
         core = build_core(settings, redis, http, prefix=prefix, catalog=catalog)
         try:

@@ -144,20 +144,27 @@ def test_run_with_a_models_file_needs_no_endpoint_id(tmp_path: Path) -> None:
     assert "Cannot reach Redis" in result.stderr
 
 
-# Run in the process that imports the command line, so what the command loaded can be listed afterwards.
+# Run in the process that imports the command line, so what the command loaded can be listed afterwards (argparse
+# ends `--help` with SystemExit).
 LOADED_BY_COMMAND = """
 import sys
 from runpod_bot import cli
-status = cli.main(sys.argv[1:])
-loaded = sorted({name.split('.')[0] for name in sys.modules} & {'discord', 'PIL', 'cogs', 'bot'})
+try:
+    status = cli.main(sys.argv[1:])
+except SystemExit as exit:
+    status = exit.code
+heavy = {'discord', 'PIL', 'cogs', 'bot', 'aiohttp', 'prometheus_client'}
+loaded = sorted({name.split('.')[0] for name in sys.modules} & heavy)
 print('loaded:', ' '.join(loaded) or 'none')
 sys.exit(status)
 """
+DISCORD = {"discord", "PIL", "cogs", "bot"}
+# What only the commands that ask RunPod or serve HTTP need: the HTTP client and server, the metrics.
+HTTP = {"aiohttp", "prometheus_client"}
 
 
-@pytest.mark.parametrize("command", [["status", "nonexistent"], ["jobs"], ["cancel", "nonexistent"], ["health"]])
-def test_terminal_commands_never_load_discord_or_pillow(tmp_path: Path, command: list[str]) -> None:
-    """`runpod-bot status|jobs|cancel|health` run without importing discord.py, the cogs or Pillow."""
+def loaded_by(command: list[str], tmp_path: Path) -> set[str]:
+    """The heavy top-level packages `runpod-bot COMMAND` imported, run against the embedded Redis."""
     result = run_command(
         [sys.executable, "-c", LOADED_BY_COMMAND, *command],
         tmp_path,
@@ -167,4 +174,18 @@ def test_terminal_commands_never_load_discord_or_pillow(tmp_path: Path, command:
         DATA_DIR=str(tmp_path / "d"),
     )
     assert "Traceback" not in result.stderr
-    assert "loaded: none" in result.stdout, result.stdout + result.stderr
+    line = next((line for line in result.stdout.splitlines() if line.startswith("loaded:")), None)
+    assert line is not None, result.stdout + result.stderr
+    return set(line.split()[1:]) - {"none"}
+
+
+@pytest.mark.parametrize("command", [["status", "nonexistent"], ["jobs"], ["cancel", "nonexistent"], ["health"]])
+def test_terminal_commands_never_load_discord_or_pillow(tmp_path: Path, command: list[str]) -> None:
+    """`runpod-bot status|jobs|cancel|health` run without importing discord.py, the cogs or Pillow."""
+    assert loaded_by(command, tmp_path) & DISCORD == set()
+
+
+@pytest.mark.parametrize("command", [["status", "nonexistent"], ["jobs"], ["jobs", "--user", "0"], ["--help"]])
+def test_reading_commands_never_load_the_http_client_or_metrics(tmp_path: Path, command: list[str]) -> None:
+    """`runpod-bot status|jobs|--help` (Redis only, or nothing) import neither aiohttp nor prometheus_client."""
+    assert loaded_by(command, tmp_path) == set()
