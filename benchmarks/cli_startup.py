@@ -5,8 +5,10 @@
 Each measurement is a fresh interpreter (this one's, `sys.executable`), run `--runs` times; the median wall time
 is reported, in milliseconds. `status` is pointed at a Redis that refuses at once (`127.0.0.1:1`), so it measures
 the start and the failure path, not a network wait: what an operator waits for before `runpod-bot status JOB`
-prints anything. `bare_python_ms` is the interpreter alone, the floor under every other number. `loaded` lists
-which of discord.py, Pillow, the cogs and the bot module the `status` command imported (none, by design).
+prints anything. `bare_python_ms` is the interpreter alone, the floor under every other number. `status_loaded`
+lists which of discord.py, Pillow, the cogs, the bot module, aiohttp and prometheus_client the `status` command
+imported (none, by design), and OpenTelemetry when redis-py found it installed and loaded it (it is no dependency of
+the bot, but where it is installed it adds to every command that uses Redis).
 `--module` names the command line's module, so a checkout from before it moved into `runpod_bot/` (`cli`) can be
 measured the same way.
 
@@ -37,7 +39,8 @@ AFTER_STATUS = """
 import sys
 from {module} import main
 status = main(sys.argv[1:])
-print('loaded:', ' '.join(sorted({{n.split('.')[0] for n in sys.modules}} & {{'discord', 'PIL', 'cogs', 'bot'}})))
+heavy = {{'discord', 'PIL', 'cogs', 'bot', 'aiohttp', 'prometheus_client', 'opentelemetry'}}
+print('loaded:', ' '.join(sorted({{n.split('.')[0] for n in sys.modules}} & heavy)))
 """
 
 
