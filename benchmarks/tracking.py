@@ -3,9 +3,10 @@
     python -m benchmarks.tracking --scenario {busy,scale,fast} --mode {naive,poll,webhook,sync} [--compare]
                                   [--no-progress] [--seed N]
 
-The RunPod emulator runs as a separate process (its CPU is not counted); this process runs the bot side: the real
-`RunPodClient`, `JobStore` on a real Redis (`REDIS_URL`, or an embedded server), `JobService` to submit and the
-`Poller` with a recording notifier (no Discord). Modes:
+The RunPod emulator runs as a separate process (its CPU is not counted); this process runs the bot side: the core
+as the composition root builds it (`runpod_bot.core.assemble_core`: RunPod clients, `JobStore` on a real Redis
+(`REDIS_URL`, or an embedded server), `JobService` to submit, metrics), and the core's `Poller` with a recording
+notifier (no Discord). Modes:
 - `naive`: the official SDK's way, as a baseline: one task per job polling `/status` every second, no shared budget;
 - `poll`: our poller;
 - `webhook`: our poller with webhooks on (the bot's HTTP app receives them); polling is only a safety net;
@@ -42,6 +43,7 @@ import random
 import resource
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,18 +59,18 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from jobs.notifier import Delivery, JobResult
-from jobs.policy import PollPolicy
-from jobs.poller import Poller, PollerSettings
+from jobs.poller import Poller
 from jobs.presets import ModelCatalog, ModelConfig, ModelEntry, RequestOptions, build_model
-from jobs.service import JobService, RunSettings
-from jobs.webhooks import WebhookReceiver, WebhookSigner
+from jobs.service import RunSettings
+from jobs.webhooks import WebhookSigner
+from runpod_bot.core import CoreOptions, assemble_core
 from runpod_bot.web import create_app, serve
 from runpod_client import NO_RETRY, RunPodClient, RunPodError
 from runpod_client.outputs import FetchPolicy, OutputError, extract_images
 from storage.connection import create_client
 from storage.embedded import EmbeddedRedis
 from storage.models import JobState, Requester, TrackedJob
-from storage.store import JobStore, StoreConfig
+from storage.store import JobStore, Limits, StoreConfig
 
 log = logging.getLogger("benchmarks.tracking")
 
@@ -416,54 +418,56 @@ async def run_naive(run: Run, seed: int) -> None:
         await asyncio.gather(*followers, return_exceptions=True)
 
 
+def bench_options(prefix: str, base_url: str, signer: WebhookSigner | None) -> CoreOptions:
+    """The core's options: the classes' defaults (which the default settings are), but for the emulator's address and
+    key, a short record TTL, images from loopback, and no admission limits (each job has its own member, so the
+    bot's per-member limits would only add a cooldown key per submit)."""
+    return CoreOptions(
+        store=StoreConfig(prefix=prefix, record_ttl_s=RECORD_TTL_S),
+        api_key=API_KEY,
+        runpod_base_url=base_url,
+        run_settings=RunSettings(limits=Limits()),
+        fetch_policy=FetchPolicy(allow_loopback=True),
+        webhook_signer=signer,
+    )
+
+
+def listening_socket() -> socket.socket:
+    """A loopback socket bound to a free port, so the webhook URLs can name it before the HTTP app exists."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    return listener
+
+
 async def run_ours(run: Run, seed: int, *, webhooks: bool, sync: bool = False) -> None:
-    """Our service and poller (and, with webhooks, the bot's HTTP app receiving them; with `sync`, /runsync)."""
+    """Our core as the composition root builds it: its service submits, its poller tracks (and, with webhooks, the
+    bot's HTTP app receives them; with `sync`, jobs go through /runsync)."""
     model = bench_model(sync=sync)
     catalog = ModelCatalog((model,), model.name)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    config = StoreConfig(prefix=prefix, record_ttl_s=RECORD_TTL_S)
-    submit_store, poll_store, webhook_store = (JobStore(run.redis, config) for _ in range(3))
-    run.stores += [submit_store, poll_store, webhook_store]
-    client = RunPodClient(run.http, ENDPOINT_ID, API_KEY, base_url=run.emulator.base_url)
-    status_client = RunPodClient(run.http, ENDPOINT_ID, API_KEY, base_url=run.emulator.base_url, retry=NO_RETRY)
-    policy = replace(PollPolicy(), webhooks=webhooks)
-    poller = Poller(
-        poll_store,
-        {ENDPOINT_ID: client},
-        run.notifier,
-        http=run.http,
-        fetch_policy=FetchPolicy(allow_loopback=True),
-        policy=policy,
-        settings=PollerSettings(),
-        status_clients={ENDPOINT_ID: status_client},
-        rng=random.Random(seed),
-    )
-    run.poller = poller
     async with AsyncExitStack() as stack:
-        webhook_for = None
+        signer: WebhookSigner | None = None
+        listener: socket.socket | None = None
         if webhooks:
-            secret = secrets.token_bytes(32)
-            # The receiver checks tokens only; the URLs need the address the server got.
-            receiver = WebhookReceiver(webhook_store, WebhookSigner(secret, "http://127.0.0.1"), finisher=poller)
-            address = await stack.enter_async_context(serve(create_app(webhooks=receiver), port=0))
-            webhook_for = WebhookSigner(secret, address).url_for
-        service = JobService(
-            submit_store,
-            {ENDPOINT_ID: client},
-            catalog,
-            policy=policy,
-            run_settings=RunSettings(),
-            webhook_for=webhook_for,
-        )
+            listener = stack.enter_context(listening_socket())
+            signer = WebhookSigner(secrets.token_bytes(32), f"http://127.0.0.1:{listener.getsockname()[1]}")
+        core = assemble_core(run.redis, run.http, catalog, bench_options(prefix, run.emulator.base_url, signer))
+        stack.push_async_callback(core.close)
+        run.stores.append(core.store)
+        poller = core.poller(run.notifier, rng=random.Random(seed))
+        run.poller = poller
+        if listener is not None:
+            await stack.enter_async_context(serve(create_app(webhooks=core.webhook_receiver(poller)), sock=listener))
         # A /runsync reply holding the result is delivered by this poller, as in the bot.
-        service.handoff.attach(poller)
-        polling = asyncio.create_task(poller.run(), name="bench-poller")
+        core.service.handoff.attach(poller)
+        polling = core.start_polling(poller)
         try:
 
             async def track(index: int) -> None:
                 options = RequestOptions(prompt=f"bench {index}", seed=index)
                 try:
-                    await service.submit(options, Requester(user_id=index + 1))
+                    await core.service.submit(options, Requester(user_id=index + 1))
                 except Exception as exc:
                     log.warning("submit %s failed: %s", index, exc)
                     run.submit_failures += 1
@@ -473,8 +477,7 @@ async def run_ours(run: Run, seed: int, *, webhooks: bool, sync: bool = False) -
             await submit_all(run, seed, track)
             await wait_for_results(run)
         finally:
-            await poller.stop()
-            await polling
+            await core.stop_polling(poller, polling)
 
 
 async def submit_all(run: Run, seed: int, track: Callable[[int], Awaitable[None]]) -> None:

@@ -2,8 +2,9 @@
 poll policy, poller settings, metrics and webhook signer, and the owner of every background task.
 
 The bot (`bot.py`), the command line (`cli.py`), the HTTP app and the benchmarks all get their core from here, and
-this is the one module besides them that reads the settings. It never imports discord.py, so the command line's
-`status`, `jobs`, `cancel` and `health` start without loading it.
+this is the one module besides them that reads the settings: `build_core` turns the settings into `CoreOptions` and
+`assemble_core` builds the core from those (a benchmark gives its own options, without settings). It never imports
+discord.py, so the command line's `status`, `jobs`, `cancel` and `health` start without loading it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from jobs.poller import Poller, PollerSettings
     from jobs.presets import ModelCatalog
     from jobs.prompt_filter import PromptRules
-    from jobs.service import JobService
+    from jobs.service import JobService, RunSettings
     from jobs.webhooks import WebhookReceiver, WebhookSigner
     from runpod_bot.settings import Settings
     from runpod_client import RetryPolicy, RunPodClient
@@ -131,6 +132,27 @@ class Core:
         await self.tasks.close()
 
 
+@dataclass(frozen=True)
+class CoreOptions:
+    """Everything the core is built with besides Redis, the HTTP session and the model catalog: what `build_core`
+    reads from the settings, or what a benchmark sets itself. Each one left None is its class's default, filled in
+    by `assemble_core`: a default here would import the poller, the HTTP client and aiohttp with this module, which
+    the command line's `--help`, `status` and `jobs` do not load."""
+
+    store: StoreConfig | None = None
+    api_key: str = ""
+    # None: RunPod's API (`runpod_client.DEFAULT_BASE_URL`).
+    runpod_base_url: str | None = None
+    policy: PollPolicy | None = None
+    run_settings: RunSettings | None = None
+    poller_settings: PollerSettings | None = None
+    fetch_policy: FetchPolicy | None = None
+    # The operator's deny-list, refused everywhere (each server's own list is read from Redis).
+    denied_terms: tuple[str, ...] = ()
+    # With a signer every job carries a webhook URL and polling is only the safety net (`PollPolicy.webhooks`).
+    webhook_signer: WebhookSigner | None = None
+
+
 def store_config(settings: Settings, prefix: str | None = None) -> StoreConfig:
     """The store's numbers from the settings, under `prefix` (default REDIS_PREFIX)."""
     from storage.store import StoreConfig
@@ -164,37 +186,26 @@ def build_core(
     metrics: Metrics | None = None,
 ) -> Core:
     """Store, model catalog, one RunPod client per endpoint, service and poll policy, from the settings."""
-    from jobs.metrics import Metrics
-    from jobs.policy import PollPolicy
-    from jobs.poller import PollerSettings
-    from jobs.prompt_filter import PromptRules, term_key
-    from jobs.service import JobService, RunSettings
-    from jobs.webhooks import WebhookSigner, derive_secret
     from runpod_bot.settings import ConfigError, describe_problems
-    from runpod_client import NO_RETRY
-    from runpod_client.outputs import FetchPolicy
-    from storage.guilds import GuildSettings
-    from storage.store import JobStore, Limits
 
-    metrics = metrics or Metrics()
     if catalog is None:
         catalog = load_models(settings)
     if settings.runpod_api_key is None and catalog.runpod_endpoint_ids:
         raise ConfigError(describe_problems(["RUNPOD_API_KEY"], []))
     api_key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else ""
-    store = JobStore(redis, store_config(settings, prefix))
-    clients = runpod_clients(settings, catalog, http, api_key, metrics)
-    status_clients = runpod_clients(settings, catalog, http, api_key, metrics, retry=NO_RETRY)
-    policy = PollPolicy(
-        first_poll_ms=settings.poll_first_ms,
-        queued_min_ms=settings.poll_queued_min_ms,
-        queued_max_ms=settings.poll_queued_max_ms,
-        running_min_ms=settings.poll_running_min_ms,
-        running_max_ms=settings.poll_running_max_ms,
-        jitter=settings.poll_jitter,
-        delivery_lease_ms=settings.delivery_lease_ms,
-        webhooks=settings.webhook_public_url is not None,
-    )
+    return assemble_core(redis, http, catalog, core_options(settings, api_key, prefix), metrics=metrics)
+
+
+def core_options(settings: Settings, api_key: str, prefix: str | None = None) -> CoreOptions:
+    """The core's options from the settings, its store under `prefix` (default REDIS_PREFIX)."""
+    from jobs.policy import PollPolicy
+    from jobs.poller import PollerSettings
+    from jobs.service import RunSettings
+    from jobs.webhooks import WebhookSigner, derive_secret
+    from runpod_bot.settings import ConfigError, describe_problems
+    from runpod_client.outputs import FetchPolicy
+    from storage.store import Limits
+
     signer = None
     if settings.webhook_public_url is not None:
         if settings.webhook_secret is None and not api_key:
@@ -204,19 +215,77 @@ def build_core(
             )
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else derive_secret(api_key)
         signer = WebhookSigner(secret, settings.webhook_public_url)
-    run_settings = RunSettings(
-        execution_timeout_ms=settings.execution_timeout_s * 1000,
-        max_queue_wait_ms=settings.max_queue_wait_s * 1000,
-        limits=Limits(
-            user_active=settings.user_active_jobs,
-            guild_active=settings.guild_active_jobs,
-            cooldown_ms=int(settings.user_cooldown_s * 1000),
+    return CoreOptions(
+        store=store_config(settings, prefix),
+        api_key=api_key,
+        runpod_base_url=settings.runpod_base_url,
+        policy=PollPolicy(
+            first_poll_ms=settings.poll_first_ms,
+            queued_min_ms=settings.poll_queued_min_ms,
+            queued_max_ms=settings.poll_queued_max_ms,
+            running_min_ms=settings.poll_running_min_ms,
+            running_max_ms=settings.poll_running_max_ms,
+            jitter=settings.poll_jitter,
+            delivery_lease_ms=settings.delivery_lease_ms,
         ),
-        concurrency=settings.submit_concurrency,
-        wait_s=settings.submit_wait_s,
+        run_settings=RunSettings(
+            execution_timeout_ms=settings.execution_timeout_s * 1000,
+            max_queue_wait_ms=settings.max_queue_wait_s * 1000,
+            limits=Limits(
+                user_active=settings.user_active_jobs,
+                guild_active=settings.guild_active_jobs,
+                cooldown_ms=int(settings.user_cooldown_s * 1000),
+            ),
+            concurrency=settings.submit_concurrency,
+            wait_s=settings.submit_wait_s,
+        ),
+        poller_settings=PollerSettings(
+            concurrency=settings.poll_concurrency,
+            status_budget_per_s=settings.status_budget_per_s,
+            claim_lease_ms=settings.poll_lease_ms,
+        ),
+        fetch_policy=FetchPolicy(
+            max_bytes=settings.image_max_mb * 1024 * 1024,
+            allow_private=settings.allow_private_image_urls,
+            allow_loopback=settings.allow_private_image_urls,
+        ),
+        denied_terms=tuple(settings.denied_terms),
+        webhook_signer=signer,
     )
+
+
+def assemble_core(
+    redis: aioredis.Redis,
+    http: aiohttp.ClientSession,
+    catalog: ModelCatalog,
+    options: CoreOptions,
+    *,
+    metrics: Metrics | None = None,
+) -> Core:
+    """The core from its options, without settings: what `build_core` builds, and what the benchmarks measure."""
+    from jobs.metrics import Metrics
+    from jobs.policy import PollPolicy
+    from jobs.poller import PollerSettings
+    from jobs.prompt_filter import PromptRules, term_key
+    from jobs.service import JobService, RunSettings
+    from runpod_client import DEFAULT_BASE_URL, NO_RETRY
+    from runpod_client.outputs import FetchPolicy
+    from storage.guilds import GuildSettings
+    from storage.store import JobStore, StoreConfig
+
+    metrics = metrics or Metrics()
+    store = JobStore(redis, options.store or StoreConfig())
+    run_settings = options.run_settings or RunSettings()
+    base_url = options.runpod_base_url or DEFAULT_BASE_URL
+    # A local worker server's /status runs the job: it may take as long as a job may run.
+    run_timeout_s = run_settings.execution_timeout_ms // 1000
+    clients = runpod_clients(catalog, http, options.api_key, metrics, base_url, run_timeout_s)
+    status_clients = runpod_clients(catalog, http, options.api_key, metrics, base_url, run_timeout_s, retry=NO_RETRY)
+    # Polling is the safety net exactly when RunPod is given webhook URLs.
+    policy = replace(options.policy or PollPolicy(), webhooks=options.webhook_signer is not None)
     # The operator's PROMPT_DENYLIST everywhere, and each server's /denylist in that server.
-    prompt_rules = PromptRules(GuildSettings(redis, store.keys, term_key), settings.denied_terms)
+    prompt_rules = PromptRules(GuildSettings(redis, store.keys, term_key), options.denied_terms)
+    signer = options.webhook_signer
     service = JobService(
         store,
         clients,
@@ -227,16 +296,6 @@ def build_core(
         metrics=metrics,
         prompt_rules=prompt_rules,
     )
-    poller_settings = PollerSettings(
-        concurrency=settings.poll_concurrency,
-        status_budget_per_s=settings.status_budget_per_s,
-        claim_lease_ms=settings.poll_lease_ms,
-    )
-    fetch_policy = FetchPolicy(
-        max_bytes=settings.image_max_mb * 1024 * 1024,
-        allow_private=settings.allow_private_image_urls,
-        allow_loopback=settings.allow_private_image_urls,
-    )
     return Core(
         redis=redis,
         http=http,
@@ -245,8 +304,8 @@ def build_core(
         clients=clients,
         service=service,
         policy=policy,
-        poller_settings=poller_settings,
-        fetch_policy=fetch_policy,
+        poller_settings=options.poller_settings or PollerSettings(),
+        fetch_policy=options.fetch_policy or FetchPolicy(),
         metrics=metrics,
         prompt_rules=prompt_rules,
         webhook_signer=signer,
@@ -255,16 +314,18 @@ def build_core(
 
 
 def runpod_clients(
-    settings: Settings,
     catalog: ModelCatalog,
     http: aiohttp.ClientSession,
     api_key: str,
     metrics: Metrics,
+    base_url: str,
+    run_timeout_s: float,
     *,
     retry: RetryPolicy | None = None,
 ) -> dict[str, RunPodClient]:
-    """One client per endpoint of the catalog: RunPod's API, or RunPod's local worker server for the models that
-    name one (keyed by `ModelConfig.endpoint_id`, which stands for the server; it gets no API key)."""
+    """One client per endpoint of the catalog: RunPod's API at `base_url`, or RunPod's local worker server for the
+    models that name one (keyed by `ModelConfig.endpoint_id`, which stands for the server; it gets no API key, and a
+    job there may run `run_timeout_s`)."""
     from runpod_client import LocalWorkerClient, RunPodClient
 
     local = catalog.local_worker_urls
@@ -275,7 +336,7 @@ def runpod_clients(
                 http,
                 local[endpoint_id],
                 key=endpoint_id,
-                run_timeout_s=settings.execution_timeout_s,
+                run_timeout_s=run_timeout_s,
                 retry=retry,
                 on_response=metrics.record_runpod_response,
             )
@@ -284,7 +345,7 @@ def runpod_clients(
                 http,
                 endpoint_id,
                 api_key,
-                base_url=settings.runpod_base_url,
+                base_url=base_url,
                 retry=retry,
                 on_response=metrics.record_runpod_response,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -175,14 +176,21 @@ def _nesting_exceeds(value: Any, max_depth: int) -> bool:
 
 @asynccontextmanager
 async def serve(
-    app: web.Application, *, host: str = DEFAULT_HTTP_HOST, port: int = DEFAULT_HTTP_PORT
+    app: web.Application,
+    *,
+    host: str = DEFAULT_HTTP_HOST,
+    port: int = DEFAULT_HTTP_PORT,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[str]:
-    """Serve `app` until the block ends; yields the address it listens on (port 0 picks a free one)."""
+    """Serve `app` until the block ends; yields the address it listens on (port 0 picks a free one). With `sock`, on
+    that bound socket instead: its address is known before the app is built (a webhook URL that names it)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
         await site.start()
+        if sock is not None:
+            host = str(sock.getsockname()[0])
         bound_port = runner.addresses[0][1]
         shown_host = f"[{host}]" if ":" in host else host
         log.info("HTTP server listening on %s:%s", shown_host, bound_port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from jobs.poller import Poller
 from jobs.presets import RequestOptions, default_catalog
 from jobs.service import JobService
 from jobs.webhooks import WebhookReceiver, WebhookSigner
+from runpod_bot.core import CoreOptions, assemble_core
 from runpod_bot.web import create_app, serve
 from runpod_client import RunPodClient
 from runpod_emulator import Emulator, Scenario
@@ -195,3 +197,29 @@ async def test_webhooks_racing_polls_deliver_each_job_once(hooked: Hooked) -> No
     assert set(calls) == set(jids)
     assert set(calls.values()) == {1}
     assert {notifier.outcome(jid) for jid in jids} == {JobState.COMPLETED}
+
+
+async def test_core_assembled_for_webhooks_delivers_through_the_app_on_its_bound_socket(
+    redis: aioredis.Redis, emulator: Emulator
+) -> None:
+    """A core whose webhook URLs name a socket bound before the app existed gets its jobs back by webhook, unpolled."""
+    notifier = RecordingNotifier()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        signer = WebhookSigner(SECRET, f"http://127.0.0.1:{listener.getsockname()[1]}")
+        options = CoreOptions(
+            api_key=emulator.api_key,
+            runpod_base_url=emulator.base_url,
+            policy=WEBHOOK_POLICY,
+            poller_settings=FAST_POLLER,
+            fetch_policy=LOOPBACK_FETCH,
+            webhook_signer=signer,
+        )
+        async with aiohttp.ClientSession() as http:
+            core = assemble_core(redis, http, default_catalog(emulator.endpoint_id), options)
+            poller = core.poller(notifier)
+            async with serve(create_app(webhooks=core.webhook_receiver(poller)), sock=listener), polling(poller):
+                submission = await core.service.submit(RequestOptions(prompt="a bound castle"), MEMBER)
+                await wait_until(lambda: submission.job.jid in notifier.finished)
+    (result,) = notifier.finished[submission.job.jid]
+    assert (result.outcome, emulator.counters.request_count("status")) == (JobState.COMPLETED, 0)

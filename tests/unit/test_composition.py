@@ -14,8 +14,10 @@ import redis.asyncio as aioredis
 
 from jobs.policy import PollPolicy
 from jobs.poller import PollerSettings
+from jobs.presets import default_catalog
 from jobs.service import RunSettings
-from runpod_bot.core import Core, build_core, job_stores
+from jobs.webhooks import WebhookSigner
+from runpod_bot.core import Core, CoreOptions, assemble_core, build_core, job_stores
 from runpod_bot.settings import (
     DEFAULT_GUILD_ACTIVE_JOBS,
     DEFAULT_USER_ACTIVE_JOBS,
@@ -112,3 +114,27 @@ async def test_command_line_stores_honour_the_submit_lease(
     stores = job_stores(settings, connections[0])
     assert [store.config.submit_lease_ms for store in stores] == [300_000, 300_000]
     assert [store.config.record_ttl_s for store in stores] == [3 * 24 * 3600] * 2
+
+
+def test_default_options_assemble_the_classes_defaults(
+    connections: tuple[aioredis.Redis, aiohttp.ClientSession],
+) -> None:
+    """The core a benchmark assembles from `CoreOptions()` polls, runs and stores with the classes' defaults."""
+    core = assemble_core(*connections, default_catalog("ep"), CoreOptions())
+    assert (core.policy, core.poller_settings, core.store.config, core.service.run_settings, core.fetch_policy) == (
+        PollPolicy(),
+        PollerSettings(),
+        StoreConfig(),
+        RunSettings(),
+        FetchPolicy(),
+    )
+
+
+def test_a_webhook_signer_makes_polling_the_safety_net(
+    connections: tuple[aioredis.Redis, aiohttp.ClientSession],
+) -> None:
+    """Given a signer, the assembled core polls only as a safety net and receives webhooks with that signer."""
+    signer = WebhookSigner(b"secret", "http://127.0.0.1:8080")
+    core = assemble_core(*connections, default_catalog("ep"), CoreOptions(webhook_signer=signer))
+    receiver = core.webhook_receiver(None)
+    assert (core.policy.webhooks, receiver.signer if receiver else None) == (True, signer)
