@@ -7,6 +7,7 @@ tests/fakes/README.md lists the routes.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -62,6 +63,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_fake/interactions/autocomplete", "autocomplete"),
     ("POST", "/_fake/interactions/buttons", "click_button"),
     ("POST", "/_fake/interactions/selects", "select"),
+    ("POST", "/_fake/interactions/message-commands", "invoke_message_command"),
+    ("POST", "/_fake/interactions/{interaction_id:\\d+}/modal-submit", "submit_modal"),
     ("GET", "/_fake/interactions", "interactions"),
     ("GET", "/_fake/interactions/{interaction_id:\\d+}", "interaction"),
     ("GET", "/_fake/commands", "commands"),
@@ -269,6 +272,7 @@ class FakeDiscordControl(FakeDiscordDriver):
         name: str,
         options: Mapping[str, Any] | None = None,
         *,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
         locale: str = "en-US",
         require_bot: bool = True,
     ) -> InteractionView:
@@ -277,10 +281,32 @@ class FakeDiscordControl(FakeDiscordDriver):
             "user_id": user_id,
             "name": name,
             "options": dict(options or {}),
+            "files": {
+                option: {"filename": filename, "data": base64.b64encode(data).decode()}
+                for option, (filename, data) in (files or {}).items()
+            },
             "locale": locale,
             "require_bot": require_bot,
         }
         return cast(InteractionView, await self._call("POST", "/_fake/interactions/commands", body))
+
+    async def invoke_message_command(
+        self, message_id: int, user_id: int, name: str, *, locale: str = "en-US", require_bot: bool = True
+    ) -> InteractionView:
+        body = {
+            "message_id": message_id,
+            "user_id": user_id,
+            "name": name,
+            "locale": locale,
+            "require_bot": require_bot,
+        }
+        return cast(InteractionView, await self._call("POST", "/_fake/interactions/message-commands", body))
+
+    async def submit_modal(
+        self, interaction_id: int, values: Mapping[str, str | list[str]], *, locale: str = "en-US"
+    ) -> InteractionView:
+        path = f"/_fake/interactions/{interaction_id}/modal-submit"
+        return cast(InteractionView, await self._call("POST", path, {"values": dict(values), "locale": locale}))
 
     async def autocomplete(
         self,

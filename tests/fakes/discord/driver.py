@@ -140,14 +140,33 @@ class FakeDiscordDriver(ABC):
         name: str,
         options: Mapping[str, Any] | None = None,
         *,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
         locale: str = "en-US",
         require_bot: bool = True,
     ) -> InteractionView:
         """A member runs a slash command (`name` may be "group sub"); returns at once with the interaction.
 
         Options are typed from the command the bot synced (guild command first, then global), or guessed from the
-        Python values when nothing was synced. With `require_bot`, raises when no bot session would receive it.
+        Python values when nothing was synced. `files` fills attachment options (type 11): option name ->
+        (filename, bytes); the upload is served at a CDN URL and resolved in `data.resolved.attachments`. With
+        `require_bot`, raises when no bot session would receive it.
         """
+
+    @abstractmethod
+    async def invoke_message_command(
+        self, message_id: int, user_id: int, name: str, *, locale: str = "en-US", require_bot: bool = True
+    ) -> InteractionView:
+        """A member runs the message command `name` (Apps menu of a message): `data.target_id` is the message and
+        `data.resolved.messages` holds it, attachments included."""
+
+    @abstractmethod
+    async def submit_modal(
+        self, interaction_id: int, values: Mapping[str, str | list[str]], *, locale: str = "en-US"
+    ) -> InteractionView:
+        """The member shown the modal that answered `interaction_id` submits it (`values`: custom_id -> text, or
+        option values for a select); inputs left out keep their pre-filled value. Returns the MODAL_SUBMIT
+        interaction. A submission the Discord client would not send (required input empty, text outside
+        min/max length, unknown input) or a second one raises ControlError."""
 
     @abstractmethod
     async def autocomplete(
@@ -356,6 +375,14 @@ class FakeDiscordDriver(ABC):
             return original if original is not None and predicate(original) else None
 
         return await self.wait_for(check, within=within, what=f"the original response of {interaction_id}")
+
+    async def wait_for_modal(self, interaction_id: int, *, within: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The modal (`{custom_id, title, components}`) the bot answered the interaction with; then `submit_modal`."""
+
+        async def check() -> dict[str, Any] | None:
+            return (await self.interaction(interaction_id))["modal"]
+
+        return await self.wait_for(check, within=within, what=f"a modal answering interaction {interaction_id}")
 
     async def wait_for_followups(
         self, interaction_id: int, count: int = 1, *, within: float = DEFAULT_TIMEOUT

@@ -300,6 +300,8 @@ class Interaction:
     followup_ids: list[int] = field(default_factory=list)
     choices: list[dict[str, Any]] | None = None
     modal: dict[str, Any] | None = None
+    # The MODAL_SUBMIT interaction that answered this interaction's modal (a modal is submitted once).
+    modal_submit_id: int | None = None
     delivered_to: list[str] = field(default_factory=list)
 
 

@@ -1,6 +1,9 @@
-"""Turning the world's records into the control API's views (JSON-shaped dicts)."""
+"""Turning the world's records into the control API's views (JSON-shaped dicts), and a message into the text a
+member reads (`render_message`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from tests.fakes.discord.clock import iso
 from tests.fakes.discord.models import (
@@ -206,3 +209,86 @@ def command_view(command: Command) -> CommandView:
         type=command.type,
         options=command.options,
     )
+
+
+# --- what a member sees ----------------------------------------------------------------------------------------------
+
+INDENT = "  "
+
+
+def render_message(message: MessageView) -> str:
+    """The message as a member reads it, one line per thing shown (works on views from either driver).
+
+    A Components V2 message is its component tree: text displays as their text, `gallery: a.png (512x512) | b.png`,
+    `thumbnail: a.png`, `file: a.png`, `---` for a separator, an action row as `[Label] [Other (disabled)]`, a link
+    button as `[Label](url)`, a select as `<select custom_id: option | option>`, a section's accessory after its text
+    as `-> [Label]`, and a container's children indented under `container:`. Media show the attachment's filename
+    (or the external URL). A legacy message is its content, then `embed: <title>` lines, a `files: a.png | b.png`
+    line, then its action rows. (A V2 message shows its files only through its components, as Discord does.)
+    """
+    names = {attachment["url"]: attachment["filename"] for attachment in message["attachments"]}
+    lines: list[str] = []
+    if not message["flags"] & (1 << 15):
+        if message["content"]:
+            lines.extend(message["content"].splitlines())
+        for embed in message["embeds"]:
+            lines.append(f"embed: {embed.get('title') or embed.get('description') or ''}".rstrip())
+        if message["attachments"]:
+            lines.append("files: " + " | ".join(a["filename"] for a in message["attachments"]))
+    for component in message["components"]:
+        _render_component(component, 0, names, lines)
+    return "\n".join(lines)
+
+
+def _render_component(component: dict[str, Any], depth: int, names: dict[str, str], lines: list[str]) -> None:
+    pad = INDENT * depth
+    kind = component.get("type")
+    if kind == 1:
+        lines.append(pad + " ".join(_render_interactive(child) for child in component.get("components") or []))
+    elif kind in (2, 3, 5, 6, 7, 8):
+        lines.append(pad + _render_interactive(component))
+    elif kind == 9:
+        for child in component.get("components") or []:
+            _render_component(child, depth, names, lines)
+        accessory = component.get("accessory") or {}
+        if accessory.get("type") == 11:
+            lines.append(f"{pad}-> thumbnail: {_media_name(accessory.get('media'), names)}")
+        else:
+            lines.append(f"{pad}-> {_render_interactive(accessory)}")
+    elif kind == 10:
+        lines.extend(pad + line for line in str(component.get("content", "")).splitlines())
+    elif kind == 11:
+        lines.append(f"{pad}thumbnail: {_media_name(component.get('media'), names)}")
+    elif kind == 12:
+        items = [_media_name(item.get("media"), names) for item in component.get("items") or []]
+        lines.append(f"{pad}gallery: {' | '.join(items)}")
+    elif kind == 13:
+        lines.append(f"{pad}file: {_media_name(component.get('file'), names)}")
+    elif kind == 14:
+        lines.append(f"{pad}---")
+    elif kind == 17:
+        lines.append(f"{pad}container:")
+        for child in component.get("components") or []:
+            _render_component(child, depth + 1, names, lines)
+    else:
+        lines.append(f"{pad}<component type {kind}>")
+
+
+def _render_interactive(component: dict[str, Any]) -> str:
+    if component.get("type") == 2:
+        label = component.get("label") or (component.get("emoji") or {}).get("name") or ""
+        if component.get("disabled"):
+            label += " (disabled)"
+        url = component.get("url")
+        return f"[{label}]({url})" if url else f"[{label}]"
+    options = " | ".join(option.get("label", "") for option in component.get("options") or [])
+    return f"<select {component.get('custom_id')}: {options}>" if options else f"<select {component.get('custom_id')}>"
+
+
+def _media_name(media: Any, names: dict[str, str]) -> str:
+    """An attachment's filename (with its size in pixels, for an image), or an external media's URL."""
+    media = media if isinstance(media, dict) else {}
+    url = str(media.get("url", ""))
+    name = names.get(url, url)
+    width, height = media.get("width"), media.get("height")
+    return f"{name} ({width}x{height})" if width and height else name

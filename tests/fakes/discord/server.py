@@ -31,7 +31,7 @@ from tests.fakes.discord.views import (
     RoleView,
     SessionView,
 )
-from tests.fakes.discord.world import DEFAULT_TOKEN, World
+from tests.fakes.discord.world import DEFAULT_TOKEN, World, decode_files
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +239,28 @@ class FakeDiscord(FakeDiscordDriver):
         name: str,
         options: Mapping[str, Any] | None = None,
         *,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
         locale: str = "en-US",
         require_bot: bool = True,
     ) -> InteractionView:
-        interaction = self.world.command_interaction(channel_id, user_id, name, options, locale=locale)
+        interaction = self.world.command_interaction(
+            channel_id, user_id, name, options, locale=locale, files=decode_files(files)
+        )
         self.world.deliver(interaction, require_bot=require_bot)
+        return present.interaction_view(self.world, interaction)
+
+    async def invoke_message_command(
+        self, message_id: int, user_id: int, name: str, *, locale: str = "en-US", require_bot: bool = True
+    ) -> InteractionView:
+        interaction = self.world.message_command_interaction(message_id, user_id, name, locale=locale)
+        self.world.deliver(interaction, require_bot=require_bot)
+        return present.interaction_view(self.world, interaction)
+
+    async def submit_modal(
+        self, interaction_id: int, values: Mapping[str, str | list[str]], *, locale: str = "en-US"
+    ) -> InteractionView:
+        interaction = self.world.modal_submit_interaction(interaction_id, values, locale=locale)
+        self.world.deliver(interaction, require_bot=True)
         return present.interaction_view(self.world, interaction)
 
     async def autocomplete(

@@ -7,6 +7,9 @@ raise `ApiError` (what Discord would answer); control-facing methods raise `Cont
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import copy
 import io
 import logging
 import mimetypes
@@ -92,7 +95,10 @@ MESSAGE_CHAT_INPUT_COMMAND = 20
 
 # Command option types.
 OPT_SUB_COMMAND, OPT_SUB_COMMAND_GROUP, OPT_STRING, OPT_INTEGER, OPT_BOOLEAN = 1, 2, 3, 4, 5
-OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER = 6, 7, 8, 9, 10
+OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER, OPT_ATTACHMENT = 6, 7, 8, 9, 10, 11
+
+# Application command types.
+COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE = 1, 2, 3
 
 GUILD_WORKER_BITS = 1 << 17
 
@@ -704,6 +710,49 @@ class World:
             resolved.append(embed)
         return resolved
 
+    def _resolve_components(
+        self,
+        components: list[dict[str, Any]],
+        attachments: Sequence[Attachment],
+        *,
+        created: Sequence[Attachment],
+    ) -> list[dict[str, Any]]:
+        """A Components V2 tree as Discord stores it: every `attachment://name` must name one of the message's files
+        and becomes that file's unfurled media item; components without an `id` are numbered in order.
+
+        On a refusal the attachments this request `created` are forgotten again.
+        """
+        try:
+            rules.check_attachment_references(components, {attachment.filename for attachment in attachments})
+        except errors.ApiError:
+            for attachment in created:
+                self.attachments.pop(attachment.id, None)
+            raise
+        resolved: list[dict[str, Any]] = copy.deepcopy(components)
+        by_name = {attachment.filename: attachment for attachment in attachments}
+        for _, media in rules.media_references(resolved):
+            url = media.get("url")
+            if isinstance(url, str) and url.startswith(rules.ATTACHMENT_SCHEME):
+                attachment = by_name[url.removeprefix(rules.ATTACHMENT_SCHEME)]
+                media.update(
+                    url=attachment.url,
+                    proxy_url=attachment.proxy_url,
+                    width=attachment.width,
+                    height=attachment.height,
+                    content_type=attachment.content_type,
+                    attachment_id=str(attachment.id),
+                    flags=0,
+                )
+        _number_components(resolved)
+        return resolved
+
+    def _forget_new(self, attachments: Sequence[Attachment], existing: Sequence[Attachment]) -> None:
+        """Drop the attachments a refused edit had already stored."""
+        kept = {attachment.id for attachment in existing}
+        for attachment in attachments:
+            if attachment.id not in kept:
+                self.attachments.pop(attachment.id, None)
+
     # --- mentions ------------------------------------------------------------------------------------------------
 
     def _pings(
@@ -781,6 +830,9 @@ class World:
         if reference_payload is not None and message_type == MESSAGE_DEFAULT:
             message_type = MESSAGE_REPLY
         attachments = self._attachments(channel, body.get("attachments"), uploads, ephemeral=ephemeral)
+        components = list(body.get("components") or [])
+        if flags & rules.FLAG_COMPONENTS_V2:
+            components = self._resolve_components(components, attachments, created=attachments)
         content = body.get("content") or ""
         allowed = body.get("allowed_mentions")
         loading = bool(flags & rules.FLAG_LOADING)
@@ -791,7 +843,7 @@ class World:
             author_id=self.bot.id,
             content=content,
             embeds=self._resolve_embeds(body.get("embeds") or [], attachments),
-            components=list(body.get("components") or []),
+            components=components,
             attachments=attachments,
             flags=flags,
             created_at=self.clock.now(),
@@ -842,12 +894,25 @@ class World:
         self, message: Message, body: dict[str, Any], uploads: Sequence[Upload], *, allowed_flags: int
     ) -> Message:
         channel = self.channels[message.channel_id]
+        was_v2 = bool(message.flags & rules.FLAG_COMPONENTS_V2)
+        new_flags = body.get("flags")
+        if was_v2 and isinstance(new_flags, int) and not new_flags & rules.FLAG_COMPONENTS_V2:
+            raise errors.invalid_form_body(
+                {
+                    "flags": errors.field_error(
+                        "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG",
+                        "The IS_COMPONENTS_V2 flag cannot be removed from a message once it is set",
+                    )
+                }
+            )
+        v2 = was_v2 or bool(isinstance(new_flags, int) and new_flags & rules.FLAG_COMPONENTS_V2)
         rules.check_message(
             body,
             [len(upload.data) for upload in uploads],
             upload_limit=self.upload_limit(channel),
             allowed_flags=allowed_flags,
             creating=False,
+            components_v2=v2,
         )
         now = self.clock.now()
         was_loading = bool(message.flags & rules.FLAG_LOADING)
@@ -862,15 +927,36 @@ class World:
             attachments = attachments + self._attachments(channel, None, uploads, ephemeral=message.ephemeral)
         embeds = self._resolve_embeds(body["embeds"] or [], attachments) if "embeds" in body else message.embeds
         components = list(body["components"] or []) if "components" in body else message.components
+        if v2 and not was_v2:
+            # Turning a message into a V2 one: what it said before must be cleared in the same edit.
+            for field, value in (("content", content), ("embeds", embeds)):
+                if value:
+                    self._forget_new(attachments, message.attachments)
+                    raise errors.invalid_form_body(
+                        {
+                            field: errors.field_error(
+                                "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                                f"The '{field}' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+                            )
+                        }
+                    )
+        if v2 and "components" in body:
+            kept = {attachment.id for attachment in message.attachments}
+            created = [attachment for attachment in attachments if attachment.id not in kept]
+            components = self._resolve_components(components, attachments, created=created)
         if not (content or embeds or components or attachments):
+            self._forget_new(attachments, message.attachments)
             raise errors.empty_message()
         message.content = content
         message.attachments = attachments
         message.embeds = embeds
         message.components = components
         if body.get("flags") is not None:
-            # Only SUPPRESS_EMBEDS can be changed by an edit; ephemeral and loading are the message's nature.
+            # Only SUPPRESS_EMBEDS can be changed by an edit (and IS_COMPONENTS_V2 set, never cleared); ephemeral and
+            # loading are the message's nature.
             message.flags = (message.flags & ~rules.FLAG_SUPPRESS_EMBEDS) | (body["flags"] & rules.FLAG_SUPPRESS_EMBEDS)
+        if v2:
+            message.flags |= rules.FLAG_COMPONENTS_V2
         if "allowed_mentions" in body:
             message.allowed_mentions = body["allowed_mentions"]
         message.flags &= ~rules.FLAG_LOADING
@@ -1111,11 +1197,21 @@ class World:
         *,
         locale: str,
         focused: str | None = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
     ) -> Interaction:
+        """A member runs a slash command (or, with `focused`, types in one of its options).
+
+        `files` are the values of attachment options: option name -> (filename, bytes), uploaded as the member would.
+        """
         channel = self.channel(channel_id)
         path = name.split()
         if not path:
             raise ControlError("empty command name")
+        values = dict(options or {})
+        for option_name, (filename, content) in (files or {}).items():
+            if option_name in values:
+                raise ControlError(f"option {option_name!r} is given both as a value and as a file")
+            values[option_name] = Upload(index=0, filename=filename, data=content)
         command = self.command_for(channel.guild_id, path[0])
         if channel.is_dm and command is not None and not _usable_in_bot_dm(command):
             raise ControlError(f"/{path[0]} is not available in DMs (guild-only)", 409)
@@ -1123,7 +1219,7 @@ class World:
         if command is not None and command.guild_id is not None:
             data["guild_id"] = str(command.guild_id)
         schema = command.options if command is not None else None
-        built, resolved = self._build_options(channel, path[1:], schema, dict(options or {}), focused)
+        built, resolved = self._build_options(channel, path[1:], schema, values, focused)
         if built:
             data["options"] = built
         if resolved:
@@ -1185,6 +1281,17 @@ class World:
 
     def _option_value(self, channel: Channel, option_type: int, value: Any, resolved: dict[str, Any]) -> Any:
         guild = self.guild_of(channel)
+        if isinstance(value, Upload) != (option_type == OPT_ATTACHMENT):
+            raise ControlError(
+                "attachment options take a file (pass it in `files`), and only they do"
+                f" (option type {option_type}, value {value!r:.60})"
+            )
+        if isinstance(value, Upload):
+            # What the member uploaded with the command: stored and served like any attachment, and resolved in the
+            # interaction (Discord marks it ephemeral: it belongs to no message).
+            attachment = self._new_attachment(channel, value.filename, value.data, description=None, ephemeral=True)
+            resolved.setdefault("attachments", {})[str(attachment.id)] = attachment.payload()
+            return str(attachment.id)
         if option_type == OPT_STRING:
             return str(value)
         if option_type == OPT_INTEGER:
@@ -1248,6 +1355,60 @@ class World:
             kind=MESSAGE_COMPONENT, channel=channel, user_id=user_id, data=data, locale=locale, message=message
         )
 
+    def message_command_interaction(self, message_id: int, user_id: int, name: str, *, locale: str) -> Interaction:
+        """A member picks the message command `name` from a message's context menu (Apps > name)."""
+        message = self.message(message_id)
+        if message.deleted or message.ephemeral:
+            raise ControlError(f"message {message_id} is not shown in its channel (deleted or ephemeral)", 404)
+        channel = self.channels[message.channel_id]
+        command = self.command_for(channel.guild_id, name, COMMAND_MESSAGE)
+        if command is None:
+            raise ControlError(f"no message command {name!r} was synced for this channel", 404)
+        if channel.is_dm and not _usable_in_bot_dm(command):
+            raise ControlError(f"the message command {name!r} is not available in DMs (guild-only)", 409)
+        data: dict[str, Any] = {
+            "id": str(command.id),
+            "name": command.name,
+            "type": COMMAND_MESSAGE,
+            "target_id": str(message.id),
+            "resolved": {"messages": {str(message.id): self.message_payload(message, with_reference=False)}},
+        }
+        if command.guild_id is not None:
+            data["guild_id"] = str(command.guild_id)
+        return self._new_interaction(
+            kind=APPLICATION_COMMAND, channel=channel, user_id=user_id, data=data, locale=locale
+        )
+
+    def modal_submit_interaction(
+        self, interaction_id: int, values: Mapping[str, str | Sequence[str]], *, locale: str
+    ) -> Interaction:
+        """The member who was shown the modal of `interaction_id` submits it with `values` (custom_id -> text).
+
+        The Discord client will not send a submission that breaks the inputs' rules (a required input left empty, a
+        text shorter than min_length or longer than max_length): those raise ControlError here.
+        """
+        opened = self.interaction(interaction_id)
+        modal = opened.modal
+        if modal is None:
+            raise ControlError(f"interaction {interaction_id} was not answered with a modal", 409)
+        if opened.modal_submit_id is not None:
+            raise ControlError(f"the modal of interaction {interaction_id} was already submitted", 409)
+        inputs = _modal_inputs(modal)
+        unknown = sorted(set(values) - set(inputs))
+        if unknown:
+            raise ControlError(f"the modal has no inputs {unknown} (its inputs: {sorted(inputs)})")
+        submitted: list[dict[str, Any]] = []
+        for number, component in enumerate(modal.get("components") or [], start=1):
+            submitted.append(_submitted_component(component, number, values))
+        message = self.messages.get(opened.message_id) if opened.message_id is not None else None
+        channel = self.channels[opened.channel_id]
+        data = {"custom_id": modal["custom_id"], "components": submitted}
+        interaction = self._new_interaction(
+            kind=MODAL_SUBMIT, channel=channel, user_id=opened.user_id, data=data, locale=locale, message=message
+        )
+        opened.modal_submit_id = interaction.id
+        return interaction
+
     # --- interactions: REST (callback and webhooks) --------------------------------------------------------------
 
     def callback(
@@ -1304,6 +1465,7 @@ class World:
             rules.check_choices(data.get("choices", []))
             interaction.choices = list(data.get("choices", []))
         elif callback_type == MODAL:
+            rules.check_modal(data)
             interaction.modal = data
         interaction.response = Response(type=callback_type, data=data, ephemeral=ephemeral, at=self.clock.now())
         self.touch()
@@ -1341,7 +1503,9 @@ class World:
         ):
             # The first followup after a "thinking" defer replaces the loading message (its ephemerality stays).
             body = dict(body)
-            body.pop("flags", None)
+            flags = body.pop("flags", None)
+            if isinstance(flags, int) and flags & rules.FLAG_COMPONENTS_V2:
+                body["flags"] = rules.FLAG_COMPONENTS_V2
             return self._edit_message(original, body, uploads, allowed_flags=rules.INTERACTION_FLAGS)
         channel = self.channels[interaction.channel_id]
         message = self._create_message(
@@ -1387,10 +1551,9 @@ class World:
             raise errors.unknown_guild()
         if not isinstance(payload, list):
             raise errors.invalid_form_body({"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be an array"}]})
-        if len(payload) > 100:
-            raise errors.too_long([], 100)
         for index, raw in enumerate(payload):
             rules.check_command(raw, index)
+        rules.check_command_counts(payload)
         existing = {(c.name, c.type): c for c in self.commands.values() if c.guild_id == guild_id}
         for command in existing.values():
             del self.commands[command.id]
@@ -1467,7 +1630,108 @@ def _infer_option_type(value: Any) -> int:
         return OPT_NUMBER
     if isinstance(value, str):
         return OPT_STRING
+    if isinstance(value, Upload):
+        return OPT_ATTACHMENT
     raise ControlError(f"cannot tell the option type of {value!r}; sync the command tree first")
+
+
+def _modal_inputs(modal: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A modal's inputs by custom_id, with the label the member reads next to each."""
+    inputs: dict[str, dict[str, Any]] = {}
+    for component in modal.get("components") or []:
+        if component.get("type") == rules.LABEL:
+            inner = component["component"]
+            inputs[inner["custom_id"]] = inner | {"label": component.get("label")}
+        elif component.get("type") == rules.ACTION_ROW:
+            inner = component["components"][0]
+            inputs[inner["custom_id"]] = inner
+    return inputs
+
+
+def _submitted_component(
+    component: dict[str, Any], number: int, values: Mapping[str, str | Sequence[str]]
+) -> dict[str, Any]:
+    """One top-level component of a MODAL_SUBMIT, in the shape the modal was sent in (label or action row)."""
+    kind = component.get("type")
+    if kind == rules.LABEL:
+        return {"type": kind, "id": number, "component": _submitted_input(component["component"], values, component)}
+    if kind == rules.ACTION_ROW:
+        inner = component["components"][0]
+        return {"type": kind, "id": number, "components": [_submitted_input(inner, values, inner)]}
+    return {"type": kind, "id": number}
+
+
+def _submitted_input(
+    spec: dict[str, Any], values: Mapping[str, str | Sequence[str]], labelled: dict[str, Any]
+) -> dict[str, Any]:
+    custom_id = spec["custom_id"]
+    label = labelled.get("label") or custom_id
+    entry: dict[str, Any] = {"type": spec["type"], "id": spec.get("id") or 0, "custom_id": custom_id}
+    given = values.get(custom_id)
+    if spec["type"] != rules.TEXT_INPUT:
+        chosen = [given] if isinstance(given, str) else list(given or [])
+        if spec.get("required", True) and not chosen:
+            raise ControlError(f"{label!r} ({custom_id}) is required: choose at least one option")
+        entry["values"] = chosen
+        return entry
+    if given is not None and not isinstance(given, str):
+        raise ControlError(f"{label!r} ({custom_id}) is a text input: its value is a string")
+    value = given if given is not None else str(spec.get("value") or "")
+    required = spec.get("required", True)
+    if required and not value:
+        raise ControlError(f"{label!r} ({custom_id}) is required and was left empty")
+    low, high = spec.get("min_length"), spec.get("max_length")
+    if value and low is not None and len(value) < low:
+        raise ControlError(f"{label!r} ({custom_id}) needs at least {low} characters ({len(value)} given)")
+    if high is not None and len(value) > high:
+        raise ControlError(f"{label!r} ({custom_id}) takes at most {high} characters ({len(value)} given)")
+    if len(value) > rules.TEXT_INPUT_VALUE_LIMIT:
+        raise ControlError(f"{label!r} ({custom_id}) takes at most {rules.TEXT_INPUT_VALUE_LIMIT} characters")
+    entry["value"] = value
+    return entry
+
+
+def decode_files(raw: Any) -> dict[str, tuple[str, bytes]]:
+    """`files` as the control API carries them ({option: {filename, data: base64}}) back into (filename, bytes)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ControlError("files must be an object: option name -> {filename, data (base64)}")
+    decoded: dict[str, tuple[str, bytes]] = {}
+    for option_name, entry in raw.items():
+        if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], bytes):
+            decoded[option_name] = (str(entry[0]), entry[1])
+            continue
+        try:
+            decoded[option_name] = (str(entry["filename"]), base64.b64decode(entry["data"], validate=True))
+        except (KeyError, TypeError, binascii.Error):
+            raise ControlError(f"file {option_name!r} needs a filename and base64 data") from None
+    return decoded
+
+
+def _number_components(components: list[dict[str, Any]]) -> None:
+    """Give every component without an `id` the next free number, depth first, as Discord does when it stores them."""
+    taken: set[int] = set()
+    ordered: list[dict[str, Any]] = []
+
+    def walk(component: dict[str, Any]) -> None:
+        ordered.append(component)
+        if isinstance(component.get("id"), int) and component["id"] > 0:
+            taken.add(component["id"])
+        for child in component.get("components") or []:
+            walk(child)
+        if isinstance(component.get("accessory"), dict):
+            walk(component["accessory"])
+
+    for component in components:
+        walk(component)
+    number = 0
+    for component in ordered:
+        if not (isinstance(component.get("id"), int) and component["id"] > 0):
+            number += 1
+            while number in taken:
+                number += 1
+            component["id"] = number
 
 
 def _find_component(components: list[dict[str, Any]], custom_id: str) -> dict[str, Any] | None:
