@@ -15,11 +15,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from jobs.access import Actor
+from jobs.labels import RESULT_CHANNEL_FIELD
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prompt_filter import PromptRules
 from jobs.service import CooldownError, JobService, JobServiceError, QuotaExceededError
 from jobs.waiting import HealthCache
+from storage.models import TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -252,3 +254,12 @@ def jump_url(guild_id: int | None, channel_id: int | None, message_id: int | Non
     if channel_id is None or message_id is None:
         return None
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def job_link(job: TrackedJob) -> str | None:
+    """Where a job is shown: its result once posted (which replaced the card), otherwise its card."""
+    if job.result_message_ids:
+        where = job.extra.get(RESULT_CHANNEL_FIELD, job.channel_id)
+        if isinstance(where, int):
+            return jump_url(job.guild_id if where == job.channel_id else None, where, job.result_message_ids[0])
+    return jump_url(job.guild_id, job.channel_id, job.card_message_id)

@@ -194,8 +194,9 @@ async def _submit_flow(
         # that held the result is being delivered already: the card goes straight to the outcome.)
         await ctx.notifier.job_updated(job)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
+    # Short: the card is where the job lives, and the result will mention the member when it is ready.
     verb = "Already submitted" if submission.duplicate else "Submitted"
-    await reply(interaction, f"{verb}: job `{job.jid}`" + (f" — {where}" if where else "."))
+    await reply(interaction, f"{verb} — {where}" if where else f"{verb}.")
 
 
 async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:

@@ -150,6 +150,9 @@ def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int |
     if request.get("negative_prompt"):
         embed.add_field(name="Negative", value=shown_prompt(request["negative_prompt"], FIELD_LIMIT), inline=False)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    dropped = dropped_images(job)
+    if dropped:
+        embed.add_field(name="Images not posted", value=dropped, inline=False)
     if first_image:
         embed.set_image(url=f"attachment://{first_image}")
     embed.set_footer(text=f"job {job.jid}")
@@ -260,7 +263,7 @@ def _health_base(title: str, health: Health | None, unknown: str | None = None) 
 
 
 def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | None]) -> discord.Embed:
-    """A member's recent jobs with their state and a link to each card."""
+    """A member's recent jobs with their state and a link to each one's message."""
     embed = discord.Embed(title=clip(title, TITLE_LIMIT), colour=discord.Colour.blurple())
     if not jobs:
         embed.description = "No jobs in the last week."
@@ -269,7 +272,7 @@ def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | Non
     for job, link in zip(jobs, links, strict=True):
         prompt = clip(shown_prompt(str(job.request.get("prompt", "")), 60), 60)
         state = state_label(job)
-        where = f" — [card]({link})" if link else ""
+        where = f" — [open]({link})" if link else ""
         lines.append(f"`{job.jid}` **{state}** {relative(job.created_at)}: {prompt}{where}")
     embed.description = clip("\n".join(lines), 4000)
     return embed

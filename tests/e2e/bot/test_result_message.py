@@ -1,0 +1,75 @@
+"""What a member sees when a job finishes: one message per job, at the bottom of the channel."""
+
+from __future__ import annotations
+
+from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results
+from tests.waiting import wait_until
+
+
+async def test_the_result_replaces_the_card_as_a_new_message_at_the_bottom(harness: Harness) -> None:
+    """After the job, the channel holds its result alone: a new message (not a reply), and the card is gone."""
+    async with harness.running():
+        answer = await harness.imagine(prompt="a red fox in snow", count=2)
+        jid = await harness.jid_of(answer)
+        messages = await harness.wait_for_messages(delivered)
+        everything = await harness.fake.channel_messages(harness.channel_id, include_deleted=True)
+    (result,) = messages
+    assert job_of(result) == jid
+    assert result["message_reference"] is None
+    assert len(result["attachments"]) == 2
+    (card,) = [message for message in everything if message["deleted"]]
+    assert job_of(card) == jid
+    assert card["id"] < result["id"]
+
+
+async def test_the_acknowledgement_is_short_and_links_the_card_without_the_job_id(harness: Harness) -> None:
+    """The member's ephemeral answer to /imagine is one short line with a link, no hex job id."""
+    async with harness.running():
+        answer = await harness.imagine(prompt="a quiet harbour")
+        jid = await harness.jid_of(answer)
+        text = answer_text(answer)
+    assert text.startswith("Submitted — https://discord.com/channels/")
+    assert jid not in text
+    assert len(text) < 120
+
+
+async def test_a_delivery_retried_after_the_result_was_recorded_posts_nothing_twice_and_still_removes_the_card(
+    harness: Harness,
+) -> None:
+    """The card's removal fails once after the result was posted and recorded: the retry posts nothing, removes it."""
+    async with harness.running():
+        harness.emulator.update_scenario(workers=0)
+        answer = await harness.imagine(prompt="a stubborn card")
+        jid = await harness.jid_of(answer)
+        card_id = (await harness.redis_jobs(jid)).card_message_id
+        await harness.fake.inject_error(
+            status=500, message="injected outage", method="DELETE", path=rf"/messages/{card_id}$", count=1
+        )
+        harness.emulator.update_scenario(workers=2)
+
+        async def committed() -> bool:
+            return (await harness.redis_jobs(jid)).state.value == "DELIVERED"
+
+        await wait_until(committed, timeout_s=15)
+        messages = await harness.messages()
+        deletes = [
+            request
+            for request in await harness.fake.requests()
+            if request["method"] == "DELETE" and request["path"].endswith(f"/messages/{card_id}")
+        ]
+    assert [request["status"] for request in deletes][:2] == [500, 204]
+    assert cards(messages) == []
+    (result,) = results(messages)
+    assert job_of(result) == jid
+    assert (await harness.redis_jobs(jid)).result_message_ids == [result["id"]]
+
+
+async def test_a_failed_job_keeps_its_card_with_the_outcome(harness: Harness) -> None:
+    """A job that fails has its card as its one message, showing the failure."""
+    async with harness.running():
+        await harness.imagine(prompt="a doomed picture [emulator:fail-plain]")
+        messages = await harness.wait_for_messages(
+            lambda found: bool(cards(found)) and cards(found)[0]["embeds"][0]["title"] == "Failed"
+        )
+    assert results(messages) == []
+    assert len(messages) == 1
