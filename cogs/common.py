@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 
 # Nobody is ever pinged: a prompt with @everyone or a role mention stays text.
 NO_PINGS = discord.AllowedMentions.none()
+
+
+def owner_only(user_id: int) -> discord.AllowedMentions:
+    """Pings exactly this user (a result tells its owner it is ready): nothing in the text is parsed, so a prompt's
+    @everyone, role or user mentions stay text."""
+    return discord.AllowedMentions(everyone=False, users=[discord.Object(user_id)], roles=False, replied_user=False)
+
+
 # The card shows the job; its results reply to it. These are what the bot needs in a channel to do that.
 REQUIRED_CHANNEL_PERMISSIONS = (
     ("send_messages", "Send Messages"),

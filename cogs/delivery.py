@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link
+from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
 from cogs.render import card_embed, clip, result_embed
@@ -279,14 +279,14 @@ class DiscordNotifier:
                     embed=embed,
                     files=_files(uploads),
                     view=result_view(job),
-                    allowed_mentions=NO_PINGS,
+                    allowed_mentions=owner_only(job.user_id),
                     nonce=RESULT_NONCE.format(jid=job.jid),
                 )
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
         user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
         return await user.send(
-            content, embed=embed, files=_files(uploads), view=result_view(job), allowed_mentions=NO_PINGS
+            content, embed=embed, files=_files(uploads), view=result_view(job), allowed_mentions=owner_only(job.user_id)
         )
 
     @staticmethod

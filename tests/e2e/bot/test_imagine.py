@@ -93,12 +93,15 @@ async def test_invalid_option_gives_the_allowed_range(harness: Harness) -> None:
 
 
 async def test_everyone_in_a_prompt_pings_nobody(harness: Harness) -> None:
-    """A prompt with @everyone and a role mention is shown but pings nobody, on the card or the result."""
+    """A prompt with @everyone and a role mention is shown but pings nobody on the card; the result only its owner."""
     async with harness.running():
         await harness.imagine(prompt=f"@everyone look <@&{harness.guild_id}> <@{harness.bob}>")
-        messages = await harness.wait_for_messages(delivered)
-    assert messages
-    assert not any(message["pinged_anyone"] for message in messages)
+        await harness.wait_for_messages(delivered)
+        everything = await harness.everything()
+    (card,) = removed_cards(everything)
+    (result,) = results(everything)
+    assert not card["pinged_anyone"]
+    assert result["pings"] == {"users": [harness.alice], "roles": [], "everyone": False, "replied_user": None}
 
 
 async def test_cooldown_refuses_with_the_time_to_wait(harness: Harness) -> None:

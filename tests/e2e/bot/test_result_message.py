@@ -5,6 +5,8 @@ from __future__ import annotations
 from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results
 from tests.waiting import wait_until
 
+MENTION_EVERYONE = 1 << 17
+
 
 async def test_the_result_replaces_the_card_as_a_new_message_at_the_bottom(harness: Harness) -> None:
     """After the job, the channel holds its result alone: a new message (not a reply), and the card is gone."""
@@ -73,3 +75,32 @@ async def test_a_failed_job_keeps_its_card_with_the_outcome(harness: Harness) ->
         )
     assert results(messages) == []
     assert len(messages) == 1
+
+
+async def test_the_result_notifies_its_owner_and_nobody_else(harness: Harness) -> None:
+    """The result pings its owner alone, and says so in allowed_mentions (that user only, nothing parsed)."""
+    async with harness.running():
+        await harness.imagine(prompt="a lantern")
+        (result,) = results(await harness.wait_for_messages(delivered))
+    assert result["pings"]["users"] == [harness.alice]
+    assert (result["pings"]["roles"], result["pings"]["everyone"]) == ([], False)
+    allowed = result["allowed_mentions"]
+    assert allowed is not None
+    assert [int(user) for user in allowed.get("users", [])] == [harness.alice]
+    assert not allowed.get("parse")
+    assert not allowed.get("roles")
+
+
+async def test_mentions_in_a_prompt_ping_nobody_but_the_owner(harness: Harness) -> None:
+    """A prompt naming another member, a role and @everyone notifies only the job's owner with its result."""
+    role = await harness.fake.create_role(harness.guild_id, "artists", mentionable=True)
+    prompt = f"@everyone @here <@{harness.bob}> <@&{role['id']}> <@!{harness.mod}> a parade"
+    # The bot may mention everyone here, so only allowed_mentions can keep @everyone quiet.
+    granted = (await harness.fake.channel(harness.channel_id))["bot_permissions"]
+    await harness.fake.set_bot_permissions(harness.channel_id, granted | MENTION_EVERYONE)
+    async with harness.running():
+        await harness.imagine(prompt=prompt)
+        (result,) = results(await harness.wait_for_messages(delivered))
+    assert result["pings"]["users"] == [harness.alice]
+    assert result["pings"]["roles"] == []
+    assert result["pings"]["everyone"] is False
