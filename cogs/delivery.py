@@ -21,8 +21,8 @@ import discord
 
 from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only
 from cogs.images import Upload, fit_uploads
-from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
-from cogs.render import card_embed, clip, result_embed
+from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_layout
+from cogs.render import card_embed, clip, result_text
 from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_SEEDS_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
@@ -266,19 +266,18 @@ class DiscordNotifier:
         return await self.service.record_results(job, [message.id], details)
 
     async def _send_result(self, job: TrackedJob, uploads: list[Upload]) -> discord.Message:
-        """The images as a new message at the bottom of the job's channel (not a reply: that would drag the card
-        back into view); where the bot may not post, by direct message to the member."""
-        embed = result_embed(job, uploads[0].filename if uploads else None, [upload.seed for upload in uploads])
-        note = " (re-encoded to fit this channel's upload limit)" if any(upload.reencoded for upload in uploads) else ""
-        content = f"Images for <@{job.user_id}>{note}"
+        """The images as one gallery message at the bottom of the job's channel (not a reply: that would drag the card
+        back into view), mentioning its owner alone; where the bot may not post, by direct message to the member."""
+        text = result_text(
+            job, [upload.seed for upload in uploads], reencoded=any(upload.reencoded for upload in uploads)
+        )
+        filenames = [upload.filename for upload in uploads]
         channel = self._channel(job)
         if channel is not None:
             try:
                 return await channel.send(
-                    content,
-                    embed=embed,
+                    view=result_layout(job, text, filenames),
                     files=_files(uploads),
-                    view=result_view(job),
                     allowed_mentions=owner_only(job.user_id),
                     nonce=RESULT_NONCE.format(jid=job.jid),
                 )
@@ -286,7 +285,7 @@ class DiscordNotifier:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
         user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
         return await user.send(
-            content, embed=embed, files=_files(uploads), view=result_view(job), allowed_mentions=owner_only(job.user_id)
+            view=result_layout(job, text, filenames), files=_files(uploads), allowed_mentions=owner_only(job.user_id)
         )
 
     @staticmethod

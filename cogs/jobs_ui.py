@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -24,7 +25,7 @@ from cogs.common import (
     missing_channel_permissions,
     reply,
 )
-from cogs.render import RETRYABLE, card_embed
+from cogs.render import GALLERY_ITEM_LIMIT, RETRYABLE, card_embed
 from jobs.access import Action, may, refusal
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
@@ -102,10 +103,16 @@ def card_view(job: TrackedJob) -> discord.ui.View:
     return view
 
 
-def result_view(job: TrackedJob) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("reroll", job.jid))
-    view.add_item(JobButton("delete", job.jid))
+def result_layout(job: TrackedJob, text: str, filenames: Sequence[str]) -> discord.ui.LayoutView:
+    """A result as one Components V2 message: its text, a gallery of its images (each an attachment of the message),
+    and the job's buttons. The message may carry nothing else (no content, no embeds)."""
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(discord.ui.TextDisplay(text))
+    gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
+    for filename in filenames[:GALLERY_ITEM_LIMIT]:
+        gallery.add_item(media=f"attachment://{filename}")
+    view.add_item(gallery)
+    view.add_item(discord.ui.ActionRow(JobButton("reroll", job.jid), JobButton("delete", job.jid)))
     return view
 
 

@@ -138,25 +138,39 @@ def cancel_note(job: TrackedJob) -> str | None:
     return f"{by} asked to cancel it; RunPod refused the first cancel ({report.detail}), and the bot asked again."
 
 
-def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int | None]) -> discord.Embed:
-    """The result: the prompt, the parameters that reproduce it, and what it cost."""
+# Discord's limits for a Components V2 message: 4000 characters across its text displays (discord.py ui/view.py,
+# LayoutView.content_length), 40 components in all, nested ones included (ui/view.py, LayoutView._add_count), 10
+# items in a media gallery (ui/media_gallery.py, MediaGallery.items) and 5 buttons in an action row
+# (ui/action_row.py, ActionRow.__init__).
+V2_TEXT_LIMIT = 4000
+V2_COMPONENT_LIMIT = 40
+GALLERY_ITEM_LIMIT = 10
+ROW_BUTTON_LIMIT = 5
+# The prompt shown on a result, at most this long once escaped (the parameters and notes fit in what is left).
+RESULT_PROMPT_LIMIT = 1800
+REENCODED_NOTE = "Re-encoded to fit this channel's upload limit."
+
+
+def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool = False) -> str:
+    """The text of a result: the owner's mention (which notifies them), the prompt, and the parameters that
+    reproduce it (model, size, steps, guidance, seed), with what a member should know about the images."""
     request = job.request
-    embed = discord.Embed(description=shown_prompt(request.get("prompt", "")), colour=discord.Colour.green())
-    embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
-    embed.add_field(name="Seed", value=clip(seed_label(request, seeds), FIELD_LIMIT))
-    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}, {request.get('steps')} steps")
-    embed.add_field(name="Queued", value=seconds(job.delay_time_ms))
-    embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
-    if request.get("negative_prompt"):
-        embed.add_field(name="Negative", value=shown_prompt(request["negative_prompt"], FIELD_LIMIT), inline=False)
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    prompt = shown_prompt(" ".join(str(request.get("prompt", "")).split()), RESULT_PROMPT_LIMIT)
+    guidance = request.get("guidance")
+    parameters = [
+        clip(discord.utils.escape_markdown(job.model), 100),
+        f"{request.get('width')}×{request.get('height')}",
+        f"{request.get('steps')} steps",
+        f"guidance {guidance:g}" if isinstance(guidance, int | float) else "guidance -",
+        f"seed {seed_label(request, seeds)}",
+    ]
+    lines = [f"<@{job.user_id}> **{prompt}**", "-# " + " · ".join(parameters)]
     dropped = dropped_images(job)
     if dropped:
-        embed.add_field(name="Images not posted", value=dropped, inline=False)
-    if first_image:
-        embed.set_image(url=f"attachment://{first_image}")
-    embed.set_footer(text=f"job {job.jid}")
-    return embed
+        lines.append(f"-# {dropped}")
+    if reencoded:
+        lines.append(f"-# {REENCODED_NOTE}")
+    return clip("\n".join(lines), V2_TEXT_LIMIT)
 
 
 def seed_label(request: Mapping[str, Any], seeds: Sequence[int | None]) -> str:

@@ -24,6 +24,7 @@ from settings import Settings
 from storage.models import TrackedJob
 from storage.store import JobStore
 from tests.fakes.discord import FakeDiscord, running_client
+from tests.fakes.discord.present import render_message
 from tests.fakes.discord.views import InteractionView, MessageView
 from tests.plugins.emulator import fast_scenario
 from tests.waiting import wait_until
@@ -223,6 +224,11 @@ def is_ephemeral(view: InteractionView) -> bool:
 def cards(messages: list[MessageView]) -> list[MessageView]:
     """Job cards: messages whose embed footer names a job and that are not results."""
     return [m for m in messages if m["embeds"] and not m["attachments"] and not m["deleted"] and job_in(m)]
+
+
+def shown(message: MessageView) -> str:
+    """A message as a member reads it (a V2 result: its text, its gallery, its buttons)."""
+    return render_message(message)
 
 
 def removed_cards(messages: list[MessageView]) -> list[MessageView]:

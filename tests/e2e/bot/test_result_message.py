@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results
+from pathlib import Path
+
+from jobs.presets import MAX_IMAGES_PER_JOB
+from tests.e2e.bot.conftest import Harness, answer_text, buttons, cards, delivered, job_of, results, shown
 from tests.waiting import wait_until
 
+COMPONENTS_V2 = 1 << 15
 MENTION_EVERYONE = 1 << 17
 
 
@@ -104,3 +108,44 @@ async def test_mentions_in_a_prompt_ping_nobody_but_the_owner(harness: Harness) 
     assert result["pings"]["users"] == [harness.alice]
     assert result["pings"]["roles"] == []
     assert result["pings"]["everyone"] is False
+
+
+async def test_the_result_is_one_gallery_message_with_the_prompt_and_its_parameters(harness: Harness) -> None:
+    """One Components V2 message: the owner and the prompt (markdown shown as typed), model, size, steps,
+    guidance and seed, every image in one gallery of its own attachments, and the job's buttons."""
+    async with harness.running():
+        await harness.imagine(prompt="a *bold* fox_in_snow", count=2, seed=42, steps=12, guidance=6.5)
+        (result,) = results(await harness.wait_for_messages(delivered))
+    jid = job_of(result)
+    assert result["flags"] & COMPONENTS_V2
+    assert (result["content"], result["embeds"]) == ("", [])
+    names = [attachment["filename"] for attachment in result["attachments"]]
+    assert len(names) == 2
+    assert shown(result).splitlines() == [
+        f"<@{harness.alice}> **a \\*bold\\* fox\\_in\\_snow**",
+        "-# default · 1024×1024 · 12 steps · guidance 6.5 · seed 42 (one seed for the whole batch of 2)",
+        f"gallery: {names[0]} (1024x1024) | {names[1]} (1024x1024)",
+        "[Re-roll] [Delete]",
+    ]
+    assert buttons(result) == [f"job:reroll:{jid}", f"job:delete:{jid}"]
+
+
+async def test_a_model_with_the_most_images_a_message_holds_posts_them_all_in_one_gallery(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A model allowing 10 images per job, and a worker returning 10: one message, ten gallery items, accepted by
+    Discord's checks of Components V2 limits."""
+    models = tmp_path / "models.toml"
+    models.write_text(
+        f'[[models]]\nname = "many"\nendpoint_id = "{harness.emulator.endpoint_id}"\npreset = "a1111"\n'
+        f"limits = {{ max_count = {MAX_IMAGES_PER_JOB} }}\n"
+    )
+    harness.emulator.update_scenario(images=MAX_IMAGES_PER_JOB, image_size=64)
+    async with harness.running(models_file=models):
+        await harness.imagine(prompt="a crowd of foxes [emulator:a1111]", count=4)
+        (result,) = results(await harness.wait_for_messages(delivered))
+        errors = await harness.fake.requests(errors_only=True)
+    assert len(result["attachments"]) == MAX_IMAGES_PER_JOB
+    gallery = next(line for line in shown(result).splitlines() if line.startswith("gallery: "))
+    assert gallery.count("|") == MAX_IMAGES_PER_JOB - 1
+    assert errors == []
