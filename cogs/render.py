@@ -9,7 +9,7 @@ from typing import Any
 import discord
 
 from jobs.health import EndpointError
-from jobs.labels import delivery_failure, state_label
+from jobs.labels import QUEUE_AT_SUBMIT_FIELD, RESULT_SEEDS_FIELD, delivery_failure, state_label
 from jobs.reasons import Reason
 from jobs.service import CancelOutcome, CancelReport
 from runpod_client.models import Health
@@ -171,6 +171,43 @@ def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool
     if reencoded:
         lines.append(f"-# {REENCODED_NOTE}")
     return clip("\n".join(lines), V2_TEXT_LIMIT)
+
+
+def info_embed(job: TrackedJob) -> discord.Embed:
+    """Everything about a finished job, for Info: every parameter, the seed of each image, the model, the queue it
+    met, its queue and GPU time as RunPod reported them (`delayTime`, `executionTime`), and its id."""
+    request = job.request
+    embed = discord.Embed(title="Job info", description=shown_prompt(request.get("prompt", "")))
+    embed.colour = discord.Colour.blurple()
+    negative = request.get("negative_prompt")
+    embed.add_field(
+        name="Negative prompt", value=shown_prompt(negative, FIELD_LIMIT) if negative else "-", inline=False
+    )
+    embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
+    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
+    embed.add_field(name="Steps", value=str(request.get("steps", "-")))
+    embed.add_field(name="Guidance", value=str(request.get("guidance", "-")))
+    embed.add_field(name="Images", value=str(request.get("count", 1)))
+    embed.add_field(name="Seeds", value=clip(image_seeds(job), FIELD_LIMIT), inline=False)
+    queue = job.extra.get(QUEUE_AT_SUBMIT_FIELD)
+    embed.add_field(name="Queue at submit", value=f"{queue} job(s) waiting" if isinstance(queue, int) else "not known")
+    embed.add_field(name="Queue time", value=seconds(job.delay_time_ms))
+    embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
+    embed.set_footer(text=f"job {job.jid}")
+    return embed
+
+
+def image_seeds(job: TrackedJob) -> str:
+    """The seed of each posted image as the worker reported it (one for a batch rendered from one seed)."""
+    request = job.request
+    recorded = job.extra.get(RESULT_SEEDS_FIELD)
+    seeds: list[int | None] = list(recorded) if isinstance(recorded, list) else []
+    if request.get("seed_scope") != "image" or not seeds:
+        return seed_label(request, seeds)
+    fallback = request.get("seed", "-")
+    return "\n".join(
+        f"Image {index}: {fallback if seed is None else seed}" for index, seed in enumerate(seeds, start=1)
+    )
 
 
 def seed_label(request: Mapping[str, Any], seeds: Sequence[int | None]) -> str:

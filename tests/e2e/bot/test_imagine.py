@@ -44,7 +44,14 @@ async def test_imagine_posts_a_card_then_the_images_in_its_place(harness: Harnes
         data = await harness.fake.attachment_bytes(attachment["url"])
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "PNG"
-    assert buttons(result) == [f"job:reroll:{jid}", f"job:delete:{jid}"]
+    assert buttons(result) == [
+        f"job:u1:{jid}",
+        f"job:u2:{jid}",
+        f"job:reroll:{jid}",
+        f"job:remix:{jid}",
+        f"job:info:{jid}",
+        f"job:delete:{jid}",
+    ]
     titles = [version["embeds"][0]["title"] for version in card["history"]]
     assert titles[0] == "Submitting…"
     assert any(title.startswith("Generating") or title == "Queued" for title in titles[1:])

@@ -125,9 +125,10 @@ async def test_the_result_is_one_gallery_message_with_the_prompt_and_its_paramet
         f"<@{harness.alice}> **a \\*bold\\* fox\\_in\\_snow**",
         "-# default · 1024×1024 · 12 steps · guidance 6.5 · seed 42 (one seed for the whole batch of 2)",
         f"gallery: {names[0]} (1024x1024) | {names[1]} (1024x1024)",
-        "[Re-roll] [Delete]",
+        "[U1] [U2]",
+        "[Re-roll] [Remix] [Info] [Delete]",
     ]
-    assert buttons(result) == [f"job:reroll:{jid}", f"job:delete:{jid}"]
+    assert buttons(result)[-4:] == [f"job:reroll:{jid}", f"job:remix:{jid}", f"job:info:{jid}", f"job:delete:{jid}"]
 
 
 async def test_a_model_with_the_most_images_a_message_holds_posts_them_all_in_one_gallery(
