@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 JOB_ID = r"[0-9a-f]{8,32}"
 # A Remix form left open this long is dropped by discord.py; the member clicks Remix again.
 REMIX_MODAL_TIMEOUT_S = 900.0
+REMIX_FORM = re.compile(rf"job:remix-form:(?P<jid>{JOB_ID})")
+# Discord's component types of a submitted form's inputs (discord-api-docs, components reference).
+TEXT_INPUT, LABEL = 4, 18
 # Discord's nonce is at most 25 characters; with enforce_nonce a retried send returns the first message.
 CARD_NONCE = "card-{jid}"
 RESULT_NONCE = "result-{jid}"
@@ -139,9 +142,22 @@ class RemixModal(discord.ui.Modal):
         self.add_item(self.negative)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        services = loaded_cog(interaction, JobActions).services
-        prompt, negative = self.prompt.value, self.negative.value
-        await guarded(interaction, lambda: remix_submit(services, interaction, self.jid, prompt, negative))
+        """Nothing here: `JobActions.on_interaction` answers every Remix form from its custom_id, so a form opened
+        before a restart is answered after it too (discord.py keeps this object only in the process that sent it)."""
+
+
+def form_values(components: Sequence[Any]) -> dict[str, str]:
+    """The text inputs of a submitted form by custom_id, from the interaction's raw data (inputs in labels, type 18,
+    or in the older action rows)."""
+    values: dict[str, str] = {}
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        inputs = [component.get("component")] if component.get("type") == LABEL else component.get("components", [])
+        for item in inputs or []:
+            if isinstance(item, dict) and item.get("type") == TEXT_INPUT and "custom_id" in item:
+                values[str(item["custom_id"])] = str(item.get("value") or "")
+    return values
 
 
 class JobActions(commands.Cog):
@@ -157,6 +173,19 @@ class JobActions(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(JobButton, ImageButton)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer a submitted Remix form, whichever process (or process lifetime) showed it."""
+        if interaction.type is not discord.InteractionType.modal_submit or not isinstance(interaction.data, dict):
+            return
+        match = REMIX_FORM.fullmatch(str(interaction.data.get("custom_id", "")))
+        if match is None:
+            return
+        components = interaction.data.get("components")
+        values = form_values(components if isinstance(components, list) else [])
+        prompt, negative = values.get("prompt", ""), values.get("negative", "")
+        await guarded(interaction, lambda: remix_submit(self.services, interaction, match["jid"], prompt, negative))
 
 
 class CardRefusedError(JobServiceError):

@@ -277,7 +277,7 @@ async def test_card_edits_are_coalesced(harness: Harness) -> None:
     harness.emulator.update_scenario(execution_s=3.0)
     async with harness.running(card_edit_interval_s=1.0):
         await harness.imagine(steps=30)
-        await harness.wait_for_messages(lambda found: bool(results(found)), timeout_s=30)
+        await harness.wait_for_messages(delivered, timeout_s=30)
         (card,) = removed_cards(await harness.everything())
     versions = card["history"]
     progress = versions[1:]  # after the first post (the card goes when the result comes)

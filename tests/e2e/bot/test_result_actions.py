@@ -159,3 +159,16 @@ async def test_upscale_is_for_the_owner_and_the_servers_moderators(harness: Harn
     assert "or a moderator of its server can post one of its images on its own" in answer_text(refused)
     assert answer_text(allowed).startswith("Image 1, on its own: https://discord.com/channels/")
     assert len(results(messages)) == 2
+
+
+async def test_a_remix_form_opened_before_a_restart_is_answered_after_it(harness: Harness) -> None:
+    """The member opens Remix, the bot restarts, the member submits: the next process runs the remix."""
+    async with harness.running():
+        result = await one_result(harness, prompt="a red fox", seed=5)
+        click = await harness.fake.click_button(result["id"], f"job:remix:{job_of(result)}", harness.alice)
+        await harness.fake.wait_for_modal(click["id"])
+    async with harness.running():
+        answer = await harness.answered(await harness.fake.submit_modal(click["id"], {"prompt": "a green fox"}))
+        messages = await harness.wait_for_messages(lambda found: len(results(found)) == 2 and delivered(found))
+    assert answer_text(answer).startswith("Submitted")
+    assert (await harness.redis_jobs(job_of(results(messages)[1]))).request["prompt"] == "a green fox"
