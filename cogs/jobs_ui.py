@@ -7,8 +7,10 @@ Redis, so buttons keep working after a restart.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -24,16 +26,22 @@ from cogs.common import (
     missing_channel_permissions,
     reply,
 )
-from cogs.render import RETRYABLE, card_embed
+from cogs.render import GALLERY_ITEM_LIMIT, RETRYABLE, ROW_BUTTON_LIMIT, card_embed, info_embed, shown_prompt
 from jobs.access import Action, may, refusal
+from jobs.labels import QUEUE_AT_SUBMIT_FIELD
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
-from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, SubmitFailedError
+from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, Prepared, SubmitFailedError
 from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
 
 JOB_ID = r"[0-9a-f]{8,32}"
+# A Remix form left open this long is dropped by discord.py; the member clicks Remix again.
+REMIX_MODAL_TIMEOUT_S = 900.0
+REMIX_FORM = re.compile(rf"job:remix-form:(?P<jid>{JOB_ID})")
+# Discord's component types of a submitted form's inputs (discord-api-docs, components reference).
+TEXT_INPUT, LABEL = 4, 18
 # Discord's nonce is at most 25 characters; with enforce_nonce a retried send returns the first message.
 CARD_NONCE = "card-{jid}"
 RESULT_NONCE = "result-{jid}"
@@ -44,7 +52,13 @@ BUTTONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
     "retry": ("Retry", discord.ButtonStyle.primary, "🔁"),
     "delete": ("Delete", discord.ButtonStyle.secondary, "🗑️"),
+    "remix": ("Remix", discord.ButtonStyle.secondary, "🎨"),
+    "info": ("Info", discord.ButtonStyle.secondary, "ℹ️"),
 }
+# The job's own buttons on its result, after the per-image ones.
+RESULT_ACTIONS = ("reroll", "remix", "info", "delete")
+# Discord's limit for a text input's value (and max_length): discord.py ui/text_input.py, TextInput.max_length.
+TEXT_INPUT_LIMIT = 4000
 
 
 class JobButton(
@@ -68,8 +82,82 @@ class JobButton(
         return cls(action, match["jid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        handler = {"cancel": cancel_job, "reroll": reroll_job, "retry": retry_job, "delete": delete_result}[self.action]
+        handler = {
+            "cancel": cancel_job,
+            "reroll": reroll_job,
+            "retry": retry_job,
+            "delete": delete_result,
+            "remix": remix_job,
+            "info": job_info,
+        }[self.action]
         await guarded(interaction, lambda: handler(loaded_cog(interaction, JobActions).services, interaction, self.jid))
+
+
+class ImageButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"job:u(?P<index>[0-9]{{1,2}}):(?P<jid>{JOB_ID})",
+):
+    """U1…Un: post image n of the result it sits on by itself, at full resolution; the custom_id holds both."""
+
+    def __init__(self, index: int, jid: str) -> None:
+        super().__init__(
+            discord.ui.Button(label=f"U{index}", style=discord.ButtonStyle.secondary, custom_id=f"job:u{index}:{jid}")
+        )
+        self.index = index
+        self.jid = jid
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ImageButton:
+        return cls(int(match["index"]), match["jid"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        services = loaded_cog(interaction, JobActions).services
+        await guarded(interaction, lambda: upscale_image(services, interaction, self.jid, self.index))
+
+
+class RemixModal(discord.ui.Modal):
+    """The job's prompt and negative prompt, prefilled, to edit and run as a new job."""
+
+    def __init__(self, job: TrackedJob) -> None:
+        super().__init__(title="Remix", timeout=REMIX_MODAL_TIMEOUT_S, custom_id=f"job:remix-form:{job.jid}")
+        self.jid = job.jid
+        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Prompt",
+            style=discord.TextStyle.paragraph,
+            default=str(job.request.get("prompt", ""))[:TEXT_INPUT_LIMIT],
+            max_length=TEXT_INPUT_LIMIT,
+            custom_id="prompt",
+        )
+        self.negative: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Negative prompt",
+            style=discord.TextStyle.paragraph,
+            default=str(job.request.get("negative_prompt") or "")[:TEXT_INPUT_LIMIT] or None,
+            max_length=TEXT_INPUT_LIMIT,
+            required=False,
+            custom_id="negative",
+        )
+        self.add_item(self.prompt)
+        self.add_item(self.negative)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        """Nothing here: `JobActions.on_interaction` answers every Remix form from its custom_id, so a form opened
+        before a restart is answered after it too (discord.py keeps this object only in the process that sent it)."""
+
+
+def form_values(components: Sequence[Any]) -> dict[str, str]:
+    """The text inputs of a submitted form by custom_id, from the interaction's raw data (inputs in labels, type 18,
+    or in the older action rows)."""
+    values: dict[str, str] = {}
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        inputs = [component.get("component")] if component.get("type") == LABEL else component.get("components", [])
+        for item in inputs or []:
+            if isinstance(item, dict) and item.get("type") == TEXT_INPUT and "custom_id" in item:
+                values[str(item["custom_id"])] = str(item.get("value") or "")
+    return values
 
 
 class JobActions(commands.Cog):
@@ -81,10 +169,23 @@ class JobActions(commands.Cog):
         self.services = services
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(JobButton)
+        self.bot.add_dynamic_items(JobButton, ImageButton)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(JobButton)
+        self.bot.remove_dynamic_items(JobButton, ImageButton)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer a submitted Remix form, whichever process (or process lifetime) showed it."""
+        if interaction.type is not discord.InteractionType.modal_submit or not isinstance(interaction.data, dict):
+            return
+        match = REMIX_FORM.fullmatch(str(interaction.data.get("custom_id", "")))
+        if match is None:
+            return
+        components = interaction.data.get("components")
+        values = form_values(components if isinstance(components, list) else [])
+        prompt, negative = values.get("prompt", ""), values.get("negative", "")
+        await guarded(interaction, lambda: remix_submit(self.services, interaction, match["jid"], prompt, negative))
 
 
 class CardRefusedError(JobServiceError):
@@ -102,10 +203,20 @@ def card_view(job: TrackedJob) -> discord.ui.View:
     return view
 
 
-def result_view(job: TrackedJob) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("reroll", job.jid))
-    view.add_item(JobButton("delete", job.jid))
+def result_layout(job: TrackedJob, text: str, filenames: Sequence[str]) -> discord.ui.LayoutView:
+    """A result as one Components V2 message: its text, a gallery of its images (each an attachment of the message),
+    and the job's buttons. The message may carry nothing else (no content, no embeds)."""
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(discord.ui.TextDisplay(text))
+    gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
+    for filename in filenames[:GALLERY_ITEM_LIMIT]:
+        gallery.add_item(media=f"attachment://{filename}")
+    view.add_item(gallery)
+    shown = min(len(filenames), GALLERY_ITEM_LIMIT)
+    for first in range(1, shown + 1, ROW_BUTTON_LIMIT):
+        last = min(first + ROW_BUTTON_LIMIT, shown + 1)
+        view.add_item(discord.ui.ActionRow(*(ImageButton(index, job.jid) for index in range(first, last))))
+    view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in RESULT_ACTIONS)))
     return view
 
 
@@ -181,7 +292,7 @@ async def _submit_flow(
             prepared,
             requester,
             request_id=str(interaction.id),
-            extra={"upload_limit": upload_limit, "private": private},
+            extra=_submit_extra(ctx, prepared, upload_limit, private),
             before_run=post_card,
         )
     except SubmitFailedError as exc:
@@ -194,8 +305,19 @@ async def _submit_flow(
         # that held the result is being delivered already: the card goes straight to the outcome.)
         await ctx.notifier.job_updated(job)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
+    # Short: the card is where the job lives, and the result will mention the member when it is ready.
     verb = "Already submitted" if submission.duplicate else "Submitted"
-    await reply(interaction, f"{verb}: job `{job.jid}`" + (f" — {where}" if where else "."))
+    await reply(interaction, f"{verb} — {where}" if where else f"{verb}.")
+
+
+def _submit_extra(ctx: Services, prepared: Prepared, upload_limit: int, private: bool) -> dict[str, Any]:
+    """What the job record keeps beside the request: how to deliver it, and the endpoint's queue as the bot last
+    saw it (only when already known: a submit never waits for /health)."""
+    extra: dict[str, Any] = {"upload_limit": upload_limit, "private": private}
+    health = ctx.health.peek(prepared.model.endpoint_id)
+    if health is not None:
+        extra[QUEUE_AT_SUBMIT_FIELD] = health.jobs.in_queue
+    return extra
 
 
 async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
@@ -293,6 +415,78 @@ async def delete_result(ctx: Services, interaction: discord.Interaction[Any], ji
     with contextlib.suppress(discord.NotFound):
         await interaction.message.delete()
     await reply(interaction, "Deleted.")
+
+
+async def remix_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Open the Remix form (prompt and negative prompt prefilled) for the owner, a moderator of the job's server or
+    the operator; submitting it runs a new job like /imagine."""
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is not None and await _may_resubmit(ctx, interaction, job, Action.REMIX):
+        await interaction.response.send_modal(RemixModal(job))
+
+
+async def remix_submit(
+    ctx: Services, interaction: discord.Interaction[Any], jid: str, prompt: str, negative: str
+) -> None:
+    """The job's parameters with the edited prompts and a new seed, through the same submit as /imagine (quotas,
+    cooldown and deny-lists included)."""
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is None or not await _may_resubmit(ctx, interaction, job, Action.REMIX):
+        return
+    options = ImageRequest.from_dict(job.request).as_options(keep_seed=False)
+    options = options.model_copy(update={"prompt": prompt, "negative_prompt": negative.strip() or None})
+    private = bool(job.extra.get("private")) and interaction.guild_id is None
+    await submit_flow(ctx, interaction, options, job.model, private=private)
+
+
+async def job_info(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Every parameter of the job, the seed of each image, its queue and GPU time and its id, to the clicker alone.
+    Anyone who sees the result may read what made it."""
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is not None:
+        await interaction.response.send_message(embed=info_embed(job), ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], jid: str, index: int) -> None:
+    """Post image `index` of the result the button is on as a message of its own, at full resolution (the file as
+    Discord holds it on that message), for the job's owner, a moderator of its server or the operator."""
+    job = await ctx.service.find(jid)
+    actor = ctx.actor_of(interaction)
+    if job is None:
+        if not (actor.moderator or actor.operator or interaction.guild_id is None):
+            await reply(
+                interaction, f"Job `{jid}` is no longer on record: only a moderator of this server can do that."
+            )
+            return
+    elif not may(actor, job):
+        await reply(interaction, refusal(actor, job, Action.UPSCALE))
+        return
+    attachments = interaction.message.attachments if interaction.message is not None else []
+    channel = interaction.channel
+    if not 1 <= index <= len(attachments) or not isinstance(channel, discord.abc.Messageable):
+        await reply(interaction, f"Image {index} is no longer on that message.")
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    attachment = attachments[index - 1]
+    data = await attachment.read()
+    prompt = shown_prompt(" ".join(str((job.request if job else {}).get("prompt", "")).split()), 1000)
+    owner = f"<@{job.user_id}>'s " if job is not None else ""
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(
+        discord.ui.TextDisplay(
+            f"Image {index} of {owner}**{prompt}**\n-# {attachment.width}×{attachment.height}, full size"
+        )
+    )
+    view.add_item(discord.ui.MediaGallery(discord.MediaGalleryItem(f"attachment://{attachment.filename}")))
+    view.add_item(discord.ui.ActionRow(JobButton("delete", jid)))
+    try:
+        sent = await channel.send(
+            view=view, file=discord.File(io.BytesIO(data), filename=attachment.filename), allowed_mentions=NO_PINGS
+        )
+    except discord.Forbidden:
+        await reply(interaction, "Discord didn't let me post in this channel.")
+        return
+    await reply(interaction, f"Image {index}, on its own: {sent.jump_url}")
 
 
 def job_choice_label(job: TrackedJob) -> str:

@@ -513,9 +513,14 @@ class JobService:
         """Remember the message that shows the job's card (edited as the job moves)."""
         await self.store.update(jid, {"card_message_id": message_id})
 
-    async def record_results(self, jid: str, message_ids: Sequence[int]) -> None:
-        """Remember the messages that hold the job's images, as soon as they exist (delivery is then idempotent)."""
-        await self.store.update(jid, {"result_message_ids": list(message_ids)})
+    async def record_results(
+        self, job: TrackedJob, message_ids: Sequence[int], details: Mapping[str, Any] | None = None
+    ) -> TrackedJob:
+        """Remember the messages that hold the job's images, as soon as they exist (delivery is then idempotent), with
+        `details` about them merged into the job's `extra` in the same write; the job as now recorded."""
+        extra = {**job.extra, **(details or {})}
+        await self.store.update(job.jid, {"result_message_ids": list(message_ids), "extra": extra})
+        return job.model_copy(update={"result_message_ids": list(message_ids), "extra": extra})
 
     async def record_undelivered(self, job: TrackedJob, reason: str) -> TrackedJob:
         """Record why the job's result could not be delivered; the job as its card now shows it."""

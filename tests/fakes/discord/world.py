@@ -854,7 +854,9 @@ class World:
             application_id=self.application_id if interaction is not None else None,
             message_reference=reference_payload,
             allowed_mentions=allowed,
-            pings=Pings() if ephemeral or loading else self._pings(channel, content, allowed, reference),
+            pings=Pings()
+            if ephemeral or loading
+            else self._pings(channel, _notifying_text(content, components), allowed, reference),
             interaction_id=interaction.id if interaction is not None else None,
         )
         message.history.append(message.snapshot(message.created_at))
@@ -966,7 +968,9 @@ class World:
             if message.message_reference:
                 reference = self.messages.get(int(message.message_reference["message_id"]))
             if not message.ephemeral:
-                message.pings = self._pings(channel, message.content, message.allowed_mentions, reference)
+                message.pings = self._pings(
+                    channel, _notifying_text(message.content, message.components), message.allowed_mentions, reference
+                )
         else:
             message.edited_at = now
         message.history.append(message.snapshot(now))
@@ -1756,3 +1760,23 @@ def _describe_file(filename: str, data: bytes) -> tuple[str | None, int | None, 
     except (UnidentifiedImageError, OSError, ValueError):
         guessed, _ = mimetypes.guess_type(filename)
         return guessed, None, None
+
+
+def _notifying_text(content: str, components: Sequence[dict[str, Any]]) -> str:
+    """The text whose mentions notify: the content and, in a Components V2 message, every text display (Discord
+    parses their mentions under the message's allowed_mentions: discord/discord-api-docs,
+    docs/components/reference.mdx, "Text Display")."""
+    texts = [content]
+
+    def walk(component: dict[str, Any]) -> None:
+        if component.get("type") == rules.TEXT_DISPLAY:
+            texts.append(str(component.get("content") or ""))
+        for child in component.get("components") or []:
+            walk(child)
+        accessory = component.get("accessory")
+        if isinstance(accessory, dict):
+            walk(accessory)
+
+    for component in components:
+        walk(component)
+    return "\n".join(texts)
