@@ -169,6 +169,7 @@ def build_core(
     from jobs.poller import PollerSettings
     from jobs.prompt_filter import PromptRules, term_key
     from jobs.service import JobService, RunSettings
+    from jobs.source_image import source_preparer
     from jobs.webhooks import WebhookSigner, derive_secret
     from runpod_bot.settings import ConfigError, describe_problems
     from runpod_client import NO_RETRY
@@ -217,6 +218,11 @@ def build_core(
     )
     # The operator's PROMPT_DENYLIST everywhere, and each server's /denylist in that server.
     prompt_rules = PromptRules(GuildSettings(redis, store.keys, term_key), settings.denied_terms)
+    fetch_policy = FetchPolicy(
+        max_bytes=settings.image_max_mb * 1024 * 1024,
+        allow_private=settings.allow_private_image_urls,
+        allow_loopback=settings.allow_private_image_urls,
+    )
     service = JobService(
         store,
         clients,
@@ -226,16 +232,13 @@ def build_core(
         webhook_for=signer.url_for if signer else None,
         metrics=metrics,
         prompt_rules=prompt_rules,
+        # A source image (img2img) is fetched under the same address rules as worker outputs.
+        prepare_source=source_preparer(http, fetch_policy),
     )
     poller_settings = PollerSettings(
         concurrency=settings.poll_concurrency,
         status_budget_per_s=settings.status_budget_per_s,
         claim_lease_ms=settings.poll_lease_ms,
-    )
-    fetch_policy = FetchPolicy(
-        max_bytes=settings.image_max_mb * 1024 * 1024,
-        allow_private=settings.allow_private_image_urls,
-        allow_loopback=settings.allow_private_image_urls,
     )
     return Core(
         redis=redis,
