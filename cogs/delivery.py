@@ -23,6 +23,7 @@ from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_layout
 from cogs.render import card_embed, clip, result_text
+from cogs.variations import vary_buttons
 from jobs.image_metadata import job_infotexts
 from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_SEEDS_FIELD
 from jobs.metrics import Metrics
@@ -273,11 +274,15 @@ class DiscordNotifier:
             job, [upload.seed for upload in uploads], reencoded=any(upload.reencoded for upload in uploads)
         )
         filenames = [upload.filename for upload in uploads]
+
+        def layout() -> discord.ui.LayoutView:
+            return result_layout(job, text, filenames, vary_buttons(job, len(filenames), self.service.catalog))
+
         channel = self._channel(job)
         if channel is not None:
             try:
                 return await channel.send(
-                    view=result_layout(job, text, filenames),
+                    view=layout(),
                     files=_files(uploads),
                     allowed_mentions=owner_only(job.user_id),
                     nonce=RESULT_NONCE.format(jid=job.jid),
@@ -285,9 +290,7 @@ class DiscordNotifier:
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
         user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-        return await user.send(
-            view=result_layout(job, text, filenames), files=_files(uploads), allowed_mentions=owner_only(job.user_id)
-        )
+        return await user.send(view=layout(), files=_files(uploads), allowed_mentions=owner_only(job.user_id))
 
     @staticmethod
     def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:

@@ -21,14 +21,24 @@ from cogs.common import (
     NO_PINGS,
     Services,
     guarded,
+    job_link,
     jump_url,
     loaded_cog,
     missing_channel_permissions,
     reply,
 )
-from cogs.render import GALLERY_ITEM_LIMIT, RETRYABLE, ROW_BUTTON_LIMIT, card_embed, info_embed, shown_prompt
+from cogs.render import (
+    GALLERY_ITEM_LIMIT,
+    RETRYABLE,
+    ROW_BUTTON_LIMIT,
+    card_embed,
+    info_embed,
+    made_from,
+    shown_prompt,
+)
 from jobs.access import Action, may, refusal
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD
+from jobs.lineage import Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
 from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, Prepared, SubmitFailedError
@@ -203,9 +213,16 @@ def card_view(job: TrackedJob) -> discord.ui.View:
     return view
 
 
-def result_layout(job: TrackedJob, text: str, filenames: Sequence[str]) -> discord.ui.LayoutView:
+def result_layout(
+    job: TrackedJob,
+    text: str,
+    filenames: Sequence[str],
+    vary: Sequence[discord.ui.Item[Any]] = (),
+) -> discord.ui.LayoutView:
     """A result as one Components V2 message: its text, a gallery of its images (each an attachment of the message),
-    and the job's buttons. The message may carry nothing else (no content, no embeds)."""
+    then, as Midjourney lays them out, a row of U buttons, a row of V buttons (`vary`, from
+    `cogs.variations.vary_buttons`; none for a model that takes no image) and the job's buttons. Rows hold at most
+    5 buttons, so 10 images take two rows of each. The message may carry nothing else (no content, no embeds)."""
     view = discord.ui.LayoutView(timeout=None)
     view.add_item(discord.ui.TextDisplay(text))
     gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
@@ -213,9 +230,10 @@ def result_layout(job: TrackedJob, text: str, filenames: Sequence[str]) -> disco
         gallery.add_item(media=f"attachment://{filename}")
     view.add_item(gallery)
     shown = min(len(filenames), GALLERY_ITEM_LIMIT)
-    for first in range(1, shown + 1, ROW_BUTTON_LIMIT):
-        last = min(first + ROW_BUTTON_LIMIT, shown + 1)
-        view.add_item(discord.ui.ActionRow(*(ImageButton(index, job.jid) for index in range(first, last))))
+    upscale = [ImageButton(index, job.jid) for index in range(1, shown + 1)]
+    for buttons in (upscale, list(vary)[:shown]):
+        for first in range(0, len(buttons), ROW_BUTTON_LIMIT):
+            view.add_item(discord.ui.ActionRow(*buttons[first : first + ROW_BUTTON_LIMIT]))
     view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in RESULT_ACTIONS)))
     return view
 
@@ -227,15 +245,23 @@ async def submit_flow(
     model: str | None,
     *,
     private: bool = False,
+    parent: Parent | None = None,
 ) -> None:
-    """Everything /imagine, Re-roll and Retry do: check, defer, submit with a card, tell the member where it is.
-    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler)."""
+    """Everything /imagine, Re-roll, Retry, Remix and Vary do: check, defer, submit with a card, tell the member
+    where it is; a job made from another names it (`parent`). The core refuses a prompt its deny-lists forbid
+    (`DeniedTermError`, worded by the error handler)."""
     with ctx.in_flight.track():
-        await _submit_flow(ctx, interaction, options, model, private=private)
+        await _submit_flow(ctx, interaction, options, model, private=private, parent=parent)
 
 
 async def _submit_flow(
-    ctx: Services, interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    options: RequestOptions,
+    model: str | None,
+    *,
+    private: bool,
+    parent: Parent | None,
 ) -> None:
     if not private and interaction.guild_id is not None:
         missing = missing_channel_permissions(interaction)
@@ -292,7 +318,7 @@ async def _submit_flow(
             prepared,
             requester,
             request_id=str(interaction.id),
-            extra=_submit_extra(ctx, prepared, upload_limit, private),
+            extra=_submit_extra(ctx, prepared, upload_limit, private, parent),
             before_run=post_card,
         )
     except SubmitFailedError as exc:
@@ -310,10 +336,14 @@ async def _submit_flow(
     await reply(interaction, f"{verb} — {where}" if where else f"{verb}.")
 
 
-def _submit_extra(ctx: Services, prepared: Prepared, upload_limit: int, private: bool) -> dict[str, Any]:
-    """What the job record keeps beside the request: how to deliver it, and the endpoint's queue as the bot last
-    saw it (only when already known: a submit never waits for /health)."""
+def _submit_extra(
+    ctx: Services, prepared: Prepared, upload_limit: int, private: bool, parent: Parent | None
+) -> dict[str, Any]:
+    """What the job record keeps beside the request: how to deliver it, the job it was made from, and the endpoint's
+    queue as the bot last saw it (only when already known: a submit never waits for /health)."""
     extra: dict[str, Any] = {"upload_limit": upload_limit, "private": private}
+    if parent is not None:
+        extra.update(parent.as_extra())
     health = ctx.health.peek(prepared.model.endpoint_id)
     if health is not None:
         extra[QUEUE_AT_SUBMIT_FIELD] = health.jobs.in_queue
@@ -354,7 +384,7 @@ async def reroll_job(ctx: Services, interaction: discord.Interaction[Any], jid: 
     job's server, or the operator)."""
     job = await _job_or_refuse(ctx, interaction, jid)
     if job is not None and await _may_resubmit(ctx, interaction, job, Action.REROLL):
-        await _resubmit(ctx, interaction, job, keep_seed=False)
+        await _resubmit(ctx, interaction, job, Derivation.REROLL)
 
 
 async def retry_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
@@ -365,14 +395,15 @@ async def retry_job(ctx: Services, interaction: discord.Interaction[Any], jid: s
     if job.final_state not in RETRYABLE:
         await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
         return
-    await _resubmit(ctx, interaction, job, keep_seed=True)
+    await _resubmit(ctx, interaction, job, Derivation.RETRY)
 
 
-async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, *, keep_seed: bool) -> None:
-    """Submit a job's parameters again for the member who clicked; a private job's buttons stay in the DM."""
+async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, how: Derivation) -> None:
+    """Submit a job's parameters again for the member who clicked (a Retry keeps the seed, a Re-roll draws a new
+    one); a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
-    options = ImageRequest.from_dict(job.request).as_options(keep_seed=keep_seed)
-    await submit_flow(ctx, interaction, options, job.model, private=private)
+    options = ImageRequest.from_dict(job.request).as_options(keep_seed=how is Derivation.RETRY)
+    await submit_flow(ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how))
 
 
 async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
@@ -393,20 +424,29 @@ async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: 
     await reply(interaction, result.summary())
 
 
-async def delete_result(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
-    """Delete a result message, for the job's owner, a moderator of its server or the operator."""
+async def result_access(
+    ctx: Services, interaction: discord.Interaction[Any], jid: str, action: Action, hint: str = ""
+) -> tuple[bool, TrackedJob | None]:
+    """Whether the clicker may act on the result of job `jid` (its owner, a moderator of its server, the operator),
+    with the job if still on record; refused in words (and `hint`) when not. A job no longer on record is judged by
+    where its message is: a moderator of that server, or in a DM its recipient (the only one who can click)."""
     job = await ctx.service.find(jid)
     actor = ctx.actor_of(interaction)
     if job is None:
-        # The record has expired: the message is judged by where it is. In a DM only its recipient can click.
-        if not (actor.moderator or actor.operator or interaction.guild_id is None):
-            await reply(
-                interaction,
-                f"Job `{jid}` is no longer on record: only a moderator of this server can delete its images.",
-            )
-            return
-    elif not may(actor, job):
-        await reply(interaction, refusal(actor, job, Action.DELETE))
+        if actor.moderator or actor.operator or interaction.guild_id is None:
+            return True, None
+        await reply(interaction, f"Job `{jid}` is no longer on record: only a moderator of this server can {action}.")
+        return False, None
+    if may(actor, job):
+        return True, job
+    await reply(interaction, refusal(actor, job, action) + hint)
+    return False, job
+
+
+async def delete_result(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Delete a result message, for the job's owner, a moderator of its server or the operator."""
+    allowed, _ = await result_access(ctx, interaction, jid, Action.DELETE)
+    if not allowed:
         return
     if interaction.message is None:
         await reply(interaction, "That message is gone already.")
@@ -436,30 +476,28 @@ async def remix_submit(
     options = ImageRequest.from_dict(job.request).as_options(keep_seed=False)
     options = options.model_copy(update={"prompt": prompt, "negative_prompt": negative.strip() or None})
     private = bool(job.extra.get("private")) and interaction.guild_id is None
-    await submit_flow(ctx, interaction, options, job.model, private=private)
+    await submit_flow(ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, Derivation.REMIX))
 
 
 async def job_info(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
     """Every parameter of the job, the seed of each image, its queue and GPU time and its id, to the clicker alone.
     Anyone who sees the result may read what made it."""
     job = await _job_or_refuse(ctx, interaction, jid)
-    if job is not None:
-        await interaction.response.send_message(embed=info_embed(job), ephemeral=True, allowed_mentions=NO_PINGS)
+    if job is None:
+        return
+    parent = parent_of(job)
+    origin = None
+    if parent is not None:
+        parent_job = await ctx.service.find(parent.jid)
+        origin = made_from(parent, job_link(parent_job) if parent_job is not None else None)
+    await interaction.response.send_message(embed=info_embed(job, origin), ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], jid: str, index: int) -> None:
     """Post image `index` of the result the button is on as a message of its own, at full resolution (the file as
     Discord holds it on that message), for the job's owner, a moderator of its server or the operator."""
-    job = await ctx.service.find(jid)
-    actor = ctx.actor_of(interaction)
-    if job is None:
-        if not (actor.moderator or actor.operator or interaction.guild_id is None):
-            await reply(
-                interaction, f"Job `{jid}` is no longer on record: only a moderator of this server can do that."
-            )
-            return
-    elif not may(actor, job):
-        await reply(interaction, refusal(actor, job, Action.UPSCALE))
+    allowed, job = await result_access(ctx, interaction, jid, Action.UPSCALE)
+    if not allowed:
         return
     attachments = interaction.message.attachments if interaction.message is not None else []
     channel = interaction.channel

@@ -10,6 +10,7 @@ import discord
 
 from jobs.health import EndpointError
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD, RESULT_SEEDS_FIELD, delivery_failure, state_label
+from jobs.lineage import Derivation, Parent
 from jobs.reasons import Reason
 from jobs.service import CancelOutcome, CancelReport
 from runpod_client.models import Health
@@ -149,6 +150,13 @@ ROW_BUTTON_LIMIT = 5
 # The prompt shown on a result, at most this long once escaped (the parameters and notes fit in what is left).
 RESULT_PROMPT_LIMIT = 1800
 REENCODED_NOTE = "Re-encoded to fit this channel's upload limit."
+# How Info names the way a job was made from its parent.
+DERIVATION_WORDS = {
+    Derivation.REROLL: "Re-roll",
+    Derivation.RETRY: "Retry",
+    Derivation.REMIX: "Remix",
+    Derivation.VARIATION: "Variation",
+}
 
 
 def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool = False) -> str:
@@ -173,12 +181,15 @@ def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool
     return clip("\n".join(lines), V2_TEXT_LIMIT)
 
 
-def info_embed(job: TrackedJob) -> discord.Embed:
-    """Everything about a finished job, for Info: every parameter, the seed of each image, the model, the queue it
-    met, its queue and GPU time as RunPod reported them (`delayTime`, `executionTime`), and its id."""
+def info_embed(job: TrackedJob, origin: str | None = None) -> discord.Embed:
+    """Everything about a finished job, for Info: where it came from (`origin`, see `made_from`), every parameter,
+    the seed of each image, the model, the queue it met, its queue and GPU time as RunPod reported them
+    (`delayTime`, `executionTime`), and its id."""
     request = job.request
     embed = discord.Embed(title="Job info", description=shown_prompt(request.get("prompt", "")))
     embed.colour = discord.Colour.blurple()
+    if origin:
+        embed.add_field(name="Made from", value=clip(origin, FIELD_LIMIT), inline=False)
     negative = request.get("negative_prompt")
     embed.add_field(
         name="Negative prompt", value=shown_prompt(negative, FIELD_LIMIT) if negative else "-", inline=False
@@ -195,6 +206,15 @@ def info_embed(job: TrackedJob) -> discord.Embed:
     embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
     embed.set_footer(text=f"job {job.jid}")
     return embed
+
+
+def made_from(parent: Parent, link: str | None) -> str:
+    """Where a job came from, for its Info: "Variation of image 2 of job `…`", linked to the parent's result (or its
+    card) while the parent is on record."""
+    job = f"[job `{parent.jid}`]({link})" if link else f"job `{parent.jid}` (no longer on record)"
+    if parent.how is Derivation.VARIATION and parent.image is not None:
+        return f"Variation of image {parent.image} of {job}"
+    return f"{DERIVATION_WORDS[parent.how]} of {job}"
 
 
 def image_seeds(job: TrackedJob) -> str:

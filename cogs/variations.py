@@ -2,15 +2,18 @@
 
 Three ways in, one core (`start_variation`):
 - **V1…Vn** (`VaryButton`, custom_id `job:v<n>:<jid>`) on a job's result: image n of that message, the job's prompt
-  and parameters. The result gallery adds them with `vary_buttons(job, image_count, catalog)`.
+  and parameters. The result gallery (`cogs.jobs_ui.result_layout`) shows them below U1…Un, from
+  `vary_buttons(job, image_count, catalog)`. Like every button on a result, they are for the job's owner, a
+  moderator of its server and the operator.
 - **"Vary this image"**, a message context menu, on any message with an image: the bot's result (its job's prompt),
   or a member's own picture (the prompt is asked for in a form). A message with several images first asks which one
   (`PickImage`, an ephemeral select whose custom_id names the message, so it works after a restart).
 - `/imagine image:` is the same job started from an upload; it needs no code here (`cogs/imagine.py`).
 
-Anyone who can see an image may vary it (it becomes their own job): the variation obeys the quotas, cooldown and
-deny-lists of `/imagine`, since it goes through the same `submit_flow` and `JobService.submit`, which fetches and
-checks the image before `/run`.
+Through the message command, anyone who can see an image may vary it (it becomes their own job). Every variation
+obeys the quotas, cooldown and deny-lists of `/imagine`, since it goes through the same `submit_flow` and
+`JobService.submit`, which fetches and checks the image before `/run`; one made from a job names it as its parent
+(`jobs.lineage`: the job and the image).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import Services, guarded, loaded_cog, reply, services_of
-from cogs.jobs_ui import JOB_ID, submit_flow
+from cogs.jobs_ui import JOB_ID, result_access, submit_flow
+from jobs.access import Action
+from jobs.lineage import Derivation, Parent
 from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, RequestOptions
 from jobs.service import JobServiceError
 from storage.models import TrackedJob
@@ -45,6 +50,9 @@ PROMPT_FORM_TIMEOUT_S = 15 * 60.0
 JOB_CUSTOM_ID = re.compile(rf"job:[a-z0-9-]+:(?P<jid>{JOB_ID})")
 PROMPT_INPUT_ID = "prompt"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# The V buttons are the job's owner's (and its server's moderators'); anyone who sees the image may still start a
+# variation of their own from it.
+VARY_IT_YOURSELF = f" To vary it as a job of your own, use *{VARY_MENU_NAME}* in the message's Apps menu."
 
 
 class NoImageModelError(JobServiceError):
@@ -87,7 +95,10 @@ class VaryButton(
         return cls(index, match["jid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        ctx = loaded_cog(interaction, Variations).services
+        # The bot's services, not `loaded_cog(interaction, Variations)`: delivery builds these buttons from this module
+        # as first imported, while loading the extension runs it again as a new module, so the button on a result the
+        # bot posted may belong to another `Variations` class than the cog that is loaded.
+        ctx = services_of(interaction.client)
         await guarded(interaction, lambda: vary_result(ctx, interaction, self.jid, self.index))
 
 
@@ -210,12 +221,16 @@ def image_attachments(attachments: Sequence[discord.Attachment]) -> list[discord
 
 
 async def vary_result(ctx: Services, interaction: discord.Interaction[Any], jid: str, index: int) -> None:
-    """V<index>: image `index` of the result message the button is on, varied with job `jid`'s prompt."""
+    """V<index>: image `index` of the result message the button is on, varied with job `jid`'s prompt, for the job's
+    owner, a moderator of its server or the operator (like every button on a result)."""
+    allowed, job = await result_access(ctx, interaction, jid, Action.VARY, VARY_IT_YOURSELF)
+    if not allowed:
+        return
     images = image_attachments(interaction.message.attachments) if interaction.message is not None else []
     if not 1 <= index <= len(images):
         await reply(interaction, f"Image {index} is no longer on this message, so it cannot be varied.")
         return
-    await start_variation(ctx, interaction, VariationSource(images[index - 1].url, index, await ctx.service.find(jid)))
+    await start_variation(ctx, interaction, VariationSource(images[index - 1].url, index, job))
 
 
 async def vary_message_image(
@@ -271,7 +286,8 @@ async def start_variation(ctx: Services, interaction: discord.Interaction[Any], 
     options = job_variation_options(ImageRequest.from_dict(job.request), source.url, model_config)
     # A private job's variations stay in the DM, as its Re-roll does.
     private = bool(job.extra.get("private")) and interaction.guild_id is None
-    await submit_flow(ctx, interaction, options, job.model, private=private)
+    parent = Parent(job.jid, Derivation.VARIATION, source.index)
+    await submit_flow(ctx, interaction, options, job.model, private=private, parent=parent)
 
 
 def job_variation_options(parent: ImageRequest, url: str, model: ModelConfig) -> RequestOptions:

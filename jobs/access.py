@@ -23,6 +23,7 @@ class Action(StrEnum):
     RETRY = "retry it"
     REMIX = "remix it"
     UPSCALE = "post one of its images on its own"
+    VARY = "vary its images"
     VIEW = "see it"
 
 

@@ -47,6 +47,8 @@ async def test_imagine_posts_a_card_then_the_images_in_its_place(harness: Harnes
     assert buttons(result) == [
         f"job:u1:{jid}",
         f"job:u2:{jid}",
+        f"job:v1:{jid}",
+        f"job:v2:{jid}",
         f"job:reroll:{jid}",
         f"job:remix:{jid}",
         f"job:info:{jid}",

@@ -102,6 +102,7 @@ async def test_remix_prefills_the_prompts_and_runs_the_edited_ones_as_a_new_job(
     assert remixed.request["negative_prompt"] == ""
     assert remixed.request["seed"] != 5
     assert remixed.user_id == harness.alice
+    assert (remixed.extra["parent_jid"], remixed.extra["parent_action"]) == (job_of(result), "remix")
 
 
 async def test_remix_with_a_denied_term_is_refused_with_the_usual_message(harness: Harness) -> None:

@@ -126,6 +126,7 @@ async def test_the_result_is_one_gallery_message_with_the_prompt_and_its_paramet
         "-# default · 1024×1024 · 12 steps · guidance 6.5 · seed 42 (one seed for the whole batch of 2)",
         f"gallery: {names[0]} (1024x1024) | {names[1]} (1024x1024)",
         "[U1] [U2]",
+        "[V1] [V2]",
         "[Re-roll] [Remix] [Info] [Delete]",
     ]
     assert buttons(result)[-4:] == [f"job:reroll:{jid}", f"job:remix:{jid}", f"job:info:{jid}", f"job:delete:{jid}"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import discord
+
 from cogs.jobs_ui import result_layout
 from cogs.render import (
     GALLERY_ITEM_LIMIT,
@@ -13,7 +15,8 @@ from cogs.render import (
     V2_TEXT_LIMIT,
     result_text,
 )
-from jobs.presets import MAX_IMAGES_PER_JOB
+from cogs.variations import vary_buttons
+from jobs.presets import MAX_IMAGES_PER_JOB, ModelCatalog, ModelEntry, build_model
 from storage.models import JobState, TrackedJob
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,7 +40,7 @@ def largest_job() -> TrackedJob:
         jid="0123456789abcdef0123456789abcdef",
         state=JobState.COMPLETED,
         endpoint_id="ep",
-        model="m" * 200,
+        model="m" * 40,  # the longest name models.toml allows
         user_id=2**63 - 1,
         request=request,
         extra={"images_returned": 99, "images_allowed": MAX_IMAGES_PER_JOB},
@@ -56,13 +59,26 @@ def walk(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def test_the_largest_result_stays_within_discords_v2_limits() -> None:
-    """Ten images with per-image seeds, the longest prompt and every note: ≤40 components, ≤4000 characters of
-    text, ≤10 gallery items, ≤5 buttons per row."""
-    job = largest_job()
+def image_catalog(name: str) -> ModelCatalog:
+    """One model of that name that starts from an image, so its results show V buttons."""
+    entry = ModelEntry.model_validate({"name": name, "preset": "sdxl", "endpoint_id": "ep", "default": True})
+    return ModelCatalog((build_model(entry),), name)
+
+
+def largest_layout(job: TrackedJob) -> discord.ui.LayoutView:
+    """The result of `largest_job`: every image, with its U and V buttons."""
     seeds = [2**32 - 1 - index for index in range(MAX_IMAGES_PER_JOB)]
     names = [f"{job.jid}-{index}.webp" for index in range(1, MAX_IMAGES_PER_JOB + 1)]
-    view = result_layout(job, result_text(job, seeds, reencoded=True), names)
+    vary = vary_buttons(job, MAX_IMAGES_PER_JOB, image_catalog(job.model))
+    return result_layout(job, result_text(job, seeds, reencoded=True), names, vary)
+
+
+def test_the_largest_result_stays_within_discords_v2_limits() -> None:
+    """Ten images with per-image seeds and their U and V buttons, the longest prompt and every note: ≤40 components,
+    ≤4000 characters of text, ≤10 gallery items, ≤5 buttons per row."""
+    job = largest_job()
+    names = [f"{job.jid}-{index}.webp" for index in range(1, MAX_IMAGES_PER_JOB + 1)]
+    view = largest_layout(job)
     components: list[dict[str, Any]] = view.to_components()  # type: ignore[no-untyped-call]
     every = walk(components)
     assert len(every) <= V2_COMPONENT_LIMIT
@@ -83,3 +99,17 @@ def test_the_result_text_keeps_the_reencoded_note_and_the_parameters_even_with_t
     assert "150 steps" in text
     assert "Re-encoded to fit" in text
     assert "were not posted" in text
+
+
+def test_the_largest_result_has_rows_of_u_then_rows_of_v_then_the_jobs_buttons() -> None:
+    """Ten images: two rows U1…U5 and U6…U10, two rows V1…V5 and V6…V10, then Re-roll, Remix, Info, Delete."""
+    job = largest_job()
+    components: list[dict[str, Any]] = largest_layout(job).to_components()  # type: ignore[no-untyped-call]
+    rows = [[button["label"] for button in c["components"]] for c in components if c["type"] == 1]
+    assert rows == [
+        [f"U{index}" for index in range(1, 6)],
+        [f"U{index}" for index in range(6, 11)],
+        [f"V{index}" for index in range(1, 6)],
+        [f"V{index}" for index in range(6, 11)],
+        ["Re-roll", "Remix", "Info", "Delete"],
+    ]
