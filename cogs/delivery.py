@@ -290,7 +290,13 @@ class DiscordNotifier:
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
         user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-        return await user.send(view=layout(), files=_files(uploads), allowed_mentions=owner_only(job.user_id))
+        # The same nonce as in the channel: an attempt that posted here and died before recording it is found again.
+        return await user.send(
+            view=layout(),
+            files=_files(uploads),
+            allowed_mentions=owner_only(job.user_id),
+            nonce=RESULT_NONCE.format(jid=job.jid),
+        )
 
     @staticmethod
     def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:
