@@ -77,15 +77,18 @@ async def test_info_of_a_variation_links_the_result_it_came_from(harness: Harnes
 
 
 async def test_v_buttons_of_a_result_posted_before_a_restart_still_vary(harness: Harness) -> None:
-    """V1 on a gallery posted by the previous process starts the variation in the next one."""
+    """V2 on a gallery posted by the previous process starts, in the next one, a job drawn over image 2."""
     async with harness.running():
         parent_result = await two_image_result(harness)
     async with harness.running():
-        answer = await click(harness, parent_result, f"job:v1:{job_of(parent_result)}", harness.alice)
+        answer = await click(harness, parent_result, f"job:v2:{job_of(parent_result)}", harness.alice)
         child_result = await nth_result(harness, 2)
+        variation = await image_of(harness, child_result)
+        image_one, image_two = await image_of(harness, parent_result, 1), await image_of(harness, parent_result, 2)
     assert answer_text(answer).startswith("Submitted")
+    assert difference(variation, image_two) < 4 < difference(variation, image_one)
     child = await harness.redis_jobs(job_of(child_result))
-    assert (child.extra["parent_jid"], child.extra["parent_image"]) == (job_of(parent_result), 1)
+    assert (child.extra["parent_jid"], child.extra["parent_image"]) == (job_of(parent_result), 2)
 
 
 async def test_vary_is_for_the_owner_and_the_servers_moderators(harness: Harness) -> None:
