@@ -15,16 +15,26 @@ from discord import app_commands
 from discord.ext import commands
 
 from jobs.access import Actor
+from jobs.labels import RESULT_CHANNEL_FIELD
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prompt_filter import PromptRules
 from jobs.service import CooldownError, JobService, JobServiceError, QuotaExceededError
 from jobs.waiting import HealthCache
+from storage.models import TrackedJob
 
 log = logging.getLogger(__name__)
 
 # Nobody is ever pinged: a prompt with @everyone or a role mention stays text.
 NO_PINGS = discord.AllowedMentions.none()
+
+
+def owner_only(user_id: int) -> discord.AllowedMentions:
+    """Pings exactly this user (a result tells its owner it is ready): nothing in the text is parsed, so a prompt's
+    @everyone, role or user mentions stay text."""
+    return discord.AllowedMentions(everyone=False, users=[discord.Object(user_id)], roles=False, replied_user=False)
+
+
 # The card shows the job; its results reply to it. These are what the bot needs in a channel to do that.
 REQUIRED_CHANNEL_PERMISSIONS = (
     ("send_messages", "Send Messages"),
@@ -252,3 +262,12 @@ def jump_url(guild_id: int | None, channel_id: int | None, message_id: int | Non
     if channel_id is None or message_id is None:
         return None
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def job_link(job: TrackedJob) -> str | None:
+    """Where a job is shown: its result once posted (which replaced the card), otherwise its card."""
+    if job.result_message_ids:
+        where = job.extra.get(RESULT_CHANNEL_FIELD, job.channel_id)
+        if isinstance(where, int):
+            return jump_url(job.guild_id if where == job.channel_id else None, where, job.result_message_ids[0])
+    return jump_url(job.guild_id, job.channel_id, job.card_message_id)

@@ -1,4 +1,5 @@
-"""The Discord notifier: edits job cards as jobs move, and posts finished images as a reply to the card.
+"""The Discord notifier: edits job cards as jobs move, and posts finished images as a new message that replaces
+the card.
 
 Everything goes through the channel REST API (not the interaction token, which dies after 15 minutes), so a job
 that outlives its interaction, or a process restart, is still delivered. Delivery is idempotent: result messages
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS
+from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only
 from cogs.images import Upload, fit_uploads
-from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_view
-from cogs.render import card_embed, clip, result_embed
+from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_layout
+from cogs.render import card_embed, clip, result_text
+from cogs.variations import vary_buttons
 from jobs.image_metadata import job_infotexts
+from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_SEEDS_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.service import JobService
@@ -228,12 +231,17 @@ class DiscordNotifier:
             # Delivery gave up: record why before the card shows it, as for every outcome (see `_restore_outcome`).
             final = await self.service.record_undelivered(final, result.undelivered)
         elif result.outcome is JobState.COMPLETED and result.images and not message_ids:
-            message_ids = await self._post_result(final, result)
-        await self._finish_card(final, message_ids)
+            final = await self._post_result(final, result)
+            message_ids = final.result_message_ids
+        if message_ids and _result_replaces_card(final):
+            await self._delete_card(final)
+        else:
+            await self._finish_card(final, message_ids)
         return Delivery(message_ids=message_ids)
 
-    async def _post_result(self, job: TrackedJob, result: JobResult) -> list[int]:
-        """Post the images; raises `DeliveryFailed` (final when Discord refused this result for good)."""
+    async def _post_result(self, job: TrackedJob, result: JobResult) -> TrackedJob:
+        """Post the images and record where they are before anything else happens; the job as now recorded.
+        Raises `DeliveryFailed` (final when Discord refused this result for good)."""
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         shrinks = 0
         while True:
@@ -253,47 +261,67 @@ class DiscordNotifier:
                 raise _refusal(exc) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise DeliveryFailed(f"Discord could not be reached ({type(exc).__name__})") from exc
-        await self.service.record_results(job.jid, [message.id])
-        return [message.id]
+        details = {
+            RESULT_CHANNEL_FIELD: message.channel.id,
+            RESULT_SEEDS_FIELD: [upload.seed for upload in uploads],
+        }
+        return await self.service.record_results(job, [message.id], details)
 
     async def _send_result(self, job: TrackedJob, uploads: list[Upload]) -> discord.Message:
-        """The images as a reply to the card; where the bot may not post, by direct message to the member."""
-        embed = result_embed(job, uploads[0].filename if uploads else None, [upload.seed for upload in uploads])
-        note = " (re-encoded to fit this channel's upload limit)" if any(upload.reencoded for upload in uploads) else ""
-        content = f"Images for <@{job.user_id}>{note}"
+        """The images as one gallery message at the bottom of the job's channel (not a reply: that would drag the card
+        back into view), mentioning its owner alone; where the bot may not post, by direct message to the member."""
+        text = result_text(
+            job, [upload.seed for upload in uploads], reencoded=any(upload.reencoded for upload in uploads)
+        )
+        filenames = [upload.filename for upload in uploads]
+
+        def layout() -> discord.ui.LayoutView:
+            return result_layout(job, text, filenames, vary_buttons(job, len(filenames), self.service.catalog))
+
         channel = self._channel(job)
         if channel is not None:
-            reference = None
-            if job.card_message_id is not None:
-                reference = channel.get_partial_message(job.card_message_id).to_reference(fail_if_not_exists=False)
             try:
                 return await channel.send(
-                    content,
-                    embed=embed,
+                    view=layout(),
                     files=_files(uploads),
-                    view=result_view(job),
-                    reference=reference,  # type: ignore[arg-type]
-                    allowed_mentions=NO_PINGS,
+                    allowed_mentions=owner_only(job.user_id),
                     nonce=RESULT_NONCE.format(jid=job.jid),
                 )
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
         user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        # The same nonce as in the channel: an attempt that posted here and died before recording it is found again.
         return await user.send(
-            content, embed=embed, files=_files(uploads), view=result_view(job), allowed_mentions=NO_PINGS
+            view=layout(),
+            files=_files(uploads),
+            allowed_mentions=owner_only(job.user_id),
+            nonce=RESULT_NONCE.format(jid=job.jid),
         )
 
     @staticmethod
     def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:
         """The card of a finished job, with a link to its result."""
         embed = card_embed(job)
-        if message_ids and job.channel_id is not None:
-            embed.add_field(
-                name="Result",
-                value=f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message_ids[0]}",
-                inline=False,
-            )
+        link = job_link(job.model_copy(update={"result_message_ids": message_ids}))
+        if message_ids and link:
+            # A result sent by DM (the channel refused it) is linked there.
+            embed.add_field(name="Result", value=link, inline=False)
         return embed
+
+    async def _delete_card(self, job: TrackedJob) -> None:
+        """The result, now recorded, takes the card's place: a card already gone (an earlier attempt deleted it) is
+        what we want, so this may run any number of times."""
+        channel = self._channel(job)
+        if channel is None or job.card_message_id is None:
+            return
+        try:
+            await channel.get_partial_message(job.card_message_id).delete()
+        except discord.NotFound:
+            pass
+        except discord.Forbidden:
+            # Bots may always delete their own messages; a channel that hides itself from the bot still says no.
+            log.warning("job %s: not allowed to delete its card; showing the outcome on it", job.jid)
+            await self._finish_card(job, job.result_message_ids)
 
     async def _finish_card(self, job: TrackedJob, message_ids: list[int]) -> None:
         embed = self._final_embed(job, message_ids)
@@ -320,6 +348,14 @@ class DiscordNotifier:
             log.warning("job %s: cannot post its outcome: %s", job.jid, exc)
             return
         await self.service.record_card(job.jid, card.id)
+
+
+def _result_replaces_card(job: TrackedJob) -> bool:
+    """The result sits in the card's channel, so the card has done its work. A result that went to the owner's DM
+    (the channel refused it) leaves the card in place, with the outcome and a link."""
+    where = job.extra.get(RESULT_CHANNEL_FIELD)
+    # A result recorded before its channel was kept was posted in the card's channel.
+    return where is None or where == job.channel_id
 
 
 def _files(uploads: list[Upload]) -> list[discord.File]:

@@ -1,4 +1,4 @@
-"""/jobs: a member's recent jobs, with their state and a link to each card."""
+"""/jobs: a member's recent jobs, with their state and a link to each one's message (its result, or its card)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_PINGS, Services, jump_url, reply, services_of
+from cogs.common import NO_PINGS, Services, job_link, reply, services_of
 from cogs.render import jobs_embed
 
 RECENT = 10
@@ -37,7 +37,7 @@ class History(commands.Cog):
         # A moderator sees the member's jobs of this server, a member in a server theirs of that server (neither sees
         # private ones); the operator sees every server's.
         jobs = await self.services.service.recent_jobs(actor, target.id, RECENT, SCANNED)
-        links = [jump_url(job.guild_id, job.channel_id, job.card_message_id) for job in jobs]
+        links = [job_link(job) for job in jobs]
         title = "Your recent jobs" if target.id == interaction.user.id else f"Recent jobs of {target.display_name}"
         await interaction.followup.send(embed=jobs_embed(title, jobs, links), ephemeral=True, allowed_mentions=NO_PINGS)
 

@@ -38,6 +38,8 @@ class Imagine(commands.Cog):
         guidance="How closely to follow the prompt",
         seed="Same seed and parameters give the same image",
         count="How many images (1–4)",
+        image="An image to start from (only some models take one)",
+        strength="How far to depart from the image: 0 keeps it, 1 redraws it (default: the model's)",
         private="Send the job and the images to you by direct message",
     )
     async def imagine(
@@ -51,6 +53,8 @@ class Imagine(commands.Cog):
         guidance: float | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         count: app_commands.Range[int, 1, 4] | None = None,
+        image: discord.Attachment | None = None,
+        strength: float | None = None,
         private: bool = False,
     ) -> None:
         options = RequestOptions(
@@ -61,6 +65,9 @@ class Imagine(commands.Cog):
             guidance=guidance,
             seed=seed,
             count=count,
+            # Discord's CDN link of the upload: fetched and checked before /run (JobService.submit), after the defer.
+            source_image_url=image.url if image is not None else None,
+            strength=strength,
         )
         await submit_flow(self.services, interaction, options, model, private=private)
 

@@ -7,8 +7,10 @@ Redis, so buttons keep working after a restart.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -19,21 +21,37 @@ from cogs.common import (
     NO_PINGS,
     Services,
     guarded,
+    job_link,
     jump_url,
     loaded_cog,
     missing_channel_permissions,
     reply,
 )
-from cogs.render import RETRYABLE, card_embed
+from cogs.render import (
+    GALLERY_ITEM_LIMIT,
+    RETRYABLE,
+    ROW_BUTTON_LIMIT,
+    card_embed,
+    info_embed,
+    made_from,
+    shown_prompt,
+)
 from jobs.access import Action, may, refusal
+from jobs.labels import QUEUE_AT_SUBMIT_FIELD
+from jobs.lineage import Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
-from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, SubmitFailedError
+from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, Prepared, SubmitFailedError
 from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
 
 JOB_ID = r"[0-9a-f]{8,32}"
+# A Remix form left open this long is dropped by discord.py; the member clicks Remix again.
+REMIX_MODAL_TIMEOUT_S = 900.0
+REMIX_FORM = re.compile(rf"job:remix-form:(?P<jid>{JOB_ID})")
+# Discord's component types of a submitted form's inputs (discord-api-docs, components reference).
+TEXT_INPUT, LABEL = 4, 18
 # Discord's nonce is at most 25 characters; with enforce_nonce a retried send returns the first message.
 CARD_NONCE = "card-{jid}"
 RESULT_NONCE = "result-{jid}"
@@ -44,7 +62,13 @@ BUTTONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
     "retry": ("Retry", discord.ButtonStyle.primary, "🔁"),
     "delete": ("Delete", discord.ButtonStyle.secondary, "🗑️"),
+    "remix": ("Remix", discord.ButtonStyle.secondary, "🎨"),
+    "info": ("Info", discord.ButtonStyle.secondary, "ℹ️"),
 }
+# The job's own buttons on its result, after the per-image ones.
+RESULT_ACTIONS = ("reroll", "remix", "info", "delete")
+# Discord's limit for a text input's value (and max_length): discord.py ui/text_input.py, TextInput.max_length.
+TEXT_INPUT_LIMIT = 4000
 
 
 class JobButton(
@@ -68,8 +92,82 @@ class JobButton(
         return cls(action, match["jid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        handler = {"cancel": cancel_job, "reroll": reroll_job, "retry": retry_job, "delete": delete_result}[self.action]
+        handler = {
+            "cancel": cancel_job,
+            "reroll": reroll_job,
+            "retry": retry_job,
+            "delete": delete_result,
+            "remix": remix_job,
+            "info": job_info,
+        }[self.action]
         await guarded(interaction, lambda: handler(loaded_cog(interaction, JobActions).services, interaction, self.jid))
+
+
+class ImageButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"job:u(?P<index>[0-9]{{1,2}}):(?P<jid>{JOB_ID})",
+):
+    """U1…Un: post image n of the result it sits on by itself, at full resolution; the custom_id holds both."""
+
+    def __init__(self, index: int, jid: str) -> None:
+        super().__init__(
+            discord.ui.Button(label=f"U{index}", style=discord.ButtonStyle.secondary, custom_id=f"job:u{index}:{jid}")
+        )
+        self.index = index
+        self.jid = jid
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ImageButton:
+        return cls(int(match["index"]), match["jid"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        services = loaded_cog(interaction, JobActions).services
+        await guarded(interaction, lambda: upscale_image(services, interaction, self.jid, self.index))
+
+
+class RemixModal(discord.ui.Modal):
+    """The job's prompt and negative prompt, prefilled, to edit and run as a new job."""
+
+    def __init__(self, job: TrackedJob) -> None:
+        super().__init__(title="Remix", timeout=REMIX_MODAL_TIMEOUT_S, custom_id=f"job:remix-form:{job.jid}")
+        self.jid = job.jid
+        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Prompt",
+            style=discord.TextStyle.paragraph,
+            default=str(job.request.get("prompt", ""))[:TEXT_INPUT_LIMIT],
+            max_length=TEXT_INPUT_LIMIT,
+            custom_id="prompt",
+        )
+        self.negative: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Negative prompt",
+            style=discord.TextStyle.paragraph,
+            default=str(job.request.get("negative_prompt") or "")[:TEXT_INPUT_LIMIT] or None,
+            max_length=TEXT_INPUT_LIMIT,
+            required=False,
+            custom_id="negative",
+        )
+        self.add_item(self.prompt)
+        self.add_item(self.negative)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        """Nothing here: `JobActions.on_interaction` answers every Remix form from its custom_id, so a form opened
+        before a restart is answered after it too (discord.py keeps this object only in the process that sent it)."""
+
+
+def form_values(components: Sequence[Any]) -> dict[str, str]:
+    """The text inputs of a submitted form by custom_id, from the interaction's raw data (inputs in labels, type 18,
+    or in the older action rows)."""
+    values: dict[str, str] = {}
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        inputs = [component.get("component")] if component.get("type") == LABEL else component.get("components", [])
+        for item in inputs or []:
+            if isinstance(item, dict) and item.get("type") == TEXT_INPUT and "custom_id" in item:
+                values[str(item["custom_id"])] = str(item.get("value") or "")
+    return values
 
 
 class JobActions(commands.Cog):
@@ -81,10 +179,23 @@ class JobActions(commands.Cog):
         self.services = services
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(JobButton)
+        self.bot.add_dynamic_items(JobButton, ImageButton)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(JobButton)
+        self.bot.remove_dynamic_items(JobButton, ImageButton)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer a submitted Remix form, whichever process (or process lifetime) showed it."""
+        if interaction.type is not discord.InteractionType.modal_submit or not isinstance(interaction.data, dict):
+            return
+        match = REMIX_FORM.fullmatch(str(interaction.data.get("custom_id", "")))
+        if match is None:
+            return
+        components = interaction.data.get("components")
+        values = form_values(components if isinstance(components, list) else [])
+        prompt, negative = values.get("prompt", ""), values.get("negative", "")
+        await guarded(interaction, lambda: remix_submit(self.services, interaction, match["jid"], prompt, negative))
 
 
 class CardRefusedError(JobServiceError):
@@ -102,10 +213,28 @@ def card_view(job: TrackedJob) -> discord.ui.View:
     return view
 
 
-def result_view(job: TrackedJob) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("reroll", job.jid))
-    view.add_item(JobButton("delete", job.jid))
+def result_layout(
+    job: TrackedJob,
+    text: str,
+    filenames: Sequence[str],
+    vary: Sequence[discord.ui.Item[Any]] = (),
+) -> discord.ui.LayoutView:
+    """A result as one Components V2 message: its text, a gallery of its images (each an attachment of the message),
+    then, as Midjourney lays them out, a row of U buttons, a row of V buttons (`vary`, from
+    `cogs.variations.vary_buttons`; none for a model that takes no image) and the job's buttons. Rows hold at most
+    5 buttons, so 10 images take two rows of each. The message may carry nothing else (no content, no embeds)."""
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(discord.ui.TextDisplay(text))
+    gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
+    for filename in filenames[:GALLERY_ITEM_LIMIT]:
+        gallery.add_item(media=f"attachment://{filename}")
+    view.add_item(gallery)
+    shown = min(len(filenames), GALLERY_ITEM_LIMIT)
+    upscale = [ImageButton(index, job.jid) for index in range(1, shown + 1)]
+    for buttons in (upscale, list(vary)[:shown]):
+        for first in range(0, len(buttons), ROW_BUTTON_LIMIT):
+            view.add_item(discord.ui.ActionRow(*buttons[first : first + ROW_BUTTON_LIMIT]))
+    view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in RESULT_ACTIONS)))
     return view
 
 
@@ -116,15 +245,23 @@ async def submit_flow(
     model: str | None,
     *,
     private: bool = False,
+    parent: Parent | None = None,
 ) -> None:
-    """Everything /imagine, Re-roll and Retry do: check, defer, submit with a card, tell the member where it is.
-    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler)."""
+    """Everything /imagine, Re-roll, Retry, Remix and Vary do: check, defer, submit with a card, tell the member
+    where it is; a job made from another names it (`parent`). The core refuses a prompt its deny-lists forbid
+    (`DeniedTermError`, worded by the error handler)."""
     with ctx.in_flight.track():
-        await _submit_flow(ctx, interaction, options, model, private=private)
+        await _submit_flow(ctx, interaction, options, model, private=private, parent=parent)
 
 
 async def _submit_flow(
-    ctx: Services, interaction: discord.Interaction[Any], options: RequestOptions, model: str | None, *, private: bool
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    options: RequestOptions,
+    model: str | None,
+    *,
+    private: bool,
+    parent: Parent | None,
 ) -> None:
     if not private and interaction.guild_id is not None:
         missing = missing_channel_permissions(interaction)
@@ -181,7 +318,7 @@ async def _submit_flow(
             prepared,
             requester,
             request_id=str(interaction.id),
-            extra={"upload_limit": upload_limit, "private": private},
+            extra=_submit_extra(ctx, prepared, upload_limit, private, parent),
             before_run=post_card,
         )
     except SubmitFailedError as exc:
@@ -194,8 +331,23 @@ async def _submit_flow(
         # that held the result is being delivered already: the card goes straight to the outcome.)
         await ctx.notifier.job_updated(job)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
+    # Short: the card is where the job lives, and the result will mention the member when it is ready.
     verb = "Already submitted" if submission.duplicate else "Submitted"
-    await reply(interaction, f"{verb}: job `{job.jid}`" + (f" — {where}" if where else "."))
+    await reply(interaction, f"{verb} — {where}" if where else f"{verb}.")
+
+
+def _submit_extra(
+    ctx: Services, prepared: Prepared, upload_limit: int, private: bool, parent: Parent | None
+) -> dict[str, Any]:
+    """What the job record keeps beside the request: how to deliver it, the job it was made from, and the endpoint's
+    queue as the bot last saw it (only when already known: a submit never waits for /health)."""
+    extra: dict[str, Any] = {"upload_limit": upload_limit, "private": private}
+    if parent is not None:
+        extra.update(parent.as_extra())
+    health = ctx.health.peek(prepared.model.endpoint_id)
+    if health is not None:
+        extra[QUEUE_AT_SUBMIT_FIELD] = health.jobs.in_queue
+    return extra
 
 
 async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
@@ -232,7 +384,7 @@ async def reroll_job(ctx: Services, interaction: discord.Interaction[Any], jid: 
     job's server, or the operator)."""
     job = await _job_or_refuse(ctx, interaction, jid)
     if job is not None and await _may_resubmit(ctx, interaction, job, Action.REROLL):
-        await _resubmit(ctx, interaction, job, keep_seed=False)
+        await _resubmit(ctx, interaction, job, Derivation.REROLL)
 
 
 async def retry_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
@@ -243,14 +395,15 @@ async def retry_job(ctx: Services, interaction: discord.Interaction[Any], jid: s
     if job.final_state not in RETRYABLE:
         await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
         return
-    await _resubmit(ctx, interaction, job, keep_seed=True)
+    await _resubmit(ctx, interaction, job, Derivation.RETRY)
 
 
-async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, *, keep_seed: bool) -> None:
-    """Submit a job's parameters again for the member who clicked; a private job's buttons stay in the DM."""
+async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, how: Derivation) -> None:
+    """Submit a job's parameters again for the member who clicked (a Retry keeps the seed, a Re-roll draws a new
+    one); a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
-    options = ImageRequest.from_dict(job.request).as_options(keep_seed=keep_seed)
-    await submit_flow(ctx, interaction, options, job.model, private=private)
+    options = ImageRequest.from_dict(job.request).as_options(keep_seed=how is Derivation.RETRY)
+    await submit_flow(ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how))
 
 
 async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
@@ -271,20 +424,29 @@ async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: 
     await reply(interaction, result.summary())
 
 
-async def delete_result(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
-    """Delete a result message, for the job's owner, a moderator of its server or the operator."""
+async def result_access(
+    ctx: Services, interaction: discord.Interaction[Any], jid: str, action: Action, hint: str = ""
+) -> tuple[bool, TrackedJob | None]:
+    """Whether the clicker may act on the result of job `jid` (its owner, a moderator of its server, the operator),
+    with the job if still on record; refused in words (and `hint`) when not. A job no longer on record is judged by
+    where its message is: a moderator of that server, or in a DM its recipient (the only one who can click)."""
     job = await ctx.service.find(jid)
     actor = ctx.actor_of(interaction)
     if job is None:
-        # The record has expired: the message is judged by where it is. In a DM only its recipient can click.
-        if not (actor.moderator or actor.operator or interaction.guild_id is None):
-            await reply(
-                interaction,
-                f"Job `{jid}` is no longer on record: only a moderator of this server can delete its images.",
-            )
-            return
-    elif not may(actor, job):
-        await reply(interaction, refusal(actor, job, Action.DELETE))
+        if actor.moderator or actor.operator or interaction.guild_id is None:
+            return True, None
+        await reply(interaction, f"Job `{jid}` is no longer on record: only a moderator of this server can {action}.")
+        return False, None
+    if may(actor, job):
+        return True, job
+    await reply(interaction, refusal(actor, job, action) + hint)
+    return False, job
+
+
+async def delete_result(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Delete a result message, for the job's owner, a moderator of its server or the operator."""
+    allowed, _ = await result_access(ctx, interaction, jid, Action.DELETE)
+    if not allowed:
         return
     if interaction.message is None:
         await reply(interaction, "That message is gone already.")
@@ -293,6 +455,76 @@ async def delete_result(ctx: Services, interaction: discord.Interaction[Any], ji
     with contextlib.suppress(discord.NotFound):
         await interaction.message.delete()
     await reply(interaction, "Deleted.")
+
+
+async def remix_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Open the Remix form (prompt and negative prompt prefilled) for the owner, a moderator of the job's server or
+    the operator; submitting it runs a new job like /imagine."""
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is not None and await _may_resubmit(ctx, interaction, job, Action.REMIX):
+        await interaction.response.send_modal(RemixModal(job))
+
+
+async def remix_submit(
+    ctx: Services, interaction: discord.Interaction[Any], jid: str, prompt: str, negative: str
+) -> None:
+    """The job's parameters with the edited prompts and a new seed, through the same submit as /imagine (quotas,
+    cooldown and deny-lists included)."""
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is None or not await _may_resubmit(ctx, interaction, job, Action.REMIX):
+        return
+    options = ImageRequest.from_dict(job.request).as_options(keep_seed=False)
+    options = options.model_copy(update={"prompt": prompt, "negative_prompt": negative.strip() or None})
+    private = bool(job.extra.get("private")) and interaction.guild_id is None
+    await submit_flow(ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, Derivation.REMIX))
+
+
+async def job_info(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Every parameter of the job, the seed of each image, its queue and GPU time and its id, to the clicker alone.
+    Anyone who sees the result may read what made it."""
+    job = await _job_or_refuse(ctx, interaction, jid)
+    if job is None:
+        return
+    parent = parent_of(job)
+    origin = None
+    if parent is not None:
+        parent_job = await ctx.service.find(parent.jid)
+        origin = made_from(parent, job_link(parent_job) if parent_job is not None else None)
+    await interaction.response.send_message(embed=info_embed(job, origin), ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], jid: str, index: int) -> None:
+    """Post image `index` of the result the button is on as a message of its own, at full resolution (the file as
+    Discord holds it on that message), for the job's owner, a moderator of its server or the operator."""
+    allowed, job = await result_access(ctx, interaction, jid, Action.UPSCALE)
+    if not allowed:
+        return
+    attachments = interaction.message.attachments if interaction.message is not None else []
+    channel = interaction.channel
+    if not 1 <= index <= len(attachments) or not isinstance(channel, discord.abc.Messageable):
+        await reply(interaction, f"Image {index} is no longer on that message.")
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    attachment = attachments[index - 1]
+    data = await attachment.read()
+    prompt = shown_prompt(" ".join(str((job.request if job else {}).get("prompt", "")).split()), 1000)
+    owner = f"<@{job.user_id}>'s " if job is not None else ""
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(
+        discord.ui.TextDisplay(
+            f"Image {index} of {owner}**{prompt}**\n-# {attachment.width}×{attachment.height}, full size"
+        )
+    )
+    view.add_item(discord.ui.MediaGallery(discord.MediaGalleryItem(f"attachment://{attachment.filename}")))
+    view.add_item(discord.ui.ActionRow(JobButton("delete", jid)))
+    try:
+        sent = await channel.send(
+            view=view, file=discord.File(io.BytesIO(data), filename=attachment.filename), allowed_mentions=NO_PINGS
+        )
+    except discord.Forbidden:
+        await reply(interaction, "Discord didn't let me post in this channel.")
+        return
+    await reply(interaction, f"Image {index}, on its own: {sent.jump_url}")
 
 
 def job_choice_label(job: TrackedJob) -> str:

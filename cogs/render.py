@@ -9,7 +9,8 @@ from typing import Any
 import discord
 
 from jobs.health import EndpointError
-from jobs.labels import delivery_failure, state_label
+from jobs.labels import QUEUE_AT_SUBMIT_FIELD, RESULT_SEEDS_FIELD, delivery_failure, state_label
+from jobs.lineage import Derivation, Parent
 from jobs.reasons import Reason
 from jobs.service import CancelOutcome, CancelReport
 from runpod_client.models import Health
@@ -138,22 +139,95 @@ def cancel_note(job: TrackedJob) -> str | None:
     return f"{by} asked to cancel it; RunPod refused the first cancel ({report.detail}), and the bot asked again."
 
 
-def result_embed(job: TrackedJob, first_image: str | None, seeds: Sequence[int | None]) -> discord.Embed:
-    """The result: the prompt, the parameters that reproduce it, and what it cost."""
+# Discord's limits for a Components V2 message: 4000 characters across its text displays (discord.py ui/view.py,
+# LayoutView.content_length), 40 components in all, nested ones included (ui/view.py, LayoutView._add_count), 10
+# items in a media gallery (ui/media_gallery.py, MediaGallery.items) and 5 buttons in an action row
+# (ui/action_row.py, ActionRow.__init__).
+V2_TEXT_LIMIT = 4000
+V2_COMPONENT_LIMIT = 40
+GALLERY_ITEM_LIMIT = 10
+ROW_BUTTON_LIMIT = 5
+# The prompt shown on a result, at most this long once escaped (the parameters and notes fit in what is left).
+RESULT_PROMPT_LIMIT = 1800
+REENCODED_NOTE = "Re-encoded to fit this channel's upload limit."
+# How Info names the way a job was made from its parent.
+DERIVATION_WORDS = {
+    Derivation.REROLL: "Re-roll",
+    Derivation.RETRY: "Retry",
+    Derivation.REMIX: "Remix",
+    Derivation.VARIATION: "Variation",
+}
+
+
+def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool = False) -> str:
+    """The text of a result: the owner's mention (which notifies them), the prompt, and the parameters that
+    reproduce it (model, size, steps, guidance, seed), with what a member should know about the images."""
     request = job.request
-    embed = discord.Embed(description=shown_prompt(request.get("prompt", "")), colour=discord.Colour.green())
+    prompt = shown_prompt(" ".join(str(request.get("prompt", "")).split()), RESULT_PROMPT_LIMIT)
+    guidance = request.get("guidance")
+    parameters = [
+        clip(discord.utils.escape_markdown(job.model), 100),
+        f"{request.get('width')}×{request.get('height')}",
+        f"{request.get('steps')} steps",
+        f"guidance {guidance:g}" if isinstance(guidance, int | float) else "guidance -",
+        f"seed {seed_label(request, seeds)}",
+    ]
+    lines = [f"<@{job.user_id}> **{prompt}**", "-# " + " · ".join(parameters)]
+    dropped = dropped_images(job)
+    if dropped:
+        lines.append(f"-# {dropped}")
+    if reencoded:
+        lines.append(f"-# {REENCODED_NOTE}")
+    return clip("\n".join(lines), V2_TEXT_LIMIT)
+
+
+def info_embed(job: TrackedJob, origin: str | None = None) -> discord.Embed:
+    """Everything about a finished job, for Info: where it came from (`origin`, see `made_from`), every parameter,
+    the seed of each image, the model, the queue it met, its queue and GPU time as RunPod reported them
+    (`delayTime`, `executionTime`), and its id."""
+    request = job.request
+    embed = discord.Embed(title="Job info", description=shown_prompt(request.get("prompt", "")))
+    embed.colour = discord.Colour.blurple()
+    if origin:
+        embed.add_field(name="Made from", value=clip(origin, FIELD_LIMIT), inline=False)
+    negative = request.get("negative_prompt")
+    embed.add_field(
+        name="Negative prompt", value=shown_prompt(negative, FIELD_LIMIT) if negative else "-", inline=False
+    )
     embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
-    embed.add_field(name="Seed", value=clip(seed_label(request, seeds), FIELD_LIMIT))
-    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}, {request.get('steps')} steps")
-    embed.add_field(name="Queued", value=seconds(job.delay_time_ms))
+    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
+    embed.add_field(name="Steps", value=str(request.get("steps", "-")))
+    embed.add_field(name="Guidance", value=str(request.get("guidance", "-")))
+    embed.add_field(name="Images", value=str(request.get("count", 1)))
+    embed.add_field(name="Seeds", value=clip(image_seeds(job), FIELD_LIMIT), inline=False)
+    queue = job.extra.get(QUEUE_AT_SUBMIT_FIELD)
+    embed.add_field(name="Queue at submit", value=f"{queue} job(s) waiting" if isinstance(queue, int) else "not known")
+    embed.add_field(name="Queue time", value=seconds(job.delay_time_ms))
     embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
-    if request.get("negative_prompt"):
-        embed.add_field(name="Negative", value=shown_prompt(request["negative_prompt"], FIELD_LIMIT), inline=False)
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
-    if first_image:
-        embed.set_image(url=f"attachment://{first_image}")
     embed.set_footer(text=f"job {job.jid}")
     return embed
+
+
+def made_from(parent: Parent, link: str | None) -> str:
+    """Where a job came from, for its Info: "Variation of image 2 of job `…`", linked to the parent's result (or its
+    card) while the parent is on record."""
+    job = f"[job `{parent.jid}`]({link})" if link else f"job `{parent.jid}` (no longer on record)"
+    if parent.how is Derivation.VARIATION and parent.image is not None:
+        return f"Variation of image {parent.image} of {job}"
+    return f"{DERIVATION_WORDS[parent.how]} of {job}"
+
+
+def image_seeds(job: TrackedJob) -> str:
+    """The seed of each posted image as the worker reported it (one for a batch rendered from one seed)."""
+    request = job.request
+    recorded = job.extra.get(RESULT_SEEDS_FIELD)
+    seeds: list[int | None] = list(recorded) if isinstance(recorded, list) else []
+    if request.get("seed_scope") != "image" or not seeds:
+        return seed_label(request, seeds)
+    fallback = request.get("seed", "-")
+    return "\n".join(
+        f"Image {index}: {fallback if seed is None else seed}" for index, seed in enumerate(seeds, start=1)
+    )
 
 
 def seed_label(request: Mapping[str, Any], seeds: Sequence[int | None]) -> str:
@@ -260,7 +334,7 @@ def _health_base(title: str, health: Health | None, unknown: str | None = None) 
 
 
 def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | None]) -> discord.Embed:
-    """A member's recent jobs with their state and a link to each card."""
+    """A member's recent jobs with their state and a link to each one's message."""
     embed = discord.Embed(title=clip(title, TITLE_LIMIT), colour=discord.Colour.blurple())
     if not jobs:
         embed.description = "No jobs in the last week."
@@ -269,7 +343,7 @@ def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | Non
     for job, link in zip(jobs, links, strict=True):
         prompt = clip(shown_prompt(str(job.request.get("prompt", "")), 60), 60)
         state = state_label(job)
-        where = f" — [card]({link})" if link else ""
+        where = f" — [open]({link})" if link else ""
         lines.append(f"`{job.jid}` **{state}** {relative(job.created_at)}: {prompt}{where}")
     embed.description = clip("\n".join(lines), 4000)
     return embed

@@ -21,6 +21,9 @@ class Action(StrEnum):
     DELETE = "delete its images"
     REROLL = "re-roll it"
     RETRY = "retry it"
+    REMIX = "remix it"
+    UPSCALE = "post one of its images on its own"
+    VARY = "vary its images"
     VIEW = "see it"
 
 

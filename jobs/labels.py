@@ -20,6 +20,12 @@ NOT_DELIVERED = "Not delivered"
 UNDELIVERED = "The result could not be delivered."
 # Where the reason a finished job's result was not delivered is kept in the job's `extra`.
 DELIVERY_FAILED_FIELD = "delivery_failed"
+# Where a delivered result was posted (a channel id: the job's own, or the owner's DM when the channel refused it) and
+# the seed of each posted image (None where the worker did not say), kept in the job's `extra`.
+RESULT_CHANNEL_FIELD = "result_channel_id"
+RESULT_SEEDS_FIELD = "result_seeds"
+# How many jobs waited in the endpoint's queue when the job was submitted, when the bot knew (kept in `extra`).
+QUEUE_AT_SUBMIT_FIELD = "queue_at_submit"
 
 
 def delivery_failure(job: TrackedJob) -> str | None:

@@ -43,7 +43,7 @@ from jobs.labels import DELIVERY_FAILED_FIELD
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
-from jobs.presets import ImageRequest, ModelCatalog, ModelConfig, RequestOptions
+from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, RequestOptions
 from jobs.prompt_filter import PromptRules
 from jobs.reasons import (
     CancelOutcome,
@@ -109,6 +109,16 @@ class DeniedTermError(JobServiceError):
     def __init__(self, term: str) -> None:
         super().__init__(denied_term_refusal(term))
         self.term = term
+
+
+class SourceImageUncheckedError(InvalidRequestError):
+    """A request starts from an image this service cannot fetch and check (it was built without `prepare_source`):
+    refused before anything is recorded, so no unchecked link is sent and no paid job fails on it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "image", "cannot be used: this bot is not set up to fetch source images", "a request without an image"
+        )
 
 
 class SubmitFailedError(JobServiceError):
@@ -225,6 +235,9 @@ class CancelResult:
 
 WebhookFor = Callable[[TrackedJob], str | None]
 BeforeRun = Callable[[TrackedJob], Awaitable[None]]
+# Fetches, checks and encodes a request's source image for its model (`jobs.source_image.source_preparer`); raises
+# `InvalidRequestError` when the image cannot be used.
+SourcePreparer = Callable[[ModelConfig, ImageRequest], Awaitable[ImageRequest]]
 
 
 @dataclass(frozen=True)
@@ -250,6 +263,7 @@ class JobService:
         metrics: Metrics | None = None,
         handoff: Handoff | None = None,
         prompt_rules: PromptRules | None = None,
+        prepare_source: SourcePreparer | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
@@ -264,6 +278,8 @@ class JobService:
         self._sync_waiting = 0
         # No rules: no term is refused (the composition root always gives the operator's and the servers' lists).
         self.prompt_rules = prompt_rules
+        # None: a request with a source image is refused unless it was prepared already (`prepare_img2img`).
+        self.prepare_source = prepare_source
 
     def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
         """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
@@ -287,11 +303,24 @@ class JobService:
         recorded, so every front end and every way in (a command, Re-roll, Retry, the command line) refuses alike.
         `before_run` is awaited after the record exists and before `/run` (the Discord cog posts the job card there,
         so every paid job has a card); if it raises, the job ends FAILED without reaching RunPod.
+        A source image not yet fetched and checked (a Re-roll's stored link, plain `RequestOptions`) is fetched here,
+        in the submit's turn and before the record exists: every way in checks it alike, and a link that expired or
+        is not an image is refused in words (`SourceImageError`) instead of failing a paid job.
         """
         prepared = request if isinstance(request, Prepared) else self.prepare(request, model)
         await self._refuse_denied_terms(prepared.request, requester.guild_id)
         async with self._turn() as slot:
+            prepared = await self._checked_source(prepared)
             return await self._submit(prepared, requester, request_id, extra, before_run, slot)
+
+    async def _checked_source(self, prepared: Prepared) -> Prepared:
+        """The request with its source image fetched, checked and encoded (as it is without one, or when done)."""
+        source = prepared.request.source
+        if source is None or source.encoded is not None:
+            return prepared
+        if self.prepare_source is None:
+            raise SourceImageUncheckedError()
+        return Prepared(prepared.model, await self.prepare_source(prepared.model, prepared.request))
 
     async def _refuse_denied_terms(self, request: ImageRequest, guild_id: int | None) -> None:
         if self.prompt_rules is None:
@@ -513,9 +542,14 @@ class JobService:
         """Remember the message that shows the job's card (edited as the job moves)."""
         await self.store.update(jid, {"card_message_id": message_id})
 
-    async def record_results(self, jid: str, message_ids: Sequence[int]) -> None:
-        """Remember the messages that hold the job's images, as soon as they exist (delivery is then idempotent)."""
-        await self.store.update(jid, {"result_message_ids": list(message_ids)})
+    async def record_results(
+        self, job: TrackedJob, message_ids: Sequence[int], details: Mapping[str, Any] | None = None
+    ) -> TrackedJob:
+        """Remember the messages that hold the job's images, as soon as they exist (delivery is then idempotent), with
+        `details` about them merged into the job's `extra` in the same write; the job as now recorded."""
+        extra = {**job.extra, **(details or {})}
+        await self.store.update(job.jid, {"result_message_ids": list(message_ids), "extra": extra})
+        return job.model_copy(update={"result_message_ids": list(message_ids), "extra": extra})
 
     async def record_undelivered(self, job: TrackedJob, reason: str) -> TrackedJob:
         """Record why the job's result could not be delivered; the job as its card now shows it."""

@@ -37,7 +37,7 @@ from jobs.presets import (
     RequestOptions,
     Size,
 )
-from jobs.service import JobService, Prepared
+from jobs.service import JobService, Prepared, SourcePreparer
 from runpod_client.outputs import (
     FetchPolicy,
     ImageFetchError,
@@ -87,6 +87,18 @@ async def prepare_img2img(
     prepared = service.prepare(options, model)
     request = await prepare_source_image(prepared.model, prepared.request, session=session, policy=policy)
     return Prepared(prepared.model, request)
+
+
+def source_preparer(
+    session: aiohttp.ClientSession, policy: FetchPolicy = DEFAULT_SOURCE_FETCH_POLICY
+) -> SourcePreparer:
+    """What `JobService(prepare_source=...)` calls to fetch and check a source image before `/run`: the composition
+    root gives it the process's HTTP session and the operator's fetch policy."""
+
+    async def prepare(model: ModelConfig, request: ImageRequest) -> ImageRequest:
+        return await prepare_source_image(model, request, session=session, policy=policy)
+
+    return prepare
 
 
 async def prepare_source_image(

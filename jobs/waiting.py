@@ -67,6 +67,13 @@ class HealthCache:
             self._entries[endpoint_id] = _Entry(health, time.monotonic())
             return health
 
+    def peek(self, endpoint_id: str) -> Health | None:
+        """The endpoint's recent health if it is already known, without asking RunPod (None otherwise)."""
+        entry = self._entries.get(endpoint_id)
+        if entry is not None and time.monotonic() - entry.at < self.ttl_s:
+            return entry.health
+        return None
+
     async def _fetch(self, endpoint_id: str) -> Health | None:
         client = self.clients.get(endpoint_id)
         if client is None:

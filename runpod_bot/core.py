@@ -268,6 +268,7 @@ def assemble_core(
     from jobs.poller import PollerSettings
     from jobs.prompt_filter import PromptRules, term_key
     from jobs.service import JobService, RunSettings
+    from jobs.source_image import source_preparer
     from runpod_client import DEFAULT_BASE_URL, NO_RETRY
     from runpod_client.outputs import FetchPolicy
     from storage.guilds import GuildSettings
@@ -286,6 +287,7 @@ def assemble_core(
     # The operator's PROMPT_DENYLIST everywhere, and each server's /denylist in that server.
     prompt_rules = PromptRules(GuildSettings(redis, store.keys, term_key), options.denied_terms)
     signer = options.webhook_signer
+    fetch_policy = options.fetch_policy or FetchPolicy()
     service = JobService(
         store,
         clients,
@@ -295,6 +297,8 @@ def assemble_core(
         webhook_for=signer.url_for if signer else None,
         metrics=metrics,
         prompt_rules=prompt_rules,
+        # A source image (img2img) is fetched under the same address rules as worker outputs.
+        prepare_source=source_preparer(http, fetch_policy),
     )
     return Core(
         redis=redis,
@@ -305,7 +309,7 @@ def assemble_core(
         service=service,
         policy=policy,
         poller_settings=options.poller_settings or PollerSettings(),
-        fetch_policy=options.fetch_policy or FetchPolicy(),
+        fetch_policy=fetch_policy,
         metrics=metrics,
         prompt_rules=prompt_rules,
         webhook_signer=signer,

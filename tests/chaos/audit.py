@@ -5,7 +5,7 @@ Definitions (docs/reliability.md states them for readers):
   the bot recorded it in Redis: from then on the bot owes the member an answer. A submission the bot never
   recorded (it died before, or just after, acknowledging it) is *unanswered*: Discord tells the member the
   application did not respond, and nothing was recorded or paid for (the audit checks that no RunPod job exists).
-- *delivered*: the job's result message (images, footer `job <jid>`) exists; *duplicates*: more than one does.
+- *delivered*: the job's result message (images; its buttons name the job) exists; *duplicates*: more than one does.
 - *explained*: no result, but the job card shows a final state with its reason (Failed, Cancelled, Timed out,
   Result expired, Outcome unknown), or the member got an ephemeral refusal.
 - *lost*: anything else.
@@ -25,6 +25,7 @@ from jobs.reasons import Reason
 from storage.models import JobState, TrackedJob
 from tests.fakes.discord.views import InteractionView, MessageView, VersionView
 
+BUTTON = 2
 SUBMITTED_PREFIXES = ("Submitted", "Already submitted")
 FINAL_TITLES = {
     STATE_LABELS[state]: state
@@ -129,11 +130,18 @@ def answer_text(view: InteractionView) -> str:
 
 
 def footer_job(message: MessageView) -> str | None:
-    """The job id in the message's embed footer (`job <jid>`): cards and results both carry one."""
+    """The job a message is about: a card's embed footer (`job <jid>`), or a result's buttons (`job:<action>:<jid>`)."""
     for embed in message["embeds"]:
         text = str((embed.get("footer") or {}).get("text", ""))
         if text.startswith("job "):
             return text.removeprefix("job ")
+    pending = list(message["components"])
+    while pending:
+        component = pending.pop(0)
+        custom_id = str(component.get("custom_id") or "")
+        if component.get("type") == BUTTON and custom_id.startswith("job:"):
+            return custom_id.rsplit(":", 1)[1]
+        pending += list(component.get("components") or [])
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from runpod_emulator import Emulator, Scenario
 from storage.models import TrackedJob
 from storage.store import JobStore
 from tests.fakes.discord import FakeDiscord, running_client
+from tests.fakes.discord.present import render_message
 from tests.fakes.discord.views import InteractionView, MessageView
 from tests.plugins.emulator import fast_scenario
 from tests.waiting import wait_until
@@ -33,6 +35,9 @@ ATTACH_FILES = 1 << 15
 ALL_BOT_PERMISSIONS = (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31) | (1 << 10)
 
 __all__ = ["Harness", "wait_until"]
+
+# The link to a job's card in the member's acknowledgement.
+CARD_LINK = re.compile(r"https://discord\.com/channels/(?:\d+|@me)/\d+/(?P<message_id>\d+)")
 
 
 def bot_settings(emulator: Emulator, **changes: Any) -> Settings:
@@ -167,6 +172,17 @@ class Harness:
     async def messages(self) -> list[MessageView]:
         return await self.fake.channel_messages(self.channel_id)
 
+    async def everything(self) -> list[MessageView]:
+        """Every message of #general, the deleted ones (a delivered job's card) too."""
+        return await self.fake.channel_messages(self.channel_id, include_deleted=True)
+
+    async def jid_of(self, answer: InteractionView) -> str:
+        """The job an /imagine answer is about: the one whose card its link points at."""
+        text = answer_text(answer)
+        match = CARD_LINK.search(text)
+        assert match is not None, text
+        return job_of(await self.fake.message(int(match["message_id"])))
+
     async def wait_for_messages(
         self, predicate: Callable[[list[MessageView]], bool], timeout_s: float = 20
     ) -> list[MessageView]:
@@ -207,7 +223,17 @@ def is_ephemeral(view: InteractionView) -> bool:
 
 def cards(messages: list[MessageView]) -> list[MessageView]:
     """Job cards: messages whose embed footer names a job and that are not results."""
-    return [m for m in messages if m["embeds"] and not m["attachments"] and not m["deleted"] and _job_of(m)]
+    return [m for m in messages if m["embeds"] and not m["attachments"] and not m["deleted"] and job_in(m)]
+
+
+def shown(message: MessageView) -> str:
+    """A message as a member reads it (a V2 result: its text, its gallery, its buttons)."""
+    return render_message(message)
+
+
+def removed_cards(messages: list[MessageView]) -> list[MessageView]:
+    """Cards the bot deleted when their job's result took their place (from `Harness.everything`)."""
+    return [m for m in messages if m["embeds"] and not m["attachments"] and m["deleted"] and job_in(m)]
 
 
 def results(messages: list[MessageView]) -> list[MessageView]:
@@ -215,29 +241,42 @@ def results(messages: list[MessageView]) -> list[MessageView]:
 
 
 def delivered(found: list[MessageView]) -> bool:
-    """Some result is posted and each card with a result shows Done (the final card edit follows the post)."""
+    """Some result is posted and the card of each job with a result is gone (the result takes its place)."""
     posted = {job_of(message) for message in results(found)}
-    return bool(posted) and all(card["embeds"][0]["title"] == "Done" for card in cards(found) if job_of(card) in posted)
+    return bool(posted) and not any(job_of(card) in posted for card in cards(found))
 
 
-def _job_of(message: MessageView) -> str | None:
+def job_in(message: MessageView) -> str | None:
+    """The job a card (its embed footer) or a result (its buttons' custom_ids) belongs to."""
     footer = (message["embeds"][0].get("footer") or {}).get("text", "") if message["embeds"] else ""
-    return footer.removeprefix("job ") if footer.startswith("job ") else None
+    if footer.startswith("job "):
+        return str(footer.removeprefix("job "))
+    for custom_id in buttons(message):
+        if custom_id.startswith("job:"):
+            return custom_id.rsplit(":", 1)[1]
+    return None
 
 
 def job_of(message: MessageView) -> str:
-    jid = _job_of(message)
+    jid = job_in(message)
     assert jid is not None
     return jid
 
 
 def buttons(message: MessageView) -> list[str]:
-    """The custom_ids of a message's buttons."""
-    ids = []
-    for row in message["components"]:
-        for component in row.get("components", []):
-            if component.get("custom_id"):
-                ids.append(component["custom_id"])
+    """The custom_ids of a message's buttons, wherever they sit in its layout (rows, containers, sections)."""
+    ids: list[str] = []
+
+    def walk(components: list[dict[str, Any]]) -> None:
+        for component in components:
+            if component.get("type") == 2 and component.get("custom_id"):
+                ids.append(str(component["custom_id"]))
+            walk(list(component.get("components", [])))
+            accessory = component.get("accessory")
+            if isinstance(accessory, dict):
+                walk([accessory])
+
+    walk(list(message["components"]))
     return ids
 
 

@@ -85,7 +85,7 @@ async def test_hostile_worker_output_ends_with_a_readable_reason(harness: Harnes
     harness.emulator.update_scenario(custom_output=output, execution_s=0.05)
     async with harness.running(allow_private_image_urls=False):
         answer = await harness.imagine(prompt="[emulator:custom] odd output")
-        jid = answer_text(answer).split("`")[1]
+        jid = await harness.jid_of(answer)
 
         def ended(found: list[MessageView]) -> bool:
             return any(job_of(card) == jid and card["embeds"][0]["title"] == "Failed" for card in cards(found))
@@ -117,7 +117,7 @@ async def test_no_secret_reaches_logs_messages_or_redis(harness: Harness) -> Non
             await harness.imagine(user_id=harness.bob, prompt="[emulator:fail-json] broken")
             await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.mod, "health"))
             await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.alice, "jobs"))
-            await harness.wait_for_messages(lambda found: len(results(found)) == 1 and len(cards(found)) == 2)
+            await harness.wait_for_messages(lambda found: len(results(found)) == 1 and len(cards(found)) == 1)
             harness.emulator.script_faults("status", "server_error", "reset")
             await harness.imagine(prompt="after faults")
             await harness.wait_for_messages(lambda found: len(results(found)) == 2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from jobs.presets import PRESETS
-from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results
+from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results, shown
 from tests.fakes.discord.views import MessageView, RequestView
 from tests.waiting import wait_until
 
@@ -34,22 +34,21 @@ def result_posts(requests: list[RequestView], channel_id: int) -> list[RequestVi
 async def submitted_jid(harness: Harness, prompt: str) -> str:
     answer = await harness.imagine(prompt=prompt)
     text = answer_text(answer)
-    assert "Submitted: job" in text, text
-    return text.split("`")[1]
+    assert text.startswith("Submitted"), text
+    return await harness.jid_of(answer)
 
 
 async def test_worker_returning_more_images_than_allowed_posts_the_models_maximum_and_says_what_was_dropped(
     harness: Harness,
 ) -> None:
-    """A worker that returns 11 images: the model's 2 are posted, and the card says 9 were not."""
+    """A worker that returns 11 images: the model's 2 are posted, and the result says 9 were not."""
     harness.emulator.update_scenario(images=11)
     async with harness.running():
         await harness.imagine(prompt="a flock of starlings", count=2)
         messages = await harness.wait_for_messages(delivered)
-    (card,) = cards(messages)
     (result,) = results(messages)
     assert len(result["attachments"]) == SDXL_MAX_COUNT
-    assert fields_of(card)["Images not posted"] == "11 images returned; the model allows 2, so 9 were not posted."
+    assert "11 images returned; the model allows 2, so 9 were not posted." in shown(result)
 
 
 async def test_discord_refusing_the_result_ends_the_job_at_once_with_the_reason_on_the_card(harness: Harness) -> None:

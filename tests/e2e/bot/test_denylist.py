@@ -38,9 +38,10 @@ async def test_operator_term_is_matched_across_odd_spacing(harness: Harness) -> 
 async def test_soft_hyphen_is_removed_before_the_prompt_reaches_runpod(harness: Harness) -> None:
     """A harmless word with a soft hyphen in it is generated, and the worker gets the word without it."""
     async with harness.running():
-        answer = answer_text(await harness.imagine(prompt="a friendly ca\u00adt on a sofa"))
+        answered = await harness.imagine(prompt="a friendly ca\u00adt on a sofa")
+        answer = answer_text(answered)
         assert answer.startswith("Submitted"), answer
-        job = await harness.redis_jobs(answer.split("`")[1])
+        job = await harness.redis_jobs(await harness.jid_of(answered))
     assert job.runpod_id is not None
     received = harness.emulator.engine.job(job.runpod_id)
     assert received is not None

@@ -19,39 +19,45 @@ from tests.e2e.bot.conftest import (
     delivered,
     is_ephemeral,
     job_of,
+    removed_cards,
     results,
+    shown,
 )
 from tests.fakes.discord.views import MessageView
 from tests.waiting import wait_until
 
 
-async def test_imagine_posts_a_card_then_the_images_as_a_reply(harness: Harness) -> None:
-    """The card appears, is edited as the job moves, and the images arrive as a reply with buttons."""
+async def test_imagine_posts_a_card_then_the_images_in_its_place(harness: Harness) -> None:
+    """The card appears, is edited as the job moves, and the images arrive with buttons as the card goes."""
     harness.emulator.update_scenario(execution_s=2.0)
     async with harness.running():
         answer = await harness.imagine(prompt="a red fox in snow", seed=42, count=2)
         assert is_ephemeral(answer)
-        assert "Submitted: job" in answer_text(answer)
+        assert answer_text(answer).startswith("Submitted")
         messages = await harness.wait_for_messages(delivered)
-    (card,) = cards(messages)
+        (card,) = removed_cards(await harness.everything())
+    assert cards(messages) == []
     (result,) = results(messages)
     jid = job_of(card)
-    assert result["message_reference"] is not None
-    assert int(result["message_reference"]["message_id"]) == card["id"]
     assert len(result["attachments"]) == 2
     for attachment in result["attachments"]:
         data = await harness.fake.attachment_bytes(attachment["url"])
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "PNG"
-    assert buttons(result) == [f"job:reroll:{jid}", f"job:delete:{jid}"]
+    assert buttons(result) == [
+        f"job:u1:{jid}",
+        f"job:u2:{jid}",
+        f"job:v1:{jid}",
+        f"job:v2:{jid}",
+        f"job:reroll:{jid}",
+        f"job:remix:{jid}",
+        f"job:info:{jid}",
+        f"job:delete:{jid}",
+    ]
     titles = [version["embeds"][0]["title"] for version in card["history"]]
     assert titles[0] == "Submitting…"
-    assert titles[-1] == "Done"
-    assert any(title.startswith("Generating") or title == "Queued" for title in titles[1:-1])
-    assert buttons(card) == []
-    fields = {field["name"]: field["value"] for field in result["embeds"][0]["fields"]}
-    assert fields["Seed"].startswith("42")
-    assert "GPU time" in fields
+    assert any(title.startswith("Generating") or title == "Queued" for title in titles[1:])
+    assert "seed 42" in shown(result)
 
 
 async def test_reroll_makes_a_new_job_with_the_same_parameters_and_a_new_seed(harness: Harness) -> None:
@@ -60,12 +66,12 @@ async def test_reroll_makes_a_new_job_with_the_same_parameters_and_a_new_seed(ha
         await harness.imagine(prompt="a blue whale", seed=7, steps=12)
         messages = await harness.wait_for_messages(delivered)
         (result,) = results(messages)
-        jid = job_of(cards(messages)[0])
+        jid = job_of(result)
         click = await harness.fake.click_button(result["id"], f"job:reroll:{jid}", harness.mod)
         answer = await harness.answered(click)
-        assert "Submitted: job" in answer_text(answer)
+        assert answer_text(answer).startswith("Submitted")
         messages = await harness.wait_for_messages(lambda found: len(results(found)) == 2)
-    first, second = [await harness.redis_jobs(job_of(card)) for card in cards(messages)]
+    first, second = [await harness.redis_jobs(job_of(result)) for result in results(messages)]
     assert first.request["prompt"] == second.request["prompt"] == "a blue whale"
     assert first.request["steps"] == second.request["steps"] == 12
     assert first.request["seed"] != second.request["seed"]
@@ -95,12 +101,15 @@ async def test_invalid_option_gives_the_allowed_range(harness: Harness) -> None:
 
 
 async def test_everyone_in_a_prompt_pings_nobody(harness: Harness) -> None:
-    """A prompt with @everyone and a role mention is shown but pings nobody, on the card or the result."""
+    """A prompt with @everyone and a role mention is shown but pings nobody on the card; the result only its owner."""
     async with harness.running():
         await harness.imagine(prompt=f"@everyone look <@&{harness.guild_id}> <@{harness.bob}>")
-        messages = await harness.wait_for_messages(delivered)
-    assert messages
-    assert not any(message["pinged_anyone"] for message in messages)
+        await harness.wait_for_messages(delivered)
+        everything = await harness.everything()
+    (card,) = removed_cards(everything)
+    (result,) = results(everything)
+    assert not card["pinged_anyone"]
+    assert result["pings"] == {"users": [harness.alice], "roles": [], "everyone": False, "replied_user": None}
 
 
 async def test_cooldown_refuses_with_the_time_to_wait(harness: Harness) -> None:
@@ -147,7 +156,7 @@ async def test_oversized_result_is_reencoded_to_fit_the_channel(harness: Harness
     data = await harness.fake.attachment_bytes(attachment["url"])
     with Image.open(io.BytesIO(data)) as image:
         assert image.width >= 64
-    assert "re-encoded" in result["content"]
+    assert "Re-encoded to fit this channel's upload limit." in shown(result)
 
 
 async def test_failure_reason_is_shown_on_the_card_with_retry(harness: Harness) -> None:
@@ -215,7 +224,7 @@ async def test_private_job_is_delivered_by_direct_message(harness: Harness) -> N
     """With private, the card and the images go to the member's DMs, not the channel; Re-roll works there."""
     async with harness.running():
         answer = await harness.imagine(prompt="a secret garden", private=True)
-        assert "Submitted: job" in answer_text(answer)
+        assert answer_text(answer).startswith("Submitted")
         dm = await harness.fake.dm_channel(harness.alice)
         assert dm is not None
 
@@ -225,17 +234,18 @@ async def test_private_job_is_delivered_by_direct_message(harness: Harness) -> N
             async def check() -> bool:
                 nonlocal found
                 found = await harness.fake.channel_messages(dm["id"])
-                return len(results(found)) >= count
+                return len(results(found)) >= count and not cards(found)
 
             await wait_until(check)
             return found
 
         messages = await dm_results(1)
         (result,) = results(messages)
-        click = await harness.fake.click_button(result["id"], f"job:reroll:{job_of(cards(messages)[0])}", harness.alice)
-        assert "Submitted: job" in answer_text(await harness.answered(click))
+        click = await harness.fake.click_button(result["id"], f"job:reroll:{job_of(result)}", harness.alice)
+        assert answer_text(await harness.answered(click)).startswith("Submitted")
         messages = await dm_results(2)
-    assert len(cards(messages)) == 2
+    assert len(results(messages)) == 2
+    assert cards(messages) == []
     assert await harness.messages() == []
 
 
@@ -269,10 +279,10 @@ async def test_card_edits_are_coalesced(harness: Harness) -> None:
     harness.emulator.update_scenario(execution_s=3.0)
     async with harness.running(card_edit_interval_s=1.0):
         await harness.imagine(steps=30)
-        messages = await harness.wait_for_messages(lambda found: bool(results(found)), timeout_s=30)
-    (card,) = cards(messages)
+        await harness.wait_for_messages(delivered, timeout_s=30)
+        (card,) = removed_cards(await harness.everything())
     versions = card["history"]
-    progress = versions[1:-1]  # after the first post, before the final "Done" edit
+    progress = versions[1:]  # after the first post (the card goes when the result comes)
     moments = [datetime.fromisoformat(version["at"]) for version in progress]
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments)]
     assert len(progress) >= 2

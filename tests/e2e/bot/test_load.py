@@ -24,7 +24,7 @@ BURST = 500
 MEMBERS = 10
 # What a member reads when the bot could not take the request in time (nothing was started).
 BUSY = "very busy"
-SUBMITTED = re.compile(r"^Submitted: job `(?P<jid>[0-9a-f]+)` — https://discord\.com/channels/")
+SUBMITTED = re.compile(r"^Submitted — https://discord\.com/channels/\d+/\d+/(?P<card>\d+)$")
 # Tiny images and a one-step model: the test measures the bot's plumbing, not Pillow.
 TINY_MODEL = """
 [[models]]
@@ -76,7 +76,7 @@ async def test_a_burst_of_500_imagine_gets_every_member_a_card_or_a_clear_refusa
             )
             texts = [answer_text(await harness.answered(interaction)) for interaction in interactions]
             accepted = {
-                match["jid"]: prompt
+                job_of(await harness.fake.message(int(match["card"]))): prompt
                 for prompt, text in zip(prompts, texts, strict=True)
                 if (match := SUBMITTED.match(text))
             }

@@ -134,7 +134,7 @@ async def test_health_shows_a_moderator_the_endpoint(harness: Harness) -> None:
 
 
 async def test_jobs_lists_your_recent_jobs_with_links(harness: Harness) -> None:
-    """/jobs shows the member's jobs with their state and a link to each card; others' jobs need a moderator."""
+    """/jobs shows the member's jobs with their state and a link to each result; others' jobs need a moderator."""
     async with harness.running():
         await harness.imagine(prompt="first picture")
         messages = await harness.wait_for_messages(delivered)
@@ -145,9 +145,9 @@ async def test_jobs_lists_your_recent_jobs_with_links(harness: Harness) -> None:
         moderator = await harness.answered(
             await harness.fake.invoke_command(harness.channel_id, harness.mod, "jobs", {"member": harness.alice})
         )
-    card = cards(messages)[0]
+    result = results(messages)[0]
     description = final_message(mine)["embeds"][0]["description"]
     assert "first picture" in description
-    assert f"/{harness.channel_id}/{card['id']}" in description
+    assert f"/{harness.channel_id}/{result['id']}" in description
     assert "Only moderators can see another member's jobs." in answer_text(nosy)
     assert "first picture" in final_message(moderator)["embeds"][0]["description"]

@@ -3,11 +3,11 @@ owner's alone, /health shows a server's moderators their server, and the operato
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from storage.store import JobStore
 from tests.e2e.bot.conftest import (
+    CARD_LINK,
     Harness,
     OtherGuild,
     answer_text,
@@ -34,15 +34,15 @@ def embed_text(message: MessageView) -> str:
     return "\n".join(parts)
 
 
-def jid_in(text: str) -> str:
-    """The job id an answer names."""
-    match = re.search(r"job `([0-9a-f]+)`", text)
+async def jid_in(harness: Harness, text: str) -> str:
+    """The job an answer links (its card)."""
+    match = CARD_LINK.search(text)
     assert match is not None, text
-    return match.group(1)
+    return job_of(await harness.fake.message(int(match["message_id"])))
 
 
-def submitted_jid(answer: InteractionView) -> str:
-    return jid_in(answer_text(answer))
+async def submitted_jid(harness: Harness, answer: InteractionView) -> str:
+    return await jid_in(harness, answer_text(answer))
 
 
 async def channel_card(
@@ -72,7 +72,7 @@ async def queued_job(harness: Harness, user_id: int, channel_id: int | None = No
     """Start a job (the emulator has no workers, so it stays queued) and return its card once it shows Queued."""
     channel_id = channel_id or harness.channel_id
     answer = await harness.imagine(user_id=user_id, channel_id=channel_id, **options)
-    return await channel_card(harness, channel_id, submitted_jid(answer), titled("Queued"))
+    return await channel_card(harness, channel_id, await submitted_jid(harness, answer), titled("Queued"))
 
 
 async def cancel(harness: Harness, channel_id: int, user_id: int, jid: str) -> str:
@@ -136,7 +136,7 @@ async def test_moderator_cannot_cancel_a_private_job(harness: Harness) -> None:
     harness.emulator.update_scenario(workers=0)
     async with harness.running():
         answer = await harness.imagine(user_id=harness.alice, prompt="a secret garden", private=True)
-        jid = submitted_jid(answer)
+        jid = await submitted_jid(harness, answer)
         refusal = await cancel(harness, harness.channel_id, harness.mod, jid)
         job = await harness.redis_jobs(jid)
     assert "private" in refusal
@@ -231,7 +231,7 @@ async def test_reroll_of_someone_elses_images_is_refused_to_a_plain_member(harne
     assert "or a moderator of its server can re-roll" in answer
     assert "/imagine" in answer
     assert harness.emulator.counters.request_count("run") == 1
-    assert len(cards(await harness.messages())) == 1
+    assert len(await harness.messages()) == 1
 
 
 async def test_moderator_rerolls_a_members_images_as_their_own_job(harness: Harness) -> None:
@@ -240,7 +240,7 @@ async def test_moderator_rerolls_a_members_images_as_their_own_job(harness: Harn
         await harness.imagine(user_id=harness.alice, prompt="a blue whale")
         (result,) = results(await harness.wait_for_messages(delivered))
         answer = await click(harness, result, "reroll", harness.mod)
-        jid = jid_in(answer)
+        jid = await jid_in(harness, answer)
     job = await harness.redis_jobs(jid)
     assert job.user_id == harness.mod
     assert job.request["prompt"] == "a blue whale"
@@ -248,7 +248,7 @@ async def test_moderator_rerolls_a_members_images_as_their_own_job(harness: Harn
 
 async def failed_card(harness: Harness) -> MessageView:
     answer = await harness.imagine(user_id=harness.alice, prompt="[emulator:fail-json] broken")
-    return await channel_card(harness, harness.channel_id, submitted_jid(answer), titled("Failed"))
+    return await channel_card(harness, harness.channel_id, await submitted_jid(harness, answer), titled("Failed"))
 
 
 async def test_retry_of_someone_elses_job_is_refused_to_a_plain_member(harness: Harness) -> None:
@@ -266,7 +266,7 @@ async def test_moderator_retries_a_members_failed_job(harness: Harness) -> None:
     async with harness.running():
         card = await failed_card(harness)
         answer = await click(harness, card, "retry", harness.mod)
-        jid = jid_in(answer)
+        jid = await jid_in(harness, answer)
     assert (await harness.redis_jobs(jid)).user_id == harness.mod
 
 

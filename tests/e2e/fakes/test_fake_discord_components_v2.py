@@ -235,3 +235,25 @@ async def test_legacy_message_renders_content_embeds_files_and_buttons(
     assert render_message(await driver.message(sent.id)) == "\n".join(
         ["job done", "embed: a red fox", "files: one.png", "[Cancel] [Docs](https://example.com/docs)"]
     )
+
+
+class Mentions(discord.ui.LayoutView):
+    """A text display that names a member."""
+
+    def __init__(self, member_id: int) -> None:
+        super().__init__(timeout=None)
+        self.add_item(discord.ui.TextDisplay(f"<@{member_id}> your images @everyone"))
+
+
+@pytest.mark.parametrize(
+    ("allowed", "pinged"),
+    [(discord.AllowedMentions.none(), False), (discord.AllowedMentions(everyone=False, users=True), True)],
+)
+async def test_mentions_in_a_text_display_notify_as_allowed_mentions_say(
+    driver: FakeDiscordDriver, place: Place, tiny: TinyBot, allowed: discord.AllowedMentions, pinged: bool
+) -> None:
+    """A V2 message's text displays ping like content does, under the message's allowed_mentions."""
+    sent = await text_channel(tiny, place).send(view=Mentions(place.member_id), allowed_mentions=allowed)
+    message = await driver.message(sent.id)
+    assert message["pings"]["users"] == ([place.member_id] if pinged else [])
+    assert message["pings"]["everyone"] is False

@@ -147,3 +147,23 @@ async def test_file_for_a_text_option_is_refused_by_the_control_api(
     """Only attachment options take files: a file for another option is a test bug, reported at once."""
     with pytest.raises(ControlError, match="attachment options take a file"):
         await driver.invoke_command(place.channel_id, place.member_id, "echo", files={"text": ("cat.png", png("red"))})
+
+
+async def test_message_command_runs_on_a_members_own_picture(
+    driver: FakeDiscordDriver, place: Place, bot: ImageBot
+) -> None:
+    """A member posts a picture; the message command on it gets that member's message and its bytes."""
+    picture = png("orange", (4, 4))
+    posted = await driver.post_member_message(place.channel_id, place.member_id, "my cat", [("cat.png", picture)])
+    assert posted["author_id"] == place.member_id
+    interaction = await driver.invoke_message_command(posted["id"], place.member_id, "Remix image")
+    message, data = await asyncio.wait_for(bot.seen.get(), 5)
+    assert interaction["data"]["target_id"] == str(posted["id"])
+    assert (message.author.id, message.content, data) == (place.member_id, "my cat", [picture])
+
+
+async def test_a_member_without_attach_files_cannot_post_a_picture(driver: FakeDiscordDriver, place: Place) -> None:
+    """Posting files takes Attach Files, as in the Discord client: without it the control API refuses."""
+    await driver.set_channel_overwrite(place.channel_id, place.member_id, deny=1 << 15, target_type="member")
+    with pytest.raises(ControlError, match="may not post files"):
+        await driver.post_member_message(place.channel_id, place.member_id, "", [("cat.png", png("red", (2, 2)))])

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from runpod_emulator import Emulator, Scenario
 from tests.chaos.processes import BotLauncher, BotProcess
+from tests.e2e.bot.conftest import job_in
 from tests.fakes.discord import FakeDiscordControl
 from tests.fakes.discord.views import MessageView
 from tests.plugins.emulator import fast_scenario
@@ -41,13 +42,13 @@ class Cluster:
             member = self.members[index % len(self.members)]
             await self.control.invoke_command(self.channel_id, member, "imagine", {"prompt": f"{prefix} {index}"})
 
-    async def results_by_card(self) -> dict[int, int]:
-        """How many result messages reply to each card."""
-        counts: dict[int, int] = {}
+    async def results_by_job(self) -> dict[str, int]:
+        """How many result messages each job has (a result names its job in its buttons' custom_ids)."""
+        counts: dict[str, int] = {}
         for message in await self.control.channel_messages(self.channel_id):
-            if message["attachments"] and message["message_reference"]:
-                card = int(message["message_reference"]["message_id"])
-                counts[card] = counts.get(card, 0) + 1
+            jid = job_in(message) if message["attachments"] else None
+            if jid is not None:
+                counts[jid] = counts.get(jid, 0) + 1
         return counts
 
     async def cards(self) -> list[MessageView]:
@@ -114,7 +115,7 @@ async def gateway_ready(cluster: Cluster) -> None:
 
 
 async def test_gateway_and_two_pollers_deliver_each_job_once_even_when_one_is_killed(cluster: Cluster) -> None:
-    """Twelve jobs, one poller SIGKILLed mid-run: every card gets exactly one result."""
+    """Twelve jobs, one poller SIGKILLed mid-run: every job gets exactly one result."""
     await gateway_ready(cluster)
     first = await cluster.start("poller")
     await cluster.start("poller")
@@ -123,10 +124,10 @@ async def test_gateway_and_two_pollers_deliver_each_job_once_even_when_one_is_ki
     await first.kill()
 
     async def all_delivered() -> bool:
-        return len(await cluster.results_by_card()) >= 12
+        return len(await cluster.results_by_job()) >= 12
 
     await wait_until(all_delivered, timeout_s=60)
-    counts = await cluster.results_by_card()
+    counts = await cluster.results_by_job()
     assert len(counts) == 12
     assert set(counts.values()) == {1}
     assert cluster.emulator.counters.request_count("run") == 12

@@ -65,6 +65,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_fake/interactions/selects", "select"),
     ("POST", "/_fake/interactions/message-commands", "invoke_message_command"),
     ("POST", "/_fake/interactions/{interaction_id:\\d+}/modal-submit", "submit_modal"),
+    ("POST", "/_fake/channels/{channel_id:\\d+}/member-messages", "post_member_message"),
     ("GET", "/_fake/interactions", "interactions"),
     ("GET", "/_fake/interactions/{interaction_id:\\d+}", "interaction"),
     ("GET", "/_fake/commands", "commands"),
@@ -301,6 +302,16 @@ class FakeDiscordControl(FakeDiscordDriver):
             "require_bot": require_bot,
         }
         return cast(InteractionView, await self._call("POST", "/_fake/interactions/message-commands", body))
+
+    async def post_member_message(
+        self, channel_id: int, user_id: int, content: str = "", files: Sequence[tuple[str, bytes]] = ()
+    ) -> MessageView:
+        body = {
+            "user_id": user_id,
+            "content": content,
+            "files": [{"filename": name, "data": base64.b64encode(data).decode()} for name, data in files],
+        }
+        return cast(MessageView, await self._call("POST", f"/_fake/channels/{channel_id}/member-messages", body))
 
     async def submit_modal(
         self, interaction_id: int, values: Mapping[str, str | list[str]], *, locale: str = "en-US"

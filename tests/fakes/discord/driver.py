@@ -160,6 +160,13 @@ class FakeDiscordDriver(ABC):
         `data.resolved.messages` holds it, attachments included."""
 
     @abstractmethod
+    async def post_member_message(
+        self, channel_id: int, user_id: int, content: str = "", files: Sequence[tuple[str, bytes]] = ()
+    ) -> MessageView:
+        """A member posts a message in a channel: text and files (filename, bytes), served at CDN URLs like any
+        attachment. The member must be able to view the channel and send (and attach) there."""
+
+    @abstractmethod
     async def submit_modal(
         self, interaction_id: int, values: Mapping[str, str | list[str]], *, locale: str = "en-US"
     ) -> InteractionView:

@@ -31,7 +31,7 @@ from tests.fakes.discord.views import (
     RoleView,
     SessionView,
 )
-from tests.fakes.discord.world import DEFAULT_TOKEN, World, decode_files
+from tests.fakes.discord.world import DEFAULT_TOKEN, World, decode_file_list, decode_files
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,12 @@ class FakeDiscord(FakeDiscordDriver):
         interaction = self.world.message_command_interaction(message_id, user_id, name, locale=locale)
         self.world.deliver(interaction, require_bot=require_bot)
         return present.interaction_view(self.world, interaction)
+
+    async def post_member_message(
+        self, channel_id: int, user_id: int, content: str = "", files: Sequence[tuple[str, bytes]] = ()
+    ) -> MessageView:
+        message = self.world.member_message(channel_id, user_id, content, decode_file_list(files))
+        return present.message_view(message)
 
     async def submit_modal(
         self, interaction_id: int, values: Mapping[str, str | list[str]], *, locale: str = "en-US"

@@ -816,6 +816,7 @@ class World:
         message_type: int = MESSAGE_DEFAULT,
         extra_flags: int = 0,
         creating: bool = True,
+        author_id: int | None = None,
     ) -> Message:
         rules.check_message(
             body,
@@ -840,7 +841,7 @@ class World:
             id=self.ids.next(),
             channel_id=channel.id,
             guild_id=channel.guild_id,
-            author_id=self.bot.id,
+            author_id=self.bot.id if author_id is None else author_id,
             content=content,
             embeds=self._resolve_embeds(body.get("embeds") or [], attachments),
             components=components,
@@ -854,7 +855,9 @@ class World:
             application_id=self.application_id if interaction is not None else None,
             message_reference=reference_payload,
             allowed_mentions=allowed,
-            pings=Pings() if ephemeral or loading else self._pings(channel, content, allowed, reference),
+            pings=Pings()
+            if ephemeral or loading
+            else self._pings(channel, _notifying_text(content, components), allowed, reference),
             interaction_id=interaction.id if interaction is not None else None,
         )
         message.history.append(message.snapshot(message.created_at))
@@ -966,7 +969,9 @@ class World:
             if message.message_reference:
                 reference = self.messages.get(int(message.message_reference["message_id"]))
             if not message.ephemeral:
-                message.pings = self._pings(channel, message.content, message.allowed_mentions, reference)
+                message.pings = self._pings(
+                    channel, _notifying_text(message.content, message.components), message.allowed_mentions, reference
+                )
         else:
             message.edited_at = now
         message.history.append(message.snapshot(now))
@@ -1031,6 +1036,28 @@ class World:
             if earlier is not None:
                 return earlier
         return self._create_message(channel, body, uploads, allowed_flags=rules.CHANNEL_FLAGS)
+
+    def member_message(
+        self, channel_id: int, user_id: int, content: str, files: Sequence[tuple[str, bytes]]
+    ) -> Message:
+        """A member posts a message (text and files) in a channel, as the Discord client would send it: they must be
+        in the channel (its guild's member who can view it and has Send Messages, Attach Files for files; in a DM its
+        recipient)."""
+        channel = self.channel(channel_id)
+        guild = self.guild_of(channel)
+        if guild is None:
+            if channel.recipient is None or user_id != channel.recipient.id:
+                raise ControlError(f"user {user_id} is not in the DM channel {channel.id}", 403)
+        else:
+            if user_id not in guild.members:
+                raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
+            wanted = Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | (Permission.ATTACH_FILES if files else 0)
+            if self.channel_permissions(channel, user_id) & wanted != wanted:
+                raise ControlError(f"member {user_id} may not post {'files ' if files else ''}in {channel.id}", 403)
+        uploads = [Upload(index=index, filename=name, data=data) for index, (name, data) in enumerate(files)]
+        return self._create_message(
+            channel, {"content": content}, uploads, allowed_flags=rules.CHANNEL_FLAGS, author_id=user_id
+        )
 
     def _message_with_nonce(self, channel: Channel, nonce: str) -> Message | None:
         message_id = self.nonce_messages.get((channel.id, nonce))
@@ -1691,6 +1718,11 @@ def _submitted_input(
     return entry
 
 
+def decode_file_list(raw: Any) -> list[tuple[str, bytes]]:
+    """A message's `files` as the control API carries them ([{filename, data: base64}]), or as (filename, bytes)."""
+    return list(decode_files({str(index): entry for index, entry in enumerate(raw or [])}).values())
+
+
 def decode_files(raw: Any) -> dict[str, tuple[str, bytes]]:
     """`files` as the control API carries them ({option: {filename, data: base64}}) back into (filename, bytes)."""
     if raw is None:
@@ -1756,3 +1788,23 @@ def _describe_file(filename: str, data: bytes) -> tuple[str | None, int | None, 
     except (UnidentifiedImageError, OSError, ValueError):
         guessed, _ = mimetypes.guess_type(filename)
         return guessed, None, None
+
+
+def _notifying_text(content: str, components: Sequence[dict[str, Any]]) -> str:
+    """The text whose mentions notify: the content and, in a Components V2 message, every text display (Discord
+    parses their mentions under the message's allowed_mentions: discord/discord-api-docs,
+    docs/components/reference.mdx, "Text Display")."""
+    texts = [content]
+
+    def walk(component: dict[str, Any]) -> None:
+        if component.get("type") == rules.TEXT_DISPLAY:
+            texts.append(str(component.get("content") or ""))
+        for child in component.get("components") or []:
+            walk(child)
+        accessory = component.get("accessory")
+        if isinstance(accessory, dict):
+            walk(accessory)
+
+    for component in components:
+        walk(component)
+    return "\n".join(texts)

@@ -114,14 +114,16 @@ async def test_recent_jobs_follow_where_they_are_asked_from(core: Core) -> None:
 
 
 async def test_delivery_records_are_kept_on_the_job(core: Core) -> None:
-    """The card's message, the result's messages and why a result was not delivered are read back from the job."""
+    """The card's message, the result's messages (with their channel and seeds) and why a result was not delivered are
+    read back from the job."""
     job = await submit(core, ALICE)
     await core.service.record_card(job.jid, 111)
-    await core.service.record_results(job.jid, [222])
-    shown = await core.service.record_undelivered(job, "Discord refused the images")
+    recorded = await core.service.record_results(job, [222], {"result_channel_id": 333, "result_seeds": [7, None]})
+    shown = await core.service.record_undelivered(recorded, "Discord refused the images")
     stored = await core.service.find(job.jid)
     assert stored is not None
     assert (stored.card_message_id, stored.result_message_ids) == (111, [222])
+    assert (stored.extra["result_channel_id"], stored.extra["result_seeds"]) == (333, [7, None])
     assert stored.extra["delivery_failed"] == shown.extra["delivery_failed"] == "Discord refused the images"
 
 

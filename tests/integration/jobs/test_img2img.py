@@ -15,7 +15,7 @@ from PIL import Image
 
 from jobs.presets import InvalidRequestError, ModelCatalog, RequestOptions, load_catalog
 from jobs.service import JobService, RunSettings
-from jobs.source_image import MAX_SOURCE_IMAGE_BYTES, SourceImageError, prepare_img2img
+from jobs.source_image import MAX_SOURCE_IMAGE_BYTES, SourceImageError, prepare_img2img, source_preparer
 from runpod_client.outputs import FetchPolicy
 from storage.models import JobState, Requester
 from tests.integration.jobs.conftest import FAST_POLICY, LOOPBACK_FETCH, Core, RecordingNotifier, polling, wait_until
@@ -233,3 +233,60 @@ async def test_a_text_only_model_refuses_the_image_before_fetching_it(
     with pytest.raises(InvalidRequestError) as caught:
         await prepare_img2img(service, options, "flux", session=core.http, policy=LOOPBACK_FETCH)
     assert str(caught.value) == "`image` cannot be used: flux does not start from an image. Allowed: xl, sd, comfy."
+
+
+@pytest.mark.parametrize("model", ["xl", "comfy"])
+async def test_a_source_image_nobody_checked_is_refused_before_anything_is_recorded(
+    core: Core, service: JobService, images: ImageServer, model: str
+) -> None:
+    """A service that cannot fetch source images refuses one, in words, with no record and no /run."""
+    options = RequestOptions(prompt="a fox", source_image_url=images.link("blue.png"))
+    with pytest.raises(InvalidRequestError) as caught:
+        await service.submit(options, MEMBER, model=model)
+    assert str(caught.value) == (
+        "`image` cannot be used: this bot is not set up to fetch source images. Allowed: a request without an image."
+    )
+    assert await core.store.user_recent(MEMBER.user_id) == []
+    assert core.emulator.snapshot()["received"].get("run", 0) == 0
+
+
+@pytest.fixture
+def fetching_service(core: Core, tmp_path: Path) -> JobService:
+    """The service as the composition root builds it: it fetches and checks a source image itself."""
+    return JobService(
+        core.store,
+        core.clients,
+        catalog_on(core, tmp_path),
+        policy=FAST_POLICY,
+        run_settings=RunSettings(),
+        prepare_source=source_preparer(core.http, LOOPBACK_FETCH),
+    )
+
+
+async def test_submit_checks_the_source_link_itself_before_run(
+    core: Core, fetching_service: JobService, images: ImageServer
+) -> None:
+    """A link to a web page given straight to submit is refused as not an image: nothing is recorded or sent."""
+    options = RequestOptions(prompt="a fox", source_image_url=images.link("page.png"))
+    with pytest.raises(SourceImageError) as caught:
+        await fetching_service.submit(options, MEMBER, model="xl")
+    assert (
+        str(caught.value) == "`image` is not a PNG, JPEG, WebP or GIF image. Allowed: a PNG, JPEG, WebP or GIF image."
+    )
+    assert await core.store.user_recent(MEMBER.user_id) == []
+    assert core.emulator.snapshot()["received"].get("run", 0) == 0
+
+
+async def test_submit_fetches_the_source_image_itself_and_the_job_starts_from_it(
+    core: Core, fetching_service: JobService, images: ImageServer
+) -> None:
+    """Options with a link, given straight to submit, run a ComfyUI job whose result shows that image."""
+    options = RequestOptions(prompt="[emulator:comfyui] a fox", source_image_url=images.link("blue.png"))
+    submission = await fetching_service.submit(options, MEMBER, model="comfy")
+    notifier = RecordingNotifier()
+    jid = submission.job.jid
+    async with polling(core.poller(notifier)):
+        await wait_until(lambda: jid in notifier.finished)
+    (result,) = notifier.finished[jid]
+    assert result.outcome is JobState.COMPLETED, result.reason
+    assert near(Image.open(io.BytesIO(result.images[0].data)).convert("RGB"), BLUE)
