@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # The /cancel sent when a job is given up is one attempt, cut short well within the claim lease.
 GIVE_UP_CANCEL_TIMEOUT_S = 10.0
+# A delivery keeps its job for at most this many delivery leases: a notifier that hangs (rather than dies) must not
+# hold the job for ever; after that, another process delivers it again, as after a crash.
+MAX_DELIVERY_LEASES = 5
 
 FINISHED_STATES: Mapping[JobStatus, JobState] = {
     JobStatus.COMPLETED: JobState.COMPLETED,
@@ -116,35 +119,58 @@ class KeptLease:
 
     Without it, work that outlasts the lease (a /status reply, image downloads or a delivery slowed by a loaded
     process, a slow image host, Discord's rate limits) lets another process claim the job meanwhile: that work is
-    thrown away and done again (a slow enough job is never delivered), or a delivery is posted twice.
+    thrown away and done again (a slow enough job is never delivered), or a delivery is posted twice. With `keep_ms`,
+    the job is kept no longer than that in all (for work that may hang; /status calls and downloads have timeouts).
     """
 
-    def __init__(self, claim: Claimed, lease_ms: int, *, writer: Writer, leases: Leases, clock: ServerClock) -> None:
+    def __init__(
+        self,
+        claim: Claimed,
+        lease_ms: int,
+        *,
+        writer: Writer,
+        leases: Leases,
+        clock: ServerClock,
+        keep_ms: int | None = None,
+    ) -> None:
         self.claim: Claimed | None = claim
         self._lease_ms = lease_ms
+        self._keep_ms = keep_ms
+        self._started = time.monotonic()
         self._writer = writer
         self._leases = leases
         self._clock = clock
         self._done = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
         self._renewing: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> KeptLease:
-        self._renewing = asyncio.create_task(self._renew())
+        # A timer, not a task: work done in time (the usual case) costs no task, and nothing to wait for at the end,
+        # so its write still joins the cycle's batch (`Writer` flushes once the last /status call has ended).
+        self._timer = asyncio.get_running_loop().call_later(self._renew_in_s(), self._start)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        # A renewal in flight is waited for, not cancelled: its write may land, and its new token must be known.
         self._done.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        # A renewal in flight is waited for, not cancelled: its write may land, and its new token must be known.
         if self._renewing is not None:
             await self._renewing
 
+    def _start(self) -> None:
+        if not self._done.is_set():
+            self._renewing = asyncio.create_task(self._renew())
+
+    def _renew_in_s(self) -> float:
+        """How long until half of the lease is left."""
+        left_ms = self.claim.token - self._clock.now_ms() if self.claim is not None else 0.0
+        return max(0.0, left_ms - self._lease_ms / 2) / 1000
+
     async def _renew(self) -> None:
-        while self.claim is not None:
-            left_ms = self.claim.token - self._clock.now_ms()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, left_ms - self._lease_ms / 2) / 1000):
-                    await self._done.wait()
-            if self._done.is_set():
+        while self.claim is not None and not self._done.is_set():
+            if self._keep_ms is not None and (time.monotonic() - self._started) * 1000 + self._lease_ms > self._keep_ms:
+                # Kept long enough: the lease runs out, and another process takes the job over.
                 return
             claim = self.claim
             moved = await self._writer.write(Reschedule(claim, self._lease_ms, polled=False))
@@ -153,6 +179,9 @@ class KeptLease:
             else:
                 self._leases.hold(moved)
             self.claim = moved
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._renew_in_s()):
+                    await self._done.wait()
 
 
 class JobHandler:
@@ -190,8 +219,8 @@ class JobHandler:
         # `/status` calls in flight: while any is, this cycle's writes wait for its outcome.
         self.statusing = 0
 
-    def _kept(self, claim: Claimed, lease_ms: int) -> KeptLease:
-        return KeptLease(claim, lease_ms, writer=self._writer, leases=self._leases, clock=self._clock)
+    def _kept(self, claim: Claimed, lease_ms: int, *, keep_ms: int | None = None) -> KeptLease:
+        return KeptLease(claim, lease_ms, writer=self._writer, leases=self._leases, clock=self._clock, keep_ms=keep_ms)
 
     # --- entry points ---------------------------------------------------------------------------------------------
 
@@ -493,7 +522,8 @@ class JobHandler:
 
     async def _deliver(self, claim: Claimed, result: JobResult) -> None:
         job = claim.job
-        kept = self._kept(claim, self.policy.delivery_lease_ms)
+        lease_ms = self.policy.delivery_lease_ms
+        kept = self._kept(claim, lease_ms, keep_ms=MAX_DELIVERY_LEASES * lease_ms)
         try:
             async with kept:
                 delivery = await self.notifier.job_finished(job, result)

@@ -325,7 +325,7 @@ async def cycle_round_trips(core: Core, jobs: int) -> int:
         await submit(core, f"queued {index}", user_id=index)
     await asyncio.sleep(FAST_POLICY.first_poll_ms / 1000 + 0.05)
     # Its own store, so only this poller's round trips are counted; a wide window, so slow replies do not split
-    # the cycle's writes.
+    # the cycle's writes; a lease that outlasts the window, so a slow cycle needs no lease renewal.
     store = JobStore(core.store.redis, core.store.config)
     poller = Poller(
         store,
@@ -334,7 +334,7 @@ async def cycle_round_trips(core: Core, jobs: int) -> int:
         http=core.http,
         fetch_policy=LOOPBACK_FETCH,
         policy=FAST_POLICY,
-        settings=replace(FAST_POLLER, write_window_ms=2_000),
+        settings=replace(FAST_POLLER, write_window_ms=2_000, claim_lease_ms=10_000),
     )
     assert await poller.run_once() == jobs
     await poller.drain()
