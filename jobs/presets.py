@@ -969,11 +969,7 @@ class ModelConfig:
     def resolve(self, options: RequestOptions, *, random_seed: Callable[[], int] | None = None) -> ImageRequest:
         """Apply defaults and check every option against the limits; refusals name the option and the range."""
         if self.is_upscaler:
-            raise InvalidRequestError(
-                "model",
-                f"{self.name} upscales a finished image (its U buttons) and draws nothing from a prompt",
-                "a model that draws",
-            )
+            return self._resolve_upscale(options, random_seed)
         limits, defaults = self.limits, self.defaults
         prompt = clean_prompt(options.prompt)
         if not prompt:
@@ -1013,6 +1009,37 @@ class ModelConfig:
         source, strength = self._resolve_source(options, steps, count)
         return ImageRequest(
             prompt, negative, size, steps, float(guidance), seed, count, worker.seed_scope, source, strength
+        )
+
+    def _resolve_upscale(self, options: RequestOptions, random_seed: Callable[[], int] | None) -> ImageRequest:
+        """An upscale asked again (Retry, Re-roll of an upscale job: its stored request): the image's link and the
+        parent's parameters, this model's factor. Without an image there is nothing to enlarge."""
+        url = (options.source_image_url or "").strip()
+        if not url:
+            raise InvalidRequestError(
+                "model",
+                f"{self.name} upscales a finished image (its U buttons) and draws nothing from a prompt",
+                "a model that draws",
+            )
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise InvalidRequestError("image", "is not an http(s) link", "an uploaded image or an image's link")
+        if options.strength is not None:
+            raise InvalidRequestError("strength", f"does not apply to {self.name}, an upscaler", "no strength")
+        try:
+            # The enlarged size as recorded; the fetched image's own size replaces it before /run.
+            size = Size.parse(options.size or self.defaults.size)
+        except ValueError:
+            size = Size.parse(self.defaults.size)
+        return ImageRequest(
+            prompt=clean_prompt(options.prompt),
+            negative_prompt=clean_prompt(options.negative_prompt or ""),
+            size=size,
+            steps=self.defaults.steps if options.steps is None else options.steps,
+            guidance=float(self.defaults.guidance if options.guidance is None else options.guidance),
+            seed=options.seed if options.seed is not None else (random_seed or new_seed)(),
+            count=1,
+            source=SourceImage(url),
+            scale=self.scale,
         )
 
     def _resolve_source(

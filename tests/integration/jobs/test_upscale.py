@@ -16,7 +16,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from jobs.access import Actor
 from jobs.notifier import JobResult
-from jobs.presets import InvalidRequestError, ModelCatalog, RequestOptions, load_catalog
+from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, RequestOptions, load_catalog
 from jobs.prompt_filter import PromptRules, term_key
 from jobs.service import DeniedTermError, JobService, NotAllowedError, NoUpscalerError, QuotaExceededError, RunSettings
 from jobs.source_image import SourceImageError, source_preparer
@@ -281,3 +281,18 @@ async def test_a_private_jobs_image_is_upscaled_by_its_owner_only(
         await service.submit_upscale(private, 1, link, stranger, actor=Actor(1002, MEMBER.guild_id))
     owner = Actor(MEMBER.user_id, MEMBER.guild_id)
     assert (await service.submit_upscale(private, 1, link, MEMBER, actor=owner)).job.extra["parent_jid"] == private.jid
+
+
+async def test_an_upscale_asked_again_from_its_record_enlarges_the_same_image(
+    core: Core, service: JobService, cdn: ImageServer
+) -> None:
+    """Retry and Re-roll submit a job's stored request again: for an upscale, the same image enlarged again."""
+    parent = await finished_parent(core, service, cdn)
+    first = await service.submit_upscale(parent.job, 2, f"{cdn.url}/{parent.job.jid}-2.png", MEMBER)
+    await deliver(core, first.job.jid)
+    options = ImageRequest.from_dict((await service.get(first.job.jid)).request).as_options(keep_seed=True)
+    again = await service.submit(options, MEMBER, model=UPSCALER)
+    (image,) = (await deliver(core, again.job.jid)).images
+    second = pixels(parent.images[1])
+    assert pixels(image.data).size == (second.width * 2, second.height * 2)
+    assert difference(pixels(image.data), second) < 4

@@ -120,3 +120,12 @@ def test_an_upscaler_cannot_be_the_default_and_one_model_must_draw(tmp_path: Pat
     """/imagine draws with the default model, so an upscaler cannot be it, and upscalers alone are refused."""
     assert "cannot be the default" in refusal(tmp_path, DRAWS, upscaler("up", "esrgan", 2, "default = true"))
     assert "every model is an upscaler" in refusal(tmp_path, upscaler("up", "esrgan", 2))
+
+
+def test_an_upscalers_stored_request_resolves_to_an_upscale(tmp_path: Path) -> None:
+    """An upscale job's request asked again (Retry) resolves to the same image at the upscaler's factor."""
+    catalog = catalog_of(tmp_path, DRAWS, upscaler("esrgan-2x", "esrgan", 2))
+    source = "https://cdn.discordapp.com/attachments/1/2/fox.png"
+    options = RequestOptions(prompt="a fox", size="2048x2048", seed=7, source_image_url=source)
+    request = catalog.get("esrgan-2x").resolve(options)
+    assert (request.source and request.source.url, request.scale, request.count, request.seed) == (source, 2, 1, 7)
