@@ -38,6 +38,7 @@ from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
 from jobs.presets import (
     MAX_IMAGES_PER_JOB,
+    SEED_SCOPE_IMAGE,
     ImageRequest,
     InvalidRequestError,
     ModelCatalog,
@@ -410,13 +411,14 @@ class JobService:
             size=Size(round(drawn.size.width * model.scale), round(drawn.size.height * model.scale)),
             steps=drawn.steps,
             guidance=drawn.guidance,
-            seed=drawn.seed,
+            # Image n's own seed where each image has one (A1111: seed + n - 1), else the batch's.
+            seed=drawn.seed + image_index - 1 if drawn.seed_scope == SEED_SCOPE_IMAGE else drawn.seed,
             count=1,
             seed_scope=drawn.seed_scope,
             source=SourceImage(url),
             scale=model.scale,
         )
-        lineage = {**(extra or {}), "parent_jid": parent.jid, "image_index": image_index}
+        lineage = {**(extra or {}), "parent_jid": parent.jid, "image_index": image_index, "parent_model": parent.model}
         return await self.submit(
             Prepared(model, request), requester, request_id=request_id, extra=lineage, before_run=before_run
         )

@@ -166,6 +166,7 @@ async def test_upscale_job_names_its_parent_and_image(core: Core, service: JobSe
     submission = await service.submit_upscale(parent.job, 2, link, MEMBER)
     job = submission.job
     assert (job.model, job.extra["parent_jid"], job.extra["image_index"]) == (UPSCALER, parent.job.jid, 2)
+    assert job.extra["parent_model"] == DRAWS
     assert job.request["upscale"] == 2
     assert (job.request["width"], job.request["height"]) == (2048, 2048)
     assert job.request["source_image_url"] == link
