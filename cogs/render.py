@@ -156,6 +156,7 @@ DERIVATION_WORDS = {
     Derivation.RETRY: "Retry",
     Derivation.REMIX: "Remix",
     Derivation.VARIATION: "Variation",
+    Derivation.UPSCALE: "Upscale",
 }
 
 
@@ -212,8 +213,8 @@ def made_from(parent: Parent, link: str | None) -> str:
     """Where a job came from, for its Info: "Variation of image 2 of job `…`", linked to the parent's result (or its
     card) while the parent is on record."""
     job = f"[job `{parent.jid}`]({link})" if link else f"job `{parent.jid}` (no longer on record)"
-    if parent.how is Derivation.VARIATION and parent.image is not None:
-        return f"Variation of image {parent.image} of {job}"
+    if parent.how in (Derivation.VARIATION, Derivation.UPSCALE) and parent.image is not None:
+        return f"{DERIVATION_WORDS[parent.how]} of image {parent.image} of {job}"
     return f"{DERIVATION_WORDS[parent.how]} of {job}"
 
 

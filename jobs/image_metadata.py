@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.lineage import PARENT_MODEL_FIELD
 from jobs.presets import SEED_SCOPE_IMAGE
 from runpod_client.outputs import ExtractedImage
 from storage.models import TrackedJob
@@ -118,7 +119,7 @@ def job_parameters(
     if upscale:
         # An upscale: the drawing's own size and model reproduce it; the enlargement follows as A1111 writes it.
         width, height = _int_or_none(request.get("width")), _int_or_none(request.get("height"))
-        parent_model = job.extra.get("parent_model")
+        parent_model = job.extra.get(PARENT_MODEL_FIELD)
         return [
             GenerationParameters(
                 prompt=str(request.get("prompt", "")),

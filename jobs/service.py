@@ -41,6 +41,7 @@ from jobs.defaults import (
 from jobs.handoff import Handoff
 from jobs.health import ModelHealth, Tracking, models_health, tracking
 from jobs.labels import DELIVERY_FAILED_FIELD
+from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
@@ -368,8 +369,9 @@ class JobService:
 
         The job is like any other: the same deny-list (the parent's prompt is checked again), admission (quotas,
         cooldown, the idempotent `request_id`), `before_run`, one `/run`, tracking and delivery. Its record names
-        its parent (`extra.parent_jid`, `extra.image_index`). The image is fetched and checked as an img2img source
-        is, sent at its own size, and the job's size is that size times the upscaler's factor.
+        its parent and the image (`jobs.lineage`: `Parent(jid, UPSCALE, image_index)`) and the parent's model (an
+        upscaled PNG's parameters name it). The image is fetched and checked as an img2img source is, sent at its
+        own size, and the job's size is that size times the upscaler's factor.
         Raises `NoUpscalerError` when no upscaler is configured (post the image as it is instead),
         `InvalidRequestError` (`upscaler` names a model that draws; the image cannot be used), `UpscaleSourceError`,
         `NotAllowedError` (a private job's image, for anyone but its owner and the operator), and what `submit`
@@ -406,7 +408,11 @@ class JobService:
             source=SourceImage(url),
             scale=model.scale,
         )
-        lineage = {**(extra or {}), "parent_jid": parent.jid, "image_index": image_index, "parent_model": parent.model}
+        lineage = {
+            **(extra or {}),
+            **Parent(parent.jid, Derivation.UPSCALE, image_index).as_extra(),
+            PARENT_MODEL_FIELD: parent.model,
+        }
         return await self.submit(
             Prepared(model, request), requester, request_id=request_id, extra=lineage, before_run=before_run
         )

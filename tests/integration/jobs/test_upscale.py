@@ -15,6 +15,8 @@ from aiohttp import web
 from PIL import Image, ImageChops, ImageStat
 
 from jobs.access import Actor
+from jobs.lineage import Derivation, parent_of
+from jobs.lineage import Parent as Lineage
 from jobs.notifier import JobResult
 from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, RequestOptions, load_catalog
 from jobs.prompt_filter import PromptRules, term_key
@@ -165,8 +167,9 @@ async def test_upscale_job_names_its_parent_and_image(core: Core, service: JobSe
     link = f"{cdn.url}/{parent.job.jid}-2.png"
     submission = await service.submit_upscale(parent.job, 2, link, MEMBER)
     job = submission.job
-    assert (job.model, job.extra["parent_jid"], job.extra["image_index"]) == (UPSCALER, parent.job.jid, 2)
-    assert job.extra["parent_model"] == DRAWS
+    assert parent_of(job) == Lineage(parent.job.jid, Derivation.UPSCALE, 2)
+    assert (job.model, job.extra["parent_model"]) == (UPSCALER, DRAWS)
+    assert "image_index" not in job.extra
     assert job.request["upscale"] == 2
     assert (job.request["width"], job.request["height"]) == (2048, 2048)
     assert job.request["source_image_url"] == link

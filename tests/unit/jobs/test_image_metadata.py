@@ -271,7 +271,8 @@ def test_jpeg_and_webp_from_the_worker_are_left_as_they_are() -> None:
 def test_upscaled_image_names_the_drawing_and_the_upscale_as_a1111s_extras_do() -> None:
     """An upscale's image carries the drawing's size and model, then A1111's Extras fields for the enlargement."""
     upscaled = job("esrgan-2x", width=2048, height=2048, upscale=2.0, source_image_url="https://cdn.example/1.png")
-    upscaled = upscaled.model_copy(update={"extra": {"parent_jid": "p1", "image_index": 2, "parent_model": "sdxl"}})
+    lineage = {"parent_jid": "p1", "parent_action": "upscale", "parent_image": 2, "parent_model": "sdxl"}
+    upscaled = upscaled.model_copy(update={"extra": lineage})
     (text,) = job_infotexts(upscaled, [image()])
     assert text.splitlines()[-1] == (
         "Steps: 25, CFG scale: 7.5, Seed: 42, Size: 1024x1024, Model: sdxl, Postprocess upscale by: 2.0, "
