@@ -7,7 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs.lineage import Derivation, Parent, parent_of
-from tests.e2e.bot.conftest import Harness, answer_text, buttons, delivered, job_of, removed_cards, results
+from storage.store import JobStore
+from tests.e2e.bot.conftest import (
+    Harness,
+    answer_text,
+    buttons,
+    delivered,
+    final_message,
+    job_of,
+    removed_cards,
+    results,
+)
+from tests.e2e.bot.test_private_results import dm_results
 from tests.e2e.bot.test_result_variations import click, info_fields, two_image_result
 from tests.e2e.bot.test_server_boundaries import bob_owns_another_server
 from tests.e2e.bot.test_variations import difference, image_of, imagine_with_image, nth_result, png
@@ -150,3 +161,36 @@ async def test_imagine_refuses_an_upscaler_named_by_hand(harness: Harness, tmp_p
     )
     assert not results(messages)
     assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_a_private_jobs_upscale_runs_and_arrives_in_the_dm(harness: Harness, tmp_path: Path) -> None:
+    """U1 on a private job's gallery in the DM runs a private upscale whose card and gallery come there too; nothing
+    reaches the channel."""
+    async with harness.running(models_file=models_with_upscaler(harness, tmp_path)):
+        await harness.imagine(prompt=DRAWN, private=True, count=2)
+        dm = await harness.fake.dm_channel(harness.alice)
+        assert dm is not None
+        (gallery,) = await dm_results(harness, dm["id"], 1)
+        answer = await click(harness, gallery, f"job:u1:{job_of(gallery)}", harness.alice)
+        upscaled = (await dm_results(harness, dm["id"], 2))[1]
+        image_one, enlarged = await image_of(harness, gallery, 1), await image_of(harness, upscaled)
+    assert answer_text(answer).startswith(f"Submitted — https://discord.com/channels/@me/{dm['id']}/")
+    assert enlarged.size == (image_one.width * 2, image_one.height * 2)
+    job = await harness.redis_jobs(job_of(upscaled))
+    assert (job.extra["private"], parent_of(job)) == (True, Parent(job_of(gallery), Derivation.UPSCALE, 1))
+    assert await harness.messages() == []
+
+
+async def test_upscale_of_a_job_no_longer_on_record_says_why_and_runs_nothing(harness: Harness, tmp_path: Path) -> None:
+    """Once the job's record has expired, U1 (for this server's moderator, who alone may act on it then) explains
+    that an upscale needs the job, and nothing is sent."""
+    async with harness.running(models_file=models_with_upscaler(harness, tmp_path)):
+        parent = await two_image_result(harness, prompt=DRAWN)
+        jid = job_of(parent)
+        await harness.redis.delete(JobStore(harness.redis).keys.job(jid))
+        answer = await click(harness, parent, f"job:u1:{jid}", harness.mod)
+    assert final_message(answer)["content"] == (
+        f"Job `{jid}` is no longer on record, so image 1 cannot be upscaled (an upscale starts from the job's "
+        "parameters). Allowed: upscaling the images of jobs still on record; this image stays as it is."
+    )
+    assert harness.emulator.counters.request_count("run") == 1
