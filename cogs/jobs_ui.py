@@ -10,7 +10,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import discord
@@ -39,7 +39,7 @@ from cogs.render import (
 )
 from jobs.access import Action, may, refusal
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD
-from jobs.lineage import Derivation, Parent, parent_of
+from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
 from jobs.service import (
@@ -269,10 +269,11 @@ async def submit_flow(
     *,
     private: bool = False,
     parent: Parent | None = None,
+    carried: Mapping[str, Any] | None = None,
 ) -> None:
     """Everything /imagine, Re-roll, Retry, Remix and Vary do: check, defer, submit with a card, tell the member
-    where it is; a job made from another names it (`parent`). The core refuses a prompt its deny-lists forbid
-    (`DeniedTermError`, worded by the error handler)."""
+    where it is; a job made from another names it (`parent`) and keeps what its record must carry over (`carried`).
+    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler)."""
     with ctx.in_flight.track():
         if not await _may_post_here(interaction, private):
             return
@@ -283,8 +284,7 @@ async def submit_flow(
             return
 
         async def submit(requester: Requester, extra: dict[str, Any], before_run: BeforeRun) -> Submission:
-            if parent is not None:
-                extra = {**extra, **parent.as_extra()}
+            extra = {**extra, **(carried or {}), **(parent.as_extra() if parent is not None else {})}
             return await ctx.service.submit(
                 prepared, requester, request_id=str(interaction.id), extra=extra, before_run=before_run
             )
@@ -434,7 +434,11 @@ async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: T
     one); a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
     options = ImageRequest.from_dict(job.request).as_options(keep_seed=how is Derivation.RETRY)
-    await submit_flow(ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how))
+    # An upscale asked again enlarges the same drawing: its record keeps naming the model that drew it.
+    carried = {key: job.extra[key] for key in (PARENT_MODEL_FIELD,) if key in job.extra}
+    await submit_flow(
+        ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how), carried=carried
+    )
 
 
 async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:

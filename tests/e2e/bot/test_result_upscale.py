@@ -12,6 +12,7 @@ from tests.e2e.bot.conftest import (
     Harness,
     answer_text,
     buttons,
+    cards,
     delivered,
     final_message,
     job_of,
@@ -194,3 +195,28 @@ async def test_upscale_of_a_job_no_longer_on_record_says_why_and_runs_nothing(ha
         "parameters). Allowed: upscaling the images of jobs still on record; this image stays as it is."
     )
     assert harness.emulator.counters.request_count("run") == 1
+
+
+async def test_retry_of_a_failed_upscale_enlarges_the_image_and_still_names_the_drawing_model(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """An upscale the worker failed keeps its card with Retry; Retry enlarges the same image, and the new result's
+    Info still names the model that drew it."""
+    async with harness.running(models_file=models_with_upscaler(harness, tmp_path)):
+        parent = await two_image_result(harness, prompt=DRAWN)
+        harness.emulator.update_scenario(personality="fail-plain")
+        await click(harness, parent, f"job:u1:{job_of(parent)}", harness.alice)
+        found = await harness.wait_for_messages(
+            lambda messages: any(
+                button.startswith("job:retry:") for card in cards(messages) for button in buttons(card)
+            )
+        )
+        (card,) = cards(found)
+        harness.emulator.update_scenario(personality="esrgan")
+        retried = await click(harness, card, f"job:retry:{job_of(card)}", harness.alice)
+        upscaled = await nth_result(harness, 2)
+        info = await click(harness, upscaled, f"job:info:{job_of(upscaled)}", harness.alice)
+        image_one, enlarged = await image_of(harness, parent, 1), await image_of(harness, upscaled)
+    assert answer_text(retried).startswith("Submitted")
+    assert enlarged.size == (image_one.width * 2, image_one.height * 2)
+    assert info_fields(info)["Drawn with"] == DRAWS
