@@ -13,9 +13,6 @@ from cogs.jobs_ui import JobActions, submit_flow
 from jobs.presets import MAX_SEED, InvalidRequestError, ModelCatalog, RequestOptions
 
 MAX_CHOICES = 25
-# How long a closing bot waits for submits in flight. Together with the poller's own 10 s it stays well inside a
-# container's stop grace period (30 s in docker-compose.yml).
-SUBMIT_DRAIN_S = 10.0
 
 
 class Imagine(commands.Cog):
@@ -23,10 +20,6 @@ class Imagine(commands.Cog):
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    async def cog_unload(self) -> None:
-        """The bot is closing: let the submits in flight (from here or a Re-roll/Retry button) finish first."""
-        await self.services.in_flight.drain(SUBMIT_DRAIN_S)
 
     @app_commands.command(name="imagine", description="Generate images from a prompt")
     @app_commands.describe(
