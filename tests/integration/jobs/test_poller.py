@@ -320,7 +320,7 @@ async def test_shared_budget_keeps_status_calls_under_runpods_limit(core: Core) 
 
 async def cycle_round_trips(core: Core, jobs: int) -> int:
     """Redis round trips of one poll cycle over `jobs` queued jobs (claim, /status calls, writes)."""
-    await core.store.redis.flushall()
+    await core.store.redis.flushdb()
     for index in range(jobs):
         await submit(core, f"queued {index}", user_id=index)
     await asyncio.sleep(FAST_POLICY.first_poll_ms / 1000 + 0.05)
