@@ -27,8 +27,17 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict $(PACKAGES)
 
+# The tests mostly wait on sockets and child processes, not on the CPU, so the suite runs on more processes than a
+# 2-core machine has cores (pytest-xdist); `loadgroup` keeps the tests that share a session's costly servers (the
+# worker-SDK servers, the standalone fake Discord) on one process. The tests marked `serial` (a burst, or a deadline
+# of a second or two) then run alone in one process. Both parts always run; either failing fails the target.
+# PYTEST_WORKERS=0 runs the first part in one process too.
+PYTEST_WORKERS ?= 4
+PYTEST_ENV := RUNPOD_WORKER_PYTHON=$(abspath $(WORKER_VENV))/bin/python
+
 pytest: $(STAMP) $(WORKER_STAMP)
-	RUNPOD_WORKER_PYTHON=$(abspath $(WORKER_VENV))/bin/python $(BIN)/pytest
+	$(PYTEST_ENV) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not serial"; parallel=$$?; \
+	$(PYTEST_ENV) $(BIN)/pytest -m serial && exit $$parallel
 
 install: $(STAMP) $(WORKER_STAMP)
 

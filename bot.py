@@ -23,7 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import SecretStr
 
-from cogs.common import Services, report_error
+from cogs.common import SUBMIT_DRAIN_S, Services, report_error
 from cogs.delivery import DiscordNotifier
 from jobs.poller import Poller
 from jobs.tasks import BackgroundTasks
@@ -163,13 +163,20 @@ class RunpodBot(commands.Bot):
         log.info("slash commands synced globally")
 
     async def close(self) -> None:
-        """Stop polling first (releasing leases for other processes), then the card edits, then disconnect."""
+        """Refuse new submits; stop polling (releasing leases for other processes) while the submits in flight
+        finish; then stop the card edits and disconnect."""
+        in_flight = self.services.in_flight
+        in_flight.stop_accepting()
+        # Both before discord.py unloads the cogs: a submit in flight still posts its card and answers its member.
+        await asyncio.gather(self._stop_polling(), in_flight.drain(SUBMIT_DRAIN_S))
+        await self.notifier.close()
+        await super().close()
+
+    async def _stop_polling(self) -> None:
         if self.poller is not None and self._poller_task is not None:
             await self.deps.core.stop_polling(self.poller, self._poller_task)
         elif self.poller is not None:
             await self.poller.stop()
-        await self.notifier.close()
-        await super().close()
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))

@@ -62,19 +62,43 @@ def invite_url(application_id: int) -> str:
     )
 
 
+# How long a closing bot waits for submits in flight. It waits for the poller's own 10 s at the same time, so it
+# stays well inside a container's stop grace period (30 s in docker-compose.yml).
+SUBMIT_DRAIN_S = 10.0
+
+
+class ClosingError(Exception):
+    """A submit began while the bot is closing: refused before anything is recorded or sent to RunPod."""
+
+    def __str__(self) -> str:
+        return (
+            "I'm restarting right now, so I didn't start anything and nothing was charged. "
+            "Please run it again in a few seconds."
+        )
+
+
 @dataclass
 class InFlight:
     """The interactions that are submitting a job right now, so that a closing bot lets them finish first.
 
     A submit cut short by the shutdown (its Redis or HTTP connection closed under it) would leave a job whose
-    outcome is unknown, and a member without an answer.
+    outcome is unknown, and a member without an answer. So once the bot starts closing, new submits are refused
+    (`ClosingError`): the gateway still delivers commands while the poller and the submits in flight wind down, and
+    a submit begun then could not be waited for.
     """
 
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    accepting: bool = True
+
+    def stop_accepting(self) -> None:
+        """From now on `track()` refuses new submits."""
+        self.accepting = False
 
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
-        """Count the current task in while the block runs."""
+        """Count the current task in while the block runs; `ClosingError` once the bot is closing."""
+        if not self.accepting:
+            raise ClosingError
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
@@ -231,8 +255,14 @@ def explain(error: BaseException) -> str | None:
             f"This server already has {error.active} jobs in progress (the limit is {error.limit}). "
             "Please try again when one finishes."
         )
-    if isinstance(error, JobServiceError | app_commands.CheckFailure):
+    if isinstance(error, JobServiceError | app_commands.CheckFailure | ClosingError):
         return str(error)
+    if isinstance(error, app_commands.CommandNotFound):
+        # While a closing bot unloads its cogs, and when Discord shows commands this version no longer has.
+        return (
+            f"The command `/{error.name}` isn't available right now: I may be restarting or updating. "
+            "Please try again in a few seconds."
+        )
     return None
 
 

@@ -8,14 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import Services, services_of
+from cogs.common import Services, reply, services_of
 from cogs.jobs_ui import JobActions, submit_flow
-from jobs.presets import MAX_SEED, InvalidRequestError, RequestOptions
+from jobs.presets import MAX_SEED, InvalidRequestError, ModelCatalog, RequestOptions
 
 MAX_CHOICES = 25
-# How long a closing bot waits for submits in flight. Together with the poller's own 10 s it stays well inside a
-# container's stop grace period (30 s in docker-compose.yml).
-SUBMIT_DRAIN_S = 10.0
 
 
 class Imagine(commands.Cog):
@@ -23,10 +20,6 @@ class Imagine(commands.Cog):
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    async def cog_unload(self) -> None:
-        """The bot is closing: let the submits in flight (from here or a Re-roll/Retry button) finish first."""
-        await self.services.in_flight.drain(SUBMIT_DRAIN_S)
 
     @app_commands.command(name="imagine", description="Generate images from a prompt")
     @app_commands.describe(
@@ -57,6 +50,10 @@ class Imagine(commands.Cog):
         strength: float | None = None,
         private: bool = False,
     ) -> None:
+        refused = drawing_model_refusal(self.services.catalog, model)
+        if refused is not None:
+            await reply(interaction, refused)
+            return
         options = RequestOptions(
             prompt=prompt,
             negative_prompt=negative,
@@ -79,7 +76,8 @@ class Imagine(commands.Cog):
         wanted = current.lower()
         return [
             app_commands.Choice(name=_label(model.name, model.description), value=model.name)
-            for model in catalog.models
+            # Upscalers enlarge a result's image (its U buttons) and draw nothing from a prompt.
+            for model in catalog.drawing_models
             if wanted in model.name.lower() or wanted in model.description.lower()
         ][:MAX_CHOICES]
 
@@ -92,6 +90,22 @@ class Imagine(commands.Cog):
         except InvalidRequestError:
             model = catalog.default
         return [app_commands.Choice(name=size, value=size) for size in model.sizes if current in size][:MAX_CHOICES]
+
+
+def drawing_model_refusal(catalog: ModelCatalog, name: str | None) -> str | None:
+    """Why /imagine cannot draw with the model named (an upscaler, or none of that name), with the models it can;
+    None when it can. An upscaler would otherwise refuse for want of an image, or with one, enlarge it instead."""
+    drawing = ", ".join(catalog.drawing_names)
+    try:
+        model = catalog.get(name)
+    except InvalidRequestError:
+        return f"That request can't be made: `model` {name!r} is not configured. Allowed: {drawing}."
+    if not model.is_upscaler:
+        return None
+    return (
+        f"That request can't be made: `model` {model.name} is an upscaler: it enlarges an image of a result (its U "
+        f"buttons) and draws nothing from a prompt. Allowed: {drawing}."
+    )
 
 
 def _label(name: str, description: str) -> str:

@@ -1,4 +1,4 @@
-"""Job buttons and the actions behind them and behind /imagine: submit, cancel, re-roll, retry, delete.
+"""Job buttons and the actions behind them and behind /imagine: submit, cancel, re-roll, retry, upscale, delete.
 
 Every button is a `DynamicItem` whose `custom_id` holds the job id (`job:cancel:<jid>`); all other state comes from
 Redis, so buttons keep working after a restart.
@@ -10,7 +10,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import discord
@@ -35,13 +35,21 @@ from cogs.render import (
     info_embed,
     made_from,
     shown_prompt,
+    upscale_factor,
 )
 from jobs.access import Action, may, refusal
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD
-from jobs.lineage import Derivation, Parent, parent_of
+from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
-from jobs.presets import ImageRequest, InvalidRequestError, RequestOptions
-from jobs.service import JobNotFoundError, JobServiceError, NotAllowedError, Prepared, SubmitFailedError
+from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
+from jobs.service import (
+    BeforeRun,
+    JobNotFoundError,
+    JobServiceError,
+    NotAllowedError,
+    Submission,
+    SubmitFailedError,
+)
 from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
@@ -67,6 +75,11 @@ BUTTONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
 }
 # The job's own buttons on its result, after the per-image ones.
 RESULT_ACTIONS = ("reroll", "remix", "info", "delete")
+# An upscale's result: its image is already alone and enlarged, so no U (another enlargement of an enlargement adds
+# no detail and soon passes the bot's size bound) and no V (the drawing model cannot draw at the enlarged size; V of
+# the original image is on its own result); Re-roll would enlarge the same image again, and Remix has no prompt to
+# draw from on an upscaler. docs/architecture.md, "An upscale's result".
+UPSCALE_RESULT_ACTIONS = ("info", "delete")
 # Discord's limit for a text input's value (and max_length): discord.py ui/text_input.py, TextInput.max_length.
 TEXT_INPUT_LIMIT = 4000
 
@@ -107,7 +120,8 @@ class ImageButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=rf"job:u(?P<index>[0-9]{{1,2}}):(?P<jid>{JOB_ID})",
 ):
-    """U1…Un: post image n of the result it sits on by itself, at full resolution; the custom_id holds both."""
+    """U1…Un: an upscale job of image n of the result it sits on (with an upscaler configured), else that image
+    posted by itself at full resolution; the custom_id holds both."""
 
     def __init__(self, index: int, jid: str) -> None:
         super().__init__(
@@ -222,13 +236,17 @@ def result_layout(
     """A result as one Components V2 message: its text, a gallery of its images (each an attachment of the message),
     then, as Midjourney lays them out, a row of U buttons, a row of V buttons (`vary`, from
     `cogs.variations.vary_buttons`; none for a model that takes no image) and the job's buttons. Rows hold at most
-    5 buttons, so 10 images take two rows of each. The message may carry nothing else (no content, no embeds)."""
+    5 buttons, so 10 images take two rows of each. An upscale's result has Info and Delete only
+    (`UPSCALE_RESULT_ACTIONS`). The message may carry nothing else (no content, no embeds)."""
     view = discord.ui.LayoutView(timeout=None)
     view.add_item(discord.ui.TextDisplay(text))
     gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
     for filename in filenames[:GALLERY_ITEM_LIMIT]:
         gallery.add_item(media=f"attachment://{filename}")
     view.add_item(gallery)
+    if upscale_factor(job) is not None:
+        view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in UPSCALE_RESULT_ACTIONS)))
+        return view
     shown = min(len(filenames), GALLERY_ITEM_LIMIT)
     upscale = [ImageButton(index, job.jid) for index in range(1, shown + 1)]
     for buttons in (upscale, list(vary)[:shown]):
@@ -236,6 +254,11 @@ def result_layout(
             view.add_item(discord.ui.ActionRow(*buttons[first : first + ROW_BUTTON_LIMIT]))
     view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in RESULT_ACTIONS)))
     return view
+
+
+# Submits a job for the member who asked, given what the card flow decided: who asks and where (`Requester`), what
+# the record keeps beside the request, and the card to post before `/run`.
+SubmitWith = Callable[[Requester, dict[str, Any], BeforeRun], Awaitable[Submission]]
 
 
 async def submit_flow(
@@ -246,38 +269,56 @@ async def submit_flow(
     *,
     private: bool = False,
     parent: Parent | None = None,
+    carried: Mapping[str, Any] | None = None,
 ) -> None:
     """Everything /imagine, Re-roll, Retry, Remix and Vary do: check, defer, submit with a card, tell the member
-    where it is; a job made from another names it (`parent`). The core refuses a prompt its deny-lists forbid
-    (`DeniedTermError`, worded by the error handler)."""
+    where it is; a job made from another names it (`parent`) and keeps what its record must carry over (`carried`).
+    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler)."""
     with ctx.in_flight.track():
-        await _submit_flow(ctx, interaction, options, model, private=private, parent=parent)
+        if not await _may_post_here(interaction, private):
+            return
+        try:
+            prepared = ctx.service.prepare(options, model)
+        except InvalidRequestError as exc:
+            await reply(interaction, f"That request can't be made: {exc}")
+            return
+
+        async def submit(requester: Requester, extra: dict[str, Any], before_run: BeforeRun) -> Submission:
+            extra = {**extra, **(carried or {}), **(parent.as_extra() if parent is not None else {})}
+            return await ctx.service.submit(
+                prepared, requester, request_id=str(interaction.id), extra=extra, before_run=before_run
+            )
+
+        await _card_flow(ctx, interaction, prepared.model, submit, private=private)
 
 
-async def _submit_flow(
+async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -> bool:
+    """Whether the bot can post the card and the images where the job was asked for; refused in words if not."""
+    if private or interaction.guild_id is None:
+        return True
+    missing = missing_channel_permissions(interaction)
+    if not missing:
+        return True
+    await reply(
+        interaction,
+        "I can't post images in this channel: I'm missing the "
+        + ", ".join(f"**{name}**" for name in missing)
+        + " permission. Ask a server admin to grant it, or use another channel.",
+    )
+    return False
+
+
+async def _card_flow(
     ctx: Services,
     interaction: discord.Interaction[Any],
-    options: RequestOptions,
-    model: str | None,
+    model: ModelConfig,
+    submit: SubmitWith,
     *,
     private: bool,
-    parent: Parent | None,
 ) -> None:
-    if not private and interaction.guild_id is not None:
-        missing = missing_channel_permissions(interaction)
-        if missing:
-            await reply(
-                interaction,
-                "I can't post images in this channel: I'm missing the "
-                + ", ".join(f"**{name}**" for name in missing)
-                + " permission. Ask a server admin to grant it, or use another channel.",
-            )
-            return
-    try:
-        prepared = ctx.service.prepare(options, model)
-    except InvalidRequestError as exc:
-        await reply(interaction, f"That request can't be made: {exc}")
-        return
+    """Defer, then `submit` with the job card posted before `/run` (in the channel, or the member's DM for a private
+    job), and answer the member with a link to the card. The interaction id is the request id, so a click or a
+    command delivered twice sends one `/run`."""
     # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
     await interaction.response.defer(ephemeral=True, thinking=True)
     channel: discord.abc.Messageable
@@ -314,13 +355,7 @@ async def _submit_flow(
         await ctx.service.record_card(job.jid, card.id)
 
     try:
-        submission = await ctx.service.submit(
-            prepared,
-            requester,
-            request_id=str(interaction.id),
-            extra=_submit_extra(ctx, prepared, upload_limit, private, parent),
-            before_run=post_card,
-        )
+        submission = await submit(requester, _submit_extra(ctx, model, upload_limit, private), post_card)
     except SubmitFailedError as exc:
         # The card was posted before /run; it must not go on saying "Submitting…" once the job has ended.
         await _show_outcome(ctx.notifier, exc)
@@ -336,15 +371,11 @@ async def _submit_flow(
     await reply(interaction, f"{verb} — {where}" if where else f"{verb}.")
 
 
-def _submit_extra(
-    ctx: Services, prepared: Prepared, upload_limit: int, private: bool, parent: Parent | None
-) -> dict[str, Any]:
-    """What the job record keeps beside the request: how to deliver it, the job it was made from, and the endpoint's
-    queue as the bot last saw it (only when already known: a submit never waits for /health)."""
+def _submit_extra(ctx: Services, model: ModelConfig, upload_limit: int, private: bool) -> dict[str, Any]:
+    """What the job record keeps beside the request: how to deliver it, and the endpoint's queue as the bot last saw
+    it (only when already known: a submit never waits for /health)."""
     extra: dict[str, Any] = {"upload_limit": upload_limit, "private": private}
-    if parent is not None:
-        extra.update(parent.as_extra())
-    health = ctx.health.peek(prepared.model.endpoint_id)
+    health = ctx.health.peek(model.endpoint_id)
     if health is not None:
         extra[QUEUE_AT_SUBMIT_FIELD] = health.jobs.in_queue
     return extra
@@ -403,7 +434,11 @@ async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: T
     one); a private job's buttons stay in the DM."""
     private = bool(job.extra.get("private")) and interaction.guild_id is None
     options = ImageRequest.from_dict(job.request).as_options(keep_seed=how is Derivation.RETRY)
-    await submit_flow(ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how))
+    # An upscale asked again enlarges the same drawing: its record keeps naming the model that drew it.
+    carried = {key: job.extra[key] for key in (PARENT_MODEL_FIELD,) if key in job.extra}
+    await submit_flow(
+        ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how), carried=carried
+    )
 
 
 async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
@@ -494,8 +529,9 @@ async def job_info(ctx: Services, interaction: discord.Interaction[Any], jid: st
 
 
 async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], jid: str, index: int) -> None:
-    """Post image `index` of the result the button is on as a message of its own, at full resolution (the file as
-    Discord holds it on that message), for the job's owner, a moderator of its server or the operator."""
+    """U<index>, for the job's owner, a moderator of its server or the operator: with an upscaler configured, a new
+    job that enlarges image `index` of the result the button is on (the file as Discord holds it on that message);
+    without one, that image posted as a message of its own, at full resolution."""
     allowed, job = await result_access(ctx, interaction, jid, Action.UPSCALE)
     if not allowed:
         return
@@ -504,8 +540,12 @@ async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], ji
     if not 1 <= index <= len(attachments) or not isinstance(channel, discord.abc.Messageable):
         await reply(interaction, f"Image {index} is no longer on that message.")
         return
-    await interaction.response.defer(ephemeral=True, thinking=True)
     attachment = attachments[index - 1]
+    upscaler = ctx.service.upscaler()
+    if upscaler is not None:
+        await _upscale_job(ctx, interaction, jid, job, index, attachment, upscaler)
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
     data = await attachment.read()
     prompt = shown_prompt(" ".join(str((job.request if job else {}).get("prompt", "")).split()), 1000)
     owner = f"<@{job.user_id}>'s " if job is not None else ""
@@ -525,6 +565,46 @@ async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], ji
         await reply(interaction, "Discord didn't let me post in this channel.")
         return
     await reply(interaction, f"Image {index}, on its own: {sent.jump_url}")
+
+
+async def _upscale_job(
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    jid: str,
+    job: TrackedJob | None,
+    index: int,
+    attachment: discord.Attachment,
+    upscaler: ModelConfig,
+) -> None:
+    """An upscale job of image `index` of job `jid`, for the member who clicked, through the same card flow as any
+    job (`JobService.submit_upscale`: quotas, cooldown, deny-lists, one `/run` per click)."""
+    if job is None:
+        await reply(
+            interaction,
+            f"Job `{jid}` is no longer on record, so image {index} cannot be upscaled (an upscale starts from the "
+            "job's parameters). Allowed: upscaling the images of jobs still on record; this image stays as it is.",
+        )
+        return
+    # A private job's upscale stays in the DM, as its Re-roll does.
+    private = bool(job.extra.get("private")) and interaction.guild_id is None
+    with ctx.in_flight.track():
+        if not await _may_post_here(interaction, private):
+            return
+
+        async def submit(requester: Requester, extra: dict[str, Any], before_run: BeforeRun) -> Submission:
+            return await ctx.service.submit_upscale(
+                job,
+                index,
+                attachment.url,
+                requester,
+                actor=ctx.actor_of(interaction),
+                upscaler=upscaler.name,
+                request_id=str(interaction.id),
+                extra=extra,
+                before_run=before_run,
+            )
+
+        await _card_flow(ctx, interaction, upscaler, submit, private=private)
 
 
 def job_choice_label(job: TrackedJob) -> str:

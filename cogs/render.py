@@ -10,7 +10,7 @@ import discord
 
 from jobs.health import EndpointError
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD, RESULT_SEEDS_FIELD, delivery_failure, state_label
-from jobs.lineage import Derivation, Parent
+from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent
 from jobs.reasons import Reason
 from jobs.service import CancelOutcome, CancelReport
 from runpod_client.models import Health
@@ -156,22 +156,37 @@ DERIVATION_WORDS = {
     Derivation.RETRY: "Retry",
     Derivation.REMIX: "Remix",
     Derivation.VARIATION: "Variation",
+    Derivation.UPSCALE: "Upscale",
 }
+
+
+def upscale_factor(job: TrackedJob) -> float | None:
+    """The factor an upscale job enlarged its image by; None for a job that drew its images."""
+    factor = job.request.get("upscale")
+    return float(factor) if isinstance(factor, int | float) and not isinstance(factor, bool) else None
 
 
 def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool = False) -> str:
     """The text of a result: the owner's mention (which notifies them), the prompt, and the parameters that
-    reproduce it (model, size, steps, guidance, seed), with what a member should know about the images."""
+    reproduce it (model, size, steps, guidance, seed; for an upscale, the upscaler, size and factor), with what a
+    member should know about the images."""
     request = job.request
     prompt = shown_prompt(" ".join(str(request.get("prompt", "")).split()), RESULT_PROMPT_LIMIT)
     guidance = request.get("guidance")
-    parameters = [
-        clip(discord.utils.escape_markdown(job.model), 100),
-        f"{request.get('width')}×{request.get('height')}",
-        f"{request.get('steps')} steps",
-        f"guidance {guidance:g}" if isinstance(guidance, int | float) else "guidance -",
-        f"seed {seed_label(request, seeds)}",
-    ]
+    factor = upscale_factor(job)
+    model = clip(discord.utils.escape_markdown(job.model), 100)
+    size = f"{request.get('width')}×{request.get('height')}"
+    if factor is not None:
+        # An upscale: what enlarged it and how much; the drawing's parameters are on its parent's result and in Info.
+        parameters = [model, size, f"{factor:g}× upscale"]
+    else:
+        parameters = [
+            model,
+            size,
+            f"{request.get('steps')} steps",
+            f"guidance {guidance:g}" if isinstance(guidance, int | float) else "guidance -",
+            f"seed {seed_label(request, seeds)}",
+        ]
     lines = [f"<@{job.user_id}> **{prompt}**", "-# " + " · ".join(parameters)]
     dropped = dropped_images(job)
     if dropped:
@@ -183,8 +198,8 @@ def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool
 
 def info_embed(job: TrackedJob, origin: str | None = None) -> discord.Embed:
     """Everything about a finished job, for Info: where it came from (`origin`, see `made_from`), every parameter,
-    the seed of each image, the model, the queue it met, its queue and GPU time as RunPod reported them
-    (`delayTime`, `executionTime`), and its id."""
+    the seed of each image, the model (an upscale: the upscaler, its factor and the model that drew), the queue it
+    met, its queue and GPU time as RunPod reported them (`delayTime`, `executionTime`), and its id."""
     request = job.request
     embed = discord.Embed(title="Job info", description=shown_prompt(request.get("prompt", "")))
     embed.colour = discord.Colour.blurple()
@@ -194,7 +209,15 @@ def info_embed(job: TrackedJob, origin: str | None = None) -> discord.Embed:
     embed.add_field(
         name="Negative prompt", value=shown_prompt(negative, FIELD_LIMIT) if negative else "-", inline=False
     )
-    embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
+    factor = upscale_factor(job)
+    if factor is None:
+        embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
+    else:
+        # An upscale: what enlarged the image and by how much, then the drawing's own parameters.
+        embed.add_field(name="Upscaler", value=clip(job.model, FIELD_LIMIT))
+        embed.add_field(name="Scale", value=f"{factor:g}×")
+        drawn_with = job.extra.get(PARENT_MODEL_FIELD)
+        embed.add_field(name="Drawn with", value=clip(str(drawn_with), FIELD_LIMIT) if drawn_with else "-")
     embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
     embed.add_field(name="Steps", value=str(request.get("steps", "-")))
     embed.add_field(name="Guidance", value=str(request.get("guidance", "-")))
@@ -212,8 +235,8 @@ def made_from(parent: Parent, link: str | None) -> str:
     """Where a job came from, for its Info: "Variation of image 2 of job `…`", linked to the parent's result (or its
     card) while the parent is on record."""
     job = f"[job `{parent.jid}`]({link})" if link else f"job `{parent.jid}` (no longer on record)"
-    if parent.how is Derivation.VARIATION and parent.image is not None:
-        return f"Variation of image {parent.image} of {job}"
+    if parent.how in (Derivation.VARIATION, Derivation.UPSCALE) and parent.image is not None:
+        return f"{DERIVATION_WORDS[parent.how]} of image {parent.image} of {job}"
     return f"{DERIVATION_WORDS[parent.how]} of {job}"
 
 

@@ -22,7 +22,7 @@ class Action(StrEnum):
     REROLL = "re-roll it"
     RETRY = "retry it"
     REMIX = "remix it"
-    UPSCALE = "post one of its images on its own"
+    UPSCALE = "upscale its images"
     VARY = "vary its images"
     VIEW = "see it"
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.lineage import PARENT_MODEL_FIELD
 from jobs.presets import SEED_SCOPE_IMAGE
 from runpod_client.outputs import ExtractedImage
 from storage.models import TrackedJob
@@ -64,6 +65,10 @@ class GenerationParameters:
     width: int | None = None
     height: int | None = None
     model: str | None = None
+    # An upscaled image: the factor and the upscaler, as A1111's Extras tab writes them after the drawing's fields
+    # (scripts/postprocessing_upscale.py: info["Postprocess upscale by"], info["Postprocess upscaler"]).
+    upscale_by: float | None = None
+    upscaler: str | None = None
 
     def infotext(self) -> str:
         """The text of A1111's `parameters` chunk for these values."""
@@ -75,6 +80,8 @@ class GenerationParameters:
             ("Seed", self.seed),
             ("Size", f"{self.width}x{self.height}" if self.width and self.height else None),
             ("Model", self.model),
+            ("Postprocess upscale by", self.upscale_by),
+            ("Postprocess upscaler", self.upscaler),
         ]
         params = ", ".join(f"{key}: {_quote(value)}" for key, value in fields if value is not None)
         negative = _prompt_lines(self.negative_prompt)
@@ -108,6 +115,27 @@ def job_parameters(
     request = job.request
     seeds = image_seeds(request, [image.seed for image in images])
     known_sampler = sampler or (str(request["sampler"]) if request.get("sampler") else None)
+    upscale = _float_or_none(request.get("upscale"))
+    if upscale:
+        # An upscale: the drawing's own size and model reproduce it; the enlargement follows as A1111 writes it.
+        width, height = _int_or_none(request.get("width")), _int_or_none(request.get("height"))
+        parent_model = job.extra.get(PARENT_MODEL_FIELD)
+        return [
+            GenerationParameters(
+                prompt=str(request.get("prompt", "")),
+                negative_prompt=str(request.get("negative_prompt") or ""),
+                steps=_int_or_none(request.get("steps")),
+                sampler=known_sampler,
+                guidance=_float_or_none(request.get("guidance")),
+                seed=seed,
+                width=None if width is None else round(width / upscale),
+                height=None if height is None else round(height / upscale),
+                model=str(parent_model) if parent_model else None,
+                upscale_by=upscale,
+                upscaler=job.model or None,
+            )
+            for seed in seeds
+        ]
     return [
         GenerationParameters(
             prompt=str(request.get("prompt", "")),

@@ -10,6 +10,7 @@ each ends FAILED with its reason, after one `/cancel` at RunPod.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # The /cancel sent when a job is given up is one attempt, cut short well within the claim lease.
 GIVE_UP_CANCEL_TIMEOUT_S = 10.0
+# A delivery keeps its job for at most this many delivery leases: a notifier that hangs (rather than dies) must not
+# hold the job for ever; after that, another process delivers it again, as after a crash.
+MAX_DELIVERY_LEASES = 5
 
 FINISHED_STATES: Mapping[JobStatus, JobState] = {
     JobStatus.COMPLETED: JobState.COMPLETED,
@@ -108,6 +112,78 @@ class Leases:
             self.held.pop(claim.job.jid, None)
 
 
+class KeptLease:
+    """Keeps a job's lease while slow work runs (`async with`): whenever less than half of `lease_ms` is left, the
+    lease is renewed to `lease_ms` in the coalesced writes. `claim` is then the newest lease, or None once it was
+    lost (another process took the job: nothing more may be written under it).
+
+    Without it, work that outlasts the lease (a /status reply, image downloads or a delivery slowed by a loaded
+    process, a slow image host, Discord's rate limits) lets another process claim the job meanwhile: that work is
+    thrown away and done again (a slow enough job is never delivered), or a delivery is posted twice. With `keep_ms`,
+    the job is kept no longer than that in all (for work that may hang; /status calls and downloads have timeouts).
+    """
+
+    def __init__(
+        self,
+        claim: Claimed,
+        lease_ms: int,
+        *,
+        writer: Writer,
+        leases: Leases,
+        clock: ServerClock,
+        keep_ms: int | None = None,
+    ) -> None:
+        self.claim: Claimed | None = claim
+        self._lease_ms = lease_ms
+        self._keep_ms = keep_ms
+        self._started = time.monotonic()
+        self._writer = writer
+        self._leases = leases
+        self._clock = clock
+        self._done = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._renewing: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> KeptLease:
+        # A timer, not a task: work done in time (the usual case) costs no task, and nothing to wait for at the end,
+        # so its write still joins the cycle's batch (`Writer` flushes once the last /status call has ended).
+        self._timer = asyncio.get_running_loop().call_later(self._renew_in_s(), self._start)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._done.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        # A renewal in flight is waited for, not cancelled: its write may land, and its new token must be known.
+        if self._renewing is not None:
+            await self._renewing
+
+    def _start(self) -> None:
+        if not self._done.is_set():
+            self._renewing = asyncio.create_task(self._renew())
+
+    def _renew_in_s(self) -> float:
+        """How long until half of the lease is left."""
+        left_ms = self.claim.token - self._clock.now_ms() if self.claim is not None else 0.0
+        return max(0.0, left_ms - self._lease_ms / 2) / 1000
+
+    async def _renew(self) -> None:
+        while self.claim is not None and not self._done.is_set():
+            if self._keep_ms is not None and (time.monotonic() - self._started) * 1000 + self._lease_ms > self._keep_ms:
+                # Kept long enough: the lease runs out, and another process takes the job over.
+                return
+            claim = self.claim
+            moved = await self._writer.write(Reschedule(claim, self._lease_ms, polled=False))
+            if moved is None:
+                self._leases.let_go(claim)
+            else:
+                self._leases.hold(moved)
+            self.claim = moved
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._renew_in_s()):
+                    await self._done.wait()
+
+
 class JobHandler:
     """One claimed job's state machine (shared by all of a poller's job tasks: it keeps no per-job state)."""
 
@@ -143,6 +219,9 @@ class JobHandler:
         # `/status` calls in flight: while any is, this cycle's writes wait for its outcome.
         self.statusing = 0
 
+    def _kept(self, claim: Claimed, lease_ms: int, *, keep_ms: int | None = None) -> KeptLease:
+        return KeptLease(claim, lease_ms, writer=self._writer, leases=self._leases, clock=self._clock, keep_ms=keep_ms)
+
     # --- entry points ---------------------------------------------------------------------------------------------
 
     async def handle(self, claim: Claimed) -> None:
@@ -168,7 +247,12 @@ class JobHandler:
         if job.cancel_requested_by is not None:
             # A result that arrives after a cancel request is not posted: the member asked to stop.
             outcome = JobState.CANCELLED
-        await self._finish(claim, await self._result(job, status, outcome), status)
+        # Fetching the images may outlast the claim lease.
+        async with self._kept(claim, self.settings.claim_lease_ms) as kept:
+            result = await self._result(job, status, outcome)
+        if kept.claim is None:
+            return
+        await self._finish(kept.claim, result, status)
 
     # --- polling --------------------------------------------------------------------------------------------------
 
@@ -191,8 +275,11 @@ class JobHandler:
         extended = await self._hold_through_status(claim, client)
         if extended is None:
             return
-        claim = extended
-        status = await self._status(client, job.runpod_id)
+        async with self._kept(extended, self.settings.claim_lease_ms) as kept:
+            status = await self._status(client, job.runpod_id)
+        if kept.claim is None:
+            return
+        claim = kept.claim
         if isinstance(status, NotFoundError):
             await self._finish(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job, status)))
         elif isinstance(status, RunPodError):
@@ -435,9 +522,14 @@ class JobHandler:
 
     async def _deliver(self, claim: Claimed, result: JobResult) -> None:
         job = claim.job
+        lease_ms = self.policy.delivery_lease_ms
+        kept = self._kept(claim, lease_ms, keep_ms=MAX_DELIVERY_LEASES * lease_ms)
         try:
-            delivery = await self.notifier.job_finished(job, result)
+            async with kept:
+                delivery = await self.notifier.job_finished(job, result)
         except Exception as exc:
+            # A lost lease (None) fences the writes below out, as the stale one would.
+            claim = kept.claim or claim
             attempts = int(job.extra.get("delivery_attempts", 0)) + 1
             if isinstance(exc, DeliveryFailed) and exc.final:
                 log.warning("job %s: delivery refused for good: %s", job.jid, exc.reason)
@@ -455,6 +547,7 @@ class JobHandler:
             )
             self._leases.hold(moved)
             return
+        claim = kept.claim or claim
         fields: dict[str, Any] = {}
         if delivery.message_ids:
             fields["result_message_ids"] = delivery.message_ids
@@ -483,13 +576,19 @@ class JobHandler:
         client = self.status_clients.get(job.endpoint_id)
         if client is None or job.runpod_id is None:
             return
-        status = await self._status(client, job.runpod_id)
+        # The /status call and fetching the images again may outlast the claim lease.
+        async with self._kept(claim, self.settings.claim_lease_ms) as kept:
+            status = await self._status(client, job.runpod_id)
+            result = None if isinstance(status, RunPodError) else await self._result(job, status, JobState.COMPLETED)
+        if kept.claim is None:
+            return
+        claim = kept.claim
         if isinstance(status, NotFoundError):
             await self._deliver(claim, JobResult(JobState.EXPIRED, reason=expired_reason(job, status)))
         elif isinstance(status, RunPodError):
             await self._retry_later(claim, status)
-        else:
-            await self._deliver(claim, await self._result(job, status, JobState.COMPLETED))
+        elif result is not None:
+            await self._deliver(claim, result)
 
 
 def _ttl_end_ms(job: TrackedJob) -> float | None:

@@ -1,6 +1,6 @@
-"""Jobs made from jobs: a Re-roll, a Retry, a Remix or a variation is an ordinary job that names the job it came
-from (and, for a variation, which of its images), kept in the new job's record (`extra`), so its result can say
-where it came from and later features can place it next to its parent."""
+"""Jobs made from jobs: a Re-roll, a Retry, a Remix, a variation or an upscale is an ordinary job that names the job
+it came from (and, for a variation or an upscale, which of its images), kept in the new job's record (`extra`), so
+its result can say where it came from and later features can place it next to its parent."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 from storage.models import TrackedJob
 
 # Where a job's parent is kept in its `extra`: the parent's job id, how the job was made from it, and the parent's
-# image it started from (1-based; only for a variation).
+# image it started from (1-based; only for a variation or an upscale).
 PARENT_JID_FIELD = "parent_jid"
 PARENT_ACTION_FIELD = "parent_action"
 PARENT_IMAGE_FIELD = "parent_image"
+# An upscale's parent's model, which drew the image: an upscaled PNG's parameters name it (jobs/image_metadata.py).
+PARENT_MODEL_FIELD = "parent_model"
 
 
 class Derivation(StrEnum):
@@ -24,11 +26,12 @@ class Derivation(StrEnum):
     RETRY = "retry"
     REMIX = "remix"
     VARIATION = "variation"
+    UPSCALE = "upscale"
 
 
 @dataclass(frozen=True)
 class Parent:
-    """The job a new job was made from, and how; `image` is the parent's image a variation started from."""
+    """The job a new job was made from, and how; `image` is the parent's image a variation or upscale started from."""
 
     jid: str
     how: Derivation

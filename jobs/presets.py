@@ -55,6 +55,15 @@ IMAGE_AS_BASE64: ImageEncoding = "base64"
 # worker-comfyui uploads each `images` entry to ComfyUI's input folder under its `name` (handler.py upload_images).
 COMFYUI_SOURCE_IMAGE_NAME = "runpod_bot_source.png"
 
+# What a model does: draw images from a prompt (`/imagine`, Vary), or enlarge one image of a finished job (Upscale).
+Task = Literal["generate", "upscale"]
+TASK_GENERATE: Task = "generate"
+TASK_UPSCALE: Task = "upscale"
+# The bot's own bounds on an upscaler's factor: more than 1 (less is no upscale) and at most 8 (as far as ComfyUI's
+# ImageScaleBy goes); the worker's own limit applies on top.
+MIN_UPSCALE_FACTOR = 1
+MAX_UPSCALE_FACTOR = 8
+
 
 class InvalidRequestError(Exception):
     """A request option is out of bounds; the message names the option and what is allowed."""
@@ -197,6 +206,10 @@ class WorkerSpec:
     seed_scope: SeedScope = SEED_SCOPE_BATCH
     # How the worker takes a source image (img2img); None: it draws from text only.
     image: ImageInputSpec | None = None
+    # How the worker enlarges an image (an upscaler); None: it cannot.
+    upscale: UpscaleSpec | None = None
+    # The worker only upscales: its models must say `task = "upscale"`.
+    upscale_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +236,25 @@ class ImageInputSpec:
     max_source_pixels: int | None = None
     single_image: bool = False
     # ComfyUI: the image and strength go into the workflow template and the upload list, not into plain inputs.
+    in_workflow: bool = False
+
+
+@dataclass(frozen=True)
+class UpscaleSpec:
+    """How a worker enlarges an image, each fact with its source.
+
+    `image_key` is the input the image goes in (for ComfyUI, where the image and the factor live in the workflow, the
+    placeholders `{{image}}` and `{{scale}}` and the `images` upload list). The image is sent at its own size: an
+    upscaler enlarges what it gets. `scale` is the factor the worker accepts, None when the factor is fixed by what
+    the worker runs (a ComfyUI workflow without `{{scale}}`: the upscale model's own factor, which the operator
+    states as the model's `scale`).
+    """
+
+    image_key: str
+    encoding: ImageEncoding
+    source: str
+    scale_key: str | None = None
+    scale: WorkerLimit | None = None
     in_workflow: bool = False
 
 
@@ -255,6 +287,8 @@ class ImageRequest:
     # img2img: the source image and how far the result departs from it (0: unchanged, 1: redrawn).
     source: SourceImage | None = None
     strength: float | None = None
+    # An upscale: the factor the source image is enlarged by (`size` is then the enlarged size).
+    scale: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as stored with the job and shown to members (`seed_scope` says how to label seeds).
@@ -263,6 +297,8 @@ class ImageRequest:
         img2img: dict[str, Any] = {}
         if self.source is not None:
             img2img = {"source_image_url": self.source.url, "strength": self.strength}
+        if self.scale is not None:
+            img2img["upscale"] = self.scale
         return {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -289,6 +325,7 @@ class ImageRequest:
             seed_scope=SEED_SCOPE_IMAGE if data.get("seed_scope") == SEED_SCOPE_IMAGE else SEED_SCOPE_BATCH,
             source=SourceImage(str(data["source_image_url"])) if data.get("source_image_url") else None,
             strength=float(data["strength"]) if data.get("strength") is not None else None,
+            scale=float(data["upscale"]) if data.get("upscale") is not None else None,
         )
 
     def as_options(self, *, keep_seed: bool) -> RequestOptions:
@@ -433,7 +470,7 @@ def _flux(request: ImageRequest, _extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 PLACEHOLDER = re.compile(
-    r"\{\{\s*(prompt|negative_prompt|seed|width|height|steps|guidance|count|image|strength)\s*\}\}"
+    r"\{\{\s*(prompt|negative_prompt|seed|width|height|steps|guidance|count|image|strength|scale)\s*\}\}"
 )
 # The placeholders of an img2img workflow: the LoadImage node's file name and the sampler's denoise.
 IMAGE_PLACEHOLDERS = frozenset({"image", "strength"})
@@ -485,7 +522,8 @@ def _comfyui(request: ImageRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
     if request.source is None:
         return {"workflow": substitute_workflow(copy.deepcopy(workflow), values)}
     # worker-comfyui uploads each `images` entry under its `name`; the workflow's LoadImage node reads that name.
-    values.update(image=COMFYUI_SOURCE_IMAGE_NAME, strength=request.strength)
+    # An upscaler's workflow may feed `{{scale}}` to ImageScaleBy's `scale_by`.
+    values.update(image=COMFYUI_SOURCE_IMAGE_NAME, strength=request.strength, scale=request.scale)
     encoded = source_value(request, IMAGE_AS_DATA_URI)
     return {
         "workflow": substitute_workflow(copy.deepcopy(workflow), values),
@@ -519,6 +557,13 @@ def add_source_image(payload: dict[str, Any], request: ImageRequest, spec: Image
     return payload
 
 
+def _esrgan(request: ImageRequest, _extra: Mapping[str, Any]) -> dict[str, Any]:
+    """worker-esrgan's input: the image's URL, which it downloads, and the factor (its schema's `scale` is a float)."""
+    if request.scale is None:
+        raise SourceImageNotPreparedError("worker-esrgan only upscales: the request has no scale")
+    return {"data_url": source_value(request, IMAGE_AS_URL), "scale": float(request.scale)}
+
+
 SDXL_SIZES = ("1024x1024", "1152x896", "896x1152", "1216x832", "832x1216", "1344x768", "768x1344")
 SD15_SIZES = ("512x512", "768x512", "512x768", "640x640")
 FLUX_SIZES = ("1024x1024", "1024x768", "768x1024", "1280x768", "768x1280")
@@ -543,6 +588,10 @@ SDXL_HANDLER_SOURCE = "runpod-workers/worker-sdxl@94b18ff handler.py"
 SD15_HANDLER_SOURCE = "runpod-workers/worker-stable_diffusion_v1@ba94608 src/rp_handler.py, src/predict.py"
 COMFYUI_IMAGES_SOURCE = "runpod-workers/worker-comfyui@d2a5572 README.md (input.images), handler.py upload_images"
 COMFYUI_DENOISE_SOURCE = "comfyanonymous/ComfyUI nodes.py KSampler"
+# Upscalers (docs/presets.md, "Upscalers").
+ESRGAN_SOURCE = "runpod-workers/worker-esrgan@5e5d6a0 src/rp_schemas.py"
+ESRGAN_HANDLER_SOURCE = "runpod-workers/worker-esrgan@5e5d6a0 src/rp_handler.py"
+COMFYUI_SCALE_BY_SOURCE = "comfyanonymous/ComfyUI@0109431 nodes.py ImageScaleBy"
 # The bot's own bound for a source image worker-sdxl's refiner draws at its own size (the worker documents none):
 # twice the pixels of SDXL's 1024x1024.
 SDXL_MAX_SOURCE_PIXELS = 2 * 1024 * 1024
@@ -582,6 +631,22 @@ COMFYUI_IMAGE = ImageInputSpec(
     default_strength=COMFYUI_DEFAULT_STRENGTH,
     in_workflow=True,
     source=f"{COMFYUI_IMAGES_SOURCE}: images [{{name, image}}], base64 with an optional data URI prefix",
+)
+
+ESRGAN_UPSCALE = UpscaleSpec(
+    image_key="data_url",
+    encoding=IMAGE_AS_URL,
+    source=f"{ESRGAN_HANDLER_SOURCE}: data_url downloaded by rp_download.file, enhanced with outscale=scale",
+    scale_key="scale",
+    scale=WorkerLimit(Range(0, 16, low_open=True, high_open=True), f"{ESRGAN_SOURCE}: scale 0 < scale < 16"),
+)
+COMFYUI_UPSCALE = UpscaleSpec(
+    image_key="images",
+    encoding=IMAGE_AS_DATA_URI,
+    source=f"{COMFYUI_IMAGES_SOURCE}: the image loaded by LoadImage, enlarged by the workflow's upscale nodes",
+    scale_key="{{scale}}",
+    scale=WorkerLimit(Range(0.01, 8), f"{COMFYUI_SCALE_BY_SOURCE}: scale_by min 0.01, max 8.0"),
+    in_workflow=True,
 )
 
 WORKER_SDXL = WorkerSpec(
@@ -626,7 +691,9 @@ WORKER_FLUX_SCHNELL = WorkerSpec(
 # i of a batch from seed + i, so each image's seed is its own.
 WORKER_A1111 = WorkerSpec("Automatic1111 (worker-a1111)", seed_scope=SEED_SCOPE_IMAGE)
 # worker-comfyui takes a whole workflow; sizes and steps live in it, so the worker documents no limits for them.
-WORKER_COMFYUI = WorkerSpec("worker-comfyui", image=COMFYUI_IMAGE)
+WORKER_COMFYUI = WorkerSpec("worker-comfyui", image=COMFYUI_IMAGE, upscale=COMFYUI_UPSCALE)
+# worker-esrgan runs Real-ESRGAN on one downloaded image and draws nothing from a prompt.
+WORKER_ESRGAN = WorkerSpec("worker-esrgan", upscale=ESRGAN_UPSCALE, upscale_only=True)
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -688,6 +755,14 @@ PRESETS: dict[str, Preset] = {
             Defaults(size="1024x1024", steps=25, guidance=7.0),
             WORKER_COMFYUI,
         ),
+        # An upscaler takes no prompt, size, steps or guidance: these bounds only fill the preset's shape.
+        Preset(
+            "esrgan",
+            _esrgan,
+            Limits(sizes=("1024x1024",), max_count=1),
+            Defaults(size="1024x1024", steps=1, guidance=0.0),
+            WORKER_ESRGAN,
+        ),
     )
 }
 
@@ -710,6 +785,35 @@ class ModelEntry(BaseModel):
     # Sent with /runsync, the result taken from its reply when the job finishes within `sync_wait_s`.
     sync: bool = False
     sync_wait_s: float | None = None
+    # "upscale": the model enlarges one image of a finished job by `scale` (the U buttons), and draws nothing.
+    task: Task = TASK_GENERATE
+    scale: float | None = None
+
+    @model_validator(mode="after")
+    def _upscaler_shape(self) -> ModelEntry:
+        worker = PRESETS[self.preset].worker if self.preset in PRESETS else None
+        if self.task == TASK_UPSCALE:
+            if worker is not None and worker.upscale is None:
+                able = ", ".join(name for name, preset in PRESETS.items() if preset.worker.upscale is not None)
+                raise ValueError(
+                    f"model {self.name}: preset {self.preset} cannot upscale an image; upscalers use one of: {able}"
+                )
+            if self.scale is None:
+                raise ValueError(
+                    f"model {self.name} is an upscaler and needs `scale`, the factor it enlarges by (like scale = 2)"
+                )
+            if self.default:
+                raise ValueError(
+                    f"model {self.name} is an upscaler and cannot be the default: /imagine draws with the default"
+                )
+        else:
+            if worker is not None and worker.upscale_only:
+                raise ValueError(
+                    f'model {self.name}: preset {self.preset} only upscales images; add task = "upscale" and a scale'
+                )
+            if self.scale is not None:
+                raise ValueError(f'model {self.name}: scale applies only to an upscaler; add task = "upscale"')
+        return self
 
     @field_validator("sync_wait_s")
     @classmethod
@@ -800,16 +904,51 @@ class ModelConfig:
     local_worker_url: str | None = None
     # Set for `sync = true`: the job goes through /runsync with this wait (ms); None: through /run.
     sync_wait_ms: int | None = None
+    # An upscaler (`task = "upscale"`) enlarges one image by `scale` and draws nothing from a prompt.
+    task: Task = TASK_GENERATE
+    scale: float | None = None
     # The catalog's models that can start from an image, named when this one cannot (set by `ModelCatalog`).
     image_models: tuple[str, ...] = ()
 
     @property
     def image_input(self) -> ImageInputSpec | None:
-        """How this model takes a source image; None when it cannot (a ComfyUI workflow without `{{image}}`)."""
+        """How this model takes a source image to draw from; None when it cannot (a ComfyUI workflow without
+        `{{image}}`, an upscaler)."""
         spec = self.preset.worker.image
+        if self.is_upscaler:
+            return None
         if spec is not None and spec.in_workflow and "image" not in workflow_placeholders(self.extra.get("workflow")):
             return None
         return spec
+
+    @property
+    def is_upscaler(self) -> bool:
+        """Whether this model enlarges an image (`task = "upscale"`) rather than draw from a prompt."""
+        return self.task == TASK_UPSCALE
+
+    @property
+    def upscale_input(self) -> UpscaleSpec | None:
+        """How this upscaler takes its image; None for a model that draws."""
+        return self.preset.worker.upscale if self.is_upscaler else None
+
+    @property
+    def scale_range(self) -> Range | None:
+        """The factors this upscaler may be set to: the bot's bounds within the worker's, when the factor is sent to
+        the worker (worker-esrgan's `scale`, a workflow's `{{scale}}`); None for a model that draws."""
+        if self.upscale_input is None:
+            return None
+        worker = self.worker_scale_limit
+        mine = Range(MIN_UPSCALE_FACTOR, MAX_UPSCALE_FACTOR, low_open=True)
+        return mine if worker is None else mine.intersect(worker.allowed)
+
+    @property
+    def worker_scale_limit(self) -> WorkerLimit | None:
+        """The worker's limit on the factor, when the factor is sent to it (worker-esrgan's `scale`, a workflow's
+        `{{scale}}`); None when the worker runs a fixed factor (a workflow's upscale model)."""
+        spec = self.upscale_input
+        if spec is None or (spec.in_workflow and "scale" not in workflow_placeholders(self.extra.get("workflow"))):
+            return None
+        return spec.scale
 
     @property
     def requires_image(self) -> bool:
@@ -829,6 +968,8 @@ class ModelConfig:
 
     def resolve(self, options: RequestOptions, *, random_seed: Callable[[], int] | None = None) -> ImageRequest:
         """Apply defaults and check every option against the limits; refusals name the option and the range."""
+        if self.is_upscaler:
+            return self._resolve_upscale(options, random_seed)
         limits, defaults = self.limits, self.defaults
         prompt = clean_prompt(options.prompt)
         if not prompt:
@@ -868,6 +1009,37 @@ class ModelConfig:
         source, strength = self._resolve_source(options, steps, count)
         return ImageRequest(
             prompt, negative, size, steps, float(guidance), seed, count, worker.seed_scope, source, strength
+        )
+
+    def _resolve_upscale(self, options: RequestOptions, random_seed: Callable[[], int] | None) -> ImageRequest:
+        """An upscale asked again (Retry, Re-roll of an upscale job: its stored request): the image's link and the
+        parent's parameters, this model's factor. Without an image there is nothing to enlarge."""
+        url = (options.source_image_url or "").strip()
+        if not url:
+            raise InvalidRequestError(
+                "model",
+                f"{self.name} upscales a finished image (its U buttons) and draws nothing from a prompt",
+                "a model that draws",
+            )
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise InvalidRequestError("image", "is not an http(s) link", "an uploaded image or an image's link")
+        if options.strength is not None:
+            raise InvalidRequestError("strength", f"does not apply to {self.name}, an upscaler", "no strength")
+        try:
+            # The enlarged size as recorded; the fetched image's own size replaces it before /run.
+            size = Size.parse(options.size or self.defaults.size)
+        except ValueError:
+            size = Size.parse(self.defaults.size)
+        return ImageRequest(
+            prompt=clean_prompt(options.prompt),
+            negative_prompt=clean_prompt(options.negative_prompt or ""),
+            size=size,
+            steps=self.defaults.steps if options.steps is None else options.steps,
+            guidance=float(self.defaults.guidance if options.guidance is None else options.guidance),
+            seed=options.seed if options.seed is not None else (random_seed or new_seed)(),
+            count=1,
+            source=SourceImage(url),
+            scale=self.scale,
         )
 
     def _resolve_source(
@@ -925,6 +1097,8 @@ class ModelConfig:
         """The worker's `input` for this request (an img2img request's source image prepared first: see
         `jobs.source_image.prepare_source_image`)."""
         payload = self.preset.build_input(request, self.extra)
+        if self.is_upscaler:
+            return payload
         spec = self.image_input
         if request.source is not None and spec is not None and not spec.in_workflow:
             add_source_image(payload, request, spec)
@@ -979,6 +1153,18 @@ class ModelCatalog:
         # Each model learns which of its peers take a source image, to name them when it cannot.
         able = tuple(model.name for model in self.models if model.image_input is not None)
         object.__setattr__(self, "models", tuple(replace(model, image_models=able) for model in self.models))
+        if self.get(self.default_name).is_upscaler:
+            raise ModelsFileError(f"model {self.default_name} is an upscaler and cannot be the default")
+
+    @property
+    def drawing_models(self) -> list[ModelConfig]:
+        """The models `/imagine` may offer: all but the upscalers, which draw nothing from a prompt."""
+        return [model for model in self.models if not model.is_upscaler]
+
+    @property
+    def upscalers(self) -> list[ModelConfig]:
+        """The models that enlarge a finished image (`task = "upscale"`), in the order of models.toml."""
+        return [model for model in self.models if model.is_upscaler]
 
     @property
     def image_models(self) -> list[str]:
@@ -1000,6 +1186,11 @@ class ModelCatalog:
     @property
     def names(self) -> list[str]:
         return [model.name for model in self.models]
+
+    @property
+    def drawing_names(self) -> list[str]:
+        """The names of the models that draw (what `/imagine`'s model option lists)."""
+        return [model.name for model in self.drawing_models]
 
     @property
     def endpoint_ids(self) -> list[str]:
@@ -1032,6 +1223,13 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
     elif entry.preset == "comfyui":
         raise ModelsFileError(f"model {entry.name}: the comfyui preset needs workflow_file")
     placeholders = workflow_placeholders(extra.get("workflow"))
+    if entry.task == TASK_UPSCALE:
+        return _build_upscaler(entry, preset, limits, defaults, extra, placeholders)
+    if "scale" in placeholders:
+        raise ModelsFileError(
+            f'model {entry.name}: the workflow has {{{{scale}}}}, which only an upscaler fills; add task = "upscale" '
+            "and a scale, or remove it"
+        )
     if "strength" in placeholders and "image" not in placeholders:
         raise ModelsFileError(
             f"model {entry.name}: the workflow has {{{{strength}}}} but no {{{{image}}}}; the strength applies to a "
@@ -1054,6 +1252,47 @@ def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
     # The defaults must themselves be valid, or every request without options would be refused.
     source = "https://example.com/check.png" if model.requires_image else None
     model.resolve(RequestOptions(prompt="check", source_image_url=source), random_seed=lambda: 0)
+    return model
+
+
+def _build_upscaler(
+    entry: ModelEntry,
+    preset: Preset,
+    limits: Limits,
+    defaults: Defaults,
+    extra: dict[str, Any],
+    placeholders: set[str],
+) -> ModelConfig:
+    """An upscaler (`task = "upscale"`): its image input and its factor checked against what the worker takes."""
+    spec = preset.worker.upscale
+    if spec is None or entry.scale is None:  # pragma: no cover - ModelEntry refuses both
+        raise ModelsFileError(f"model {entry.name}: preset {entry.preset} cannot upscale")
+    if spec.in_workflow and "image" not in placeholders:
+        raise ModelsFileError(
+            f"model {entry.name}: an upscaler's workflow needs {{{{image}}}} in its LoadImage node, where the image "
+            "to enlarge is loaded"
+        )
+    url = entry.local_worker_url
+    model = ModelConfig(
+        entry.name,
+        local_worker_key(url) if url else str(entry.endpoint_id),
+        preset,
+        # One image comes back: the enlarged one.
+        limits.model_copy(update={"max_count": 1}),
+        defaults,
+        entry.description,
+        extra,
+        local_worker_url=url,
+        task=TASK_UPSCALE,
+        scale=entry.scale,
+    )
+    allowed = model.scale_range
+    if allowed is not None and entry.scale not in allowed:
+        limit = model.worker_scale_limit
+        worker = f"; {limit.source}" if limit is not None else ""
+        raise ModelsFileError(
+            f"model {entry.name}: scale {entry.scale:g} is out of range (allowed: {allowed.describe()}{worker})"
+        )
     return model
 
 
@@ -1100,4 +1339,7 @@ def load_catalog(path: Path, fallback_endpoint_id: str, fallback_local_worker_ur
     defaults = [entry.name for entry in entries if entry.default]
     if len(defaults) > 1:
         raise ModelsFileError(f"{path}: only one model may be the default (found {', '.join(defaults)})")
-    return ModelCatalog(models, defaults[0] if defaults else entries[0].name)
+    drawing = [entry.name for entry in entries if entry.task != TASK_UPSCALE]
+    if not drawing:
+        raise ModelsFileError(f"{path}: every model is an upscaler; at least one must draw images for /imagine")
+    return ModelCatalog(models, defaults[0] if defaults else drawing[0])

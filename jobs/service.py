@@ -27,6 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from jobs.access import Action, Actor, is_private, may, refusal
 from jobs.defaults import (
@@ -40,10 +41,21 @@ from jobs.defaults import (
 from jobs.handoff import Handoff
 from jobs.health import ModelHealth, Tracking, models_health, tracking
 from jobs.labels import DELIVERY_FAILED_FIELD
+from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
 from jobs.policy import PollPolicy
-from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, RequestOptions
+from jobs.presets import (
+    MAX_IMAGES_PER_JOB,
+    SEED_SCOPE_IMAGE,
+    ImageRequest,
+    InvalidRequestError,
+    ModelCatalog,
+    ModelConfig,
+    RequestOptions,
+    Size,
+    SourceImage,
+)
 from jobs.prompt_filter import PromptRules
 from jobs.reasons import (
     CancelOutcome,
@@ -119,6 +131,20 @@ class SourceImageUncheckedError(InvalidRequestError):
         super().__init__(
             "image", "cannot be used: this bot is not set up to fetch source images", "a request without an image"
         )
+
+
+class NoUpscalerError(JobServiceError):
+    """No model of this bot upscales (no `task = "upscale"` in models.toml): the front end posts the image as it is."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This bot has no upscaler model, so images cannot be enlarged here; an image can only be shown at the "
+            "size it was made."
+        )
+
+
+class UpscaleSourceError(JobServiceError):
+    """The image asked to be upscaled is not one this job delivered."""
 
 
 class SubmitFailedError(JobServiceError):
@@ -312,6 +338,84 @@ class JobService:
         async with self._turn() as slot:
             prepared = await self._checked_source(prepared)
             return await self._submit(prepared, requester, request_id, extra, before_run, slot)
+
+    def upscaler(self, name: str | None = None) -> ModelConfig | None:
+        """The upscaler an Upscale uses: the one named, or the first of models.toml; None when none is configured
+        (the front end then posts the image as it is). Raises `InvalidRequestError` for a name that is not one."""
+        upscalers = self.catalog.upscalers
+        if name is None:
+            return upscalers[0] if upscalers else None
+        model = self.catalog.get(name)
+        if not model.is_upscaler:
+            able = ", ".join(upscaler.name for upscaler in upscalers) or "none is configured"
+            raise InvalidRequestError("model", f"{model.name} draws images and does not upscale them", able)
+        return model
+
+    async def submit_upscale(
+        self,
+        parent: TrackedJob,
+        image_index: int,
+        image_url: str,
+        requester: Requester,
+        *,
+        actor: Actor | None = None,
+        upscaler: str | None = None,
+        request_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        before_run: BeforeRun | None = None,
+    ) -> Submission:
+        """Upscale image `image_index` (1-based) of the finished job `parent`, found at `image_url` (where the front
+        end shows it: the result message's attachment), as a new job of `requester`.
+
+        The job is like any other: the same deny-list (the parent's prompt is checked again), admission (quotas,
+        cooldown, the idempotent `request_id`), `before_run`, one `/run`, tracking and delivery. Its record names
+        its parent and the image (`jobs.lineage`: `Parent(jid, UPSCALE, image_index)`) and the parent's model (an
+        upscaled PNG's parameters name it). The image is fetched and checked as an img2img source is, sent at its
+        own size, and the job's size is that size times the upscaler's factor.
+        Raises `NoUpscalerError` when no upscaler is configured (post the image as it is instead),
+        `InvalidRequestError` (`upscaler` names a model that draws; the image cannot be used), `UpscaleSourceError`,
+        `NotAllowedError` (a private job's image, for anyone but its owner and the operator), and what `submit`
+        raises.
+        """
+        model = self.upscaler(upscaler)
+        if model is None:
+            raise NoUpscalerError()
+        if actor is not None and is_private(parent) and not may(actor, parent):
+            raise NotAllowedError(refusal(actor, parent, Action.VIEW))
+        if parent.final_state is not JobState.COMPLETED:
+            raise UpscaleSourceError(f"Job `{parent.jid}` has no images to upscale: it did not complete.")
+        if not 1 <= image_index <= MAX_IMAGES_PER_JOB:
+            raise UpscaleSourceError(
+                f"Job `{parent.jid}` has no image {image_index}. Allowed: 1 to {MAX_IMAGES_PER_JOB}."
+            )
+        if model.scale is None:  # pragma: no cover - an upscaler always has its factor
+            raise NoUpscalerError()
+        url = image_url.strip()
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise InvalidRequestError("image", "is not an http(s) link", "the link of the result's image")
+        drawn = ImageRequest.from_dict(parent.request)
+        request = ImageRequest(
+            prompt=drawn.prompt,
+            negative_prompt=drawn.negative_prompt,
+            # Until the image is fetched: the parent's size enlarged (the fetched image's own size replaces it).
+            size=Size(round(drawn.size.width * model.scale), round(drawn.size.height * model.scale)),
+            steps=drawn.steps,
+            guidance=drawn.guidance,
+            # Image n's own seed where each image has one (A1111: seed + n - 1), else the batch's.
+            seed=drawn.seed + image_index - 1 if drawn.seed_scope == SEED_SCOPE_IMAGE else drawn.seed,
+            count=1,
+            seed_scope=drawn.seed_scope,
+            source=SourceImage(url),
+            scale=model.scale,
+        )
+        lineage = {
+            **(extra or {}),
+            **Parent(parent.jid, Derivation.UPSCALE, image_index).as_extra(),
+            PARENT_MODEL_FIELD: parent.model,
+        }
+        return await self.submit(
+            Prepared(model, request), requester, request_id=request_id, extra=lineage, before_run=before_run
+        )
 
     async def _checked_source(self, prepared: Prepared) -> Prepared:
         """The request with its source image fetched, checked and encoded (as it is without one, or when done)."""

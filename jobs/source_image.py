@@ -12,6 +12,10 @@ the model's worker takes it (`ImageInputSpec.encoding`):
 The whole input is then measured against RunPod's request limit. Every refusal is a `SourceImageError`, an
 `InvalidRequestError` whose message a member can read. Decoding, resizing and encoding run in a worker thread.
 
+An upscale (`ModelConfig.is_upscaler`) sends the image at its own size, since the upscaler enlarges what it gets:
+the checked link to worker-esrgan, which downloads it, or a PNG in the input to a ComfyUI workflow. The job's size
+becomes the image's size times the factor, and an image that would grow past `MAX_UPSCALED_PIXELS` is refused.
+
 The job record keeps the source's link only (`SourceImage`): the encoded image lives in memory between this fetch
 and the `/run` that carries it, so Redis never holds image bytes, and a re-roll fetches the link again.
 """
@@ -30,6 +34,7 @@ import aiohttp
 from jobs.presets import (
     IMAGE_AS_DATA_URI,
     IMAGE_AS_URL,
+    ImageEncoding,
     ImageInputSpec,
     ImageRequest,
     InvalidRequestError,
@@ -63,6 +68,9 @@ DEFAULT_SOURCE_FETCH_POLICY = FetchPolicy(max_bytes=MAX_SOURCE_IMAGE_BYTES)
 PNG_DATA_URI_PREFIX = "data:image/png;base64,"
 ALLOWED_FORMATS = "a PNG, JPEG, WebP or GIF image"
 MEGABYTE = 1024 * 1024
+# The bot's own bound on an upscaled image: 4096x4096, a 1024x1024 result at 4x. Larger files take minutes to post
+# and are re-encoded far down to fit Discord's upload limit, which undoes the upscale.
+MAX_UPSCALED_PIXELS = 4096 * 4096
 
 
 class SourceImageError(InvalidRequestError):
@@ -117,6 +125,8 @@ async def prepare_source_image(
     source = request.source
     if source is None:
         return request
+    if model.is_upscaler:
+        return await prepare_upscale_source(model, request, session=session, policy=policy)
     spec = model.image_input
     if spec is None:
         raise SourceImageError(f"cannot be used: {model.name} does not start from an image", _able(model))
@@ -125,6 +135,41 @@ async def prepare_source_image(
     data = await fetch_source(source.url, session=session, policy=capped)
     encoded = await asyncio.to_thread(encode_source, data, request.size, spec, model.name)
     prepared = replace(request, source=replace(source, encoded=source.url if encoded is None else encoded))
+    await _check_request_size(model, prepared)
+    return prepared
+
+
+async def prepare_upscale_source(
+    model: ModelConfig,
+    request: ImageRequest,
+    *,
+    session: aiohttp.ClientSession,
+    policy: FetchPolicy = DEFAULT_SOURCE_FETCH_POLICY,
+) -> ImageRequest:
+    """An upscale's request with its image fetched, checked and encoded at its own size for the upscaler, and its
+    size set to the image's times the factor. Raises `SourceImageError`."""
+    source, spec, scale = request.source, model.upscale_input, request.scale
+    if source is None or spec is None or scale is None:
+        raise SourceImageError(f"cannot be upscaled: {model.name} is not an upscaler", "an upscaler model")
+    capped = replace(policy, max_bytes=min(policy.max_bytes, MAX_SOURCE_IMAGE_BYTES))
+    data = await fetch_source(source.url, session=session, policy=capped)
+    encoded, (width, height) = await asyncio.to_thread(encode_upscale_source, data, spec.encoding)
+    enlarged = Size(round(width * scale), round(height * scale))
+    if enlarged.width * enlarged.height > MAX_UPSCALED_PIXELS:
+        most = MAX_UPSCALED_PIXELS / (scale * scale)
+        raise SourceImageError(
+            f"is {width}x{height}, and {scale:g}x larger it would be {enlarged}, more than the bot posts",
+            f"images of at most {int(most)} pixels (such as {_example(int(most))}) for {model.name}",
+        )
+    prepared = replace(
+        request, size=enlarged, source=replace(source, encoded=source.url if encoded is None else encoded)
+    )
+    await _check_request_size(model, prepared)
+    return prepared
+
+
+async def _check_request_size(model: ModelConfig, prepared: ImageRequest) -> None:
+    """Refuse a request RunPod would refuse for its size (10 MB for /run)."""
     size = await asyncio.to_thread(request_bytes, model, prepared)
     if size > RUN_PAYLOAD_LIMIT_BYTES:
         raise SourceImageError(
@@ -132,7 +177,6 @@ async def prepare_source_image(
             f"requests of at most {RUN_PAYLOAD_LIMIT_BYTES // 1_000_000} MB (RunPod's limit for /run); use a "
             "smaller image",
         )
-    return prepared
 
 
 async def fetch_source(url: str, *, session: aiohttp.ClientSession, policy: FetchPolicy) -> bytes:
@@ -191,6 +235,44 @@ def encode_source(data: bytes, size: Size, spec: ImageInputSpec, model_name: str
     fitted.save(buffer, format="PNG")
     text = base64.b64encode(buffer.getvalue()).decode("ascii")
     return PNG_DATA_URI_PREFIX + text if spec.encoding == IMAGE_AS_DATA_URI else text
+
+
+def encode_upscale_source(data: bytes, encoding: ImageEncoding) -> tuple[str | None, tuple[int, int]]:
+    """Check an image to upscale and encode it at its own size: None for a worker that downloads the link itself,
+    else a PNG data URI or base64; with the image's upright width and height. CPU-bound: call it in a thread."""
+    from PIL import Image, ImageOps
+
+    try:
+        image_from_bytes(data)
+    except InvalidImageError:
+        raise SourceImageError(f"is not {ALLOWED_FORMATS}", ALLOWED_FORMATS) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+        width, height = opened.size
+        if width * height > MAX_SOURCE_DECODE_PIXELS:
+            raise SourceImageError(
+                f"is {width}x{height}, more pixels than the bot opens",
+                f"at most {MAX_SOURCE_DECODE_PIXELS // 1_000_000} million pixels; use a smaller image",
+            )
+        upright = ImageOps.exif_transpose(opened)
+        upright.load()  # the whole file decodes: a truncated image would fail on the paid worker instead
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SourceImageError(
+            "has more pixels than any image should", f"{ALLOWED_FORMATS} of ordinary size; use a smaller image"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SourceImageError(
+            f"is damaged and cannot be opened ({type(exc).__name__})", f"{ALLOWED_FORMATS} that opens"
+        ) from None
+    if encoding == IMAGE_AS_URL:
+        # worker-esrgan reads the file with cv2.imread(IMREAD_UNCHANGED), which ignores EXIF orientation.
+        return None, (width, height)
+    buffer = io.BytesIO()
+    upright.convert("RGB").save(buffer, format="PNG")
+    text = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (PNG_DATA_URI_PREFIX + text if encoding == IMAGE_AS_DATA_URI else text), upright.size
 
 
 def _check_drawn_size(width: int, height: int, spec: ImageInputSpec, model_name: str) -> None:

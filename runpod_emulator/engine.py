@@ -30,7 +30,7 @@ from runpod_emulator.config import (
     Scenario,
     sample,
 )
-from runpod_emulator.images import corrupt_pixels, open_source, render_png
+from runpod_emulator.images import corrupt_pixels, enlarge_png, open_source, render_png
 from runpod_emulator.personalities import (
     InvalidJobInput,
     JobPlan,
@@ -722,7 +722,10 @@ def build_output(
         return f"{base_url}/_emulator/files/{name}"
 
     images = []
-    for index in range(plan.images):
+    if plan.upscale is not None and source is not None:
+        # An upscaler: the source enlarged, one image.
+        images.append(RenderedImage(data=enlarge_png(source, plan.upscale), seed=plan.seed))
+    for index in range(0 if images else plan.images):
         data = render_png(
             plan.prompt,
             plan.seed + index,

@@ -15,6 +15,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
+# The largest side an emulated upscaler returns.
+MAX_ENLARGED_SIDE = 8192
 # Bytes per pixel of an RGB PNG stored without compression (plus one filter byte per row).
 RGB_BYTES = 3
 MAX_PROMPT_CHARS = 300
@@ -56,6 +58,16 @@ def render_png(
     buffer = io.BytesIO()
     # Noise does not compress: storing it raw is as small and much faster.
     image.save(buffer, format="PNG", compress_level=0 if min_bytes else 6)
+    return buffer.getvalue()
+
+
+def enlarge_png(source: Image.Image, factor: float) -> bytes:
+    """The source enlarged by `factor` (each side rounded, at most MAX_ENLARGED_SIDE), as a PNG: what an upscaler
+    returns. Nothing is drawn on it, so its pixels are the source's."""
+    width = max(1, min(MAX_ENLARGED_SIDE, round(source.width * factor)))
+    height = max(1, min(MAX_ENLARGED_SIDE, round(source.height * factor)))
+    buffer = io.BytesIO()
+    source.resize((width, height), Image.Resampling.LANCZOS).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -12,6 +12,15 @@ source (fitted to the output) behind the caption, so a test can tell from the pi
 - worker-comfyui: `images: [{"name", "image": base64 or data URI}]`, uploaded under `name`; the workflow's LoadImage
   node names the file (handler.py upload_images). A LoadImage naming no uploaded file fails, as ComfyUI's validation
   does. The drawing has the loaded image's size.
+
+Upscalers return the source image enlarged, nothing drawn over it (a test compares the pixels with the source's):
+- worker-esrgan: `data_url`, a URL the SDK's `rp_download.file` downloads, enlarged by `scale` (Real-ESRGAN's
+  `enhance(img, outscale=scale)`). The input is validated as the worker's `INPUT_SCHEMA` states (src/rp_schemas.py,
+  through rp_validator); on any error the real handler crashes reading `validated_input` before it looks at the
+  errors (src/rp_handler.py), so the job fails with the SDK's report of that KeyError.
+- worker-comfyui: a workflow with ComfyUI's upscale nodes enlarges the loaded image: `ImageScaleBy` by its
+  `scale_by` (0.01–8.0, ComfyUI's validation otherwise fails the job), `ImageUpscaleWithModel` by the factor of the
+  model its `UpscaleModelLoader` loads (named in the file, as `4x-UltraSharp.pth` or `RealESRGAN_x2plus.pth`).
 The other personalities ignore image inputs: Flux's and A1111's code never reads them. (worker-sdxl-turbo validates
 with rp_validator, which refuses unknown names; the bot never sends it an image.)
 """
@@ -48,6 +57,7 @@ class ImageInput(StrEnum):
     IMAGE_URL = "image_url"  # worker-sdxl
     INIT_IMAGE = "init_image"  # worker-stable_diffusion_v1
     COMFYUI = "comfyui"  # worker-comfyui's `images` upload list, named by a LoadImage node
+    DATA_URL = "data_url"  # worker-esrgan
 
 
 class Outcome(StrEnum):
@@ -174,6 +184,11 @@ def _a1111(ctx: OutputContext) -> Any:
     return {"images": [image.base64 for image in ctx.images], "parameters": ctx.parameters, "info": json.dumps(info)}
 
 
+def _esrgan(ctx: OutputContext) -> Any:
+    # worker-esrgan returns the list of URLs rp_upload.files gives for its outputs (a bucket's presigned URLs).
+    return [ctx.publish(image.data) for image in ctx.images]
+
+
 def _flux(ctx: OutputContext) -> Any:
     return {"image_url": ctx.publish(ctx.images[0].data), "cost": FLUX_COST}
 
@@ -260,6 +275,13 @@ _ALL = (
         "comfyui-legacy-url", "worker-comfyui before 5: {status, message: URL}", shape=_comfyui_legacy_url, max_images=1
     ),
     Personality("a1111", "A1111 workers: images as raw base64, parameters, info JSON", shape=_a1111),
+    Personality(
+        "esrgan",
+        "worker-esrgan: data_url enlarged by scale, a list of URLs",
+        shape=_esrgan,
+        max_images=1,
+        image_input=ImageInput.DATA_URL,
+    ),
     Personality("flux", "public Flux endpoints: {image_url, cost}", shape=_flux, max_images=1),
     Personality("no-progress", "worker-sdxl output, but no progress while running", shape=_sdxl, progress=False),
     Personality(
@@ -331,6 +353,8 @@ class JobPlan:
     parameters: dict[str, Any] = field(default_factory=dict)
     custom_output: Any = None
     source: SourcePlan | None = None
+    # An upscale: the factor its source image is enlarged by.
+    upscale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -390,6 +414,7 @@ def plan_job(job_input: dict[str, Any], scenario: Scenario, rng: random.Random) 
         parameters={"prompt": prompt, "seed": seed, "width": width, "height": height, "num_images": count},
         custom_output=scenario.custom_output,
         source=plan_source(job_input, personality.image_input),
+        upscale=plan_upscale(job_input, personality.image_input),
     )
 
 
@@ -413,8 +438,116 @@ def plan_source(job_input: dict[str, Any], kind: ImageInput | None) -> SourcePla
             return SourcePlan(url=value, optional=True)
         return None
     if kind is ImageInput.COMFYUI:
-        return _comfyui_source(job_input)
+        source = _comfyui_source(job_input)
+        if source is not None and source.error is None:
+            _, error = _workflow_upscale(job_input.get("workflow"))
+            if error is not None:
+                return SourcePlan(error=error)
+        return source
+    if kind is ImageInput.DATA_URL:
+        return _esrgan_source(job_input)
     return None
+
+
+def plan_upscale(job_input: dict[str, Any], kind: ImageInput | None) -> float | None:
+    """The factor an upscaler enlarges the job's source image by; None for a job that draws."""
+    if kind is ImageInput.DATA_URL:
+        return _esrgan_scale(job_input)
+    if kind is ImageInput.COMFYUI:
+        factor, _ = _workflow_upscale(job_input.get("workflow"))
+        return factor
+    return None
+
+
+# worker-esrgan's INPUT_SCHEMA (runpod-workers/worker-esrgan src/rp_schemas.py): the names it takes, its models.
+ESRGAN_KEYS = frozenset({"data_url", "model", "scale", "tile", "tile_pad", "pre_pad", "output_type"})
+ESRGAN_MODELS = ("RealESRGAN_x4plus", "RealESRNet_x4plus", "RealESRGAN_x4plus_anime_6B", "RealESRGAN_x2plus")
+ESRGAN_DEFAULT_SCALE = 4
+ESRGAN_MAX_SCALE = 16
+ESRGAN_INT_KEYS = ("tile", "tile_pad", "pre_pad")
+
+
+def esrgan_errors(job_input: dict[str, Any]) -> list[str]:
+    """What RunPod's rp_validator reports for worker-esrgan's schema (the emulator's own `emulator` key aside)."""
+    worker_input = {key: value for key, value in job_input.items() if key != "emulator"}
+    errors = [f"Unexpected input. {key} is not a valid input option." for key in worker_input if key not in ESRGAN_KEYS]
+    url = worker_input.get("data_url")
+    if url is None:
+        errors.append("data_url is a required input.")
+    elif not isinstance(url, str):
+        errors.append(f"data_url should be {str} type, not {type(url)}.")
+    if worker_input.get("model", ESRGAN_MODELS[0]) not in ESRGAN_MODELS:
+        errors.append("model does not meet the constraints.")
+    scale = _esrgan_scale(worker_input)
+    if scale is None:
+        errors.append(f"scale should be {float} type, not {type(worker_input.get('scale'))}.")
+    elif not 0 < scale < ESRGAN_MAX_SCALE:
+        errors.append("scale does not meet the constraints.")
+    for key in ESRGAN_INT_KEYS:
+        if key in worker_input and (not isinstance(worker_input[key], int) or isinstance(worker_input[key], bool)):
+            errors.append(f"{key} should be {int} type, not {type(worker_input[key])}.")
+    if worker_input.get("output_type", "individual") not in ("individual", "zip"):
+        errors.append("output_type does not meet the constraints.")
+    return errors
+
+
+def _esrgan_scale(job_input: dict[str, Any]) -> float | None:
+    """`scale` as rp_validator gives it to the handler: an int or a float becomes a float (default 4)."""
+    value = job_input.get("scale", ESRGAN_DEFAULT_SCALE)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _esrgan_source(job_input: dict[str, Any]) -> SourcePlan:
+    if esrgan_errors(job_input):
+        # src/rp_handler.py reads validated_input['validated_input'] before it checks for 'errors': a KeyError,
+        # which the RunPod SDK reports as the job's error.
+        return SourcePlan(error=handler_error("KeyError", "'validated_input'"))
+    url = job_input["data_url"]
+    if not url.startswith(("http://", "https://")):
+        # rp_download.file fetches it with requests, which refuses anything but an http(s) URL.
+        return SourcePlan(error=handler_error("MissingSchema", f"Invalid URL {url[:40]!r}: No scheme supplied."))
+    return SourcePlan(url=url)
+
+
+def handler_error(kind: str, message: str) -> str:
+    """The RunPod SDK's report of a handler that raised (`error_type`, `error_message`…), JSON-encoded."""
+    return json.dumps({"error_type": f"<class '{kind}'>", "error_message": message, "error_traceback": ""})
+
+
+# The factor a ComfyUI upscale model's file name states: `4x-UltraSharp.pth`, `RealESRGAN_x2plus.pth`.
+MODEL_FACTOR = re.compile(r"(?:^|[^a-z0-9])(\d+)x|x(\d+)(?:[^0-9]|$)", re.IGNORECASE)
+# ComfyUI's ImageScaleBy (nodes.py): scale_by from 0.01 to 8.0.
+SCALE_BY_RANGE = (0.01, 8.0)
+
+
+def _workflow_upscale(workflow: Any) -> tuple[float | None, str | None]:
+    """The factor a workflow's upscale nodes enlarge its image by (None: it has none), or the error ComfyUI's
+    validation fails it with."""
+    if not isinstance(workflow, dict):
+        return None, None
+    factor: float | None = None
+    for node in workflow.values():
+        if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
+            continue
+        inputs = node["inputs"]
+        if node.get("class_type") == "ImageScaleBy":
+            value = inputs.get("scale_by")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None, f"Prompt outputs failed validation: ImageScaleBy: invalid scale_by {value!r}"
+            low, high = SCALE_BY_RANGE
+            if not low <= value <= high:
+                where = f"smaller than min of {low}" if value < low else f"bigger than max of {high}"
+                return None, f"Prompt outputs failed validation: ImageScaleBy: Value {value} {where}: scale_by"
+            factor = (factor or 1.0) * float(value)
+        elif node.get("class_type") == "UpscaleModelLoader":
+            name = inputs.get("model_name")
+            match = MODEL_FACTOR.search(name) if isinstance(name, str) else None
+            if match is None:
+                return None, f"Prompt outputs failed validation: UpscaleModelLoader: Value not in list: {name!r}"
+            factor = (factor or 1.0) * int(match.group(1) or match.group(2))
+    return factor, None
 
 
 def _comfyui_source(job_input: dict[str, Any]) -> SourcePlan | None:

@@ -26,7 +26,9 @@ HEALTH_CHECK_INTERVAL_S = 30
 # A command that meets a broken or refused connection is sent again on a new one for about 3 s (at most 5.5 s):
 # long enough to ride out a Redis restart or failover, short enough to fail fast when Redis is really gone.
 # Timeouts are not retried (a hung server would hold every command 10 s per attempt). Sending a script again is
-# safe: each transition is fenced or idempotent, so running it twice is never worse than failing.
+# safe: each transition is fenced or idempotent, so running it twice is never worse than failing. A create sent
+# again is answered as created (its jid is new per submit); a fenced transition sent again after it went through is
+# refused as a lost lease, so its job waits out that lease and is picked up again.
 RECONNECT_RETRIES = 8
 RECONNECT_BACKOFF_BASE_S = 0.1
 RECONNECT_BACKOFF_CAP_S = 1.0

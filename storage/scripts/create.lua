@@ -2,7 +2,7 @@
 -- KEYS: job, due, user_active, guild_active, user_jobs, idempotency, cooldown, stats, endpoints
 -- ARGV: jid, endpoint_id, user_quota, guild_quota, cooldown_ms, submit_lease_ms, idempotency_ttl_s,
 --       history_max, history_ttl_s, has_idempotency, has_guild, field, value, ...
--- Returns {'status', 'created', 'jid', jid, 'token', token} | {'status', 'duplicate', 'jid', jid}
+-- Returns {'status', 'created', 'jid', jid, 'token', token} (also when sent again) | {'status', 'duplicate', 'jid', jid}
 --   | {'status', 'cooldown', 'wait_ms', ms} | {'status', 'user_quota', 'active', n} | {'status', 'guild_quota', 'active', n}
 local job, due, user_active, guild_active, user_jobs, idem, cooldown, stats, endpoints =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -12,6 +12,11 @@ local cooldown_ms, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local idem_ttl, history_max, history_ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local has_idem, has_guild = ARGV[10] == '1', ARGV[11] == '1'
 
+-- This very create sent again (Redis ran it, then the connection broke before the reply; the client resends on a
+-- new connection): answer as the first run did. A jid is new for each submit, so its record can only be this one's.
+if redis.call('EXISTS', job) == 1 then
+  return {'status', 'created', 'jid', jid, 'token', tonumber(redis.call('ZSCORE', due, jid) or '0')}
+end
 if has_idem then
   local existing = redis.call('GET', idem)
   if existing then return {'status', 'duplicate', 'jid', existing} end

@@ -40,7 +40,7 @@ async def test_jobs_through_a_kill_a_redis_restart_and_faults_are_all_accounted_
     """Every submission ends delivered once or explained, and RunPod ran each at most once."""
     async with asyncio.timeout(SMOKE_TIMEOUT_S):
         report, _verdicts, _logs = await run_chaos(replace(SMOKE, log_dir=tmp_path / "logs"))
-    assert report.problems == []
+    assert report.problems == [], "\n".join(report.problems)
     assert report.kills == 1
     # A REDIS_URL given to the suite (CI's own server) is used as it is, never restarted.
     assert report.redis_restarts == (0 if os.environ.get("REDIS_URL") else 1)

@@ -29,6 +29,10 @@ STYLES = ("sdxl", "sdxl_turbo", "sd15", "a1111", "comfyui", "comfy_legacy", "flu
 # The server is up in about 2 s on an idle machine; the suite shares 2 cores with other work.
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+# A free port is only free when it is picked: with other test processes opening sockets meanwhile (the suite runs on
+# several), the server may find it taken; it is then started again on another, this many times at most.
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"
 
 
 @dataclass
@@ -68,13 +72,21 @@ def start(style: str, home: Path) -> LocalWorker:
     return LocalWorker(style, f"http://127.0.0.1:{port}", process, log)
 
 
-async def all_ready(workers: list[LocalWorker]) -> None:
-    """Wait until every server answers (a status request for an unknown job runs nothing)."""
+async def all_ready(workers: list[LocalWorker], home: Path) -> None:
+    """Wait until every server answers (a status request for an unknown job runs nothing); a server that found its
+    port taken is started again on another, in place in `workers`."""
+    attempts = dict.fromkeys(range(len(workers)), 1)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
 
-        async def answers(worker: LocalWorker) -> bool:
+        async def answers(index: int) -> bool:
+            worker = workers[index]
             if worker.process.poll() is not None:
-                raise RuntimeError(f"the {worker.style} worker server exited:\n{worker.log.read_text()}")
+                output = worker.log.read_text()
+                if PORT_TAKEN not in output or attempts[index] >= PORT_ATTEMPTS:
+                    raise RuntimeError(f"the {worker.style} worker server exited:\n{output}")
+                attempts[index] += 1
+                workers[index] = start(worker.style, home)
+                return False
             try:
                 async with http.post(f"{worker.url}/status/ready-check") as response:
                     return response.status == 200
@@ -82,7 +94,7 @@ async def all_ready(workers: list[LocalWorker]) -> None:
                 return False
 
         async def every() -> bool:
-            return all(await asyncio.gather(*(answers(worker) for worker in workers)))
+            return all(await asyncio.gather(*(answers(index) for index in range(len(workers)))))
 
         await wait_until(every, timeout_s=READY_TIMEOUT_S)
 
@@ -106,7 +118,7 @@ def local_workers() -> Iterator[dict[str, str]]:
         home = Path(directory)
         workers = [start(style, home) for style in STYLES]
         try:
-            asyncio.run(all_ready(workers))
+            asyncio.run(all_ready(workers, home))
             yield {worker.style: worker.url for worker in workers}
         finally:
             stop(workers)

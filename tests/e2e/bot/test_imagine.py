@@ -274,6 +274,7 @@ async def test_queued_card_explains_the_wait(harness: Harness) -> None:
     assert fields["In the queue since"].startswith("<t:")
 
 
+@pytest.mark.serial
 async def test_card_edits_are_coalesced(harness: Harness) -> None:
     """Progress edits to one card are at least CARD_EDIT_INTERVAL_S apart, and none repeats the previous one."""
     harness.emulator.update_scenario(execution_s=3.0)

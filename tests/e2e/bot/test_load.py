@@ -45,6 +45,7 @@ def emulator_scenario() -> Scenario:
     )
 
 
+@pytest.mark.serial
 async def test_a_burst_of_500_imagine_gets_every_member_a_card_or_a_clear_refusal(
     harness: Harness, redis_url: str, tmp_path: Path
 ) -> None:

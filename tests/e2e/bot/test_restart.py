@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from cogs.jobs_ui import CARD_NONCE, card_view
 from cogs.render import card_embed
 from storage.models import JobState
 from storage.store import JobStore, NewJob, StoreConfig
 from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results, wait_until
+from tests.fakes.discord.views import InteractionView
 
 
 async def test_job_running_across_a_restart_is_delivered_once(harness: Harness) -> None:
@@ -73,6 +76,27 @@ async def test_bot_stopped_mid_submit_finishes_the_submit_first(harness: Harness
     assert answer_text(answer).startswith("Submitted")
     assert job.runpod_id is not None
     assert job.state is not JobState.SUBMITTING
+
+
+async def test_command_sent_while_the_bot_is_closing_is_refused_and_starts_nothing(harness: Harness) -> None:
+    """A /imagine that arrives while a closing bot waits for the submits in flight is refused, with no job and no
+    /run: a submit begun then would be cut short and end "outcome unknown"."""
+    harness.emulator.update_scenario(slow_reply_s=2.0)
+    harness.emulator.script_faults("run", "slow")
+    late: asyncio.Task[InteractionView] | None = None
+    async with harness.running() as bot:
+        await harness.fake.invoke_command(harness.channel_id, harness.alice, "imagine", {"prompt": "closing time"})
+        await harness.wait_for_messages(lambda found: bool(cards(found)))
+
+        async def during_the_close() -> InteractionView:
+            await wait_until(lambda: not bot.services.in_flight.accepting)
+            return await harness.imagine(user_id=harness.bob, prompt="one more, please")
+
+        late = asyncio.create_task(during_the_close())
+    answer = answer_text(await late)
+    assert answer.startswith("I'm restarting right now, so I didn't start anything"), answer
+    assert await JobStore(harness.redis).user_recent(harness.bob) == []
+    assert harness.emulator.snapshot()["received"].get("run", 0) == 1
 
 
 async def test_card_posted_by_a_process_that_died_unrecorded_shows_the_outcome(harness: Harness) -> None:

@@ -157,7 +157,7 @@ async def test_upscale_is_for_the_owner_and_the_servers_moderators(harness: Harn
         refused = await harness.answered(await harness.fake.click_button(result["id"], f"job:u1:{jid}", harness.bob))
         allowed = await harness.answered(await harness.fake.click_button(result["id"], f"job:u1:{jid}", harness.mod))
         messages = await harness.wait_for_messages(lambda found: len(results(found)) == 2)
-    assert "or a moderator of its server can post one of its images on its own" in answer_text(refused)
+    assert "or a moderator of its server can upscale its images" in answer_text(refused)
     assert answer_text(allowed).startswith("Image 1, on its own: https://discord.com/channels/")
     assert len(results(messages)) == 2
 

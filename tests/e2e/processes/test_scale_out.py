@@ -133,6 +133,7 @@ async def test_gateway_and_two_pollers_deliver_each_job_once_even_when_one_is_ki
     assert cluster.emulator.counters.request_count("run") == 12
 
 
+@pytest.mark.serial
 async def test_sigterm_hands_a_pollers_jobs_to_another_within_a_second(cluster: Cluster) -> None:
     """Jobs a poller is in the middle of when it gets SIGTERM are polled by the other poller within a second of
     its exit, not after their 30-second lease."""

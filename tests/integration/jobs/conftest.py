@@ -58,6 +58,8 @@ class RecordingNotifier:
     # Jobs whose next delivery is refused for good (`DeliveryFailed(final=True)` with this reason), once.
     refuse: dict[str, str] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
+    # Jobs whose deliveries take this long (seconds): a slow upload, or Discord's rate limits.
+    slow_s: dict[str, float] = field(default_factory=dict)
     on_finish: Callable[[TrackedJob, JobResult], None] | None = None
 
     async def job_updated(self, job: TrackedJob) -> None:
@@ -66,6 +68,8 @@ class RecordingNotifier:
     async def job_finished(self, job: TrackedJob, result: JobResult) -> Delivery:
         if job.jid in self.hang:
             await asyncio.Event().wait()
+        if job.jid in self.slow_s:
+            await asyncio.sleep(self.slow_s[job.jid])
         if self.fail_times.get(job.jid, 0) > 0:
             self.fail_times[job.jid] -= 1
             raise RuntimeError("delivery failed (test)")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import replace
+
+import pytest
+from aiohttp import web
+from PIL import Image
 
 from jobs.access import Actor
 from jobs.logcontext import current_job
@@ -29,6 +35,8 @@ from tests.integration.jobs.conftest import (
 from tests.plugins.emulator import client_for
 
 MEMBER = Requester(user_id=1, guild_id=2, channel_id=3)
+# How long the slow image host takes to answer: several claim leases of the tests that use it.
+SLOW_DOWNLOAD_S = 0.9
 
 
 async def submit(core: Core, prompt: str, *, user_id: int = 1, service_ttl_ms: int | None = None) -> str:
@@ -125,6 +133,51 @@ async def test_two_pollers_on_one_redis_deliver_each_job_once(core: Core) -> Non
     calls = Counter(jid for notifier in (first, second) for jid, results in notifier.finished.items() for _ in results)
     assert set(calls) == set(jids)
     assert set(calls.values()) == {1}
+
+
+@pytest.fixture
+async def slow_image_host() -> AsyncIterator[str]:
+    """A loopback image host that answers each download only after SLOW_DOWNLOAD_S; yields the image's URL."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(buffer, format="PNG")
+
+    async def serve(_request: web.Request) -> web.Response:
+        await asyncio.sleep(SLOW_DOWNLOAD_S)
+        return web.Response(body=buffer.getvalue(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/slow.png", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/slow.png"
+    finally:
+        await runner.cleanup()
+
+
+async def test_result_whose_images_download_slower_than_the_claim_lease_is_delivered_once(
+    core: Core, slow_image_host: str
+) -> None:
+    """A finished job whose image takes longer to download than the claim lease is still delivered, once."""
+    core.emulator.update_scenario(personality="custom", custom_output={"image_url": slow_image_host})
+    jid = await submit(core, "a slow download")
+    notifier = RecordingNotifier()
+    settings = replace(FAST_POLLER, claim_lease_ms=round(SLOW_DOWNLOAD_S * 1000 / 3))
+    async with polling(core.poller(notifier, settings)):
+        await wait_until(lambda: delivered(core, jid), timeout_s=10 * SLOW_DOWNLOAD_S)
+    assert len(notifier.finished[jid]) == 1
+    assert notifier.finished[jid][0].images
+
+
+async def test_delivery_slower_than_its_lease_is_not_posted_again_by_another_poller(core: Core) -> None:
+    """A delivery that outlasts the delivery lease keeps the job: the other poller never posts it a second time."""
+    jid = await submit(core, "a slow upload")
+    slow_s = FAST_POLICY.delivery_lease_ms * 3 / 1000
+    first, second = RecordingNotifier(slow_s={jid: slow_s}), RecordingNotifier(slow_s={jid: slow_s})
+    async with polling(core.poller(first)), polling(core.poller(second)):
+        await wait_until(lambda: delivered(core, jid), timeout_s=10 * slow_s)
+    assert len(first.finished.get(jid, [])) + len(second.finished.get(jid, [])) == 1
 
 
 async def test_stopped_poller_hands_its_jobs_to_a_later_one(core: Core) -> None:
@@ -267,12 +320,12 @@ async def test_shared_budget_keeps_status_calls_under_runpods_limit(core: Core) 
 
 async def cycle_round_trips(core: Core, jobs: int) -> int:
     """Redis round trips of one poll cycle over `jobs` queued jobs (claim, /status calls, writes)."""
-    await core.store.redis.flushall()
+    await core.store.redis.flushdb()
     for index in range(jobs):
         await submit(core, f"queued {index}", user_id=index)
     await asyncio.sleep(FAST_POLICY.first_poll_ms / 1000 + 0.05)
     # Its own store, so only this poller's round trips are counted; a wide window, so slow replies do not split
-    # the cycle's writes.
+    # the cycle's writes; a lease that outlasts the window, so a slow cycle needs no lease renewal.
     store = JobStore(core.store.redis, core.store.config)
     poller = Poller(
         store,
@@ -281,7 +334,7 @@ async def cycle_round_trips(core: Core, jobs: int) -> int:
         http=core.http,
         fetch_policy=LOOPBACK_FETCH,
         policy=FAST_POLICY,
-        settings=replace(FAST_POLLER, write_window_ms=2_000),
+        settings=replace(FAST_POLLER, write_window_ms=2_000, claim_lease_ms=10_000),
     )
     assert await poller.run_once() == jobs
     await poller.drain()

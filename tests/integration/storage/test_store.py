@@ -88,6 +88,19 @@ async def test_same_request_id_creates_one_job(store: JobStore) -> None:
     assert len(await store.user_recent(1)) == 1
 
 
+async def test_a_create_sent_again_after_a_lost_reply_is_the_same_creation(store: JobStore) -> None:
+    """The very create resent (Redis ran it, the reply was lost, the client sent it again on a new connection) is
+    answered as created, not as its own duplicate: the submit goes on to /run instead of stalling the job."""
+    job = new_job(request_id="interaction-resent")
+    limits = Limits(cooldown_ms=5000)
+    first = await store.create(job, limits)
+    again = await store.create(job, limits)
+    assert not again.duplicate
+    assert (again.jid, again.token) == (first.jid, first.token)
+    assert len(await store.user_active(job.user_id)) == 1
+    assert (await store.counts())["state:SUBMITTING"] == 1
+
+
 async def test_two_concurrent_claims_never_return_the_same_job(store: JobStore) -> None:
     """Many claimers racing over the same due jobs each get distinct jobs, and every job is claimed once."""
     jids = {await queued_job(store) for _ in range(40)}

@@ -266,3 +266,15 @@ def test_jpeg_and_webp_from_the_worker_are_left_as_they_are() -> None:
     """Only a PNG gets the text without re-encoding; other formats are returned unchanged."""
     jpeg = b"\xff\xd8\xff\xe0 a jpeg"
     assert with_parameters(jpeg, "image/jpeg", "a fox") == jpeg
+
+
+def test_upscaled_image_names_the_drawing_and_the_upscale_as_a1111s_extras_do() -> None:
+    """An upscale's image carries the drawing's size and model, then A1111's Extras fields for the enlargement."""
+    upscaled = job("esrgan-2x", width=2048, height=2048, upscale=2.0, source_image_url="https://cdn.example/1.png")
+    lineage = {"parent_jid": "p1", "parent_action": "upscale", "parent_image": 2, "parent_model": "sdxl"}
+    upscaled = upscaled.model_copy(update={"extra": lineage})
+    (text,) = job_infotexts(upscaled, [image()])
+    assert text.splitlines()[-1] == (
+        "Steps: 25, CFG scale: 7.5, Seed: 42, Size: 1024x1024, Model: sdxl, Postprocess upscale by: 2.0, "
+        "Postprocess upscaler: esrgan-2x"
+    )

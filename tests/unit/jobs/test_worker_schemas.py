@@ -18,12 +18,14 @@ import pytest
 
 from jobs.presets import (
     PRESETS,
+    ImageRequest,
     InvalidRequestError,
     ModelConfig,
     ModelEntry,
     Range,
     RequestOptions,
     Size,
+    SourceImage,
     WorkerLimit,
     build_model,
 )
@@ -31,6 +33,7 @@ from tests.data.worker_schemas import (
     public_flux,
     worker_a1111,
     worker_comfyui,
+    worker_esrgan,
     worker_sdxl,
     worker_sdxl_turbo,
     worker_stable_diffusion_v1,
@@ -48,6 +51,7 @@ SCHEMAS: dict[str, Schema] = {
     "flux-schnell": public_flux.FLUX_SCHNELL_SCHEMA,
     "a1111": worker_a1111.INPUT_SCHEMA,
     "comfyui": worker_comfyui.INPUT_SCHEMA,
+    "esrgan": worker_esrgan.INPUT_SCHEMA,
 }
 # The worker's input names for the bot's steps, guidance and count (None: the worker has no such input).
 InputNames = dict[str, tuple[str, ...]]
@@ -152,8 +156,12 @@ def check_against_worker(preset: str, payload: dict[str, Any]) -> None:
         assert payload["width"] * payload["height"] <= MAX_PIXELS[preset]
 
 
+# The presets whose workers draw from a prompt (worker-esrgan only upscales: tested below).
+DRAWING_PRESETS = [name for name, preset in PRESETS.items() if not preset.worker.upscale_only]
+
+
 def all_edges() -> list[tuple[str, str]]:
-    return [(preset, label) for preset in PRESETS for label, _ in edges(model_of_static(preset))]
+    return [(preset, label) for preset in DRAWING_PRESETS for label, _ in edges(model_of_static(preset))]
 
 
 def model_of_static(preset: str) -> ModelConfig:
@@ -192,7 +200,7 @@ def just_outside(limit: WorkerLimit, option: str) -> list[float]:
     return [low, high]
 
 
-WORKER_LIMITS = [entry for preset in PRESETS for entry in limits_of(preset)]
+WORKER_LIMITS = [entry for preset in DRAWING_PRESETS for entry in limits_of(preset)]
 
 
 @pytest.mark.parametrize(("preset", "option", "limit"), WORKER_LIMITS, ids=[f"{p}-{o}" for p, o, _ in WORKER_LIMITS])
@@ -208,7 +216,7 @@ def test_each_worker_limit_is_the_one_its_source_states(preset: str, option: str
     assert limit.source.split()[0].startswith(("runpod-workers/", "runpod/docs@"))
 
 
-@pytest.mark.parametrize("preset", [name for name, preset in PRESETS.items() if preset.worker.sizes is not None])
+@pytest.mark.parametrize("preset", [name for name in DRAWING_PRESETS if PRESETS[name].worker.sizes is not None])
 def test_each_worker_size_rule_is_the_one_its_source_states(preset: str) -> None:
     """The recorded size rule allows exactly the sides the schema's width and height constraints (and pixel cap) do."""
     rule = PRESETS[preset].worker.sizes
@@ -330,3 +338,74 @@ def test_each_strength_limit_is_the_one_its_source_states(preset: str, tmp_path:
     for value in (-INSIDE, 1 + INSIDE):
         with pytest.raises(InvalidRequestError, match="Allowed: 0–1"):
             model.resolve(RequestOptions(prompt="p", source_image_url=SOURCE_URL, strength=value))
+
+
+# Upscalers: one image sent at its own size and the factor, as `prepare_upscale_source` leaves the request.
+UPSCALE_WORKFLOW = {
+    "10": {"class_type": "LoadImage", "inputs": {"image": "{{image}}"}},
+    "11": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x-UltraSharp.pth"}},
+    "12": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["11", 0], "image": ["10", 0]}},
+    "13": {"class_type": "ImageScaleBy", "inputs": {"image": ["12", 0], "scale_by": "{{scale}}"}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["13", 0]}},
+}
+UPSCALE_PRESETS = [name for name, preset in PRESETS.items() if preset.worker.upscale is not None]
+
+
+def upscaler_of(preset: str, scale: float, tmp_path: Path) -> ModelConfig:
+    workflow = None
+    if preset == "comfyui":
+        (tmp_path / "upscale.json").write_text(json.dumps(UPSCALE_WORKFLOW))
+        workflow = "upscale.json"
+    entry = ModelEntry(name="up", endpoint_id="ep", preset=preset, workflow_file=workflow, task="upscale", scale=scale)
+    return build_model(entry, tmp_path)
+
+
+def upscale_request(model: ModelConfig) -> ImageRequest:
+    """An upscale of a 1024x1024 image, prepared as the worker takes it (a URL, or a PNG data URI)."""
+    spec = model.upscale_input
+    assert spec is not None
+    assert model.scale is not None
+    encoded = SOURCE_URL if spec.encoding == "url" else SOURCE_DATA_URI
+    side = round(1024 * model.scale)
+    return ImageRequest(
+        "p", "", Size(side, side), 25, 7.0, 1, 1, source=SourceImage(SOURCE_URL, encoded), scale=model.scale
+    )
+
+
+def test_the_presets_that_upscale_are_those_whose_workers_do() -> None:
+    """worker-comfyui (a workflow with upscale nodes) and worker-esrgan upscale; worker-esrgan does nothing else."""
+    assert UPSCALE_PRESETS == ["comfyui", "esrgan"]
+    assert [name for name, preset in PRESETS.items() if preset.worker.upscale_only] == ["esrgan"]
+
+
+@pytest.mark.parametrize("preset", UPSCALE_PRESETS)
+def test_upscale_input_passes_the_real_workers_schema_at_the_scale_edges(preset: str, tmp_path: Path) -> None:
+    """At each end of the factors allowed and at 2, the upscaler's input is one its worker accepts as it is."""
+    allowed = upscaler_of(preset, 2, tmp_path).scale_range
+    assert allowed is not None
+    for scale in (lowest(allowed, integer=False), 2, highest(allowed, integer=False)):
+        model = upscaler_of(preset, scale, tmp_path)
+        payload = model.build_input(upscale_request(model))
+        check_against_worker(preset, payload)
+        if preset == "comfyui":
+            (image,) = payload["images"]
+            assert payload["workflow"]["10"]["inputs"]["image"] == image["name"]
+            assert payload["workflow"]["13"]["inputs"]["scale_by"] == scale
+        else:
+            assert payload == {"data_url": SOURCE_URL, "scale": float(scale)}
+
+
+def test_esrgan_scale_limit_is_the_one_its_source_states(tmp_path: Path) -> None:
+    """worker-esrgan's recorded factor range is its schema's `0 < scale < 16`: its ends are out, just inside is in."""
+    limit = upscaler_of("esrgan", 2, tmp_path).worker_scale_limit
+    assert limit is not None
+    constraint = SCHEMAS["esrgan"]["scale"]["constraints"]
+    for value in (0, INSIDE, 16 - INSIDE, 16):
+        assert (value in limit.allowed) == constraint(value), value
+    assert limit.source.startswith("runpod-workers/worker-esrgan@")
+
+
+def test_rp_validator_checks_esrgan_scale_since_its_default_is_an_int() -> None:
+    """The schema's default scale is an int, so a float scale is range-checked by the worker itself: 16 is refused."""
+    result = rp_validate({"data_url": SOURCE_URL, "scale": 16.0}, worker_esrgan.INPUT_SCHEMA)
+    assert result["errors"] == ["scale does not meet the constraints."]
