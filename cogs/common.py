@@ -25,6 +25,8 @@ from storage.models import TrackedJob
 
 log = logging.getLogger(__name__)
 
+# A job id as the buttons carry it in their custom_ids (`job:<action>:<jid>`, `job:u2:<jid>`).
+JOB_ID = r"[0-9a-f]{8,32}"
 # Nobody is ever pinged: a prompt with @everyone or a role mention stays text.
 NO_PINGS = discord.AllowedMentions.none()
 

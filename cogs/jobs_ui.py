@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from cogs.common import (
     DEFAULT_UPLOAD_LIMIT,
+    JOB_ID,
     NO_PINGS,
     Services,
     guarded,
@@ -27,6 +28,7 @@ from cogs.common import (
     missing_channel_permissions,
     reply,
 )
+from cogs.image_buttons import ImageButton
 from cogs.render import (
     GALLERY_ITEM_LIMIT,
     RETRYABLE,
@@ -54,7 +56,6 @@ from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
 
-JOB_ID = r"[0-9a-f]{8,32}"
 # A Remix form left open this long is dropped by discord.py; the member clicks Remix again.
 REMIX_MODAL_TIMEOUT_S = 900.0
 REMIX_FORM = re.compile(rf"job:remix-form:(?P<jid>{JOB_ID})")
@@ -116,29 +117,12 @@ class JobButton(
         await guarded(interaction, lambda: handler(loaded_cog(interaction, JobActions).services, interaction, self.jid))
 
 
-class ImageButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=rf"job:u(?P<index>[0-9]{{1,2}}):(?P<jid>{JOB_ID})",
-):
+class UpscaleButton(ImageButton, letter="u"):
     """U1…Un: an upscale job of image n of the result it sits on (with an upscaler configured), else that image
-    posted by itself at full resolution; the custom_id holds both."""
+    posted by itself at full resolution."""
 
-    def __init__(self, index: int, jid: str) -> None:
-        super().__init__(
-            discord.ui.Button(label=f"U{index}", style=discord.ButtonStyle.secondary, custom_id=f"job:u{index}:{jid}")
-        )
-        self.index = index
-        self.jid = jid
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ImageButton:
-        return cls(int(match["index"]), match["jid"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        services = loaded_cog(interaction, JobActions).services
-        await guarded(interaction, lambda: upscale_image(services, interaction, self.jid, self.index))
+    async def act(self, ctx: Services, interaction: discord.Interaction[Any]) -> None:
+        await upscale_image(ctx, interaction, self.jid, self.index)
 
 
 class RemixModal(discord.ui.Modal):
@@ -193,10 +177,10 @@ class JobActions(commands.Cog):
         self.services = services
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(JobButton, ImageButton)
+        self.bot.add_dynamic_items(JobButton, UpscaleButton)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(JobButton, ImageButton)
+        self.bot.remove_dynamic_items(JobButton, UpscaleButton)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
@@ -248,7 +232,7 @@ def result_layout(
         view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in UPSCALE_RESULT_ACTIONS)))
         return view
     shown = min(len(filenames), GALLERY_ITEM_LIMIT)
-    upscale = [ImageButton(index, job.jid) for index in range(1, shown + 1)]
+    upscale = [UpscaleButton(index, job.jid) for index in range(1, shown + 1)]
     for buttons in (upscale, list(vary)[:shown]):
         for first in range(0, len(buttons), ROW_BUTTON_LIMIT):
             view.add_item(discord.ui.ActionRow(*buttons[first : first + ROW_BUTTON_LIMIT]))
