@@ -8,11 +8,10 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from jobs.access import Actor
 from jobs.labels import RESULT_CHANNEL_FIELD
@@ -179,26 +178,16 @@ class HasServices(Protocol):
 
 
 def services_of(bot: object) -> Services:
-    """The services of the bot an extension is loaded into, for its `setup()` to hand to the cogs it adds."""
+    """The services of the bot: for an extension's `setup()` to hand to the cogs it adds, and for a button (which
+    discord.py rebuilds from its custom_id alone) to act with. Not a cog's own services: loading an extension runs its
+    module again as a new module, so a button class another module imported first (delivery builds the result's
+    buttons) is not the loaded cog's class, and looking the cog up by its class would fail."""
     if not isinstance(bot, HasServices) or not isinstance(bot.services, Services):
         raise TypeError(
             f"{type(bot).__name__} has no `services` (cogs.common.Services): load the cogs into bot.RunpodBot, "
             "which builds them from the core"
         )
     return bot.services
-
-
-CogT = TypeVar("CogT", bound=commands.Cog)
-
-
-def loaded_cog(interaction: discord.Interaction[Any], kind: type[CogT]) -> CogT:
-    """The cog of `kind` loaded in the bot that got this interaction: how a button, which discord.py rebuilds from
-    its custom_id alone, reaches the services its cog was given."""
-    client = interaction.client
-    cog = client.get_cog(kind.__cog_name__) if isinstance(client, commands.Bot) else None
-    if not isinstance(cog, kind):
-        raise RuntimeError(f"the {kind.__cog_name__} cog is not loaded, so its buttons cannot act")
-    return cog
 
 
 def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:

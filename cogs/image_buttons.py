@@ -29,7 +29,7 @@ class ImageButton(
 ):
     """A button for image n of job jid's result (`job:<letter><n>:<jid>`). A kind of per-image button derives from
     it with its `letter` (`class VaryButton(ImageButton, letter="v")`) and does its work in `act`, which is reached
-    only for an index of 1 to 10, with the bot's services."""
+    only for an index of 1 to 10, with the bot's services (`services_of`: see there why not a cog's)."""
 
     letter: ClassVar[str]
 
@@ -61,11 +61,7 @@ class ImageButton(
         return cls(int(match["index"]), match["jid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        # The bot's services, not those of a cog class: delivery builds these buttons from the module as first
-        # imported, while loading an extension runs its module again as a new one, so the class of a button on a
-        # posted result may not be the class of the cog that is loaded.
-        ctx = services_of(interaction.client)
-        await guarded(interaction, lambda: self._checked(ctx, interaction))
+        await guarded(interaction, lambda: self._checked(services_of(interaction.client), interaction))
 
     async def _checked(self, ctx: Services, interaction: discord.Interaction[Any]) -> None:
         if self.index not in IMAGE_INDEXES:

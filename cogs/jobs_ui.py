@@ -24,9 +24,9 @@ from cogs.common import (
     guarded,
     job_link,
     jump_url,
-    loaded_cog,
     missing_channel_permissions,
     reply,
+    services_of,
 )
 from cogs.image_buttons import ImageButton
 from cogs.render import (
@@ -114,7 +114,7 @@ class JobButton(
             "remix": remix_job,
             "info": job_info,
         }[self.action]
-        await guarded(interaction, lambda: handler(loaded_cog(interaction, JobActions).services, interaction, self.jid))
+        await guarded(interaction, lambda: handler(services_of(interaction.client), interaction, self.jid))
 
 
 class UpscaleButton(ImageButton, letter="u"):

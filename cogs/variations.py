@@ -28,7 +28,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import JOB_ID, Services, guarded, loaded_cog, reply, services_of
+from cogs.common import JOB_ID, Services, guarded, reply, services_of
 from cogs.image_buttons import MAX_IMAGE_BUTTONS, ImageButton
 from cogs.jobs_ui import result_access, submit_flow
 from jobs.access import Action
@@ -115,10 +115,9 @@ class PickImage(
         return cls(int(match["channel"]), int(match["message"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        ctx = loaded_cog(interaction, Variations).services
         values = self.item.values
         index = int(values[0]) if values else 1
-        await guarded(interaction, lambda: self._vary(ctx, interaction, index))
+        await guarded(interaction, lambda: self._vary(services_of(interaction.client), interaction, index))
 
     async def _vary(self, ctx: Services, interaction: discord.Interaction[Any], index: int) -> None:
         channel = interaction.client.get_partial_messageable(self.channel_id, guild_id=interaction.guild_id)
