@@ -29,6 +29,7 @@ from cogs.common import (
     services_of,
 )
 from cogs.image_buttons import ImageButton
+from cogs.presses import earlier_press, press_of
 from cogs.render import (
     GALLERY_ITEM_LIMIT,
     RETRYABLE,
@@ -44,6 +45,7 @@ from jobs.labels import QUEUE_AT_SUBMIT_FIELD
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
+from jobs.presses import EarlierPress, PressTicket
 from jobs.service import (
     BeforeRun,
     JobNotFoundError,
@@ -302,7 +304,34 @@ async def _card_flow(
 ) -> None:
     """Defer, then `submit` with the job card posted before `/run` (in the channel, or the member's DM for a private
     job), and answer the member with a link to the card. The interaction id is the request id, so a click or a
-    command delivered twice sends one `/run`."""
+    command delivered twice sends one `/run`; a button, menu or form pressed twice by the member (two interactions)
+    starts one job too: the second press is told where the first one's job is (`cogs.presses`)."""
+    press = press_of(interaction)
+    if press is None:
+        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=None)
+        return
+    # One Redis call before the defer, as the access checks before it: the refusal must be the first answer.
+    claim = await ctx.service.claim_press(press)
+    if isinstance(claim, EarlierPress):
+        await reply(interaction, await earlier_press(ctx, interaction, claim))
+        return
+    try:
+        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=claim)
+    finally:
+        # Held a few seconds more when a job started; at once free when the press was refused (quota, cooldown,
+        # deny-list), so the member can fix that and press again.
+        await claim.end()
+
+
+async def _submit_with_card(
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    model: ModelConfig,
+    submit: SubmitWith,
+    *,
+    private: bool,
+    ticket: PressTicket | None,
+) -> None:
     # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
     await interaction.response.defer(ephemeral=True, thinking=True)
     channel: discord.abc.Messageable
@@ -337,6 +366,9 @@ async def _card_flow(
                 ) from None
             raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
         await ctx.service.record_card(job.jid, card.id)
+        if ticket is not None:
+            # From here a second press of the same button is told where this job is.
+            await ticket.started(job.jid)
 
     try:
         submission = await submit(requester, _submit_extra(ctx, model, upload_limit, private), post_card)
