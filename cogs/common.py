@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -188,6 +188,17 @@ def services_of(bot: object) -> Services:
             "which builds them from the core"
         )
     return bot.services
+
+
+def dispatchable_components(components: Sequence[Any]) -> Iterator[Any]:
+    """Every component of a message that has a custom_id (buttons, menus), wherever it sits in the layout: rows,
+    containers, sections and their accessories alike."""
+    for component in components:
+        if isinstance(getattr(component, "custom_id", None), str):
+            yield component
+        nested = [*getattr(component, "children", []), *getattr(component, "components", [])]
+        accessory = getattr(component, "accessory", None)
+        yield from dispatchable_components([*nested, accessory] if accessory is not None else nested)
 
 
 def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:

@@ -11,12 +11,12 @@ own button, which only opens the form) need no guard: a second press does nothin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import discord
 
-from cogs.common import Services, job_link
+from cogs.common import Services, dispatchable_components, job_link
 from jobs.presses import EarlierPress, Press
 
 # A job's form (`job:remix-form:<jid>`, cogs/jobs_ui.py) is named after its action: the submission has no title.
@@ -56,19 +56,18 @@ async def earlier_press(ctx: Services, interaction: discord.Interaction[Any], ea
 
 
 def _what_was_done(interaction: discord.Interaction[Any]) -> str:
-    """ "pressed **V2** on this result", "submitted the **Remix** form of this result", "picked **Image 2** on this
-    message"."""
+    """The press in words: "pressed **V2** on this result", "submitted the **Remix** form of this result", "picked
+    **Image 2** on this message"."""
     message = interaction.message
-    where = "this result" if message is not None and message.attachments else "this card"
-    if message is not None and not message.attachments and not message.embeds:
-        where = "this message"
+    where = _which_message(message)
     data = _data(interaction)
     custom_id = str(data.get("custom_id", ""))
     if interaction.type is discord.InteractionType.modal_submit:
         match = JOB_FORM.fullmatch(custom_id)
         form = f"the **{match['action'].title()}** form" if match else "that form"
         return f"submitted {form} of {where}"
-    component = next((c for c in _walk(message.components if message else []) if c.custom_id == custom_id), None)
+    found = (c for c in dispatchable_components(message.components if message else []) if c.custom_id == custom_id)
+    component = next(found, None)
     values = data.get("values")
     if isinstance(values, list) and values:
         options = getattr(component, "options", [])
@@ -78,16 +77,15 @@ def _what_was_done(interaction: discord.Interaction[Any]) -> str:
     return f"pressed **{label}** on {where}" if label else f"pressed that button on {where}"
 
 
+def _which_message(message: discord.Message | None) -> str:
+    """A result has images; a job card has its embed; anything else (the image picker) is a message."""
+    if message is not None and message.attachments:
+        return "this result"
+    if message is not None and message.embeds:
+        return "this card"
+    return "this message"
+
+
 def _data(interaction: discord.Interaction[Any]) -> Mapping[str, Any]:
     raw: Any = interaction.data
     return raw if isinstance(raw, dict) else {}
-
-
-def _walk(components: Sequence[Any]) -> Iterator[Any]:
-    """Every component with a custom_id in a message's layout: rows, containers and sections alike."""
-    for component in components:
-        if isinstance(getattr(component, "custom_id", None), str):
-            yield component
-        nested = [*getattr(component, "children", []), *getattr(component, "components", [])]
-        accessory = getattr(component, "accessory", None)
-        yield from _walk([*nested, accessory] if accessory is not None else nested)

@@ -28,7 +28,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import JOB_ID, Services, guarded, reply, services_of
+from cogs.common import JOB_ID, Services, dispatchable_components, guarded, reply, services_of
 from cogs.image_buttons import MAX_IMAGE_BUTTONS, ImageButton
 from cogs.jobs_ui import result_access, submit_flow
 from jobs.access import Action
@@ -237,16 +237,8 @@ async def result_job(
 
 def _job_ids(components: Sequence[Any]) -> list[str]:
     """The job ids in a message's custom_ids, searched through rows, containers and sections alike."""
-    found: list[str] = []
-    for component in components:
-        custom_id = getattr(component, "custom_id", None)
-        match = JOB_CUSTOM_ID.fullmatch(custom_id) if isinstance(custom_id, str) else None
-        if match is not None:
-            found.append(match["jid"])
-        nested = [*getattr(component, "children", []), *getattr(component, "components", [])]
-        accessory = getattr(component, "accessory", None)
-        found += _job_ids([*nested, accessory] if accessory is not None else nested)
-    return found
+    matches = (JOB_CUSTOM_ID.fullmatch(component.custom_id) for component in dispatchable_components(components))
+    return [match["jid"] for match in matches if match is not None]
 
 
 async def start_variation(ctx: Services, interaction: discord.Interaction[Any], source: VariationSource) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from cogs.variations import VARY_MENU_NAME
 from jobs.presses import PRESS_WINDOW_MS
 from storage.models import JobState
 from tests.e2e.bot.conftest import CARD_LINK, Harness, answer_text, cards, final_message, is_ephemeral, job_of
@@ -163,4 +164,23 @@ async def test_a_press_refused_by_the_quota_does_not_hold_the_button(harness: Ha
         allowed = await harness.answered(await harness.fake.click_button(parent["id"], custom_id, harness.alice))
     assert "(the limit is 1)" in answer_text(refused)
     assert answer_text(allowed).startswith(SUBMITTED), answer_text(allowed)
+    assert runs(harness) == 3
+
+
+async def test_picking_image_2_twice_in_the_vary_picker_starts_one_variation(harness: Harness) -> None:
+    """Bob picks Image 2 twice at once in the picker of *Vary this image*: one job, and the second pick is told so;
+    picking Image 1 then is another choice, and starts its own job."""
+    async with harness.running():
+        parent = await two_image_result(harness)
+        menu = await harness.fake.invoke_message_command(parent["id"], harness.bob, VARY_MENU_NAME)
+        picker = await harness.fake.wait_for_original(menu["id"])
+        custom_id = picker["components"][0]["components"][0]["custom_id"]
+        picks = [await harness.fake.select(picker["id"], custom_id, harness.bob, ["2"]) for _ in "ab"]
+        first, second = sorted(
+            final_message(answer)["content"] for answer in await asyncio.gather(*map(harness.answered, picks))
+        )
+        other = await harness.answered(await harness.fake.select(picker["id"], custom_id, harness.bob, ["1"]))
+    assert first.startswith(SUBMITTED), first
+    assert second.startswith("You already picked **Image 2** on this message"), second
+    assert final_message(other)["content"].startswith(SUBMITTED)
     assert runs(harness) == 3
