@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from jobs.access import Actor
 from jobs.labels import RESULT_CHANNEL_FIELD
@@ -25,6 +24,8 @@ from storage.models import TrackedJob
 
 log = logging.getLogger(__name__)
 
+# A job id as the buttons carry it in their custom_ids (`job:<action>:<jid>`, `job:u2:<jid>`).
+JOB_ID = r"[0-9a-f]{8,32}"
 # Nobody is ever pinged: a prompt with @everyone or a role mention stays text.
 NO_PINGS = discord.AllowedMentions.none()
 
@@ -201,7 +202,10 @@ class HasServices(Protocol):
 
 
 def services_of(bot: object) -> Services:
-    """The services of the bot an extension is loaded into, for its `setup()` to hand to the cogs it adds."""
+    """The services of the bot: for an extension's `setup()` to hand to the cogs it adds, and for a button (which
+    discord.py rebuilds from its custom_id alone) to act with. Not a cog's own services: loading an extension runs its
+    module again as a new module, so a button class another module imported first (delivery builds the result's
+    buttons) is not the loaded cog's class, and looking the cog up by its class would fail."""
     if not isinstance(bot, HasServices) or not isinstance(bot.services, Services):
         raise TypeError(
             f"{type(bot).__name__} has no `services` (cogs.common.Services): load the cogs into bot.RunpodBot, "
@@ -210,17 +214,15 @@ def services_of(bot: object) -> Services:
     return bot.services
 
 
-CogT = TypeVar("CogT", bound=commands.Cog)
-
-
-def loaded_cog(interaction: discord.Interaction[Any], kind: type[CogT]) -> CogT:
-    """The cog of `kind` loaded in the bot that got this interaction: how a button, which discord.py rebuilds from
-    its custom_id alone, reaches the services its cog was given."""
-    client = interaction.client
-    cog = client.get_cog(kind.__cog_name__) if isinstance(client, commands.Bot) else None
-    if not isinstance(cog, kind):
-        raise RuntimeError(f"the {kind.__cog_name__} cog is not loaded, so its buttons cannot act")
-    return cog
+def dispatchable_components(components: Sequence[Any]) -> Iterator[Any]:
+    """Every component of a message that has a custom_id (buttons, menus), wherever it sits in the layout: rows,
+    containers, sections and their accessories alike."""
+    for component in components:
+        if isinstance(getattr(component, "custom_id", None), str):
+            yield component
+        nested = [*getattr(component, "children", []), *getattr(component, "components", [])]
+        accessory = getattr(component, "accessory", None)
+        yield from dispatchable_components([*nested, accessory] if accessory is not None else nested)
 
 
 def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:

@@ -18,15 +18,18 @@ from discord.ext import commands
 
 from cogs.common import (
     DEFAULT_UPLOAD_LIMIT,
+    JOB_ID,
     NO_PINGS,
     Services,
     guarded,
     job_link,
     jump_url,
-    loaded_cog,
     missing_channel_permissions,
     reply,
+    services_of,
 )
+from cogs.image_buttons import ImageButton
+from cogs.presses import earlier_press, press_of
 from cogs.render import (
     GALLERY_ITEM_LIMIT,
     RETRYABLE,
@@ -42,6 +45,7 @@ from jobs.labels import QUEUE_AT_SUBMIT_FIELD
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
+from jobs.presses import EarlierPress, PressTicket
 from jobs.service import (
     BeforeRun,
     JobNotFoundError,
@@ -54,7 +58,6 @@ from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
 
-JOB_ID = r"[0-9a-f]{8,32}"
 # A Remix form left open this long is dropped by discord.py; the member clicks Remix again.
 REMIX_MODAL_TIMEOUT_S = 900.0
 REMIX_FORM = re.compile(rf"job:remix-form:(?P<jid>{JOB_ID})")
@@ -113,32 +116,15 @@ class JobButton(
             "remix": remix_job,
             "info": job_info,
         }[self.action]
-        await guarded(interaction, lambda: handler(loaded_cog(interaction, JobActions).services, interaction, self.jid))
+        await guarded(interaction, lambda: handler(services_of(interaction.client), interaction, self.jid))
 
 
-class ImageButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=rf"job:u(?P<index>[0-9]{{1,2}}):(?P<jid>{JOB_ID})",
-):
+class UpscaleButton(ImageButton, letter="u"):
     """U1…Un: an upscale job of image n of the result it sits on (with an upscaler configured), else that image
-    posted by itself at full resolution; the custom_id holds both."""
+    posted by itself at full resolution."""
 
-    def __init__(self, index: int, jid: str) -> None:
-        super().__init__(
-            discord.ui.Button(label=f"U{index}", style=discord.ButtonStyle.secondary, custom_id=f"job:u{index}:{jid}")
-        )
-        self.index = index
-        self.jid = jid
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ImageButton:
-        return cls(int(match["index"]), match["jid"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        services = loaded_cog(interaction, JobActions).services
-        await guarded(interaction, lambda: upscale_image(services, interaction, self.jid, self.index))
+    async def act(self, ctx: Services, interaction: discord.Interaction[Any]) -> None:
+        await upscale_image(ctx, interaction, self.jid, self.index)
 
 
 class RemixModal(discord.ui.Modal):
@@ -193,10 +179,10 @@ class JobActions(commands.Cog):
         self.services = services
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(JobButton, ImageButton)
+        self.bot.add_dynamic_items(JobButton, UpscaleButton)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(JobButton, ImageButton)
+        self.bot.remove_dynamic_items(JobButton, UpscaleButton)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
@@ -248,7 +234,7 @@ def result_layout(
         view.add_item(discord.ui.ActionRow(*(JobButton(action, job.jid) for action in UPSCALE_RESULT_ACTIONS)))
         return view
     shown = min(len(filenames), GALLERY_ITEM_LIMIT)
-    upscale = [ImageButton(index, job.jid) for index in range(1, shown + 1)]
+    upscale = [UpscaleButton(index, job.jid) for index in range(1, shown + 1)]
     for buttons in (upscale, list(vary)[:shown]):
         for first in range(0, len(buttons), ROW_BUTTON_LIMIT):
             view.add_item(discord.ui.ActionRow(*buttons[first : first + ROW_BUTTON_LIMIT]))
@@ -318,7 +304,34 @@ async def _card_flow(
 ) -> None:
     """Defer, then `submit` with the job card posted before `/run` (in the channel, or the member's DM for a private
     job), and answer the member with a link to the card. The interaction id is the request id, so a click or a
-    command delivered twice sends one `/run`."""
+    command delivered twice sends one `/run`; a button, menu or form pressed twice by the member (two interactions)
+    starts one job too: the second press is told where the first one's job is (`cogs.presses`)."""
+    press = press_of(interaction)
+    if press is None:
+        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=None)
+        return
+    # One Redis call before the defer, as the access checks before it: the refusal must be the first answer.
+    claim = await ctx.service.claim_press(press)
+    if isinstance(claim, EarlierPress):
+        await reply(interaction, await earlier_press(ctx, interaction, claim))
+        return
+    try:
+        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=claim)
+    finally:
+        # Held a few seconds more when a job started; at once free when the press was refused (quota, cooldown,
+        # deny-list), so the member can fix that and press again.
+        await claim.end()
+
+
+async def _submit_with_card(
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    model: ModelConfig,
+    submit: SubmitWith,
+    *,
+    private: bool,
+    ticket: PressTicket | None,
+) -> None:
     # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
     await interaction.response.defer(ephemeral=True, thinking=True)
     channel: discord.abc.Messageable
@@ -353,6 +366,9 @@ async def _card_flow(
                 ) from None
             raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
         await ctx.service.record_card(job.jid, card.id)
+        if ticket is not None:
+            # From here a second press of the same button is told where this job is.
+            await ticket.started(job.jid)
 
     try:
         submission = await submit(requester, _submit_extra(ctx, model, upload_limit, private), post_card)

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_PINGS, Services, guarded, loaded_cog, reply, services_of
+from cogs.common import NO_PINGS, Services, guarded, reply, services_of
 from cogs.jobs_ui import cancel_job, job_choice_label
 from cogs.render import health_embed, server_health_embed
 from jobs.health import ModelHealth
@@ -46,7 +46,7 @@ class HealthRefresh(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         async def refresh() -> None:
-            ctx = loaded_cog(interaction, Moderation).services
+            ctx = services_of(interaction.client)
             if not (ctx.is_moderator(interaction, "manage_guild") or ctx.is_operator(interaction)):
                 await reply(interaction, "Only moderators can see the endpoint's health.")
                 return

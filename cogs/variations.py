@@ -28,8 +28,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import Services, guarded, loaded_cog, reply, services_of
-from cogs.jobs_ui import JOB_ID, result_access, submit_flow
+from cogs.common import JOB_ID, Services, dispatchable_components, guarded, reply, services_of
+from cogs.image_buttons import MAX_IMAGE_BUTTONS, ImageButton
+from cogs.jobs_ui import result_access, submit_flow
 from jobs.access import Action
 from jobs.lineage import Derivation, Parent
 from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, RequestOptions
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 
 # Discord: a message command's name is 1-32 characters (discord-api-docs application-commands.mdx).
 VARY_MENU_NAME = "Vary this image"
-# A gallery holds at most 10 images (discord-api-docs components reference.mdx, "Media Gallery"): V1…V10.
-MAX_VARIATIONS = 10
 # Discord's longest text input (discord-api-docs components reference.mdx, "Text Input": max_length 1-4000).
 TEXT_INPUT_MAX = 4000
 # How long the prompt form of a member's own picture waits for its answer (Discord keeps a form open 15 minutes).
@@ -72,34 +71,11 @@ class VariationSource:
     job: TrackedJob | None = None
 
 
-class VaryButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=rf"job:v(?P<index>[0-9]{{1,2}}):(?P<jid>{JOB_ID})",
-):
+class VaryButton(ImageButton, letter="v"):
     """V<n>: vary image n of the result message the button is on (the job's prompt, a new seed)."""
 
-    def __init__(self, index: int, jid: str) -> None:
-        super().__init__(
-            discord.ui.Button(label=f"V{index}", style=discord.ButtonStyle.secondary, custom_id=f"job:v{index}:{jid}")
-        )
-        self.index = index
-        self.jid = jid
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> VaryButton:
-        index = int(match["index"])
-        if not 1 <= index <= MAX_VARIATIONS:
-            raise ValueError(f"no image {index} to vary")
-        return cls(index, match["jid"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        # The bot's services, not `loaded_cog(interaction, Variations)`: delivery builds these buttons from this module
-        # as first imported, while loading the extension runs it again as a new module, so the button on a result the
-        # bot posted may belong to another `Variations` class than the cog that is loaded.
-        ctx = services_of(interaction.client)
-        await guarded(interaction, lambda: vary_result(ctx, interaction, self.jid, self.index))
+    async def act(self, ctx: Services, interaction: discord.Interaction[Any]) -> None:
+        await vary_result(ctx, interaction, self.jid, self.index)
 
 
 def vary_buttons(job: TrackedJob, image_count: int, catalog: ModelCatalog) -> list[VaryButton]:
@@ -111,7 +87,7 @@ def vary_buttons(job: TrackedJob, image_count: int, catalog: ModelCatalog) -> li
         return []
     if model.image_input is None:
         return []
-    return [VaryButton(index, job.jid) for index in range(1, min(image_count, MAX_VARIATIONS) + 1)]
+    return [VaryButton(index, job.jid) for index in range(1, min(image_count, MAX_IMAGE_BUTTONS) + 1)]
 
 
 class PickImage(
@@ -139,10 +115,9 @@ class PickImage(
         return cls(int(match["channel"]), int(match["message"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        ctx = loaded_cog(interaction, Variations).services
         values = self.item.values
         index = int(values[0]) if values else 1
-        await guarded(interaction, lambda: self._vary(ctx, interaction, index))
+        await guarded(interaction, lambda: self._vary(services_of(interaction.client), interaction, index))
 
     async def _vary(self, ctx: Services, interaction: discord.Interaction[Any], index: int) -> None:
         channel = interaction.client.get_partial_messageable(self.channel_id, guild_id=interaction.guild_id)
@@ -262,16 +237,8 @@ async def result_job(
 
 def _job_ids(components: Sequence[Any]) -> list[str]:
     """The job ids in a message's custom_ids, searched through rows, containers and sections alike."""
-    found: list[str] = []
-    for component in components:
-        custom_id = getattr(component, "custom_id", None)
-        match = JOB_CUSTOM_ID.fullmatch(custom_id) if isinstance(custom_id, str) else None
-        if match is not None:
-            found.append(match["jid"])
-        nested = [*getattr(component, "children", []), *getattr(component, "components", [])]
-        accessory = getattr(component, "accessory", None)
-        found += _job_ids([*nested, accessory] if accessory is not None else nested)
-    return found
+    matches = (JOB_CUSTOM_ID.fullmatch(component.custom_id) for component in dispatchable_components(components))
+    return [match["jid"] for match in matches if match is not None]
 
 
 async def start_variation(ctx: Services, interaction: discord.Interaction[Any], source: VariationSource) -> None:

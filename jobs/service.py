@@ -56,6 +56,7 @@ from jobs.presets import (
     Size,
     SourceImage,
 )
+from jobs.presses import PRESS_HOLD_MS, PRESS_WINDOW_MS, EarlierPress, PressTicket
 from jobs.prompt_filter import PromptRules
 from jobs.reasons import (
     CancelOutcome,
@@ -68,7 +69,7 @@ from jobs.reasons import (
 )
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
-from storage.models import JobState, Requester, TrackedJob
+from storage.models import JobState, Press, Requester, TrackedJob
 from storage.store import Claimed, CooldownError, Created, JobStore, Limits, NewJob, QuotaExceededError
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,10 @@ class RunSettings:
     wait_s: float = DEFAULT_SUBMIT_WAIT_S
     ttl_ms: int | None = None
     sync_waits: int = DEFAULT_SYNC_WAITS
+    # A member's press of a button that starts a job: refused again while it is handled (at most `press_hold_ms`)
+    # and `press_window_ms` after it (`jobs.presses`).
+    press_window_ms: int = PRESS_WINDOW_MS
+    press_hold_ms: int = PRESS_HOLD_MS
 
     @property
     def policy_ttl_ms(self) -> int:
@@ -338,6 +343,15 @@ class JobService:
         async with self._turn() as slot:
             prepared = await self._checked_source(prepared)
             return await self._submit(prepared, requester, request_id, extra, before_run, slot)
+
+    async def claim_press(self, press: Press) -> PressTicket | EarlierPress:
+        """Hold `press` (a member's press of a button that starts a job) while it is handled, in every process
+        alike; `EarlierPress` when the same press holds it already (a double press), naming the job it started.
+        End the ticket once the press is answered (`jobs.presses`)."""
+        hold = await self.store.claim_press(press, self.run_settings.press_hold_ms)
+        if hold.token is None:
+            return EarlierPress(hold.jid)
+        return PressTicket(self.store, press, hold.token, self.run_settings.press_window_ms)
 
     def upscaler(self, name: str | None = None) -> ModelConfig | None:
         """The upscaler an Upscale uses: the one named, or the first of models.toml; None when none is configured

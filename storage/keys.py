@@ -69,6 +69,12 @@ class Keys:
         """String with a TTL: the job created for a request id (a Discord interaction id), so it is made once."""
         return f"{self.tag}:request:{request_id}"
 
+    def press(self, guild: str, member: str, message: str, button: str) -> str:
+        """String with a TTL: a member's press of a button of a message (the front end's opaque names), held by that
+        press's token (and, once it started one, its job id) while it is handled and a few seconds after, so a double
+        press starts one job. The button comes last: only it may hold colons (a custom_id)."""
+        return f"{self.tag}:press:{guild}:{member}:{message}:{button}"
+
     def runpod_job(self, runpod_id: str) -> str:
         """String with a TTL: our job id for a RunPod job id (`runpod-bot status|cancel` take either id)."""
         return f"{self.tag}:runpod:{runpod_id}"

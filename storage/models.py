@@ -59,6 +59,19 @@ class Requester(BaseModel):
     channel_id: int | None = None
 
 
+class Press(BaseModel):
+    """One press of a button: who pressed which button of which message, where, named by the front end's opaque
+    strings (Discord's ids and custom_id; the core knows no Discord). The same member pressing the same button of
+    the same message again is the same press."""
+
+    model_config = ConfigDict(frozen=True)
+
+    guild: str
+    member: str
+    message: str
+    button: str
+
+
 class TrackedJob(BaseModel):
     """One job as stored in its Redis hash. Never holds image bytes."""
 

@@ -15,6 +15,8 @@ Guarantees, stated loudly because the rest of the bot relies on them:
   together claim at most `budget_per_second * (T + burst_ms / 1000)` jobs that will call `/status`.
 - A webhook may take over a live job's lease (`take_for_webhook`): from then on the previous holder's reschedule and
   finalize are refused, so the job is still finished by one process only. A job already finishing is never taken.
+- A member's press of a button is held by one press at a time (`claim_press`, SET NX with an expiry), in every
+  process alike; only the press holding it records its job or ends it.
 - `apply` runs many transitions (reschedules, finalize begins and commits, releases) atomically in one round trip,
   each fenced on its own job: a busy poll cycle costs a constant number of round trips, whatever its size.
 All times are the Redis server's clock, so processes on machines with skewed clocks agree on what is due.
@@ -22,6 +24,7 @@ All times are the Redis server's clock, so processes on machines with skewed clo
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +37,7 @@ from redis.commands.core import AsyncScript
 
 from storage.defaults import DAY_S, DEFAULT_PREFIX, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
 from storage.keys import Keys
-from storage.models import JobState, TrackedJob, encode_fields
+from storage.models import JobState, Press, TrackedJob, encode_fields
 
 DEFAULT_IDEMPOTENCY_TTL_S = DAY_S
 DEFAULT_HISTORY_MAX = 50
@@ -121,6 +124,15 @@ class Created:
     jid: str
     token: int
     duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class PressHold:
+    """A claim on a press (`JobStore.claim_press`): `token` when this press now holds it, None when another press
+    does; `jid` the job the holding press recorded (None: none yet, or this press holds it)."""
+
+    token: str | None
+    jid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -680,6 +692,28 @@ class JobStore:
             "note_cancel", [self.keys.job(job.jid), self.keys.due(job.endpoint_id)], [job.jid, outcome]
         )
         return bool(reply)
+
+    # --- presses (a member's press of a button, once) -------------------------------------------------------------
+
+    def _press_key(self, press: Press) -> str:
+        return self.keys.press(press.guild, press.member, press.message, press.button)
+
+    async def claim_press(self, press: Press, hold_ms: int) -> PressHold:
+        """Hold `press` for `hold_ms` under a new token, unless another press holds it (atomic across processes)."""
+        token = secrets.token_hex(8)
+        answer = Reply(await self._run("press_claim", [self._press_key(press)], [token, hold_ms]), "press_claim")
+        if answer.text("claimed") == "1":
+            return PressHold(token)
+        _holder, _, jid = answer.text("held_by").partition(" ")
+        return PressHold(None, jid or None)
+
+    async def press_started(self, press: Press, token: str, jid: str) -> bool:
+        """Record the job the press holding `token` started; False when its hold has run out."""
+        return bool(await self._run("press_started", [self._press_key(press)], [token, jid]))
+
+    async def end_press(self, press: Press, token: str, keep_ms: int) -> bool:
+        """Keep the press held `keep_ms` more (0: release it now); False when `token` no longer held it."""
+        return bool(await self._run("press_end", [self._press_key(press)], [token, keep_ms]))
 
     async def release(self, claims: Iterable[Claimed]) -> int:
         """Make every job still held under these leases due at once (graceful shutdown); returns how many."""
