@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 from storage.connection import create_client
 from storage.keys import Keys
 from storage.models import JobState, TrackedJob
-from tests.chaos.audit import ChaosReport, RunPodJob, Submission, Verdict, answer_text, audit
+from tests.chaos.audit import ChaosReport, RunPodJob, Submission, Verdict, answer_text, audit, footer_job
 from tests.chaos.processes import (
     BotLauncher,
     BotProcess,
@@ -58,7 +58,8 @@ ENDPOINT_ID = "chaos-endpoint"
 SEED_BASE = 100_000
 SUBJECTS = ("a lighthouse at dusk", "a fox in the snow", "a teapot on the moon", "a city of glass", "a quiet harbour")
 MESSAGE_POST = r"^/channels/\d+/messages$"
-JOB_LINK = re.compile(r"job `(?P<jid>[0-9a-f]+)` — https://discord\.com/channels/[^/]+/(?P<channel>\d+)/(?P<card>\d+)")
+# The member's answer to a submit links the job's card: "Submitted — https://discord.com/channels/G/C/M".
+CARD_LINK = re.compile(r"https://discord\.com/channels/[^/\s]+/(?P<channel>\d+)/(?P<card>\d+)")
 PROCESS_READY_TIMEOUT_S = 40.0
 EVENT_TIMEOUT_S = 15.0
 # How long the reply to a post is held so that a process can be killed after Discord created the message. The
@@ -258,6 +259,9 @@ class ChaosRun:
         self.options = options
         self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1_000_000)
         self.rng = random.Random(self.seed)
+        # The members' own choices, apart from the conductor's: the same seed makes the same choices whatever the
+        # timing (the conductor draws from `rng` as kills and restarts happen).
+        self.member_rng = random.Random(self.seed + 1)
         self.work_dir = work_dir
         self.log_dir = log_dir
         self.submissions: list[Submission] = []
@@ -425,7 +429,7 @@ class ChaosRun:
             self.submissions.append(submission)
             if self._next_submission is not None and not self._next_submission.done():
                 self._next_submission.set_result(interaction["id"])
-            if self.rng.random() < self.options.cancel_share:
+            if self.member_rng.random() < self.options.cancel_share:
                 self._spawn(self.cancel_later(fake, submission), f"cancel-{index}")
             if index and index % 50 == 0:
                 log.info("%s submissions sent", index)
@@ -458,14 +462,17 @@ class ChaosRun:
             view = await fake.wait_for(answer, within=EVENT_TIMEOUT_S, what="the answer to a submit")
         except TimeoutError:
             return
-        match = JOB_LINK.search(answer_text(view))
+        match = CARD_LINK.search(answer_text(view))
         if match is None:
             return
         # A moment of the job's life: it runs for 0.5 to 3 s.
         await asyncio.sleep(self.rng.uniform(0, 0.5))
         with contextlib.suppress(ControlError):
-            await fake.click_button(int(match["card"]), f"job:cancel:{match['jid']}", submission.user_id)
-            self.cancel_clicks += 1
+            # The card names its job (its footer); it is gone once the result replaced it.
+            jid = footer_job(await fake.message(int(match["card"])))
+            if jid is not None:
+                await fake.click_button(int(match["card"]), f"job:cancel:{jid}", submission.user_id)
+                self.cancel_clicks += 1
 
     # --- the conductor -------------------------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 Twenty jobs with RunPod faults on, one Redis restart, one `/run` reset after RunPod took the job, a topology change
 from gateway + poller to all + poller, and one SIGKILL of the poller while Discord holds back its reply to a result
-upload (the images are posted, the bot has not heard). Short leases (3 s to poll, 4 s to deliver) bring the killed
-process's jobs back within seconds; the kill spares the gateway, because a submit cut short only ends when its
-fixed two-minute submit lease does.
+upload (the images are posted, the bot has not heard); members press Cancel on a few cards. Short leases (3 s to
+poll, 4 s to deliver) bring the killed process's jobs back within seconds; the kill spares the gateway, because a
+submit cut short only ends when its fixed two-minute submit lease does.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ SMOKE = ChaosOptions(
     seed=20,
     faults=True,
     members=3,
+    cancel_share=0.15,
     submit_rate=2.0,
     topologies=SPLIT_TOPOLOGIES,
     kill_modes=("delivery",),
@@ -47,3 +48,5 @@ async def test_jobs_through_a_kill_a_redis_restart_and_faults_are_all_accounted_
     assert report.delivered + report.explained + report.refused + report.unanswered == report.jobs
     assert report.delivered >= report.jobs // 2
     assert report.run_calls == report.jobs - report.never_reached_runpod
+    # Members press Cancel on a few cards while their job is queued or running.
+    assert report.cancel_clicks >= 1
