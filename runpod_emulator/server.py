@@ -93,6 +93,7 @@ class EmulatorServer:
             ("PATCH", "/scenario", self.patch_scenario),
             ("POST", "/faults/{operation}", self.post_faults),
             ("GET", "/counters", self.get_counters),
+            ("GET", "/jobs/{job_id}", self.get_job),
             ("POST", "/reset", self.post_reset),
             ("GET", "/personalities", self.get_personalities),
             ("GET", "/files/{name}", self.get_file),
@@ -284,6 +285,14 @@ class EmulatorServer:
 
     async def get_counters(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.engine.snapshot())
+
+    async def get_job(self, request: web.Request) -> web.StreamResponse:
+        # What /status shows and the input the job was given: an audit ties each job to the request that made it,
+        # even a job whose /run reply was lost (so its id is known to no client).
+        job = self.engine.job(request.match_info["job_id"])
+        if job is None:
+            return _error(404, "no such job")
+        return web.json_response({**job.view(), "input": job.input})
 
     async def post_reset(self, request: web.Request) -> web.StreamResponse:
         self.engine.reset()

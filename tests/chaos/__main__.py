@@ -37,6 +37,12 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
     parser.add_argument("--rate", type=float, default=defaults.submit_rate, help="submissions per second")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="emulated RunPod workers")
     parser.add_argument(
+        "--press-share",
+        type=float,
+        default=defaults.press_share,
+        help="share of /imagine results whose owner presses V<n>, U<n>, Re-roll or Remix (default %(default)s)",
+    )
+    parser.add_argument(
         "--settle-timeout", type=float, default=defaults.settle_timeout_s, help="seconds to wait for the end"
     )
     parser.add_argument(
@@ -61,6 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
         faults=args.faults,
         submit_rate=args.rate,
         workers=args.workers,
+        press_share=args.press_share,
         settle_timeout_s=args.settle_timeout,
         kill_modes=tuple(mode.strip() for mode in args.kill_modes.split(",") if mode.strip()),
         poll_lease_ms=args.poll_lease_ms,
@@ -78,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report, verdicts, log_dir = asyncio.run(run_chaos(options))
     for verdict in verdicts:
         logging.getLogger("chaos.verdicts").debug(
-            "#%04d %s job %s: %s", verdict.submission.index, verdict.kind, verdict.jid, verdict.detail
+            "%s %s job %s: %s", verdict.submission.label, verdict.kind, verdict.jid, verdict.detail
         )
     for problem in report.problems:
         log.error("%s", problem)

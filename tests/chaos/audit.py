@@ -1,16 +1,21 @@
 """The end-of-run audit: what each member submitted, against what Discord shows, what Redis holds and what RunPod ran.
 
 Definitions (docs/reliability.md states them for readers):
-- A *submission* is one `/imagine` interaction the suite sent that reached a bot session. It becomes a *job* once
-  the bot recorded it in Redis: from then on the bot owes the member an answer. A submission the bot never
+- A *submission* is one `/imagine` interaction the suite sent that reached a bot session, or one *press* of a button
+  on a result (V<n>, U<n>, Re-roll, or Remix and its form): each press is a submission of its own. It becomes a
+  *job* once the bot recorded it in Redis: from then on the bot owes the member an answer. A submission the bot never
   recorded (it died before, or just after, acknowledging it) is *unanswered*: Discord tells the member the
   application did not respond, and nothing was recorded or paid for (the audit checks that no RunPod job exists).
 - *delivered*: the job's result message (images; its buttons name the job) exists; *duplicates*: more than one does.
 - *explained*: no result, but the job card shows a final state with its reason (Failed, Cancelled, Timed out,
   Result expired, Outcome unknown), or the member got an ephemeral refusal.
 - *lost*: anything else.
-RunPod's side comes from the emulator: every job it created is matched to a submission, by the seed in its output
-(each submission asks for its own seed) or by the RunPod id the bot stored.
+RunPod's side comes from the emulator: every job it created is matched to a submission, by the RunPod id the bot
+stored, else by what its input asked: the seed (each `/imagine` asks for its own; a press's is in its job's record)
+or, for an upscale (whose input has no seed), the link of the image it enlarges.
+A press's job must name the job it was pressed on (its record's parent, `jobs/lineage.py`), and the image of a
+delivered V<n> or U<n> must be drawn from image n of that job's result (the emulator draws over, or enlarges, the
+image it was given: `drawn_from` compares the pixels).
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from PIL import Image, ImageChops, ImageStat
+
 from jobs.labels import STATE_LABELS
+from jobs.lineage import Derivation, Parent, parent_of
 from jobs.reasons import Reason
 from storage.models import JobState, TrackedJob
 from tests.fakes.discord.views import InteractionView, MessageView, VersionView
@@ -33,29 +41,63 @@ FINAL_TITLES = {
 }
 LIVE_TITLES = (STATE_LABELS[JobState.SUBMITTING], STATE_LABELS[JobState.QUEUED], STATE_LABELS[JobState.RUNNING])
 EXPLAINING_FIELDS = ("Reason", "Cancelled by")
+IMAGINE = "imagine"
+# The buttons a member presses on a result, and how the job each press makes names the pressed job (jobs/lineage.py).
+PRESS_DERIVATIONS = {
+    "vary": Derivation.VARIATION,
+    "upscale": Derivation.UPSCALE,
+    "reroll": Derivation.REROLL,
+    "remix": Derivation.REMIX,
+}
+# The presses that start from one image of the result: V<n> and U<n>.
+IMAGE_PRESSES = ("vary", "upscale")
+PRESS_LABELS = {"vary": "V{image}", "upscale": "U{image}", "reroll": "Re-roll", "remix": "Remix"}
+# The emulator's caption sits at the bottom of an image; the top quarter shows what it was drawn from.
+TOP_STRIP = 0.25
+# The mean difference per channel (0-255) below which two top strips show the same picture: a variation's strip is
+# its source's (resized at most), an upscale's its source's enlarged; two images of a job differ by far more.
+SAME_PICTURE = 8.0
 
 
 @dataclass(frozen=True)
 class Submission:
-    """One `/imagine` the suite sent: who, where, and the seed that identifies its RunPod job."""
+    """One `/imagine` the suite sent (`action` "imagine": who, where, and the seed that identifies its RunPod job),
+    or one press of a button on the result of submission `parent` (`action` "vary" or "upscale" on image `image`,
+    "reroll" or "remix"; the bot draws a press's seed)."""
 
     index: int
     interaction_id: int
     user_id: int
     channel_id: int
-    seed: int
+    seed: int | None
     prompt: str
     # When it was sent (monotonic seconds).
     sent_at: float = 0.0
+    action: str = IMAGINE
+    parent: int | None = None
+    image: int | None = None
+
+    @property
+    def is_press(self) -> bool:
+        return self.action != IMAGINE
+
+    @property
+    def label(self) -> str:
+        """ "#0012", or for a press "#0304 (V2 on #0012)"."""
+        if not self.is_press:
+            return f"#{self.index:04d}"
+        return f"#{self.index:04d} ({PRESS_LABELS[self.action].format(image=self.image)} on #{self.parent:04d})"
 
 
 @dataclass(frozen=True)
 class RunPodJob:
-    """A job the emulator created, with the seed of its output when it completed."""
+    """A job the emulator created: the seed its input asked for (or its output shows), and the link of the image it
+    started from (an img2img or upscale input), when it had one."""
 
     id: str
     status: str
     seed: int | None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +112,8 @@ class Verdict:
     final_state: JobState | None
     detail: str = ""
     answer: str = ""
+    # The parent its record names (a press's job must name the job it was pressed on).
+    recorded_parent: Parent | None = None
 
 
 @dataclass
@@ -87,6 +131,16 @@ class ChaosReport:
     explained: int = 0
     refused: int = 0
     unanswered: int = 0
+    # The presses among the submissions (V<n>, U<n>, Re-roll, Remix), by outcome and by button.
+    presses: int = 0
+    presses_delivered: int = 0
+    presses_explained: int = 0
+    presses_refused: int = 0
+    presses_unanswered: int = 0
+    press_actions: dict[str, int] = field(default_factory=dict)
+    # Press jobs whose record names another parent, and V<n>/U<n> results not drawn from image n (both must be 0).
+    wrong_parents: int = 0
+    wrong_sources: int = 0
     cancel_clicks: int = 0
     cancelled: int = 0
     never_reached_runpod: int = 0
@@ -185,28 +239,67 @@ def card_explains(card: MessageView) -> JobState | None:
     return None
 
 
+def result_messages(messages: Iterable[MessageView]) -> dict[str, list[MessageView]]:
+    """The result messages (with images) of each job, by job id."""
+    return _Discord.index(messages).results
+
+
 def match_runpod_jobs(
     submissions: Sequence[Submission], runpod_jobs: Iterable[RunPodJob], records: Iterable[TrackedJob]
 ) -> tuple[dict[int, list[str]], list[str]]:
-    """RunPod job ids per submission index, and the ids no submission accounts for."""
-    by_seed = {submission.seed: submission.index for submission in submissions}
+    """RunPod job ids per submission index, and the ids no submission accounts for: by the RunPod id a record
+    stored, else by the input's seed (an `/imagine`'s own, or the one a press's record holds), else by the image an
+    upscale's input enlarges (an upscale's record keeps its parent's seed, and its input has none)."""
     by_request = {str(submission.interaction_id): submission.index for submission in submissions}
-    by_runpod_id = {
-        record.runpod_id: by_request[record.request_id]
-        for record in records
-        if record.runpod_id and record.request_id in by_request
-    }
+    by_seed = {submission.seed: submission.index for submission in submissions if submission.seed is not None}
+    by_runpod_id: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    for record in records:
+        index = by_request.get(record.request_id or "")
+        if index is None:
+            continue
+        if record.runpod_id:
+            by_runpod_id[record.runpod_id] = index
+        parent = parent_of(record)
+        source = record.request.get("source_image_url")
+        seed = record.request.get("seed")
+        if parent is not None and parent.how is Derivation.UPSCALE:
+            if isinstance(source, str):
+                by_source[source] = index
+        elif isinstance(seed, int):
+            by_seed.setdefault(seed, index)
     matched: dict[int, list[str]] = defaultdict(list)
     unmatched: list[str] = []
     for job in runpod_jobs:
         index = by_runpod_id.get(job.id)
         if index is None and job.seed is not None:
             index = by_seed.get(job.seed)
+        if index is None and job.source is not None:
+            index = by_source.get(job.source)
         if index is None:
             unmatched.append(job.id)
         else:
             matched[index].append(job.id)
     return matched, unmatched
+
+
+def _top(image: Image.Image) -> Image.Image:
+    return image.convert("RGB").crop((0, 0, image.width, max(1, int(image.height * TOP_STRIP))))
+
+
+def picture_difference(one: Image.Image, other: Image.Image) -> float:
+    """The mean difference of two images' top strips per channel, `other` resized to `one` (0: the same)."""
+    top, other_top = _top(one), _top(other)
+    return sum(ImageStat.Stat(ImageChops.difference(top, other_top.resize(top.size))).mean) / 3
+
+
+def drawn_from(image: Image.Image, candidates: Sequence[Image.Image]) -> int | None:
+    """Which of `candidates` (1-based) `image` was drawn from or enlarged from: the closest whose picture it shows,
+    or None when it shows none of them. CPU-bound: call it in a worker thread."""
+    differences = [picture_difference(image, candidate) for candidate in candidates]
+    if not differences or min(differences) >= SAME_PICTURE:
+        return None
+    return differences.index(min(differences)) + 1
 
 
 def judge(
@@ -223,9 +316,10 @@ def judge(
     final_state = record.final_state if record is not None else None
 
     answer = answer_text(interaction) if interaction is not None else ""
+    recorded_parent = parent_of(record) if record is not None else None
 
     def verdict(kind: str, detail: str = "") -> Verdict:
-        return Verdict(submission, kind, jid, len(results), runpod_jobs, final_state, detail, answer)
+        return Verdict(submission, kind, jid, len(results), runpod_jobs, final_state, detail, answer, recorded_parent)
 
     if results:
         return verdict("delivered")
@@ -260,11 +354,13 @@ def audit(
     cut_short: Set[int],
     settled: bool,
     seed: int,
+    sources: Mapping[int, int | None] | None = None,
 ) -> tuple[ChaosReport, list[Verdict]]:
     """Compare what was submitted with what Discord, Redis and RunPod show; the report lists every problem.
 
     `cut_short` are the submissions a killed gateway holder had not answered: the only ones that may end "outcome
-    unknown" besides those whose /run was reset (their member is told at once).
+    unknown" besides those whose /run was reset (their member is told at once). `sources` says, for each delivered
+    V<n> or U<n> press, which image of its parent's result its image was drawn from (`drawn_from`; None: none).
     """
     discord = _Discord.index(messages)
     by_request = {record.request_id: record for record in records if record.request_id}
@@ -314,17 +410,48 @@ def audit(
         for verdict in verdicts
         if verdict.final_state is JobState.SUBMIT_UNKNOWN and verdict.submission.index in cut_short
     )
-    report.problems = _problems(report, verdicts, cut_short)
-    index_of = {verdict.jid: verdict.submission.index for verdict in verdicts if verdict.jid}
+    press_problems = _count_presses(report, verdicts, sources or {})
+    report.problems = _problems(report, verdicts, cut_short) + press_problems
+    label_of = {verdict.jid: verdict.submission.label for verdict in verdicts if verdict.jid}
     for jid, cards in discord.cards.items():
         if cards and _title(cards[-1]).startswith(LIVE_TITLES):
             record = next((record for record in records if record.jid == jid), None)
             state = record.final_state.value if record is not None else "no record"
             versions = " > ".join(_version_title(version) for version in cards[-1]["history"])
-            report.problems.append(f"stale card: #{index_of.get(jid, '?')} job {jid} ({state}): {versions}")
+            report.problems.append(f"stale card: {label_of.get(jid, '?')} job {jid} ({state}): {versions}")
         if len(cards) > 1:
-            report.problems.append(f"{len(cards)} cards for #{index_of.get(jid, '?')} job {jid}")
+            report.problems.append(f"{len(cards)} cards for {label_of.get(jid, '?')} job {jid}")
     return report, verdicts
+
+
+def _count_presses(report: ChaosReport, verdicts: Sequence[Verdict], sources: Mapping[int, int | None]) -> list[str]:
+    """Fill in the report's press counts; the problems of the presses: a job naming another parent than the job
+    pressed, a V<n> or U<n> result not drawn from image n."""
+    jid_of = {verdict.submission.index: verdict.jid for verdict in verdicts}
+    presses = [verdict for verdict in verdicts if verdict.submission.is_press]
+    kinds = Counter(verdict.kind for verdict in presses)
+    report.presses = len(presses)
+    report.presses_delivered = kinds["delivered"]
+    report.presses_explained = kinds["explained"]
+    report.presses_refused = kinds["refused"]
+    report.presses_unanswered = kinds["unanswered"]
+    report.press_actions = dict(sorted(Counter(verdict.submission.action for verdict in presses).items()))
+    problems: list[str] = []
+    for verdict in presses:
+        press = verdict.submission
+        parent_jid = jid_of.get(press.parent) if press.parent is not None else None
+        image = press.image if press.action in IMAGE_PRESSES else None
+        expected = Parent(parent_jid, PRESS_DERIVATIONS[press.action], image) if parent_jid is not None else None
+        if verdict.jid is not None and verdict.recorded_parent != expected:
+            report.wrong_parents += 1
+            problems.append(f"press {press.label} job {verdict.jid} names {verdict.recorded_parent}, not {expected}")
+        if verdict.kind == "delivered" and press.action in IMAGE_PRESSES:
+            drawn = sources.get(press.index)
+            if drawn != press.image:
+                report.wrong_sources += 1
+                shown = f"image {drawn}" if drawn is not None else "none of its images"
+                problems.append(f"press {press.label} job {verdict.jid}: its image shows {shown} of the parent")
+    return problems
 
 
 def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[int]) -> list[str]:
@@ -353,13 +480,15 @@ def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[i
             and verdict.submission.index not in cut_short
             and Reason.SUBMIT_UNKNOWN not in verdict.answer
         ):
-            problems.append(f"outcome unknown with no kill or /run reset to explain it: #{verdict.submission.index}")
+            problems.append(f"outcome unknown with no kill or /run reset to explain it: {verdict.submission.label}")
+        if verdict.runpod_jobs > 1:
+            problems.append(f"RunPod ran {verdict.runpod_jobs} jobs for {verdict.submission.label} job {verdict.jid}")
         if verdict.kind == "lost":
-            problems.append(f"lost: #{verdict.submission.index} job {verdict.jid}: {verdict.detail}")
+            problems.append(f"lost: {verdict.submission.label} job {verdict.jid}: {verdict.detail}")
         elif verdict.kind == "unanswered" and verdict.runpod_jobs:
-            problems.append(f"paid but never recorded: #{verdict.submission.index}")
+            problems.append(f"paid but never recorded: {verdict.submission.label}")
         elif verdict.kind == "delivered" and verdict.runpod_jobs == 0:
-            problems.append(f"delivered without a RunPod job: #{verdict.submission.index} job {verdict.jid}")
+            problems.append(f"delivered without a RunPod job: {verdict.submission.label} job {verdict.jid}")
         elif (
             verdict.kind == "refused"
             and verdict.runpod_jobs
@@ -367,6 +496,6 @@ def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[i
             and verdict.final_state is not JobState.CANCELLED
         ):
             problems.append(
-                f"refused but RunPod ran it: #{verdict.submission.index} job {verdict.jid} ({verdict.detail})"
+                f"refused but RunPod ran it: {verdict.submission.label} job {verdict.jid} ({verdict.detail})"
             )
     return problems

@@ -157,11 +157,10 @@ class EmulatorControl:
         async with self.http.post(f"{self.emulator.control_url}/faults/{operation}", json=list(kinds)) as response:
             response.raise_for_status()
 
-    async def job_status(self, job_id: str) -> dict[str, Any]:
-        """A job as the bot's `/status` call sees it (the audit reads each job's output seed)."""
-        url = f"{self.emulator.base_url}/{self.emulator.endpoint_id}/status/{job_id}"
-        headers = {"Authorization": f"Bearer {self.emulator.api_key}"}
-        async with self.http.get(url, headers=headers) as response:
+    async def job(self, job_id: str) -> dict[str, Any]:
+        """A job as the emulator holds it: what /status shows, and the input its /run carried (the audit ties each
+        job to its submission by it)."""
+        async with self.http.get(f"{self.emulator.control_url}/jobs/{job_id}") as response:
             response.raise_for_status()
             data: dict[str, Any] = await response.json()
             return data

@@ -1,11 +1,18 @@
-"""`run_chaos`: the real bot as child processes, killed and restarted while members submit `/imagine` jobs.
+"""`run_chaos`: the real bot as child processes, killed and restarted while members submit `/imagine` jobs and press
+the buttons of their results.
 
 One run:
 1. starts a Redis (embedded, append-only; or `REDIS_URL`), the fake Discord and the RunPod emulator (quick, varied
    timings; with faults: 5xx, 429 with Retry-After, connection resets and slow replies on status, run and cancel);
-2. builds a guild with channels and members, and starts the bot (`runpod-bot run --role ...`);
-3. sends `--jobs` submissions from several members at a steady pace, cancels a few of them through the card's
-   button, and meanwhile follows a timeline: topology changes (one `all` process; then `gateway` + `poller`; then
+2. builds a guild with channels and members, and starts the bot (`runpod-bot run --role ...`) with two models on
+   the one emulated endpoint: `xl` draws (worker-sdxl, which starts from an image too, so results show V buttons)
+   and `esrgan-2x` upscales (worker-esrgan, so U<n> runs an upscale job). The emulator picks a job's worker from a
+   `[emulator:…]` token in its prompt, and an upscale's input has no text: its default worker is worker-esrgan, and
+   every prompt the members send names worker-sdxl (`sdxl`, or `sdxl-bucket` for URL-shaped outputs);
+3. sends `--jobs` `/imagine` submissions (one or two images each) from several members at a steady pace, cancels a
+   few of them through the card's button, has the owners of a share of the results (`--press-share`) press one
+   button on it soon after it appears (V<n>, U<n>, Re-roll, or Remix and its form: each press a submission of its
+   own), and meanwhile follows a timeline: topology changes (one `all` process; then `gateway` + `poller`; then
    `all` + `poller`: two processes on one Redis, only one of them on the gateway), SIGKILLs, Redis restarts and
    `/run` resets;
 4. waits (bounded) until nothing is left to do, then audits (`tests.chaos.audit`).
@@ -21,25 +28,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from PIL import Image
+from redis.exceptions import RedisError
 
 from storage.connection import create_client
 from storage.keys import Keys
 from storage.models import JobState, TrackedJob
-from tests.chaos.audit import ChaosReport, RunPodJob, Submission, Verdict, answer_text, audit
+from tests.chaos.audit import (
+    IMAGE_PRESSES,
+    ChaosReport,
+    RunPodJob,
+    Submission,
+    Verdict,
+    answer_text,
+    audit,
+    drawn_from,
+    footer_job,
+    result_messages,
+)
 from tests.chaos.processes import (
     BotLauncher,
     BotProcess,
@@ -58,7 +80,37 @@ ENDPOINT_ID = "chaos-endpoint"
 SEED_BASE = 100_000
 SUBJECTS = ("a lighthouse at dusk", "a fox in the snow", "a teapot on the moon", "a city of glass", "a quiet harbour")
 MESSAGE_POST = r"^/channels/\d+/messages$"
-JOB_LINK = re.compile(r"job `(?P<jid>[0-9a-f]+)` — https://discord\.com/channels/[^/]+/(?P<channel>\d+)/(?P<card>\d+)")
+# The member's answer to a submit links the job's card: "Submitted — https://discord.com/channels/G/C/M".
+CARD_LINK = re.compile(r"https://discord\.com/channels/[^/\s]+/(?P<channel>\d+)/(?P<card>\d+)")
+# The bot's models (see the module docstring): worker-sdxl draws, worker-esrgan enlarges twice, on one endpoint.
+DRAWING_MODEL = "xl"
+UPSCALER_MODEL = "esrgan-2x"
+MODELS_TOML = """[[models]]
+name = "{draws}"
+endpoint_id = "{endpoint}"
+preset = "sdxl"
+default = true
+
+[[models]]
+name = "{upscales}"
+endpoint_id = "{endpoint}"
+preset = "esrgan"
+task = "upscale"
+scale = 2
+"""
+# The emulator's worker for a job without a token in its text: an upscale's input (a link and a factor).
+UPSCALE_PERSONALITY = "esrgan"
+# The buttons pressed on results, taken in turn by the planned presses: V<n> and U<n> twice as often as Remix and
+# Re-roll, every kind within the first five (the smoke test's presses).
+PRESS_CYCLE = ("vary", "upscale", "vary", "remix", "reroll", "upscale")
+# A member presses this long after the result appeared (seconds).
+PRESS_DELAY_S = (0.1, 1.0)
+# How often a press waiting for its result looks at the job's record.
+PRESS_POLL_S = 0.3
+# A remix changes the prompt this way (the emulator's token stays in it).
+REMIX_PREFIX = "remixed: "
+# Discord's interaction callback type for "show a form".
+MODAL_RESPONSE = 9
 PROCESS_READY_TIMEOUT_S = 40.0
 EVENT_TIMEOUT_S = 15.0
 # How long the reply to a post is held so that a process can be killed after Discord created the message. The
@@ -91,6 +143,11 @@ class ChaosOptions:
     workers: int = 8
     cancel_share: float = 0.04
     url_output_share: float = 0.25
+    # The share of `/imagine` submissions whose owner presses one button on the result once it appears (a job that
+    # ends without a result is not pressed). A job to be pressed asks for two images, so V2 and U2 get pressed too.
+    press_share: float = 0.15
+    # The share of the other `/imagine` submissions that ask for two images.
+    two_image_share: float = 0.25
     # The bound on waiting for the system to settle once the last job was submitted. A job whose submit was cut
     # short becomes "outcome unknown" only when its 120 s submit lease ends, so this must be longer than that.
     settle_timeout_s: float = 170.0
@@ -108,6 +165,30 @@ class ChaosOptions:
     def window_s(self) -> float:
         """How long the submissions take."""
         return self.jobs / self.submit_rate
+
+
+@dataclass(frozen=True)
+class PressPlan:
+    """What a member will press on a result: the button (`PRESS_CYCLE`), which image for V and U (image
+    1 + int(pick × the result's images)), and how long after the result appears."""
+
+    action: str
+    pick: float
+    delay_s: float
+
+
+def plan_members(options: ChaosOptions, rng: random.Random) -> tuple[dict[int, PressPlan], frozenset[int]]:
+    """What the members will do besides submitting: the presses, by the index of the `/imagine` submission whose
+    result is pressed, and the submissions whose card gets Cancel (others than those)."""
+    jobs = range(options.jobs)
+    chosen = sorted(rng.sample(jobs, min(round(options.jobs * options.press_share), options.jobs)))
+    presses = {
+        index: PressPlan(PRESS_CYCLE[turn % len(PRESS_CYCLE)], rng.random(), rng.uniform(*PRESS_DELAY_S))
+        for turn, index in enumerate(chosen)
+    }
+    others = [index for index in jobs if index not in presses]
+    cancels = frozenset(rng.sample(others, min(round(options.jobs * options.cancel_share), len(others))))
+    return presses, cancels
 
 
 @dataclass(frozen=True)
@@ -258,6 +339,10 @@ class ChaosRun:
         self.options = options
         self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1_000_000)
         self.rng = random.Random(self.seed)
+        # The members' own choices (cancels, image counts, presses), apart from the conductor's: the same seed makes
+        # the same choices whatever the timing (the conductor draws from `rng` as kills and restarts happen).
+        self.member_rng = random.Random(self.seed + 1)
+        self.planned_presses, self.planned_cancels = plan_members(options, self.member_rng)
         self.work_dir = work_dir
         self.log_dir = log_dir
         self.submissions: list[Submission] = []
@@ -272,6 +357,9 @@ class ChaosRun:
         self.cut_short: set[int] = set()
         self.cancel_clicks = 0
         self._side_tasks: set[asyncio.Task[None]] = set()
+        # Presses still to come: waiting for their result, or being pressed. The run is not settled before they end.
+        self._presses: set[asyncio.Task[None]] = set()
+        self._press_count = 0
 
     # --- set-up --------------------------------------------------------------------------------------------------
 
@@ -284,6 +372,7 @@ class ChaosRun:
             "execution_s": [0.5, 3.0],
             "idle_timeout_s": 10,
             "steps": 6,
+            "personality": UPSCALE_PERSONALITY,
             "slow_reply_s": 1.5,
             "fault_retry_after_s": 1,
         }
@@ -307,7 +396,7 @@ class ChaosRun:
             "REDIS_URL": redis.url,
             "REDIS_PREFIX": redis.prefix,
             "DATA_DIR": str(self.work_dir / "data"),
-            "MODELS_FILE": str(self.work_dir / "no-models.toml"),
+            "MODELS_FILE": str(self.models_file()),
             "LOG_FORMAT": "json",
             # Several bot processes share this host: each takes a free port for its HTTP server.
             "HTTP_PORT": "0",
@@ -328,6 +417,11 @@ class ChaosRun:
         if self.options.delivery_lease_ms is not None:
             env["DELIVERY_LEASE_MS"] = str(self.options.delivery_lease_ms)
         return env
+
+    def models_file(self) -> Path:
+        path = self.work_dir / "models.toml"
+        path.write_text(MODELS_TOML.format(draws=DRAWING_MODEL, upscales=UPSCALER_MODEL, endpoint=ENDPOINT_ID))
+        return path
 
     async def build_world(self, fake: FakeDiscordControl) -> None:
         guild = await fake.create_guild("Chaos Club")
@@ -380,7 +474,7 @@ class ChaosRun:
             started = time.monotonic()
             async with self._side_tasks_cancelled():
                 await asyncio.gather(
-                    self.submit_all(fake, cluster, started),
+                    self.submit_all(fake, cluster, started, store_client, redis.prefix),
                     self.conduct(events, cluster, fake, redis, control, started),
                 )
                 log.info("all %s submissions sent; waiting for the system to settle", len(self.submissions))
@@ -395,9 +489,10 @@ class ChaosRun:
         try:
             yield
         finally:
-            for task in self._side_tasks:
+            tasks = [*self._side_tasks, *self._presses]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._side_tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(work)
@@ -407,39 +502,53 @@ class ChaosRun:
 
     # --- members -------------------------------------------------------------------------------------------------
 
-    async def submit_all(self, fake: FakeDiscordControl, cluster: Cluster, started: float) -> None:
-        """Send every submission at its moment, from several members in several channels."""
+    async def submit_all(
+        self, fake: FakeDiscordControl, cluster: Cluster, started: float, redis: aioredis.Redis, prefix: str
+    ) -> None:
+        """Send every submission at its moment, from several members in several channels; plan the presses on
+        their results."""
         interval = 1 / self.options.submit_rate
         for index in range(self.options.jobs):
             await _sleep_until(started + index * interval + self.rng.uniform(0, interval * 0.8))
             member = self.member_ids[index % len(self.member_ids)]
             channel = self.channel_ids[(index // len(self.member_ids)) % len(self.channel_ids)]
             subject = self.rng.choice(SUBJECTS)
-            bucket = " [emulator:sdxl-bucket]" if self.rng.random() < self.options.url_output_share else ""
-            prompt = f"chaos #{index:04d} {subject}{bucket}"
-            options = {"prompt": prompt, "seed": SEED_BASE + index}
-            interaction = await self._invoke(fake, cluster, channel, member, options)
+            worker = "sdxl-bucket" if self.rng.random() < self.options.url_output_share else "sdxl"
+            prompt = f"chaos #{index:04d} {subject} [emulator:{worker}]"
+            press = self.planned_presses.get(index)
+            two = press is not None or self.member_rng.random() < self.options.two_image_share
+            options = {"prompt": prompt, "seed": SEED_BASE + index, "count": 2 if two else 1}
+            interaction = await self._deliver(
+                fake, cluster, functools.partial(fake.invoke_command, channel, member, "imagine", options)
+            )
             submission = Submission(
                 index, interaction["id"], member, channel, SEED_BASE + index, prompt, sent_at=time.monotonic()
             )
             self.submissions.append(submission)
             if self._next_submission is not None and not self._next_submission.done():
                 self._next_submission.set_result(interaction["id"])
-            if self.rng.random() < self.options.cancel_share:
+            if press is not None:
+                task = asyncio.ensure_future(self.press_later(fake, cluster, redis, prefix, submission, press))
+                task.set_name(f"press-{index}")
+                self._presses.add(task)
+                task.add_done_callback(_press_done)
+                task.add_done_callback(self._presses.discard)
+            elif index in self.planned_cancels:
                 self._spawn(self.cancel_later(fake, submission), f"cancel-{index}")
             if index and index % 50 == 0:
                 log.info("%s submissions sent", index)
 
-    async def _invoke(
-        self, fake: FakeDiscordControl, cluster: Cluster, channel: int, member: int, options: dict[str, Any]
+    async def _deliver(
+        self, fake: FakeDiscordControl, cluster: Cluster, send: Callable[[], Awaitable[InteractionView]]
     ) -> InteractionView:
-        """A member runs /imagine once a bot holds the gateway (members of a server whose bot is down retry later)."""
+        """A member's command or click, once a bot holds the gateway (members of a server whose bot is down retry
+        later)."""
         for _attempt in range(10):
             await asyncio.wait_for(cluster.gateway_up.wait(), PROCESS_READY_TIMEOUT_S * 2)
             try:
-                return await fake.invoke_command(channel, member, "imagine", options)
+                return await send()
             except ControlError as exc:
-                if exc.status != 409:
+                if exc.status != 409 or "no bot session" not in str(exc):
                     raise
             # No session at all at this instant (sessions of dead processes still count for 3 minutes, so this
             # is rare): try again after the fake's next change.
@@ -458,14 +567,113 @@ class ChaosRun:
             view = await fake.wait_for(answer, within=EVENT_TIMEOUT_S, what="the answer to a submit")
         except TimeoutError:
             return
-        match = JOB_LINK.search(answer_text(view))
+        match = CARD_LINK.search(answer_text(view))
         if match is None:
             return
         # A moment of the job's life: it runs for 0.5 to 3 s.
         await asyncio.sleep(self.rng.uniform(0, 0.5))
         with contextlib.suppress(ControlError):
-            await fake.click_button(int(match["card"]), f"job:cancel:{match['jid']}", submission.user_id)
-            self.cancel_clicks += 1
+            # The card names its job (its footer); it is gone once the result replaced it.
+            jid = footer_job(await fake.message(int(match["card"])))
+            if jid is not None:
+                await fake.click_button(int(match["card"]), f"job:cancel:{jid}", submission.user_id)
+                self.cancel_clicks += 1
+
+    async def press_later(
+        self,
+        fake: FakeDiscordControl,
+        cluster: Cluster,
+        redis: aioredis.Redis,
+        prefix: str,
+        parent: Submission,
+        plan: PressPlan,
+    ) -> None:
+        """The owner presses one button on the result of `parent` soon after it appears (nothing when it never
+        does); the press, or the form a Remix opens, is a submission of its own."""
+        result = await self._await_result(fake, redis, prefix, parent)
+        if result is None:
+            return
+        await asyncio.sleep(plan.delay_s)
+        jid = footer_job(result)
+        images = len(result["attachments"])
+        image = 1 + min(images - 1, int(plan.pick * images)) if plan.action in IMAGE_PRESSES else None
+        button = {"vary": f"v{image}", "upscale": f"u{image}"}.get(plan.action, plan.action)
+        sent_at = time.monotonic()
+        try:
+            click = functools.partial(fake.click_button, result["id"], f"job:{button}:{jid}", parent.user_id)
+            view = await self._deliver(fake, cluster, click)
+            prompt = parent.prompt
+            if plan.action == "remix":
+                prompt = REMIX_PREFIX + parent.prompt
+                view = await self._submit_remix(fake, cluster, view, prompt)
+        except ControlError as exc:
+            # The button or the form was gone (the member gave up): no press.
+            log.warning("%s: the press on #%04d was not sent: %s", plan.action, parent.index, exc)
+            return
+        self._press_count += 1
+        press = Submission(
+            self.options.jobs + self._press_count - 1,
+            view["id"],
+            parent.user_id,
+            parent.channel_id,
+            None,
+            prompt,
+            sent_at=sent_at,
+            action=plan.action,
+            parent=parent.index,
+            image=image,
+        )
+        self.submissions.append(press)
+
+    async def _submit_remix(
+        self, fake: FakeDiscordControl, cluster: Cluster, click: InteractionView, prompt: str
+    ) -> InteractionView:
+        """The Remix form, sent with `prompt`: the form's submission is the job's request. A click answered with
+        anything but the form (a refusal) or not at all is the submission itself."""
+
+        async def form_or_answer() -> InteractionView | None:
+            view = await fake.interaction(click["id"])
+            return view if view["modal"] is not None or _answered(view) else None
+
+        try:
+            view = await fake.wait_for(form_or_answer, within=EVENT_TIMEOUT_S, what="the Remix form")
+        except TimeoutError:
+            return click
+        response = view["response"]
+        if view["modal"] is None or response is None or response["type"] != MODAL_RESPONSE:
+            return view
+        # A form is sent once (the fake, like Discord, refuses a second submission): only while a bot is there.
+        await asyncio.wait_for(cluster.gateway_up.wait(), PROCESS_READY_TIMEOUT_S * 2)
+        return await fake.submit_modal(click["id"], {"prompt": prompt})
+
+    async def _await_result(
+        self, fake: FakeDiscordControl, redis: aioredis.Redis, prefix: str, parent: Submission
+    ) -> MessageView | None:
+        """The result message of `parent`'s job once posted; None when its job ended without one, or was never
+        recorded. The member sees it in the channel; the suite finds it through the job's record."""
+        keys = Keys(prefix)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + self.options.window_s + self.options.settle_timeout_s
+        jid: str | None = None
+        while loop.time() < deadline:
+            try:
+                if jid is None:
+                    raw_jid = await redis.get(keys.idempotency(str(parent.interaction_id)))
+                    jid = raw_jid.decode() if isinstance(raw_jid, bytes) else raw_jid
+                if jid is None and loop.time() - began > SUBMIT_IN_FLIGHT_S:
+                    return None
+                raw = await redis.hgetall(keys.job(jid)) if jid is not None else {}
+            except (RedisError, OSError):
+                raw = {}  # Redis is restarting: look again
+            record = TrackedJob.from_hash(raw) if raw else None
+            if record is not None and record.result_message_ids:
+                return await fake.message(record.result_message_ids[0])
+            if record is not None and record.state is JobState.DELIVERED:
+                return None
+            await asyncio.sleep(PRESS_POLL_S)
+        log.warning("#%04d: no result to press within %.0f s", parent.index, deadline - began)
+        return None
 
     # --- the conductor -------------------------------------------------------------------------------------------
 
@@ -586,8 +794,9 @@ class ChaosRun:
         redis: aioredis.Redis,
         prefix: str,
     ) -> bool:
-        """Wait (bounded) until no job is left to act on, RunPod is idle and every answerable submission is
-        answered; re-check after each change the fake Discord sees, at least every second."""
+        """Wait (bounded) until no job is left to act on, RunPod is idle, no press is still to come and every
+        answerable submission is answered; re-check after each change the fake Discord sees, at least every
+        second."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.settle_timeout_s
         keys = Keys(prefix)
@@ -596,21 +805,28 @@ class ChaosRun:
         while loop.time() < deadline:
             due = await redis.zcard(keys.due(ENDPOINT_ID))
             running = _runpod_busy(await control.counters())
-            if due == 0 and running == 0 and await self._all_answered(fake):
+            if due == 0 and running == 0 and not self._presses and await self._all_answered(fake):
                 return True
             if loop.time() - last_report > 10:
                 last_report = loop.time()
-                log.info("settling: %s jobs still scheduled, %s at RunPod", due, running)
+                log.info(
+                    "settling: %s jobs still scheduled, %s at RunPod, %s presses to come",
+                    due,
+                    running,
+                    len(self._presses),
+                )
             version = await fake.wait_for_change(version, within=1.0)
         log.error("the system did not settle within %.0f s", self.options.settle_timeout_s)
         return False
 
     async def _all_answered(self, fake: FakeDiscordControl) -> bool:
-        """Every submission has an answer, or none can come (the sessions it went to are gone)."""
+        """Every submission has its answer, or none can come (the sessions it went to are gone). "Thinking…" is no
+        answer: between it and the job's record the bot may still be at work (fetching a V or U press's image), with
+        nothing scheduled yet."""
         connected = {session["id"] for session in await fake.sessions() if session["connected"]}
         for submission in self.submissions:
             view = await fake.interaction(submission.interaction_id)
-            if view["response"] is None and connected & set(view["delivered_to"]):
+            if not answer_text(view) and connected & set(view["delivered_to"]):
                 return False
         return True
 
@@ -633,6 +849,7 @@ class ChaosRun:
         records = await _records(redis, prefix)
         counters = await control.counters()
         runpod_jobs = await _runpod_jobs(control, counters)
+        sources = await self._press_sources(fake, messages, records)
         return audit(
             self.submissions,
             interactions,
@@ -647,7 +864,35 @@ class ChaosRun:
             cut_short=self.cut_short,
             settled=settled,
             seed=self.seed,
+            sources=sources,
         )
+
+    async def _press_sources(
+        self, fake: FakeDiscordControl, messages: Sequence[MessageView], records: Sequence[TrackedJob]
+    ) -> dict[int, int | None]:
+        """For each delivered V<n> or U<n> press, which image of its parent's result its own image was drawn from
+        (None: none of them), from the images as Discord serves them."""
+        results = result_messages(messages)
+        jid_of = {record.request_id: record.jid for record in records if record.request_id}
+        by_index = {submission.index: submission for submission in self.submissions}
+        sources: dict[int, int | None] = {}
+        for press in self.submissions:
+            if press.action not in IMAGE_PRESSES or press.parent is None:
+                continue
+            mine = results.get(jid_of.get(str(press.interaction_id), ""), [])
+            if not mine:
+                continue
+            theirs = results.get(jid_of.get(str(by_index[press.parent].interaction_id), ""), [])
+            drawn = await _image(fake, mine[0]["attachments"][0]["url"])
+            candidates = [await _image(fake, item["url"]) for item in theirs[0]["attachments"]] if theirs else []
+            sources[press.index] = await asyncio.to_thread(drawn_from, drawn, candidates)
+        return sources
+
+
+def _press_done(task: asyncio.Task[None]) -> None:
+    """A press the suite itself failed to make is said, not left as an unretrieved exception."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed: %r", task.get_name(), task.exception())
 
 
 def _answered(view: InteractionView) -> bool:
@@ -671,20 +916,37 @@ async def _records(redis: aioredis.Redis, prefix: str) -> list[TrackedJob]:
     return records
 
 
+# Where a worker's input names the image it starts from: worker-sdxl, stable-diffusion-v1, worker-esrgan.
+SOURCE_INPUTS = ("image_url", "init_image", "data_url")
+
+
 async def _runpod_jobs(control: EmulatorControl, counters: dict[str, Any]) -> list[RunPodJob]:
-    """Every job the emulator ran, with the seed its output carries (completed jobs only)."""
+    """Every job the emulator ran, with the seed its input asked for (or its output shows) and the image it
+    started from."""
     gate = asyncio.Semaphore(8)
 
     async def read(job_id: str, status: str) -> RunPodJob:
-        if status != JobState.COMPLETED.value:
-            return RunPodJob(job_id, status, None)
         async with gate:
-            output = (await control.job_status(job_id)).get("output")
-        seed = output.get("seed") if isinstance(output, dict) else None
-        return RunPodJob(job_id, status, int(seed) if isinstance(seed, int) else None)
+            job = await control.job(job_id)
+        job_input, output = job.get("input") or {}, job.get("output")
+        seed = job_input.get("seed")
+        if not isinstance(seed, int) and isinstance(output, dict):
+            seed = output.get("seed")
+        source = next((job_input[key] for key in SOURCE_INPUTS if isinstance(job_input.get(key), str)), None)
+        return RunPodJob(job_id, status, seed if isinstance(seed, int) else None, source)
 
     terminal: dict[str, dict[str, Any]] = counters.get("terminal", {})
     return list(await asyncio.gather(*(read(job_id, entry["status"]) for job_id, entry in terminal.items())))
+
+
+async def _image(fake: FakeDiscordControl, url: str) -> Image.Image:
+    data = await fake.attachment_bytes(url)
+    return await asyncio.to_thread(_decoded, data)
+
+
+def _decoded(data: bytes) -> Image.Image:
+    with Image.open(BytesIO(data)) as image:
+        return image.convert("RGB")
 
 
 async def _sleep_until(moment: float) -> None:

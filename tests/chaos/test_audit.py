@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from PIL import Image
+
+from jobs.lineage import Derivation, Parent
+from runpod_emulator.images import enlarge_png, render_png
 from storage.models import JobState, TrackedJob
-from tests.chaos.audit import RunPodJob, Submission, audit
+from tests.chaos.audit import ChaosReport, RunPodJob, Submission, audit, drawn_from
 from tests.fakes.discord.views import InteractionView, MessageView
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SUBMISSION = Submission(index=0, interaction_id=111, user_id=5, channel_id=7, seed=100_000, prompt="a cat")
+JID = "abc123abc123abcd"
+# U2 pressed on SUBMISSION's result: a submission of its own, whose job the bot records as `PRESS_JID`.
+UPSCALE = Submission(
+    index=1, interaction_id=222, user_id=5, channel_id=7, seed=None, prompt="a cat", action="upscale", parent=0, image=2
+)
+PRESS_JID = "def456def456def4"
+IMAGE_TWO = "https://cdn.example/attachments/7/9/image-2.png"
 
 
 def record(state: JobState, outcome: JobState | None = None) -> TrackedJob:
     return TrackedJob(
-        jid="abc123abc123abcd",
+        jid=JID,
         state=state,
         outcome=outcome,
         endpoint_id="e",
@@ -29,11 +42,30 @@ def record(state: JobState, outcome: JobState | None = None) -> TrackedJob:
     )
 
 
-def message(title: str, *, files: int = 0, fields: tuple[str, ...] = ()) -> MessageView:
+def upscale_record(parent: Parent, runpod_id: str | None = None) -> TrackedJob:
+    """The job U2 made, delivered: its request keeps the parent's seed and the link of image 2."""
+    return TrackedJob(
+        jid=PRESS_JID,
+        state=JobState.DELIVERED,
+        outcome=JobState.COMPLETED,
+        endpoint_id="e",
+        model="esrgan-2x",
+        user_id=5,
+        channel_id=7,
+        request_id="222",
+        runpod_id=runpod_id,
+        request={"prompt": "a cat", "seed": 100_000, "source_image_url": IMAGE_TWO},
+        extra=parent.as_extra(),
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def message(title: str, *, files: int = 0, fields: tuple[str, ...] = (), jid: str = JID) -> MessageView:
     """The parts of a message the audit reads: the embed (title, fields, footer), attachments, deleted, history."""
     embed: dict[str, Any] = {
         "title": title,
-        "footer": {"text": "job abc123abc123abcd"},
+        "footer": {"text": f"job {jid}"},
         "fields": [{"name": name, "value": "x"} for name in fields],
     }
     attachment = {"id": 1, "filename": "a.png", "size": 1, "url": "", "proxy_url": ""}
@@ -41,9 +73,9 @@ def message(title: str, *, files: int = 0, fields: tuple[str, ...] = ()) -> Mess
     return cast(MessageView, {**view, "history": []})
 
 
-def interaction(answer: str) -> InteractionView:
+def interaction(answer: str, interaction_id: int = 111) -> InteractionView:
     """An acknowledged interaction whose original response says `answer`."""
-    view = {"id": 111, "response": {"type": 5, "ephemeral": True, "data": {}, "at": ""}, "followups": []}
+    view = {"id": interaction_id, "response": {"type": 5, "ephemeral": True, "data": {}, "at": ""}, "followups": []}
     return cast(InteractionView, {**view, "original_message": {"content": answer}})
 
 
@@ -102,3 +134,78 @@ def test_outcome_unknown_with_no_kill_to_explain_it_fails() -> None:
     card = message("Outcome unknown", fields=("Reason",))
     problems = run([unknown], [card], "Submitted: job", [RunPodJob("rp-1", "COMPLETED", 100_000)])
     assert any("no kill or /run reset" in problem for problem in problems)
+
+
+def run_with_upscale(
+    press_record: TrackedJob, runpod: list[RunPodJob], sources: Mapping[int, int | None]
+) -> ChaosReport:
+    """SUBMISSION delivered, and U2 pressed on its result and delivered: the audit's report."""
+    messages = [
+        message("", files=2),
+        message("", files=1, jid=PRESS_JID),
+    ]
+    report, _verdicts = audit(
+        [SUBMISSION, UPSCALE],
+        {111: interaction("Submitted — link"), 222: interaction("Submitted — link", 222)},
+        messages,
+        [record(JobState.DELIVERED, JobState.COMPLETED), press_record],
+        [RunPodJob("rp-1", "COMPLETED", 100_000), *runpod],
+        {"totals": {"submitted": 1 + len(runpod)}},
+        kills=0,
+        redis_restarts=0,
+        run_resets=0,
+        crashes=0,
+        cut_short=set(),
+        settled=True,
+        seed=1,
+        sources=sources,
+    )
+    return report
+
+
+def test_a_press_delivered_once_from_the_image_it_names_passes() -> None:
+    """U2 whose RunPod id was never stored is tied to its RunPod job by the image it enlarges: no problem."""
+    pressed = upscale_record(Parent(JID, Derivation.UPSCALE, 2))
+    report = run_with_upscale(pressed, [RunPodJob("rp-2", "COMPLETED", None, IMAGE_TWO)], {1: 2})
+    assert report.problems == []
+    assert (report.jobs, report.presses, report.presses_delivered, report.press_actions) == (2, 1, 1, {"upscale": 1})
+
+
+def test_a_press_whose_job_names_another_parent_fails() -> None:
+    """A press's job recorded as the upscale of another job's image fails the audit."""
+    pressed = upscale_record(Parent("0123456789abcdef", Derivation.UPSCALE, 2), runpod_id="rp-2")
+    report = run_with_upscale(pressed, [RunPodJob("rp-2", "COMPLETED", None, IMAGE_TWO)], {1: 2})
+    assert report.wrong_parents == 1
+    assert any("names Parent(jid='0123456789abcdef'" in problem for problem in report.problems)
+
+
+def test_a_u2_result_drawn_from_image_one_fails() -> None:
+    """A U2 result whose image shows image 1 of its parent fails the audit."""
+    pressed = upscale_record(Parent(JID, Derivation.UPSCALE, 2), runpod_id="rp-2")
+    report = run_with_upscale(pressed, [RunPodJob("rp-2", "COMPLETED", None, IMAGE_TWO)], {1: 1})
+    assert report.wrong_sources == 1
+    assert any("its image shows image 1 of the parent" in problem for problem in report.problems)
+
+
+def test_a_second_runpod_job_for_one_upscale_press_is_a_paid_duplicate() -> None:
+    """Two RunPod jobs enlarging the image of one U2 press fail the audit, though neither carries a seed."""
+    pressed = upscale_record(Parent(JID, Derivation.UPSCALE, 2))
+    runpod = [RunPodJob("rp-2", "COMPLETED", None, IMAGE_TWO), RunPodJob("rp-3", "COMPLETED", None, IMAGE_TWO)]
+    report = run_with_upscale(pressed, runpod, {1: 2})
+    assert report.paid_duplicates == 1
+    assert report.unmatched_runpod_jobs == 0
+
+
+def picture(png: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def test_drawn_from_tells_which_image_a_variation_or_an_upscale_started_from() -> None:
+    """The emulator's variation of image 2 and its 2x upscale of image 2 are found drawn from image 2; an unrelated
+    image from neither."""
+    one, two = (picture(render_png("a cat", seed, 256, 256)) for seed in (100_000, 100_001))
+    varied = picture(render_png("a cat", 7, 256, 256, background=two))
+    enlarged = picture(enlarge_png(two, 2))
+    unrelated = picture(render_png("a dog", 42, 256, 256))
+    assert (drawn_from(varied, [one, two]), drawn_from(enlarged, [one, two])) == (2, 2)
+    assert drawn_from(unrelated, [one, two]) is None

@@ -322,6 +322,20 @@ async def test_control_api_counts_requests_jobs_and_terminal_times(
     assert re.match(r"\d{4}-\d\d-\d\dT.*\+00:00$", counters["terminal"][job.id]["at"])
 
 
+async def test_control_api_shows_a_job_with_the_input_its_run_carried(
+    emulator: Emulator, emulator_session: aiohttp.ClientSession
+) -> None:
+    """GET /_emulator/jobs/{id} shows the job as /status does, with its input; an unknown id is a 404."""
+    job_input = {**PROMPT, "seed": 7}
+    _, submitted, _ = await call(emulator, emulator_session, "POST", "/run", body={"input": job_input})
+    status, job = await control(emulator, emulator_session, "GET", f"/jobs/{submitted['id']}")
+    missing, _ = await control(emulator, emulator_session, "GET", "/jobs/no-such-job")
+    assert status == 200
+    assert (job["id"], job["input"]) == (submitted["id"], job_input)
+    assert job["status"] in ("IN_QUEUE", "IN_PROGRESS")
+    assert missing == 404
+
+
 async def test_control_api_scripts_faults(emulator: Emulator, emulator_session: aiohttp.ClientSession) -> None:
     """POST /_emulator/faults/health makes the next /health requests fail in that order."""
     await control(emulator, emulator_session, "POST", "/faults/health", ["server_error", "none"])
