@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -52,6 +55,9 @@ from runpod_client.outputs import (
     download_image,
     image_from_bytes,
 )
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 # RunPod refuses a /run request body over 10 MB and a /runsync one over 20 MB (RunPod's endpoint docs; worker-comfyui's
 # README repeats it: "10MB for /run, 20MB for /runsync"). The smaller one applies to every job: a `sync = true` model
@@ -202,45 +208,36 @@ def encode_source(data: bytes, size: Size, spec: ImageInputSpec, model_name: str
     # Imported here: a process that never prepares a source image does not load Pillow for it.
     from PIL import Image, ImageOps
 
-    try:
-        image_from_bytes(data)
-    except InvalidImageError:
-        raise SourceImageError(f"is not {ALLOWED_FORMATS}", ALLOWED_FORMATS) from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-        width, height = opened.size
-        if width * height > MAX_SOURCE_DECODE_PIXELS:
-            raise SourceImageError(
-                f"is {width}x{height}, more pixels than the bot opens",
-                f"at most {MAX_SOURCE_DECODE_PIXELS // 1_000_000} million pixels; use a smaller image",
-            )
+    with _opened(data) as opened:
         if spec.encoding == IMAGE_AS_URL:
             opened.load()  # the whole file decodes: a truncated image would fail on the paid worker instead
-            _check_drawn_size(width, height, spec, model_name)
+            _check_drawn_size(*opened.size, spec, model_name)
             return None
         fitted = ImageOps.fit(
             ImageOps.exif_transpose(opened).convert("RGB"), (size.width, size.height), Image.Resampling.LANCZOS
         )
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise SourceImageError(
-            "has more pixels than any image should", f"{ALLOWED_FORMATS} of ordinary size; use a smaller image"
-        ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise SourceImageError(
-            f"is damaged and cannot be opened ({type(exc).__name__})", f"{ALLOWED_FORMATS} that opens"
-        ) from None
-    buffer = io.BytesIO()
-    fitted.save(buffer, format="PNG")
-    text = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return PNG_DATA_URI_PREFIX + text if spec.encoding == IMAGE_AS_DATA_URI else text
+    return _png_text(fitted, spec.encoding)
 
 
 def encode_upscale_source(data: bytes, encoding: ImageEncoding) -> tuple[str | None, tuple[int, int]]:
     """Check an image to upscale and encode it at its own size: None for a worker that downloads the link itself,
     else a PNG data URI or base64; with the image's upright width and height. CPU-bound: call it in a thread."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
+
+    with _opened(data) as opened:
+        upright = ImageOps.exif_transpose(opened)
+        upright.load()  # the whole file decodes: a truncated image would fail on the paid worker instead
+    if encoding == IMAGE_AS_URL:
+        # worker-esrgan reads the file with cv2.imread(IMREAD_UNCHANGED), which ignores EXIF orientation.
+        return None, opened.size
+    return _png_text(upright.convert("RGB"), encoding), upright.size
+
+
+@contextlib.contextmanager
+def _opened(data: bytes) -> Iterator[PILImage]:
+    """The image, opened once its type and pixel count are allowed; a file Pillow cannot decode within the block
+    is refused as damaged, one with too many pixels as such."""
+    from PIL import Image
 
     try:
         image_from_bytes(data)
@@ -256,8 +253,7 @@ def encode_upscale_source(data: bytes, encoding: ImageEncoding) -> tuple[str | N
                 f"is {width}x{height}, more pixels than the bot opens",
                 f"at most {MAX_SOURCE_DECODE_PIXELS // 1_000_000} million pixels; use a smaller image",
             )
-        upright = ImageOps.exif_transpose(opened)
-        upright.load()  # the whole file decodes: a truncated image would fail on the paid worker instead
+        yield opened
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise SourceImageError(
             "has more pixels than any image should", f"{ALLOWED_FORMATS} of ordinary size; use a smaller image"
@@ -266,13 +262,14 @@ def encode_upscale_source(data: bytes, encoding: ImageEncoding) -> tuple[str | N
         raise SourceImageError(
             f"is damaged and cannot be opened ({type(exc).__name__})", f"{ALLOWED_FORMATS} that opens"
         ) from None
-    if encoding == IMAGE_AS_URL:
-        # worker-esrgan reads the file with cv2.imread(IMREAD_UNCHANGED), which ignores EXIF orientation.
-        return None, (width, height)
+
+
+def _png_text(image: PILImage, encoding: ImageEncoding) -> str:
+    """The image as a PNG, in the encoding the worker takes (a data URI or bare base64)."""
     buffer = io.BytesIO()
-    upright.convert("RGB").save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     text = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (PNG_DATA_URI_PREFIX + text if encoding == IMAGE_AS_DATA_URI else text), upright.size
+    return PNG_DATA_URI_PREFIX + text if encoding == IMAGE_AS_DATA_URI else text
 
 
 def _check_drawn_size(width: int, height: int, spec: ImageInputSpec, model_name: str) -> None:
