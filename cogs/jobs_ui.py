@@ -41,7 +41,7 @@ from cogs.render import (
     upscale_factor,
 )
 from jobs.access import Action, may, refusal
-from jobs.labels import QUEUE_AT_SUBMIT_FIELD
+from jobs.labels import QUEUE_AT_SUBMIT_FIELD, delivery_failure
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
 from jobs.notifier import JobResult, Notifier
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
@@ -72,6 +72,7 @@ BUTTONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "cancel": ("Cancel", discord.ButtonStyle.danger, "✖️"),
     "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
     "retry": ("Retry", discord.ButtonStyle.primary, "🔁"),
+    "redeliver": ("Deliver again", discord.ButtonStyle.primary, "📨"),
     "delete": ("Delete", discord.ButtonStyle.secondary, "🗑️"),
     "remix": ("Remix", discord.ButtonStyle.secondary, "🎨"),
     "info": ("Info", discord.ButtonStyle.secondary, "ℹ️"),
@@ -112,6 +113,7 @@ class JobButton(
             "cancel": cancel_job,
             "reroll": reroll_job,
             "retry": retry_job,
+            "redeliver": deliver_again,
             "delete": delete_result,
             "remix": remix_job,
             "info": job_info,
@@ -203,13 +205,16 @@ class CardRefusedError(JobServiceError):
 
 
 def card_view(job: TrackedJob) -> discord.ui.View:
-    """Cancel while the job lives; Retry when it failed in a way a retry can fix."""
+    """Cancel while the job lives; Retry when it failed in a way a retry can fix; Deliver again when its images
+    were made but Discord refused them (a missing permission, say, that a moderator can grant)."""
     view = discord.ui.View(timeout=None)
     state = job.final_state
     if state.is_live:
         view.add_item(JobButton("cancel", job.jid))
     elif state in RETRYABLE:
         view.add_item(JobButton("retry", job.jid))
+    elif state is JobState.COMPLETED and delivery_failure(job):
+        view.add_item(JobButton("redeliver", job.jid))
     return view
 
 
@@ -454,6 +459,22 @@ async def _resubmit(ctx: Services, interaction: discord.Interaction[Any], job: T
     carried = {key: job.extra[key] for key in (PARENT_MODEL_FIELD,) if key in job.extra}
     await submit_flow(
         ctx, interaction, options, job.model, private=private, parent=Parent(job.jid, how), carried=carried
+    )
+
+
+async def deliver_again(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
+    """Post again the images Discord refused (once its cause is fixed), fetched from RunPod again: no new GPU job."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    job = await ctx.service.deliver_again(jid, ctx.actor_of(interaction))
+    try:
+        # The card drops its "Not delivered" and its button, so nobody presses it twice.
+        await ctx.notifier.refresh_card(jid)
+    except Exception:
+        log.exception("job %s: could not show on its card that it is delivered again", jid)
+    await reply(
+        interaction,
+        f"Delivering job `{job.jid}` again: its images are fetched from RunPod once more (no new GPU job) and "
+        "will replace its card. If RunPod no longer has them, the card will say so and offer Retry.",
     )
 
 

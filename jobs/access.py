@@ -21,6 +21,7 @@ class Action(StrEnum):
     DELETE = "delete its images"
     REROLL = "re-roll it"
     RETRY = "retry it"
+    DELIVER = "deliver its images again"
     REMIX = "remix it"
     UPSCALE = "upscale its images"
     VARY = "vary its images"

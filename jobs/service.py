@@ -40,7 +40,7 @@ from jobs.defaults import (
 )
 from jobs.handoff import Handoff
 from jobs.health import ModelHealth, Tracking, models_health, tracking
-from jobs.labels import DELIVERY_FAILED_FIELD
+from jobs.labels import DELIVERY_FAILED_FIELD, delivery_failure
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent
 from jobs.logcontext import job_context
 from jobs.metrics import Metrics
@@ -110,6 +110,25 @@ class BusyError(JobServiceError):
             "Nothing was started; please try again in a minute."
         )
         self.waited_s = waited_s
+
+
+def _not_undelivered(job: TrackedJob) -> str:
+    """Why a job without a delivery failure cannot be delivered again."""
+    if job.state is JobState.DELIVERED:
+        return "its images were delivered"
+    if job.state.is_outcome:
+        return "its images are being delivered already"
+    return "it has not finished yet"
+
+
+class NotRedeliverableError(JobServiceError):
+    """A job cannot be delivered again: the message says why, and what can be."""
+
+    def __init__(self, jid: str, why: str) -> None:
+        super().__init__(
+            f"Job `{jid}` can't be delivered again: {why}. Only a finished job whose images Discord refused "
+            '(its card says "Not delivered") can be.'
+        )
 
 
 class NotAllowedError(JobServiceError):
@@ -674,6 +693,26 @@ class JobService:
         extra = {**job.extra, DELIVERY_FAILED_FIELD: reason}
         await self.store.update(job.jid, {"extra": extra})
         return job.model_copy(update={"extra": extra})
+
+    async def deliver_again(self, jid: str, actor: Actor) -> TrackedJob:
+        """Deliver again a job whose images Discord refused for good (its owner, a moderator of its server, or the
+        operator, once the cause is fixed): a poller fetches its result from RunPod again, at no GPU cost, and posts
+        it; if RunPod no longer has it, the job ends Expired and can be retried. Raises `NotRedeliverableError` for
+        a job that was not left undelivered, or that another press already sent again."""
+        job = await self.store.get(jid)
+        if job is None:
+            raise JobNotFoundError(jid)
+        self.authorize(job, actor, Action.DELIVER)
+        if delivery_failure(job) is None:
+            raise NotRedeliverableError(jid, _not_undelivered(job))
+        if job.state is not JobState.DELIVERED:
+            raise NotRedeliverableError(jid, "the bot is still recording that it was not delivered; press again soon")
+        extra = {key: value for key, value in job.extra.items() if key != DELIVERY_FAILED_FIELD}
+        if not await self.store.reopen_delivery(job, extra):
+            raise NotRedeliverableError(jid, "its images are being delivered again already")
+        if self.handoff.finisher is not None:
+            self.handoff.finisher.wake()
+        return job.model_copy(update={"state": JobState.COMPLETED, "extra": extra})
 
     @staticmethod
     def authorize(job: TrackedJob, actor: Actor, action: Action) -> None:

@@ -37,7 +37,7 @@ from redis.commands.core import AsyncScript
 
 from storage.defaults import DAY_S, DEFAULT_PREFIX, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
 from storage.keys import Keys
-from storage.models import JobState, Press, TrackedJob, encode_fields
+from storage.models import JobState, Press, TrackedJob, encode_field, encode_fields
 
 DEFAULT_IDEMPOTENCY_TTL_S = DAY_S
 DEFAULT_HISTORY_MAX = 50
@@ -692,6 +692,16 @@ class JobStore:
             "note_cancel", [self.keys.job(job.jid), self.keys.due(job.endpoint_id)], [job.jid, outcome]
         )
         return bool(reply)
+
+    async def reopen_delivery(self, job: TrackedJob, extra: Mapping[str, Any]) -> bool:
+        """Make a job whose delivery was given up due for delivery again, with `extra` (its extra without the
+        failure); False when it is gone or changed since `job` was read (reopened or delivered meanwhile)."""
+        reply = await self._run(
+            "reopen_delivery",
+            [self.keys.job(job.jid), self.keys.due(job.endpoint_id), self.keys.stats()],
+            [job.jid, encode_field("extra", job.extra), encode_field("extra", dict(extra))],
+        )
+        return Reply(reply, "reopen_delivery").status == "reopened"
 
     # --- presses (a member's press of a button, once) -------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from jobs.presets import PRESETS
+from storage.store import JobStore
 from tests.e2e.bot.conftest import Harness, answer_text, cards, delivered, job_of, results, shown
 from tests.fakes.discord.views import MessageView, RequestView
 from tests.waiting import wait_until
@@ -80,6 +81,74 @@ async def test_discord_refusing_the_result_ends_the_job_at_once_with_the_reason_
     assert "400" in reason
     assert results(messages) == []
     assert job.extra["delivery_failed"] == reason
+
+
+async def refused_once(harness: Harness, prompt: str) -> tuple[str, MessageView]:
+    """A job whose result Discord refused in the channel (a missing permission) and by DM (closed DMs): its
+    "Not delivered" card, once the job is committed."""
+    harness.emulator.update_scenario(workers=0)
+    jid = await submitted_jid(harness, prompt)
+    await harness.fake.inject_error(
+        status=403, code=50013, message="Missing Permissions", method="POST", path=r"/channels/\d+/messages$", count=1
+    )
+    await harness.fake.inject_error(
+        status=403,
+        code=50007,
+        message="Cannot send messages to this user",
+        method="POST",
+        path=r"/channels/\d+/messages$",
+        count=1,
+    )
+    harness.emulator.update_scenario(workers=2)
+    messages = await harness.wait_for_messages(card_titled(jid, "Not delivered"))
+
+    async def committed() -> bool:
+        return (await harness.redis_jobs(jid)).state.value == "DELIVERED"
+
+    await wait_until(committed)
+    (card,) = [card for card in cards(messages) if job_of(card) == jid]
+    return jid, card
+
+
+def buttons_of(message: MessageView) -> list[str]:
+    return [button["custom_id"] for row in message["components"] for button in row.get("components", [])]
+
+
+async def test_deliver_again_posts_the_refused_images_without_a_new_gpu_job(harness: Harness) -> None:
+    """Once the cause is fixed, "Deliver again" on a "Not delivered" card posts the images, with no second /run."""
+    async with harness.running():
+        jid, card = await refused_once(harness, "a refused lighthouse")
+        assert buttons_of(card) == [f"job:redeliver:{jid}"]
+        press = await harness.fake.click_button(card["id"], f"job:redeliver:{jid}", harness.alice)
+        answer = answer_text(await harness.answered(press))
+        messages = await harness.wait_for_messages(delivered)
+    assert f"Delivering job `{jid}` again" in answer
+    (result,) = results(messages)
+    assert job_of(result) == jid
+    assert result["attachments"]
+    assert harness.emulator.snapshot()["received"].get("run", 0) == 1
+    assert "delivery_failed" not in (await harness.redis_jobs(jid)).extra
+    # Counted once as delivered, and no longer as waiting for delivery.
+    assert await JobStore(harness.redis).counts() == {"delivered:COMPLETED": 1}
+
+
+async def test_deliver_again_is_refused_to_another_member_and_done_once_for_two_presses(harness: Harness) -> None:
+    """Another member may not deliver someone's job again; the owner and a moderator pressing at once post it once."""
+    async with harness.running():
+        jid, card = await refused_once(harness, "a refused harbour")
+        other = answer_text(
+            await harness.answered(await harness.fake.click_button(card["id"], f"job:redeliver:{jid}", harness.bob))
+        )
+        presses = [
+            await harness.fake.click_button(card["id"], f"job:redeliver:{jid}", member)
+            for member in (harness.alice, harness.mod)
+        ]
+        answers = [answer_text(await harness.answered(press)) for press in presses]
+        messages = await harness.wait_for_messages(delivered)
+    assert "deliver its images again" in other
+    assert sum(f"Delivering job `{jid}` again" in answer for answer in answers) == 1
+    assert sum(f"Job `{jid}` can't be delivered again" in answer for answer in answers) == 1
+    assert [job_of(result) for result in results(messages)] == [jid]
 
 
 async def test_image_that_cannot_be_decoded_fails_the_job_with_the_reason_on_the_card(harness: Harness) -> None:
