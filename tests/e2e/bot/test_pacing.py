@@ -112,7 +112,7 @@ async def test_card_edits_in_a_busy_channel_stay_within_the_channels_budget(harn
         await run_jobs(harness, [harness.channel_id], JOBS)
         messages = await harness.everything()
     moments = edit_moments(messages)
-    # Busy enough that the budget binds: more edits than the run's windows would hold at one per job each.
+    # The channel was busy: its cards were edited more than once each, on average.
     assert len(moments) > JOBS
     assert crowded(moments, BUDGET, WINDOW_S) == []
 
@@ -193,3 +193,85 @@ async def test_the_notifiers_requests_across_channels_stay_within_the_global_bud
     moments.sort()
     assert len(moments) > 3 * overall
     assert crowded(moments, overall, 1.0) == []
+
+
+# Discord's limits in the fake: a channel takes DISCORD_EDITS card edits per DISCORD_EDIT_WINDOW_S (Discord's numbers),
+# and message creates (counted apart, but given the same bucket hash, so discord.py queues both in one line) on a short
+# window, so that the cards go up at once.
+DISCORD_EDITS = 5
+DISCORD_EDIT_WINDOW_S = 5.0
+DISCORD_CREATES = (5, 1.0)
+# Live jobs that keep running (a step a second) while one more finishes RUN_BEFORE_FINISH_S after it started.
+LONG_JOBS = 8
+LONG_RUN_S = 30.0
+RUN_BEFORE_FINISH_S = 4.0
+# Without pacing the cards ask for LONG_JOBS edits a second where Discord takes one, so by then each card has an edit
+# queued in discord.py's bucket (one per card: a card's next edit waits for its last), and the result, a message
+# create in the same client bucket, waits behind them: up to a second each.
+UNPACED_WAIT_S = LONG_JOBS / (DISCORD_EDITS / DISCORD_EDIT_WINDOW_S)
+# Paced, the result waits for no edit: seeing the finish (a running job is polled every 0.3 s at most), fetching the
+# image, one post and one deletion. A third of the unpaced wait leaves room for a slow machine.
+PROMPT_S = UNPACED_WAIT_S / 3
+
+
+async def test_a_job_finishing_in_a_busy_channel_has_its_result_posted_and_card_removed_promptly(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Under Discord's limits, with eight live cards wanting edits, a finished job's result is up and its card gone
+    within a third of the time the queued progress edits would have held it (the default budgets)."""
+    await harness.fake.set_rate_limits(
+        overrides={"message_edit": (DISCORD_EDITS, DISCORD_EDIT_WINDOW_S), "message_create": DISCORD_CREATES}
+    )
+    harness.emulator.update_scenario(execution_s=LONG_RUN_S)
+    async with harness.running(
+        models_file=tiny_models(harness, tmp_path),
+        user_active_jobs=0,
+        card_edit_interval_s=EDIT_INTERVAL_S,
+    ):
+        await asyncio.gather(*(harness.imagine(prompt=f"long {index}") for index in range(LONG_JOBS)))
+        harness.emulator.update_scenario(execution_s=RUN_BEFORE_FINISH_S)
+        jid = await harness.jid_of(await harness.imagine(prompt="the one that finishes"))
+        card_id = (await harness.redis_jobs(jid)).card_message_id
+
+        async def delivered() -> bool:
+            return (await harness.redis_jobs(jid)).state is JobState.DELIVERED
+
+        await wait_until(delivered, timeout_s=RUN_BEFORE_FINISH_S + 2 * UNPACED_WAIT_S)
+        job = await harness.redis_jobs(jid)
+        (result,) = [message for message in results(await harness.messages()) if job_of(message) == jid]
+        (deletion,) = [
+            request
+            for request in await harness.fake.requests()
+            if request["method"] == "DELETE" and request["path"].endswith(f"/messages/{card_id}")
+        ]
+    finished = harness.emulator.counters.terminal[job.runpod_id or ""]["epoch"]
+    posted_after = datetime.fromisoformat(result["created_at"]).timestamp() - finished
+    removed_after = datetime.fromisoformat(deletion["at"]).timestamp() - finished
+    assert posted_after < PROMPT_S, (
+        f"result up {posted_after:.2f} s after RunPod finished (unpaced: {UNPACED_WAIT_S} s)"
+    )
+    assert removed_after < PROMPT_S, f"card gone {removed_after:.2f} s after RunPod finished"
+
+
+async def test_a_busy_channel_under_discords_limits_draws_no_429_from_the_notifier(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """With Discord's limits on (short windows), eight live cards and their results get no 429: the bot waits its
+    turn instead of being throttled."""
+    await harness.fake.set_rate_limits(
+        overrides={"message_edit": (DISCORD_EDITS, WINDOW_S), "message_create": (DISCORD_EDITS, WINDOW_S)}
+    )
+    async with harness.running(
+        models_file=tiny_models(harness, tmp_path),
+        user_active_jobs=0,
+        card_edit_interval_s=EDIT_INTERVAL_S,
+        discord_channel_requests=BUDGET,
+        discord_channel_window_s=WINDOW_S,
+    ):
+        await run_jobs(harness, [harness.channel_id], JOBS, failing=FAILING)
+        stats = await harness.fake.rate_limit_stats()
+    # The buckets only the notifier uses (the cards themselves are posted by the command, in message_create).
+    paced = {name: stats["by_bucket"][name] for name in ("message_edit", "message_delete_new")}
+    assert paced["message_edit"]["requests"] > JOBS
+    assert {name: bucket["limited"] for name, bucket in paced.items()} == dict.fromkeys(paced, 0)
+    assert stats["limited_global"] == 0
