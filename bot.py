@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from cogs.common import SUBMIT_DRAIN_S, Services, report_error
 from cogs.delivery import DiscordNotifier
+from cogs.pacing import Budget, DiscordBudget
 from jobs.poller import Poller
 from jobs.tasks import BackgroundTasks
 from jobs.waiting import HealthCache
@@ -87,6 +88,8 @@ class BotDependencies:
     # BOT_OWNER_IDS; the application's owner (or its team's admins and developers) are operators as well.
     operator_ids: frozenset[int] = frozenset()
     card_edit_interval_s: float = DEFAULT_CARD_EDIT_INTERVAL_S
+    # What the notifier may ask of Discord (its pacer's budgets).
+    discord_budget: DiscordBudget = field(default_factory=DiscordBudget)
     role: Role = Role.ALL
     guild_ready_timeout_s: float = 2.0
 
@@ -116,7 +119,9 @@ class RunpodBot(commands.Bot):
         self.deps = deps
         core = deps.core
         health = HealthCache(core.clients)
-        self.notifier = DiscordNotifier(self, core.service, health, deps.card_edit_interval_s, metrics=core.metrics)
+        self.notifier = DiscordNotifier(
+            self, core.service, health, deps.card_edit_interval_s, metrics=core.metrics, budget=deps.discord_budget
+        )
         # What each extension's setup() hands to its cogs (`cogs.common.services_of`).
         self.services = Services(
             service=core.service,
@@ -210,6 +215,15 @@ def make_bot(
     return ShardedRunpodBot(deps, shard_count=shard_count, shard_ids=list(shard_ids) if shard_ids else None)
 
 
+def discord_budget(settings: Settings) -> DiscordBudget:
+    """The notifier's budgets from the settings (DISCORD_CHANNEL_REQUESTS, DISCORD_CHANNEL_WINDOW_S,
+    DISCORD_REQUESTS_PER_S)."""
+    return DiscordBudget(
+        channel=Budget(settings.discord_channel_requests, settings.discord_channel_window_s),
+        overall=Budget(settings.discord_requests_per_s, 1.0),
+    )
+
+
 def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
     """Send discord.py's REST calls and gateway connection to other addresses (a REST proxy, or a fake server)."""
     if api_base_url:
@@ -233,6 +247,7 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
             moderator_role_id=settings.moderator_role_id,
             operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
+            discord_budget=discord_budget(settings),
             role=role,
         )
         bot = make_bot(deps, shard_count=settings.shard_count, shard_ids=settings.shard_id_list)

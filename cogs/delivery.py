@@ -8,12 +8,12 @@ are sent with a nonce Discord enforces, and their ids are stored as soon as they
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -22,6 +22,7 @@ import discord
 from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_layout
+from cogs.pacing import DiscordBudget, Pacer, Route
 from cogs.render import card_embed, clip, result_text
 from cogs.variations import vary_buttons
 from jobs.image_metadata import job_infotexts
@@ -55,16 +56,10 @@ REFUSAL_TEXT_LIMIT = 300
 class _CardState:
     last_edit: float = 0.0
     last_payload: str = ""
-    pending: TrackedJob | None = None
-    timer: asyncio.Task[None] | None = None
-    # One edit of the card at a time in this process: the final edit waits for a progress edit on its way.
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The newest state of the job, waiting for its turn with the pacer (only the newest is ever shown).
+    newest: TrackedJob | None = None
     # Set when this process finishes the job: no progress edit may follow.
     closed: bool = False
-
-    def idle_since(self, moment: float) -> bool:
-        """Nothing to do for this card and its last edit before `moment`: forgetting it changes no edit."""
-        return self.timer is None and self.pending is None and not self.lock.locked() and self.last_edit <= moment
 
 
 @dataclass
@@ -78,13 +73,20 @@ class DiscordNotifier:
     # At most one edit of a card per this many seconds (CARD_EDIT_INTERVAL_S).
     edit_interval_s: float
     metrics: Metrics | None = None
+    # What this process may ask of Discord (DISCORD_CHANNEL_REQUESTS, DISCORD_CHANNEL_WINDOW_S,
+    # DISCORD_REQUESTS_PER_S): every request of the notifier waits for its turn with the pacer.
+    budget: DiscordBudget = field(default_factory=DiscordBudget)
     # Only the cards this process is editing or has just edited: a process that never delivers (a gateway) must
     # not keep one entry per job for ever.
     # A card not edited for this long is forgotten (a gateway never sees the job finish).
     forget_after_s: float = DEFAULT_FORGET_CARD_AFTER_S
     _cards: dict[str, _CardState] = field(default_factory=dict)
     _pruned_at: float = 0.0
+    _pacer: Pacer = field(init=False)
     _tasks: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("discord-notifier"))
+
+    def __post_init__(self) -> None:
+        self._pacer = Pacer(self.budget, self.edit_interval_s)
 
     @property
     def cards_tracked(self) -> int:
@@ -92,7 +94,8 @@ class DiscordNotifier:
         return len(self._cards)
 
     async def close(self) -> None:
-        """Cancel the progress edits still waiting for their turn (the final edits are the poller's)."""
+        """Drop the progress edits still waiting for their turn (the final edits are the poller's)."""
+        await self._pacer.close()
         await self._tasks.close()
 
     def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
@@ -103,16 +106,17 @@ class DiscordNotifier:
     # --- progress ----------------------------------------------------------------------------------------------
 
     async def job_updated(self, job: TrackedJob) -> None:
-        """Edit the card, at most once per `edit_interval_s` per job, and only when what it shows changed."""
+        """Show the job's newest state on its card when the pacer gives the card its turn: at most once per
+        `edit_interval_s`, within the channel's budget, and only when what it shows changed. Never waits for
+        Discord."""
         self._forget_idle_cards()
-        state = self._cards.setdefault(job.jid, _CardState())
-        wait = state.last_edit + self.edit_interval_s - time.monotonic()
-        if wait <= 0 and state.timer is None:
-            await self._edit_card(job, state)
+        if job.channel_id is None or job.card_message_id is None:
             return
-        state.pending = job
-        if state.timer is None:
-            state.timer = self._tasks.spawn(self._edit_later(job.jid, max(wait, 0.0)), name=f"card-edit-{job.jid}")
+        state = self._cards.setdefault(job.jid, _CardState())
+        if state.closed:
+            return
+        state.newest = job
+        self._pacer.offer(job.jid, (Route.EDIT, job.channel_id), partial(self._edit_card, job.jid, state))
 
     def _forget_idle_cards(self) -> None:
         """Drop the state of cards not edited for `forget_after_s`, checking at most once per edit interval.
@@ -125,8 +129,9 @@ class DiscordNotifier:
             return
         self._pruned_at = now
         cutoff = now - self.forget_after_s
-        for jid in [jid for jid, state in self._cards.items() if state.idle_since(cutoff)]:
-            del self._cards[jid]
+        for jid in [jid for jid, state in self._cards.items() if state.last_edit <= cutoff]:
+            if not self._pacer.holds(jid):
+                del self._cards[jid]
 
     async def refresh_card(self, jid: str) -> None:
         """Show the job's card again from its record (a cancel request and RunPod's answer to it changed it)."""
@@ -137,43 +142,36 @@ class DiscordNotifier:
             await self.job_updated(record)
         else:
             # Finished meanwhile: the record already holds the outcome and the cancel's answer.
-            await self._write_card(record, self._final_embed(record, record.result_message_ids))
+            await self._show_final(record, self._final_embed(record, record.result_message_ids))
 
-    async def _edit_later(self, jid: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        state = self._cards.get(jid)
-        if state is None or state.closed:
-            return
-        state.timer = None
-        job, state.pending = state.pending, None
-        if job is not None:
-            await self._edit_card(job, state)
-
-    async def _edit_card(self, job: TrackedJob, state: _CardState) -> None:
-        async with state.lock:
-            if state.closed:
-                return
-            reason = explain_wait(await self.health.get(job.endpoint_id)) if job.state is JobState.QUEUED else None
-            embed = card_embed(job, wait_reason=reason)
-            payload = repr(embed.to_dict())
-            if payload == state.last_payload:
-                return
-            if not await self._live(job.jid):
-                # Finished meanwhile, here or in another process: the final edit has the last word.
-                if self._cards.get(job.jid) is state and state.timer is None and state.pending is None:
-                    del self._cards[job.jid]
-                return
-            state.last_edit = time.monotonic()
-            state.last_payload = payload
-            await self._write_card(job, embed)
+    async def _edit_card(self, jid: str, state: _CardState) -> bool:
+        """The card's progress edit, in its turn; False when nothing was sent."""
+        job, state.newest = state.newest, None
+        if job is None or state.closed:
+            return False
+        reason = explain_wait(await self.health.get(job.endpoint_id)) if job.state is JobState.QUEUED else None
+        embed = card_embed(job, wait_reason=reason)
+        payload = repr(embed.to_dict())
+        if payload == state.last_payload:
+            return False
+        if not await self._live(jid):
+            # Finished meanwhile, here or in another process: the final edit has the last word.
+            if self._cards.get(jid) is state and state.newest is None:
+                del self._cards[jid]
+            return False
+        state.last_edit = time.monotonic()
+        state.last_payload = payload
+        await self._write_card(job, embed)
         if not state.closed:
-            await self._restore_outcome(job.jid)
+            # After this edit's turn ends: showing the outcome again is a request of its own.
+            self._tasks.spawn(self._restore_outcome(jid, state), name=f"card-restore-{jid}")
+        return True
 
     async def _live(self, jid: str) -> bool:
         record = await self.service.find(jid)
         return record is not None and record.state.is_live
 
-    async def _restore_outcome(self, jid: str) -> None:
+    async def _restore_outcome(self, jid: str, state: _CardState) -> None:
         """Show the outcome again if the job finished while a progress edit was on its way.
 
         Another process may have finished the job and shown its outcome on the card while this edit waited (for a
@@ -181,9 +179,21 @@ class DiscordNotifier:
         edits the card, so reading the record after this edit landed tells whether that can have happened.
         """
         record = await self.service.find(jid)
-        if record is None or record.state.is_live:
+        if record is None or record.state.is_live or state.closed:
             return
-        await self._write_card(record, self._final_embed(record, record.result_message_ids))
+        await self._show_final(record, self._final_embed(record, record.result_message_ids), state)
+
+    async def _show_final(self, job: TrackedJob, embed: discord.Embed, state: _CardState | None = None) -> None:
+        """A finished job's card, edited ahead of every progress edit; not again if this process showed it."""
+        payload = repr(embed.to_dict())
+        if job.channel_id is None or (state is not None and state.last_payload == payload):
+            return
+        async with self._pacer.slot((Route.EDIT, job.channel_id), card=job.jid):
+            if state is not None:
+                if state.last_payload == payload:
+                    return
+                state.last_payload = payload
+            await self._write_card(job, embed)
 
     async def _write_card(self, job: TrackedJob, embed: discord.Embed) -> None:
         channel = self._channel(job)
@@ -220,11 +230,9 @@ class DiscordNotifier:
         card = self._cards.pop(job.jid, None)
         if card is not None:
             card.closed = True
-            if card.timer is not None:
-                card.timer.cancel()
-            # A progress edit on its way lands before the final one.
-            async with card.lock:
-                pass
+        # A progress edit waiting for its turn is dropped; one on its way lands before the final one (the card's
+        # final requests wait for it with the pacer).
+        self._pacer.discard(job.jid)
         final = job.model_copy(update={"state": result.outcome, "outcome": result.outcome, "error": result.reason})
         message_ids = list(job.result_message_ids)
         if result.undelivered is not None:
@@ -234,9 +242,9 @@ class DiscordNotifier:
             final = await self._post_result(final, result)
             message_ids = final.result_message_ids
         if message_ids and _result_replaces_card(final):
-            await self._delete_card(final)
+            await self._delete_card(final, card)
         else:
-            await self._finish_card(final, message_ids)
+            await self._finish_card(final, message_ids, card)
         return Delivery(message_ids=message_ids)
 
     async def _post_result(self, job: TrackedJob, result: JobResult) -> TrackedJob:
@@ -281,22 +289,32 @@ class DiscordNotifier:
         channel = self._channel(job)
         if channel is not None:
             try:
-                return await channel.send(
-                    view=layout(),
-                    files=_files(uploads),
-                    allowed_mentions=owner_only(job.user_id),
-                    nonce=RESULT_NONCE.format(jid=job.jid),
-                )
+                # A message create: a bucket of its own, so it waits for no progress edit (nor for the card's).
+                async with self._pacer.slot((Route.CREATE, channel.id)):
+                    return await channel.send(
+                        view=layout(),
+                        files=_files(uploads),
+                        allowed_mentions=owner_only(job.user_id),
+                        nonce=RESULT_NONCE.format(jid=job.jid),
+                    )
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
-        user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        user = self.bot.get_user(job.user_id)
+        if user is None:
+            async with self._pacer.slot(None):
+                user = await self.bot.fetch_user(job.user_id)
+        dm = user.dm_channel
+        if dm is None:
+            async with self._pacer.slot(None):
+                dm = await user.create_dm()
         # The same nonce as in the channel: an attempt that posted here and died before recording it is found again.
-        return await user.send(
-            view=layout(),
-            files=_files(uploads),
-            allowed_mentions=owner_only(job.user_id),
-            nonce=RESULT_NONCE.format(jid=job.jid),
-        )
+        async with self._pacer.slot((Route.CREATE, dm.id)):
+            return await dm.send(
+                view=layout(),
+                files=_files(uploads),
+                allowed_mentions=owner_only(job.user_id),
+                nonce=RESULT_NONCE.format(jid=job.jid),
+            )
 
     @staticmethod
     def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:
@@ -308,42 +326,45 @@ class DiscordNotifier:
             embed.add_field(name="Result", value=link, inline=False)
         return embed
 
-    async def _delete_card(self, job: TrackedJob) -> None:
+    async def _delete_card(self, job: TrackedJob, state: _CardState | None = None) -> None:
         """The result, now recorded, takes the card's place: a card already gone (an earlier attempt deleted it) is
         what we want, so this may run any number of times."""
         channel = self._channel(job)
         if channel is None or job.card_message_id is None:
             return
         try:
-            await channel.get_partial_message(job.card_message_id).delete()
+            async with self._pacer.slot((Route.DELETE, channel.id), card=job.jid):
+                await channel.get_partial_message(job.card_message_id).delete()
         except discord.NotFound:
             pass
         except discord.Forbidden:
             # Bots may always delete their own messages; a channel that hides itself from the bot still says no.
             log.warning("job %s: not allowed to delete its card; showing the outcome on it", job.jid)
-            await self._finish_card(job, job.result_message_ids)
+            await self._finish_card(job, job.result_message_ids, state)
 
-    async def _finish_card(self, job: TrackedJob, message_ids: list[int]) -> None:
+    async def _finish_card(self, job: TrackedJob, message_ids: list[int], state: _CardState | None = None) -> None:
         embed = self._final_embed(job, message_ids)
         if job.card_message_id is not None:
-            await self._write_card(job, embed)
+            await self._show_final(job, embed, state)
             return
         # No card (the process stopped before posting it): say what happened in a new message instead.
         channel = self._channel(job)
         if channel is None:
             return
         try:
-            card = await channel.send(
-                f"<@{job.user_id}>",
-                embed=embed,
-                view=card_view(job),
-                allowed_mentions=NO_PINGS,
-                nonce=CARD_NONCE.format(jid=job.jid),
-            )
+            async with self._pacer.slot((Route.CREATE, channel.id), card=job.jid):
+                card = await channel.send(
+                    f"<@{job.user_id}>",
+                    embed=embed,
+                    view=card_view(job),
+                    allowed_mentions=NO_PINGS,
+                    nonce=CARD_NONCE.format(jid=job.jid),
+                )
             if _shown(card) != _shown_embed(embed):
                 # Discord answers a repeated nonce with the message it already has: the card a process posted just
                 # before it died, unrecorded and still showing the job as it was then.
-                await card.edit(embed=embed, view=card_view(job), allowed_mentions=NO_PINGS)
+                async with self._pacer.slot((Route.EDIT, channel.id), card=job.jid):
+                    await card.edit(embed=embed, view=card_view(job), allowed_mentions=NO_PINGS)
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("job %s: cannot post its outcome: %s", job.jid, exc)
             return

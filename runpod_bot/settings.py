@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cogs.defaults import DEFAULT_CHANNEL_REQUESTS, DEFAULT_CHANNEL_WINDOW_S, DEFAULT_REQUESTS_PER_S
 from jobs.defaults import (
     DEFAULT_CLAIM_LEASE_MS,
     DEFAULT_CONCURRENCY,
@@ -138,6 +139,11 @@ class Settings(BaseSettings):
     # The bot's operators (comma-separated user ids), besides the application's owner: any job, all of /health.
     bot_owner_ids: str = ""
     card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = DEFAULT_CARD_EDIT_INTERVAL_S
+    # This process's share of Discord's budgets: per route (edits, creates, deletes) and channel, and in all. Room
+    # above Discord's usual numbers for a bot granted more, or a REST proxy that paces for it.
+    discord_channel_requests: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_CHANNEL_REQUESTS
+    discord_channel_window_s: Annotated[float, Field(gt=0, le=60)] = DEFAULT_CHANNEL_WINDOW_S
+    discord_requests_per_s: Annotated[int, Field(ge=1, le=10_000)] = DEFAULT_REQUESTS_PER_S
     prompt_denylist: str = ""
 
     # HTTP server (/healthz, /readyz, /metrics, webhooks)

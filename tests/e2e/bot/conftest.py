@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from PIL import Image
 from pydantic import SecretStr
 
-from bot import BotDependencies, RunpodBot, point_discord_at
+from bot import BotDependencies, RunpodBot, discord_budget, point_discord_at
 from runpod_bot.core import Role, build_core
 from runpod_bot.settings import Settings
 from runpod_emulator import Emulator, Scenario
@@ -99,6 +99,7 @@ class Harness:
             moderator_role_id=settings.moderator_role_id,
             operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
+            discord_budget=discord_budget(settings),
             guild_ready_timeout_s=0.05,
             role=role,
         )

@@ -66,6 +66,11 @@ async def test_a_burst_of_500_imagine_gets_every_member_a_card_or_a_clear_refusa
             guild_active_jobs=0,
             status_budget_per_s=400,
             card_edit_interval_s=60,
+            # The fake here enforces no rate limits, and this test is about admission: room for 500 results at once
+            # (Discord's own budget would post them over minutes; tests/e2e/bot/test_pacing.py checks the pacing).
+            discord_channel_requests=BURST,
+            discord_channel_window_s=0.1,
+            discord_requests_per_s=10 * BURST,
         ):
             interactions = await asyncio.gather(
                 *(

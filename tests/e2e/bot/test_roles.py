@@ -11,6 +11,7 @@ from runpod_bot.core import Role
 from storage.models import JobState
 from storage.store import JobStore, NewJob
 from tests.e2e.bot.conftest import Harness, cards, delivered, job_of, results
+from tests.fakes.discord.views import MessageView
 
 
 async def test_gateway_takes_commands_and_a_poller_delivers(harness: Harness) -> None:
@@ -72,7 +73,18 @@ async def test_late_progress_edit_from_another_process_does_not_hide_the_outcome
         await fast.notifier.job_finished(delivering.job, JobResult(JobState.FAILED, reason="OOM"))
         await store.finalize_commit(delivering)
         await edit
-    assert (await harness.fake.message(card.id))["embeds"][0]["title"] == "Failed"
+        # The progress edit is sent in its turn, not within `job_updated`: wait until it has landed.
+        shown = await harness.fake.wait_for_message(card.id, outcome_shown_after_late_edit, what="the late edit")
+    assert shown["embeds"][0]["title"] == "Failed"
+
+
+def outcome_shown_after_late_edit(message: MessageView) -> bool:
+    """The card showed the outcome, then the late progress edit, then the outcome again."""
+    titles = [version["embeds"][0]["title"] for version in message["history"] if version["embeds"]]
+    if "Failed" not in titles:
+        return False
+    after_outcome = titles[titles.index("Failed") :]
+    return any(title != "Failed" for title in after_outcome) and titles[-1] == "Failed"
 
 
 async def test_gateway_forgets_the_cards_it_no_longer_edits(harness: Harness) -> None:

@@ -96,6 +96,9 @@ async def cluster(
         "POLL_LEASE_MS": "3000",
         "DELIVERY_LEASE_MS": "3000",
         "CARD_EDIT_INTERVAL_S": "1",
+        # Twelve results into one channel at once: the test is about crashes, not the bot's Discord pacing.
+        "DISCORD_CHANNEL_REQUESTS": "100",
+        "DISCORD_CHANNEL_WINDOW_S": "1",
     }
     launcher = BotLauncher(env=env, log_dir=tmp_path, work_dir=tmp_path)
     running = Cluster(fake_discord_control, emulator, redis, launcher, channel["id"], members, [])
