@@ -16,6 +16,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from tests.chaos.run import SPLIT_TOPOLOGIES, ChaosOptions, run_chaos
 
 SMOKE = ChaosOptions(
@@ -40,6 +42,8 @@ SMOKE = ChaosOptions(
 SMOKE_TIMEOUT_S = 180
 
 
+# Its leases are 3-4 s and its processes many: alone, after the parallel tests, a loaded CPU does not stretch them.
+@pytest.mark.serial
 async def test_jobs_through_a_kill_a_redis_restart_and_faults_are_all_accounted_for(tmp_path: Path) -> None:
     """Every submission ends delivered once or explained, and RunPod ran each at most once."""
     async with asyncio.timeout(SMOKE_TIMEOUT_S):
