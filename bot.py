@@ -44,6 +44,9 @@ from runpod_bot.core import (
 from runpod_bot.logs import configure_logging
 from runpod_bot.settings import (
     DEFAULT_CARD_EDIT_INTERVAL_S,
+    DEFAULT_CHANNEL_REQUESTS,
+    DEFAULT_CHANNEL_WINDOW_S,
+    DEFAULT_REQUESTS_PER_S,
     ConfigError,
     Settings,
     describe_problems,
@@ -89,7 +92,12 @@ class BotDependencies:
     operator_ids: frozenset[int] = frozenset()
     card_edit_interval_s: float = DEFAULT_CARD_EDIT_INTERVAL_S
     # What the notifier may ask of Discord (its pacer's budgets).
-    discord_budget: DiscordBudget = field(default_factory=DiscordBudget)
+    discord_budget: DiscordBudget = field(
+        default_factory=lambda: DiscordBudget(
+            channel=Budget(DEFAULT_CHANNEL_REQUESTS, DEFAULT_CHANNEL_WINDOW_S),
+            overall=Budget(DEFAULT_REQUESTS_PER_S, 1.0),
+        )
+    )
     role: Role = Role.ALL
     guild_ready_timeout_s: float = 2.0
 

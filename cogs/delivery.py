@@ -72,10 +72,10 @@ class DiscordNotifier:
     health: HealthCache
     # At most one edit of a card per this many seconds (CARD_EDIT_INTERVAL_S).
     edit_interval_s: float
-    metrics: Metrics | None = None
     # What this process may ask of Discord (DISCORD_CHANNEL_REQUESTS, DISCORD_CHANNEL_WINDOW_S,
     # DISCORD_REQUESTS_PER_S): every request of the notifier waits for its turn with the pacer.
-    budget: DiscordBudget = field(default_factory=DiscordBudget)
+    budget: DiscordBudget
+    metrics: Metrics | None = None
     # Only the cards this process is editing or has just edited: a process that never delivers (a gateway) must
     # not keep one entry per job for ever.
     # A card not edited for this long is forgotten (a gateway never sees the job finish).

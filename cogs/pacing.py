@@ -33,7 +33,6 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cogs.defaults import DEFAULT_CHANNEL_REQUESTS, DEFAULT_CHANNEL_WINDOW_S, DEFAULT_REQUESTS_PER_S
 from jobs.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -66,8 +65,8 @@ class Budget:
 class DiscordBudget:
     """What one process may ask of Discord: per route and channel, and in all."""
 
-    channel: Budget = Budget(DEFAULT_CHANNEL_REQUESTS, DEFAULT_CHANNEL_WINDOW_S)
-    overall: Budget = Budget(DEFAULT_REQUESTS_PER_S, 1.0)
+    channel: Budget
+    overall: Budget
 
 
 class PacerClosed(RuntimeError):

@@ -12,7 +12,6 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cogs.defaults import DEFAULT_CHANNEL_REQUESTS, DEFAULT_CHANNEL_WINDOW_S, DEFAULT_REQUESTS_PER_S
 from jobs.defaults import (
     DEFAULT_CLAIM_LEASE_MS,
     DEFAULT_CONCURRENCY,
@@ -53,6 +52,13 @@ DEFAULT_USER_ACTIVE_JOBS = 2
 DEFAULT_GUILD_ACTIVE_JOBS = 20
 DEFAULT_USER_COOLDOWN_S = 5.0
 DEFAULT_CARD_EDIT_INTERVAL_S = 3.0
+# The notifier's Discord budgets (cogs/pacing.py `DiscordBudget`). Discord lets a bot edit about 5 messages per 5 s in
+# one channel, and create about 5 (each its own count): one request fewer leaves room for a request of another
+# process or a clock that disagrees. Its global limit is 50 requests per second per bot, for all its processes: the
+# notifier keeps 10 of them free for what the commands send (cards, followups) in the same second.
+DEFAULT_CHANNEL_REQUESTS = 4
+DEFAULT_CHANNEL_WINDOW_S = 5.0
+DEFAULT_REQUESTS_PER_S = 40
 MIB = 1024 * 1024
 ENV_EXAMPLE = ".env.example"
 # No real credential is shorter: RunPod keys are `rpa_` and 46 characters today (24 leaves room for older formats),
