@@ -240,6 +240,15 @@ async def test_a_member_without_the_permission_is_refused(harness: Harness) -> N
     assert "No setting of this server has been changed yet." in log_answer
 
 
+async def test_a_member_with_the_moderator_role_may_change_them(harness: Harness) -> None:
+    """A member whose only standing is MODERATOR_ROLE_ID (no Manage Server) changes the settings."""
+    role = await harness.fake.create_role(harness.guild_id, "helpers")
+    helper = (await harness.fake.create_member(harness.guild_id, "helper", role_ids=[role["id"]]))["user_id"]
+    async with harness.running(moderator_role_id=role["id"]):
+        changed = await settings(harness, "mentions", user_id=helper, ping=False)
+    assert set(changed.splitlines()) == {"Changed: results ping their owner: off."}
+
+
 async def test_another_servers_moderator_cannot_see_or_change_these_settings(harness: Harness) -> None:
     """Bob owns another server: here he is refused; there, his changes stay in his server and this one's jobs do not
     get them."""
