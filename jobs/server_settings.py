@@ -250,7 +250,7 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
         named = next((name for name in drawing if name.lower() == settings.default_model.lower()), None)
         if named is None:
             notes.append(f"The default model {settings.default_model} is no longer offered by the bot: {default} is.")
-        elif named not in allowed:  # pragma: no cover - a change refuses this; only two changes at once could
+        elif named not in allowed:  # pragma: no cover - no change leaves it so; a hand-edited hash may
             notes.append(f"The default model {named} is not among this server's models: {default} is used.")
         else:
             default = named
