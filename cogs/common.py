@@ -18,6 +18,7 @@ from jobs.labels import RESULT_CHANNEL_FIELD
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prompt_filter import PromptRules
+from jobs.server_settings import MENTION_OWNER_FIELD, SettingRefusedError
 from jobs.service import CooldownError, JobService, JobServiceError, QuotaExceededError
 from jobs.waiting import HealthCache
 from storage.models import TrackedJob
@@ -34,6 +35,12 @@ def owner_only(user_id: int) -> discord.AllowedMentions:
     """Pings exactly this user (a result tells its owner it is ready): nothing in the text is parsed, so a prompt's
     @everyone, role or user mentions stay text."""
     return discord.AllowedMentions(everyone=False, users=[discord.Object(user_id)], roles=False, replied_user=False)
+
+
+def result_mentions(job: TrackedJob) -> discord.AllowedMentions:
+    """Whom a job's result pings: its owner alone, or nobody where its server turned that off (`/settings mentions`,
+    recorded on the job at submit, so any process delivering it agrees)."""
+    return owner_only(job.user_id) if job.extra.get(MENTION_OWNER_FIELD, True) is not False else NO_PINGS
 
 
 # The card shows the job; its results reply to it. These are what the bot needs in a channel to do that.
@@ -247,7 +254,14 @@ def explain(error: BaseException) -> str | None:
         return f"That request can't be made: {error}"
     if isinstance(error, CooldownError):
         return f"Slow down a little: you can submit again in {max(1, round(error.retry_after_ms / 1000))} s."
+    if isinstance(error, SettingRefusedError):
+        return f"Not changed: {error}"
     if isinstance(error, QuotaExceededError):
+        if error.scope == "member":
+            return (
+                f"You already have {error.active} job(s) in progress in this server (it allows {error.limit} per "
+                "member). You can submit again as soon as one finishes, or cancel one with /cancel."
+            )
         if error.scope == "user":
             return (
                 f"You already have {error.active} job(s) in progress (the limit is {error.limit}). "

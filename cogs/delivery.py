@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only
+from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only, result_mentions
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_layout
 from cogs.pacing import DiscordBudget, Pacer, Route
@@ -294,7 +294,7 @@ class DiscordNotifier:
                     return await channel.send(
                         view=layout(),
                         files=_files(uploads),
-                        allowed_mentions=owner_only(job.user_id),
+                        allowed_mentions=result_mentions(job),
                         nonce=RESULT_NONCE.format(jid=job.jid),
                     )
             except (discord.Forbidden, discord.NotFound) as exc:

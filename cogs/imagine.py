@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -52,7 +53,9 @@ class Imagine(commands.Cog):
     ) -> None:
         refused = drawing_model_refusal(self.services.catalog, model)
         if refused is not None:
-            await reply(interaction, refused)
+            # Named with the models this server offers, not all of the bot's.
+            offered = (await self.services.service.server_rules(interaction.guild_id)).allowed_models
+            await reply(interaction, drawing_model_refusal(self.services.catalog, model, offered) or refused)
             return
         options = RequestOptions(
             prompt=prompt,
@@ -74,28 +77,32 @@ class Imagine(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         catalog = self.services.catalog
         wanted = current.lower()
+        # The models this server offers (its /settings), drawing ones only: upscalers enlarge a result's image (its U
+        # buttons) and draw nothing from a prompt.
+        offered = (await self.services.service.server_rules(interaction.guild_id)).allowed_models
         return [
             app_commands.Choice(name=_label(model.name, model.description), value=model.name)
-            # Upscalers enlarge a result's image (its U buttons) and draw nothing from a prompt.
             for model in catalog.drawing_models
-            if wanted in model.name.lower() or wanted in model.description.lower()
+            if model.name in offered and (wanted in model.name.lower() or wanted in model.description.lower())
         ][:MAX_CHOICES]
 
     @imagine.autocomplete("size")
     async def size_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
         catalog = self.services.catalog
         chosen = getattr(interaction.namespace, "model", None)
+        default = (await self.services.service.server_rules(interaction.guild_id)).default_model
         try:
-            model = catalog.get(chosen)
+            model = catalog.get(chosen or default)
         except InvalidRequestError:
-            model = catalog.default
+            model = catalog.get(default)
         return [app_commands.Choice(name=size, value=size) for size in model.sizes if current in size][:MAX_CHOICES]
 
 
-def drawing_model_refusal(catalog: ModelCatalog, name: str | None) -> str | None:
-    """Why /imagine cannot draw with the model named (an upscaler, or none of that name), with the models it can;
-    None when it can. An upscaler would otherwise refuse for want of an image, or with one, enlarge it instead."""
-    drawing = ", ".join(catalog.drawing_names)
+def drawing_model_refusal(catalog: ModelCatalog, name: str | None, offered: Sequence[str] | None = None) -> str | None:
+    """Why /imagine cannot draw with the model named (an upscaler, or none of that name), with the models it can
+    (`offered`: the server's; None: all that draw); None when it can. An upscaler would otherwise refuse for want of
+    an image, or with one, enlarge it instead."""
+    drawing = ", ".join(catalog.drawing_names if offered is None else offered)
     try:
         model = catalog.get(name)
     except InvalidRequestError:

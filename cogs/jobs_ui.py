@@ -145,7 +145,8 @@ class RemixModal(discord.ui.Modal):
         self.negative: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
             label="Negative prompt",
             style=discord.TextStyle.paragraph,
-            default=str(job.request.get("negative_prompt") or "")[:TEXT_INPUT_LIMIT] or None,
+            # The member's own: the server adds its default negative prompt to the new job again.
+            default=ImageRequest.from_dict(job.request).own_negative[:TEXT_INPUT_LIMIT] or None,
             max_length=TEXT_INPUT_LIMIT,
             required=False,
             custom_id="negative",
@@ -269,7 +270,9 @@ async def submit_flow(
         if not await _may_post_here(interaction, private):
             return
         try:
-            prepared = ctx.service.prepare(options, model)
+            # The server's default model, the models it offers and its default negative prompt (one Redis read, as
+            # the press claim is, before the defer: a refusal is the first answer). The submit reads them again.
+            prepared = ctx.service.prepare(options, model, await ctx.service.server_rules(interaction.guild_id))
         except InvalidRequestError as exc:
             await reply(interaction, f"That request can't be made: {exc}")
             return

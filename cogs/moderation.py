@@ -179,6 +179,9 @@ class Moderation(commands.Cog):
         except ValueError as exc:
             await reply(interaction, f"Not added: {exc}.")
             return
+        if added:
+            # The deny-list stays /denylist; its changes go to the one log of the server's settings (/settings log).
+            await self._log(interaction, f"deny-list: “{term.strip()}” refused")
         await reply(interaction, f"“{term.strip()}” is now refused." if added else "That term was already refused.")
 
     @denylist.command(name="remove", description="Allow a term again")
@@ -186,7 +189,13 @@ class Moderation(commands.Cog):
         self.services.require_moderator(interaction, "manage_guild", "change the deny-list")
         assert interaction.guild_id is not None
         removed = await self.services.prompt_rules.allow(interaction.guild_id, term)
+        if removed:
+            await self._log(interaction, f"deny-list: “{term.strip()}” allowed again")
         await reply(interaction, f"“{term.strip()}” is allowed again." if removed else "That term was not refused.")
+
+    async def _log(self, interaction: discord.Interaction[Any], what: str) -> None:
+        assert interaction.guild_id is not None
+        await self.services.service.server_settings.record(interaction.guild_id, interaction.user.id, what)
 
     @denylist.command(name="show", description="List the refused terms")
     async def denylist_show(self, interaction: discord.Interaction[Any]) -> None:

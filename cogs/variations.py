@@ -34,6 +34,7 @@ from cogs.jobs_ui import result_access, submit_flow
 from jobs.access import Action
 from jobs.lineage import Derivation, Parent
 from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, RequestOptions
+from jobs.server_settings import ServerRules
 from jobs.service import JobServiceError
 from storage.models import TrackedJob
 
@@ -246,7 +247,7 @@ async def start_variation(ctx: Services, interaction: discord.Interaction[Any], 
     `source`. From a job: its model, prompt and parameters with a new seed; otherwise the prompt is asked for."""
     job = source.job
     if job is None:
-        model = image_model(ctx.catalog)
+        model = image_model(ctx.catalog, await ctx.service.server_rules(interaction.guild_id))
         await interaction.response.send_modal(PromptForm(ctx, source, model))
         return
     model_config = ctx.catalog.get(job.model)
@@ -261,7 +262,7 @@ def job_variation_options(parent: ImageRequest, url: str, model: ModelConfig) ->
     """The parent job's parameters from `url`, with a new seed and the model's default strength."""
     return RequestOptions(
         prompt=parent.prompt,
-        negative_prompt=parent.negative_prompt or None,
+        negative_prompt=parent.own_negative or None,
         size=str(parent.size),
         steps=parent.steps,
         guidance=parent.guidance,
@@ -281,14 +282,19 @@ def _count(model: ModelConfig, wanted: int | None) -> int | None:
     return 1 if spec is not None and spec.single_image else wanted
 
 
-def image_model(catalog: ModelCatalog) -> ModelConfig:
-    """The model a member's picture is varied with: the default model when it takes an image, else the first that
-    does."""
-    if catalog.default.image_input is not None:
-        return catalog.default
-    if not catalog.image_models:
+def image_model(catalog: ModelCatalog, rules: ServerRules | None = None) -> ModelConfig:
+    """The model a member's picture is varied with: the default model (the server's, with `rules`) when it takes an
+    image, else the first that does among the models offered (the server's, else all)."""
+    default = catalog.get(rules.default_model) if rules is not None else catalog.default
+    if default.image_input is not None:
+        return default
+    offered = [name for name in catalog.image_models if rules is None or name in rules.allowed_models]
+    if not offered:
+        # None offered here: the first of the bot's, which the submit refuses by name with the models offered.
+        offered = catalog.image_models
+    if not offered:
         raise NoImageModelError()
-    return catalog.get(catalog.image_models[0])
+    return catalog.get(offered[0])
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -29,6 +29,8 @@ from runpod_client.local import LOCAL_KEY_PREFIX, local_worker_key
 MAX_SEED = 2**32 - 1
 DEFAULT_PROMPT_MAX = 1500
 DEFAULT_NEGATIVE_MAX = 1000
+# Between a member's negative prompt and the server's default one added after it.
+NEGATIVE_SEPARATOR = ", "
 DEFAULT_MODEL_NAME = "default"
 # The most images one job may deliver: a Discord message carries at most 10 attachments.
 MAX_IMAGES_PER_JOB = 10
@@ -289,6 +291,28 @@ class ImageRequest:
     strength: float | None = None
     # An upscale: the factor the source image is enlarged by (`size` is then the enlarged size).
     scale: float | None = None
+    # The server's default negative prompt (`/settings negative`), already at the end of `negative_prompt`, which is
+    # what the worker gets. Kept apart so that asking again (Re-roll, Retry, Remix, Vary) starts from the member's
+    # own part and the server's current one is added again, once.
+    server_negative: str = ""
+
+    @property
+    def own_negative(self) -> str:
+        """The negative prompt without the server's default one: what the member (or the model's default) gave."""
+        if not self.server_negative:
+            return self.negative_prompt
+        if self.negative_prompt == self.server_negative:
+            return ""
+        suffix = NEGATIVE_SEPARATOR + self.server_negative
+        return self.negative_prompt.removesuffix(suffix)
+
+    def with_server_negative(self, server_negative: str) -> ImageRequest:
+        """The request with the server's default negative prompt added after the member's own."""
+        own = self.own_negative
+        if not server_negative:
+            return replace(self, negative_prompt=own, server_negative="")
+        combined = own + NEGATIVE_SEPARATOR + server_negative if own else server_negative
+        return replace(self, negative_prompt=combined, server_negative=server_negative)
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as stored with the job and shown to members (`seed_scope` says how to label seeds).
@@ -310,6 +334,7 @@ class ImageRequest:
             "count": self.count,
             "seed_scope": self.seed_scope,
             **img2img,
+            **({"server_negative": self.server_negative} if self.server_negative else {}),
         }
 
     @classmethod
@@ -326,13 +351,14 @@ class ImageRequest:
             source=SourceImage(str(data["source_image_url"])) if data.get("source_image_url") else None,
             strength=float(data["strength"]) if data.get("strength") is not None else None,
             scale=float(data["upscale"]) if data.get("upscale") is not None else None,
+            server_negative=str(data.get("server_negative") or ""),
         )
 
     def as_options(self, *, keep_seed: bool) -> RequestOptions:
         """The options that ask for this request again (Re-roll and Retry), with a new seed unless `keep_seed`."""
         return RequestOptions(
             prompt=self.prompt,
-            negative_prompt=self.negative_prompt or None,
+            negative_prompt=self.own_negative or None,
             size=str(self.size),
             steps=self.steps,
             guidance=self.guidance,

@@ -215,8 +215,14 @@ def cancel_summary(
     return f"Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped."
 
 
-def denied_term_refusal(term: str) -> str:
-    """Why a prompt was refused by the deny-list (the operator's or the server's), naming the term as it is listed."""
+def denied_term_refusal(term: str, *, server_negative: bool = False) -> str:
+    """Why a prompt was refused by the deny-list (the operator's or the server's), naming the term as it is listed;
+    `server_negative`: the term is in the server's default negative prompt, which its moderators must change."""
+    if server_negative:
+        return (
+            f"This server's default negative prompt holds the term “{term}”, which the deny-list refuses, so no job "
+            "can start here until a moderator changes or removes that negative prompt."
+        )
     return f"This server doesn't allow the term “{term}” in prompts. Please rephrase."
 
 

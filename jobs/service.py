@@ -25,7 +25,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +67,7 @@ from jobs.reasons import (
     state_words,
     submit_refusal,
 )
+from jobs.server_settings import ServerRules, ServerSettingsService, operator_rules
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Press, Requester, TrackedJob
@@ -136,10 +137,11 @@ class NotAllowedError(JobServiceError):
 
 
 class DeniedTermError(JobServiceError):
-    """The prompt holds a term the operator or the server refuses: nothing was recorded or sent."""
+    """The prompt holds a term the operator or the server refuses: nothing was recorded or sent. `server_negative`:
+    the term is in the server's default negative prompt, not in what the member wrote."""
 
-    def __init__(self, term: str) -> None:
-        super().__init__(denied_term_refusal(term))
+    def __init__(self, term: str, *, server_negative: bool = False) -> None:
+        super().__init__(denied_term_refusal(term, server_negative=server_negative))
         self.term = term
 
 
@@ -292,10 +294,17 @@ SourcePreparer = Callable[[ModelConfig, ImageRequest], Awaitable[ImageRequest]]
 
 @dataclass(frozen=True)
 class Prepared:
-    """A request resolved against its model (defaults applied, seed chosen) and found valid."""
+    """A request resolved against its model (defaults applied, seed chosen) and found valid.
+
+    Made by `prepare`, it keeps what it was made from (`options`, the model named, the server's rules then), so a
+    submit that finds the server's settings changed since prepares it again under the new ones.
+    """
 
     model: ModelConfig
     request: ImageRequest
+    options: RequestOptions | None = None
+    model_name: str | None = None
+    rules: ServerRules | None = None
 
 
 class JobService:
@@ -314,6 +323,7 @@ class JobService:
         handoff: Handoff | None = None,
         prompt_rules: PromptRules | None = None,
         prepare_source: SourcePreparer | None = None,
+        server_settings: ServerSettingsService | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
@@ -330,11 +340,39 @@ class JobService:
         self.prompt_rules = prompt_rules
         # None: a request with a source image is refused unless it was prepared already (`prepare_img2img`).
         self.prepare_source = prepare_source
+        # Each server's own settings under the operator's limits (None: the operator's for every server).
+        self.server_settings = server_settings or ServerSettingsService(None, catalog, self.run_settings.limits)
 
-    def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
-        """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
-        model_config = self.catalog.get(model)
-        return Prepared(model_config, model_config.resolve(options))
+    def prepare(self, options: RequestOptions, model: str | None = None, rules: ServerRules | None = None) -> Prepared:
+        """Resolve and check a request against its model under a server's `rules` (from `server_rules`; None: the
+        operator's), without I/O: the server's default model when none is named, only a model the server offers, its
+        default negative prompt added. Raises `InvalidRequestError`, naming what is allowed."""
+        rules = rules or operator_rules(self.catalog, self.run_settings.limits)
+        try:
+            model_config = self.catalog.get(model or rules.default_model)
+        except InvalidRequestError:
+            raise InvalidRequestError("model", f"{model!r} is not configured", rules.allowed_list) from None
+        rules.check_model(model_config)
+        request = rules.apply_negative(model_config, model_config.resolve(options))
+        return Prepared(model_config, request, options=options, model_name=model, rules=rules)
+
+    async def server_rules(self, guild_id: int | None) -> ServerRules:
+        """What a job of this server obeys now (its `/settings` under the operator's caps; the operator's alone in a
+        DM): one Redis read, for a front end to prepare a request before it defers. `submit` reads them again."""
+        return await self.server_settings.rules(guild_id)
+
+    def _under(self, prepared: Prepared, rules: ServerRules) -> Prepared:
+        """The prepared request under the server's rules as they are at admission."""
+        if prepared.rules == rules:
+            return prepared
+        if prepared.options is not None:
+            # Prepared under other rules (none, or the settings changed since): the default model, the models offered
+            # and the default negative prompt are those of now.
+            return self.prepare(prepared.options, prepared.model_name, rules)
+        # Built by hand (an upscale: its upscaler is the operator's): only the model is checked, and the negative
+        # prompt follows the server's (none for an upscaler).
+        rules.check_model(prepared.model)
+        return replace(prepared, request=rules.apply_negative(prepared.model, prepared.request), rules=rules)
 
     async def submit(
         self,
@@ -357,8 +395,12 @@ class JobService:
         in the submit's turn and before the record exists: every way in checks it alike, and a link that expired or
         is not an image is refused in words (`SourceImageError`) instead of failing a paid job.
         """
-        prepared = request if isinstance(request, Prepared) else self.prepare(request, model)
+        # The server's settings as they are now, whatever a front end read before: one Redis read per submit, in
+        # every process, so a change applies to the very next job.
+        rules = await self.server_settings.rules(requester.guild_id)
+        prepared = self._under(request, rules) if isinstance(request, Prepared) else self.prepare(request, model, rules)
         await self._refuse_denied_terms(prepared.request, requester.guild_id)
+        extra = {**(extra or {}), **rules.job_extra()}
         async with self._turn() as slot:
             prepared = await self._checked_source(prepared)
             return await self._submit(prepared, requester, request_id, extra, before_run, slot)
@@ -457,14 +499,19 @@ class JobService:
             return prepared
         if self.prepare_source is None:
             raise SourceImageUncheckedError()
-        return Prepared(prepared.model, await self.prepare_source(prepared.model, prepared.request))
+        return replace(prepared, request=await self.prepare_source(prepared.model, prepared.request))
 
     async def _refuse_denied_terms(self, request: ImageRequest, guild_id: int | None) -> None:
         if self.prompt_rules is None:
             return
-        denied = await self.prompt_rules.denied_term(request.prompt + " " + request.negative_prompt, guild_id)
+        denied = await self.prompt_rules.denied_term(request.prompt + " " + request.own_negative, guild_id)
         if denied is not None:
             raise DeniedTermError(denied)
+        if request.server_negative:
+            # Checked when it was set; a term the deny-lists gained since is named as the server's, not the member's.
+            denied = await self.prompt_rules.denied_term(request.server_negative, guild_id)
+            if denied is not None:
+                raise DeniedTermError(denied, server_negative=True)
 
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[_Slot]:
@@ -542,7 +589,7 @@ class JobService:
                 ttl_ms=self.run_settings.policy_ttl_ms,
                 max_queue_wait_ms=self.run_settings.max_queue_wait_ms,
             ),
-            self.run_settings.limits,
+            prepared.rules.limits if prepared.rules is not None else self.run_settings.limits,
             submit_lease_ms=submit_lease_ms,
         )
         with job_context(created.jid):

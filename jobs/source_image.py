@@ -100,7 +100,7 @@ async def prepare_img2img(
     """
     prepared = service.prepare(options, model)
     request = await prepare_source_image(prepared.model, prepared.request, session=session, policy=policy)
-    return Prepared(prepared.model, request)
+    return replace(prepared, request=request)
 
 
 def source_preparer(

@@ -267,11 +267,13 @@ def assemble_core(
     from jobs.policy import PollPolicy
     from jobs.poller import PollerSettings
     from jobs.prompt_filter import PromptRules, term_key
+    from jobs.server_settings import ServerSettingsService
     from jobs.service import JobService, RunSettings
     from jobs.source_image import source_preparer
     from runpod_client import DEFAULT_BASE_URL, NO_RETRY
     from runpod_client.outputs import FetchPolicy
     from storage.guilds import GuildSettings
+    from storage.server_settings import ServerSettingsStore
     from storage.store import JobStore, StoreConfig
 
     metrics = metrics or Metrics()
@@ -299,6 +301,10 @@ def assemble_core(
         prompt_rules=prompt_rules,
         # A source image (img2img) is fetched under the same address rules as worker outputs.
         prepare_source=source_preparer(http, fetch_policy),
+        # Each server's /settings, read from Redis at every submit, never looser than the operator's limits.
+        server_settings=ServerSettingsService(
+            ServerSettingsStore(redis, store.keys), catalog, run_settings.limits, prompt_rules=prompt_rules
+        ),
     )
     return Core(
         redis=redis,

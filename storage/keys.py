@@ -91,6 +91,19 @@ class Keys:
         """Set: words a guild's moderators refuse in prompts."""
         return f"{self.tag}:guild:{guild_id}:denylist"
 
+    def guild_settings(self, guild_id: int) -> str:
+        """Hash, no TTL: a guild's own settings (`/settings`), one field per setting; kept until reset."""
+        return f"{self.tag}:guild:{guild_id}:settings"
+
+    def guild_settings_log(self, guild_id: int) -> str:
+        """List, no TTL, capped: the latest changes of a guild's settings, newest first (who, when, what)."""
+        return f"{self.tag}:guild:{guild_id}:settings:log"
+
+    def guild_member_cooldown(self, guild_id: int, user_id: int) -> str:
+        """String with a TTL: when the member last submitted in the guild (ms), while the guild's own longer
+        cooldown runs."""
+        return f"{self.tag}:guild:{guild_id}:user:{user_id}:cooldown"
+
     def stats(self) -> str:
         """Hash: live jobs per state, and finished jobs per outcome since the counters began."""
         return f"{self.tag}:stats"

@@ -60,7 +60,8 @@ class StoreError(Exception):
 
 
 class QuotaExceededError(StoreError):
-    """The user or the guild already has as many active jobs as allowed."""
+    """The user (everywhere), the member (in this guild, under its own limit) or the guild already has as many active
+    jobs as allowed: `scope` is "user", "member" or "guild"."""
 
     def __init__(self, scope: str, active: int, limit: int) -> None:
         super().__init__(f"{scope} already has {active} active jobs (limit {limit})")
@@ -93,11 +94,17 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request admission limits; 0 disables one."""
+    """Per-request admission limits; 0 disables one.
+
+    `user_active` and `cooldown_ms` count a member's jobs everywhere (the operator's); `member_active` and
+    `member_cooldown_ms` only those in the job's guild (a guild's own, stricter ones: `jobs.server_settings`).
+    """
 
     user_active: int = 0
     guild_active: int = 0
     cooldown_ms: int = 0
+    member_active: int = 0
+    member_cooldown_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -505,6 +512,7 @@ class JobStore:
                 keys.user_cooldown(new.user_id),
                 keys.stats(),
                 keys.endpoints(),
+                keys.guild_member_cooldown(guild_id, new.user_id),
             ],
             [
                 new.jid,
@@ -518,6 +526,8 @@ class JobStore:
                 self.config.history_ttl_s,
                 "1" if new.request_id else "0",
                 "1" if new.guild_id else "0",
+                limits.member_active,
+                limits.member_cooldown_ms,
                 *_pairs(fields),
             ],
         )
@@ -531,6 +541,8 @@ class JobStore:
             raise CooldownError(created.number("wait_ms"))
         if status == "user_quota":
             raise QuotaExceededError("user", created.number("active"), limits.user_active)
+        if status == "member_quota":
+            raise QuotaExceededError("member", created.number("active"), limits.member_active)
         raise QuotaExceededError("guild", created.number("active"), limits.guild_active)
 
     async def attach_runpod_id(self, job: TrackedJob, runpod_id: str, first_poll_delay_ms: int) -> int | None:

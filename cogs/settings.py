@@ -1,0 +1,253 @@
+"""/settings: a server's own settings for image jobs, shown and changed by its moderators.
+
+Subcommands rather than a panel of selects and forms: each change is one command whose options Discord checks and
+completes itself (whole numbers within range, the models by autocomplete, a choice of sections), which reads the same
+in every client and in the README, leaves nothing half-set between two interactions, and needs no state of its own;
+a select could list only 25 models. `/settings show` is the panel: every setting, what applies and the operator's cap.
+The core decides (`jobs.server_settings`); this cog only checks who asks and words the answers (a refused change,
+`SettingRefusedError`, by the bot's one error handler: `cogs.common.explain`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import NO_PINGS, Services, reply, services_of
+from jobs.server_settings import (
+    LOG_SHOWN,
+    MAX_SERVER_COOLDOWN_S,
+    MAX_SERVER_JOBS,
+    Outcome,
+    Section,
+    ServerRules,
+    ServerSettingsService,
+    SettingRefusedError,
+    SettingsView,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CHOICES = 25
+# Discord's limits for an embed field's value and description (discord.md).
+FIELD_LIMIT = 1024
+DESCRIPTION_LIMIT = 4096
+WHAT = "see or change this server's settings"
+
+
+class ServerSettingsCog(commands.Cog, name="Settings"):
+    """`/settings show|model|models|limits|negative|mentions|reset|log`, for Manage Server or the moderator role."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @property
+    def core(self) -> ServerSettingsService:
+        return self.services.service.server_settings
+
+    settings = app_commands.Group(
+        name="settings",
+        description="This server's settings for image jobs (moderators)",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def _guild(self, interaction: discord.Interaction[Any]) -> int:
+        """The server whose settings the member may see and change: the one they ask from, if they moderate it."""
+        self.services.require_moderator(interaction, "manage_guild", WHAT, operators=True)
+        if interaction.guild_id is None:  # pragma: no cover - guild_only: Discord offers it in servers only
+            raise SettingRefusedError("settings belong to a server", "/settings in that server")
+        return interaction.guild_id
+
+    async def _change(self, interaction: discord.Interaction[Any], outcome: Outcome) -> None:
+        text = f"Changed: {outcome.what}." if outcome.changed else outcome.what
+        await reply(interaction, text)
+
+    @settings.command(name="show", description="Every setting of this server, and the bot's caps")
+    async def show(self, interaction: discord.Interaction[Any]) -> None:
+        guild_id = self._guild(interaction)
+        view = await self.core.view(guild_id)
+        terms = await self.services.prompt_rules.server_terms(guild_id)
+        name = interaction.guild.name if interaction.guild is not None else "this server"
+        await interaction.response.send_message(
+            embed=settings_embed(name, view, len(terms)), ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @settings.command(name="model", description="The model /imagine uses when none is named")
+    @app_commands.describe(model="One of the models this server offers (leave it out: the bot's default again)")
+    async def model(self, interaction: discord.Interaction[Any], model: str | None = None) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.set_default_model(guild_id, interaction.user.id, model))
+
+    @model.autocomplete("model")
+    async def offered_models(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        rules = await self.core.rules(interaction.guild_id)
+        return _model_choices(self.services, rules.allowed_models, current)
+
+    @settings.command(name="models", description="Offer a model on this server, or stop offering it")
+    @app_commands.describe(model="One of the bot's models", offered="Whether members of this server may use it")
+    async def models(self, interaction: discord.Interaction[Any], model: str, offered: bool) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.allow_model(guild_id, interaction.user.id, model, offered))
+
+    @models.autocomplete("model")
+    async def every_model(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        rules = await self.core.rules(interaction.guild_id)
+        wanted = current.lower()
+        return [
+            app_commands.Choice(
+                name=f"{model.name} ({'offered' if model.name in rules.allowed_models else 'not offered'})",
+                value=model.name,
+            )
+            for model in self.services.catalog.drawing_models
+            if wanted in model.name.lower() or wanted in model.description.lower()
+        ][:MAX_CHOICES]
+
+    @settings.command(name="limits", description="Active jobs per member and for the server, and the cooldown")
+    @app_commands.describe(
+        member_jobs="Unfinished jobs one member may have here (at most the bot's cap)",
+        server_jobs="Unfinished jobs this server may have (at most the bot's cap)",
+        cooldown="Seconds between two jobs of one member here (at least the bot's)",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction[Any],
+        member_jobs: app_commands.Range[int, 1, MAX_SERVER_JOBS] | None = None,
+        server_jobs: app_commands.Range[int, 1, MAX_SERVER_JOBS] | None = None,
+        cooldown: app_commands.Range[float, 0, MAX_SERVER_COOLDOWN_S] | None = None,
+    ) -> None:
+        guild_id = self._guild(interaction)
+        outcome = await self.core.set_limits(
+            guild_id, interaction.user.id, member_jobs=member_jobs, server_jobs=server_jobs, cooldown_s=cooldown
+        )
+        await self._change(interaction, outcome)
+
+    @settings.command(name="negative", description="A negative prompt added to every job of this server")
+    @app_commands.describe(text="Added after each member's own negative prompt (leave it out: none)")
+    async def negative(self, interaction: discord.Interaction[Any], text: str | None = None) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.set_negative(guild_id, interaction.user.id, text))
+
+    @settings.command(name="mentions", description="Whether a result pings the member who asked for it")
+    @app_commands.describe(ping="On: the result notifies its owner. Off: it names them without a ping")
+    async def mentions(self, interaction: discord.Interaction[Any], ping: bool) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.set_mentions(guild_id, interaction.user.id, ping))
+
+    @settings.command(name="reset", description="Put a setting, or all of them, back to the bot's")
+    @app_commands.describe(setting="What to put back")
+    @app_commands.choices(
+        setting=[app_commands.Choice(name=section.value, value=section.name.lower()) for section in Section]
+    )
+    async def reset(self, interaction: discord.Interaction[Any], setting: app_commands.Choice[str]) -> None:
+        guild_id = self._guild(interaction)
+        section = Section[setting.value.upper()]
+        await self._change(interaction, await self.core.reset(guild_id, interaction.user.id, section))
+
+    @settings.command(name="log", description="Who changed this server's settings, and when")
+    async def history(self, interaction: discord.Interaction[Any]) -> None:
+        guild_id = self._guild(interaction)
+        changes = await self.core.history(guild_id, LOG_SHOWN)
+        if not changes:
+            await reply(interaction, "No setting of this server has been changed yet.")
+            return
+        lines = [f"<t:{int(change.at.timestamp())}:f> <@{change.user_id}>: {change.what}" for change in changes]
+        embed = discord.Embed(title=f"Latest {len(lines)} changes, newest first", description=_fit(lines))
+        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+def _model_choices(ctx: Services, names: tuple[str, ...], current: str) -> list[app_commands.Choice[str]]:
+    wanted = current.lower()
+    models = [ctx.catalog.get(name) for name in names]
+    return [
+        app_commands.Choice(name=_label(model.name, model.description), value=model.name)
+        for model in models
+        if wanted in model.name.lower() or wanted in model.description.lower()
+    ][:MAX_CHOICES]
+
+
+def _label(name: str, description: str) -> str:
+    return (f"{name} — {description}" if description else name)[:100]
+
+
+def _jobs(limit: int) -> str:
+    return str(limit) if limit else "no limit"
+
+
+def _limit_line(effective: str, chosen: str | None, cap: str) -> str:
+    if chosen is None:
+        return f"**{effective}** (the bot's: {cap})"
+    return f"**{effective}** (this server chose {chosen}; the bot's: {cap})"
+
+
+def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discord.Embed:
+    """The panel: every setting, what applies now, and the operator's cap it stays within."""
+    settings, rules, caps = view.settings, view.rules, view.caps
+    embed = discord.Embed(title=f"Settings of {server}"[:256])
+    if rules.notes:
+        embed.description = _fit([f"⚠️ {note}" for note in rules.notes])
+    chosen_default = "this server's choice" if settings.default_model is not None else "the bot's default"
+    embed.add_field(name="Default model", value=f"**{rules.default_model}** ({chosen_default})", inline=False)
+    embed.add_field(name="Models offered", value=_models_line(rules)[:FIELD_LIMIT], inline=False)
+    member = None if settings.member_active_jobs is None else str(settings.member_active_jobs)
+    server_chosen = None if settings.server_active_jobs is None else str(settings.server_active_jobs)
+    embed.add_field(
+        name="Active jobs per member",
+        value=_limit_line(_jobs(rules.member_jobs), member, f"at most {_jobs(caps.user_active)}"),
+        inline=False,
+    )
+    embed.add_field(
+        name="Active jobs for the server",
+        value=_limit_line(_jobs(rules.server_jobs), server_chosen, f"at most {_jobs(caps.guild_active)}"),
+        inline=False,
+    )
+    cooldown = None if settings.cooldown_s is None else f"{settings.cooldown_s:g} s"
+    embed.add_field(
+        name="Cooldown",
+        value=_limit_line(f"{rules.cooldown_s:g} s", cooldown, f"at least {caps.cooldown_ms / 1000:g} s"),
+        inline=False,
+    )
+    negative = f"“{settings.negative_prompt}”" if settings.negative_prompt else "none"
+    embed.add_field(
+        name="Default negative prompt",
+        value=f"{negative} (added after each member's own; at most {view.negative_max} characters)"[:FIELD_LIMIT],
+        inline=False,
+    )
+    embed.add_field(
+        name="Results ping their owner", value="yes" if rules.mention_owner else "no (they name them)", inline=False
+    )
+    embed.add_field(
+        name="Deny-list",
+        value=f"{denied_terms} term(s) of this server (`/denylist show`), and the bot's own everywhere",
+        inline=False,
+    )
+    embed.set_footer(text="Change with /settings model, models, limits, negative, mentions or reset; /settings log")
+    return embed
+
+
+def _models_line(rules: ServerRules) -> str:
+    offered = ", ".join(rules.allowed_models)
+    return f"{offered} (chosen by this server)" if rules.restricted else f"{offered} (all of the bot's)"
+
+
+def _fit(lines: list[str]) -> str:
+    """As many whole lines as an embed's description holds."""
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        size += len(line) + 1
+        if size > DESCRIPTION_LIMIT:
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+async def setup(bot: commands.Bot) -> None:
+    """/settings, with the bot's services (a `TypeError` names what is missing)."""
+    await bot.add_cog(ServerSettingsCog(services_of(bot)))

@@ -1,0 +1,666 @@
+"""A server's own settings (`/settings`), and what they mean for its next job under the operator's caps.
+
+A server may choose its default model and which of the bot's drawing models it offers; limit active jobs per member
+and for the server, and set a cooldown, never looser than the operator's (USER_ACTIVE_JOBS, GUILD_ACTIVE_JOBS,
+USER_COOLDOWN_S); add a default negative prompt to every job; and say whether results ping their owner. NSFW rules
+have their place here (`NsfwSettings`) and come next.
+
+- `ServerSettings` is what a server chose (each unset choice is the bot's own), parsed from its stored fields.
+- `resolve` turns it into `ServerRules`, what the next job of that server obeys, under the operator's caps *as they
+  are now*: a cap lowered after a server chose a higher value wins (and the server's view says so), a model the
+  operator removed is no longer offered.
+- `ServerSettingsService` reads the rules for every submit (one HGETALL, no cache: see docs/architecture.md), checks
+  and makes changes (each refusal names what was wrong and what is allowed), and logs each change with who made it.
+
+Upscalers are not a server's choice: they draw nothing, have no default and are not offered by `/imagine`; the
+operator's models.toml decides them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+from jobs.presets import NEGATIVE_SEPARATOR, ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, clean_prompt
+from jobs.prompt_filter import PromptRules
+from storage.server_settings import SettingsVersionError, StoredSettings
+from storage.store import Limits
+
+log = logging.getLogger(__name__)
+
+# A job's record says whether its result pings its owner (`extra`), decided at submit from its server's settings,
+# so whichever process delivers it follows the setting the job was started under.
+MENTION_OWNER_FIELD = "mention_owner"
+
+# The stored fields of a server's settings hash (storage/server_settings.py keeps them as text).
+DEFAULT_MODEL = "default_model"
+ALLOWED_MODELS = "allowed_models"
+MEMBER_ACTIVE_JOBS = "member_active_jobs"
+SERVER_ACTIVE_JOBS = "server_active_jobs"
+COOLDOWN_S = "cooldown_s"
+NEGATIVE_PROMPT = "negative_prompt"
+MENTIONS = "mention_owner"
+# The NSFW rules' fields will be named `nsfw.<name>`, in the same hash.
+NSFW_PREFIX = "nsfw."
+
+# Bounds of a server's own values where the operator sets none (a cap of 0: no limit).
+MAX_SERVER_JOBS = 1000
+# A day: a longer wait between two images is no cooldown but a ban.
+MAX_SERVER_COOLDOWN_S = 24 * 3600
+# Long enough for a list of things to keep out; short enough to leave the member room in the model's limit.
+MAX_SERVER_NEGATIVE = 500
+# How many changes `/settings log` shows (the store keeps more: storage.server_settings.SETTINGS_LOG_MAX).
+LOG_SHOWN = 20
+# A change decided from settings that another change overtook is decided again, at most this many times.
+CHANGE_ATTEMPTS = 5
+
+
+class SettingRefusedError(Exception):
+    """A change a server may not make: the message says what was wrong and what is allowed."""
+
+    def __init__(self, problem: str, allowed: str) -> None:
+        super().__init__(f"{problem}. Allowed: {allowed}.")
+        self.problem = problem
+        self.allowed = allowed
+
+
+class Section(StrEnum):
+    """What `/settings reset` can put back to the bot's own settings."""
+
+    ALL = "everything"
+    MODEL = "default model"
+    MODELS = "models"
+    LIMITS = "limits"
+    NEGATIVE = "default negative prompt"
+    MENTIONS = "mentions"
+
+
+SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
+    Section.MODEL: (DEFAULT_MODEL,),
+    Section.MODELS: (ALLOWED_MODELS,),
+    Section.LIMITS: (MEMBER_ACTIVE_JOBS, SERVER_ACTIVE_JOBS, COOLDOWN_S),
+    Section.NEGATIVE: (NEGATIVE_PROMPT,),
+    Section.MENTIONS: (MENTIONS,),
+}
+
+
+@dataclass(frozen=True)
+class NsfwSettings:
+    """Reserved for the NSFW rules (issue 18's next step): stored as `nsfw.<name>` fields of the same hash, parsed in
+    `ServerSettings.parse`, resolved into `ServerRules.nsfw` and shown by `/settings show`. No field yet."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What a server chose; None (or the default) for each choice it left to the bot."""
+
+    default_model: str | None = None
+    # None: every drawing model of the bot, including models the operator adds later.
+    allowed_models: tuple[str, ...] | None = None
+    member_active_jobs: int | None = None
+    server_active_jobs: int | None = None
+    cooldown_s: float | None = None
+    negative_prompt: str = ""
+    mention_owner: bool = True
+    nsfw: NsfwSettings = field(default_factory=NsfwSettings)
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, str]) -> ServerSettings:
+        """The settings from their stored text; a value that cannot be read is ignored (and logged), so a damaged
+        field falls back to the bot's setting rather than stopping every job of the server."""
+        settings = cls()
+        for name, text in fields.items():
+            try:
+                settings = _parsed(settings, name, text)
+            except (ValueError, TypeError):
+                log.warning("ignoring the server setting %s=%r: it cannot be read", name, text)
+        return settings
+
+
+def _parsed(settings: ServerSettings, name: str, text: str) -> ServerSettings:
+    if name == DEFAULT_MODEL:
+        return replace(settings, default_model=text or None)
+    if name == ALLOWED_MODELS:
+        names = json.loads(text)
+        if not isinstance(names, list) or not all(isinstance(item, str) for item in names):
+            raise ValueError("not a list of names")
+        return replace(settings, allowed_models=tuple(names))
+    if name == MEMBER_ACTIVE_JOBS:
+        return replace(settings, member_active_jobs=_positive(int(text)))
+    if name == SERVER_ACTIVE_JOBS:
+        return replace(settings, server_active_jobs=_positive(int(text)))
+    if name == COOLDOWN_S:
+        value = float(text)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("not a duration")
+        return replace(settings, cooldown_s=value)
+    if name == NEGATIVE_PROMPT:
+        return replace(settings, negative_prompt=text)
+    if name == MENTIONS:
+        return replace(settings, mention_owner=text != "0")
+    return settings  # a field of a later version (nsfw.*): kept in Redis, not read here
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError("not a positive number")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerRules:
+    """What a server's next job obeys: its settings resolved under the operator's caps (or the operator's alone, for
+    a job in a DM or from the command line)."""
+
+    guild_id: int | None
+    default_model: str
+    # The drawing models the server offers, in models.toml's order.
+    allowed_models: tuple[str, ...]
+    # Whether the server chose its models (False: all of the bot's, including ones added later).
+    restricted: bool
+    # What admission checks (`storage.store.Limits`): the operator's everywhere, and the server's stricter ones.
+    limits: Limits
+    negative_prompt: str = ""
+    mention_owner: bool = True
+    nsfw: NsfwSettings = field(default_factory=NsfwSettings)
+    # What the server chose that does not apply as chosen (a cap lowered since, a model removed), in words.
+    notes: tuple[str, ...] = ()
+
+    @property
+    def member_jobs(self) -> int:
+        """Active jobs a member may have here (0: no limit)."""
+        return _lowest(self.limits.user_active, self.limits.member_active)
+
+    @property
+    def server_jobs(self) -> int:
+        """Active jobs the server may have (0: no limit)."""
+        return self.limits.guild_active
+
+    @property
+    def cooldown_s(self) -> float:
+        """Seconds a member waits between two jobs here."""
+        return max(self.limits.cooldown_ms, self.limits.member_cooldown_ms) / 1000
+
+    def check_model(self, model: ModelConfig) -> None:
+        """Raise `InvalidRequestError` when the server does not offer this drawing model (upscalers pass: they are
+        the operator's), naming the models it does."""
+        if model.is_upscaler or model.name in self.allowed_models:
+            return
+        raise InvalidRequestError("model", f"{model.name} is not offered on this server", self.allowed_list)
+
+    @property
+    def allowed_list(self) -> str:
+        return ", ".join(self.allowed_models)
+
+    def apply_negative(self, model: ModelConfig, request: ImageRequest) -> ImageRequest:
+        """The request with this server's default negative prompt after the member's own (none for an upscaler,
+        which draws nothing); `InvalidRequestError` when the two together pass the model's limit."""
+        server = "" if model.is_upscaler else self.negative_prompt
+        combined = request.with_server_negative(server)
+        limit = model.limits.negative_max
+        if server and len(combined.negative_prompt) > limit:
+            room = max(0, limit - len(server) - len(NEGATIVE_SEPARATOR))
+            raise InvalidRequestError(
+                "negative",
+                f"is {len(combined.own_negative)} characters long, and this server adds its default negative prompt "
+                f"({len(server)} characters) to it",
+                f"at most {room} characters on this server with {model.name}",
+            )
+        return combined
+
+    def job_extra(self) -> dict[str, bool]:
+        """What the job's record keeps of these rules for its delivery (any process delivers it)."""
+        return {MENTION_OWNER_FIELD: self.mention_owner}
+
+
+def _lowest(*limits: int) -> int:
+    """The strictest of some limits where 0 means none."""
+    set_ = [limit for limit in limits if limit > 0]
+    return min(set_) if set_ else 0
+
+
+def operator_rules(catalog: ModelCatalog, caps: Limits) -> ServerRules:
+    """The rules where no server decides: a DM, the command line."""
+    return resolve(ServerSettings(), caps, catalog, None)
+
+
+def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild_id: int | None) -> ServerRules:
+    """What the server's next job obeys, from what it chose, the operator's caps and the models configured now."""
+    notes: list[str] = []
+    drawing = catalog.drawing_names
+    allowed, restricted = list(drawing), False
+    if settings.allowed_models is not None:
+        chosen = {name.lower() for name in settings.allowed_models}
+        kept = [name for name in drawing if name.lower() in chosen]
+        if kept:
+            allowed, restricted = kept, True
+        else:
+            notes.append(
+                f"None of the models this server chose ({', '.join(settings.allowed_models)}) is offered by the bot "
+                "any more, so every model is offered."
+            )
+    default = catalog.default_name if catalog.default_name in allowed else allowed[0]
+    if settings.default_model is not None:
+        named = next((name for name in drawing if name.lower() == settings.default_model.lower()), None)
+        if named is None:
+            notes.append(f"The default model {settings.default_model} is no longer offered by the bot: {default} is.")
+        elif named not in allowed:  # pragma: no cover - no change leaves it so; a hand-edited hash may
+            notes.append(f"The default model {named} is not among this server's models: {default} is used.")
+        else:
+            default = named
+    member_active = 0
+    if settings.member_active_jobs is not None:
+        if caps.user_active and settings.member_active_jobs > caps.user_active:
+            notes.append(
+                f"Active jobs per member: this server chose {settings.member_active_jobs}, above the bot's cap of "
+                f"{caps.user_active}, so {caps.user_active} applies."
+            )
+        else:
+            member_active = settings.member_active_jobs
+    guild_active = caps.guild_active
+    if settings.server_active_jobs is not None:
+        if caps.guild_active and settings.server_active_jobs > caps.guild_active:
+            notes.append(
+                f"Active jobs for the server: this server chose {settings.server_active_jobs}, above the bot's cap "
+                f"of {caps.guild_active}, so {caps.guild_active} applies."
+            )
+        else:
+            guild_active = settings.server_active_jobs
+    member_cooldown_ms = 0
+    if settings.cooldown_s is not None:
+        chosen_ms = round(settings.cooldown_s * 1000)
+        if chosen_ms < caps.cooldown_ms:
+            notes.append(
+                f"Cooldown: this server chose {settings.cooldown_s:g} s, shorter than the bot's "
+                f"{caps.cooldown_ms / 1000:g} s, so {caps.cooldown_ms / 1000:g} s applies."
+            )
+        elif chosen_ms > caps.cooldown_ms:
+            member_cooldown_ms = chosen_ms
+    limits = replace(
+        caps, guild_active=guild_active, member_active=member_active, member_cooldown_ms=member_cooldown_ms
+    )
+    return ServerRules(
+        guild_id=guild_id,
+        default_model=default,
+        allowed_models=tuple(allowed),
+        restricted=restricted,
+        limits=limits,
+        negative_prompt=settings.negative_prompt,
+        mention_owner=settings.mention_owner,
+        nsfw=settings.nsfw,
+        notes=tuple(notes),
+    )
+
+
+# --- changes ------------------------------------------------------------------------------------------------------
+
+
+def check_jobs_limit(value: int, cap: int, what: str) -> None:
+    """A server's active-jobs limit: at least 1, at most the operator's cap (or `MAX_SERVER_JOBS` without one)."""
+    top = cap or MAX_SERVER_JOBS
+    if value < 1:
+        raise SettingRefusedError(f"{what} can't be {value}", f"1 to {top}")
+    if cap and value > cap:
+        raise SettingRefusedError(f"{what}: {value} is above the bot's cap of {cap}", f"1 to {cap}")
+    if value > top:
+        raise SettingRefusedError(f"{what}: {value} is more than this bot takes", f"1 to {top}")
+
+
+def check_cooldown(value: float, floor_ms: int) -> None:
+    """A server's cooldown: at least the operator's, at most `MAX_SERVER_COOLDOWN_S`."""
+    floor = floor_ms / 1000
+    allowed = f"{floor:g} to {MAX_SERVER_COOLDOWN_S} seconds"
+    if not math.isfinite(value) or value < 0:
+        raise SettingRefusedError(f"a cooldown of {value:g} s is no duration", allowed)
+    if round(value * 1000) < floor_ms:
+        raise SettingRefusedError(
+            f"a cooldown of {value:g} s is shorter than the bot's cooldown of {floor:g} s", allowed
+        )
+    if value > MAX_SERVER_COOLDOWN_S:
+        raise SettingRefusedError(f"a cooldown of {value:g} s is longer than a day", allowed)
+
+
+def negative_limit(catalog: ModelCatalog) -> int:
+    """How long a server's default negative prompt may be: `MAX_SERVER_NEGATIVE`, or less when a model takes fewer
+    characters, leaving the member half of the tightest model's room."""
+    tightest = min((model.limits.negative_max for model in catalog.drawing_models), default=MAX_SERVER_NEGATIVE * 2)
+    return min(MAX_SERVER_NEGATIVE, tightest // 2)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A change decided from the current settings: fields to write and remove, and what it does, in words."""
+
+    what: str
+    changed: Mapping[str, str] = field(default_factory=dict)
+    removed: Sequence[str] = ()
+    clear: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a change request did: `changed` False when the settings already were so (nothing was written)."""
+
+    changed: bool
+    what: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a server's settings log."""
+
+    at: datetime
+    user_id: int
+    what: str
+
+    def encode(self) -> str:
+        return json.dumps({"at": int(self.at.timestamp() * 1000), "by": self.user_id, "what": self.what})
+
+    @classmethod
+    def decode(cls, text: str) -> Change | None:
+        try:
+            data = json.loads(text)
+            return cls(datetime.fromtimestamp(int(data["at"]) / 1000, UTC), int(data["by"]), str(data["what"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+@dataclass(frozen=True)
+class SettingsView:
+    """A server's settings for its moderators: what it chose, what applies, and the operator's caps."""
+
+    settings: ServerSettings
+    rules: ServerRules
+    caps: Limits
+    negative_max: int
+
+
+class SettingsStore(Protocol):
+    """Where servers' settings are kept (`storage.server_settings.ServerSettingsStore`)."""
+
+    async def read(self, guild_id: int) -> StoredSettings: ...
+
+    async def change(
+        self,
+        guild_id: int,
+        read: StoredSettings,
+        entry: str,
+        *,
+        changed: Mapping[str, str] | None = None,
+        removed: Sequence[str] = (),
+        clear: bool = False,
+    ) -> int: ...
+
+    async def history(self, guild_id: int, limit: int) -> list[str]: ...
+
+
+Decide = Callable[[ServerSettings], Edit | str]
+
+
+class ServerSettingsService:
+    """Servers' settings: the rules each submit obeys, and changes made by their moderators, each logged."""
+
+    def __init__(
+        self,
+        store: SettingsStore | None,
+        catalog: ModelCatalog,
+        caps: Limits,
+        *,
+        prompt_rules: PromptRules | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        # No store: every server has the operator's rules (a core built without Redis settings, in tests).
+        self.store = store
+        self.catalog = catalog
+        self.caps = caps
+        self.prompt_rules = prompt_rules
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    async def rules(self, guild_id: int | None) -> ServerRules:
+        """What the server's next job obeys, read from Redis now (so a change applies to the very next job, in
+        every process); the operator's rules outside a server."""
+        if guild_id is None or self.store is None:
+            return operator_rules(self.catalog, self.caps)
+        stored = await self.store.read(guild_id)
+        return resolve(ServerSettings.parse(stored.fields), self.caps, self.catalog, guild_id)
+
+    async def view(self, guild_id: int) -> SettingsView:
+        settings = await self._settings(guild_id)
+        rules = resolve(settings, self.caps, self.catalog, guild_id)
+        return SettingsView(settings, rules, self.caps, negative_limit(self.catalog))
+
+    async def history(self, guild_id: int, limit: int = LOG_SHOWN) -> list[Change]:
+        """The latest changes, newest first."""
+        if self.store is None:
+            return []
+        entries = [Change.decode(text) for text in await self.store.history(guild_id, limit)]
+        return [entry for entry in entries if entry is not None]
+
+    # --- the changes a moderator makes ---------------------------------------------------------------------------
+
+    async def set_default_model(self, guild_id: int, user_id: int, name: str | None) -> Outcome:
+        """The server's default model (one it offers), or None: the bot's default again."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            rules = resolve(settings, self.caps, self.catalog, guild_id)
+            if name is None:
+                if settings.default_model is None:
+                    return f"The default model is already the bot's ({rules.default_model})."
+                after = resolve(replace(settings, default_model=None), self.caps, self.catalog, guild_id)
+                return Edit(
+                    f"default model: {rules.default_model} → the bot's ({after.default_model})", removed=[DEFAULT_MODEL]
+                )
+            model = self._drawing_model(name, rules)
+            if model.name not in rules.allowed_models:
+                raise SettingRefusedError(f"{model.name} is not offered on this server", rules.allowed_list)
+            if settings.default_model == model.name:
+                return f"The default model is already {model.name}."
+            return Edit(f"default model: {rules.default_model} → {model.name}", {DEFAULT_MODEL: model.name})
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def allow_model(self, guild_id: int, user_id: int, name: str, allowed: bool) -> Outcome:
+        """Offer (or stop offering) one of the bot's drawing models on this server."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            rules = resolve(settings, self.caps, self.catalog, guild_id)
+            model = self._drawing_model(name, rules)
+            current = list(rules.allowed_models)
+            if allowed == (model.name in current):
+                return f"{model.name} is already {'offered' if allowed else 'not offered'} on this server."
+            if allowed:
+                wanted = [each for each in self.catalog.drawing_names if each in current or each == model.name]
+            else:
+                wanted = [each for each in current if each != model.name]
+                if not wanted:
+                    raise SettingRefusedError(
+                        f"{model.name} is the only model this server offers, and a server needs one",
+                        "offer another model first",
+                    )
+                if settings.default_model == model.name:
+                    raise SettingRefusedError(
+                        f"{model.name} is this server's default model",
+                        f"choose another default model first (one of {', '.join(wanted)})",
+                    )
+            verb = "now offered" if allowed else "no longer offered"
+            what = f"models: {model.name} {verb} (offered: {', '.join(wanted)})"
+            if wanted == self.catalog.drawing_names:
+                # Every model again: stored as no choice, so models the operator adds later are offered too.
+                return Edit(what, removed=[ALLOWED_MODELS])
+            return Edit(what, {ALLOWED_MODELS: json.dumps(wanted)})
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def set_limits(
+        self,
+        guild_id: int,
+        user_id: int,
+        *,
+        member_jobs: int | None = None,
+        server_jobs: int | None = None,
+        cooldown_s: float | None = None,
+    ) -> Outcome:
+        """The server's own limits, each within the operator's caps; those not given stay as they are."""
+        if member_jobs is None and server_jobs is None and cooldown_s is None:
+            raise SettingRefusedError(
+                "no limit was given", "member_jobs, server_jobs or cooldown (one or more of them)"
+            )
+        if member_jobs is not None:
+            check_jobs_limit(member_jobs, self.caps.user_active, "Active jobs per member")
+        if server_jobs is not None:
+            check_jobs_limit(server_jobs, self.caps.guild_active, "Active jobs for the server")
+        if cooldown_s is not None:
+            check_cooldown(cooldown_s, self.caps.cooldown_ms)
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            rules = resolve(settings, self.caps, self.catalog, guild_id)
+            wanted = replace(
+                settings,
+                member_active_jobs=settings.member_active_jobs if member_jobs is None else member_jobs,
+                server_active_jobs=settings.server_active_jobs if server_jobs is None else server_jobs,
+                cooldown_s=settings.cooldown_s if cooldown_s is None else cooldown_s,
+            )
+            after = resolve(wanted, self.caps, self.catalog, guild_id)
+            changes = []
+            fields: dict[str, str] = {}
+            if member_jobs is not None and member_jobs != settings.member_active_jobs:
+                changes.append(f"active jobs per member {_jobs(rules.member_jobs)} → {_jobs(after.member_jobs)}")
+                fields[MEMBER_ACTIVE_JOBS] = str(member_jobs)
+            if server_jobs is not None and server_jobs != settings.server_active_jobs:
+                changes.append(f"active jobs for the server {_jobs(rules.server_jobs)} → {_jobs(after.server_jobs)}")
+                fields[SERVER_ACTIVE_JOBS] = str(server_jobs)
+            if cooldown_s is not None and cooldown_s != settings.cooldown_s:
+                changes.append(f"cooldown {rules.cooldown_s:g} s → {after.cooldown_s:g} s")
+                fields[COOLDOWN_S] = f"{cooldown_s:g}"
+            if not fields:
+                return "These limits are already set."
+            return Edit("limits: " + "; ".join(changes), fields)
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def set_negative(self, guild_id: int, user_id: int, text: str | None) -> Outcome:
+        """The default negative prompt added to every job of the server (None or blank: none), checked against the
+        deny-lists like a prompt."""
+        cleaned = clean_prompt(text or "")
+        limit = negative_limit(self.catalog)
+        if len(cleaned) > limit:
+            raise SettingRefusedError(
+                f"the default negative prompt is {len(cleaned)} characters long", f"at most {limit} characters"
+            )
+        if cleaned and self.prompt_rules is not None:
+            denied = await self.prompt_rules.denied_term(cleaned, guild_id)
+            if denied is not None:
+                raise SettingRefusedError(
+                    f"the default negative prompt holds “{denied}”, which the deny-list refuses in prompts",
+                    "a text without the deny-list's terms",
+                )
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            if cleaned == settings.negative_prompt:
+                return (
+                    "The default negative prompt is already so." if cleaned else "There is no default negative prompt."
+                )
+            if not cleaned:
+                return Edit("default negative prompt removed", removed=[NEGATIVE_PROMPT])
+            return Edit(f"default negative prompt: “{cleaned}”", {NEGATIVE_PROMPT: cleaned})
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def set_mentions(self, guild_id: int, user_id: int, ping: bool) -> Outcome:
+        """Whether the server's results ping their owner."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            if settings.mention_owner == ping:
+                return f"Results already {'ping' if ping else 'do not ping'} their owner."
+            state = "on" if ping else "off"
+            return Edit(f"results ping their owner: {state}", {MENTIONS: "1" if ping else "0"})
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def reset(self, guild_id: int, user_id: int, section: Section) -> Outcome:
+        """Put one section (or everything) back to the bot's own settings."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            if section is Section.ALL:
+                if settings == ServerSettings():
+                    return "This server already uses the bot's own settings."
+                return Edit("reset: everything to the bot's settings", clear=True)
+            fields = SECTION_FIELDS[section]
+            if _without(settings, fields) == settings:
+                return f"{section.value.capitalize()}: already the bot's."
+            return Edit(f"reset: {section.value} to the bot's", removed=list(fields))
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def record(self, guild_id: int, user_id: int, what: str) -> None:
+        """Log a change of this server's settings made elsewhere (its deny-list, `/denylist`)."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            return Edit(what)
+
+        await self._change(guild_id, user_id, decide)
+
+    # --- how a change is made ------------------------------------------------------------------------------------
+
+    async def _settings(self, guild_id: int) -> ServerSettings:
+        if self.store is None:
+            return ServerSettings()
+        return ServerSettings.parse((await self.store.read(guild_id)).fields)
+
+    async def _change(self, guild_id: int, user_id: int, decide: Decide) -> Outcome:
+        """Decide from the settings as they are, write with the log entry if they are still so (else decide again)."""
+        if self.store is None:
+            raise SettingRefusedError("this bot keeps no server settings", "the bot's own settings")
+        for _ in range(CHANGE_ATTEMPTS):
+            stored = await self.store.read(guild_id)
+            edit = decide(ServerSettings.parse(stored.fields))
+            if isinstance(edit, str):
+                return Outcome(False, edit)
+            entry = Change(self.clock(), user_id, edit.what)
+            try:
+                await self.store.change(
+                    guild_id, stored, entry.encode(), changed=edit.changed, removed=edit.removed, clear=edit.clear
+                )
+            except SettingsVersionError:
+                continue
+            log.info("server %s: settings changed by user %s: %s", guild_id, user_id, edit.what)
+            return Outcome(True, edit.what)
+        raise SettingRefusedError(
+            "the settings kept changing under this change (other moderators are changing them)", "try again"
+        )
+
+    def _drawing_model(self, name: str, rules: ServerRules) -> ModelConfig:
+        try:
+            model = self.catalog.get(name)
+        except InvalidRequestError:
+            model = None
+        if model is None or model.is_upscaler:
+            raise SettingRefusedError(
+                f"{name!r} is not one of the bot's drawing models", ", ".join(self.catalog.drawing_names)
+            )
+        return model
+
+
+def _jobs(limit: int) -> str:
+    return str(limit) if limit else "no limit"
+
+
+def _without(settings: ServerSettings, fields: Sequence[str]) -> ServerSettings:
+    """The settings with these fields back to the bot's."""
+    defaults = ServerSettings()
+    names = {
+        DEFAULT_MODEL: "default_model",
+        ALLOWED_MODELS: "allowed_models",
+        MEMBER_ACTIVE_JOBS: "member_active_jobs",
+        SERVER_ACTIVE_JOBS: "server_active_jobs",
+        COOLDOWN_S: "cooldown_s",
+        NEGATIVE_PROMPT: "negative_prompt",
+        MENTIONS: "mention_owner",
+    }
+    return replace(settings, **{names[name]: getattr(defaults, names[name]) for name in fields})
