@@ -129,9 +129,12 @@ class InFlight:
 
 
 class CardNotifier(Notifier, Protocol):
-    """The notifier as the cogs use it: it also shows a job's card again from its record (after a cancel)."""
+    """The notifier as the cogs use it: it also shows a job's card again from its record (after a cancel), and gives
+    a message the cogs post in a channel (a job's card) its turn with the notifier's own (`message_turn`)."""
 
     async def refresh_card(self, jid: str) -> None: ...
+
+    def message_turn(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class NotModeratorError(app_commands.CheckFailure):

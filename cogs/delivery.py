@@ -8,6 +8,7 @@ are sent with a nonce Discord enforces, and their ids are stored as soon as they
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -132,6 +133,11 @@ class DiscordNotifier:
         for jid in [jid for jid, state in self._cards.items() if state.last_edit <= cutoff]:
             if not self._pacer.holds(jid):
                 del self._cards[jid]
+
+    def message_turn(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """The turn of a message the cogs post in a channel (a job's card): a create in the channel's budget, in the
+        order asked with the results, so a burst of cards neither overdraws Discord's bucket nor jumps the results."""
+        return self._pacer.slot((Route.CREATE, channel_id))
 
     async def refresh_card(self, jid: str) -> None:
         """Show the job's card again from its record (a cancel request and RunPod's answer to it changed it)."""

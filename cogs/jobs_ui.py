@@ -361,12 +361,14 @@ async def _submit_with_card(
 
     async def post_card(job: TrackedJob) -> None:
         try:
-            card = await channel.send(
-                embed=card_embed(job),
-                view=card_view(job),
-                allowed_mentions=NO_PINGS,
-                nonce=CARD_NONCE.format(jid=job.jid),
-            )
+            # In turn with the channel's other posts: Discord allows a bot about one a second in a channel.
+            async with ctx.notifier.message_turn(channel_id or 0):
+                card = await channel.send(
+                    embed=card_embed(job),
+                    view=card_view(job),
+                    allowed_mentions=NO_PINGS,
+                    nonce=CARD_NONCE.format(jid=job.jid),
+                )
         except discord.Forbidden:
             if private:
                 raise CardRefusedError(

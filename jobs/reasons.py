@@ -62,6 +62,7 @@ class Reason(StrEnum):
         "was running, it runs to its end on the worker's machine."
     )
     STOPPED_BEFORE_SENT = "The job was stopped before it was sent."
+    BUSY_AT_SUBMIT = "The bot was too busy to send it to RunPod in time. Nothing was started; please retry it."
     UNREACHABLE_AT_SUBMIT = "RunPod could not be reached. Nothing was started; please try again in a minute."
     # A job that ended with no reason from RunPod.
     WORKER_FAILED = "The worker failed without saying why."

@@ -230,6 +230,18 @@ class _Slot:
             self._held = False
             self._slots.release()
 
+    async def reacquire(self, wait_s: float) -> bool:
+        """Take a slot again after `release`, waiting at most `wait_s`; False when none freed up in time."""
+        if self._held:
+            return True
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        self._held = True
+        return True
+
 
 @dataclass(frozen=True)
 class CancelReport:
@@ -610,11 +622,20 @@ class JobService:
         if created.duplicate:
             return Submission(job=job, request=ImageRequest.from_dict(job.request), duplicate=True)
         if before_run is not None:
+            # The card's post waits on Discord, which lets a bot post about one message a second in a channel: it
+            # holds no submit slot meanwhile, so a burst of commands in one channel does not keep every other submit
+            # (and its /run) waiting, nor get refused as busy.
+            slot.release()
             try:
                 await before_run(job)
             except BaseException:
                 await self._finish(job, created.token, JobState.FAILED, Reason.STOPPED_BEFORE_SENT)
                 raise
+            wait_s = self.run_settings.wait_s
+            if not await slot.reacquire(wait_s):
+                log.warning("job %s: no submit slot within %.0f s after its card; not sent", job.jid, wait_s)
+                busy = await self._finish(job, created.token, JobState.FAILED, Reason.BUSY_AT_SUBMIT)
+                raise SubmitFailedError(Reason.BUSY_AT_SUBMIT, busy)
             job = await self.store.get(job.jid) or job
         client = self.clients[model_config.endpoint_id]
         policy = Policy(ttl=self.run_settings.policy_ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)

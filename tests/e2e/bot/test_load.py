@@ -120,3 +120,31 @@ async def test_a_submit_that_waits_too_long_for_its_turn_is_refused_as_busy(harn
     assert SUBMITTED.match(submitted), submitted
     assert len(cards(messages)) == 1
     assert harness.emulator.counters.request_count("run") == 1
+
+
+# Cards in one channel under Discord's limits: 2 per second, so BURST_IN_ONE_CHANNEL cards take seconds to post.
+CARD_CREATES = (2, 1.0)
+BURST_IN_ONE_CHANNEL = 8
+
+
+async def test_a_burst_in_one_channel_is_not_refused_while_its_cards_wait_for_discord(harness: Harness) -> None:
+    """Eight /imagine at once in one channel under Discord's post limit, with one submit slot waited for 1 s: each
+    card waits its turn to be posted without holding the slot, so every member's job is accepted and sent once."""
+    await harness.fake.set_rate_limits(overrides={"message_create": CARD_CREATES})
+    # RunPod takes the jobs and keeps them queued: no result is posted meanwhile.
+    harness.emulator.update_scenario(workers=0)
+    async with harness.running(
+        submit_concurrency=1,
+        submit_wait_s=1.0,
+        user_active_jobs=0,
+        user_cooldown_s=0,
+        discord_channel_requests=CARD_CREATES[0],
+        discord_channel_window_s=CARD_CREATES[1],
+    ):
+        answers = await asyncio.gather(
+            *(harness.imagine(prompt=f"burst {index}") for index in range(BURST_IN_ONE_CHANNEL))
+        )
+    texts = [answer_text(answer) for answer in answers]
+    assert [text for text in texts if not SUBMITTED.match(text)] == []
+    assert harness.emulator.counters.request_count("run") == BURST_IN_ONE_CHANNEL
+    assert (await harness.fake.rate_limit_stats())["limited"] == 0
