@@ -13,8 +13,10 @@ import logging
 import signal
 import sys
 
+from tests.fakes.discord.errors import ControlError
 from tests.fakes.discord.gateway import DEFAULT_HEARTBEAT_INTERVAL_MS
 from tests.fakes.discord.process import READY_PREFIX
+from tests.fakes.discord.ratelimits import parse_overrides
 from tests.fakes.discord.server import FakeDiscord
 from tests.fakes.discord.world import DEFAULT_TOKEN
 
@@ -30,13 +32,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_HEARTBEAT_INTERVAL_MS,
         help="the gateway heartbeat interval sent in HELLO",
     )
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="enforce Discord's rate limits and send their headers on every reply"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        type=rate_limit_override,
+        metavar="KIND=COUNT/SECONDS",
+        help="another number for one bucket kind, e.g. message_create=5/0.5 (repeatable)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr (default: WARNING)")
     return parser.parse_args(argv)
 
 
+def rate_limit_override(text: str) -> tuple[str, tuple[int, float]]:
+    """`KIND=COUNT/SECONDS`, checked against the bucket kinds the fake knows."""
+    try:
+        name, limit = text.split("=", 1)
+        count, per = limit.split("/", 1)
+        override = (name.strip(), (int(count), float(per)))
+        parse_overrides(dict([override]))
+    except (ValueError, ControlError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return override
+
+
 async def serve(args: argparse.Namespace) -> None:
     fake = FakeDiscord(
-        host=args.host, port=args.port, token=args.token, heartbeat_interval_ms=args.heartbeat_interval_ms
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        heartbeat_interval_ms=args.heartbeat_interval_ms,
+        rate_limits=args.rate_limits,
+        rate_limit_overrides=dict(args.rate_limit),
     )
     await fake.start()
     stop = asyncio.Event()

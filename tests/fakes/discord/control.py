@@ -28,6 +28,8 @@ from tests.fakes.discord.views import (
     InteractionView,
     MemberView,
     MessageView,
+    RateLimitStatsView,
+    RateLimitsView,
     RequestView,
     RoleView,
     SessionView,
@@ -82,6 +84,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_fake/faults/delays", "inject_delay"),
     ("GET", "/_fake/held-requests", "held_requests"),
     ("DELETE", "/_fake/faults", "clear_faults"),
+    ("PUT", "/_fake/rate-limits", "set_rate_limits"),
+    ("GET", "/_fake/rate-limits/stats", "rate_limit_stats"),
     ("GET", "/_fake/requests", "requests"),
     ("GET", "/_fake/version", "version"),
     ("GET", "/_fake/changes", "wait_for_change"),
@@ -458,6 +462,17 @@ class FakeDiscordControl(FakeDiscordDriver):
 
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/_fake/faults")
+
+    # --- rate limits ---------------------------------------------------------------------------------------------
+
+    async def set_rate_limits(
+        self, enabled: bool = True, *, overrides: Mapping[str, Sequence[float]] | None = None
+    ) -> RateLimitsView:
+        body = {"enabled": enabled, "overrides": {name: list(limit) for name, limit in (overrides or {}).items()}}
+        return cast(RateLimitsView, await self._call("PUT", "/_fake/rate-limits", body))
+
+    async def rate_limit_stats(self) -> RateLimitStatsView:
+        return cast(RateLimitStatsView, await self._call("GET", "/_fake/rate-limits/stats"))
 
     # --- change notification -------------------------------------------------------------------------------------
 

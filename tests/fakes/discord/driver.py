@@ -22,6 +22,8 @@ from tests.fakes.discord.views import (
     InteractionView,
     MemberView,
     MessageView,
+    RateLimitStatsView,
+    RateLimitsView,
     RequestView,
     RoleView,
     SessionView,
@@ -305,6 +307,19 @@ class FakeDiscordDriver(ABC):
 
     @abstractmethod
     async def clear_faults(self) -> None: ...
+
+    # --- rate limits ---------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def set_rate_limits(
+        self, enabled: bool = True, *, overrides: Mapping[str, Sequence[float]] | None = None
+    ) -> RateLimitsView:
+        """Turn Discord's rate limits on or off, with Discord's numbers but for `overrides` (bucket kind ->
+        `(count, seconds)`); every bucket starts empty. `reset()` goes back to how the fake was started."""
+
+    @abstractmethod
+    async def rate_limit_stats(self) -> RateLimitStatsView:
+        """The REST requests seen (injected faults aside) and the 429s the rate limits sent, in all and by bucket."""
 
     # --- change notification -------------------------------------------------------------------------------------
 

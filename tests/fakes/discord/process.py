@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -24,6 +25,7 @@ class FakeDiscordProcess:
 
     Usable from any thread or event loop (it is a plain `subprocess.Popen`); drive it with
     `FakeDiscordControl(process.control_url)`. Its logs go to `log_file` (appended), or to this process's stderr.
+    `rate_limits` starts it with Discord's rate limits on (`rate_limit_overrides`: other numbers for some buckets).
     """
 
     def __init__(
@@ -34,12 +36,16 @@ class FakeDiscordProcess:
         token: str | None = None,
         log_file: Path | None = None,
         log_level: str = "WARNING",
+        rate_limits: bool = False,
+        rate_limit_overrides: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token
         self.log_file = log_file
         self.log_level = log_level
+        self.rate_limits = rate_limits
+        self.rate_limit_overrides = dict(rate_limit_overrides or {})
         self._process: subprocess.Popen[str] | None = None
         self._info: InfoView | None = None
 
@@ -72,6 +78,10 @@ class FakeDiscordProcess:
         command += ["--log-level", self.log_level]
         if self.token is not None:
             command += ["--token", self.token]
+        if self.rate_limits:
+            command += ["--rate-limits"]
+        for name, (count, per) in self.rate_limit_overrides.items():
+            command += ["--rate-limit", f"{name}={count}/{per}"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with contextlib.ExitStack() as stack:
             # The child keeps its own handle on the log file; ours can close once it has started.

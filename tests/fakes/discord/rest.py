@@ -26,6 +26,7 @@ from tests.fakes.discord.errors import ApiError
 from tests.fakes.discord.gateway import Gateway
 from tests.fakes.discord.models import Guild, Upload
 from tests.fakes.discord.permissions import Permission
+from tests.fakes.discord.ratelimits import RateLimiter
 from tests.fakes.discord.views import HeldRequestView, RequestView
 from tests.fakes.discord.world import World
 
@@ -115,11 +116,13 @@ def _is_multipart(request: web.Request) -> bool:
 
 
 class RestApi:
-    """The `/api/v10/...` routes, the CDN routes and the middleware that logs, injects faults and checks auth."""
+    """The `/api/v10/...` routes, the CDN routes and the middleware that logs, injects faults, checks auth and
+    applies the rate limits."""
 
-    def __init__(self, world: World, gateway: Gateway) -> None:
+    def __init__(self, world: World, gateway: Gateway, limiter: RateLimiter) -> None:
         self.world = world
         self.gateway = gateway
+        self.limiter = limiter
         self.faults: list[Fault] = []
         self.delays: list[Delay] = []
         self.held: list[HeldRequestView] = []
@@ -185,7 +188,20 @@ class RestApi:
                 log.info("injecting %s for %s %s", fault.status, request.method, path)
                 return fault.response()
         if not path.startswith(TOKEN_ROUTES) and request.headers.get("Authorization") != f"Bot {self.world.token}":
+            self.limiter.observe(None)
             return error_response(errors.unauthorized())
+        verdict = self.limiter.observe(self.limiter.classify(request))
+        if verdict is None:
+            return await self._handle(request, handler, path)
+        if verdict.refusal is not None:
+            # Refused before the handler runs: a rate-limited request changes nothing.
+            log.info("rate limited: %s %s", request.method, path)
+            return verdict.refusal
+        response = await self._handle(request, handler, path)
+        response.headers.update(verdict.headers)
+        return response
+
+    async def _handle(self, request: web.Request, handler: Handler, path: str) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:

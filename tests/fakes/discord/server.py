@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -17,6 +18,7 @@ from tests.fakes.discord.driver import FakeDiscordDriver
 from tests.fakes.discord.errors import ControlError
 from tests.fakes.discord.gateway import DEFAULT_HEARTBEAT_INTERVAL_MS, Gateway
 from tests.fakes.discord.models import OVERWRITE_MEMBER, OVERWRITE_ROLE
+from tests.fakes.discord.ratelimits import RateLimiter
 from tests.fakes.discord.rest import Delay, Fault, RestApi
 from tests.fakes.discord.views import (
     ChannelView,
@@ -27,6 +29,8 @@ from tests.fakes.discord.views import (
     InteractionView,
     MemberView,
     MessageView,
+    RateLimitStatsView,
+    RateLimitsView,
     RequestView,
     RoleView,
     SessionView,
@@ -48,7 +52,8 @@ class FakeDiscord(FakeDiscordDriver):
     """A fake Discord for one bot application; use as `async with FakeDiscord() as fake:`.
 
     Point discord.py at it with `api_base_url` (assign to `discord.http.Route.BASE`) and `gateway_url`
-    (`discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`); the bot logs in with `token`.
+    (`discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`); the bot logs in with `token`. `rate_limits` turns on
+    Discord's rate limits (`rate_limit_overrides`: other numbers for some buckets, e.g. `{"message_create": (5, 0.5)}`).
     """
 
     def __init__(
@@ -59,18 +64,30 @@ class FakeDiscord(FakeDiscordDriver):
         token: str = DEFAULT_TOKEN,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         clock: Clock | None = None,
+        rate_limits: bool = False,
+        rate_limit_overrides: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.world = World(token=token, clock=clock)
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
-        self.rest = RestApi(self.world, self.gateway)
+        limiter = RateLimiter(
+            self.world.clock,
+            enabled=rate_limits,
+            overrides=rate_limit_overrides,
+            message_created_at=self._message_created_at,
+        )
+        self.rest = RestApi(self.world, self.gateway, limiter)
         self.app = web.Application(middlewares=[self.rest.middleware], client_max_size=MAX_BODY)
         self.app.router.add_get("/gateway", self.gateway.handle)
         self.app.router.add_get("/gateway/resume", self.gateway.handle)
         self.rest.register(self.app)
         register_control_routes(self.app, self)
         self._runner: web.AppRunner | None = None
+
+    def _message_created_at(self, message_id: int) -> datetime | None:
+        message = self.world.messages.get(message_id)
+        return message.created_at if message is not None else None
 
     @property
     def token(self) -> str:
@@ -139,6 +156,7 @@ class FakeDiscord(FakeDiscordDriver):
     async def reset(self) -> None:
         await self.gateway.close_all()
         self.rest.clear()
+        self.rest.limiter.reset()
         self.world.clock.reset()
         self.world.clear()
 
@@ -434,6 +452,14 @@ class FakeDiscord(FakeDiscordDriver):
 
     async def held_requests(self) -> list[HeldRequestView]:
         return list(self.rest.held)
+
+    async def set_rate_limits(
+        self, enabled: bool = True, *, overrides: Mapping[str, Sequence[float]] | None = None
+    ) -> RateLimitsView:
+        return self.rest.limiter.configure(enabled, overrides)
+
+    async def rate_limit_stats(self) -> RateLimitStatsView:
+        return self.rest.limiter.stats()
 
     async def clear_faults(self) -> None:
         self.rest.faults.clear()

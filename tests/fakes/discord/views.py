@@ -205,3 +205,36 @@ class HeldRequestView(TypedDict):
     path: str
     multipart: bool
     since: str
+
+
+class BucketStatsView(TypedDict):
+    """The requests counted in one bucket, and the 429s that bucket caused."""
+
+    requests: int
+    limited: int
+
+
+class RateLimitStatsView(TypedDict):
+    """What the rate limits saw: REST requests (injected faults aside) and the 429s the limits sent.
+
+    `limited` counts every such 429, `limited_global` those of the global limit; `by_bucket` counts each bucket's
+    requests and its own 429s (so `limited == limited_global + sum of by_bucket limited`).
+    """
+
+    enabled: bool
+    requests: int
+    limited: int
+    limited_global: int
+    by_bucket: dict[str, BucketStatsView]
+
+
+class LimitView(TypedDict):
+    count: int
+    per: float
+
+
+class RateLimitsView(TypedDict):
+    """Whether the rate limits are on, and each bucket kind's limit (`global` too)."""
+
+    enabled: bool
+    limits: dict[str, LimitView]
