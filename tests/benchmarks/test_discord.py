@@ -38,7 +38,6 @@ def run_benchmark(scenario: str, redis_url: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.serial
 def test_a_quick_burst_gets_every_job_one_card_and_one_result(redis_url: str) -> None:
     """Every `/imagine` of a small burst is acknowledged in time and delivered once, and the JSON says so."""
     report = run_benchmark("burst", redis_url)
@@ -51,7 +50,6 @@ def test_a_quick_burst_gets_every_job_one_card_and_one_result(redis_url: str) ->
     assert result["ack_s"]["max"] is not None
 
 
-@pytest.mark.serial
 def test_a_quick_busy_channel_reports_result_lag_edits_and_staleness(redis_url: str) -> None:
     """Jobs running at once in one channel are all delivered; the result lag, 429s, edits and staleness are given."""
     report = run_benchmark("busy-channel", redis_url)
