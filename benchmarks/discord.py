@@ -13,7 +13,9 @@ what Discord, Redis and RunPod show.
   interaction's `created_at` to its first response's `at`, both the fake's clock) p50/p95/p99/max; how many missed
   Discord's 3 s deadline (no first response at all, the fake's 10062 answers to late callbacks counted apart);
   which submissions the bot accepted (a job record exists) or refused (the member's answer says why: quota, cooldown,
-  busy), and that every accepted job got exactly one card and one result message (counted by job id).
+  busy), and that every accepted job got exactly one card and one result message (counted by job id); how long
+  members waited for their final answer (the "thinking…" message edited to "Submitted" or a refusal) and accepted
+  jobs for their card.
 - `busy-channel`: 40 jobs in one channel, all running at once at RunPod (the emulator has no worker until every job
   is queued, then 40), each 10-60 s with step progress. Measured: result lag (RunPod's finish, the emulator's
   terminal time, to the result message's `created_at`), split into the poll part (finish to the bot recording the
@@ -505,6 +507,38 @@ def sort_jobs(data: Collected) -> Jobs:
     return jobs
 
 
+def answer_moment(view: InteractionView) -> float | None:
+    """When the member's final answer appeared: the first version of the original response with text (the bot
+    edits its "thinking…" message), or the first followup."""
+    original = view["original_message"]
+    if original is not None:
+        for version in original["history"]:
+            if version["content"]:
+                return epoch(version["at"])
+    if view["followups"]:
+        return epoch(view["followups"][0]["created_at"])
+    return None
+
+
+def answers(data: Collected, jobs: Jobs) -> dict[str, Any]:
+    """How long members waited for their final answer (accepted or refused), and accepted jobs for their card."""
+    answer: list[float] = []
+    card: list[float] = []
+    for submit in data.submits:
+        view = data.interactions.get(submit.interaction_id)
+        if view is None:
+            continue
+        created = epoch(view["created_at"])
+        moment = answer_moment(view)
+        if moment is not None:
+            answer.append(moment - created)
+        record = jobs.accepted.get(submit.index)
+        cards = jobs.cards.get(record.jid, []) if record is not None else []
+        if cards:
+            card.append(epoch(cards[0]["created_at"]) - created)
+    return {"answer_s": seconds(answer), "card_posted_s": seconds(card)}
+
+
 def timeline_of(record: TrackedJob, data: Collected) -> RunPodTimeline | None:
     terminal = data.counters.get("terminal", {}).get(record.runpod_id or "")
     execution = data.executions.get(record.runpod_id or "")
@@ -577,6 +611,7 @@ def summarize(data: Collected, *, rate_limits: bool) -> dict[str, Any]:
         "exactly_once_problems": len(jobs.problems),
         "problems": jobs.problems[:MAX_PROBLEMS],
         **acknowledgements(data),
+        **answers(data, jobs),
         **deliveries(data, jobs),
         "discord_errors": dict(Counter(f"{error['status']} {error['code'] or ''}".strip() for error in data.errors)),
     }
