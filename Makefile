@@ -59,7 +59,7 @@ clean:
 demo: $(STAMP)
 	$(BIN)/runpod-bot imagine "a cute magical flying dog" --local --out out/
 
-# The benchmarks (about 15 minutes; not part of `make test`): the tracking benchmark's busy scenario, our poller and
+# The benchmarks (about 10 minutes; not part of `make test`): the tracking benchmark's busy scenario, our poller and
 # then webhooks, each against the naive one-loop-per-job baseline; the command line's start time; then Discord's side
 # (the real bot, the fake Discord with Discord's rate limits, the emulator): a burst of /imagine and a busy channel.
 # Results and more scenarios: docs/performance.md.
