@@ -284,7 +284,7 @@ def answered(view: InteractionView) -> bool:
 
 
 async def unanswered(fake: FakeDiscordControl, submits: Sequence[Submit]) -> int:
-    """Submissions with no final answer yet, that can still get one (a bot session holds them)."""
+    """Submissions with no final answer yet."""
     ids = {submit.interaction_id for submit in submits}
     return sum(1 for view in await fake.interactions() if view["id"] in ids and not answered(view))
 
