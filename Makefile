@@ -59,13 +59,16 @@ clean:
 demo: $(STAMP)
 	$(BIN)/runpod-bot imagine "a cute magical flying dog" --local --out out/
 
-# The tracking benchmark (a few minutes; not part of `make test`): the busy scenario, our poller and then webhooks,
-# each against the naive one-loop-per-job baseline; then the command line's start time. Results and more
-# scenarios: docs/performance.md.
+# The benchmarks (about 10 minutes; not part of `make test`): the tracking benchmark's busy scenario, our poller and
+# then webhooks, each against the naive one-loop-per-job baseline; the command line's start time; then Discord's side
+# (the real bot, the fake Discord with Discord's rate limits, the emulator): a burst of /imagine and a busy channel.
+# Results and more scenarios: docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.tracking --scenario busy --mode poll --compare
 	$(BIN)/python -m benchmarks.tracking --scenario busy --mode webhook --compare
 	$(BIN)/python -m benchmarks.cli_startup
+	$(BIN)/python -m benchmarks.discord --scenario burst
+	$(BIN)/python -m benchmarks.discord --scenario busy-channel
 
 # The crash-and-fault suite (about 3 minutes; not part of `make test`, which runs a 20-job version): the real bot as
 # child processes, SIGKILLed, restarted and faulted while 300 jobs are submitted; fails unless every job is
