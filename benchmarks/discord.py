@@ -401,7 +401,7 @@ async def execution_times(control: EmulatorControl, job_ids: Sequence[str]) -> d
 
     async def read(job_id: str) -> tuple[str, float | None]:
         async with gate:
-            value = (await control.job_status(job_id)).get("executionTime")
+            value = (await control.job(job_id)).get("executionTime")
         return job_id, float(value) / 1000 if isinstance(value, int | float) else None
 
     pairs = await asyncio.gather(*(read(job_id) for job_id in job_ids))
