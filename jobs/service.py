@@ -67,10 +67,12 @@ from jobs.reasons import (
     state_words,
     submit_refusal,
 )
+from jobs.usage import UsageService
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Press, Requester, TrackedJob
 from storage.store import Claimed, CooldownError, Created, JobStore, Limits, NewJob, QuotaExceededError
+from storage.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +332,9 @@ class JobService:
         self.prompt_rules = prompt_rules
         # None: a request with a source image is refused unless it was prepared already (`prepare_img2img`).
         self.prepare_source = prepare_source
+        # The GPU time members, servers and models used, for /usage (each finished job adds to it where its outcome
+        # is recorded: `jobs.job_handler`).
+        self.usage = UsageService(UsageStore(store.redis, store.keys), self.run_settings.limits)
 
     def prepare(self, options: RequestOptions, model: str | None = None) -> Prepared:
         """Resolve and check a request against its model, without I/O; raises `InvalidRequestError`."""
