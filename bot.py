@@ -72,7 +72,7 @@ __all__ = [
 log = logging.getLogger("runpod_bot")
 
 # The cogs loaded at start-up, in order. A feature is enabled by listing its extension here.
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.variations", "cogs.moderation", "cogs.history")
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.variations", "cogs.moderation", "cogs.history", "cogs.usage")
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,16 @@ from storage.usage import (
     Breakdown,
     MemberState,
     Ranked,
+    Sums,
     UsageCharge,
     UsageStore,
     day_period,
     month_named,
     month_period,
 )
+
+# The sums as the front ends read them (they never reach the store themselves).
+__all__ = ["Breakdown", "Sums"]
 
 # How many members a server's view ranks.
 TOP_MEMBERS = 10
@@ -45,6 +49,24 @@ OTHER_MODEL = "other"
 
 class UsageRefusedError(Exception):
     """The actor may not see these sums: the message says why and who may."""
+
+
+def server_refusal(actor: Actor) -> str | None:
+    """Why the actor may not see the usage of the server they ask from; None when they may (its moderators and the
+    operator, in that server)."""
+    if actor.guild_id is None:
+        return "A server's usage is shown in that server: use this command there. (/usage me works anywhere.)"
+    if not (actor.moderator or actor.operator):
+        return (
+            "Only this server's moderators can see its usage (the **Manage Server** permission or the moderator "
+            "role). /usage me shows your own."
+        )
+    return None
+
+
+def everything_refusal(actor: Actor) -> str | None:
+    """Why the actor may not see every server's usage; None for the operator."""
+    return None if actor.operator else "Only the bot's operator can see every server's usage."
 
 
 def charge_of(
@@ -177,15 +199,9 @@ class UsageService:
 
     async def server(self, actor: Actor, top: int = TOP_MEMBERS) -> ServerUsage:
         """The sums of the server the actor asks from: for its moderators and the operator only."""
-        if actor.guild_id is None:
-            raise UsageRefusedError(
-                "A server's usage is shown in that server: use this command there. (/usage me works anywhere.)"
-            )
-        if not (actor.moderator or actor.operator):
-            raise UsageRefusedError(
-                "Only this server's moderators can see its usage (the **Manage Server** permission or the moderator "
-                "role). /usage me shows your own."
-            )
+        refused = server_refusal(actor)
+        if refused is not None or actor.guild_id is None:
+            raise UsageRefusedError(refused)
         periods = Periods.at(self._now())
         today, month = await self.store.guild(actor.guild_id, periods.both)
         ranked = await self.store.top_members(actor.guild_id, periods.month, top)
@@ -194,8 +210,9 @@ class UsageService:
     async def everything(self, actor: Actor, month: str | None = None, limit: int | None = None) -> BotUsage:
         """Every server's sums for a month (YYYY-MM; default this one): for the operator only. `ValueError` for a
         month not written YYYY-MM."""
-        if not actor.operator:
-            raise UsageRefusedError("Only the bot's operator can see every server's usage.")
+        refused = everything_refusal(actor)
+        if refused is not None:
+            raise UsageRefusedError(refused)
         period = month_named(month) if month is not None else Periods.at(self._now()).month
         (total,) = await self.store.totals([period])
         servers = await self.store.guilds(period, limit)
