@@ -175,6 +175,16 @@ class BotUsage:
     servers: Sequence[Ranked]
 
 
+@dataclass(frozen=True)
+class ServerMonth:
+    """What the operator sees of one server for a month: its sums and its members'."""
+
+    month: str
+    guild_id: int
+    total: Breakdown
+    members: Sequence[Ranked]
+
+
 class UsageService:
     """What the front ends read of the sums, for whom (the adding is done where a job's outcome is recorded)."""
 
@@ -217,6 +227,19 @@ class UsageService:
         (total,) = await self.store.totals([period])
         servers = await self.store.guilds(period, limit)
         return BotUsage(period.removeprefix("month:"), total, servers)
+
+    async def server_month(
+        self, actor: Actor, guild_id: int, month: str | None = None, top: int | None = None
+    ) -> ServerMonth:
+        """One server's sums for a month (YYYY-MM; default this one) and its members, most GPU time first (`top`:
+        at most that many): for the operator only, from anywhere. `ValueError` for a month not written YYYY-MM."""
+        refused = everything_refusal(actor)
+        if refused is not None:
+            raise UsageRefusedError(refused)
+        period = month_named(month) if month is not None else Periods.at(self._now()).month
+        (total,) = await self.store.guild(guild_id, [period])
+        members = await self.store.top_members(guild_id, period, top)
+        return ServerMonth(period.removeprefix("month:"), guild_id, total, members)
 
 
 def is_outside_servers(guild_id: int) -> bool:

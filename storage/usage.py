@@ -197,8 +197,9 @@ class UsageStore:
         """The bot's sums, one per period."""
         return await self.read([self.keys.usage_totals(period) for period in periods])
 
-    async def top_members(self, guild_id: int, period: str, limit: int) -> list[Ranked]:
-        """A server's members who used the most GPU time in the period, most first, with their sums there."""
+    async def top_members(self, guild_id: int, period: str, limit: int | None) -> list[Ranked]:
+        """A server's members who used the most GPU time in the period, most first (`limit`: at most that many), with
+        their sums there."""
         ranked = await self._ranking(self.keys.usage_guild_members(period, guild_id), limit)
         sums = await self.read([self.keys.usage_guild_member(period, guild_id, user) for user in ranked])
         return [Ranked(user, usage) for user, usage in zip(ranked, sums, strict=True)]
