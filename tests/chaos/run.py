@@ -803,9 +803,12 @@ class ChaosRun:
         version = await fake.version()
         last_report = loop.time()
         while loop.time() < deadline:
+            # Answers first: a job is scheduled before its submission is answered, so a schedule read after every
+            # answer misses none (read before them, a press recorded and answered meanwhile would be missed).
+            answered = not self._presses and await self._all_answered(fake)
             due = await redis.zcard(keys.due(ENDPOINT_ID))
             running = _runpod_busy(await control.counters())
-            if due == 0 and running == 0 and not self._presses and await self._all_answered(fake):
+            if answered and due == 0 and running == 0:
                 return True
             if loop.time() - last_report > 10:
                 last_report = loop.time()
