@@ -66,7 +66,12 @@ def server_refusal(actor: Actor) -> str | None:
 
 def everything_refusal(actor: Actor) -> str | None:
     """Why the actor may not see every server's usage; None for the operator."""
-    return None if actor.operator else "Only the bot's operator can see every server's usage."
+    if actor.operator:
+        return None
+    return (
+        "Only the bot's operator can see every server's usage. /usage me shows your own, and /usage server shows a "
+        "server's to its moderators."
+    )
 
 
 def charge_of(
