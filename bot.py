@@ -76,7 +76,14 @@ __all__ = [
 log = logging.getLogger("runpod_bot")
 
 # The cogs loaded at start-up, in order. A feature is enabled by listing its extension here.
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.variations", "cogs.moderation", "cogs.history", "cogs.settings")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.imagine",
+    "cogs.variations",
+    "cogs.moderation",
+    "cogs.history",
+    "cogs.settings",
+    "cogs.usage",
+)
 
 
 @dataclass(frozen=True)

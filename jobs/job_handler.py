@@ -39,6 +39,7 @@ from jobs.reasons import (
     still_reported_as,
 )
 from jobs.service import CancelOutcome, cancel_at_runpod
+from jobs.usage import charge_of, metric_model
 from jobs.writer import Writer
 from runpod_client import Job, JobStatus, NotFoundError, RateLimitedError, RunPodClient, RunPodError
 from runpod_client.outputs import FetchPolicy, OutputError, extract_output, parse_progress
@@ -46,6 +47,7 @@ from storage.models import JobState, TrackedJob, to_ms
 from storage.store import Claimed, FinalizeBegin, FinalizeCommit, RecordError, Reschedule
 
 if TYPE_CHECKING:
+    from jobs.metrics import Metrics
     from jobs.poller import PollerSettings
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,7 @@ class JobHandler:
         writer: Writer,
         leases: Leases,
         clock: ServerClock,
+        metrics: Metrics | None = None,
     ) -> None:
         self.clients = clients
         self.status_clients = status_clients
@@ -216,6 +219,7 @@ class JobHandler:
         self._writer = writer
         self._leases = leases
         self._clock = clock
+        self.metrics = metrics
         # `/status` calls in flight: while any is, this cycle's writes wait for its outcome.
         self.statusing = 0
 
@@ -509,15 +513,30 @@ class JobHandler:
                 "images_returned": result.capped.returned,
                 "images_allowed": result.capped.allowed,
             }
+        # RunPod's report of the end says what GPU time the job used: added to the usage sums in the same step that
+        # records the outcome, once per job. Without a report (expired, outcome unknown, given up) nothing is known.
+        usage = None
+        if status is not None:
+            finished_at = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=UTC)
+            usage = charge_of(claim.job, status.execution_time_ms, status.delay_time_ms, self.catalog, finished_at)
         delivering = await self._writer.write(
             FinalizeBegin(
-                claim, result.outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields, execution_ms=execution_ms
+                claim,
+                result.outcome,
+                lease_ms=self.policy.delivery_lease_ms,
+                fields=fields,
+                execution_ms=execution_ms,
+                usage=usage,
             )
         )
         if delivering is None:
             self._leases.let_go(claim)
             return
         self._leases.hold(delivering)
+        if delivering.counted and usage is not None and self.metrics is not None:
+            model = metric_model(usage.model, self.catalog)
+            self.metrics.gpu_seconds.labels(model=model).inc(usage.gpu_ms / 1000)
+            self.metrics.queue_seconds.labels(model=model).inc(usage.queue_ms / 1000)
         await self._deliver(delivering, result)
 
     async def _deliver(self, claim: Claimed, result: JobResult) -> None:

@@ -48,6 +48,19 @@ class Metrics:
         self.runpod_rate_limited = Counter(
             f"{PREFIX}_runpod_rate_limited", "RunPod answers 429, by operation", ["operation"], registry=registry
         )
+        # Labelled by models.toml's names only (`jobs.usage.metric_model`): never by member or server.
+        self.gpu_seconds = Counter(
+            f"{PREFIX}_gpu_seconds",
+            "GPU time RunPod reported (executionTime) for the jobs this process finished, by model",
+            ["model"],
+            registry=registry,
+        )
+        self.queue_seconds = Counter(
+            f"{PREFIX}_queue_seconds",
+            "Time in RunPod's queue (delayTime) of the jobs that used a GPU this process finished, by model",
+            ["model"],
+            registry=registry,
+        )
         self.delivery_failures = Counter(
             f"{PREFIX}_discord_delivery_failures", "Failed attempts to deliver a finished job", registry=registry
         )

@@ -160,6 +160,7 @@ class Poller:
             writer=self._writer,
             leases=self._leases,
             clock=self._clock,
+            metrics=metrics,
         )
         self._sleep_s = self.settings.idle_sleep_s
         self._full = False

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jobs.prices import DEFAULT_CURRENCY, Price, check_currency
 from jobs.prompt_filter import visible_text
 from runpod_client.local import LOCAL_KEY_PREFIX, local_worker_key
 
@@ -814,6 +815,33 @@ class ModelEntry(BaseModel):
     # "upscale": the model enlarges one image of a finished job by `scale` (the U buttons), and draws nothing.
     task: Task = TASK_GENERATE
     scale: float | None = None
+    # What its GPU time costs (one of the two; none: usage shows seconds only), in `currency` (default: the file's
+    # `currency`, else USD).
+    price_per_gpu_hour: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    price_per_second: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    currency: str | None = None
+
+    @model_validator(mode="after")
+    def _one_price(self) -> ModelEntry:
+        if self.price_per_gpu_hour is not None and self.price_per_second is not None:
+            raise ValueError(
+                f"model {self.name}: give price_per_gpu_hour or price_per_second, not both (one is the other x 3600)"
+            )
+        if self.currency is not None:
+            check_currency(self.currency)
+            if self.price_per_gpu_hour is None and self.price_per_second is None:
+                raise ValueError(
+                    f"model {self.name}: currency applies only with a price; add price_per_gpu_hour or price_per_second"
+                )
+        return self
+
+    def price(self, file_currency: str = DEFAULT_CURRENCY) -> Price | None:
+        """The model's price, in its own currency or else the file's; None when it gives none."""
+        return Price.of(
+            per_second=self.price_per_second,
+            per_gpu_hour=self.price_per_gpu_hour,
+            currency=self.currency or file_currency,
+        )
 
     @model_validator(mode="after")
     def _upscaler_shape(self) -> ModelEntry:
@@ -935,6 +963,8 @@ class ModelConfig:
     scale: float | None = None
     # The catalog's models that can start from an image, named when this one cannot (set by `ModelCatalog`).
     image_models: tuple[str, ...] = ()
+    # What a GPU-second of it costs; None: its usage is shown in seconds only.
+    price: Price | None = None
 
     @property
     def image_input(self) -> ImageInputSpec | None:
@@ -1233,7 +1263,12 @@ class ModelCatalog:
         return sorted({model.endpoint_id for model in self.models if not model.local_worker_url})
 
 
-def build_model(entry: ModelEntry, base_dir: Path | None = None) -> ModelConfig:
+def build_model(entry: ModelEntry, base_dir: Path | None = None, currency: str = DEFAULT_CURRENCY) -> ModelConfig:
+    """The model of a models.toml entry; `currency` is the file's, for a price that names none."""
+    return replace(_build_model(entry, base_dir), price=entry.price(currency))
+
+
+def _build_model(entry: ModelEntry, base_dir: Path | None) -> ModelConfig:
     preset = PRESETS[entry.preset]
     limits = Limits.model_validate({**preset.limits.model_dump(), **entry.limits})
     defaults = Defaults.model_validate({**preset.defaults.model_dump(), **entry.defaults})
@@ -1339,18 +1374,21 @@ def load_catalog(path: Path, fallback_endpoint_id: str, fallback_local_worker_ur
     try:
         data = tomllib.loads(path.read_text())
         entries = [ModelEntry.model_validate(raw) for raw in data.get("models", [])]
+        currency = check_currency(str(data.get("currency", DEFAULT_CURRENCY)))
     except tomllib.TOMLDecodeError as exc:
         raise ModelsFileError(f"{path} is not valid TOML: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ModelsFileError(f"{path}: {problems}") from None
+    except ValueError as exc:
+        raise ModelsFileError(f"{path}: {exc}") from None
     if not entries:
         raise ModelsFileError(f"{path} lists no [[models]]")
     names = [entry.name.lower() for entry in entries]
     if len(set(names)) != len(names):
         raise ModelsFileError(f"{path}: model names must be unique")
     try:
-        models = tuple(build_model(entry, path.parent) for entry in entries)
+        models = tuple(build_model(entry, path.parent, currency) for entry in entries)
     except (ValidationError, InvalidRequestError) as exc:
         raise ModelsFileError(f"{path}: {exc}") from None
     servers: dict[str, str] = {}

@@ -68,10 +68,12 @@ from jobs.reasons import (
     submit_refusal,
 )
 from jobs.server_settings import ServerRules, ServerSettingsService, operator_rules
+from jobs.usage import UsageService
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Press, Requester, TrackedJob
 from storage.store import Claimed, CooldownError, Created, JobStore, Limits, NewJob, QuotaExceededError
+from storage.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +356,9 @@ class JobService:
         self.prepare_source = prepare_source
         # Each server's own settings under the operator's limits (None: the operator's for every server).
         self.server_settings = server_settings or ServerSettingsService(None, catalog, self.run_settings.limits)
+        # The GPU time members, servers and models used, for /usage (each finished job adds to it where its outcome
+        # is recorded: `jobs.job_handler`).
+        self.usage = UsageService(UsageStore(store.redis, store.keys), self.run_settings.limits)
 
     def prepare(self, options: RequestOptions, model: str | None = None, rules: ServerRules | None = None) -> Prepared:
         """Resolve and check a request against its model under a server's `rules` (from `server_rules`; None: the

@@ -60,6 +60,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def month(text: str) -> str:
+    """An argparse type: a month written YYYY-MM."""
+    from storage.usage import month_named
+
+    try:
+        month_named(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runpod-bot", description="A Discord bot that generates images on RunPod Serverless."
@@ -107,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--user", type=int, help="a Discord user id (0: jobs started from this command line)")
     health = commands.add_parser("health", help="workers and queue of each model, and the tracker's own counts")
     health.add_argument("--local", action="store_true", help="ask a local emulator instead of RunPod")
+    usage = commands.add_parser(
+        "usage", help="GPU time used in a month (UTC): the bot's, each model's and every server's, or one server's"
+    )
+    usage.add_argument(
+        "--guild", type=int, metavar="ID", help="one server: its models and members (0: outside any server)"
+    )
+    usage.add_argument("--month", type=month, metavar="YYYY-MM", help="another month (default: this one, in UTC)")
+    usage.add_argument("--json", action="store_true", help="JSON instead of tab-separated columns")
     return parser
 
 
@@ -348,6 +367,50 @@ async def health(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if all(row.error is None for row in rows) else EXIT_FAILURE
 
 
+async def show_usage(args: argparse.Namespace, settings: Settings) -> int:
+    """The month's GPU time, as the operator sees it: every server (and the command line's own jobs), or one."""
+    import json
+
+    from jobs.access import Actor
+    from jobs.usage import UsageService
+    from runpod_bot.console import CLI_USER_ID, format_usage_table, usage_row, usage_rows
+    from runpod_bot.core import cli_prefix, open_redis_for
+    from storage.keys import Keys
+    from storage.store import Limits
+    from storage.usage import UsageStore
+
+    operator = Actor(user_id=CLI_USER_ID, operator=True)
+    async with open_redis_for(settings) as redis:
+        bot = UsageService(UsageStore(redis, Keys(settings.redis_prefix)), Limits())
+        if args.guild is not None:
+            server = await bot.server_month(operator, args.guild, args.month)
+            if args.json:
+                members = [{"user_id": ranked.id, **ranked.usage.as_dict()} for ranked in server.members]
+                body = {"month": server.month, "timezone": "UTC", "guild_id": server.guild_id}
+                print(json.dumps({**body, "server": server.total.as_dict(), "members": members}, indent=2))
+                return EXIT_OK
+            rows = usage_rows(server.month, "server", str(server.guild_id), server.total)
+            rows += [usage_row(server.month, "member", str(ranked.id), ranked.usage.total) for ranked in server.members]
+            print(format_usage_table(rows))
+            return EXIT_OK
+        everything = await bot.everything(operator, args.month)
+        # The command line's own jobs are kept under their own prefix: shown apart, as `terminal`.
+        terminal = await UsageService(UsageStore(redis, Keys(cli_prefix(settings))), Limits()).everything(
+            operator, args.month
+        )
+    if args.json:
+        servers = [{"guild_id": ranked.id, **ranked.usage.as_dict()} for ranked in everything.servers]
+        body = {"month": everything.month, "timezone": "UTC", "total": everything.total.as_dict()}
+        print(json.dumps({**body, "servers": servers, "terminal": terminal.total.as_dict()}, indent=2))
+        return EXIT_OK
+    month_name = everything.month
+    rows = usage_rows(month_name, "total", "all", everything.total)
+    rows += [usage_row(month_name, "server", str(ranked.id), ranked.usage.total) for ranked in everything.servers]
+    rows.append(usage_row(month_name, "terminal", "cli", terminal.total.total))
+    print(format_usage_table(rows))
+    return EXIT_OK
+
+
 async def check_discord(settings: Settings) -> bool:
     """Ask Discord who the token belongs to; print the bot's invite link."""
     import aiohttp
@@ -464,7 +527,14 @@ async def stoppable(command: Awaitable[T]) -> T:
         raise Stopped(received[0]) from None
 
 
-COMMANDS = {"imagine": imagine, "status": show_status, "cancel": cancel, "jobs": list_jobs, "health": health}
+COMMANDS = {
+    "imagine": imagine,
+    "status": show_status,
+    "cancel": cancel,
+    "jobs": list_jobs,
+    "health": health,
+    "usage": show_usage,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from storage.models import JobState, Requester, TrackedJob
 
 if TYPE_CHECKING:
     from jobs.health import ModelHealth, Tracking
+    from jobs.usage import Breakdown, Sums
     from storage.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -179,3 +180,38 @@ def format_tracking(prefix: str, tracked: Tracking) -> str:
         return f"tracker {prefix}: Redis did not answer"
     live = ", ".join(f"{name.split(':', 1)[1].lower()} {value}" for name, value in sorted(tracked.states.items()))
     return f"tracker {prefix}: {live or 'no jobs'}; due lag {tracked.due_lag_ms / 1000:.1f} s"
+
+
+USAGE_COLUMNS = ("MONTH", "SCOPE", "ID", "JOBS", "GPU_S", "QUEUE_S", "COST")
+MICROS_PER_UNIT = 1_000_000
+
+
+def usage_cost(costs: Mapping[str, int]) -> str:
+    """Money for a script: every currency with its millionths ("0.002100 USD + 0.150000 EUR"), or "-"."""
+    return " + ".join(f"{micros / MICROS_PER_UNIT:.6f} {currency}" for currency, micros in sorted(costs.items())) or "-"
+
+
+def usage_row(month: str, scope: str, ident: str, sums: Sums) -> str:
+    return "\t".join(
+        [
+            month,
+            scope,
+            ident,
+            str(sums.jobs),
+            f"{sums.gpu_ms / 1000:.3f}",
+            f"{sums.queue_ms / 1000:.3f}",
+            usage_cost(sums.costs),
+        ]
+    )
+
+
+def usage_rows(month: str, scope: str, ident: str, usage: Breakdown) -> list[str]:
+    """A sum and, under it, each model's share (`model` rows; their ID is the model's name)."""
+    rows = [usage_row(month, scope, ident, usage.total)]
+    rows += [usage_row(month, "model", name, sums) for name, sums in usage.models.items()]
+    return rows
+
+
+def format_usage_table(rows: Sequence[str]) -> str:
+    """Tab-separated columns under a header (`column -t -s $'\\t'` lines them up further)."""
+    return "\n".join(["\t".join(USAGE_COLUMNS), *rows])

@@ -104,6 +104,35 @@ class Keys:
         cooldown runs."""
         return f"{self.tag}:guild:{guild_id}:user:{user_id}:cooldown"
 
+    # GPU time added up (storage/usage.py). `period` is `day:YYYY-MM-DD` or `month:YYYY-MM` (UTC); every one of
+    # these keys expires (day keys after 35 days, month keys after 400), renewed with each job added.
+
+    def usage_member(self, period: str, user_id: int) -> str:
+        """Hash with a TTL: a member's sums for the period, everywhere (jobs, gpu_ms, queue_ms, cost:<currency>,
+        and the same per model: model:<name>:gpu_ms…)."""
+        return f"{self.tag}:usage:{period}:member:{user_id}"
+
+    def usage_guild(self, period: str, guild_id: int) -> str:
+        """Hash with a TTL: a server's sums for the period (guild 0: direct messages and the command line), in
+        total and per model."""
+        return f"{self.tag}:usage:{period}:guild:{guild_id}"
+
+    def usage_guild_member(self, period: str, guild_id: int, user_id: int) -> str:
+        """Hash with a TTL: a member's sums for the period in one server (the same fields)."""
+        return f"{self.tag}:usage:{period}:guild:{guild_id}:member:{user_id}"
+
+    def usage_guild_members(self, period: str, guild_id: int) -> str:
+        """Sorted set with a TTL: a server's members by their GPU milliseconds in the period (its top members)."""
+        return f"{self.tag}:usage:{period}:guild:{guild_id}:members"
+
+    def usage_totals(self, period: str) -> str:
+        """Hash with a TTL: the bot's sums for the period, in total and per model."""
+        return f"{self.tag}:usage:{period}:all"
+
+    def usage_guilds(self, period: str) -> str:
+        """Sorted set with a TTL: every server with usage in the period, by its GPU milliseconds."""
+        return f"{self.tag}:usage:{period}:guilds"
+
     def stats(self) -> str:
         """Hash: live jobs per state, and finished jobs per outcome since the counters began."""
         return f"{self.tag}:stats"

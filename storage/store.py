@@ -9,6 +9,8 @@ Guarantees, stated loudly because the rest of the bot relies on them:
   a delivery lease; only `finalize_commit` unschedules it. A crash between the two means one more delivery attempt,
   never zero. Delivery code must therefore be idempotent (it is told what it already posted).
 - `finalize_commit` is idempotent and removes the job from every index in the same call.
+- A finished job's GPU time (`FinalizeBegin.usage`) is added to the usage sums in the step that records its outcome,
+  under its lease, and at most once per job (`storage/usage.py`).
 - Every record that stops changing expires: delivered jobs after `record_ttl_s`, idempotency keys, cooldowns,
   RunPod-id lookups, the budget buckets and the execution-time samples all carry a TTL. Live jobs never expire.
 - The shared `/status` budget is a token bucket per endpoint: in any sliding window of T seconds, all processes
@@ -38,6 +40,7 @@ from redis.commands.core import AsyncScript
 from storage.defaults import DAY_S, DEFAULT_PREFIX, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
 from storage.keys import Keys
 from storage.models import JobState, Press, TrackedJob, encode_field, encode_fields
+from storage.usage import UsageCharge
 
 DEFAULT_IDEMPOTENCY_TTL_S = DAY_S
 DEFAULT_HISTORY_MAX = 50
@@ -249,7 +252,10 @@ class Rescheduled(Claimed):
 
 @dataclass(frozen=True)
 class Finalizing(Claimed):
-    """An outcome is recorded: the job is held under this delivery lease, with the record as it is now."""
+    """An outcome is recorded: the job is held under this delivery lease, with the record as it is now. `counted`:
+    this step added the job's usage (its `FinalizeBegin` carried a charge, and no step had added it before)."""
+
+    counted: bool = False
 
 
 class Commit(StrEnum):
@@ -317,7 +323,8 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
     """Record the outcome and take a delivery lease. Result: the delivery lease with the updated record, or None
     when the lease was lost or the job is already delivered.
 
-    `execution_ms` of a completed job joins the endpoint's execution-time samples.
+    `execution_ms` of a completed job joins the endpoint's execution-time samples. `usage` (a job that used a GPU) is
+    added to the usage sums in the same step, once per job whatever calls this again (`storage/usage.py`).
     """
 
     claimed: Claimed
@@ -325,15 +332,21 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
     lease_ms: int
     fields: Mapping[str, Any] | None = None
     execution_ms: int | None = None
+    usage: UsageCharge | None = None
 
     def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
         if not self.outcome.is_outcome:
             raise ValueError(f"{self.outcome} is not a final outcome")
         job = self.claimed.job
         sample = self.execution_ms if self.outcome is JobState.COMPLETED and self.execution_ms else None
+        usage = self.usage
         return (
             "finalize_begin",
-            [*_final_keys(keys, job), keys.execution_samples(job.endpoint_id)],
+            [
+                *_final_keys(keys, job),
+                keys.execution_samples(job.endpoint_id),
+                *(usage.keys(keys) if usage is not None else []),
+            ],
             [
                 job.jid,
                 self.claimed.token,
@@ -342,6 +355,7 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
                 "" if sample is None else int(sample),
                 config.execution_samples,
                 EXECUTION_SAMPLES_TTL_S,
+                "" if usage is None else usage.argument(),
                 *_pairs(self.fields or {}),
             ],
         )
@@ -349,7 +363,7 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
     def decode(self, reply: Reply) -> Finalizing | None:
         if reply.status != "ok":
             return None
-        return Finalizing(job=reply.job(), token=reply.number("token"))
+        return Finalizing(job=reply.job(), token=reply.number("token"), counted=reply.number("counted") == 1)
 
 
 @dataclass(frozen=True)
@@ -640,12 +654,14 @@ class JobStore:
         *,
         lease_ms: int,
         fields: Mapping[str, Any] | None = None,
+        usage: UsageCharge | None = None,
     ) -> Finalizing | None:
-        """Record the outcome and take a delivery lease; None when the lease was lost or it is already delivered.
+        """Record the outcome (and add `usage`, once per job) and take a delivery lease; None when the lease was lost
+        or it is already delivered.
 
         The returned lease holds the record as it is now (outcome and fields included).
         """
-        return await self.apply_one(FinalizeBegin(claimed, outcome, lease_ms=lease_ms, fields=fields))
+        return await self.apply_one(FinalizeBegin(claimed, outcome, lease_ms=lease_ms, fields=fields, usage=usage))
 
     async def finalize_commit(self, claimed: Claimed, *, fields: Mapping[str, Any] | None = None) -> Committed:
         """Mark the job delivered (idempotent); false only when another process holds the job now."""

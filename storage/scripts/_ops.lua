@@ -29,19 +29,22 @@ end
 
 -- Record a job's outcome and take a delivery lease. The job leaves the active indexes (it no longer uses a GPU)
 -- but stays scheduled until delivery commits, so a crash during delivery leads to another attempt. A completed
--- job's execution time joins the endpoint's recent samples (what the poll policy learns from).
--- K: job, due, user_active, guild_active, stats, queued, samples
--- A: jid, token, outcome, lease_ms, sample_ms ('' none), samples_max, samples_ttl_s, field, value, ...
--- Returns {'status', 'ok', 'token', token, 'record', {field, value, ...}} | {'status', 'delivered'} | {'status', 'lost'}
+-- job's execution time joins the endpoint's recent samples (what the poll policy learns from). A job that used a GPU
+-- has its GPU time added to the usage sums in this same step (`count_usage`, once per job).
+-- K: job, due, user_active, guild_active, stats, queued, samples, then with a charge the usage keys (_gpu_usage.lua)
+-- A: jid, token, outcome, lease_ms, sample_ms ('' none), samples_max, samples_ttl_s, charge (JSON, '' none),
+--    field, value, ...
+-- Returns {'status', 'ok', 'token', token, 'counted', 0|1, 'record', {field, value, ...}} | {'status', 'delivered'}
+--   | {'status', 'lost'}
 local function op_finalize_begin(K, A)
   local job, due, user_active, guild_active, stats, queued, samples = K[1], K[2], K[3], K[4], K[5], K[6], K[7]
   local jid, token, outcome, lease_ms = A[1], A[2], A[3], tonumber(A[4])
-  local sample, samples_max, samples_ttl = A[5], tonumber(A[6]), tonumber(A[7])
+  local sample, samples_max, samples_ttl, charge = A[5], tonumber(A[6]), tonumber(A[7]), A[8]
   local state = redis.call('HGET', job, 'state')
   if state == 'DELIVERED' then return {'status', 'delivered'} end
   if not fenced(due, jid, token) then return {'status', 'lost'} end
   local now = now_ms()
-  hset_from(job, A, 8)
+  hset_from(job, A, 9)
   redis.call('HSET', job, 'state', outcome, 'outcome', outcome, 'updated_at', now)
   if (redis.call('HGET', job, 'finished_at') or '') == '' then redis.call('HSET', job, 'finished_at', now) end
   redis.call('ZREM', user_active, jid)
@@ -53,9 +56,10 @@ local function op_finalize_begin(K, A)
     redis.call('LTRIM', samples, 0, samples_max - 1)
     redis.call('EXPIRE', samples, samples_ttl)
   end
+  local counted = charge ~= '' and count_usage(job, K, 8, cjson.decode(charge))
   local next_token = now + lease_ms
   redis.call('ZADD', due, next_token, jid)
-  return {'status', 'ok', 'token', next_token, 'record', redis.call('HGETALL', job)}
+  return {'status', 'ok', 'token', next_token, 'counted', counted and 1 or 0, 'record', redis.call('HGETALL', job)}
 end
 
 -- Mark a job delivered: unschedule it, clean its indexes and let the record expire. Idempotent.

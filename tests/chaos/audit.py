@@ -16,6 +16,9 @@ or, for an upscale (whose input has no seed), the link of the image it enlarges.
 A press's job must name the job it was pressed on (its record's parent, `jobs/lineage.py`), and the image of a
 delivered V<n> or U<n> must be drawn from image n of that job's result (the emulator draws over, or enlarges, the
 image it was given: `drawn_from` compares the pixels).
+*GPU time counted once*: every job whose end the bot heard from RunPod (its record keeps RunPod's final status) and
+that RunPod reports an `executionTime` for is marked counted, no other is, and the usage sums in Redis hold exactly
+those jobs and the sum of their `executionTime` as the emulator reports it (`GpuUsage`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,21 @@ class RunPodJob:
     status: str
     seed: int | None
     source: str | None = None
+    # The executionTime RunPod reports (None: no worker started it).
+    execution_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuUsage:
+    """What Redis holds of the run's GPU time: the usage sums (all months) and the jobs marked counted."""
+
+    jobs: int
+    gpu_ms: int
+    counted: frozenset[str]
+
+
+# RunPod's final states: a record that keeps one heard the job's end from RunPod (and its executionTime with it).
+RUNPOD_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,11 @@ class ChaosReport:
     # Press jobs whose record names another parent, and V<n>/U<n> results not drawn from image n (both must be 0).
     wrong_parents: int = 0
     wrong_sources: int = 0
+    # Jobs that used a GPU by RunPod's report and their executionTime, and what the usage sums counted (must match).
+    gpu_jobs: int = 0
+    gpu_ms: int = 0
+    gpu_jobs_counted: int = 0
+    gpu_ms_counted: int = 0
     cancel_clicks: int = 0
     cancelled: int = 0
     never_reached_runpod: int = 0
@@ -355,12 +378,14 @@ def audit(
     settled: bool,
     seed: int,
     sources: Mapping[int, int | None] | None = None,
+    usage: GpuUsage | None = None,
 ) -> tuple[ChaosReport, list[Verdict]]:
     """Compare what was submitted with what Discord, Redis and RunPod show; the report lists every problem.
 
     `cut_short` are the submissions a killed gateway holder had not answered: the only ones that may end "outcome
     unknown" besides those whose /run was reset (their member is told at once). `sources` says, for each delivered
     V<n> or U<n> press, which image of its parent's result its image was drawn from (`drawn_from`; None: none).
+    `usage` is what Redis counted of the GPU time (None: not checked).
     """
     discord = _Discord.index(messages)
     by_request = {record.request_id: record for record in records if record.request_id}
@@ -411,7 +436,8 @@ def audit(
         if verdict.final_state is JobState.SUBMIT_UNKNOWN and verdict.submission.index in cut_short
     )
     press_problems = _count_presses(report, verdicts, sources or {})
-    report.problems = _problems(report, verdicts, cut_short) + press_problems
+    gpu_problems = _count_gpu_time(report, records, runpod_jobs, usage) if usage is not None else []
+    report.problems = _problems(report, verdicts, cut_short) + press_problems + gpu_problems
     label_of = {verdict.jid: verdict.submission.label for verdict in verdicts if verdict.jid}
     for jid, cards in discord.cards.items():
         if cards and _title(cards[-1]).startswith(LIVE_TITLES):
@@ -451,6 +477,30 @@ def _count_presses(report: ChaosReport, verdicts: Sequence[Verdict], sources: Ma
                 report.wrong_sources += 1
                 shown = f"image {drawn}" if drawn is not None else "none of its images"
                 problems.append(f"press {press.label} job {verdict.jid}: its image shows {shown} of the parent")
+    return problems
+
+
+def _count_gpu_time(
+    report: ChaosReport, records: Sequence[TrackedJob], runpod_jobs: Sequence[RunPodJob], usage: GpuUsage
+) -> list[str]:
+    """Fill in the GPU-time counts; the problems: a job whose GPU time was not counted, or counted though the bot
+    never heard RunPod report it, and sums in Redis that differ from RunPod's executionTimes."""
+    ran = {job.id: job.execution_ms for job in runpod_jobs}
+    expected: dict[str, int] = {}
+    for record in records:
+        execution_ms = ran.get(record.runpod_id or "")
+        if record.runpod_status in RUNPOD_FINAL and execution_ms is not None:
+            expected[record.jid] = execution_ms
+    report.gpu_jobs, report.gpu_ms = len(expected), sum(expected.values())
+    report.gpu_jobs_counted, report.gpu_ms_counted = usage.jobs, usage.gpu_ms
+    missing, extra = sorted(expected.keys() - usage.counted), sorted(usage.counted - expected.keys())
+    problems = [f"GPU time of job {jid} ({expected[jid]} ms) not counted" for jid in missing]
+    problems += [f"GPU time of job {jid} counted, but RunPod reported none" for jid in extra]
+    if (usage.jobs, usage.gpu_ms) != (report.gpu_jobs, report.gpu_ms):
+        problems.append(
+            f"usage sums hold {usage.gpu_ms} ms for {usage.jobs} jobs; RunPod reported {report.gpu_ms} ms for "
+            f"{report.gpu_jobs} jobs"
+        )
     return problems
 
 

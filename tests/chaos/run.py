@@ -50,9 +50,11 @@ from redis.exceptions import RedisError
 from storage.connection import create_client
 from storage.keys import Keys
 from storage.models import JobState, TrackedJob
+from storage.usage import COUNTED_FIELD
 from tests.chaos.audit import (
     IMAGE_PRESSES,
     ChaosReport,
+    GpuUsage,
     RunPodJob,
     Submission,
     Verdict,
@@ -808,9 +810,12 @@ class ChaosRun:
         version = await fake.version()
         last_report = loop.time()
         while loop.time() < deadline:
+            # Answers first: a job is scheduled before its submission is answered, so a schedule read after every
+            # answer misses none (read before them, a press recorded and answered meanwhile would be missed).
+            answered = not self._presses and await self._all_answered(fake)
             due = await redis.zcard(keys.due(ENDPOINT_ID))
             running = _runpod_busy(await control.counters())
-            if due == 0 and running == 0 and not self._presses and await self._all_answered(fake):
+            if answered and due == 0 and running == 0:
                 return True
             if loop.time() - last_report > 10:
                 last_report = loop.time()
@@ -852,6 +857,7 @@ class ChaosRun:
         for channel_id in self.channel_ids:
             messages += await fake.channel_messages(channel_id)
         records = await _records(redis, prefix)
+        usage = await _gpu_usage(redis, prefix)
         counters = await control.counters()
         runpod_jobs = await _runpod_jobs(control, counters)
         sources = await self._press_sources(fake, messages, records)
@@ -870,6 +876,7 @@ class ChaosRun:
             settled=settled,
             seed=self.seed,
             sources=sources,
+            usage=usage,
         )
 
     async def _press_sources(
@@ -921,6 +928,20 @@ async def _records(redis: aioredis.Redis, prefix: str) -> list[TrackedJob]:
     return records
 
 
+async def _gpu_usage(redis: aioredis.Redis, prefix: str) -> GpuUsage:
+    """The usage sums of every month under the prefix, and the jobs whose record is marked counted."""
+    keys = Keys(prefix)
+    jobs = gpu_ms = 0
+    async for key in redis.scan_iter(match=keys.usage_totals("month:*"), count=500):
+        sums = await redis.hmget(key, ["jobs", "gpu_ms"])
+        jobs, gpu_ms = jobs + int(sums[0] or 0), gpu_ms + int(sums[1] or 0)
+    counted = set()
+    async for key in redis.scan_iter(match=keys.job("*"), count=500):
+        if await redis.hget(key, COUNTED_FIELD):
+            counted.add(key.decode().removeprefix(keys.job("")))
+    return GpuUsage(jobs, gpu_ms, frozenset(counted))
+
+
 # Where a worker's input names the image it starts from: worker-sdxl, stable-diffusion-v1, worker-esrgan.
 SOURCE_INPUTS = ("image_url", "init_image", "data_url")
 
@@ -938,7 +959,9 @@ async def _runpod_jobs(control: EmulatorControl, counters: dict[str, Any]) -> li
         if not isinstance(seed, int) and isinstance(output, dict):
             seed = output.get("seed")
         source = next((job_input[key] for key in SOURCE_INPUTS if isinstance(job_input.get(key), str)), None)
-        return RunPodJob(job_id, status, seed if isinstance(seed, int) else None, source)
+        execution_ms = job.get("executionTime")
+        execution = execution_ms if isinstance(execution_ms, int) else None
+        return RunPodJob(job_id, status, seed if isinstance(seed, int) else None, source, execution)
 
     terminal: dict[str, dict[str, Any]] = counters.get("terminal", {})
     return list(await asyncio.gather(*(read(job_id, entry["status"]) for job_id, entry in terminal.items())))

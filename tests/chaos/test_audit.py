@@ -12,7 +12,7 @@ from PIL import Image
 from jobs.lineage import Derivation, Parent
 from runpod_emulator.images import enlarge_png, render_png
 from storage.models import JobState, TrackedJob
-from tests.chaos.audit import ChaosReport, RunPodJob, Submission, audit, drawn_from
+from tests.chaos.audit import ChaosReport, GpuUsage, RunPodJob, Submission, audit, drawn_from
 from tests.fakes.discord.views import InteractionView, MessageView
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -209,3 +209,48 @@ def test_drawn_from_tells_which_image_a_variation_or_an_upscale_started_from() -
     unrelated = picture(render_png("a dog", 42, 256, 256))
     assert (drawn_from(varied, [one, two]), drawn_from(enlarged, [one, two])) == (2, 2)
     assert drawn_from(unrelated, [one, two]) is None
+
+
+def gpu_problems(usage: GpuUsage, runpod_status: str = "COMPLETED", execution_ms: int | None = 1500) -> list[str]:
+    """The audit of one delivered job that RunPod ran `execution_ms`, with what Redis counted."""
+    done = record(JobState.DELIVERED, JobState.COMPLETED).model_copy(update={"runpod_status": runpod_status})
+    report, _verdicts = audit(
+        [SUBMISSION],
+        {111: interaction("Submitted: job")},
+        [message("Done"), message("", files=1)],
+        [done],
+        [RunPodJob("rp-1", "COMPLETED", 100_000, execution_ms=execution_ms)],
+        {"totals": {"submitted": 1}},
+        kills=0,
+        redis_restarts=0,
+        run_resets=0,
+        crashes=0,
+        cut_short=set(),
+        settled=True,
+        seed=1,
+        usage=usage,
+    )
+    return report.problems
+
+
+def test_gpu_time_counted_once_passes() -> None:
+    """The job marked counted, and the sums hold its executionTime once: no problem."""
+    assert gpu_problems(GpuUsage(jobs=1, gpu_ms=1500, counted=frozenset({JID}))) == []
+
+
+def test_gpu_time_counted_twice_fails() -> None:
+    """Sums that hold the job's executionTime twice fail the audit."""
+    problems = gpu_problems(GpuUsage(jobs=2, gpu_ms=3000, counted=frozenset({JID})))
+    assert any("usage sums hold 3000 ms for 2 jobs" in problem for problem in problems)
+
+
+def test_gpu_time_never_counted_fails() -> None:
+    """A job RunPod reported GPU time for, never counted, fails the audit."""
+    problems = gpu_problems(GpuUsage(jobs=0, gpu_ms=0, counted=frozenset()))
+    assert any(f"GPU time of job {JID} (1500 ms) not counted" in problem for problem in problems)
+
+
+def test_gpu_time_counted_for_a_job_that_never_ran_fails() -> None:
+    """A job cancelled before a worker started it (no executionTime) that is counted anyway fails the audit."""
+    problems = gpu_problems(GpuUsage(jobs=1, gpu_ms=0, counted=frozenset({JID})), "CANCELLED", None)
+    assert any("counted, but RunPod reported none" in problem for problem in problems)

@@ -1,0 +1,252 @@
+"""GPU time used: what a finished job adds to the sums, and what each front end may read of them.
+
+A job adds what RunPod reports for it when it ends (`charge_of`): its `executionTime` (the GPU time RunPod bills) and
+its `delayTime` (time in the queue), whatever the outcome: completed, failed, timed out, or cancelled after a worker
+started it. A job RunPod reports no `executionTime` for used no GPU (cancelled while queued) and adds nothing; nor
+does a job whose end RunPod never reported (its result expired, its outcome unknown, given up without an answer):
+what such a job cost is on RunPod's bill, not in these sums. The sums are per UTC day and month.
+
+Money is the GPU time at the model's price when the job ended (`jobs/prices.py`), recorded with it, as RunPod bills
+it: a price changed later applies to the jobs that end after the change, and does not rewrite what earlier jobs
+cost (a model priced later shows no money for its earlier jobs).
+
+Who sees what (`UsageService`), the same rule as for jobs: a member sees their own sums; a server's moderators see
+that server's (its totals, per model, its top members) and no other server's; the operator sees every server's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from jobs.access import Actor
+from jobs.presets import InvalidRequestError, ModelCatalog
+from jobs.prices import Price
+from storage.models import TrackedJob
+from storage.store import Limits
+from storage.usage import (
+    NO_GUILD,
+    Breakdown,
+    MemberState,
+    Ranked,
+    Sums,
+    UsageCharge,
+    UsageStore,
+    day_period,
+    month_named,
+    month_period,
+)
+
+# The sums as the front ends read them (they never reach the store themselves).
+__all__ = ["Breakdown", "Sums"]
+
+# How many members a server's view ranks.
+TOP_MEMBERS = 10
+# What the metrics call a model that models.toml no longer lists, so their labels stay bounded.
+OTHER_MODEL = "other"
+
+
+class UsageRefusedError(Exception):
+    """The actor may not see these sums: the message says why and who may."""
+
+
+def server_refusal(actor: Actor) -> str | None:
+    """Why the actor may not see the usage of the server they ask from; None when they may (its moderators and the
+    operator, in that server)."""
+    if actor.guild_id is None:
+        return "A server's usage is shown in that server: use this command there. (/usage me works anywhere.)"
+    if not (actor.moderator or actor.operator):
+        return (
+            "Only this server's moderators can see its usage (the **Manage Server** permission or the moderator "
+            "role). /usage me shows your own."
+        )
+    return None
+
+
+def everything_refusal(actor: Actor) -> str | None:
+    """Why the actor may not see every server's usage; None for the operator."""
+    if actor.operator:
+        return None
+    return (
+        "Only the bot's operator can see every server's usage. /usage me shows your own, and /usage server shows a "
+        "server's to its moderators."
+    )
+
+
+def charge_of(
+    job: TrackedJob,
+    execution_ms: int | None,
+    delay_ms: int | None,
+    catalog: ModelCatalog | None,
+    at: datetime,
+) -> UsageCharge | None:
+    """What a job RunPod reported ended adds to the sums (`at`: when it ended); None when it used no GPU."""
+    if execution_ms is None:
+        return None
+    price = price_of(job.model, catalog)
+    return UsageCharge(
+        user_id=job.user_id,
+        guild_id=job.guild_id,
+        model=job.model,
+        gpu_ms=execution_ms,
+        queue_ms=delay_ms or 0,
+        at=at,
+        cost_micros=price.cost_micros(execution_ms) if price is not None else None,
+        currency=price.currency if price is not None else None,
+    )
+
+
+def price_of(model: str, catalog: ModelCatalog | None) -> Price | None:
+    """The model's price now; None without one (or for a model models.toml no longer lists)."""
+    if catalog is None:
+        return None
+    try:
+        return catalog.get(model).price
+    except InvalidRequestError:
+        return None
+
+
+def metric_model(model: str, catalog: ModelCatalog | None) -> str:
+    """The model as a metric label: a name from models.toml, or `other`, so a label's values stay bounded."""
+    return model if catalog is not None and model in catalog.names else OTHER_MODEL
+
+
+@dataclass(frozen=True)
+class Span:
+    """Sums of today and of this month (UTC)."""
+
+    today: Breakdown
+    month: Breakdown
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The UTC day and month a view is about, and when the day's sums start again."""
+
+    day: str
+    month: str
+    day_ends: datetime
+
+    @classmethod
+    def at(cls, moment: datetime) -> Periods:
+        utc = moment.astimezone(UTC)
+        midnight = datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
+        return cls(day_period(utc), month_period(utc), midnight)
+
+    @property
+    def both(self) -> list[str]:
+        return [self.day, self.month]
+
+    @property
+    def month_name(self) -> str:
+        """`2025-06`."""
+        return self.month.removeprefix("month:")
+
+
+@dataclass(frozen=True)
+class MemberUsage:
+    """What a member sees of themselves: their sums everywhere and in the server they ask from, and the limits that
+    apply to them now."""
+
+    user_id: int
+    periods: Periods
+    everywhere: Span
+    # In the server asked from; None in a DM.
+    here: Span | None
+    limits: Limits
+    state: MemberState
+    # The budgets that apply and what is left of each: none yet. GPU-time budgets (a member's per day, a server's per
+    # month) fill this in; the front ends already show it, or that no budget is set.
+    budgets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerUsage:
+    """What a server's moderators see: its sums and its top members this month."""
+
+    guild_id: int
+    periods: Periods
+    span: Span
+    top: Sequence[Ranked] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BotUsage:
+    """What the operator sees for a month: the bot's sums and every server's (guild 0: outside any server)."""
+
+    month: str
+    total: Breakdown
+    servers: Sequence[Ranked]
+
+
+@dataclass(frozen=True)
+class ServerMonth:
+    """What the operator sees of one server for a month: its sums and its members'."""
+
+    month: str
+    guild_id: int
+    total: Breakdown
+    members: Sequence[Ranked]
+
+
+class UsageService:
+    """What the front ends read of the sums, for whom (the adding is done where a job's outcome is recorded)."""
+
+    def __init__(
+        self, store: UsageStore, limits: Limits, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.store = store
+        # The operator's limits. A server's own limits (its settings, under these) are to be shown once they exist.
+        self.limits = limits
+        self._now = now
+
+    async def member(self, actor: Actor) -> MemberUsage:
+        """The actor's own sums today and this month, everywhere and in the server they ask from."""
+        periods = Periods.at(self._now())
+        today, month = await self.store.member(actor.user_id, periods.both)
+        here = None
+        if actor.guild_id is not None:
+            here_today, here_month = await self.store.member_in_guild(actor.guild_id, actor.user_id, periods.both)
+            here = Span(here_today, here_month)
+        state = await self.store.member_state(actor.user_id)
+        return MemberUsage(actor.user_id, periods, Span(today, month), here, self.limits, state)
+
+    async def server(self, actor: Actor, top: int = TOP_MEMBERS) -> ServerUsage:
+        """The sums of the server the actor asks from: for its moderators and the operator only."""
+        refused = server_refusal(actor)
+        if refused is not None or actor.guild_id is None:
+            raise UsageRefusedError(refused)
+        periods = Periods.at(self._now())
+        today, month = await self.store.guild(actor.guild_id, periods.both)
+        ranked = await self.store.top_members(actor.guild_id, periods.month, top)
+        return ServerUsage(actor.guild_id, periods, Span(today, month), ranked)
+
+    async def everything(self, actor: Actor, month: str | None = None, limit: int | None = None) -> BotUsage:
+        """Every server's sums for a month (YYYY-MM; default this one): for the operator only. `ValueError` for a
+        month not written YYYY-MM."""
+        refused = everything_refusal(actor)
+        if refused is not None:
+            raise UsageRefusedError(refused)
+        period = month_named(month) if month is not None else Periods.at(self._now()).month
+        (total,) = await self.store.totals([period])
+        servers = await self.store.guilds(period, limit)
+        return BotUsage(period.removeprefix("month:"), total, servers)
+
+    async def server_month(
+        self, actor: Actor, guild_id: int, month: str | None = None, top: int | None = None
+    ) -> ServerMonth:
+        """One server's sums for a month (YYYY-MM; default this one) and its members, most GPU time first (`top`:
+        at most that many): for the operator only, from anywhere. `ValueError` for a month not written YYYY-MM."""
+        refused = everything_refusal(actor)
+        if refused is not None:
+            raise UsageRefusedError(refused)
+        period = month_named(month) if month is not None else Periods.at(self._now()).month
+        (total,) = await self.store.guild(guild_id, [period])
+        members = await self.store.top_members(guild_id, period, top)
+        return ServerMonth(period.removeprefix("month:"), guild_id, total, members)
+
+
+def is_outside_servers(guild_id: int) -> bool:
+    """Whether a ranked server is the sums of what was started outside any server."""
+    return guild_id == NO_GUILD
