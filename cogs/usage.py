@@ -84,11 +84,15 @@ def limits_text(usage: MemberUsage) -> str:
         lines.append(f"Jobs at once: {state.active_jobs} running of {limits.user_active} allowed")
     else:
         lines.append(f"Jobs at once: {state.active_jobs} running, no limit")
+    if limits.member_active:
+        lines.append(f"Your jobs at once in this server: {limits.member_active}")
     if limits.guild_active:
-        lines.append(f"Jobs at once in a server: {limits.guild_active}")
+        lines.append(f"This server's jobs at once, all members together: {limits.guild_active}")
     if limits.cooldown_ms:
         wait = f"{state.cooldown_left_ms / MS_PER_S:.0f} s left" if state.cooldown_left_ms else "ready now"
         lines.append(f"Cooldown between jobs: {limits.cooldown_ms / MS_PER_S:g} s ({wait})")
+    if limits.member_cooldown_ms > limits.cooldown_ms:
+        lines.append(f"Cooldown between jobs in this server: {limits.member_cooldown_ms / MS_PER_S:g} s")
     return "\n".join(lines)
 
 

@@ -358,7 +358,11 @@ class JobService:
         self.server_settings = server_settings or ServerSettingsService(None, catalog, self.run_settings.limits)
         # The GPU time members, servers and models used, for /usage (each finished job adds to it where its outcome
         # is recorded: `jobs.job_handler`).
-        self.usage = UsageService(UsageStore(store.redis, store.keys), self.run_settings.limits)
+        self.usage = UsageService(UsageStore(store.redis, store.keys), self._limits_in)
+
+    async def _limits_in(self, guild_id: int | None) -> Limits:
+        """The limits a member's next job in the server obeys (the operator's outside a server)."""
+        return (await self.server_settings.rules(guild_id)).limits
 
     def prepare(self, options: RequestOptions, model: str | None = None, rules: ServerRules | None = None) -> Prepared:
         """Resolve and check a request against its model under a server's `rules` (from `server_rules`; None: the

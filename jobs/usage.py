@@ -16,7 +16,7 @@ that server's (its totals, per model, its top members) and no other server's; th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -194,11 +194,16 @@ class UsageService:
     """What the front ends read of the sums, for whom (the adding is done where a job's outcome is recorded)."""
 
     def __init__(
-        self, store: UsageStore, limits: Limits, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: UsageStore,
+        limits_in: Callable[[int | None], Awaitable[Limits]],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
-        # The operator's limits. A server's own limits (its settings, under these) are to be shown once they exist.
-        self.limits = limits
+        # The limits a member's next job in a server obeys (its settings under the operator's; the operator's alone
+        # outside a server), read when asked, as admission reads them.
+        self.limits_in = limits_in
         self._now = now
 
     async def member(self, actor: Actor) -> MemberUsage:
@@ -210,7 +215,8 @@ class UsageService:
             here_today, here_month = await self.store.member_in_guild(actor.guild_id, actor.user_id, periods.both)
             here = Span(here_today, here_month)
         state = await self.store.member_state(actor.user_id)
-        return MemberUsage(actor.user_id, periods, Span(today, month), here, self.limits, state)
+        limits = await self.limits_in(actor.guild_id)
+        return MemberUsage(actor.user_id, periods, Span(today, month), here, limits, state)
 
     async def server(self, actor: Actor, top: int = TOP_MEMBERS) -> ServerUsage:
         """The sums of the server the actor asks from: for its moderators and the operator only."""

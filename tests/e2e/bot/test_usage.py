@@ -209,3 +209,15 @@ async def test_a_job_cancelled_while_running_is_counted_and_one_cancelled_while_
         text = read(await usage(harness, harness.alice))
     assert 0 < gpu_ms < 30_000
     assert f"{duration(gpu_ms)} of GPU time, 1 job" in text
+
+
+async def test_usage_shows_the_servers_own_limits_where_the_member_asks(harness: Harness) -> None:
+    """A server's /settings limits (stricter than the operator's) are the ones /usage me shows in that server."""
+    async with harness.running():
+        changed = await harness.fake.invoke_command(
+            harness.channel_id, harness.mod, "settings limits", {"member_jobs": 2, "cooldown": 42}
+        )
+        await harness.answered(changed)
+        shown = read(await usage(harness, harness.alice))
+    assert "Your jobs at once in this server: 2" in shown
+    assert "Cooldown between jobs in this server: 42 s" in shown
