@@ -190,20 +190,25 @@ class ServerMonth:
     members: Sequence[Ranked]
 
 
+async def _no_limits(_guild_id: int | None) -> Limits:
+    """For a reader that shows no member's limits (the command line)."""
+    return Limits()
+
+
 class UsageService:
     """What the front ends read of the sums, for whom (the adding is done where a job's outcome is recorded)."""
 
     def __init__(
         self,
         store: UsageStore,
-        limits_in: Callable[[int | None], Awaitable[Limits]],
+        limits_in: Callable[[int | None], Awaitable[Limits]] | None = None,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         # The limits a member's next job in a server obeys (its settings under the operator's; the operator's alone
         # outside a server), read when asked, as admission reads them.
-        self.limits_in = limits_in
+        self.limits_in = limits_in or _no_limits
         self._now = now
 
     async def member(self, actor: Actor) -> MemberUsage:

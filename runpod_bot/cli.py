@@ -376,12 +376,11 @@ async def show_usage(args: argparse.Namespace, settings: Settings) -> int:
     from runpod_bot.console import CLI_USER_ID, format_usage_table, usage_row, usage_rows
     from runpod_bot.core import cli_prefix, open_redis_for
     from storage.keys import Keys
-    from storage.store import Limits
     from storage.usage import UsageStore
 
     operator = Actor(user_id=CLI_USER_ID, operator=True)
     async with open_redis_for(settings) as redis:
-        bot = UsageService(UsageStore(redis, Keys(settings.redis_prefix)), Limits())
+        bot = UsageService(UsageStore(redis, Keys(settings.redis_prefix)))
         if args.guild is not None:
             server = await bot.server_month(operator, args.guild, args.month)
             if args.json:
@@ -395,9 +394,7 @@ async def show_usage(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         everything = await bot.everything(operator, args.month)
         # The command line's own jobs are kept under their own prefix: shown apart, as `terminal`.
-        terminal = await UsageService(UsageStore(redis, Keys(cli_prefix(settings))), Limits()).everything(
-            operator, args.month
-        )
+        terminal = await UsageService(UsageStore(redis, Keys(cli_prefix(settings)))).everything(operator, args.month)
     if args.json:
         servers = [{"guild_id": ranked.id, **ranked.usage.as_dict()} for ranked in everything.servers]
         body = {"month": everything.month, "timezone": "UTC", "total": everything.total.as_dict()}
