@@ -609,6 +609,7 @@ class JobService:
                 extra=extra,
                 ttl_ms=self.run_settings.policy_ttl_ms,
                 max_queue_wait_ms=self.run_settings.max_queue_wait_ms,
+                images=image_request.count,
             ),
             prepared.rules.limits if prepared.rules is not None else self.run_settings.limits,
             submit_lease_ms=submit_lease_ms,
@@ -698,8 +699,14 @@ class JobService:
         """End a job that never reached RunPod: the member hears it from the command's reply."""
         claim = Claimed(job=job, token=token)
         fields = {"error": reason or Reason.SUBMIT_UNKNOWN}
+        # A job that may have reached RunPod (its /run's outcome unknown) keeps its budget reservation; one that
+        # surely did not gets it back.
         delivering = await self.store.finalize_begin(
-            claim, outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields
+            claim,
+            outcome,
+            lease_ms=self.policy.delivery_lease_ms,
+            fields=fields,
+            keep_reservation=outcome is JobState.SUBMIT_UNKNOWN,
         )
         if delivering is not None:
             await self.store.finalize_commit(delivering)
