@@ -74,6 +74,51 @@ def everything_refusal(actor: Actor) -> str | None:
     )
 
 
+def period_ends(moment: datetime) -> tuple[datetime, datetime]:
+    """When the UTC day and the UTC month `moment` falls in end (and their budgets start again)."""
+    utc = moment.astimezone(UTC)
+    day_ends = datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
+    month_ends = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
+    return day_ends, month_ends
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as a member reads it: `3 h 12 min`, `25 d 3 h`, `4 min`, `under a minute`."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def seconds_words(ms: int) -> str:
+    """GPU milliseconds as whole seconds: `300 s`."""
+    return f"{ms // 1000} s"
+
+
+def budget_refusal(scope: str, budget_ms: int, left_ms: int, estimate_ms: int, now: datetime) -> str:
+    """What a member reads when a job does not fit in a GPU-time budget (`scope`: "member", their day; "guild", the
+    server's month): how much is left, what the job needs when some is, and when the budget resets."""
+    day_ends, month_ends = period_ends(now)
+    if scope == "member":
+        whose, ends = "Your GPU budget today", day_ends
+        resets = f"it resets at 00:00 UTC (in {wait_words((ends - now).total_seconds())})"
+    else:
+        whose, ends = "This server's GPU budget this month", month_ends
+        resets = f"it resets on {ends:%-d %B} at 00:00 UTC (in {wait_words((ends - now).total_seconds())})"
+    left, budget = seconds_words(left_ms), seconds_words(budget_ms)
+    if left_ms < 1000:
+        return f"{whose} is used up: 0 of {budget} left; {resets}."
+    return (
+        f"{whose} has {left} of {budget} left, and this job needs about {seconds_words(estimate_ms)} (the model's "
+        f"recent run time for its images); {resets}. Fewer images take less."
+    )
+
+
 def charge_of(
     job: TrackedJob,
     execution_ms: int | None,
