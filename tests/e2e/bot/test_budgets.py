@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from storage.models import JobState
 from tests.e2e.bot.conftest import Harness, answer_text
+from tests.e2e.bot.test_usage import read, usage
 from tests.waiting import wait_until
 
 # With no run time on record, a one-image job is estimated at the store's default (30 s).
@@ -91,3 +92,17 @@ async def test_a_server_cannot_set_a_budget_above_the_operators_cap(harness: Har
         said = answer_text(await harness.answered(changed))
     refusal = "Not changed: GPU budget per member per day: 200 s is above the bot's cap of 100 s. Allowed: 1 to 100 s."
     assert refusal in said, said
+
+
+async def test_usage_me_shows_the_budget_what_is_used_and_what_is_left(harness: Harness) -> None:
+    """After a job, /usage me shows Alice her daily budget: the job's real GPU time used, the rest left, the reset."""
+    harness.emulator.update_scenario(execution_s=1.0)
+    async with harness.running(member_daily_gpu_s=100):
+        jid = await harness.jid_of(await harness.imagine(count=1))
+        await ended(harness, jid)
+        shown = read(await usage(harness, harness.alice))
+    gpu_ms = (await harness.redis_jobs(jid)).execution_time_ms
+    assert gpu_ms is not None
+    used_s = gpu_ms // 1000
+    line = f"Your GPU time today: {used_s} s of 100 s used, {(100_000 - gpu_ms) // 1000} s left; resets at 00:00 UTC"
+    assert line in shown, shown
