@@ -20,8 +20,10 @@ from discord.ext import commands
 from cogs.common import NO_PINGS, Services, reply, services_of
 from jobs.server_settings import (
     LOG_SHOWN,
+    MAX_MEMBER_DAILY_GPU_S,
     MAX_SERVER_COOLDOWN_S,
     MAX_SERVER_JOBS,
+    MAX_SERVER_MONTHLY_GPU_S,
     Outcome,
     Section,
     ServerRules,
@@ -40,7 +42,8 @@ WHAT = "see or change this server's settings"
 
 
 class ServerSettingsCog(commands.Cog, name="Settings"):
-    """`/settings show|model|models|limits|negative|mentions|reset|log`, for Manage Server or the moderator role."""
+    """`/settings show|model|models|limits|budget|negative|mentions|reset|log`, for Manage Server or the moderator
+    role."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -128,6 +131,23 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         )
         await self._change(interaction, outcome)
 
+    @settings.command(name="budget", description="GPU seconds per member per day, and for the server per month")
+    @app_commands.describe(
+        member_daily="GPU seconds one member may use per UTC day to start jobs here (at most the bot's cap)",
+        server_monthly="GPU seconds this server may use per UTC month (at most the bot's cap)",
+    )
+    async def budget(
+        self,
+        interaction: discord.Interaction[Any],
+        member_daily: app_commands.Range[int, 1, MAX_MEMBER_DAILY_GPU_S] | None = None,
+        server_monthly: app_commands.Range[int, 1, MAX_SERVER_MONTHLY_GPU_S] | None = None,
+    ) -> None:
+        guild_id = self._guild(interaction)
+        outcome = await self.core.set_budget(
+            guild_id, interaction.user.id, member_daily_s=member_daily, server_monthly_s=server_monthly
+        )
+        await self._change(interaction, outcome)
+
     @settings.command(name="negative", description="A negative prompt added to every job of this server")
     @app_commands.describe(text="Added after each member's own negative prompt (leave it out: none)")
     async def negative(self, interaction: discord.Interaction[Any], text: str | None = None) -> None:
@@ -180,6 +200,10 @@ def _jobs(limit: int) -> str:
     return str(limit) if limit else "no limit"
 
 
+def _seconds(budget_s: int) -> str:
+    return f"{budget_s} s" if budget_s else "no budget"
+
+
 def _limit_line(effective: str, chosen: str | None, cap: str) -> str:
     if chosen is None:
         return f"**{effective}** (the bot's: {cap})"
@@ -213,6 +237,22 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
         value=_limit_line(f"{rules.cooldown_s:g} s", cooldown, f"at least {caps.cooldown_ms / 1000:g} s"),
         inline=False,
     )
+    member_budget = None if settings.member_daily_gpu_s is None else f"{settings.member_daily_gpu_s} s"
+    embed.add_field(
+        name="GPU budget per member per day",
+        value=_limit_line(
+            _seconds(rules.member_budget_s), member_budget, f"at most {_seconds(caps.member_daily_gpu_ms // 1000)}"
+        ),
+        inline=False,
+    )
+    server_budget = None if settings.server_monthly_gpu_s is None else f"{settings.server_monthly_gpu_s} s"
+    embed.add_field(
+        name="GPU budget for the server per month",
+        value=_limit_line(
+            _seconds(rules.server_budget_s), server_budget, f"at most {_seconds(caps.guild_monthly_gpu_ms // 1000)}"
+        ),
+        inline=False,
+    )
     negative = f"“{settings.negative_prompt}”" if settings.negative_prompt else "none"
     embed.add_field(
         name="Default negative prompt",
@@ -227,7 +267,9 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
         value=f"{denied_terms} term(s) of this server (`/denylist show`), and the bot's own everywhere",
         inline=False,
     )
-    embed.set_footer(text="Change with /settings model, models, limits, negative, mentions or reset; /settings log")
+    embed.set_footer(
+        text="Change with /settings model, models, limits, budget, negative, mentions or reset; /settings log"
+    )
     return embed
 
 

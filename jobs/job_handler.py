@@ -527,6 +527,10 @@ class JobHandler:
                 fields=fields,
                 execution_ms=execution_ms,
                 usage=usage,
+                # RunPod's report settles the budget reservation to its figure (none: given back). Without a report
+                # the job may have run and been billed unseen, so its estimate stays charged; a local worker's job
+                # cancelled before its one /status never ran.
+                keep_reservation=status is None and result.outcome is not JobState.CANCELLED,
             )
         )
         if delivering is None:

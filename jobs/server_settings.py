@@ -44,6 +44,8 @@ ALLOWED_MODELS = "allowed_models"
 MEMBER_ACTIVE_JOBS = "member_active_jobs"
 SERVER_ACTIVE_JOBS = "server_active_jobs"
 COOLDOWN_S = "cooldown_s"
+MEMBER_DAILY_GPU_S = "member_daily_gpu_s"
+SERVER_MONTHLY_GPU_S = "server_monthly_gpu_s"
 NEGATIVE_PROMPT = "negative_prompt"
 MENTIONS = "mention_owner"
 # The NSFW rules' fields will be named `nsfw.<name>`, in the same hash.
@@ -53,6 +55,10 @@ NSFW_PREFIX = "nsfw."
 MAX_SERVER_JOBS = 1000
 # A day: a longer wait between two images is no cooldown but a ban.
 MAX_SERVER_COOLDOWN_S = 24 * 3600
+# A server's own GPU-time budgets where the operator sets none: a member's day cannot hold more GPU time than the day
+# has seconds; a server's month, a year of GPU time (more would be no budget).
+MAX_MEMBER_DAILY_GPU_S = 24 * 3600
+MAX_SERVER_MONTHLY_GPU_S = 365 * 24 * 3600
 # Long enough for a list of things to keep out; short enough to leave the member room in the model's limit.
 MAX_SERVER_NEGATIVE = 500
 # How many changes `/settings log` shows (the store keeps more: storage.server_settings.SETTINGS_LOG_MAX).
@@ -77,6 +83,7 @@ class Section(StrEnum):
     MODEL = "default model"
     MODELS = "models"
     LIMITS = "limits"
+    BUDGET = "budget"
     NEGATIVE = "default negative prompt"
     MENTIONS = "mentions"
 
@@ -85,6 +92,7 @@ SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
     Section.MODEL: (DEFAULT_MODEL,),
     Section.MODELS: (ALLOWED_MODELS,),
     Section.LIMITS: (MEMBER_ACTIVE_JOBS, SERVER_ACTIVE_JOBS, COOLDOWN_S),
+    Section.BUDGET: (MEMBER_DAILY_GPU_S, SERVER_MONTHLY_GPU_S),
     Section.NEGATIVE: (NEGATIVE_PROMPT,),
     Section.MENTIONS: (MENTIONS,),
 }
@@ -106,6 +114,9 @@ class ServerSettings:
     member_active_jobs: int | None = None
     server_active_jobs: int | None = None
     cooldown_s: float | None = None
+    # GPU-time budgets in seconds: a member's per UTC day, the server's per UTC month.
+    member_daily_gpu_s: int | None = None
+    server_monthly_gpu_s: int | None = None
     negative_prompt: str = ""
     mention_owner: bool = True
     nsfw: NsfwSettings = field(default_factory=NsfwSettings)
@@ -140,6 +151,10 @@ def _parsed(settings: ServerSettings, name: str, text: str) -> ServerSettings:
         if not math.isfinite(value) or value < 0:
             raise ValueError("not a duration")
         return replace(settings, cooldown_s=value)
+    if name == MEMBER_DAILY_GPU_S:
+        return replace(settings, member_daily_gpu_s=_positive(int(text)))
+    if name == SERVER_MONTHLY_GPU_S:
+        return replace(settings, server_monthly_gpu_s=_positive(int(text)))
     if name == NEGATIVE_PROMPT:
         return replace(settings, negative_prompt=text)
     if name == MENTIONS:
@@ -186,6 +201,16 @@ class ServerRules:
     def cooldown_s(self) -> float:
         """Seconds a member waits between two jobs here."""
         return max(self.limits.cooldown_ms, self.limits.member_cooldown_ms) / 1000
+
+    @property
+    def member_budget_s(self) -> int:
+        """GPU seconds a member may use per UTC day to start a job here (0: no budget)."""
+        return self.limits.member_daily_gpu_ms // 1000
+
+    @property
+    def server_budget_s(self) -> int:
+        """GPU seconds the server may use per UTC month (0: no budget)."""
+        return self.limits.guild_monthly_gpu_ms // 1000
 
     def check_model(self, model: ModelConfig) -> None:
         """Raise `InvalidRequestError` when the server does not offer this drawing model (upscalers pass: they are
@@ -282,8 +307,19 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
             )
         elif chosen_ms > caps.cooldown_ms:
             member_cooldown_ms = chosen_ms
+    member_budget_ms = _budget(
+        settings.member_daily_gpu_s, caps.member_daily_gpu_ms, "GPU budget per member per day", notes
+    )
+    server_budget_ms = _budget(
+        settings.server_monthly_gpu_s, caps.guild_monthly_gpu_ms, "GPU budget for the server per month", notes
+    )
     limits = replace(
-        caps, guild_active=guild_active, member_active=member_active, member_cooldown_ms=member_cooldown_ms
+        caps,
+        guild_active=guild_active,
+        member_active=member_active,
+        member_cooldown_ms=member_cooldown_ms,
+        member_daily_gpu_ms=member_budget_ms,
+        guild_monthly_gpu_ms=server_budget_ms,
     )
     return ServerRules(
         guild_id=guild_id,
@@ -298,6 +334,19 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
     )
 
 
+def _budget(chosen_s: int | None, cap_ms: int, what: str, notes: list[str]) -> int:
+    """A budget that applies (ms; 0: none): the server's own when it chose one under the operator's cap."""
+    if chosen_s is None:
+        return cap_ms
+    if cap_ms and chosen_s * 1000 > cap_ms:
+        notes.append(
+            f"{what}: this server chose {chosen_s} s, above the bot's cap of {cap_ms // 1000} s, so "
+            f"{cap_ms // 1000} s applies."
+        )
+        return cap_ms
+    return chosen_s * 1000
+
+
 # --- changes ------------------------------------------------------------------------------------------------------
 
 
@@ -310,6 +359,17 @@ def check_jobs_limit(value: int, cap: int, what: str) -> None:
         raise SettingRefusedError(f"{what}: {value} is above the bot's cap of {cap}", f"1 to {cap}")
     if value > top:
         raise SettingRefusedError(f"{what}: {value} is more than this bot takes", f"1 to {top}")
+
+
+def check_budget(value: int, cap_ms: int, top_s: int, what: str) -> None:
+    """A server's GPU-time budget: at least 1 s, at most the operator's cap (or `top_s` without one)."""
+    top = cap_ms // 1000 if cap_ms else top_s
+    if value < 1:
+        raise SettingRefusedError(f"{what} can't be {value} s", f"1 to {top} s")
+    if cap_ms and value * 1000 > cap_ms:
+        raise SettingRefusedError(f"{what}: {value} s is above the bot's cap of {top} s", f"1 to {top} s")
+    if value > top:
+        raise SettingRefusedError(f"{what}: {value} s is more than this bot takes", f"1 to {top} s")
 
 
 def check_cooldown(value: float, floor_ms: int) -> None:
@@ -544,6 +604,40 @@ class ServerSettingsService:
 
         return await self._change(guild_id, user_id, decide)
 
+    async def set_budget(
+        self, guild_id: int, user_id: int, *, member_daily_s: int | None = None, server_monthly_s: int | None = None
+    ) -> Outcome:
+        """The server's own GPU-time budgets (seconds), each within the operator's caps; those not given stay."""
+        if member_daily_s is None and server_monthly_s is None:
+            raise SettingRefusedError("no budget was given", "member_daily or server_monthly (one or both)")
+        if member_daily_s is not None:
+            check_budget(
+                member_daily_s, self.caps.member_daily_gpu_ms, MAX_MEMBER_DAILY_GPU_S, "GPU budget per member per day"
+            )
+        if server_monthly_s is not None:
+            check_budget(
+                server_monthly_s,
+                self.caps.guild_monthly_gpu_ms,
+                MAX_SERVER_MONTHLY_GPU_S,
+                "GPU budget for the server per month",
+            )
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            rules = resolve(settings, self.caps, self.catalog, guild_id)
+            changes = []
+            fields: dict[str, str] = {}
+            if member_daily_s is not None and member_daily_s != settings.member_daily_gpu_s:
+                changes.append(f"GPU per member per day {_seconds(rules.member_budget_s)} → {member_daily_s} s")
+                fields[MEMBER_DAILY_GPU_S] = str(member_daily_s)
+            if server_monthly_s is not None and server_monthly_s != settings.server_monthly_gpu_s:
+                changes.append(f"GPU for the server per month {_seconds(rules.server_budget_s)} → {server_monthly_s} s")
+                fields[SERVER_MONTHLY_GPU_S] = str(server_monthly_s)
+            if not fields:
+                return "This budget is already set."
+            return Edit("budget: " + "; ".join(changes), fields)
+
+        return await self._change(guild_id, user_id, decide)
+
     async def set_negative(self, guild_id: int, user_id: int, text: str | None) -> Outcome:
         """The default negative prompt added to every job of the server (None or blank: none), checked against the
         deny-lists like a prompt."""
@@ -651,6 +745,10 @@ def _jobs(limit: int) -> str:
     return str(limit) if limit else "no limit"
 
 
+def _seconds(budget_s: int) -> str:
+    return f"{budget_s} s" if budget_s else "no budget"
+
+
 def _without(settings: ServerSettings, fields: Sequence[str]) -> ServerSettings:
     """The settings with these fields back to the bot's."""
     defaults = ServerSettings()
@@ -660,6 +758,8 @@ def _without(settings: ServerSettings, fields: Sequence[str]) -> ServerSettings:
         MEMBER_ACTIVE_JOBS: "member_active_jobs",
         SERVER_ACTIVE_JOBS: "server_active_jobs",
         COOLDOWN_S: "cooldown_s",
+        MEMBER_DAILY_GPU_S: "member_daily_gpu_s",
+        SERVER_MONTHLY_GPU_S: "server_monthly_gpu_s",
         NEGATIVE_PROMPT: "negative_prompt",
         MENTIONS: "mention_owner",
     }

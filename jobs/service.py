@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,11 +69,20 @@ from jobs.reasons import (
     submit_refusal,
 )
 from jobs.server_settings import ServerRules, ServerSettingsService, operator_rules
-from jobs.usage import UsageService
+from jobs.usage import UsageService, budget_refusal
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
 from storage.models import JobState, Press, Requester, TrackedJob
-from storage.store import Claimed, CooldownError, Created, JobStore, Limits, NewJob, QuotaExceededError
+from storage.store import (
+    BudgetExceededError,
+    Claimed,
+    CooldownError,
+    Created,
+    JobStore,
+    Limits,
+    NewJob,
+    QuotaExceededError,
+)
 from storage.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -169,6 +179,11 @@ class NoUpscalerError(JobServiceError):
 
 class UpscaleSourceError(JobServiceError):
     """The image asked to be upscaled is not one this job delivered."""
+
+
+class GpuBudgetError(JobServiceError):
+    """The job does not fit in what is left of a GPU-time budget: the message says how much is left and when it
+    resets."""
 
 
 class SubmitFailedError(JobServiceError):
@@ -590,13 +605,30 @@ class JobService:
         slot: _Slot,
         sync_wait_ms: int | None,
     ) -> Submission:
-        model_config, image_request = prepared.model, prepared.request
         submit_lease_ms = None
         if sync_wait_ms is not None:
             # The card says the result is awaited in the reply, and for how long.
             extra = {**(extra or {}), "sync_wait_s": sync_wait_ms / 1000}
             submit_lease_ms = max(self.store.config.submit_lease_ms, sync_wait_ms + SYNC_LEASE_MARGIN_MS)
-        created = await self.store.create(
+        now = datetime.now(UTC)
+        try:
+            created = await self._create(prepared, requester, request_id, extra, submit_lease_ms, now)
+        except BudgetExceededError as exc:
+            raise GpuBudgetError(budget_refusal(exc.scope, exc.budget_ms, exc.left_ms, exc.estimate_ms, now)) from None
+        with job_context(created.jid):
+            return await self._submit_created(created, prepared, before_run, slot, sync_wait_ms)
+
+    async def _create(
+        self,
+        prepared: Prepared,
+        requester: Requester,
+        request_id: str | None,
+        extra: Mapping[str, Any] | None,
+        submit_lease_ms: int | None,
+        now: datetime,
+    ) -> Created:
+        model_config, image_request = prepared.model, prepared.request
+        return await self.store.create(
             NewJob(
                 jid=uuid.uuid4().hex[:16],
                 endpoint_id=model_config.endpoint_id,
@@ -609,12 +641,12 @@ class JobService:
                 extra=extra,
                 ttl_ms=self.run_settings.policy_ttl_ms,
                 max_queue_wait_ms=self.run_settings.max_queue_wait_ms,
+                images=image_request.count,
+                at=now,
             ),
             prepared.rules.limits if prepared.rules is not None else self.run_settings.limits,
             submit_lease_ms=submit_lease_ms,
         )
-        with job_context(created.jid):
-            return await self._submit_created(created, prepared, before_run, slot, sync_wait_ms)
 
     async def _submit_created(
         self,
@@ -698,8 +730,14 @@ class JobService:
         """End a job that never reached RunPod: the member hears it from the command's reply."""
         claim = Claimed(job=job, token=token)
         fields = {"error": reason or Reason.SUBMIT_UNKNOWN}
+        # A job that may have reached RunPod (its /run's outcome unknown) keeps its budget reservation; one that
+        # surely did not gets it back.
         delivering = await self.store.finalize_begin(
-            claim, outcome, lease_ms=self.policy.delivery_lease_ms, fields=fields
+            claim,
+            outcome,
+            lease_ms=self.policy.delivery_lease_ms,
+            fields=fields,
+            keep_reservation=outcome is JobState.SUBMIT_UNKNOWN,
         )
         if delivering is not None:
             await self.store.finalize_commit(delivering)

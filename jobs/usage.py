@@ -74,6 +74,51 @@ def everything_refusal(actor: Actor) -> str | None:
     )
 
 
+def period_ends(moment: datetime) -> tuple[datetime, datetime]:
+    """When the UTC day and the UTC month `moment` falls in end (and their budgets start again)."""
+    utc = moment.astimezone(UTC)
+    day_ends = datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
+    month_ends = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
+    return day_ends, month_ends
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as a member reads it: `3 h 12 min`, `25 d 3 h`, `4 min`, `under a minute`."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def seconds_words(ms: int) -> str:
+    """GPU milliseconds as whole seconds: `300 s`."""
+    return f"{ms // 1000} s"
+
+
+def budget_refusal(scope: str, budget_ms: int, left_ms: int, estimate_ms: int, now: datetime) -> str:
+    """What a member reads when a job does not fit in a GPU-time budget (`scope`: "member", their day; "guild", the
+    server's month): how much is left, what the job needs when some is, and when the budget resets."""
+    day_ends, month_ends = period_ends(now)
+    if scope == "member":
+        whose, ends = "Your GPU budget today", day_ends
+        resets = f"it resets at 00:00 UTC (in {wait_words((ends - now).total_seconds())})"
+    else:
+        whose, ends = "This server's GPU budget this month", month_ends
+        resets = f"it resets on {ends:%-d %B} at 00:00 UTC (in {wait_words((ends - now).total_seconds())})"
+    left, budget = seconds_words(left_ms), seconds_words(budget_ms)
+    if left_ms < 1000:
+        return f"{whose} is used up: 0 of {budget} left; {resets}."
+    return (
+        f"{whose} has {left} of {budget} left, and this job needs about {seconds_words(estimate_ms)} (the model's "
+        f"recent run time for its images); {resets}. Fewer images take less."
+    )
+
+
 def charge_of(
     job: TrackedJob,
     execution_ms: int | None,
@@ -156,8 +201,7 @@ class MemberUsage:
     here: Span | None
     limits: Limits
     state: MemberState
-    # The budgets that apply and what is left of each: none yet. GPU-time budgets (a member's per day, a server's per
-    # month) fill this in; the front ends already show it, or that no budget is set.
+    # The budgets that apply here and what is left of each, in words (none: no budget is set).
     budgets: tuple[str, ...] = ()
 
 
@@ -221,7 +265,39 @@ class UsageService:
             here = Span(here_today, here_month)
         state = await self.store.member_state(actor.user_id)
         limits = await self.limits_in(actor.guild_id)
-        return MemberUsage(actor.user_id, periods, Span(today, month), here, limits, state)
+        budgets = await self._budgets(actor, periods, today, limits)
+        return MemberUsage(actor.user_id, periods, Span(today, month), here, limits, state, budgets)
+
+    async def _budgets(self, actor: Actor, periods: Periods, today: Breakdown, limits: Limits) -> tuple[str, ...]:
+        """The member's daily budget and the server's monthly one, as they apply where the member asks: used,
+        reserved by jobs still running, left, and when each resets."""
+        lines: list[str] = []
+        now = self._now()
+        day_ends, month_ends = period_ends(now)
+        if limits.member_daily_gpu_ms:
+            (reserved,) = await self.store.reserved_ms([self.store.keys.usage_member(periods.day, actor.user_id)])
+            lines.append(
+                _budget_line(
+                    "Your GPU time today",
+                    limits.member_daily_gpu_ms,
+                    today.total.gpu_ms,
+                    reserved,
+                    f"resets at 00:00 UTC (in {wait_words((day_ends - now).total_seconds())})",
+                )
+            )
+        if limits.guild_monthly_gpu_ms and actor.guild_id is not None:
+            (month,) = await self.store.guild(actor.guild_id, [periods.month])
+            (reserved,) = await self.store.reserved_ms([self.store.keys.usage_guild(periods.month, actor.guild_id)])
+            lines.append(
+                _budget_line(
+                    "This server's GPU time this month",
+                    limits.guild_monthly_gpu_ms,
+                    month.total.gpu_ms,
+                    reserved,
+                    f"resets on {month_ends:%-d %B} at 00:00 UTC (in {wait_words((month_ends - now).total_seconds())})",
+                )
+            )
+        return tuple(lines)
 
     async def server(self, actor: Actor, top: int = TOP_MEMBERS) -> ServerUsage:
         """The sums of the server the actor asks from: for its moderators and the operator only."""
@@ -256,6 +332,16 @@ class UsageService:
         (total,) = await self.store.guild(guild_id, [period])
         members = await self.store.top_members(guild_id, period, top)
         return ServerMonth(period.removeprefix("month:"), guild_id, total, members)
+
+
+def _budget_line(what: str, budget_ms: int, used_ms: int, reserved_ms: int, resets: str) -> str:
+    """`Your GPU time today: 42 s of 300 s used, 30 s reserved by jobs in progress, 228 s left; resets …`."""
+    left = max(0, budget_ms - used_ms - reserved_ms)
+    held = f", {seconds_words(reserved_ms)} reserved by jobs in progress" if reserved_ms >= 1000 else ""
+    return (
+        f"{what}: {seconds_words(used_ms)} of {seconds_words(budget_ms)} used{held}, {seconds_words(left)} left; "
+        f"{resets}."
+    )
 
 
 def is_outside_servers(guild_id: int) -> bool:

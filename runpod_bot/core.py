@@ -235,6 +235,8 @@ def core_options(settings: Settings, api_key: str, prefix: str | None = None) ->
                 user_active=settings.user_active_jobs,
                 guild_active=settings.guild_active_jobs,
                 cooldown_ms=int(settings.user_cooldown_s * 1000),
+                member_daily_gpu_ms=settings.member_daily_gpu_s * 1000,
+                guild_monthly_gpu_ms=settings.server_monthly_gpu_s * 1000,
             ),
             concurrency=settings.submit_concurrency,
             wait_s=settings.submit_wait_s,

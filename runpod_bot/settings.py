@@ -51,6 +51,9 @@ DEFAULT_MODELS_FILE = Path("models.toml")
 DEFAULT_USER_ACTIVE_JOBS = 2
 DEFAULT_GUILD_ACTIVE_JOBS = 20
 DEFAULT_USER_COOLDOWN_S = 5.0
+# No GPU-time budget unless the operator sets one.
+DEFAULT_MEMBER_DAILY_GPU_S = 0
+DEFAULT_SERVER_MONTHLY_GPU_S = 0
 DEFAULT_CARD_EDIT_INTERVAL_S = 3.0
 # The notifier's Discord budgets (cogs/pacing.py `DiscordBudget`). Discord lets a bot edit about 5 messages per 5 s in
 # one channel, and create about 5 (each its own count): one request fewer leaves room for a request of another
@@ -128,6 +131,9 @@ class Settings(BaseSettings):
     user_active_jobs: Annotated[int, Field(ge=0)] = DEFAULT_USER_ACTIVE_JOBS
     guild_active_jobs: Annotated[int, Field(ge=0)] = DEFAULT_GUILD_ACTIVE_JOBS
     user_cooldown_s: Annotated[float, Field(ge=0)] = DEFAULT_USER_COOLDOWN_S
+    # GPU-time budgets in seconds (0: none): a member's per UTC day, a server's per UTC month. A server may set lower.
+    member_daily_gpu_s: Annotated[int, Field(ge=0)] = DEFAULT_MEMBER_DAILY_GPU_S
+    server_monthly_gpu_s: Annotated[int, Field(ge=0)] = DEFAULT_SERVER_MONTHLY_GPU_S
     # At most 200: RunPod takes at most 200 /run at once per endpoint.
     submit_concurrency: Annotated[int, Field(ge=1, le=200)] = DEFAULT_SUBMIT_CONCURRENCY
     # Well under the 15 minutes an interaction's followup token lasts.

@@ -16,3 +16,6 @@ DEFAULT_SUBMIT_LEASE_MS = 120_000
 # burst of commands queues rather than opening a connection each. This covers the poller (POLL_CONCURRENCY, 32) and
 # the submits admitted at once (SUBMIT_CONCURRENCY, 16), with room for everything else (deny-lists, buttons, /readyz).
 DEFAULT_MAX_CONNECTIONS = 64
+# What one image is taken to cost in GPU time when a budget applies and the model has no recent run times yet (a
+# first job on a new endpoint): enough for a typical Stable Diffusion image with a cold start.
+DEFAULT_GPU_ESTIMATE_MS = 30_000

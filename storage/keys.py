@@ -109,12 +109,13 @@ class Keys:
 
     def usage_member(self, period: str, user_id: int) -> str:
         """Hash with a TTL: a member's sums for the period, everywhere (jobs, gpu_ms, queue_ms, cost:<currency>,
-        and the same per model: model:<name>:gpu_ms…)."""
+        and the same per model: model:<name>:gpu_ms…); a day's also `reserved_ms`, the GPU time its unfinished jobs
+        reserved under a budget."""
         return f"{self.tag}:usage:{period}:member:{user_id}"
 
     def usage_guild(self, period: str, guild_id: int) -> str:
         """Hash with a TTL: a server's sums for the period (guild 0: direct messages and the command line), in
-        total and per model."""
+        total and per model; a month's also `reserved_ms`, what its unfinished jobs reserved under a budget."""
         return f"{self.tag}:usage:{period}:guild:{guild_id}"
 
     def usage_guild_member(self, period: str, guild_id: int, user_id: int) -> str:

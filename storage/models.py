@@ -112,6 +112,11 @@ class TrackedJob(BaseModel):
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    # The GPU time (ms) admission reserved under a budget, in the member's UTC day and the server's UTC month named
+    # here (storage/usage.py's periods); its end settles it (`FinalizeBegin`).
+    reserved_ms: int = 0
+    reserved_day: str | None = None
+    reserved_month: str | None = None
 
     @property
     def requester(self) -> Requester:

@@ -37,10 +37,16 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from storage.defaults import DAY_S, DEFAULT_PREFIX, DEFAULT_RECORD_TTL_S, DEFAULT_SUBMIT_LEASE_MS
+from storage.defaults import (
+    DAY_S,
+    DEFAULT_GPU_ESTIMATE_MS,
+    DEFAULT_PREFIX,
+    DEFAULT_RECORD_TTL_S,
+    DEFAULT_SUBMIT_LEASE_MS,
+)
 from storage.keys import Keys
 from storage.models import JobState, Press, TrackedJob, encode_field, encode_fields
-from storage.usage import UsageCharge
+from storage.usage import DAY_TTL_S, MONTH_TTL_S, UsageCharge, day_period, month_period
 
 DEFAULT_IDEMPOTENCY_TTL_S = DAY_S
 DEFAULT_HISTORY_MAX = 50
@@ -73,6 +79,19 @@ class QuotaExceededError(StoreError):
         self.limit = limit
 
 
+class BudgetExceededError(StoreError):
+    """The job's GPU-time estimate does not fit in what is left of a budget: `scope` is "member" (the member's day)
+    or "guild" (the server's month). Milliseconds: the budget, what is left of it (used and reserved taken off), and
+    the estimate that did not fit."""
+
+    def __init__(self, scope: str, budget_ms: int, left_ms: int, estimate_ms: int) -> None:
+        super().__init__(f"{scope} budget: {left_ms} of {budget_ms} ms left, the job needs about {estimate_ms} ms")
+        self.scope = scope
+        self.budget_ms = budget_ms
+        self.left_ms = left_ms
+        self.estimate_ms = estimate_ms
+
+
 class CooldownError(StoreError):
     """The user submitted too recently."""
 
@@ -93,6 +112,8 @@ class StoreConfig:
     submit_lease_ms: int = DEFAULT_SUBMIT_LEASE_MS
     runpod_index_ttl_s: int = DEFAULT_RUNPOD_INDEX_TTL_S
     execution_samples: int = DEFAULT_EXECUTION_SAMPLES
+    # A job's GPU-time estimate per image when its model has no recent run times (budgets only).
+    gpu_estimate_ms: int = DEFAULT_GPU_ESTIMATE_MS
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,15 @@ class Limits:
     cooldown_ms: int = 0
     member_active: int = 0
     member_cooldown_ms: int = 0
+    # GPU-time budgets (ms; 0: none), the strictest that applies: a member's per UTC day (their GPU time everywhere
+    # that day) and the job's server's per UTC month.
+    member_daily_gpu_ms: int = 0
+    guild_monthly_gpu_ms: int = 0
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether a budget applies, so admission reserves the job's estimate."""
+        return self.member_daily_gpu_ms > 0 or self.guild_monthly_gpu_ms > 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +155,10 @@ class NewJob:
     extra: Mapping[str, Any] | None = None
     ttl_ms: int | None = None
     max_queue_wait_ms: int | None = None
+    # How many images the job makes: its GPU-time estimate is the model's recent run time times this.
+    images: int = 1
+    # When it is submitted (the process's clock): the UTC day and month its budget reservation is made in.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +367,9 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
     fields: Mapping[str, Any] | None = None
     execution_ms: int | None = None
     usage: UsageCharge | None = None
+    # Keep the job's budget reservation charged instead of giving it back: its end was never reported by RunPod,
+    # so it may have run (and been billed) without the bot learning its GPU time.
+    keep_reservation: bool = False
 
     def encode(self, keys: Keys, config: StoreConfig) -> tuple[str, list[str], list[Any]]:
         if not self.outcome.is_outcome:
@@ -345,6 +382,7 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
             [
                 *_final_keys(keys, job),
                 keys.execution_samples(job.endpoint_id),
+                *_reservation_keys(keys, job),
                 *(usage.keys(keys) if usage is not None else []),
             ],
             [
@@ -356,6 +394,7 @@ class FinalizeBegin(StoreOp[Finalizing | None]):
                 config.execution_samples,
                 EXECUTION_SAMPLES_TTL_S,
                 "" if usage is None else usage.argument(),
+                "1" if self.keep_reservation else "0",
                 *_pairs(self.fields or {}),
             ],
         )
@@ -465,6 +504,15 @@ def _claimed(entry: Reply) -> Claimed:
     return Claimed(job=entry.job(), token=entry.number("token"), queue_rank=rank if rank >= 0 else None)
 
 
+def _reservation_keys(keys: Keys, job: TrackedJob) -> list[str]:
+    """The sums a job's budget reservation was made in (the member's day, the server's month); the job's own key
+    stands for none (a job in a DM reserves nothing in a server's month)."""
+    none = keys.job(job.jid)
+    day = keys.usage_member(job.reserved_day, job.user_id) if job.reserved_day else none
+    month = keys.usage_guild(job.reserved_month, job.guild_id) if job.reserved_month and job.guild_id else none
+    return [day, month]
+
+
 def _final_keys(keys: Keys, job: TrackedJob) -> list[str]:
     return [
         keys.job(job.jid),
@@ -514,6 +562,12 @@ class JobStore:
             "ttl_ms": new.ttl_ms,
             "max_queue_wait_ms": new.max_queue_wait_ms,
         }
+        # Under a budget the job reserves its estimate in the member's day and the server's month (storage/usage.py's
+        # sums, field `reserved_ms`), which its end gives back (`FinalizeBegin`): the record names those periods.
+        at = new.at or datetime.now(UTC)
+        day, month = day_period(at), month_period(at)
+        if limits.budgeted:
+            fields.update(reserved_day=day, reserved_month=month)
         reply = await self._run(
             "create",
             [
@@ -527,6 +581,9 @@ class JobStore:
                 keys.stats(),
                 keys.endpoints(),
                 keys.guild_member_cooldown(guild_id, new.user_id),
+                keys.usage_member(day, new.user_id),
+                keys.usage_guild(month, guild_id),
+                keys.execution_samples(new.endpoint_id),
             ],
             [
                 new.jid,
@@ -542,6 +599,13 @@ class JobStore:
                 "1" if new.guild_id else "0",
                 limits.member_active,
                 limits.member_cooldown_ms,
+                "1" if limits.budgeted else "0",
+                limits.member_daily_gpu_ms,
+                limits.guild_monthly_gpu_ms,
+                max(1, new.images),
+                self.config.gpu_estimate_ms,
+                DAY_TTL_S,
+                MONTH_TTL_S,
                 *_pairs(fields),
             ],
         )
@@ -555,6 +619,13 @@ class JobStore:
             raise CooldownError(created.number("wait_ms"))
         if status == "user_quota":
             raise QuotaExceededError("user", created.number("active"), limits.user_active)
+        if status in ("member_budget", "guild_budget"):
+            raise BudgetExceededError(
+                status.removesuffix("_budget"),
+                created.number("budget_ms"),
+                created.number("left_ms"),
+                created.number("estimate_ms"),
+            )
         if status == "member_quota":
             raise QuotaExceededError("member", created.number("active"), limits.member_active)
         raise QuotaExceededError("guild", created.number("active"), limits.guild_active)
@@ -655,13 +726,18 @@ class JobStore:
         lease_ms: int,
         fields: Mapping[str, Any] | None = None,
         usage: UsageCharge | None = None,
+        keep_reservation: bool = False,
     ) -> Finalizing | None:
-        """Record the outcome (and add `usage`, once per job) and take a delivery lease; None when the lease was lost
-        or it is already delivered.
+        """Record the outcome (and add `usage`, once per job; settle its budget reservation: given back, or kept with
+        `keep_reservation`) and take a delivery lease; None when the lease was lost or it is already delivered.
 
         The returned lease holds the record as it is now (outcome and fields included).
         """
-        return await self.apply_one(FinalizeBegin(claimed, outcome, lease_ms=lease_ms, fields=fields, usage=usage))
+        return await self.apply_one(
+            FinalizeBegin(
+                claimed, outcome, lease_ms=lease_ms, fields=fields, usage=usage, keep_reservation=keep_reservation
+            )
+        )
 
     async def finalize_commit(self, claimed: Claimed, *, fields: Mapping[str, Any] | None = None) -> Committed:
         """Mark the job delivered (idempotent); false only when another process holds the job now."""

@@ -33,6 +33,8 @@ COUNTED_FIELD = "usage_counted"
 NO_GUILD = 0
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MODEL_SCOPE = "model"
+# What unfinished jobs reserved under a budget, in a member's day sums and a server's month sums (create.lua).
+RESERVED_FIELD = "reserved_ms"
 
 
 def day_period(moment: datetime) -> str:
@@ -213,6 +215,15 @@ class UsageStore:
     async def _ranking(self, key: str, limit: int | None) -> list[int]:
         ids = await self.redis.zrevrange(key, 0, -1 if limit is None else limit - 1)
         return [int(_text(value)) for value in ids]
+
+    async def reserved_ms(self, keys: Sequence[str]) -> list[int]:
+        """The GPU milliseconds unfinished jobs reserved under a budget in these sums (`reserved_ms`), in one round
+        trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, RESERVED_FIELD)
+            replies = await pipe.execute()
+        return [max(0, int(value or 0)) for value in replies]
 
     async def member_state(self, user_id: int) -> MemberState:
         """How many unfinished jobs the member has, and how long their cooldown still runs (ms)."""

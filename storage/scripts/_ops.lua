@@ -27,13 +27,28 @@ local function op_reschedule(K, A)
   return {'status', 'ok', 'token', next_token}
 end
 
+-- Settle the GPU time a job reserved at admission (create.lua), once per job: given back to the member's day and the
+-- server's month (the real figure, if RunPod reported one, is added by count_usage in the same step), or, `keep`,
+-- left reserved until that day and month end (a job whose end RunPod never reported may have run and been billed).
+local function settle_reservation(job, member_day, guild_month, keep)
+  local reserved = tonumber(redis.call('HGET', job, 'reserved_ms') or '') or 0
+  if reserved <= 0 then return end
+  if redis.call('HSETNX', job, 'reservation_settled', keep and 'kept' or 'returned') == 0 then return end
+  if keep then return end
+  for _, key in ipairs({member_day, guild_month}) do
+    if key ~= '' and redis.call('EXISTS', key) == 1 then redis.call('HINCRBY', key, 'reserved_ms', -reserved) end
+  end
+end
+
 -- Record a job's outcome and take a delivery lease. The job leaves the active indexes (it no longer uses a GPU)
 -- but stays scheduled until delivery commits, so a crash during delivery leads to another attempt. A completed
 -- job's execution time joins the endpoint's recent samples (what the poll policy learns from). A job that used a GPU
 -- has its GPU time added to the usage sums in this same step (`count_usage`, once per job).
--- K: job, due, user_active, guild_active, stats, queued, samples, then with a charge the usage keys (_gpu_usage.lua)
+-- Its budget reservation is settled in the same step (settle_reservation).
+-- K: job, due, user_active, guild_active, stats, queued, samples, reserved member day, reserved guild month (each
+--    the job key when it reserved none there), then with a charge the usage keys (_gpu_usage.lua)
 -- A: jid, token, outcome, lease_ms, sample_ms ('' none), samples_max, samples_ttl_s, charge (JSON, '' none),
---    field, value, ...
+--    keep_reservation ('1' keeps it), field, value, ...
 -- Returns {'status', 'ok', 'token', token, 'counted', 0|1, 'record', {field, value, ...}} | {'status', 'delivered'}
 --   | {'status', 'lost'}
 local function op_finalize_begin(K, A)
@@ -44,7 +59,7 @@ local function op_finalize_begin(K, A)
   if state == 'DELIVERED' then return {'status', 'delivered'} end
   if not fenced(due, jid, token) then return {'status', 'lost'} end
   local now = now_ms()
-  hset_from(job, A, 9)
+  hset_from(job, A, 10)
   redis.call('HSET', job, 'state', outcome, 'outcome', outcome, 'updated_at', now)
   if (redis.call('HGET', job, 'finished_at') or '') == '' then redis.call('HSET', job, 'finished_at', now) end
   redis.call('ZREM', user_active, jid)
@@ -56,7 +71,8 @@ local function op_finalize_begin(K, A)
     redis.call('LTRIM', samples, 0, samples_max - 1)
     redis.call('EXPIRE', samples, samples_ttl)
   end
-  local counted = charge ~= '' and count_usage(job, K, 8, cjson.decode(charge))
+  settle_reservation(job, K[8] ~= job and K[8] or '', K[9] ~= job and K[9] or '', A[9] == '1')
+  local counted = charge ~= '' and count_usage(job, K, 10, cjson.decode(charge))
   local next_token = now + lease_ms
   redis.call('ZADD', due, next_token, jid)
   return {'status', 'ok', 'token', next_token, 'counted', counted and 1 or 0, 'record', redis.call('HGETALL', job)}
