@@ -331,6 +331,12 @@ async def _card_flow(
         await claim.end()
 
 
+def _age_restricted(channel: discord.abc.Messageable) -> bool:
+    """Whether Discord marks the channel age-restricted (a thread: its parent); a DM never is."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
 async def _submit_with_card(
     ctx: Services,
     interaction: discord.Interaction[Any],
@@ -357,7 +363,12 @@ async def _submit_with_card(
         channel = interaction.channel
         upload_limit = interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT
     channel_id = getattr(channel, "id", interaction.channel_id)
-    requester = Requester(user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=channel_id)
+    requester = Requester(
+        user_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        channel_id=channel_id,
+        age_restricted=not private and _age_restricted(channel),
+    )
 
     async def post_card(job: TrackedJob) -> None:
         try:

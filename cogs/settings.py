@@ -18,9 +18,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_PINGS, Services, reply, services_of
+from jobs.nsfw import DEFAULT_NSFW_TERMS, NsfwMode
 from jobs.server_settings import (
     LOG_SHOWN,
     MAX_MEMBER_DAILY_GPU_S,
+    MAX_NSFW_TERM_CHARS,
     MAX_SERVER_COOLDOWN_S,
     MAX_SERVER_JOBS,
     MAX_SERVER_MONTHLY_GPU_S,
@@ -42,7 +44,7 @@ WHAT = "see or change this server's settings"
 
 
 class ServerSettingsCog(commands.Cog, name="Settings"):
-    """`/settings show|model|models|limits|budget|negative|mentions|reset|log`, for Manage Server or the moderator
+    """`/settings show|model|models|limits|budget|negative|mentions|nsfw|reset|log`, for Manage Server or the moderator
     role."""
 
     def __init__(self, services: Services) -> None:
@@ -160,6 +162,33 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.set_mentions(guild_id, interaction.user.id, ping))
 
+    # Not named `nsfw`: discord.py would take the attribute for the group's own age-restricted flag.
+    nsfw_rules = app_commands.Group(
+        name="nsfw", description="Where NSFW prompts are allowed, and this server's NSFW terms", parent=settings
+    )
+
+    @nsfw_rules.command(name="mode", description="Where this server allows NSFW prompts")
+    @app_commands.describe(mode="age-restricted: only in age-restricted channels (the default). never: nowhere")
+    @app_commands.choices(mode=[app_commands.Choice(name=mode.value, value=mode.value) for mode in NsfwMode])
+    async def nsfw_mode(self, interaction: discord.Interaction[Any], mode: app_commands.Choice[str]) -> None:
+        guild_id = self._guild(interaction)
+        outcome = await self.core.set_nsfw_mode(guild_id, interaction.user.id, NsfwMode(mode.value))
+        await self._change(interaction, outcome)
+
+    @nsfw_rules.command(name="add", description="Make a term NSFW on this server, besides the bot's own NSFW terms")
+    @app_commands.describe(term="A word or words; matched like the deny-list (any case, look-alike letters)")
+    async def nsfw_add(
+        self, interaction: discord.Interaction[Any], term: app_commands.Range[str, 1, MAX_NSFW_TERM_CHARS]
+    ) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.nsfw_term(guild_id, interaction.user.id, term, True))
+
+    @nsfw_rules.command(name="remove", description="Remove one of this server's own NSFW terms")
+    @app_commands.describe(term="The term, however it is spelled")
+    async def nsfw_remove(self, interaction: discord.Interaction[Any], term: str) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.nsfw_term(guild_id, interaction.user.id, term, False))
+
     @settings.command(name="reset", description="Put a setting, or all of them, back to the bot's")
     @app_commands.describe(setting="What to put back")
     @app_commands.choices(
@@ -262,13 +291,23 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
     embed.add_field(
         name="Results ping their owner", value="yes" if rules.mention_owner else "no (they name them)", inline=False
     )
+    nsfw = settings.nsfw
+    where = "only in age-restricted channels" if nsfw.mode is NsfwMode.AGE_RESTRICTED else "never (in no channel)"
+    own = ", ".join(f"“{term}”" for term in nsfw.terms) or "none"
+    embed.add_field(
+        name="NSFW prompts",
+        value=(
+            f"**{where}**; checked against the bot's {len(DEFAULT_NSFW_TERMS)} NSFW terms and this server's own: {own}"
+        )[:FIELD_LIMIT],
+        inline=False,
+    )
     embed.add_field(
         name="Deny-list",
         value=f"{denied_terms} term(s) of this server (`/denylist show`), and the bot's own everywhere",
         inline=False,
     )
     embed.set_footer(
-        text="Change with /settings model, models, limits, budget, negative, mentions or reset; /settings log"
+        text="Change with /settings model, models, limits, budget, negative, mentions, nsfw or reset; /settings log"
     )
     return embed
 

@@ -37,6 +37,7 @@ from jobs.reasons import (
     queue_wait_reason,
     status_error_reason,
     still_reported_as,
+    worker_failure_reason,
 )
 from jobs.service import CancelOutcome, cancel_at_runpod
 from jobs.usage import charge_of, metric_model
@@ -467,8 +468,7 @@ class JobHandler:
 
     async def _result(self, job: TrackedJob, status: Job, outcome: JobState) -> JobResult:
         if outcome is not JobState.COMPLETED:
-            reason = status.error_message or default_reason(outcome)
-            return JobResult(outcome, reason=reason)
+            return JobResult(outcome, reason=worker_failure_reason(status.error_message, outcome))
         self.pace.finished(job.endpoint_id, status.execution_time_ms)
         allowed = self._image_cap(job)
         try:

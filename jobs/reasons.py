@@ -6,6 +6,7 @@ front ends (cards, replies, the command line) show these words as they are; a tr
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from http import HTTPStatus
 
@@ -64,6 +65,11 @@ class Reason(StrEnum):
     STOPPED_BEFORE_SENT = "The job was stopped before it was sent."
     BUSY_AT_SUBMIT = "The bot was too busy to send it to RunPod in time. Nothing was started; please retry it."
     UNREACHABLE_AT_SUBMIT = "RunPod could not be reached. Nothing was started; please try again in a minute."
+    # A worker whose safety checker withheld every image (`worker_failure_reason`).
+    WORKER_NSFW = (
+        "The model's safety checker judged the images NSFW and the worker withheld them, so it returned no image. "
+        "This model refuses such images in every channel; try a different prompt or seed."
+    )
     # A job that ended with no reason from RunPod.
     WORKER_FAILED = "The worker failed without saying why."
     CANCELLED = "The job was cancelled."
@@ -108,6 +114,18 @@ def classify_status_error(exc: RunPodError) -> StatusErrorKind:
     if isinstance(exc, RunPodAPIError):
         return StatusErrorKind.REFUSED
     return StatusErrorKind.UNREACHABLE
+
+
+# What a worker with a safety checker reports when it withheld every image (worker-stable_diffusion_v1's predict.py,
+# after Replicate's cog-stable-diffusion: "NSFW content detected. Try running it again, or try a different prompt.").
+_WORKER_NSFW = re.compile(r"\bnsfw content detected\b", re.IGNORECASE)
+
+
+def worker_failure_reason(error: str | None, outcome: JobState) -> str:
+    """A failed job's reason: the worker's own words, or ours where they would puzzle a member (an NSFW filter)."""
+    if error is not None and _WORKER_NSFW.search(error):
+        return Reason.WORKER_NSFW
+    return error or default_reason(outcome)
 
 
 def expired_reason(job: TrackedJob, error: NotFoundError | None = None) -> str:

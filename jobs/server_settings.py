@@ -2,8 +2,8 @@
 
 A server may choose its default model and which of the bot's drawing models it offers; limit active jobs per member
 and for the server, and set a cooldown, never looser than the operator's (USER_ACTIVE_JOBS, GUILD_ACTIVE_JOBS,
-USER_COOLDOWN_S); add a default negative prompt to every job; and say whether results ping their owner. NSFW rules
-have their place here (`NsfwSettings`) and come next.
+USER_COOLDOWN_S); add a default negative prompt to every job; say whether results ping their owner; and choose its
+NSFW rules (`NsfwSettings`: where NSFW prompts are allowed, and its own NSFW terms; `jobs.nsfw`).
 
 - `ServerSettings` is what a server chose (each unset choice is the bot's own), parsed from its stored fields.
 - `resolve` turns it into `ServerRules`, what the next job of that server obeys, under the operator's caps *as they
@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from jobs.nsfw import NsfwMode, nsfw_refusal, nsfw_term
 from jobs.presets import NEGATIVE_SEPARATOR, ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, clean_prompt
-from jobs.prompt_filter import PromptRules
+from jobs.prompt_filter import PromptRules, term_key
 from storage.server_settings import SettingsVersionError, StoredSettings
 from storage.store import Limits
 
@@ -48,8 +49,13 @@ MEMBER_DAILY_GPU_S = "member_daily_gpu_s"
 SERVER_MONTHLY_GPU_S = "server_monthly_gpu_s"
 NEGATIVE_PROMPT = "negative_prompt"
 MENTIONS = "mention_owner"
-# The NSFW rules' fields will be named `nsfw.<name>`, in the same hash.
+# The NSFW rules' fields are named `nsfw.<name>`, in the same hash.
 NSFW_PREFIX = "nsfw."
+NSFW_MODE = NSFW_PREFIX + "mode"
+NSFW_TERMS = NSFW_PREFIX + "terms"
+# A server's own NSFW terms: as many and as long as a moderator needs, few enough to check on every submit.
+MAX_NSFW_TERMS = 100
+MAX_NSFW_TERM_CHARS = 100
 
 # Bounds of a server's own values where the operator sets none (a cap of 0: no limit).
 MAX_SERVER_JOBS = 1000
@@ -86,6 +92,7 @@ class Section(StrEnum):
     BUDGET = "budget"
     NEGATIVE = "default negative prompt"
     MENTIONS = "mentions"
+    NSFW = "NSFW rules"
 
 
 SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
@@ -95,13 +102,24 @@ SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
     Section.BUDGET: (MEMBER_DAILY_GPU_S, SERVER_MONTHLY_GPU_S),
     Section.NEGATIVE: (NEGATIVE_PROMPT,),
     Section.MENTIONS: (MENTIONS,),
+    Section.NSFW: (NSFW_MODE, NSFW_TERMS),
 }
 
 
 @dataclass(frozen=True)
 class NsfwSettings:
-    """Reserved for the NSFW rules (issue 18's next step): stored as `nsfw.<name>` fields of the same hash, parsed in
-    `ServerSettings.parse`, resolved into `ServerRules.nsfw` and shown by `/settings show`. No field yet."""
+    """A server's NSFW rules (`jobs.nsfw`): where NSFW prompts are allowed, and its own NSFW terms (added to the
+    bot's default ones), in the moderators' words."""
+
+    mode: NsfwMode = NsfwMode.AGE_RESTRICTED
+    terms: tuple[str, ...] = ()
+
+    def refusal(self, prompt: str, age_restricted: bool) -> str | None:
+        """Why this prompt may not run where its result would be shown (`age_restricted`: there), or None."""
+        if age_restricted and self.mode is NsfwMode.AGE_RESTRICTED:
+            return None
+        term = nsfw_term(prompt, self.terms)
+        return None if term is None else nsfw_refusal(term, self.mode)
 
 
 @dataclass(frozen=True)
@@ -159,7 +177,14 @@ def _parsed(settings: ServerSettings, name: str, text: str) -> ServerSettings:
         return replace(settings, negative_prompt=text)
     if name == MENTIONS:
         return replace(settings, mention_owner=text != "0")
-    return settings  # a field of a later version (nsfw.*): kept in Redis, not read here
+    if name == NSFW_MODE:
+        return replace(settings, nsfw=replace(settings.nsfw, mode=NsfwMode(text)))
+    if name == NSFW_TERMS:
+        terms = json.loads(text)
+        if not isinstance(terms, list) or not all(isinstance(item, str) for item in terms):
+            raise ValueError("not a list of terms")
+        return replace(settings, nsfw=replace(settings.nsfw, terms=tuple(terms)))
+    return settings  # a field of a later version: kept in Redis, not read here
 
 
 def _positive(value: int) -> int:
@@ -677,6 +702,50 @@ class ServerSettingsService:
 
         return await self._change(guild_id, user_id, decide)
 
+    async def set_nsfw_mode(self, guild_id: int, user_id: int, mode: NsfwMode) -> Outcome:
+        """Where the server allows NSFW prompts (`jobs.nsfw.NsfwMode`)."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            if settings.nsfw.mode is mode:
+                return f"NSFW prompts: already {_nsfw_mode_words(mode)}."
+            what = f"NSFW prompts: {_nsfw_mode_words(settings.nsfw.mode)} → {_nsfw_mode_words(mode)}"
+            if mode is NsfwMode.AGE_RESTRICTED:
+                return Edit(what, removed=[NSFW_MODE])
+            return Edit(what, {NSFW_MODE: mode.value})
+
+        return await self._change(guild_id, user_id, decide)
+
+    async def nsfw_term(self, guild_id: int, user_id: int, term: str, listed: bool) -> Outcome:
+        """Add a term to the server's own NSFW terms (`listed`), or remove it however it is spelled."""
+        cleaned = " ".join(clean_prompt(term).split())
+        if listed:
+            if not term_key(cleaned):
+                raise SettingRefusedError("the term has nothing visible in it", "a word or words")
+            if len(cleaned) > MAX_NSFW_TERM_CHARS:
+                raise SettingRefusedError(
+                    f"the term is {len(cleaned)} characters long", f"at most {MAX_NSFW_TERM_CHARS} characters"
+                )
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            terms = list(settings.nsfw.terms)
+            found = next((each for each in terms if term_key(each) == term_key(cleaned)), None)
+            if listed:
+                if found is not None:
+                    return f"“{found}” is already one of this server's NSFW terms."
+                if len(terms) >= MAX_NSFW_TERMS:
+                    raise SettingRefusedError(
+                        f"this server has {len(terms)} NSFW terms already",
+                        f"at most {MAX_NSFW_TERMS}: remove one first",
+                    )
+                return Edit(f"NSFW term “{cleaned}” added", {NSFW_TERMS: json.dumps([*terms, cleaned])})
+            if found is None:
+                return f"“{cleaned}” is not one of this server's NSFW terms."
+            kept = [each for each in terms if each != found]
+            what = f"NSFW term “{found}” removed"
+            return Edit(what, {NSFW_TERMS: json.dumps(kept)}) if kept else Edit(what, removed=[NSFW_TERMS])
+
+        return await self._change(guild_id, user_id, decide)
+
     async def reset(self, guild_id: int, user_id: int, section: Section) -> Outcome:
         """Put one section (or everything) back to the bot's own settings."""
 
@@ -749,9 +818,16 @@ def _seconds(budget_s: int) -> str:
     return f"{budget_s} s" if budget_s else "no budget"
 
 
+def _nsfw_mode_words(mode: NsfwMode) -> str:
+    return "only in age-restricted channels" if mode is NsfwMode.AGE_RESTRICTED else "never"
+
+
 def _without(settings: ServerSettings, fields: Sequence[str]) -> ServerSettings:
     """The settings with these fields back to the bot's."""
     defaults = ServerSettings()
+    if any(name.startswith(NSFW_PREFIX) for name in fields):
+        settings = replace(settings, nsfw=defaults.nsfw)
+        fields = [name for name in fields if not name.startswith(NSFW_PREFIX)]
     names = {
         DEFAULT_MODEL: "default_model",
         ALLOWED_MODELS: "allowed_models",

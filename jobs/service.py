@@ -157,6 +157,11 @@ class DeniedTermError(JobServiceError):
         self.term = term
 
 
+class NsfwPromptError(JobServiceError):
+    """The prompt is NSFW where the server's NSFW rules do not allow it: nothing was recorded or sent. The message
+    names the term, the rule and where such prompts are allowed (`jobs.nsfw.nsfw_refusal`)."""
+
+
 class SourceImageUncheckedError(InvalidRequestError):
     """A request starts from an image this service cannot fetch and check (it was built without `prepare_source`):
     refused before anything is recorded, so no unchecked link is sent and no paid job fails on it."""
@@ -420,8 +425,8 @@ class JobService:
         extra: Mapping[str, Any] | None = None,
         before_run: BeforeRun | None = None,
     ) -> Submission:
-        """Validate, admit and submit; raises `InvalidRequestError`, `DeniedTermError`, `BusyError`, quota errors or
-        `SubmitFailedError`.
+        """Validate, admit and submit; raises `InvalidRequestError`, `DeniedTermError`, `NsfwPromptError`, `BusyError`,
+        quota errors or `SubmitFailedError`.
 
         The deny-list (the operator's terms, and those of the requester's server) is checked here, before anything is
         recorded, so every front end and every way in (a command, Re-roll, Retry, the command line) refuses alike.
@@ -436,6 +441,10 @@ class JobService:
         rules = await self.server_settings.rules(requester.guild_id)
         prepared = self._under(request, rules) if isinstance(request, Prepared) else self.prepare(request, model, rules)
         await self._refuse_denied_terms(prepared.request, requester.guild_id)
+        # Only the member's prompt: an NSFW word in a negative prompt keeps NSFW out.
+        refusal = rules.nsfw.refusal(prepared.request.prompt, requester.age_restricted)
+        if refusal is not None:
+            raise NsfwPromptError(refusal)
         extra = {**(extra or {}), **rules.job_extra()}
         async with self._turn() as slot:
             prepared = await self._checked_source(prepared)

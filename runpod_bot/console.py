@@ -106,7 +106,8 @@ class TerminalNotifier:
         print(line, file=self.stream, flush=True)
 
 
-CLI_REQUESTER = Requester(user_id=CLI_USER_ID)
+# The operator's own terminal, not a Discord channel: the NSFW rules (`jobs.nsfw`) do not restrict it.
+CLI_REQUESTER = Requester(user_id=CLI_USER_ID, age_restricted=True)
 
 
 async def find_job(stores: Sequence[JobStore], job_id: str) -> tuple[JobStore, TrackedJob] | None:

@@ -216,6 +216,29 @@ def _json_error(worker_id: str) -> Any:
     )
 
 
+# worker-stable_diffusion_v1 with its safety checker on, when every image was flagged (src/predict.py raises; the SDK
+# reports the exception as it does any handler's).
+NSFW_ERROR_MESSAGE = "NSFW content detected. Try running it again, or try a different prompt."
+
+
+def _nsfw_error(worker_id: str) -> Any:
+    return json.dumps(
+        {
+            "error_type": "<class 'Exception'>",
+            "error_message": NSFW_ERROR_MESSAGE,
+            "error_traceback": (
+                "Traceback (most recent call last):\n"
+                '  File "/src/predict.py", line 166, in predict\n'
+                f"    raise Exception(\n"
+                f"Exception: {NSFW_ERROR_MESSAGE}\n"
+            ),
+            "hostname": worker_id,
+            "worker_id": worker_id,
+            "runpod_version": "1.7.9",
+        }
+    )
+
+
 LIST_ERRORS = [
     "Prompt outputs failed validation",
     "CheckpointLoaderSimple: Value not in list: ckpt_name: 'missing.safetensors'",
@@ -299,6 +322,12 @@ _ALL = (
         "FAILED with a JSON-encoded error (error_message, traceback)",
         outcome=Outcome.FAILED,
         error=_json_error,
+    ),
+    Personality(
+        "safety-checker",
+        "worker-stable_diffusion_v1 whose safety checker flagged every image: FAILED, NSFW content detected",
+        outcome=Outcome.FAILED,
+        error=_nsfw_error,
     ),
     Personality(
         "fail-list",

@@ -57,6 +57,9 @@ class Requester(BaseModel):
     user_id: int
     guild_id: int | None = None
     channel_id: int | None = None
+    # Whether the place the result is shown is age-restricted (Discord's channel flag, told by the front end; a DM
+    # is not one): where the NSFW rules allow NSFW prompts (`jobs.nsfw`). Not stored with the job.
+    age_restricted: bool = False
 
 
 class Press(BaseModel):

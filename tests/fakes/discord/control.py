@@ -205,6 +205,7 @@ class FakeDiscordControl(FakeDiscordDriver):
         topic: str | None = None,
         upload_limit: int | None = None,
         bot_permissions: int | None = None,
+        nsfw: bool = False,
     ) -> ChannelView:
         body = {
             "name": name,
@@ -212,6 +213,7 @@ class FakeDiscordControl(FakeDiscordDriver):
             "topic": topic,
             "upload_limit": upload_limit,
             "bot_permissions": bot_permissions,
+            "nsfw": nsfw,
         }
         return cast(ChannelView, await self._call("POST", f"/_fake/guilds/{guild_id}/channels", body))
 

@@ -78,8 +78,10 @@ class FakeDiscordDriver(ABC):
         topic: str | None = None,
         upload_limit: int | None = None,
         bot_permissions: int | None = None,
+        nsfw: bool = False,
     ) -> ChannelView:
-        """A channel; `bot_permissions` sets exactly what the bot may do in it, `upload_limit` its upload cap."""
+        """A channel; `bot_permissions` sets exactly what the bot may do in it, `upload_limit` its upload cap, `nsfw`
+        whether it is age-restricted."""
 
     @abstractmethod
     async def channel(self, channel_id: int) -> ChannelView: ...

@@ -98,6 +98,8 @@ class Channel:
     overwrites: dict[int, Overwrite] = field(default_factory=dict)
     last_message_id: int | None = None
     recipient: User | None = None
+    # Discord's age-restricted flag (a guild channel's `nsfw`).
+    nsfw: bool = False
 
     @property
     def is_dm(self) -> bool:
@@ -120,7 +122,7 @@ class Channel:
             "name": self.name,
             "position": self.position,
             "topic": self.topic,
-            "nsfw": False,
+            "nsfw": self.nsfw,
             "parent_id": None,
             "rate_limit_per_user": 0,
             "last_message_id": str(self.last_message_id) if self.last_message_id else None,

@@ -187,6 +187,7 @@ class FakeDiscord(FakeDiscordDriver):
         topic: str | None = None,
         upload_limit: int | None = None,
         bot_permissions: int | None = None,
+        nsfw: bool = False,
     ) -> ChannelView:
         channel = self.world.create_channel(
             guild_id,
@@ -195,6 +196,7 @@ class FakeDiscord(FakeDiscordDriver):
             topic=topic,
             upload_limit=upload_limit,
             bot_permissions=bot_permissions,
+            nsfw=nsfw,
         )
         return present.channel_view(self.world, channel)
 

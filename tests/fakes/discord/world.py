@@ -352,6 +352,7 @@ class World:
         topic: str | None = None,
         upload_limit: int | None = None,
         bot_permissions: int | None = None,
+        nsfw: bool = False,
     ) -> Channel:
         guild = self.guild(guild_id)
         channel = Channel(
@@ -362,6 +363,7 @@ class World:
             position=len(guild.channel_ids),
             topic=topic,
             upload_limit=upload_limit,
+            nsfw=nsfw,
         )
         if bot_permissions is not None:
             channel.overwrites[self.bot.id] = _exact_overwrite(self.bot.id, bot_permissions)

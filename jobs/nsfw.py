@@ -1,0 +1,111 @@
+"""The NSFW rules: where NSFW prompts may go, and the terms that make a prompt NSFW (a worker's own NSFW failure is
+worded in `jobs.reasons`).
+
+Discord's rule is that adult content belongs in age-restricted channels (the channel's `nsfw` flag). The core knows
+no Discord: the front end says whether the place a job's result will be shown is age-restricted
+(`Requester.age_restricted`), and the server's settings say what it allows (`NsfwMode`):
+- `age-restricted` (the default): NSFW prompts only where the result is shown in an age-restricted channel;
+- `never`: no NSFW prompt in any channel of the server.
+There is no "everywhere": the bot would then post adult images where Discord does not allow them.
+Direct messages are not age-restricted (Discord has no such flag for them), so a job started in a DM, or a private
+one (its result goes by DM), takes no NSFW prompt. The command line is the operator's own terminal and is not checked.
+
+A prompt is NSFW when its positive text holds one of the default terms below or one of the server's own NSFW terms,
+matched like the deny-list (`jobs.prompt_filter`: whole words, normal form, look-alike letters). The member's negative
+prompt is not checked: naming NSFW there keeps it out of the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from jobs.prompt_filter import find_denied_term
+
+# The default NSFW terms, shipped with the bot: explicit words for nudity and sex in English, each as a whole word
+# (so "analysis" or "Sussex" never match). Words with an everyday meaning too ("breasts" of a chicken, "Moby Dick",
+# "cum laude", paint "stripper") are left out or kept only in phrases. Each server adds its own (`/settings nsfw add`).
+DEFAULT_NSFW_TERMS: tuple[str, ...] = (
+    "nsfw",
+    "nude",
+    "nudes",
+    "nudity",
+    "naked",
+    "topless",
+    "bottomless",
+    "undressed",
+    "unclothed",
+    "lingerie",
+    "nipple",
+    "nipples",
+    "areola",
+    "areolae",
+    "bare breasts",
+    "exposed breasts",
+    "boobs",
+    "tits",
+    "titties",
+    "genitals",
+    "genitalia",
+    "penis",
+    "vagina",
+    "vulva",
+    "pussy",
+    "erection",
+    "sex",
+    "sexual",
+    "sexy",
+    "intercourse",
+    "porn",
+    "porno",
+    "pornographic",
+    "pornography",
+    "hentai",
+    "ecchi",
+    "erotic",
+    "erotica",
+    "xxx",
+    "fetish",
+    "bdsm",
+    "bondage",
+    "orgasm",
+    "orgy",
+    "masturbation",
+    "masturbating",
+    "blowjob",
+    "handjob",
+    "creampie",
+    "gangbang",
+    "threesome",
+    "striptease",
+    "onlyfans",
+    "r34",
+    "rule 34",
+)
+
+
+class NsfwMode(StrEnum):
+    """Where a server allows NSFW prompts."""
+
+    AGE_RESTRICTED = "age-restricted"
+    NEVER = "never"
+
+
+def nsfw_term(prompt: str, server_terms: Sequence[str] = ()) -> str | None:
+    """The first NSFW term (the server's own first, as written in its list) that the prompt holds; None if none."""
+    return find_denied_term(prompt, (*server_terms, *DEFAULT_NSFW_TERMS))
+
+
+def nsfw_refusal(term: str, mode: NsfwMode) -> str:
+    """Why an NSFW prompt was refused: the term, the rule, and where such prompts are allowed."""
+    if mode is NsfwMode.NEVER:
+        return (
+            f"Your prompt holds “{term}”, an NSFW term, and this server allows no NSFW prompts in any channel (its "
+            "moderators chose so in /settings). Please rephrase."
+        )
+    return (
+        f"Your prompt holds “{term}”, an NSFW term: NSFW prompts are allowed only in age-restricted channels of a "
+        "server, and this is not one (direct messages and private results, which go by direct message, are not "
+        "age-restricted either). Use an age-restricted channel without `private` (ask a moderator which channels are "
+        "age-restricted), or rephrase."
+    )
