@@ -233,6 +233,10 @@ def _seconds(budget_s: int) -> str:
     return f"{budget_s} s" if budget_s else "no budget"
 
 
+def _budget_cap(cap_ms: int) -> str:
+    return f"at most {cap_ms // 1000} s" if cap_ms else "none"
+
+
 def _limit_line(effective: str, chosen: str | None, cap: str) -> str:
     if chosen is None:
         return f"**{effective}** (the bot's: {cap})"
@@ -269,17 +273,13 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
     member_budget = None if settings.member_daily_gpu_s is None else f"{settings.member_daily_gpu_s} s"
     embed.add_field(
         name="GPU budget per member per day",
-        value=_limit_line(
-            _seconds(rules.member_budget_s), member_budget, f"at most {_seconds(caps.member_daily_gpu_ms // 1000)}"
-        ),
+        value=_limit_line(_seconds(rules.member_budget_s), member_budget, _budget_cap(caps.member_daily_gpu_ms)),
         inline=False,
     )
     server_budget = None if settings.server_monthly_gpu_s is None else f"{settings.server_monthly_gpu_s} s"
     embed.add_field(
         name="GPU budget for the server per month",
-        value=_limit_line(
-            _seconds(rules.server_budget_s), server_budget, f"at most {_seconds(caps.guild_monthly_gpu_ms // 1000)}"
-        ),
+        value=_limit_line(_seconds(rules.server_budget_s), server_budget, _budget_cap(caps.guild_monthly_gpu_ms)),
         inline=False,
     )
     negative = f"“{settings.negative_prompt}”" if settings.negative_prompt else "none"

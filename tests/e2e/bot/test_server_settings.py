@@ -301,3 +301,22 @@ async def test_reset_puts_a_section_back_to_the_bots(harness: Harness, tmp_path:
     assert "Changed: reset: models to the bot's." in reset
     assert "Models offered: xl, flux (all of the bot's)" in shown
     assert "Default model: **flux** (this server's choice)" in shown
+
+
+async def test_the_panel_shows_budgets_and_nsfw_rules_and_reset_puts_them_back(harness: Harness) -> None:
+    """/settings show lists the server's budget under the operator's cap and its NSFW rules; reset puts each back."""
+    async with harness.running(member_daily_gpu_s=600):
+        await settings(harness, "budget", member_daily=120)
+        await settings(harness, "nsfw mode", mode="never")
+        await settings(harness, "nsfw add", term="spicy")
+        chosen = await panel(harness)
+        await settings(harness, "reset", setting="budget")
+        await settings(harness, "reset", setting="nsfw")
+        reset = await panel(harness)
+    assert "GPU budget per member per day: **120 s** (this server chose 120 s; the bot's: at most 600 s)" in chosen
+    assert "GPU budget for the server per month: **no budget** (the bot's: none)" in chosen
+    assert "NSFW prompts: **never (in no channel)**" in chosen
+    assert "this server's own: “spicy”" in chosen
+    assert "GPU budget per member per day: **600 s** (the bot's: at most 600 s)" in reset
+    assert "NSFW prompts: **only in age-restricted channels**" in reset
+    assert "this server's own: none" in reset
