@@ -200,8 +200,12 @@ class Services:
         operators pass too, anywhere."""
         if self.is_moderator(interaction, permission) or (operators and self.is_operator(interaction)):
             return
-        label = permission.replace("_", " ").title()
+        label = PERMISSION_NAMES.get(permission, permission.replace("_", " ").title())
         raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")
+
+
+# Permissions as Discord's client names them, where discord.py's attribute differs (`manage_guild`).
+PERMISSION_NAMES = {"manage_guild": "Manage Server"}
 
 
 @runtime_checkable

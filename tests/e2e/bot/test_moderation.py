@@ -117,6 +117,8 @@ async def test_health_is_refused_to_a_member(harness: Harness) -> None:
         answer = await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.alice, "health"))
     assert is_ephemeral(answer)
     assert "Only moderators can see the endpoints' health" in answer_text(answer)
+    # The permission as Discord's client names it, not discord.py's `manage_guild`.
+    assert "the **Manage Server** permission" in answer_text(answer)
 
 
 async def test_health_shows_a_moderator_the_endpoint(harness: Harness) -> None:
