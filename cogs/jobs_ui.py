@@ -365,6 +365,13 @@ async def _submit_with_card(
                     "I can't send you direct messages (they are closed). Open them, or try without `private`."
                 ) from None
             raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
+        except discord.DiscordServerError as exc:
+            # Discord's own trouble (an outage, an overloaded node), not a mistake of ours: say so, not "error id".
+            log.warning("job %s: Discord answered the card's post %s; not starting it", job.jid, exc.status)
+            raise CardRefusedError(
+                f"Discord is having trouble right now (it answered the job card with {exc.status} "
+                f"{exc.response.reason or 'Server Error'}), so I started nothing. Please try again in a moment."
+            ) from None
         await ctx.service.record_card(job.jid, card.id)
         if ticket is not None:
             # From here a second press of the same button is told where this job is.

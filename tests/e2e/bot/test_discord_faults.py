@@ -1,0 +1,21 @@
+"""Discord's own failures during a submit (a 503 on the job card's post or on its edits): the member is told the
+truth, and the card ends showing the job's outcome."""
+
+from __future__ import annotations
+
+from tests.e2e.bot.conftest import Harness, answer_text
+
+
+async def test_card_post_answered_503_says_discord_failed_and_starts_nothing(harness: Harness) -> None:
+    """When Discord answers the job card's post 503, the member reads that Discord failed (no error id), and no
+    /run is sent."""
+    await harness.fake.inject_error(
+        status=503, message="upstream connect error", method="POST", path=rf"/channels/{harness.channel_id}/messages$"
+    )
+    async with harness.running():
+        answer = await harness.imagine()
+    text = answer_text(answer)
+    assert "error id" not in text
+    assert "Discord is having trouble right now (it answered the job card with 503" in text
+    assert "so I started nothing. Please try again in a moment." in text
+    assert harness.emulator.counters.request_count("run") == 0
