@@ -387,7 +387,12 @@ async def _submit_with_card(
     if not submission.duplicate and not submission.result_in_hand:
         # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits. (A /runsync reply
         # that held the result is being delivered already: the card goes straight to the outcome.)
-        await ctx.notifier.job_updated(job)
+        try:
+            await ctx.notifier.job_updated(job)
+        except Exception:
+            # Progress on the card is best effort (the poller edits it next); the job runs, and the member must
+            # still hear where it is, not an error that invites a second, paid submit.
+            log.warning("job %s: could not show on its card that RunPod has it", job.jid, exc_info=True)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     # Short: the card is where the job lives, and the result will mention the member when it is ready.
     verb = "Already submitted" if submission.duplicate else "Submitted"

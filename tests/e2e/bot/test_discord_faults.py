@@ -3,7 +3,11 @@ truth, and the card ends showing the job's outcome."""
 
 from __future__ import annotations
 
-from tests.e2e.bot.conftest import Harness, answer_text
+from tests.e2e.bot.conftest import Harness, answer_text, delivered, results
+
+CARD_EDIT = r"/channels/\d+/messages/\d+$"
+# The first poll comes this long after the submit: the submit's own edit of the card is surely the first.
+LATE_FIRST_POLL_MS = 2_000
 
 
 async def test_card_post_answered_503_says_discord_failed_and_starts_nothing(harness: Harness) -> None:
@@ -19,3 +23,14 @@ async def test_card_post_answered_503_says_discord_failed_and_starts_nothing(har
     assert "Discord is having trouble right now (it answered the job card with 503" in text
     assert "so I started nothing. Please try again in a moment." in text
     assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_first_card_edit_answered_503_still_tells_the_member_where_the_job_is(harness: Harness) -> None:
+    """A 503 on the card's first edit (right after RunPod took the job) does not turn the member's answer into an
+    error: it links the card, and the images arrive."""
+    await harness.fake.inject_error(status=503, method="PATCH", path=CARD_EDIT)
+    async with harness.running(poll_first_ms=LATE_FIRST_POLL_MS):
+        answer = await harness.imagine()
+        assert answer_text(answer).startswith("Submitted")
+        messages = await harness.wait_for_messages(delivered)
+    assert len(results(messages)) == 1
