@@ -43,7 +43,7 @@ from cogs.render import (
 from jobs.access import Action, may, refusal
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
-from jobs.notifier import JobResult, Notifier
+from jobs.notifier import JobResult
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
 from jobs.presses import EarlierPress, PressTicket
 from jobs.service import (
@@ -381,7 +381,7 @@ async def _submit_with_card(
         submission = await submit(requester, _submit_extra(ctx, model, upload_limit, private), post_card)
     except SubmitFailedError as exc:
         # The card was posted before /run; it must not go on saying "Submitting…" once the job has ended.
-        await _show_outcome(ctx.notifier, exc)
+        await _show_outcome(ctx, exc)
         raise
     job = submission.job
     if not submission.duplicate and not submission.result_in_hand:
@@ -409,13 +409,16 @@ def _submit_extra(ctx: Services, model: ModelConfig, upload_limit: int, private:
     return extra
 
 
-async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
+async def _show_outcome(ctx: Services, failure: SubmitFailedError) -> None:
+    """Show a failed submit's outcome on its card; if Discord will not have it now, a poller shows it when the job's
+    delivery lease ends."""
     job = failure.job
     try:
-        await notifier.job_finished(job, JobResult(job.final_state, reason=failure.reason))
+        await ctx.notifier.job_finished(job, JobResult(job.final_state, reason=failure.reason))
+        await ctx.service.outcome_shown(failure)
     except Exception:
         # The member still gets the reason in the command's answer.
-        log.exception("job %s: could not show its outcome on the card", job.jid)
+        log.exception("job %s: could not show its outcome on the card; a poller will", job.jid)
 
 
 async def _job_or_refuse(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:

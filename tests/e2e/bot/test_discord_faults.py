@@ -3,7 +3,8 @@ truth, and the card ends showing the job's outcome."""
 
 from __future__ import annotations
 
-from tests.e2e.bot.conftest import Harness, answer_text, delivered, results
+from tests.e2e.bot.conftest import Harness, answer_text, buttons, cards, delivered, job_of, results
+from tests.fakes.discord.views import MessageView
 
 CARD_EDIT = r"/channels/\d+/messages/\d+$"
 # The first poll comes this long after the submit: the submit's own edit of the card is surely the first.
@@ -34,3 +35,23 @@ async def test_first_card_edit_answered_503_still_tells_the_member_where_the_job
         assert answer_text(answer).startswith("Submitted")
         messages = await harness.wait_for_messages(delivered)
     assert len(results(messages)) == 1
+
+
+async def test_outcome_of_a_reset_run_reaches_the_card_after_a_503_on_its_edit(harness: Harness) -> None:
+    """A /run reset after RunPod took the job: when Discord answers the card's outcome edit 503, the card still
+    ends showing "Outcome unknown" with the reason (a poller shows it again), never "Submitting…" for good."""
+    harness.emulator.script_faults("run", "reset")
+    await harness.fake.inject_error(status=503, method="PATCH", path=CARD_EDIT)
+    async with harness.running(delivery_lease_ms=1_000):
+        answer = await harness.imagine()
+        assert "may or may not be running" in answer_text(answer)
+
+        def final(found: list[MessageView]) -> bool:
+            return any(card["embeds"][0]["title"] == "Outcome unknown" for card in cards(found))
+
+        messages = await harness.wait_for_messages(final, timeout_s=10)
+    (card,) = cards(messages)
+    assert "Reason" in {field["name"] for field in card["embeds"][0]["fields"]}
+    assert buttons(card) == [f"job:retry:{job_of(card)}"]
+    job = await harness.redis_jobs(job_of(card))
+    assert job.state.value == "DELIVERED"
