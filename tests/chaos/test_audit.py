@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -134,6 +135,41 @@ def test_outcome_unknown_with_no_kill_to_explain_it_fails() -> None:
     card = message("Outcome unknown", fields=("Reason",))
     problems = run([unknown], [card], "Submitted: job", [RunPodJob("rp-1", "COMPLETED", 100_000)])
     assert any("no kill or /run reset" in problem for problem in problems)
+
+
+def unanswered(submission: Submission, *, late: frozenset[int] = frozenset()) -> list[str]:
+    """The audit's problems for one submission the bot never acknowledged, recorded or ran."""
+    silent = cast(InteractionView, {"id": 111, "response": None, "original_message": None, "followups": []})
+    report, _verdicts = audit(
+        [submission],
+        {111: silent},
+        [],
+        [],
+        [],
+        {"totals": {"submitted": 0}},
+        kills=0,
+        redis_restarts=0,
+        run_resets=0,
+        crashes=0,
+        cut_short=set(),
+        settled=True,
+        seed=1,
+        late=late,
+    )
+    assert report.unanswered == 1
+    return report.problems
+
+
+def test_a_command_a_running_bot_received_and_never_answered_fails() -> None:
+    """A submission given to a running bot, with no kill, no late delivery: it must have been answered."""
+    assert unanswered(SUBMISSION) == ["never answered, though a running bot received it: #0000"]
+
+
+def test_a_command_too_late_to_answer_or_given_to_no_running_bot_passes_unanswered() -> None:
+    """Discord refused the bot's late first answer, or gave the command only to sessions of processes gone: the
+    member hears nothing, and nothing was recorded or paid, so no problem."""
+    assert unanswered(SUBMISSION, late=frozenset({0})) == []
+    assert unanswered(replace(SUBMISSION, reached=False)) == []
 
 
 def run_with_upscale(
