@@ -3,6 +3,10 @@ truth, and the card ends showing the job's outcome."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from tests.e2e.bot.conftest import Harness, answer_text, buttons, cards, delivered, job_of, results
 from tests.fakes.discord.views import MessageView
 
@@ -55,3 +59,29 @@ async def test_outcome_of_a_reset_run_reaches_the_card_after_a_503_on_its_edit(h
     assert buttons(card) == [f"job:retry:{job_of(card)}"]
     job = await harness.redis_jobs(job_of(card))
     assert job.state.value == "DELIVERED"
+
+
+async def test_command_reaching_the_bot_after_discords_deadline_is_let_go_quietly(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command the gateway delivers after Discord's 3 s (the connection stalled): the bot tries its one
+    acknowledgement, which Discord refuses, starts nothing, logs a warning (no "unexpected error" with an error
+    id nobody will see) and sends no second answer Discord would refuse too."""
+    async with harness.running():
+        (session,) = await harness.fake.wait_for_sessions()
+        await harness.fake.stall_connection(session["id"])
+        interaction = await harness.fake.invoke_command(
+            harness.channel_id, harness.alice, "imagine", {"prompt": "a lighthouse"}
+        )
+        await harness.fake.advance_clock(3.5)
+        await harness.fake.drop_connection(session["id"])
+        await harness.fake.wait_for_resume(session["id"])
+        callback = rf"^/interactions/{interaction['id']}/[^/]+/callback$"
+        await harness.fake.wait_for_requests(lambda request: re.match(callback, request["path"]) is not None)
+        # Anything else the bot would do for this command (an error answer) comes at once after its refusal.
+        await harness.imagine()
+    answers = [r for r in await harness.fake.requests() if re.match(callback, r["path"])]
+    assert [(r["status"], r["code"]) for r in answers] == [(404, 10062)]
+    assert "unexpected error" not in caplog.text
+    assert f"interaction {interaction['id']} came too late to answer" in caplog.text
+    assert harness.emulator.counters.request_count("run") == 1
