@@ -1115,9 +1115,13 @@ class ChaosRun:
         version = await fake.version()
         last_report = loop.time()
         while loop.time() < deadline:
+            # Answers first: a submission is recorded (and scheduled) before it is answered, so once every one is
+            # answered, an empty schedule read after that is the last word (read before, it could miss a job that
+            # was being recorded then).
+            answered = not self._presses and await self._all_answered(fake)
             due = await redis.zcard(keys.due(ENDPOINT_ID))
             running = _runpod_busy(await control.counters())
-            if due == 0 and running == 0 and not self._presses and await self._all_answered(fake):
+            if answered and due == 0 and running == 0:
                 return True
             if loop.time() - last_report > 10:
                 last_report = loop.time()
