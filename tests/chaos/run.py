@@ -339,6 +339,8 @@ class Cluster:
     # The gateway sessions of the processes running now, by session id: the process's name. A process leaves it
     # as it is stopped or killed, a session as op 9 ends it.
     _live_sessions: dict[str, str] = field(default_factory=dict)
+    # After op 9: the process whose new session is awaited (discord.py identifies again after 5 s), and the wait.
+    _identifying: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     @property
     def gateway(self) -> BotProcess | None:
@@ -391,12 +393,26 @@ class Cluster:
         self._known_sessions |= {session["id"] for session in await self.fake.sessions()}
         self._leaving(process)
 
-    async def await_new_session(self, process: BotProcess) -> None:
-        """After op 9: wait until the process has identified a new session."""
-        await self._await_session(process)
+    def expect_new_session(self, process: BotProcess) -> None:
+        """After op 9: note the process's new session once it has identified one, meanwhile the timeline goes on
+        (`identified` waits for it)."""
+        task = asyncio.create_task(self._await_session(process), name=f"identify-{process.name}")
+        task.add_done_callback(_identify_done)
+        self._identifying[process.name] = task
+
+    async def identified(self) -> None:
+        """Wait until every process that op 9 sent to identify again has a session (or gave up)."""
+        while self._identifying:
+            name, task = next(iter(self._identifying.items()))
+            await asyncio.wait([task])
+            if self._identifying.get(name) is task:
+                del self._identifying[name]
 
     def _leaving(self, process: BotProcess) -> None:
         """From now on a command Discord gives only to this process's sessions has not reached a running bot."""
+        identifying = self._identifying.pop(process.name, None)
+        if identifying is not None:
+            identifying.cancel()
         for session_id in [sid for sid, name in self._live_sessions.items() if name == process.name]:
             del self._live_sessions[session_id]
 
@@ -448,6 +464,8 @@ class Cluster:
         log.info("topology now: %s", " + ".join(process.role for process in self.processes))
 
     async def shutdown(self) -> None:
+        for task in self._identifying.values():
+            task.cancel()
         for process in list(self.processes):
             await self.stop(process)
         for watcher in list(self._watchers):
@@ -905,7 +923,9 @@ class ChaosRun:
         self, action: str, fake: FakeDiscordControl, cluster: Cluster, store: aioredis.Redis, prefix: str
     ) -> None:
         """Op 7 (`reconnect`) or op 9 (`invalidate`, not resumable) to the gateway holder in the middle of a burst
-        of `/imagine` from several members; returns once the bot has resumed or holds a new session."""
+        of `/imagine` from several members; returns once the bot has resumed (op 7) or was sent op 9 (its new session
+        is awaited in the background)."""
+        await cluster.identified()
         gateway = cluster.gateway
         session_id = cluster.session_of(gateway) if gateway is not None else None
         if gateway is None or session_id is None:
@@ -938,8 +958,8 @@ class ChaosRun:
                 log.info("op 7 sent amid a burst of %s; %s resumed its session", len(burst), gateway.name)
             else:
                 self.invalid_sessions += 1
-                await cluster.await_new_session(gateway)
-                log.info("op 9 sent amid a burst of %s; %s started a new session", len(burst), gateway.name)
+                cluster.expect_new_session(gateway)
+                log.info("op 9 sent amid a burst of %s; %s starts a new session in 5 s", len(burst), gateway.name)
         except TimeoutError:
             log.warning("%s did not come back on the gateway after a %s", gateway.name, action)
 
@@ -949,6 +969,7 @@ class ChaosRun:
         """A member's command reaches the bot after Discord's 3 s deadline: the gateway connection stalls, the
         command goes out (and any other sent meanwhile), Discord's clock moves past the deadline, the connection
         drops, and the bot resumes and gets the commands replayed, too late to acknowledge them."""
+        await cluster.identified()
         gateway = cluster.gateway
         session_id = cluster.session_of(gateway) if gateway is not None else None
         if gateway is None or session_id is None or not self._kept_aside:
@@ -1219,6 +1240,12 @@ class ChaosRun:
 
 def _press_done(task: asyncio.Task[None]) -> None:
     """A press the suite itself failed to make is said, not left as an unretrieved exception."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed: %r", task.get_name(), task.exception())
+
+
+def _identify_done(task: asyncio.Task[None]) -> None:
+    """A bot process that did not come back on the gateway after op 9 is said (its exit is a crash of its own)."""
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed: %r", task.get_name(), task.exception())
 
