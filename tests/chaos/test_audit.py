@@ -172,6 +172,34 @@ def test_a_command_too_late_to_answer_or_given_to_no_running_bot_passes_unanswer
     assert unanswered(replace(SUBMISSION, reached=False)) == []
 
 
+def test_outcome_unknown_jobs_one_kill_cut_short_pass() -> None:
+    """Two submits in flight when a gateway was killed both end "Outcome unknown": both explained, no problem."""
+    second = replace(SUBMISSION, index=1, interaction_id=222, seed=100_001)
+    unknown = record(JobState.DELIVERED, JobState.SUBMIT_UNKNOWN).model_copy(update={"runpod_id": None})
+    records = [unknown, unknown.model_copy(update={"jid": "def456def456def4", "request_id": "222"})]
+    cards = [
+        message("Outcome unknown", fields=("Reason",)),
+        message("Outcome unknown", fields=("Reason",), jid="def456def456def4"),
+    ]
+    report, _verdicts = audit(
+        [SUBMISSION, second],
+        {111: interaction(""), 222: interaction("", 222)},
+        cards,
+        records,
+        [],
+        {"totals": {"submitted": 0}},
+        kills=1,
+        redis_restarts=0,
+        run_resets=0,
+        crashes=0,
+        cut_short={0, 1},
+        settled=True,
+        seed=1,
+    )
+    assert (report.submit_unknown, report.submit_unknown_cut_short, report.explained) == (2, 2, 2)
+    assert report.problems == []
+
+
 def run_with_upscale(
     press_record: TrackedJob, runpod: list[RunPodJob], sources: Mapping[int, int | None]
 ) -> ChaosReport:
