@@ -395,10 +395,19 @@ class Cluster:
 
     def expect_new_session(self, process: BotProcess) -> None:
         """After op 9: note the process's new session once it has identified one, meanwhile the timeline goes on
-        (`identified` waits for it)."""
-        task = asyncio.create_task(self._await_session(process), name=f"identify-{process.name}")
+        (`identified` waits for it); members hold their commands until then, as while a process restarts."""
+        task = asyncio.create_task(self._identify(process), name=f"identify-{process.name}")
         task.add_done_callback(_identify_done)
         self._identifying[process.name] = task
+
+    def keep_session(self, process: BotProcess, session_id: str) -> None:
+        """Op 9 did not go out after all (the session was not connected): it is still the process's."""
+        self._live_sessions[session_id] = process.name
+        self.gateway_up.set()
+
+    async def _identify(self, process: BotProcess) -> None:
+        await self._await_session(process)
+        self.gateway_up.set()
 
     async def identified(self) -> None:
         """Wait until every process that op 9 sent to identify again has a session (or gave up)."""
@@ -943,8 +952,15 @@ class ChaosRun:
         if action == "reconnect":
             done = await fake.reconnect(session_id)
         else:
+            # Until the new session, Discord has no running bot to give a command to (a member would read "did not
+            # respond" and try again): members hold theirs, as while a process restarts.
+            cluster.gateway_up.clear()
             await cluster.end_session(gateway)
             done = await fake.invalidate_session(session_id, resumable=False)
+            if done:
+                cluster.expect_new_session(gateway)
+            else:
+                cluster.keep_session(gateway, session_id)
         for index in after:
             self._send(index, fake, cluster, store, prefix, channel)
             await asyncio.sleep(pause)
@@ -958,7 +974,6 @@ class ChaosRun:
                 log.info("op 7 sent amid a burst of %s; %s resumed its session", len(burst), gateway.name)
             else:
                 self.invalid_sessions += 1
-                cluster.expect_new_session(gateway)
                 log.info("op 9 sent amid a burst of %s; %s starts a new session in 5 s", len(burst), gateway.name)
         except TimeoutError:
             log.warning("%s did not come back on the gateway after a %s", gateway.name, action)
@@ -979,6 +994,9 @@ class ChaosRun:
             # Commands still on their way (members trying again after op 9, say) go out first: the late one is the
             # member's below, and whatever else a member happens to send in the next few milliseconds.
             await asyncio.wait(list(self._sends), timeout=EVENT_TIMEOUT_S)
+        with contextlib.suppress(TimeoutError):
+            # ... and are acknowledged before Discord's clock jumps (or were late anyway).
+            await fake.wait_for(self._acknowledged(fake), within=FIRST_ANSWER.total_seconds(), what="acknowledgements")
         resumes = next((s["resumes"] for s in await fake.sessions() if s["id"] == session_id), 0)
         if not await fake.stall_connection(session_id):
             return
@@ -998,6 +1016,18 @@ class ChaosRun:
             log.info("a command reached %s %.1f s late (by Discord's clock)", gateway.name, LATE_BY_S)
         except TimeoutError:
             log.warning("%s did not resume, or answer the late command, after the connection dropped", gateway.name)
+
+    def _acknowledged(self, fake: FakeDiscordControl) -> Callable[[], Awaitable[bool | None]]:
+        """A check: every submission of the last few seconds that reached a running bot has its acknowledgement."""
+
+        async def check() -> bool | None:
+            recent = [s for s in self.submissions if s.reached and time.monotonic() - s.sent_at < LATE_BY_S]
+            for submission in recent:
+                if (await fake.interaction(submission.interaction_id))["response"] is None:
+                    return None
+            return True
+
+        return check
 
     async def _note_late(self, fake: FakeDiscordControl) -> None:
         """Remember the interactions whose first answer Discord has refused as late so far."""
