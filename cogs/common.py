@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 JOB_ID = r"[0-9a-f]{8,32}"
 # Nobody is ever pinged: a prompt with @everyone or a role mention stays text.
 NO_PINGS = discord.AllowedMentions.none()
+# Discord's answer to a first response after its 3 s (or to one for an interaction it does not know).
+UNKNOWN_INTERACTION = 10062
 
 
 def owner_only(user_id: int) -> discord.AllowedMentions:
@@ -291,6 +293,12 @@ def explain(error: BaseException) -> str | None:
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
     """Expected errors become a short ephemeral answer; unexpected ones are logged under an id the member sees."""
+    if _came_too_late(interaction, error):
+        # The gateway delivered it after Discord's 3 s (a stalled connection, a busy loop): Discord refused the
+        # first answer and would refuse any other; the member was told the application did not respond.
+        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        log.warning("interaction %s came too late to answer (%.1f s after it was made)", interaction.id, age)
+        return
     text = explain(error)
     if text is None:
         error_id = secrets.token_hex(4)
@@ -301,6 +309,15 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
         await reply(interaction, text)
     except discord.HTTPException:
         log.warning("could not tell the member about an error in interaction %s", interaction.id)
+
+
+def _came_too_late(interaction: discord.Interaction[Any], error: BaseException) -> bool:
+    """Whether Discord refused the interaction's first answer as unknown: nothing can be answered any more."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    return (
+        isinstance(error, discord.NotFound) and error.code == UNKNOWN_INTERACTION and not interaction.response.is_done()
+    )
 
 
 async def guarded(interaction: discord.Interaction[Any], action: Callable[[], Awaitable[None]]) -> None:

@@ -51,6 +51,9 @@ MIN_RETRY_UPLOAD_LIMIT = 1024 * 1024
 DEFAULT_FORGET_CARD_AFTER_S = 600.0
 # Discord's error text shown on the card, at most this long.
 REFUSAL_TEXT_LIMIT = 300
+# A closing notifier lets the card edits under way finish for this long: one waiting on Discord's rate limit (a
+# 5 s window) may land after another process showed the outcome, and must then show the outcome again.
+CLOSE_EDITS_S = 6.0
 
 
 @dataclass
@@ -95,9 +98,10 @@ class DiscordNotifier:
         return len(self._cards)
 
     async def close(self) -> None:
-        """Drop the progress edits still waiting for their turn (the final edits are the poller's)."""
-        await self._pacer.close()
-        await self._tasks.close()
+        """Let the edits under way finish (`CLOSE_EDITS_S` at most: one landing after the outcome would hide it), drop
+        the progress edits still waiting for their turn, and cancel the rest (the final edits are the poller's)."""
+        await self._pacer.close(timeout_s=CLOSE_EDITS_S)
+        await self._tasks.close(timeout_s=CLOSE_EDITS_S)
 
     def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
         if job.channel_id is None:

@@ -43,7 +43,7 @@ from cogs.render import (
 from jobs.access import Action, may, refusal
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD, delivery_failure
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
-from jobs.notifier import JobResult, Notifier
+from jobs.notifier import JobResult
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
 from jobs.presses import EarlierPress, PressTicket
 from jobs.service import (
@@ -386,6 +386,13 @@ async def _submit_with_card(
                     "I can't send you direct messages (they are closed). Open them, or try without `private`."
                 ) from None
             raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
+        except discord.DiscordServerError as exc:
+            # Discord's own trouble (an outage, an overloaded node), not a mistake of ours: say so, not "error id".
+            log.warning("job %s: Discord answered the card's post %s; not starting it", job.jid, exc.status)
+            raise CardRefusedError(
+                f"Discord is having trouble right now (it answered the job card with {exc.status} "
+                f"{exc.response.reason or 'Server Error'}), so I started nothing. Please try again in a moment."
+            ) from None
         await ctx.service.record_card(job.jid, card.id)
         if ticket is not None:
             # From here a second press of the same button is told where this job is.
@@ -395,13 +402,18 @@ async def _submit_with_card(
         submission = await submit(requester, _submit_extra(ctx, model, upload_limit, private), post_card)
     except SubmitFailedError as exc:
         # The card was posted before /run; it must not go on saying "Submitting…" once the job has ended.
-        await _show_outcome(ctx.notifier, exc)
+        await _show_outcome(ctx, exc)
         raise
     job = submission.job
     if not submission.duplicate and not submission.result_in_hand:
         # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits. (A /runsync reply
         # that held the result is being delivered already: the card goes straight to the outcome.)
-        await ctx.notifier.job_updated(job)
+        try:
+            await ctx.notifier.job_updated(job)
+        except Exception:
+            # Progress on the card is best effort (the poller edits it next); the job runs, and the member must
+            # still hear where it is, not an error that invites a second, paid submit.
+            log.warning("job %s: could not show on its card that RunPod has it", job.jid, exc_info=True)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     # Short: the card is where the job lives, and the result will mention the member when it is ready.
     verb = "Already submitted" if submission.duplicate else "Submitted"
@@ -418,13 +430,16 @@ def _submit_extra(ctx: Services, model: ModelConfig, upload_limit: int, private:
     return extra
 
 
-async def _show_outcome(notifier: Notifier, failure: SubmitFailedError) -> None:
+async def _show_outcome(ctx: Services, failure: SubmitFailedError) -> None:
+    """Show a failed submit's outcome on its card; if Discord will not have it now, a poller shows it when the job's
+    delivery lease ends."""
     job = failure.job
     try:
-        await notifier.job_finished(job, JobResult(job.final_state, reason=failure.reason))
+        await ctx.notifier.job_finished(job, JobResult(job.final_state, reason=failure.reason))
+        await ctx.service.outcome_shown(failure)
     except Exception:
         # The member still gets the reason in the command's answer.
-        log.exception("job %s: could not show its outcome on the card", job.jid)
+        log.exception("job %s: could not show its outcome on the card; a poller will", job.jid)
 
 
 async def _job_or_refuse(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:

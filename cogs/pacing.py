@@ -204,15 +204,18 @@ class Pacer:
         """Requests waiting for their turn (progress edits and deliveries)."""
         return len(self._progress) + len(self._deliveries)
 
-    async def close(self) -> None:
-        """Stop: waiting progress edits are dropped, waiting deliveries fail with `PacerClosed`."""
+    async def close(self, timeout_s: float = 0.0) -> None:
+        """Stop: waiting progress edits are dropped, waiting deliveries fail with `PacerClosed`, and the edits already
+        on their way get `timeout_s` to land before they are cancelled."""
         self._closed = True
         self._progress.clear()
         for request in self._deliveries:
             if not request.granted.done():
                 request.granted.set_exception(PacerClosed("the notifier is closing"))
         self._deliveries.clear()
-        await self._tasks.close()
+        # The dispatcher waits for a change: wake it, so it sees the pacer closed and ends.
+        self._changed.set()
+        await self._tasks.close(timeout_s=timeout_s)
 
     # --- deciding what goes next -------------------------------------------------------------------------------
 

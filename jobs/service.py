@@ -192,12 +192,16 @@ class GpuBudgetError(JobServiceError):
 
 
 class SubmitFailedError(JobServiceError):
-    """RunPod refused or could not take the job; the record is finished with this reason."""
+    """RunPod refused or could not take the job; the record holds that outcome with this reason. Showing it (on the
+    job's card) is the delivery still to come: the front end that shows it calls `JobService.outcome_shown`; if it
+    cannot (Discord failed, the process died), a poller shows it when the delivery lease (`delivering`) ends, as for
+    any job whose delivery did not commit."""
 
-    def __init__(self, reason: str, job: TrackedJob) -> None:
+    def __init__(self, reason: str, job: TrackedJob, delivering: Claimed | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.job = job
+        self.delivering = delivering
 
 
 @dataclass(frozen=True)
@@ -679,13 +683,16 @@ class JobService:
             try:
                 await before_run(job)
             except BaseException:
-                await self._finish(job, created.token, JobState.FAILED, Reason.STOPPED_BEFORE_SENT)
+                # No card to show it on (posting it is what failed, mostly): done at once.
+                _, delivering = await self._finish(job, created.token, JobState.FAILED, Reason.STOPPED_BEFORE_SENT)
+                if delivering is not None:
+                    await self.store.finalize_commit(delivering)
                 raise
             wait_s = self.run_settings.wait_s
             if not await slot.reacquire(wait_s):
                 log.warning("job %s: no submit slot within %.0f s after its card; not sent", job.jid, wait_s)
-                busy = await self._finish(job, created.token, JobState.FAILED, Reason.BUSY_AT_SUBMIT)
-                raise SubmitFailedError(Reason.BUSY_AT_SUBMIT, busy)
+                # The card shows the outcome (the front end's `outcome_shown`), as for a /run that failed.
+                raise await self._failed(job, created.token, JobState.FAILED, Reason.BUSY_AT_SUBMIT)
             job = await self.store.get(job.jid) or job
         client = self.clients[model_config.endpoint_id]
         policy = Policy(ttl=self.run_settings.policy_ttl_ms, execution_timeout=self.run_settings.execution_timeout_ms)
@@ -708,16 +715,12 @@ class JobService:
             await self.store.record_endpoint_error(job.endpoint_id, str(exc))
             if exc.maybe_sent:
                 log.warning("job %s: %s outcome unknown: %s", job.jid, operation, exc)
-                raise SubmitFailedError(
-                    Reason.SUBMIT_UNKNOWN, await self._finish(job, created.token, JobState.SUBMIT_UNKNOWN)
-                ) from None
-            reason: str = Reason.UNREACHABLE_AT_SUBMIT
-            raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
+                raise await self._failed(job, created.token, JobState.SUBMIT_UNKNOWN, Reason.SUBMIT_UNKNOWN) from None
+            raise await self._failed(job, created.token, JobState.FAILED, Reason.UNREACHABLE_AT_SUBMIT) from None
         except RunPodError as exc:
             await self.store.record_endpoint_error(job.endpoint_id, str(exc))
-            reason = submit_refusal(exc)
             log.warning("job %s: %s refused: %s", job.jid, operation, exc)
-            raise SubmitFailedError(reason, await self._finish(job, created.token, JobState.FAILED, reason)) from None
+            raise await self._failed(job, created.token, JobState.FAILED, submit_refusal(exc)) from None
         if self.metrics is not None:
             self.metrics.jobs_submitted.labels(model=model_config.name).inc()
         # Attached before a finished job is handed over: from here a crash leaves a job a poller finds, by /status.
@@ -735,8 +738,11 @@ class JobService:
             await self._cancel_at_runpod(attached)
         return Submission(job=attached, request=image_request, result_in_hand=in_hand)
 
-    async def _finish(self, job: TrackedJob, token: int, outcome: JobState, reason: str | None = None) -> TrackedJob:
-        """End a job that never reached RunPod: the member hears it from the command's reply."""
+    async def _finish(
+        self, job: TrackedJob, token: int, outcome: JobState, reason: str
+    ) -> tuple[TrackedJob, Claimed | None]:
+        """Record the outcome of a job whose submit failed, under a delivery lease (None: another process holds the
+        job): the job as now recorded, and the lease to commit once the outcome is shown."""
         claim = Claimed(job=job, token=token)
         fields = {"error": reason or Reason.SUBMIT_UNKNOWN}
         # A job that may have reached RunPod (its /run's outcome unknown) keeps its budget reservation; one that
@@ -748,9 +754,19 @@ class JobService:
             fields=fields,
             keep_reservation=outcome is JobState.SUBMIT_UNKNOWN,
         )
-        if delivering is not None:
-            await self.store.finalize_commit(delivering)
-        return await self.store.get(job.jid) or job
+        return await self.store.get(job.jid) or job, delivering
+
+    async def _failed(self, job: TrackedJob, token: int, outcome: JobState, reason: str) -> SubmitFailedError:
+        """End a job whose `/run` failed: the member hears it from the command's reply, and the card shows it
+        (`outcome_shown`, or a poller when the delivery lease ends)."""
+        finished, delivering = await self._finish(job, token, outcome, reason)
+        return SubmitFailedError(reason, finished, delivering)
+
+    async def outcome_shown(self, failure: SubmitFailedError) -> None:
+        """The outcome of a failed submit is shown (on its card, or to the terminal that asked): the job is done.
+        Until this is called, a poller shows the outcome again when the delivery lease ends."""
+        if failure.delivering is not None:
+            await self.store.finalize_commit(failure.delivering)
 
     async def get(self, jid: str) -> TrackedJob:
         job = await self.store.get(jid)

@@ -212,6 +212,9 @@ async def imagine(args: argparse.Namespace, settings: Settings) -> int:
         except (QuotaExceededError, CooldownError, JobServiceError) as exc:
             reason = exc.reason if isinstance(exc, SubmitFailedError) else str(exc)
             print(f"not submitted: {reason}", file=sys.stderr)
+            if isinstance(exc, SubmitFailedError):
+                # Said here: the job is done (nothing else would show its outcome).
+                await env.core.service.outcome_shown(exc)
             return EXIT_FAILURE
         job, request = submission.job, submission.request
         print(

@@ -1,4 +1,5 @@
-"""`python -m tests.chaos [--jobs N] [--kills K] [--seed S] [--no-faults] ...`: one crash-and-fault run.
+"""`python -m tests.chaos [--jobs N] [--kills K] [--seed S] [--no-faults] [--no-discord-faults] ...`: one
+crash-and-fault run.
 
 Progress goes to stderr; the last line on stdout is the run's JSON summary. The exit status is 1 when any job was
 lost, posted twice or paid for twice (or any other check failed), 0 otherwise.
@@ -34,6 +35,29 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
     parser.add_argument(
         "--faults", action=argparse.BooleanOptionalAction, default=defaults.faults, help="inject RunPod faults"
     )
+    parser.add_argument(
+        "--discord-faults",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fail Discord too: op 7, op 9, 5xx and 429 on messages, late commands (default: on)",
+    )
+    for flag, name, what in (
+        ("--reconnects", "reconnects", "op 7 to the gateway holder amid a burst of commands"),
+        ("--invalid-sessions", "invalid_sessions", "op 9 (a new session) amid a burst of commands"),
+        ("--discord-5xx", "discord_5xx", "5xx answers to message posts and card edits"),
+        ("--discord-429", "discord_429", "429 answers to message posts and card edits"),
+        ("--late-callbacks", "late_callbacks", "commands that reach the bot after Discord's 3 s deadline"),
+    ):
+        default = getattr(defaults, name)
+        parser.add_argument(flag, type=int, dest=name, help=f"{what} (default {default}; 0 with --no-discord-faults)")
+    parser.add_argument("--burst", type=int, default=defaults.burst, help="commands per burst (default %(default)s)")
+    parser.add_argument(
+        "--discord-rate-limits",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.discord_rate_limits,
+        help="the fake Discord enforces Discord's rate limits (default: on)",
+    )
+    parser.add_argument("--channels", type=int, default=defaults.channels, help="channels (default %(default)s)")
     parser.add_argument("--rate", type=float, default=defaults.submit_rate, help="submissions per second")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="emulated RunPod workers")
     parser.add_argument(
@@ -58,6 +82,13 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
     unknown = set(args.kill_modes.split(",")) - set(KILL_MODES)
     if unknown:
         parser.error(f"unknown kill mode(s) {', '.join(sorted(unknown))}; known: {', '.join(KILL_MODES)}")
+
+    def discord_faults(name: str) -> int:
+        given: int | None = getattr(args, name)
+        if given is not None:
+            return given
+        return int(getattr(defaults, name)) if args.discord_faults else 0
+
     options = ChaosOptions(
         jobs=args.jobs,
         kills=args.kills,
@@ -73,6 +104,14 @@ def parse_args(argv: Sequence[str] | None) -> ChaosOptions:
         poll_lease_ms=args.poll_lease_ms,
         delivery_lease_ms=args.delivery_lease_ms,
         log_dir=args.keep_logs.resolve() if args.keep_logs else None,
+        discord_rate_limits=args.discord_rate_limits,
+        channels=args.channels,
+        reconnects=discord_faults("reconnects"),
+        invalid_sessions=discord_faults("invalid_sessions"),
+        discord_5xx=discord_faults("discord_5xx"),
+        discord_429=discord_faults("discord_429"),
+        late_callbacks=discord_faults("late_callbacks"),
+        burst=args.burst,
     )
     if args.verbose:
         logging.getLogger("chaos.verdicts").setLevel(logging.DEBUG)

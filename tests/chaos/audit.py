@@ -79,6 +79,9 @@ class Submission:
     action: str = IMAGINE
     parent: int | None = None
     image: int | None = None
+    # Whether Discord gave it to a session of a bot process running then (not only to sessions of processes
+    # stopped or killed, or ended by op 9, which Discord keeps for a while): such a submission must be answered.
+    reached: bool = True
 
     @property
     def is_press(self) -> bool:
@@ -178,6 +181,19 @@ class ChaosReport:
     crashes: int = 0
     error_answers: int = 0
     submit_unknown_cut_short: int = 0
+    # Discord's own failures: op 7 and op 9 sent to the gateway holder, injected 5xx and 429 answers to message
+    # posts and card edits, interactions whose first answer came after Discord's 3 s deadline (refused: 10062),
+    # and the 429s the fake's real rate limits sent. Submissions answered late must not have started a job that
+    # shows nowhere: `late_jobs` counts those recorded anyway (each must then have its card or result).
+    gateway_reconnects: int = 0
+    gateway_invalid_sessions: int = 0
+    discord_5xx: int = 0
+    discord_429: int = 0
+    late_callbacks: int = 0
+    late_jobs: int = 0
+    discord_rate_limited: int = 0
+    # Submissions Discord gave to no running bot process (only to sessions of processes gone): never answered.
+    unreached: int = 0
     settled: bool = True
     seed: int = 0
     wall_s: float = 0.0
@@ -379,6 +395,7 @@ def audit(
     seed: int,
     sources: Mapping[int, int | None] | None = None,
     usage: GpuUsage | None = None,
+    late: Set[int] = frozenset(),
 ) -> tuple[ChaosReport, list[Verdict]]:
     """Compare what was submitted with what Discord, Redis and RunPod show; the report lists every problem.
 
@@ -386,6 +403,8 @@ def audit(
     unknown" besides those whose /run was reset (their member is told at once). `sources` says, for each delivered
     V<n> or U<n> press, which image of its parent's result its image was drawn from (`drawn_from`; None: none).
     `usage` is what Redis counted of the GPU time (None: not checked).
+    `late` are the submissions whose first answer reached Discord after its 3 s deadline (refused). A submission
+    that reached a running bot must be answered, unless a kill cut it short or it came late.
     """
     discord = _Discord.index(messages)
     by_request = {record.request_id: record for record in records if record.request_id}
@@ -435,9 +454,11 @@ def audit(
         for verdict in verdicts
         if verdict.final_state is JobState.SUBMIT_UNKNOWN and verdict.submission.index in cut_short
     )
+    report.late_jobs = sum(1 for verdict in verdicts if verdict.submission.index in late and verdict.jid is not None)
+    report.unreached = sum(1 for verdict in verdicts if not verdict.submission.reached)
     press_problems = _count_presses(report, verdicts, sources or {})
     gpu_problems = _count_gpu_time(report, records, runpod_jobs, usage) if usage is not None else []
-    report.problems = _problems(report, verdicts, cut_short) + press_problems + gpu_problems
+    report.problems = _problems(report, verdicts, cut_short, late) + press_problems + gpu_problems
     label_of = {verdict.jid: verdict.submission.label for verdict in verdicts if verdict.jid}
     for jid, cards in discord.cards.items():
         if cards and _title(cards[-1]).startswith(LIVE_TITLES):
@@ -504,7 +525,7 @@ def _count_gpu_time(
     return problems
 
 
-def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[int]) -> list[str]:
+def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[int], late: Set[int]) -> list[str]:
     problems: list[str] = []
     expected_runs = report.jobs - report.never_reached_runpod
     checks = [
@@ -514,8 +535,11 @@ def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[i
         (report.paid_duplicates == 0, f"{report.paid_duplicates} submission(s) paid for more than once"),
         (report.unmatched_runpod_jobs == 0, f"{report.unmatched_runpod_jobs} RunPod job(s) match no submission"),
         (
-            report.submit_unknown <= report.kills + report.run_resets,
-            f"{report.submit_unknown} outcome-unknown jobs for {report.kills} kills, {report.run_resets} /run resets",
+            # A kill cuts short every submit in flight then (several, when members' commands came together); a
+            # reset /run ends one job. Each outcome-unknown job is also checked on its own below.
+            report.submit_unknown <= report.submit_unknown_cut_short + report.run_resets,
+            f"{report.submit_unknown} outcome-unknown jobs: {report.submit_unknown_cut_short} cut short by kills, "
+            f"{report.run_resets} /run resets",
         ),
         (report.stale_cards == 0, f"{report.stale_cards} card(s) still show a live job after the run settled"),
         (report.duplicate_cards == 0, f"{report.duplicate_cards} job(s) with more than one card"),
@@ -537,6 +561,13 @@ def _problems(report: ChaosReport, verdicts: Sequence[Verdict], cut_short: Set[i
             problems.append(f"lost: {verdict.submission.label} job {verdict.jid}: {verdict.detail}")
         elif verdict.kind == "unanswered" and verdict.runpod_jobs:
             problems.append(f"paid but never recorded: {verdict.submission.label}")
+        elif (
+            verdict.kind == "unanswered"
+            and verdict.submission.reached
+            and verdict.submission.index not in cut_short
+            and verdict.submission.index not in late
+        ):
+            problems.append(f"never answered, though a running bot received it: {verdict.submission.label}")
         elif verdict.kind == "delivered" and verdict.runpod_jobs == 0:
             problems.append(f"delivered without a RunPod job: {verdict.submission.label} job {verdict.jid}")
         elif (

@@ -13,9 +13,20 @@ One run:
    few of them through the card's button, has the owners of a share of the results (`--press-share`) press one
    button on it soon after it appears (V<n>, U<n>, Re-roll, or Remix and its form: each press a submission of its
    own), and meanwhile follows a timeline: topology changes (one `all` process; then `gateway` + `poller`; then
-   `all` + `poller`: two processes on one Redis, only one of them on the gateway), SIGKILLs, Redis restarts and
-   `/run` resets;
+   `all` + `poller`: two processes on one Redis, only one of them on the gateway), SIGKILLs, Redis restarts,
+   `/run` resets, and Discord's own failures (below);
 4. waits (bounded) until nothing is left to do, then audits (`tests.chaos.audit`).
+
+The fake Discord enforces Discord's real rate limits (5 messages per 5 s per channel, the global 50 per second...:
+tests/fakes/README.md), and its failures are on the timeline too:
+- `reconnect` (op 7: the bot reconnects and resumes) and `invalidate` (op 9, not resumable: the bot must start a
+  new session, which discord.py does after a 5 s pause), each in the middle of a burst of `/imagine` from several
+  members within a second (`burst` submissions kept aside for it);
+- `discord-5xx` and `discord-429`: the next message post (a card, a result, an outcome) or card edit is answered
+  503, 500 or 502 (discord.py retries 500 and 502 itself and hands a 503 to the bot), or 429 (now and then global);
+- `late-callback`: a member's command reaches the bot after Discord's 3 s deadline for the first answer (the
+  gateway connection stalls, the fake's clock moves on, the connection drops and the bot resumes and gets it), so
+  Discord refuses the bot's acknowledgement (10062) and the member never hears from it.
 
 Kill modes, taken in this order by the kills of the timeline:
 - `submit`: just after the bot acknowledged a submission (it is recording it, posting its card, calling /run);
@@ -35,9 +46,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -127,6 +140,29 @@ TOPOLOGIES: tuple[tuple[str, ...], ...] = (("all",), ("gateway", "poller"), ("al
 SPLIT_TOPOLOGIES: tuple[tuple[str, ...], ...] = (("gateway", "poller"), ("all", "poller"))
 # The kills of a run take these modes in turn (five kills: one of each).
 KILL_MODES = ("submit", "delivery", "card", "random", "host")
+# A card edit (the bot edits nothing else in a channel).
+MESSAGE_EDIT = r"^/channels/\d+/messages/\d+$"
+# Discord's first answer to an interaction; an answer after the 3 s deadline is refused with 10062.
+CALLBACK = re.compile(r"^/interactions/(?P<id>\d+)/[^/]+/callback$")
+UNKNOWN_INTERACTION = 10062
+# The 5xx answers injected in turn, on the next message post or card edit: discord.py hands a 503 to the bot and
+# retries a 500 or a 502 itself (after a second).
+DISCORD_5XX: tuple[tuple[str, int], ...] = (("POST", 503), ("PATCH", 503), ("POST", 500), ("PATCH", 502))
+# The 429s injected in turn (True: Discord's global limit, which holds every request of the client).
+DISCORD_429: tuple[tuple[str, bool], ...] = (("POST", False), ("PATCH", False), ("POST", True), ("PATCH", False))
+MESSAGE_ROUTES = {"POST": MESSAGE_POST, "PATCH": MESSAGE_EDIT}
+# What an injected 429 asks the client to wait (seconds).
+INJECTED_RETRY_AFTER_S = 1.0
+# A late command reaches the bot this long after Discord created it, by Discord's clock (the deadline is 3 s).
+LATE_BY_S = 3.5
+# Discord's deadline for the first answer to an interaction.
+FIRST_ANSWER = timedelta(seconds=3)
+# A burst's submissions are sent within this many seconds, the fault in the middle.
+BURST_S = 1.0
+# How many times a member whose command found no bot session at all tries again.
+DELIVER_ATTEMPTS = 10
+# The timeline's events that take submissions kept aside: a burst for the gateway faults, one for a late callback.
+GATEWAY_FAULTS = ("reconnect", "invalidate")
 
 
 @dataclass(frozen=True)
@@ -140,7 +176,10 @@ class ChaosOptions:
     seed: int | None = None
     faults: bool = True
     members: int = 6
-    channels: int = 2
+    # Members send in every channel in turn. Discord lets a bot post 5 messages per 5 s in a channel, and a job
+    # takes two (its card, its result) besides its card's edits: with fewer channels than about 4 x `submit_rate`,
+    # the run would ask for more than Discord allows and measure only the queue in front of its limits.
+    channels: int = 16
     submit_rate: float = 4.0
     workers: int = 8
     cancel_share: float = 0.04
@@ -162,11 +201,29 @@ class ChaosOptions:
     poll_lease_ms: int | None = None
     delivery_lease_ms: int | None = None
     log_dir: Path | None = None
+    # The fake Discord enforces Discord's real rate limits (per-channel message buckets, the global 50/s).
+    discord_rate_limits: bool = True
+    # Discord's failures on the timeline (see the module docstring): op 7, op 9 (a new session), 5xx and 429 on
+    # message posts and card edits, commands that reach the bot after the 3 s deadline.
+    reconnects: int = 2
+    invalid_sessions: int = 2
+    discord_5xx: int = 4
+    discord_429: int = 4
+    late_callbacks: int = 2
+    # The `/imagine` submissions sent within a second around each op 7 and op 9, kept aside from the steady pace.
+    burst: int = 6
 
     @property
     def window_s(self) -> float:
         """How long the submissions take."""
         return self.jobs / self.submit_rate
+
+    @property
+    def kept_aside(self) -> int:
+        """The submissions the timeline's Discord events send (a burst each for op 7 and op 9, one per late
+        callback), at most half of them."""
+        wanted = self.burst * (self.reconnects + self.invalid_sessions) + self.late_callbacks
+        return min(wanted, self.jobs // 2)
 
 
 @dataclass(frozen=True)
@@ -194,17 +251,43 @@ def plan_members(options: ChaosOptions, rng: random.Random) -> tuple[dict[int, P
 
 
 @dataclass(frozen=True)
+class SubmissionPlan:
+    """What the member sends as `/imagine` number `index`: the prompt (naming the emulator's worker) and how many
+    images."""
+
+    prompt: str
+    count: int
+
+
+def plan_submissions(
+    options: ChaosOptions, presses: Mapping[int, PressPlan], rng: random.Random
+) -> list[SubmissionPlan]:
+    """Every `/imagine`'s prompt and image count, by index: drawn before the run, so the same seed sends the same
+    requests whatever the timing. A job to be pressed asks for two images, so V2 and U2 get pressed too."""
+    plans = []
+    for index in range(options.jobs):
+        subject = rng.choice(SUBJECTS)
+        worker = "sdxl-bucket" if rng.random() < options.url_output_share else "sdxl"
+        two = index in presses or rng.random() < options.two_image_share
+        plans.append(SubmissionPlan(f"chaos #{index:04d} {subject} [emulator:{worker}]", 2 if two else 1))
+    return plans
+
+
+@dataclass(frozen=True)
 class Event:
     """Something the conductor does at `at` seconds into the submission window."""
 
     at: float
-    action: str  # topology | kill | redis | run-reset
+    # topology | kill | redis | run-reset | reconnect | invalidate | discord-5xx | discord-429 | late-callback
+    action: str
     detail: str = ""
 
 
 def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
-    """The run's events, in order: topology changes at equal shares of the window, then kills, Redis restarts and
-    `/run` resets at random moments, one per equal slot of the window so that no two of a kind come together.
+    """The run's events, in order: topology changes at equal shares of the window, then kills, Redis restarts,
+    `/run` resets and Discord's failures at random moments, one per equal slot of the window so that no two of a kind
+    come together. Kills take their modes in turn, 5xx and 429s their route and status (`DISCORD_5XX`,
+    `DISCORD_429`).
 
     With `early_kills` the kills all fall in the first topology.
     """
@@ -215,6 +298,11 @@ def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
         ("kill", options.kills),
         ("redis", options.redis_restarts),
         ("run-reset", options.run_resets),
+        ("reconnect", options.reconnects),
+        ("invalidate", options.invalid_sessions),
+        ("discord-5xx", options.discord_5xx),
+        ("discord-429", options.discord_429),
+        ("late-callback", options.late_callbacks),
     ):
         span = window / len(stages) if action == "kill" and options.early_kills else window
         for index in range(count):
@@ -222,12 +310,18 @@ def timeline(options: ChaosOptions, rng: random.Random) -> list[Event]:
             events.append(Event(span * 0.05 + slot * (index + rng.uniform(0.15, 0.85)), action))
     events.sort(key=lambda event: event.at)
     labelled = []
-    kills = 0
+    turns: Counter[str] = Counter()
     for event in events:
+        turn = turns[event.action]
+        turns[event.action] += 1
         if event.action == "kill":
-            mode = options.kill_modes[kills % len(options.kill_modes)]
-            event = Event(event.at, "kill", mode)
-            kills += 1
+            event = Event(event.at, "kill", options.kill_modes[turn % len(options.kill_modes)])
+        elif event.action == "discord-5xx":
+            method, status = DISCORD_5XX[turn % len(DISCORD_5XX)]
+            event = Event(event.at, event.action, f"{method} {status}")
+        elif event.action == "discord-429":
+            method, is_global = DISCORD_429[turn % len(DISCORD_429)]
+            event = Event(event.at, event.action, f"{method} global" if is_global else method)
         labelled.append(event)
     return labelled
 
@@ -244,6 +338,11 @@ class Cluster:
     crashes: int = 0
     _watchers: set[asyncio.Task[None]] = field(default_factory=set)
     _known_sessions: set[str] = field(default_factory=set)
+    # The gateway sessions of the processes running now, by session id: the process's name. A process leaves it
+    # as it is stopped or killed, a session as op 9 ends it.
+    _live_sessions: dict[str, str] = field(default_factory=dict)
+    # After op 9: the process whose new session is awaited (discord.py identifies again after 5 s), and the wait.
+    _identifying: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     @property
     def gateway(self) -> BotProcess | None:
@@ -280,6 +379,53 @@ class Cluster:
 
         session = await self.fake.wait_for(ready, within=PROCESS_READY_TIMEOUT_S, what=f"{process.name} on the gateway")
         self._known_sessions.add(session["id"])
+        self._live_sessions[session["id"]] = process.name
+
+    def reached(self, interaction: InteractionView) -> bool:
+        """Whether Discord gave the interaction to a session of a bot process running now (not only to sessions of
+        processes stopped or killed, or ended by op 9, which Discord still keeps for a while)."""
+        return bool(set(interaction["delivered_to"]) & set(self._live_sessions))
+
+    def session_of(self, process: BotProcess) -> str | None:
+        return next((sid for sid, name in self._live_sessions.items() if name == process.name), None)
+
+    async def end_session(self, process: BotProcess) -> None:
+        """Before op 9 ends the process's session: a command Discord gives only to it from now on reaches no running
+        bot, and the process's next session is a new one."""
+        self._known_sessions |= {session["id"] for session in await self.fake.sessions()}
+        self._leaving(process)
+
+    def expect_new_session(self, process: BotProcess) -> None:
+        """After op 9: note the process's new session once it has identified one, meanwhile the timeline goes on
+        (`identified` waits for it); members hold their commands until then, as while a process restarts."""
+        task = asyncio.create_task(self._identify(process), name=f"identify-{process.name}")
+        task.add_done_callback(_identify_done)
+        self._identifying[process.name] = task
+
+    def keep_session(self, process: BotProcess, session_id: str) -> None:
+        """Op 9 did not go out after all (the session was not connected): it is still the process's."""
+        self._live_sessions[session_id] = process.name
+        self.gateway_up.set()
+
+    async def _identify(self, process: BotProcess) -> None:
+        await self._await_session(process)
+        self.gateway_up.set()
+
+    async def identified(self) -> None:
+        """Wait until every process that op 9 sent to identify again has a session (or gave up)."""
+        while self._identifying:
+            name, task = next(iter(self._identifying.items()))
+            await asyncio.wait([task])
+            if self._identifying.get(name) is task:
+                del self._identifying[name]
+
+    def _leaving(self, process: BotProcess) -> None:
+        """From now on a command Discord gives only to this process's sessions has not reached a running bot."""
+        identifying = self._identifying.pop(process.name, None)
+        if identifying is not None:
+            identifying.cancel()
+        for session_id in [sid for sid, name in self._live_sessions.items() if name == process.name]:
+            del self._live_sessions[session_id]
 
     async def _watch(self, process: BotProcess) -> None:
         status = await process.process.wait()
@@ -292,6 +438,7 @@ class Cluster:
         for victim in victims:
             if victim.connects:
                 self.gateway_up.clear()
+            self._leaving(victim)
             await victim.kill()
             self.processes.remove(victim)
         log.info("killed %s (%s)", ", ".join(victim.name for victim in victims), mode)
@@ -304,6 +451,7 @@ class Cluster:
     async def stop(self, process: BotProcess) -> None:
         if process.connects:
             self.gateway_up.clear()
+        self._leaving(process)
         status = await process.stop()
         if process in self.processes:
             self.processes.remove(process)
@@ -327,6 +475,8 @@ class Cluster:
         log.info("topology now: %s", " + ".join(process.role for process in self.processes))
 
     async def shutdown(self) -> None:
+        for task in self._identifying.values():
+            task.cancel()
         for process in list(self.processes):
             await self.stop(process)
         for watcher in list(self._watchers):
@@ -345,12 +495,25 @@ class ChaosRun:
         # the same choices whatever the timing (the conductor draws from `rng` as kills and restarts happen).
         self.member_rng = random.Random(self.seed + 1)
         self.planned_presses, self.planned_cancels = plan_members(options, self.member_rng)
+        self.planned_submissions = plan_submissions(options, self.planned_presses, self.member_rng)
+        # The `/imagine` submissions sent at a steady pace, and those the timeline's Discord events send (a burst
+        # around op 7 or op 9, one command that reaches the bot late): the last ones.
+        steady = options.jobs - options.kept_aside
+        self._steady = range(steady)
+        self._kept_aside: deque[int] = deque(range(steady, options.jobs))
         self.work_dir = work_dir
         self.log_dir = log_dir
         self.submissions: list[Submission] = []
         self.kills = 0
         self.redis_restarts = 0
         self.run_resets = 0
+        self.reconnects = 0
+        self.invalid_sessions = 0
+        self.discord_5xx = 0
+        self.discord_429 = 0
+        # Interactions whose first answer Discord refused as late (10062), read from its request log as they happen
+        # (the log keeps only the last 10,000 requests).
+        self.late_interactions: set[int] = set()
         self.guild_id = 0
         self.channel_ids: list[int] = []
         self.member_ids: list[int] = []
@@ -362,6 +525,8 @@ class ChaosRun:
         # Presses still to come: waiting for their result, or being pressed. The run is not settled before they end.
         self._presses: set[asyncio.Task[None]] = set()
         self._press_count = 0
+        # Submissions on their way (a member whose command found no bot session tries again).
+        self._sends: set[asyncio.Task[None]] = set()
 
     # --- set-up --------------------------------------------------------------------------------------------------
 
@@ -455,7 +620,9 @@ class ChaosRun:
             http = await stack.enter_async_context(aiohttp.ClientSession(timeout=HTTP_TIMEOUT))
             redis = await ChaosRedis.open(self.work_dir / "redis", _external_redis_url(), _prefix())
             stack.push_async_callback(redis.close)
-            fake_process = FakeDiscordProcess(log_file=self.log_dir / "fake-discord.log")
+            fake_process = FakeDiscordProcess(
+                log_file=self.log_dir / "fake-discord.log", rate_limits=self.options.discord_rate_limits
+            )
             await asyncio.to_thread(fake_process.start)
             stack.push_async_callback(asyncio.to_thread, fake_process.stop)
             fake = FakeDiscordControl(fake_process.control_url, session=http)
@@ -482,8 +649,10 @@ class ChaosRun:
             async with self._side_tasks_cancelled():
                 await asyncio.gather(
                     self.submit_all(fake, cluster, started, store_client, redis.prefix),
-                    self.conduct(events, cluster, fake, redis, control, started),
+                    self.conduct(events, cluster, fake, redis, control, started, store_client),
                 )
+                while self._sends:
+                    await asyncio.gather(*self._sends)
                 log.info("all %s submissions sent; waiting for the system to settle", len(self.submissions))
                 settled = await self.settle(fake, cluster, control, store_client, redis.prefix)
             report, verdicts = await self.collect(fake, control, store_client, redis.prefix, cluster, settled)
@@ -496,7 +665,7 @@ class ChaosRun:
         try:
             yield
         finally:
-            tasks = [*self._side_tasks, *self._presses]
+            tasks = [*self._side_tasks, *self._presses, *self._sends]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -512,55 +681,89 @@ class ChaosRun:
     async def submit_all(
         self, fake: FakeDiscordControl, cluster: Cluster, started: float, redis: aioredis.Redis, prefix: str
     ) -> None:
-        """Send every submission at its moment, from several members in several channels; plan the presses on
-        their results."""
-        interval = 1 / self.options.submit_rate
-        for index in range(self.options.jobs):
-            await _sleep_until(started + index * interval + self.rng.uniform(0, interval * 0.8))
-            member = self.member_ids[index % len(self.member_ids)]
-            channel = self.channel_ids[(index // len(self.member_ids)) % len(self.channel_ids)]
-            subject = self.rng.choice(SUBJECTS)
-            worker = "sdxl-bucket" if self.rng.random() < self.options.url_output_share else "sdxl"
-            prompt = f"chaos #{index:04d} {subject} [emulator:{worker}]"
-            press = self.planned_presses.get(index)
-            two = press is not None or self.member_rng.random() < self.options.two_image_share
-            options = {"prompt": prompt, "seed": SEED_BASE + index, "count": 2 if two else 1}
-            interaction = await self._deliver(
-                fake, cluster, functools.partial(fake.invoke_command, channel, member, "imagine", options)
-            )
-            submission = Submission(
-                index, interaction["id"], member, channel, SEED_BASE + index, prompt, sent_at=time.monotonic()
-            )
-            self.submissions.append(submission)
-            if self._next_submission is not None and not self._next_submission.done():
-                self._next_submission.set_result(interaction["id"])
-            if press is not None:
-                task = asyncio.ensure_future(self.press_later(fake, cluster, redis, prefix, submission, press))
-                task.set_name(f"press-{index}")
-                self._presses.add(task)
-                task.add_done_callback(_press_done)
-                task.add_done_callback(self._presses.discard)
-            elif index in self.planned_cancels:
-                self._spawn(self.cancel_later(fake, submission), f"cancel-{index}")
-            if index and index % 50 == 0:
-                log.info("%s submissions sent", index)
+        """Send the steady submissions, each at its moment, from several members in several channels (the others
+        go with the timeline's Discord events)."""
+        interval = self.options.window_s / max(1, len(self._steady))
+        for turn, index in enumerate(self._steady):
+            await _sleep_until(started + turn * interval + self.rng.uniform(0, interval * 0.8))
+            self._send(index, fake, cluster, redis, prefix)
+
+    def _send(
+        self,
+        index: int,
+        fake: FakeDiscordControl,
+        cluster: Cluster,
+        redis: aioredis.Redis,
+        prefix: str,
+        channel: int | None = None,
+    ) -> asyncio.Task[None]:
+        """A member sends `/imagine` number `index` now (in `channel`, or the index's own), in a task of its own
+        (members do not wait for each other); its press or cancel is planned once it is sent."""
+        task = asyncio.ensure_future(self._submit(index, fake, cluster, redis, prefix, channel))
+        task.set_name(f"submit-{index}")
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+        return task
+
+    async def _submit(
+        self,
+        index: int,
+        fake: FakeDiscordControl,
+        cluster: Cluster,
+        redis: aioredis.Redis,
+        prefix: str,
+        channel: int | None = None,
+    ) -> None:
+        member = self.member_ids[index % len(self.member_ids)]
+        channel = channel if channel is not None else self.channel_ids[index % len(self.channel_ids)]
+        plan = self.planned_submissions[index]
+        options = {"prompt": plan.prompt, "seed": SEED_BASE + index, "count": plan.count}
+        sent_at = time.monotonic()
+        interaction = await self._deliver(
+            fake, cluster, functools.partial(fake.invoke_command, channel, member, "imagine", options)
+        )
+        submission = Submission(
+            index,
+            interaction["id"],
+            member,
+            channel,
+            SEED_BASE + index,
+            plan.prompt,
+            sent_at=sent_at,
+            reached=cluster.reached(interaction),
+        )
+        self.submissions.append(submission)
+        if self._next_submission is not None and not self._next_submission.done():
+            self._next_submission.set_result(interaction["id"])
+        press = self.planned_presses.get(index)
+        if press is not None:
+            task = asyncio.ensure_future(self.press_later(fake, cluster, redis, prefix, submission, press))
+            task.set_name(f"press-{index}")
+            self._presses.add(task)
+            task.add_done_callback(_press_done)
+            task.add_done_callback(self._presses.discard)
+        elif index in self.planned_cancels:
+            self._spawn(self.cancel_later(fake, submission), f"cancel-{index}")
+        sent = len(self.submissions)
+        if sent % 50 == 0:
+            log.info("%s submissions sent", sent)
 
     async def _deliver(
         self, fake: FakeDiscordControl, cluster: Cluster, send: Callable[[], Awaitable[InteractionView]]
     ) -> InteractionView:
         """A member's command or click, once a bot holds the gateway (members of a server whose bot is down retry
         later)."""
-        for _attempt in range(10):
+        for _attempt in range(DELIVER_ATTEMPTS):
             await asyncio.wait_for(cluster.gateway_up.wait(), PROCESS_READY_TIMEOUT_S * 2)
             try:
                 return await send()
             except ControlError as exc:
                 if exc.status != 409 or "no bot session" not in str(exc):
                     raise
-            # No session at all at this instant (sessions of dead processes still count for 3 minutes, so this
-            # is rare): try again after the fake's next change.
-            await fake.wait_for_change(await fake.version(), within=1.0)
-        raise RuntimeError("no bot session took the interaction after 10 attempts")
+            # No session at all at this instant (sessions of dead processes still count for 3 minutes; after op 9
+            # the bot waits 5 s before it starts a new one): try again once a session is there.
+            await fake.wait_for(_session_ready(fake), within=PROCESS_READY_TIMEOUT_S, what="a bot session")
+        raise RuntimeError(f"no bot session took the interaction after {DELIVER_ATTEMPTS} attempts")
 
     async def cancel_later(self, fake: FakeDiscordControl, submission: Submission) -> None:
         """The member presses Cancel on the card soon after the answer, while the job is queued or running (best
@@ -629,6 +832,7 @@ class ChaosRun:
             action=plan.action,
             parent=parent.index,
             image=image,
+            reached=cluster.reached(view),
         )
         self.submissions.append(press)
 
@@ -668,7 +872,7 @@ class ChaosRun:
                 if jid is None:
                     raw_jid = await redis.get(keys.idempotency(str(parent.interaction_id)))
                     jid = raw_jid.decode() if isinstance(raw_jid, bytes) else raw_jid
-                if jid is None and loop.time() - began > SUBMIT_IN_FLIGHT_S:
+                if jid is None and (loop.time() - began > SUBMIT_IN_FLIGHT_S or await self._never_a_job(fake, parent)):
                     return None
                 raw = await redis.hgetall(keys.job(jid)) if jid is not None else {}
             except (RedisError, OSError):
@@ -682,6 +886,16 @@ class ChaosRun:
         log.warning("#%04d: no result to press within %.0f s", parent.index, deadline - began)
         return None
 
+    @staticmethod
+    async def _never_a_job(fake: FakeDiscordControl, submission: Submission) -> bool:
+        """Whether the submission can no longer become a job: Discord's 3 s for a first answer passed without one
+        (a job starts only after the bot's acknowledgement), or the bot answered it without one (a refusal)."""
+        view = await fake.interaction(submission.interaction_id)
+        if view["response"] is None:
+            now = datetime.fromisoformat(await fake.now())
+            return now - datetime.fromisoformat(view["created_at"]) > FIRST_ANSWER
+        return _answered(view) and not CARD_LINK.search(answer_text(view))
+
     # --- the conductor -------------------------------------------------------------------------------------------
 
     async def conduct(
@@ -692,11 +906,20 @@ class ChaosRun:
         redis: ChaosRedis,
         control: EmulatorControl,
         started: float,
+        store: aioredis.Redis,
     ) -> None:
         """Carry out the timeline, one event at a time (so no two changes to the processes overlap)."""
         for event in events:
             await _sleep_until(started + event.at)
-            if event.action == "topology":
+            if event.action in GATEWAY_FAULTS:
+                async with cluster.lock:
+                    await self.gateway_fault(event.action, fake, cluster, store, redis.prefix)
+            elif event.action == "late-callback":
+                async with cluster.lock:
+                    await self.late_callback(fake, cluster, store, redis.prefix)
+            elif event.action in ("discord-5xx", "discord-429"):
+                await self.message_fault(event, fake)
+            elif event.action == "topology":
                 async with cluster.lock:
                     await cluster.switch(self.options.topologies[int(event.detail)])
             elif event.action == "kill":
@@ -711,6 +934,146 @@ class ChaosRun:
                 await control.script_faults("run", ["reset"])
                 self.run_resets += 1
                 log.info("the next /run will be reset after RunPod took it")
+
+    async def gateway_fault(
+        self, action: str, fake: FakeDiscordControl, cluster: Cluster, store: aioredis.Redis, prefix: str
+    ) -> None:
+        """Op 7 (`reconnect`) or op 9 (`invalidate`, not resumable) to the gateway holder in the middle of a burst
+        of `/imagine` from several members; returns once the bot has resumed (op 7) or was sent op 9 (its new session
+        is awaited in the background)."""
+        await cluster.identified()
+        gateway = cluster.gateway
+        session_id = cluster.session_of(gateway) if gateway is not None else None
+        if gateway is None or session_id is None:
+            log.warning("no gateway session for a %s", action)
+            return
+        burst = [self._kept_aside.popleft() for _ in range(min(self.options.burst, len(self._kept_aside)))]
+        before, after = burst[: len(burst) // 2], burst[len(burst) // 2 :]
+        pause = BURST_S / max(1, len(burst))
+        # All in one channel, as after an announcement there: more cards at once than its 5 posts per 5 s.
+        channel = self.rng.choice(self.channel_ids)
+        for index in before:
+            self._send(index, fake, cluster, store, prefix, channel)
+            await asyncio.sleep(pause)
+        resumes = next((s["resumes"] for s in await fake.sessions() if s["id"] == session_id), 0)
+        if action == "reconnect":
+            done = await fake.reconnect(session_id)
+        else:
+            # Until the new session, Discord has no running bot to give a command to (a member would read "did not
+            # respond" and try again): members hold theirs, as while a process restarts.
+            cluster.gateway_up.clear()
+            await cluster.end_session(gateway)
+            done = await fake.invalidate_session(session_id, resumable=False)
+            if done:
+                cluster.expect_new_session(gateway)
+            else:
+                cluster.keep_session(gateway, session_id)
+        for index in after:
+            self._send(index, fake, cluster, store, prefix, channel)
+            await asyncio.sleep(pause)
+        if not done:
+            log.warning("the gateway session was gone before the %s", action)
+            return
+        try:
+            if action == "reconnect":
+                self.reconnects += 1
+                await fake.wait_for_resume(session_id, resumes + 1, within=EVENT_TIMEOUT_S)
+                log.info("op 7 sent amid a burst of %s; %s resumed its session", len(burst), gateway.name)
+            else:
+                self.invalid_sessions += 1
+                log.info("op 9 sent amid a burst of %s; %s starts a new session in 5 s", len(burst), gateway.name)
+        except TimeoutError:
+            log.warning("%s did not come back on the gateway after a %s", gateway.name, action)
+
+    async def late_callback(
+        self, fake: FakeDiscordControl, cluster: Cluster, store: aioredis.Redis, prefix: str
+    ) -> None:
+        """A member's command reaches the bot after Discord's 3 s deadline: the gateway connection stalls, the
+        command goes out (and any other sent meanwhile), Discord's clock moves past the deadline, the connection
+        drops, and the bot resumes and gets the commands replayed, too late to acknowledge them."""
+        await cluster.identified()
+        gateway = cluster.gateway
+        session_id = cluster.session_of(gateway) if gateway is not None else None
+        if gateway is None or session_id is None or not self._kept_aside:
+            log.warning("no gateway session (or no submission left) for a late callback")
+            return
+        if self._sends:
+            # Commands still on their way (members trying again after op 9, say) go out first: the late one is the
+            # member's below, and whatever else a member happens to send in the next few milliseconds.
+            await asyncio.wait(list(self._sends), timeout=EVENT_TIMEOUT_S)
+        with contextlib.suppress(TimeoutError):
+            # ... and are acknowledged before Discord's clock jumps (or were late anyway).
+            await fake.wait_for(self._acknowledged(fake), within=FIRST_ANSWER.total_seconds(), what="acknowledgements")
+        resumes = next((s["resumes"] for s in await fake.sessions() if s["id"] == session_id), 0)
+        if not await fake.stall_connection(session_id):
+            return
+        index = self._kept_aside.popleft()
+        await self._send(index, fake, cluster, store, prefix)
+        await fake.advance_clock(LATE_BY_S)
+        await fake.drop_connection(session_id)
+        late = next((s for s in self.submissions if s.index == index), None)
+
+        async def refused() -> bool | None:
+            await self._note_late(fake)
+            return True if late is None or late.interaction_id in self.late_interactions else None
+
+        try:
+            await fake.wait_for_resume(session_id, resumes + 1, within=EVENT_TIMEOUT_S)
+            await fake.wait_for(refused, within=EVENT_TIMEOUT_S, what="the late command's answer refused")
+            log.info("a command reached %s %.1f s late (by Discord's clock)", gateway.name, LATE_BY_S)
+        except TimeoutError:
+            log.warning("%s did not resume, or answer the late command, after the connection dropped", gateway.name)
+
+    def _acknowledged(self, fake: FakeDiscordControl) -> Callable[[], Awaitable[bool | None]]:
+        """A check: every submission of the last few seconds that reached a running bot has its acknowledgement."""
+
+        async def check() -> bool | None:
+            recent = [s for s in self.submissions if s.reached and time.monotonic() - s.sent_at < LATE_BY_S]
+            for submission in recent:
+                if (await fake.interaction(submission.interaction_id))["response"] is None:
+                    return None
+            return True
+
+        return check
+
+    async def _note_late(self, fake: FakeDiscordControl) -> None:
+        """Remember the interactions whose first answer Discord has refused as late so far."""
+        for request in await fake.requests(errors_only=True):
+            match = CALLBACK.match(request["path"])
+            if match is not None and request["code"] == UNKNOWN_INTERACTION:
+                self.late_interactions.add(int(match["id"]))
+
+    async def message_fault(self, event: Event, fake: FakeDiscordControl) -> None:
+        """A 5xx or a 429 for the next message post (a card, a result, an outcome) or card edit."""
+        method, *rest = event.detail.split()
+        path = MESSAGE_ROUTES[method]
+        armed = datetime.fromisoformat(await fake.now())
+        if event.action == "discord-5xx":
+            await fake.inject_error(status=int(rest[0]), message="injected server error", method=method, path=path)
+        else:
+            is_global = rest == ["global"]
+            await fake.inject_rate_limit(
+                method=method, path=path, retry_after=INJECTED_RETRY_AFTER_S, is_global=is_global
+            )
+        answer = event.detail.removeprefix(method).strip() or "429"
+
+        async def answered() -> bool | None:
+            for request in await fake.requests(errors_only=True):
+                if request["injected"] and datetime.fromisoformat(request["at"]) >= armed:
+                    return True
+            return None
+
+        try:
+            await fake.wait_for(answered, within=EVENT_TIMEOUT_S, what=f"a {method} of a message")
+            if event.action == "discord-5xx":
+                self.discord_5xx += 1
+            else:
+                self.discord_429 += 1
+            log.info("a %s of a message was answered %s", method, answer)
+        except TimeoutError:
+            # Not left armed: it would meet a later kill's held post.
+            await fake.clear_faults()
+            log.warning("no %s of a message came to be answered %s", method, answer)
 
     async def kill(self, mode: str, cluster: Cluster, fake: FakeDiscordControl) -> None:
         """One kill; `mode` says when and whom (see the module docstring)."""
@@ -810,8 +1173,9 @@ class ChaosRun:
         version = await fake.version()
         last_report = loop.time()
         while loop.time() < deadline:
-            # Answers first: a job is scheduled before its submission is answered, so a schedule read after every
-            # answer misses none (read before them, a press recorded and answered meanwhile would be missed).
+            # Answers first: a submission is recorded (and scheduled) before it is answered, so once every one is
+            # answered, an empty schedule read after that is the last word (read before, it could miss a job that
+            # was being recorded then).
             answered = not self._presses and await self._all_answered(fake)
             due = await redis.zcard(keys.due(ENDPOINT_ID))
             running = _runpod_busy(await control.counters())
@@ -830,13 +1194,15 @@ class ChaosRun:
         return False
 
     async def _all_answered(self, fake: FakeDiscordControl) -> bool:
-        """Every submission has its answer, or none can come (the sessions it went to are gone). "Thinking…" is no
-        answer: between it and the job's record the bot may still be at work (fetching a V or U press's image), with
-        nothing scheduled yet."""
+        """Every submission has its answer, or none can come (the sessions it went to are gone, or Discord's 3 s
+        for a first answer passed without one). "Thinking…" is no answer: between it and the job's record the bot
+        may still be at work (fetching a V or U press's image), with nothing scheduled yet."""
         connected = {session["id"] for session in await fake.sessions() if session["connected"]}
+        now = datetime.fromisoformat(await fake.now())
         for submission in self.submissions:
             view = await fake.interaction(submission.interaction_id)
-            if not answer_text(view) and connected & set(view["delivered_to"]):
+            expired = view["response"] is None and now - datetime.fromisoformat(view["created_at"]) > FIRST_ANSWER
+            if not answer_text(view) and not expired and connected & set(view["delivered_to"]):
                 return False
         return True
 
@@ -861,7 +1227,9 @@ class ChaosRun:
         counters = await control.counters()
         runpod_jobs = await _runpod_jobs(control, counters)
         sources = await self._press_sources(fake, messages, records)
-        return audit(
+        await self._note_late(fake)
+        late = frozenset(s.index for s in self.submissions if s.interaction_id in self.late_interactions)
+        report, verdicts = audit(
             self.submissions,
             interactions,
             messages,
@@ -877,7 +1245,15 @@ class ChaosRun:
             seed=self.seed,
             sources=sources,
             usage=usage,
+            late=late,
         )
+        report.gateway_reconnects = self.reconnects
+        report.gateway_invalid_sessions = self.invalid_sessions
+        report.discord_5xx = self.discord_5xx
+        report.discord_429 = self.discord_429
+        report.late_callbacks = len(self.late_interactions)
+        report.discord_rate_limited = (await fake.rate_limit_stats())["limited"]
+        return report, verdicts
 
     async def _press_sources(
         self, fake: FakeDiscordControl, messages: Sequence[MessageView], records: Sequence[TrackedJob]
@@ -905,6 +1281,19 @@ def _press_done(task: asyncio.Task[None]) -> None:
     """A press the suite itself failed to make is said, not left as an unretrieved exception."""
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed: %r", task.get_name(), task.exception())
+
+
+def _identify_done(task: asyncio.Task[None]) -> None:
+    """A bot process that did not come back on the gateway after op 9 is said (its exit is a crash of its own)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed: %r", task.get_name(), task.exception())
+
+
+def _session_ready(fake: FakeDiscordControl) -> Callable[[], Awaitable[bool | None]]:
+    async def check() -> bool | None:
+        return True if any(s["connected"] and s["ready"] for s in await fake.sessions()) else None
+
+    return check
 
 
 def _answered(view: InteractionView) -> bool:

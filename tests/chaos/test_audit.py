@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -134,6 +135,69 @@ def test_outcome_unknown_with_no_kill_to_explain_it_fails() -> None:
     card = message("Outcome unknown", fields=("Reason",))
     problems = run([unknown], [card], "Submitted: job", [RunPodJob("rp-1", "COMPLETED", 100_000)])
     assert any("no kill or /run reset" in problem for problem in problems)
+
+
+def unanswered(submission: Submission, *, late: frozenset[int] = frozenset()) -> list[str]:
+    """The audit's problems for one submission the bot never acknowledged, recorded or ran."""
+    silent = cast(InteractionView, {"id": 111, "response": None, "original_message": None, "followups": []})
+    report, _verdicts = audit(
+        [submission],
+        {111: silent},
+        [],
+        [],
+        [],
+        {"totals": {"submitted": 0}},
+        kills=0,
+        redis_restarts=0,
+        run_resets=0,
+        crashes=0,
+        cut_short=set(),
+        settled=True,
+        seed=1,
+        late=late,
+    )
+    assert report.unanswered == 1
+    return report.problems
+
+
+def test_a_command_a_running_bot_received_and_never_answered_fails() -> None:
+    """A submission given to a running bot, with no kill, no late delivery: it must have been answered."""
+    assert unanswered(SUBMISSION) == ["never answered, though a running bot received it: #0000"]
+
+
+def test_a_command_too_late_to_answer_or_given_to_no_running_bot_passes_unanswered() -> None:
+    """Discord refused the bot's late first answer, or gave the command only to sessions of processes gone: the
+    member hears nothing, and nothing was recorded or paid, so no problem."""
+    assert unanswered(SUBMISSION, late=frozenset({0})) == []
+    assert unanswered(replace(SUBMISSION, reached=False)) == []
+
+
+def test_outcome_unknown_jobs_one_kill_cut_short_pass() -> None:
+    """Two submits in flight when a gateway was killed both end "Outcome unknown": both explained, no problem."""
+    second = replace(SUBMISSION, index=1, interaction_id=222, seed=100_001)
+    unknown = record(JobState.DELIVERED, JobState.SUBMIT_UNKNOWN).model_copy(update={"runpod_id": None})
+    records = [unknown, unknown.model_copy(update={"jid": "def456def456def4", "request_id": "222"})]
+    cards = [
+        message("Outcome unknown", fields=("Reason",)),
+        message("Outcome unknown", fields=("Reason",), jid="def456def456def4"),
+    ]
+    report, _verdicts = audit(
+        [SUBMISSION, second],
+        {111: interaction(""), 222: interaction("", 222)},
+        cards,
+        records,
+        [],
+        {"totals": {"submitted": 0}},
+        kills=1,
+        redis_restarts=0,
+        run_resets=0,
+        crashes=0,
+        cut_short={0, 1},
+        settled=True,
+        seed=1,
+    )
+    assert (report.submit_unknown, report.submit_unknown_cut_short, report.explained) == (2, 2, 2)
+    assert report.problems == []
 
 
 def run_with_upscale(

@@ -7,6 +7,10 @@ results press a button on them as they appear (V<n>, U<n> with the upscaler, V<n
 Re-roll), and each press is audited as a submission of its own. Short leases (3 s to poll, 4 s to deliver)
 bring the killed process's jobs back within seconds; the kill spares the gateway, because a submit cut short only
 ends when its fixed two-minute submit lease does.
+
+Discord enforces its real rate limits and fails too: op 7 and op 9 (a new session, after discord.py's 5 s pause)
+each amid a burst of four `/imagine` in one channel, two 5xx and two 429s on message posts and card edits, and one
+command that reaches the bot after Discord's 3 s deadline (its acknowledgement refused, so it must start nothing).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ SMOKE = ChaosOptions(
     seed=20,
     faults=True,
     members=3,
-    cancel_share=0.1,
+    channels=4,
+    cancel_share=0.15,
     press_share=0.25,
     submit_rate=2.0,
     topologies=SPLIT_TOPOLOGIES,
@@ -37,6 +42,12 @@ SMOKE = ChaosOptions(
     poll_lease_ms=3_000,
     delivery_lease_ms=4_000,
     settle_timeout_s=60,
+    reconnects=1,
+    invalid_sessions=1,
+    discord_5xx=2,
+    discord_429=2,
+    late_callbacks=1,
+    burst=4,
 )
 # Far above the usual 20-30 s: only a hang would reach it.
 SMOKE_TIMEOUT_S = 180
@@ -65,3 +76,8 @@ async def test_jobs_through_a_kill_a_redis_restart_and_faults_are_all_accounted_
     # The audit compared the GPU time counted with what RunPod reported for each job that ran (any mismatch is one of
     # `problems`); most jobs ran.
     assert report.gpu_jobs_counted == report.gpu_jobs >= report.delivered
+    # Discord's failures, each met at least once; a late command starts no job (it has no acknowledgement).
+    assert (report.gateway_reconnects, report.gateway_invalid_sessions) == (1, 1)
+    assert (report.discord_5xx, report.discord_429) == (2, 2)
+    assert report.late_callbacks >= 1
+    assert report.late_jobs == 0

@@ -87,6 +87,53 @@ def outcome_shown_after_late_edit(message: MessageView) -> bool:
     return any(title != "Failed" for title in after_outcome) and titles[-1] == "Failed"
 
 
+async def test_closing_process_lets_its_late_progress_edit_be_followed_by_the_outcome(harness: Harness) -> None:
+    """A process that stops while its progress edit, landed after another process showed the outcome, awaits its
+    reply still shows the outcome again before it closes: the card never stays on a live state."""
+    store = JobStore(harness.redis)
+    request = {"prompt": "a stopping process", "width": 1024, "height": 1024, "steps": 10, "seed": 4, "count": 1}
+    new = NewJob(
+        jid="00112233445566bb",
+        endpoint_id="not-polled",
+        model="default",
+        user_id=harness.alice,
+        guild_id=harness.guild_id,
+        channel_id=harness.channel_id,
+        request=request,
+    )
+    await store.create(new)
+    async with harness.running(Role.POLLER) as stopping, harness.running(Role.POLLER) as other:
+        job = await harness.redis_jobs(new.jid)
+        card = await stopping.get_partial_messageable(harness.channel_id).send(
+            embed=card_embed(job), view=card_view(job)
+        )
+        await store.update(job.jid, {"card_message_id": card.id})
+        await store.attach_runpod_id(await harness.redis_jobs(job.jid), "runpod-1", 0)
+        queued = await harness.redis_jobs(job.jid)
+        await stopping.notifier.job_updated(queued)
+        # The next progress edit waits for its turn (edits are coalesced), then meets a rate limit...
+        await harness.fake.inject_rate_limit(method="PATCH", path=rf"/messages/{card.id}$", retry_after=1.0)
+        running = queued.model_copy(update={"state": JobState.RUNNING, "progress": "3/10"})
+        await stopping.notifier.job_updated(running)
+        await harness.fake.wait_for_requests(lambda request: request["status"] == 429, what="the limited edit")
+        # ...while the other process finishes the job and shows it on the card; the edit then lands after that.
+        (claimed,) = (await store.claim_due("not-polled", limit=1, lease_ms=30_000)).jobs
+        delivering = await store.finalize_begin(claimed, JobState.FAILED, lease_ms=60_000, fields={"error": "OOM"})
+        assert delivering is not None
+        await other.notifier.job_finished(delivering.job, JobResult(JobState.FAILED, reason="OOM"))
+        await store.finalize_commit(delivering)
+        await harness.fake.inject_delay(seconds=1.0, method="PATCH", path=rf"/messages/{card.id}$")
+
+        async def landed() -> bool | None:
+            return True if await harness.fake.held_requests() else None
+
+        await harness.fake.wait_for(landed, what="the late edit landed")
+        assert (await harness.fake.message(card.id))["embeds"][0]["title"].startswith("Generating")
+        # The process stops while the late edit's reply is on its way.
+        await stopping.notifier.close()
+    assert (await harness.fake.message(card.id))["embeds"][0]["title"] == "Failed"
+
+
 async def test_gateway_forgets_the_cards_it_no_longer_edits(harness: Harness) -> None:
     """A gateway, which never sees a job finish, forgets a card's edit state once it has not edited it for a while."""
     async with harness.running(Role.GATEWAY) as gateway, harness.running(Role.POLLER):

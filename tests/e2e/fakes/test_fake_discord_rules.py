@@ -327,6 +327,9 @@ async def test_injected_error_is_answered_once(driver: FakeDiscordDriver, place:
     assert caught.value.code == 50013
     await channel.send("second try")
     assert [m["content"] for m in await driver.channel_messages(place.channel_id)] == ["second try"]
+    posts = [r for r in await driver.requests() if r["method"] == "POST" and r["path"].endswith("/messages")]
+    # The request log tells the injected answer from the fake's own.
+    assert [(r["status"], r["injected"]) for r in posts] == [(403, True), (200, False)]
 
 
 async def test_delayed_reply_comes_after_the_message_exists(

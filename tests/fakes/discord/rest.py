@@ -147,11 +147,25 @@ class RestApi:
                 return error_response(errors.not_found_route())
         path = request.path[match.end() :] or "/"
         delay = self._take_delay(request.method, path, _is_multipart(request))
-        response = await self._api_response(request, handler, path)
+        fault = self._take_fault(request.method, path)
+        if fault is not None:
+            log.info("injecting %s for %s %s", fault.status, request.method, path)
+            response: web.StreamResponse = fault.response()
+        else:
+            response = await self._api_response(request, handler, path)
         if delay is not None:
             await self._hold(request, path, delay)
-        self._log(request, path, response)
+        self._log(request, path, response, injected=fault is not None)
         return response
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, path):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
 
     def _take_delay(self, method: str, path: str, multipart: bool) -> Delay | None:
         for delay in self.delays:
@@ -180,13 +194,6 @@ class RestApi:
             self.world.touch()
 
     async def _api_response(self, request: web.Request, handler: Handler, path: str) -> web.StreamResponse:
-        for fault in self.faults:
-            if fault.matches(request.method, path):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self.faults.remove(fault)
-                log.info("injecting %s for %s %s", fault.status, request.method, path)
-                return fault.response()
         if not path.startswith(TOKEN_ROUTES) and request.headers.get("Authorization") != f"Bot {self.world.token}":
             self.limiter.observe(None)
             return error_response(errors.unauthorized())
@@ -213,7 +220,7 @@ class RestApi:
             log.warning("unknown Discord route: %s %s", request.method, path)
             return error_response(errors.not_found_route())
 
-    def _log(self, request: web.Request, path: str, response: web.StreamResponse) -> None:
+    def _log(self, request: web.Request, path: str, response: web.StreamResponse, *, injected: bool) -> None:
         code: int | None = None
         if isinstance(response, web.Response) and response.status >= 400 and isinstance(response.body, bytes):
             try:
@@ -228,6 +235,7 @@ class RestApi:
                 status=response.status,
                 code=code,
                 at=iso(self.world.clock.now()),
+                injected=injected,
             )
         )
         self.world.touch()

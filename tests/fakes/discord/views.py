@@ -187,7 +187,8 @@ class CommandView(TypedDict):
 
 
 class RequestView(TypedDict):
-    """One REST request the fake answered; `path` is relative to `/api/v10`."""
+    """One REST request the fake answered; `path` is relative to `/api/v10`; `injected`: the reply was a fault a test
+    injected (`inject_error`, `inject_rate_limit`), not the fake's own answer."""
 
     method: str
     path: str
@@ -195,6 +196,7 @@ class RequestView(TypedDict):
     status: int
     code: int | None
     at: str
+    injected: bool
 
 
 class HeldRequestView(TypedDict):

@@ -74,6 +74,24 @@ async def test_reset_after_sending_run_is_never_resent(core: Core) -> None:
     assert core.emulator.snapshot()["received"]["run"] == 1
 
 
+async def test_failed_submit_is_done_only_once_its_outcome_is_shown(core: Core) -> None:
+    """A reset /run leaves the job's outcome to be shown (still scheduled, so a poller shows it if the front end
+    cannot); once the front end has shown it, the job is delivered and nothing is left scheduled."""
+    core.emulator.script_faults("run", FaultKind.RESET)
+    with pytest.raises(SubmitFailedError) as caught:
+        await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
+    jid = caught.value.job.jid
+    pending = await core.store.get(jid)
+    assert pending is not None
+    assert pending.state is JobState.SUBMIT_UNKNOWN
+    assert await core.store.scheduled_count(pending.endpoint_id) == 1
+    await core.service.outcome_shown(caught.value)
+    done = await core.store.get(jid)
+    assert done is not None
+    assert (done.state, done.final_state) == (JobState.DELIVERED, JobState.SUBMIT_UNKNOWN)
+    assert await core.store.scheduled_count(pending.endpoint_id) == 0
+
+
 async def test_member_cannot_cancel_someone_elses_job(core: Core) -> None:
     """Only the owner or a moderator may cancel."""
     submission = await core.service.submit(RequestOptions(prompt="a fox"), MEMBER)
