@@ -32,6 +32,8 @@ from jobs.server_settings import (
     ServerSettingsService,
     SettingRefusedError,
     SettingsView,
+    jobs_words,
+    seconds_words,
 )
 
 log = logging.getLogger(__name__)
@@ -225,14 +227,6 @@ def _label(name: str, description: str) -> str:
     return (f"{name} — {description}" if description else name)[:100]
 
 
-def _jobs(limit: int) -> str:
-    return str(limit) if limit else "no limit"
-
-
-def _seconds(budget_s: int) -> str:
-    return f"{budget_s} s" if budget_s else "no budget"
-
-
 def _budget_cap(cap_ms: int) -> str:
     return f"at most {cap_ms // 1000} s" if cap_ms else "none"
 
@@ -256,12 +250,12 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
     server_chosen = None if settings.server_active_jobs is None else str(settings.server_active_jobs)
     embed.add_field(
         name="Active jobs per member",
-        value=_limit_line(_jobs(rules.member_jobs), member, f"at most {_jobs(caps.user_active)}"),
+        value=_limit_line(jobs_words(rules.member_jobs), member, f"at most {jobs_words(caps.user_active)}"),
         inline=False,
     )
     embed.add_field(
         name="Active jobs for the server",
-        value=_limit_line(_jobs(rules.server_jobs), server_chosen, f"at most {_jobs(caps.guild_active)}"),
+        value=_limit_line(jobs_words(rules.server_jobs), server_chosen, f"at most {jobs_words(caps.guild_active)}"),
         inline=False,
     )
     cooldown = None if settings.cooldown_s is None else f"{settings.cooldown_s:g} s"
@@ -273,13 +267,13 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
     member_budget = None if settings.member_daily_gpu_s is None else f"{settings.member_daily_gpu_s} s"
     embed.add_field(
         name="GPU budget per member per day",
-        value=_limit_line(_seconds(rules.member_budget_s), member_budget, _budget_cap(caps.member_daily_gpu_ms)),
+        value=_limit_line(seconds_words(rules.member_budget_s), member_budget, _budget_cap(caps.member_daily_gpu_ms)),
         inline=False,
     )
     server_budget = None if settings.server_monthly_gpu_s is None else f"{settings.server_monthly_gpu_s} s"
     embed.add_field(
         name="GPU budget for the server per month",
-        value=_limit_line(_seconds(rules.server_budget_s), server_budget, _budget_cap(caps.guild_monthly_gpu_ms)),
+        value=_limit_line(seconds_words(rules.server_budget_s), server_budget, _budget_cap(caps.guild_monthly_gpu_ms)),
         inline=False,
     )
     negative = f"“{settings.negative_prompt}”" if settings.negative_prompt else "none"

@@ -615,10 +615,12 @@ class ServerSettingsService:
             changes = []
             fields: dict[str, str] = {}
             if member_jobs is not None and member_jobs != settings.member_active_jobs:
-                changes.append(f"active jobs per member {_jobs(rules.member_jobs)} → {_jobs(after.member_jobs)}")
+                before_after = f"{jobs_words(rules.member_jobs)} → {jobs_words(after.member_jobs)}"
+                changes.append(f"active jobs per member {before_after}")
                 fields[MEMBER_ACTIVE_JOBS] = str(member_jobs)
             if server_jobs is not None and server_jobs != settings.server_active_jobs:
-                changes.append(f"active jobs for the server {_jobs(rules.server_jobs)} → {_jobs(after.server_jobs)}")
+                before_after = f"{jobs_words(rules.server_jobs)} → {jobs_words(after.server_jobs)}"
+                changes.append(f"active jobs for the server {before_after}")
                 fields[SERVER_ACTIVE_JOBS] = str(server_jobs)
             if cooldown_s is not None and cooldown_s != settings.cooldown_s:
                 changes.append(f"cooldown {rules.cooldown_s:g} s → {after.cooldown_s:g} s")
@@ -652,10 +654,11 @@ class ServerSettingsService:
             changes = []
             fields: dict[str, str] = {}
             if member_daily_s is not None and member_daily_s != settings.member_daily_gpu_s:
-                changes.append(f"GPU per member per day {_seconds(rules.member_budget_s)} → {member_daily_s} s")
+                changes.append(f"GPU per member per day {seconds_words(rules.member_budget_s)} → {member_daily_s} s")
                 fields[MEMBER_DAILY_GPU_S] = str(member_daily_s)
             if server_monthly_s is not None and server_monthly_s != settings.server_monthly_gpu_s:
-                changes.append(f"GPU for the server per month {_seconds(rules.server_budget_s)} → {server_monthly_s} s")
+                before = seconds_words(rules.server_budget_s)
+                changes.append(f"GPU for the server per month {before} → {server_monthly_s} s")
                 fields[SERVER_MONTHLY_GPU_S] = str(server_monthly_s)
             if not fields:
                 return "This budget is already set."
@@ -810,11 +813,13 @@ class ServerSettingsService:
         return model
 
 
-def _jobs(limit: int) -> str:
+def jobs_words(limit: int) -> str:
+    """A jobs limit as members read it (0: none)."""
     return str(limit) if limit else "no limit"
 
 
-def _seconds(budget_s: int) -> str:
+def seconds_words(budget_s: int) -> str:
+    """A GPU budget as members read it (0: none)."""
     return f"{budget_s} s" if budget_s else "no budget"
 
 
