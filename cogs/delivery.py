@@ -8,6 +8,7 @@ are sent with a nonce Discord enforces, and their ids are stored as soon as they
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -98,10 +99,15 @@ class DiscordNotifier:
         return len(self._cards)
 
     async def close(self) -> None:
-        """Let the edits under way finish (`CLOSE_EDITS_S` at most: one landing after the outcome would hide it), drop
-        the progress edits still waiting for their turn, and cancel the rest (the final edits are the poller's)."""
-        await self._pacer.close(timeout_s=CLOSE_EDITS_S)
-        await self._tasks.close(timeout_s=CLOSE_EDITS_S)
+        """Let the edits under way finish and show the outcome again where one landed after it (`CLOSE_EDITS_S` in
+        all), drop the progress edits still waiting for their turn, and cancel the rest (the final edits are the
+        poller's)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_EDITS_S
+        # The pacer keeps granting delivery turns meanwhile: a restore needs one after its edit landed.
+        await self._pacer.settle(timeout_s=CLOSE_EDITS_S)
+        await self._tasks.close(timeout_s=max(0.0, deadline - loop.time()))
+        await self._pacer.close()
 
     def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
         if job.channel_id is None:

@@ -147,6 +147,10 @@ class Pacer:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.Task[None] | None = None
     _closed: bool = False
+    # Closing: progress edits are no longer taken, while deliveries still get their turns (`settle`).
+    _settling: bool = False
+    # The progress edits on their way.
+    _sends: set[asyncio.Task[None]] = field(default_factory=set)
     _pruned_at: float = field(default_factory=time.monotonic)
     _tasks: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("discord-pacer"))
 
@@ -183,7 +187,7 @@ class Pacer:
 
     def offer(self, card: Hashable, bucket: Bucket, send: Callable[[], Awaitable[bool]]) -> None:
         """A card's newer state: `send` replaces the edit waiting for this card, if any, and keeps its place."""
-        if self._closed:
+        if self._closed or self._settling:
             return
         waiting = self._progress.get(card)
         since = waiting.since if waiting is not None else time.monotonic()
@@ -203,6 +207,15 @@ class Pacer:
     def waiting(self) -> int:
         """Requests waiting for their turn (progress edits and deliveries)."""
         return len(self._progress) + len(self._deliveries)
+
+    async def settle(self, timeout_s: float) -> None:
+        """Take no more progress edits (those waiting are dropped) and give those on their way up to `timeout_s` to
+        land; deliveries keep getting their turns meanwhile, so what follows a landed edit (showing the outcome
+        again) still can go."""
+        self._settling = True
+        self._progress.clear()
+        if self._sends:
+            await asyncio.wait(list(self._sends), timeout=timeout_s)
 
     async def close(self, timeout_s: float = 0.0) -> None:
         """Stop: waiting progress edits are dropped, waiting deliveries fail with `PacerClosed`, and the edits already
@@ -273,7 +286,9 @@ class Pacer:
                 return wake_at
             del self._progress[best.card]
             self._start(best, now)
-            self._tasks.spawn(self._send(best), name=f"card-edit-{best.card}")
+            send = self._tasks.spawn(self._send(best), name=f"card-edit-{best.card}")
+            self._sends.add(send)
+            send.add_done_callback(self._sends.discard)
 
     def _ready_at(self, request: _Request, now: float) -> float:
         if not self._card_free(request):

@@ -152,3 +152,32 @@ async def test_an_edit_that_sent_nothing_spends_no_budget(pacer: Pacer) -> None:
     started = time.monotonic()
     await sent.wait(1)
     assert sent.ended[0] - started < WINDOW_S
+
+
+async def test_a_settling_pacer_lets_the_edit_on_its_way_land_then_grants_what_follows_it(pacer: Pacer) -> None:
+    """While the pacer settles before closing, an edit on its way lands and the outcome asked after it still gets its
+    turn, while a new progress edit is dropped."""
+    sent = Sent()
+    release = asyncio.Event()
+
+    async def late_edit() -> bool:
+        await release.wait()
+        sent.record("late progress")
+
+        async def restore() -> None:
+            async with pacer.slot(CHANNEL, card="a"):
+                sent.record("outcome")
+
+        asyncio.get_running_loop().create_task(restore())
+        return True
+
+    pacer.offer("a", CHANNEL, late_edit)
+    await asyncio.sleep(0)
+    settling = asyncio.create_task(pacer.settle(timeout_s=5))
+    await asyncio.sleep(0)
+    pacer.offer("b", OTHER_CHANNEL, sent.edit("dropped"))
+    release.set()
+    await settling
+    assert await sent.wait(2) == ["late progress", "outcome"]
+    await asyncio.sleep(WINDOW_S)
+    assert sent.order == ["late progress", "outcome"]
