@@ -50,6 +50,8 @@ REQUIRED_CHANNEL_PERMISSIONS = (
     ("attach_files", "Attach Files"),
     ("read_message_history", "Read Message History"),
 )
+# Discord ignores Send Messages in a thread (a forum post too): Send Messages in Threads takes its place.
+THREAD_SEND_PERMISSION = ("send_messages_in_threads", "Send Messages in Threads")
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Exactly what the bot uses: the invite link asks for these and nothing more.
 INVITE_PERMISSIONS = discord.Permissions(
@@ -240,9 +242,26 @@ def dispatchable_components(components: Sequence[Any]) -> Iterator[Any]:
 
 
 def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:
-    """The permissions the bot lacks in this channel to post cards and results."""
+    """The permissions the bot lacks in this channel to post cards and results (in a thread, by the thread's rules)."""
     granted = interaction.app_permissions
-    return [label for attribute, label in REQUIRED_CHANNEL_PERMISSIONS if not getattr(granted, attribute)]
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    required = [
+        THREAD_SEND_PERMISSION if in_thread and attribute == "send_messages" else (attribute, label)
+        for attribute, label in REQUIRED_CHANNEL_PERMISSIONS
+    ]
+    return [label for attribute, label in required if not getattr(granted, attribute)]
+
+
+def outside_private_thread(interaction: discord.Interaction[Any]) -> bool:
+    """The interaction comes from a private thread the bot is not a member of and cannot moderate: Discord lets
+    only members and Manage Threads see one, so nothing the bot posts there would arrive."""
+    channel = interaction.channel
+    return (
+        isinstance(channel, discord.Thread)
+        and channel.type is discord.ChannelType.private_thread
+        and channel.me is None
+        and not interaction.app_permissions.manage_threads
+    )
 
 
 async def reply(interaction: discord.Interaction[Any], text: str, **kwargs: Any) -> None:

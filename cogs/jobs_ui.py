@@ -25,6 +25,7 @@ from cogs.common import (
     job_link,
     jump_url,
     missing_channel_permissions,
+    outside_private_thread,
     reply,
     services_of,
 )
@@ -290,6 +291,14 @@ async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -
     """Whether the bot can post the card and the images where the job was asked for; refused in words if not."""
     if private or interaction.guild_id is None:
         return True
+    if outside_private_thread(interaction):
+        await reply(
+            interaction,
+            "I can't post in this private thread: I'm not one of its members, so I can't see it. Add me to the "
+            "thread (mention me in it, or use Add Members), or ask a server admin to give me the **Manage Threads** "
+            "permission; or use /imagine in another channel, or with `private`.",
+        )
+        return False
     missing = missing_channel_permissions(interaction)
     if not missing:
         return True
