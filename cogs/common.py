@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from jobs.access import Actor
-from jobs.labels import RESULT_CHANNEL_FIELD
+from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_GUILD_FIELD
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prompt_filter import PromptRules
@@ -341,5 +341,7 @@ def job_link(job: TrackedJob) -> str | None:
     if job.result_message_ids:
         where = job.extra.get(RESULT_CHANNEL_FIELD, job.channel_id)
         if isinstance(where, int):
-            return jump_url(job.guild_id if where == job.channel_id else None, where, job.result_message_ids[0])
+            # Records from before the result's server was kept: a result outside the job's channel was in a DM.
+            guild = job.extra.get(RESULT_GUILD_FIELD, job.guild_id if where == job.channel_id else None)
+            return jump_url(guild if isinstance(guild, int) else None, where, job.result_message_ids[0])
     return jump_url(job.guild_id, job.channel_id, job.card_message_id)

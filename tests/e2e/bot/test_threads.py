@@ -13,6 +13,7 @@ from tests.e2e.bot.conftest import (
     final_message,
     job_of,
     results,
+    shown,
 )
 from tests.fakes.discord.views import MessageView
 from tests.waiting import wait_until
@@ -151,3 +152,87 @@ async def test_jobs_links_a_job_in_a_thread_through_the_thread(harness: Harness)
     (result,) = results(found)
     description = final_message(mine)["embeds"][0]["description"]
     assert f"/{harness.guild_id}/{thread_id}/{result['id']}" in description
+
+
+async def card_in(harness: Harness, thread_id: int) -> MessageView:
+    """The job card once the bot has posted it in the thread."""
+    (card,) = cards(await messages_in(harness, thread_id, lambda found: len(cards(found)) == 1))
+    return card
+
+
+async def delivered_state(harness: Harness, jid: str) -> None:
+    async def done() -> bool:
+        return (await harness.redis_jobs(jid)).state.value == "DELIVERED"
+
+    await wait_until(done, timeout_s=20)
+
+
+async def test_a_thread_archived_while_the_job_ran_gets_the_result_and_is_unarchived(harness: Harness) -> None:
+    """A thread archived under a running job receives its result all the same (posting unarchives it)."""
+    harness.emulator.update_scenario(execution_s=1.5)
+    thread_id = await public_thread(harness)
+    async with harness.running():
+        await harness.imagine(channel_id=thread_id)
+        card = await card_in(harness, thread_id)
+        await harness.fake.set_thread_state(thread_id, archived=True)
+        found = await messages_in(harness, thread_id, delivered)
+        await delivered_state(harness, job_of(card))
+    assert len(results(found)) == 1
+    assert not (await harness.fake.channel(thread_id))["archived"]
+
+
+async def test_a_locked_archived_thread_gets_its_result_in_the_parent_channel_with_a_link(harness: Harness) -> None:
+    """Where the bot may not reopen a locked thread, the result goes to the parent channel, saying why and linking
+    the thread; the job is delivered, and /jobs links the result where it is."""
+    harness.emulator.update_scenario(execution_s=1.5)
+    thread_id = await public_thread(harness)
+    async with harness.running():
+        await harness.imagine(channel_id=thread_id, prompt="a locked-away fox")
+        card = await card_in(harness, thread_id)
+        jid = job_of(card)
+        await harness.fake.set_thread_state(thread_id, archived=True, locked=True)
+        found = await harness.wait_for_messages(lambda f: len(results(f)) == 1)
+        await delivered_state(harness, jid)
+        mine = await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.alice, "jobs"))
+    (result,) = results(found)
+    assert job_of(result) == jid
+    text = shown(result)
+    assert "locked" in text
+    assert f"https://discord.com/channels/{harness.guild_id}/{thread_id}" in text
+    assert results(await harness.fake.channel_messages(thread_id)) == []
+    description = final_message(mine)["embeds"][0]["description"]
+    assert f"/{harness.guild_id}/{harness.channel_id}/{result['id']}" in description
+
+
+async def test_a_locked_thread_is_reopened_when_the_bot_has_manage_threads(harness: Harness) -> None:
+    """With Manage Threads the bot delivers into a locked, archived thread rather than beside it."""
+    harness.emulator.update_scenario(execution_s=1.5)
+    thread_id = await public_thread(harness)
+    info = await harness.fake.info()
+    await harness.fake.set_channel_overwrite(
+        harness.channel_id, info["bot_user_id"], allow=MANAGE_THREADS, target_type="member"
+    )
+    async with harness.running():
+        await harness.imagine(channel_id=thread_id)
+        await card_in(harness, thread_id)
+        await harness.fake.set_thread_state(thread_id, archived=True, locked=True)
+        found = await messages_in(harness, thread_id, delivered)
+    assert len(results(found)) == 1
+    assert results(await harness.messages()) == []
+
+
+async def test_a_deleted_thread_ends_the_job_and_sends_the_result_by_dm(harness: Harness) -> None:
+    """When the thread is deleted under a running job, the job is still finished and its owner gets the images by
+    direct message."""
+    harness.emulator.update_scenario(execution_s=1.5)
+    thread_id = await public_thread(harness)
+    async with harness.running():
+        await harness.imagine(channel_id=thread_id)
+        jid = job_of(await card_in(harness, thread_id))
+        await harness.fake.delete_channel(thread_id)
+        await delivered_state(harness, jid)
+        dm = await harness.fake.dm_channel(harness.alice)
+    assert dm is not None
+    (result,) = results(await harness.fake.channel_messages(dm["id"]))
+    assert job_of(result) == jid
+    assert results(await harness.messages()) == []
