@@ -28,7 +28,7 @@ from cogs.pacing import DiscordBudget, Pacer, Route
 from cogs.render import card_embed, clip, result_text
 from cogs.variations import vary_buttons
 from jobs.image_metadata import job_infotexts
-from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_GUILD_FIELD, RESULT_SEEDS_FIELD
+from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_GUILD_FIELD, RESULT_SEEDS_FIELD, RESULT_THREAD_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.service import JobService
@@ -306,6 +306,9 @@ class DiscordNotifier:
             shown = f"{text}\n{note}" if note else text
             return result_layout(job, shown, filenames, vary_buttons(job, len(filenames), self.service.catalog))
 
+        own_thread = await self._send_in_own_thread(job, uploads, layout)
+        if own_thread is not None:
+            return own_thread
         channel = self._channel(job)
         if channel is not None:
             try:
@@ -341,6 +344,28 @@ class DiscordNotifier:
                 allowed_mentions=owner_only(job.user_id),
                 nonce=RESULT_NONCE.format(jid=job.jid),
             )
+
+    async def _send_in_own_thread(
+        self, job: TrackedJob, uploads: list[Upload], layout: Callable[[str], discord.ui.LayoutView]
+    ) -> discord.Message | None:
+        """A job whose card started a thread of its own posts its result there (the thread's id is the card's); None
+        when it has none, or the thread is gone, locked or closed to the bot (the card's channel is next)."""
+        if not job.extra.get(RESULT_THREAD_FIELD) or job.card_message_id is None:
+            return None
+        thread = self.bot.get_partial_messageable(job.card_message_id, guild_id=job.guild_id)
+        try:
+            async with self._pacer.slot((Route.CREATE, thread.id)):
+                return await thread.send(
+                    view=layout(""),
+                    files=_files(uploads),
+                    allowed_mentions=result_mentions(job),
+                    nonce=RESULT_NONCE.format(jid=job.jid),
+                )
+        except discord.HTTPException as exc:
+            if not (isinstance(exc, discord.Forbidden | discord.NotFound) or exc.code in THREAD_CLOSED_CODES):
+                raise
+            log.warning("job %s: cannot post in its own thread (%s); posting in its channel", job.jid, exc)
+            return None
 
     async def _send_past_closed_thread(
         self, job: TrackedJob, uploads: list[Upload], layout: Callable[[str], discord.ui.LayoutView]

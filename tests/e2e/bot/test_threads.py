@@ -236,3 +236,114 @@ async def test_a_deleted_thread_ends_the_job_and_sends_the_result_by_dm(harness:
     (result,) = results(await harness.fake.channel_messages(dm["id"]))
     assert job_of(result) == jid
     assert results(await harness.messages()) == []
+
+
+CREATE_PUBLIC_THREADS = 1 << 35
+
+
+async def allow_threads(harness: Harness) -> None:
+    """Give the bot Create Public Threads in #general."""
+    info = await harness.fake.info()
+    await harness.fake.set_channel_overwrite(
+        harness.channel_id, info["bot_user_id"], allow=CREATE_PUBLIC_THREADS, target_type="member"
+    )
+
+
+async def settings_text(harness: Harness, command: str, **options: object) -> str:
+    interaction = await harness.fake.invoke_command(harness.channel_id, harness.mod, f"settings {command}", options)
+    return answer_text(await harness.answered(interaction))
+
+
+async def test_imagine_with_thread_starts_a_thread_from_its_card_and_posts_the_result_there(
+    harness: Harness,
+) -> None:
+    """thread:True opens a thread named after the prompt from the job's card; the result lands in that thread and the
+    card stays in the channel with the outcome."""
+    await allow_threads(harness)
+    async with harness.running():
+        answer = await harness.imagine(prompt="a  lighthouse\nin fog", thread=True)
+        assert "thread" in answer_text(answer)
+        (card,) = cards(await harness.wait_for_messages(lambda f: len(cards(f)) == 1))
+        found = await messages_in(harness, card["id"], lambda f: len(results(f)) == 1)
+        await delivered_state(harness, job_of(card))
+    thread = await harness.fake.channel(card["id"])
+    assert (thread["name"], thread["parent_id"]) == ("a lighthouse in fog", harness.channel_id)
+    assert job_of(results(found)[0]) == job_of(card)
+    assert results(await harness.messages()) == []
+    assert [c["id"] for c in cards(await harness.messages())] == [card["id"]]
+
+
+async def test_a_thread_name_is_the_prompt_cut_to_discords_100_characters(harness: Harness) -> None:
+    """A long prompt names its thread with its first 99 characters and an ellipsis."""
+    await allow_threads(harness)
+    prompt = "a very detailed painting of " + "mountains and rivers " * 8
+    async with harness.running():
+        await harness.imagine(prompt=prompt, thread=True)
+        (card,) = cards(await harness.wait_for_messages(lambda f: len(cards(f)) == 1))
+        await messages_in(harness, card["id"], lambda f: len(results(f)) == 1)
+    name = (await harness.fake.channel(card["id"]))["name"]
+    assert len(name) == 100
+    assert name == " ".join(prompt.split())[:99] + "…"
+
+
+async def test_the_server_setting_gives_every_job_a_thread_and_is_shown_and_logged(harness: Harness) -> None:
+    """/settings thread on: a job without the option gets its thread; /settings show and log say so."""
+    await allow_threads(harness)
+    async with harness.running():
+        assert "a thread per job: on" in await settings_text(harness, "thread", on=True)
+        shown_panel = final_message(
+            await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.mod, "settings show"))
+        )["embeds"][0]
+        log_text = final_message(
+            await harness.answered(await harness.fake.invoke_command(harness.channel_id, harness.mod, "settings log"))
+        )["embeds"][0]["description"]
+        await harness.imagine(prompt="a fox")
+        (card,) = cards(await harness.wait_for_messages(lambda f: len(cards(f)) == 1))
+        found = await messages_in(harness, card["id"], lambda f: len(results(f)) == 1)
+    fields = {field["name"]: field["value"] for field in shown_panel["fields"]}
+    assert fields["A thread per job"].startswith("yes")
+    assert "a thread per job: on" in log_text
+    assert len(results(found)) == 1
+
+
+async def test_variations_and_rerolls_of_a_result_in_its_thread_stay_in_that_thread(harness: Harness) -> None:
+    """With a thread per job on, Re-roll and V pressed on a result in its thread post their jobs in the same thread
+    (no thread inside the thread)."""
+    await allow_threads(harness)
+    async with harness.running():
+        await settings_text(harness, "thread", on=True)
+        await harness.imagine(prompt="a harbour")
+        (card,) = cards(await harness.wait_for_messages(lambda f: len(cards(f)) == 1))
+        thread_id = card["id"]
+        (result,) = results(await messages_in(harness, thread_id, lambda f: len(results(f)) == 1))
+        jid = job_of(result)
+        for custom_id in (f"job:reroll:{jid}", f"job:v1:{jid}"):
+            answer = await harness.answered(await harness.fake.click_button(result["id"], custom_id, harness.alice))
+            assert answer_text(answer).startswith("Submitted"), answer_text(answer)
+        found = await messages_in(harness, thread_id, lambda f: len(results(f)) == 3 and not cards(f))
+    assert len(results(found)) == 3
+    assert [c["id"] for c in cards(await harness.messages())] == [thread_id]
+    threads = [c for c in harness.fake.world.channels.values() if c.parent_id is not None]
+    assert [t.id for t in threads] == [thread_id]
+
+
+async def test_thread_true_without_create_public_threads_runs_in_the_channel_and_says_why(harness: Harness) -> None:
+    """Where the bot may not start threads, the job runs in the channel and the member reads which permission is
+    missing."""
+    async with harness.running():
+        answer = await harness.imagine(thread=True)
+        found = await harness.wait_for_messages(delivered)
+    assert "No thread for this job" in answer_text(answer)
+    assert "**Create Public Threads**" in answer_text(answer)
+    assert len(results(found)) == 1
+
+
+async def test_thread_true_in_a_thread_keeps_the_job_in_that_thread(harness: Harness) -> None:
+    """Asked for a thread inside a thread (or forum post), the job stays where it is, and the member is told."""
+    thread_id = await public_thread(harness)
+    await allow_threads(harness)
+    async with harness.running():
+        answer = await harness.imagine(channel_id=thread_id, thread=True)
+        found = await messages_in(harness, thread_id, delivered)
+    assert "already a thread" in answer_text(answer)
+    assert len(results(found)) == 1
