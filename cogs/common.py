@@ -60,6 +60,9 @@ INVITE_PERMISSIONS = discord.Permissions(
     attach_files=True,
     read_message_history=True,
     use_application_commands=True,
+    # Threads: posting in them, and starting one per job (`/imagine thread:`, `/settings thread`).
+    send_messages_in_threads=True,
+    create_public_threads=True,
 )
 DISCORD_API_BASE_URL = "https://discord.com/api/v10"
 

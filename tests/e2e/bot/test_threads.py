@@ -347,3 +347,23 @@ async def test_thread_true_in_a_thread_keeps_the_job_in_that_thread(harness: Har
         found = await messages_in(harness, thread_id, delivered)
     assert "already a thread" in answer_text(answer)
     assert len(results(found)) == 1
+
+
+async def test_a_deleted_thread_and_closed_dms_end_the_job_not_delivered_with_the_reason(harness: Harness) -> None:
+    """With the thread gone and the owner's DMs closed, the job ends at once, recorded as not delivered, with
+    Discord's reason; nothing is retried for ever."""
+    harness.emulator.update_scenario(execution_s=1.5)
+    thread_id = await public_thread(harness)
+    await harness.fake.set_dms_open(harness.alice, False)
+    async with harness.running():
+        await harness.imagine(channel_id=thread_id)
+        jid = job_of(await card_in(harness, thread_id))
+        await harness.fake.delete_channel(thread_id)
+
+        async def ended() -> bool:
+            return not (await harness.redis_jobs(jid)).state.is_live
+
+        await wait_until(ended, timeout_s=20)
+    job = await harness.redis_jobs(jid)
+    assert "Cannot send messages to this user" in str(job.extra.get("delivery_failed"))
+    assert job.result_message_ids == []
