@@ -241,14 +241,6 @@ async def test_a_deleted_thread_ends_the_job_and_sends_the_result_by_dm(harness:
 CREATE_PUBLIC_THREADS = 1 << 35
 
 
-async def allow_threads(harness: Harness) -> None:
-    """Give the bot Create Public Threads in #general."""
-    info = await harness.fake.info()
-    await harness.fake.set_channel_overwrite(
-        harness.channel_id, info["bot_user_id"], allow=CREATE_PUBLIC_THREADS, target_type="member"
-    )
-
-
 async def settings_text(harness: Harness, command: str, **options: object) -> str:
     interaction = await harness.fake.invoke_command(harness.channel_id, harness.mod, f"settings {command}", options)
     return answer_text(await harness.answered(interaction))
@@ -259,7 +251,6 @@ async def test_imagine_with_thread_starts_a_thread_from_its_card_and_posts_the_r
 ) -> None:
     """thread:True opens a thread named after the prompt from the job's card; the result lands in that thread and the
     card stays in the channel with the outcome."""
-    await allow_threads(harness)
     async with harness.running():
         answer = await harness.imagine(prompt="a  lighthouse\nin fog", thread=True)
         assert "thread" in answer_text(answer)
@@ -275,7 +266,6 @@ async def test_imagine_with_thread_starts_a_thread_from_its_card_and_posts_the_r
 
 async def test_a_thread_name_is_the_prompt_cut_to_discords_100_characters(harness: Harness) -> None:
     """A long prompt names its thread with its first 99 characters and an ellipsis."""
-    await allow_threads(harness)
     prompt = "a very detailed painting of " + "mountains and rivers " * 8
     async with harness.running():
         await harness.imagine(prompt=prompt, thread=True)
@@ -288,7 +278,6 @@ async def test_a_thread_name_is_the_prompt_cut_to_discords_100_characters(harnes
 
 async def test_the_server_setting_gives_every_job_a_thread_and_is_shown_and_logged(harness: Harness) -> None:
     """/settings thread on: a job without the option gets its thread; /settings show and log say so."""
-    await allow_threads(harness)
     async with harness.running():
         assert "a thread per job: on" in await settings_text(harness, "thread", on=True)
         shown_panel = final_message(
@@ -309,7 +298,6 @@ async def test_the_server_setting_gives_every_job_a_thread_and_is_shown_and_logg
 async def test_variations_and_rerolls_of_a_result_in_its_thread_stay_in_that_thread(harness: Harness) -> None:
     """With a thread per job on, Re-roll and V pressed on a result in its thread post their jobs in the same thread
     (no thread inside the thread)."""
-    await allow_threads(harness)
     async with harness.running():
         await settings_text(harness, "thread", on=True)
         await harness.imagine(prompt="a harbour")
@@ -330,6 +318,10 @@ async def test_variations_and_rerolls_of_a_result_in_its_thread_stay_in_that_thr
 async def test_thread_true_without_create_public_threads_runs_in_the_channel_and_says_why(harness: Harness) -> None:
     """Where the bot may not start threads, the job runs in the channel and the member reads which permission is
     missing."""
+    info = await harness.fake.info()
+    await harness.fake.set_channel_overwrite(
+        harness.channel_id, info["bot_user_id"], deny=CREATE_PUBLIC_THREADS, target_type="member"
+    )
     async with harness.running():
         answer = await harness.imagine(thread=True)
         found = await harness.wait_for_messages(delivered)
@@ -341,7 +333,6 @@ async def test_thread_true_without_create_public_threads_runs_in_the_channel_and
 async def test_thread_true_in_a_thread_keeps_the_job_in_that_thread(harness: Harness) -> None:
     """Asked for a thread inside a thread (or forum post), the job stays where it is, and the member is told."""
     thread_id = await public_thread(harness)
-    await allow_threads(harness)
     async with harness.running():
         answer = await harness.imagine(channel_id=thread_id, thread=True)
         found = await messages_in(harness, thread_id, delivered)

@@ -173,9 +173,12 @@ async def test_the_bot_starts_a_thread_from_its_message_with_create_public_threa
     """Message.create_thread needs Create Public Threads, and the thread's id is the message's."""
     channel = tiny.get_partial_messageable(place.channel_id, guild_id=place.guild_id)
     card = await channel.send("card")
+    info = await driver.info()
+    await driver.set_channel_overwrite(
+        place.channel_id, info["bot_user_id"], deny=CREATE_PUBLIC_THREADS, target_type="member"
+    )
     with pytest.raises(discord.Forbidden):
         await card.create_thread(name="discuss")
-    info = await driver.info()
     await driver.set_channel_overwrite(
         place.channel_id, info["bot_user_id"], allow=CREATE_PUBLIC_THREADS, target_type="member"
     )

@@ -59,6 +59,8 @@ DEFAULT_BOT_PERMISSIONS = int(
     | Permission.ATTACH_FILES
     | Permission.READ_MESSAGE_HISTORY
     | Permission.USE_APPLICATION_COMMANDS
+    | Permission.SEND_MESSAGES_IN_THREADS
+    | Permission.CREATE_PUBLIC_THREADS
 )
 
 # What the bot and its one recipient may do in a DM (there are no roles or overwrites there).
