@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from jobs.access import Actor
-from jobs.labels import RESULT_CHANNEL_FIELD
+from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_GUILD_FIELD
 from jobs.notifier import Notifier
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prompt_filter import PromptRules
@@ -52,6 +52,8 @@ REQUIRED_CHANNEL_PERMISSIONS = (
     ("attach_files", "Attach Files"),
     ("read_message_history", "Read Message History"),
 )
+# Discord ignores Send Messages in a thread (a forum post too): Send Messages in Threads takes its place.
+THREAD_SEND_PERMISSION = ("send_messages_in_threads", "Send Messages in Threads")
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Exactly what the bot uses: the invite link asks for these and nothing more.
 INVITE_PERMISSIONS = discord.Permissions(
@@ -60,6 +62,9 @@ INVITE_PERMISSIONS = discord.Permissions(
     attach_files=True,
     read_message_history=True,
     use_application_commands=True,
+    # Threads: posting in them, and starting one per job (`/imagine thread:`, `/settings thread`).
+    send_messages_in_threads=True,
+    create_public_threads=True,
 )
 DISCORD_API_BASE_URL = "https://discord.com/api/v10"
 
@@ -242,9 +247,26 @@ def dispatchable_components(components: Sequence[Any]) -> Iterator[Any]:
 
 
 def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[str]:
-    """The permissions the bot lacks in this channel to post cards and results."""
+    """The permissions the bot lacks in this channel to post cards and results (in a thread, by the thread's rules)."""
     granted = interaction.app_permissions
-    return [label for attribute, label in REQUIRED_CHANNEL_PERMISSIONS if not getattr(granted, attribute)]
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    required = [
+        THREAD_SEND_PERMISSION if in_thread and attribute == "send_messages" else (attribute, label)
+        for attribute, label in REQUIRED_CHANNEL_PERMISSIONS
+    ]
+    return [label for attribute, label in required if not getattr(granted, attribute)]
+
+
+def outside_private_thread(interaction: discord.Interaction[Any]) -> bool:
+    """The interaction comes from a private thread the bot is not a member of and cannot moderate: Discord lets
+    only members and Manage Threads see one, so nothing the bot posts there would arrive."""
+    channel = interaction.channel
+    return (
+        isinstance(channel, discord.Thread)
+        and channel.type is discord.ChannelType.private_thread
+        and channel.me is None
+        and not interaction.app_permissions.manage_threads
+    )
 
 
 async def reply(interaction: discord.Interaction[Any], text: str, **kwargs: Any) -> None:
@@ -339,5 +361,7 @@ def job_link(job: TrackedJob) -> str | None:
     if job.result_message_ids:
         where = job.extra.get(RESULT_CHANNEL_FIELD, job.channel_id)
         if isinstance(where, int):
-            return jump_url(job.guild_id if where == job.channel_id else None, where, job.result_message_ids[0])
+            # Records from before the result's server was kept: a result outside the job's channel was in a DM.
+            guild = job.extra.get(RESULT_GUILD_FIELD, job.guild_id if where == job.channel_id else None)
+            return jump_url(guild if isinstance(guild, int) else None, where, job.result_message_ids[0])
     return jump_url(job.guild_id, job.channel_id, job.card_message_id)

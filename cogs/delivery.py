@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -28,7 +29,7 @@ from cogs.pacing import DiscordBudget, Pacer, Route
 from cogs.render import card_embed, clip, result_text
 from cogs.variations import vary_buttons
 from jobs.image_metadata import job_infotexts
-from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_SEEDS_FIELD
+from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_GUILD_FIELD, RESULT_SEEDS_FIELD, RESULT_THREAD_FIELD
 from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.service import JobService
@@ -55,6 +56,11 @@ REFUSAL_TEXT_LIMIT = 300
 # A closing notifier lets the card edits under way finish for this long: one waiting on Discord's rate limit (a
 # 5 s window) may land after another process showed the outcome, and must then show the outcome again.
 CLOSE_EDITS_S = 6.0
+# Discord's answers for a thread that takes no messages or edits now: "Operation on an archived thread" (an edit in
+# an archived thread, or a post in a locked and archived one) and "Thread is locked".
+THREAD_ARCHIVED = 50083
+THREAD_LOCKED = 160005
+THREAD_CLOSED_CODES = frozenset({THREAD_ARCHIVED, THREAD_LOCKED})
 
 
 @dataclass
@@ -221,8 +227,14 @@ class DiscordNotifier:
             )
         except discord.NotFound:
             log.info("job %s: its card was deleted; not editing it", job.jid)
-        except discord.Forbidden:
-            log.warning("job %s: no longer allowed to edit its card", job.jid)
+        except discord.HTTPException as exc:
+            if exc.code in THREAD_CLOSED_CODES:
+                # An archived or locked thread: its card stays as it was; the result still comes (see _send_result).
+                log.info("job %s: its thread is archived or locked; not editing its card (%s)", job.jid, exc.code)
+            elif isinstance(exc, discord.Forbidden):
+                log.warning("job %s: no longer allowed to edit its card", job.jid)
+            else:
+                raise
 
     # --- results -----------------------------------------------------------------------------------------------
 
@@ -287,6 +299,7 @@ class DiscordNotifier:
                 raise DeliveryFailed(f"Discord could not be reached ({type(exc).__name__})") from exc
         details = {
             RESULT_CHANNEL_FIELD: message.channel.id,
+            RESULT_GUILD_FIELD: None if isinstance(message.channel, discord.DMChannel) else job.guild_id,
             RESULT_SEEDS_FIELD: [upload.seed for upload in uploads],
         }
         return await self.service.record_results(job, [message.id], details)
@@ -299,9 +312,13 @@ class DiscordNotifier:
         )
         filenames = [upload.filename for upload in uploads]
 
-        def layout() -> discord.ui.LayoutView:
-            return result_layout(job, text, filenames, vary_buttons(job, len(filenames), self.service.catalog))
+        def layout(note: str = "") -> discord.ui.LayoutView:
+            shown = f"{text}\n{note}" if note else text
+            return result_layout(job, shown, filenames, vary_buttons(job, len(filenames), self.service.catalog))
 
+        own_thread = await self._send_in_own_thread(job, uploads, layout)
+        if own_thread is not None:
+            return own_thread
         channel = self._channel(job)
         if channel is not None:
             try:
@@ -313,7 +330,13 @@ class DiscordNotifier:
                         allowed_mentions=result_mentions(job),
                         nonce=RESULT_NONCE.format(jid=job.jid),
                     )
-            except (discord.Forbidden, discord.NotFound) as exc:
+            except discord.HTTPException as exc:
+                if exc.code in THREAD_CLOSED_CODES:
+                    moved = await self._send_past_closed_thread(job, uploads, layout)
+                    if moved is not None:
+                        return moved
+                elif not isinstance(exc, discord.Forbidden | discord.NotFound):
+                    raise
                 log.warning("job %s: cannot post in its channel (%s); sending the images by DM", job.jid, exc)
         user = self.bot.get_user(job.user_id)
         if user is None:
@@ -331,6 +354,67 @@ class DiscordNotifier:
                 allowed_mentions=owner_only(job.user_id),
                 nonce=RESULT_NONCE.format(jid=job.jid),
             )
+
+    async def _send_in_own_thread(
+        self, job: TrackedJob, uploads: list[Upload], layout: Callable[[str], discord.ui.LayoutView]
+    ) -> discord.Message | None:
+        """A job whose card started a thread of its own posts its result there (the thread's id is the card's); None
+        when it has none, or the thread is gone, locked or closed to the bot (the card's channel is next)."""
+        if not job.extra.get(RESULT_THREAD_FIELD) or job.card_message_id is None:
+            return None
+        thread = self.bot.get_partial_messageable(job.card_message_id, guild_id=job.guild_id)
+        try:
+            async with self._pacer.slot((Route.CREATE, thread.id)):
+                return await thread.send(
+                    view=layout(""),
+                    files=_files(uploads),
+                    allowed_mentions=result_mentions(job),
+                    nonce=RESULT_NONCE.format(jid=job.jid),
+                )
+        except discord.HTTPException as exc:
+            if not (isinstance(exc, discord.Forbidden | discord.NotFound) or exc.code in THREAD_CLOSED_CODES):
+                raise
+            log.warning("job %s: cannot post in its own thread (%s); posting in its channel", job.jid, exc)
+            return None
+
+    async def _send_past_closed_thread(
+        self, job: TrackedJob, uploads: list[Upload], layout: Callable[[str], discord.ui.LayoutView]
+    ) -> discord.Message | None:
+        """The job's thread was locked (and maybe archived) while the job ran: reopen it where the bot may and post
+        there, or else post in the thread's parent channel, saying so with a link to the thread. None when neither
+        works (the owner's DM is next)."""
+        assert job.channel_id is not None
+        try:
+            async with self._pacer.slot(None):
+                thread = await self.bot.fetch_channel(job.channel_id)
+        except discord.HTTPException as exc:
+            log.warning("job %s: cannot read its thread (%s)", job.jid, exc)
+            return None
+        if not isinstance(thread, discord.Thread):
+            return None
+        nonce = RESULT_NONCE.format(jid=job.jid)
+        try:
+            # Unarchiving a locked thread takes Manage Threads; Discord says no otherwise.
+            async with self._pacer.slot(None):
+                reopened = await thread.edit(archived=False)
+            async with self._pacer.slot((Route.CREATE, reopened.id)):
+                return await reopened.send(
+                    view=layout(""), files=_files(uploads), allowed_mentions=result_mentions(job), nonce=nonce
+                )
+        except discord.HTTPException as exc:
+            log.info("job %s: cannot reopen its thread (%s); posting in its parent channel", job.jid, exc)
+        link = f"https://discord.com/channels/{job.guild_id}/{thread.id}"
+        why = "locked" if thread.locked else "archived"
+        note = f"-# Posted here: the thread {link} was {why} before these images were ready."
+        parent = self.bot.get_partial_messageable(thread.parent_id, guild_id=job.guild_id)
+        try:
+            async with self._pacer.slot((Route.CREATE, parent.id)):
+                return await parent.send(
+                    view=layout(note), files=_files(uploads), allowed_mentions=result_mentions(job), nonce=nonce
+                )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("job %s: cannot post in its thread's parent channel either (%s)", job.jid, exc)
+            return None
 
     @staticmethod
     def _final_embed(job: TrackedJob, message_ids: list[int]) -> discord.Embed:

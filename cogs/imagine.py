@@ -35,6 +35,7 @@ class Imagine(commands.Cog):
         image="An image to start from (only some models take one)",
         strength="How far to depart from the image: 0 keeps it, 1 redraws it (default: the model's)",
         private="Send the job and the images to you by direct message",
+        thread="Start a thread for this job, named after the prompt (default: the server's /settings thread)",
     )
     async def imagine(
         self,
@@ -50,6 +51,7 @@ class Imagine(commands.Cog):
         image: discord.Attachment | None = None,
         strength: float | None = None,
         private: bool = False,
+        thread: bool | None = None,
     ) -> None:
         refused = drawing_model_refusal(self.services.catalog, model)
         if refused is not None:
@@ -69,7 +71,7 @@ class Imagine(commands.Cog):
             source_image_url=image.url if image is not None else None,
             strength=strength,
         )
-        await submit_flow(self.services, interaction, options, model, private=private)
+        await submit_flow(self.services, interaction, options, model, private=private, thread=thread)
 
     @imagine.autocomplete("model")
     async def model_choices(

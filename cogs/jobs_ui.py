@@ -11,6 +11,7 @@ import io
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -25,6 +26,7 @@ from cogs.common import (
     job_link,
     jump_url,
     missing_channel_permissions,
+    outside_private_thread,
     reply,
     services_of,
 )
@@ -35,13 +37,14 @@ from cogs.render import (
     RETRYABLE,
     ROW_BUTTON_LIMIT,
     card_embed,
+    clip,
     info_embed,
     made_from,
     shown_prompt,
     upscale_factor,
 )
 from jobs.access import Action, may, refusal
-from jobs.labels import QUEUE_AT_SUBMIT_FIELD, delivery_failure
+from jobs.labels import QUEUE_AT_SUBMIT_FIELD, RESULT_THREAD_FIELD, delivery_failure
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent, parent_of
 from jobs.notifier import JobResult
 from jobs.presets import ImageRequest, InvalidRequestError, ModelConfig, RequestOptions
@@ -64,6 +67,8 @@ REMIX_FORM = re.compile(rf"job:remix-form:(?P<jid>{JOB_ID})")
 # Discord's component types of a submitted form's inputs (discord-api-docs, components reference).
 TEXT_INPUT, LABEL = 4, 18
 # Discord's nonce is at most 25 characters; with enforce_nonce a retried send returns the first message.
+# Discord's limit on a thread's name.
+THREAD_NAME_LIMIT = 100
 CARD_NONCE = "card-{jid}"
 RESULT_NONCE = "result-{jid}"
 
@@ -262,17 +267,20 @@ async def submit_flow(
     private: bool = False,
     parent: Parent | None = None,
     carried: Mapping[str, Any] | None = None,
+    thread: bool | None = None,
 ) -> None:
     """Everything /imagine, Re-roll, Retry, Remix and Vary do: check, defer, submit with a card, tell the member
     where it is; a job made from another names it (`parent`) and keeps what its record must carry over (`carried`).
-    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler)."""
+    The core refuses a prompt its deny-lists forbid (`DeniedTermError`, worded by the error handler). `thread`: start
+    a thread for the job from its card (None: as the server's `/settings thread` says)."""
     with ctx.in_flight.track():
         if not await _may_post_here(interaction, private):
             return
         try:
             # The server's default model, the models it offers and its default negative prompt (one Redis read, as
             # the press claim is, before the defer: a refusal is the first answer). The submit reads them again.
-            prepared = ctx.service.prepare(options, model, await ctx.service.server_rules(interaction.guild_id))
+            rules = await ctx.service.server_rules(interaction.guild_id)
+            prepared = ctx.service.prepare(options, model, rules)
         except InvalidRequestError as exc:
             await reply(interaction, f"That request can't be made: {exc}")
             return
@@ -283,13 +291,56 @@ async def submit_flow(
                 prepared, requester, request_id=str(interaction.id), extra=extra, before_run=before_run
             )
 
-        await _card_flow(ctx, interaction, prepared.model, submit, private=private)
+        wanted = rules.thread_per_job if thread is None else thread
+        plan = thread_plan(interaction, options.prompt, wanted=wanted, asked=thread is True, private=private)
+        await _card_flow(ctx, interaction, prepared.model, submit, private=private, thread=plan)
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Whether a job's card starts a thread named `name` for the job, and what to tell the member (`note`) when a
+    thread was asked for and cannot be."""
+
+    start: bool
+    name: str
+    note: str | None = None
+
+
+def thread_plan(
+    interaction: discord.Interaction[Any], prompt: str, *, wanted: bool, asked: bool, private: bool
+) -> ThreadPlan:
+    """A thread per job, where Discord allows one: in a server's text or announcement channel, with Create Public
+    Threads. Already in a thread (a forum post is one) the job stays there; elsewhere it runs in the channel, and a
+    member who asked (`asked`) for a thread, or a server whose setting the bot cannot follow, is told why."""
+    name = clip(" ".join(prompt.split()), THREAD_NAME_LIMIT) or "image"
+    if not wanted:
+        return ThreadPlan(False, name)
+    channel = interaction.channel
+    if private or interaction.guild_id is None:
+        reason, tell = "a private job has no thread", asked
+    elif isinstance(channel, discord.Thread):
+        reason, tell = "this is already a thread (or a forum post), so the job stays here", asked
+    elif not isinstance(channel, discord.TextChannel):
+        reason, tell = "threads can't be started in this kind of channel", asked
+    elif not interaction.app_permissions.create_public_threads:
+        reason, tell = "I'm missing the **Create Public Threads** permission in this channel", True
+    else:
+        return ThreadPlan(True, name)
+    return ThreadPlan(False, name, f"No thread for this job: {reason}." if tell else None)
 
 
 async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -> bool:
     """Whether the bot can post the card and the images where the job was asked for; refused in words if not."""
     if private or interaction.guild_id is None:
         return True
+    if outside_private_thread(interaction):
+        await reply(
+            interaction,
+            "I can't post in this private thread: I'm not one of its members, so I can't see it. Add me to the "
+            "thread (mention me in it, or use Add Members), or ask a server admin to give me the **Manage Threads** "
+            "permission; or use /imagine in another channel, or with `private`.",
+        )
+        return False
     missing = missing_channel_permissions(interaction)
     if not missing:
         return True
@@ -309,6 +360,7 @@ async def _card_flow(
     submit: SubmitWith,
     *,
     private: bool,
+    thread: ThreadPlan | None = None,
 ) -> None:
     """Defer, then `submit` with the job card posted before `/run` (in the channel, or the member's DM for a private
     job), and answer the member with a link to the card. The interaction id is the request id, so a click or a
@@ -316,7 +368,7 @@ async def _card_flow(
     starts one job too: the second press is told where the first one's job is (`cogs.presses`)."""
     press = press_of(interaction)
     if press is None:
-        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=None)
+        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=None, thread=thread)
         return
     # One Redis call before the defer, as the access checks before it: the refusal must be the first answer.
     claim = await ctx.service.claim_press(press)
@@ -324,7 +376,7 @@ async def _card_flow(
         await reply(interaction, await earlier_press(ctx, interaction, claim))
         return
     try:
-        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=claim)
+        await _submit_with_card(ctx, interaction, model, submit, private=private, ticket=claim, thread=thread)
     finally:
         # Held a few seconds more when a job started; at once free when the press was refused (quota, cooldown,
         # deny-list), so the member can fix that and press again.
@@ -345,6 +397,7 @@ async def _submit_with_card(
     *,
     private: bool,
     ticket: PressTicket | None,
+    thread: ThreadPlan | None = None,
 ) -> None:
     # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -394,12 +447,21 @@ async def _submit_with_card(
                 f"{exc.response.reason or 'Server Error'}), so I started nothing. Please try again in a moment."
             ) from None
         await ctx.service.record_card(job.jid, card.id)
+        if thread is not None and thread.start:
+            try:
+                # The card opens the thread (the thread's id is the card's); its result is posted there.
+                await card.create_thread(name=thread.name)
+            except discord.HTTPException as exc:
+                log.warning("job %s: could not start its thread (%s); its result goes to the channel", job.jid, exc)
         if ticket is not None:
             # From here a second press of the same button is told where this job is.
             await ticket.started(job.jid)
 
     try:
-        submission = await submit(requester, _submit_extra(ctx, model, upload_limit, private), post_card)
+        extra = _submit_extra(ctx, model, upload_limit, private)
+        if thread is not None and thread.start:
+            extra[RESULT_THREAD_FIELD] = True
+        submission = await submit(requester, extra, post_card)
     except SubmitFailedError as exc:
         # The card was posted before /run; it must not go on saying "Submitting…" once the job has ended.
         await _show_outcome(ctx, exc)
@@ -417,7 +479,12 @@ async def _submit_with_card(
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     # Short: the card is where the job lives, and the result will mention the member when it is ready.
     verb = "Already submitted" if submission.duplicate else "Submitted"
-    await reply(interaction, f"{verb} — {where}" if where else f"{verb}.")
+    text = f"{verb} — {where}" if where else f"{verb}."
+    if thread is not None and thread.start:
+        text += " Its result will be posted in the thread started from its card."
+    elif thread is not None and thread.note:
+        text += f"\n{thread.note}"
+    await reply(interaction, text)
 
 
 def _submit_extra(ctx: Services, model: ModelConfig, upload_limit: int, private: bool) -> dict[str, Any]:

@@ -164,6 +164,12 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.set_mentions(guild_id, interaction.user.id, ping))
 
+    @settings.command(name="thread", description="Whether each job gets a thread of its own by default")
+    @app_commands.describe(on="On: a thread named after the prompt holds each job's result (/imagine thread: decides)")
+    async def thread(self, interaction: discord.Interaction[Any], on: bool) -> None:
+        guild_id = self._guild(interaction)
+        await self._change(interaction, await self.core.set_thread_per_job(guild_id, interaction.user.id, on))
+
     # Not named `nsfw`: discord.py would take the attribute for the group's own age-restricted flag.
     nsfw_rules = app_commands.Group(
         name="nsfw", description="Where NSFW prompts are allowed, and this server's NSFW terms", parent=settings
@@ -285,6 +291,13 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
     embed.add_field(
         name="Results ping their owner", value="yes" if rules.mention_owner else "no (they name them)", inline=False
     )
+    embed.add_field(
+        name="A thread per job",
+        value="yes (unless /imagine says `thread: False`)"
+        if rules.thread_per_job
+        else "no (unless /imagine says `thread: True`)",
+        inline=False,
+    )
     nsfw = settings.nsfw
     where = "only in age-restricted channels" if nsfw.mode is NsfwMode.AGE_RESTRICTED else "never (in no channel)"
     own = ", ".join(f"“{term}”" for term in nsfw.terms) or "none"
@@ -301,7 +314,8 @@ def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discor
         inline=False,
     )
     embed.set_footer(
-        text="Change with /settings model, models, limits, budget, negative, mentions, nsfw or reset; /settings log"
+        text="Change with /settings model, models, limits, budget, negative, mentions, thread, nsfw or reset; "
+        "/settings log"
     )
     return embed
 

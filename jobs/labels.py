@@ -24,6 +24,11 @@ DELIVERY_FAILED_FIELD = "delivery_failed"
 # the seed of each posted image (None where the worker did not say), kept in the job's `extra`.
 RESULT_CHANNEL_FIELD = "result_channel_id"
 RESULT_SEEDS_FIELD = "result_seeds"
+# The server of the channel the result was posted in (None: the owner's DM), kept in `extra`: a result may land in
+# another channel of the job's server (a thread's parent, when the thread was locked meanwhile).
+RESULT_GUILD_FIELD = "result_guild_id"
+# The job's card started a thread of its own (whose id is the card's): its result goes there (kept in `extra`).
+RESULT_THREAD_FIELD = "result_in_thread"
 # How many jobs waited in the endpoint's queue when the job was submitted, when the bot knew (kept in `extra`).
 QUEUE_AT_SUBMIT_FIELD = "queue_at_submit"
 

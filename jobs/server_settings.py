@@ -49,6 +49,8 @@ MEMBER_DAILY_GPU_S = "member_daily_gpu_s"
 SERVER_MONTHLY_GPU_S = "server_monthly_gpu_s"
 NEGATIVE_PROMPT = "negative_prompt"
 MENTIONS = "mention_owner"
+# Whether each job of the server gets a thread of its own by default ("1"; /imagine's `thread` option decides first).
+THREADS = "thread_per_job"
 # The NSFW rules' fields are named `nsfw.<name>`, in the same hash.
 NSFW_PREFIX = "nsfw."
 NSFW_MODE = NSFW_PREFIX + "mode"
@@ -93,6 +95,7 @@ class Section(StrEnum):
     NEGATIVE = "default negative prompt"
     MENTIONS = "mentions"
     NSFW = "NSFW rules"
+    THREADS = "thread per job"
 
 
 SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
@@ -103,6 +106,7 @@ SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
     Section.NEGATIVE: (NEGATIVE_PROMPT,),
     Section.MENTIONS: (MENTIONS,),
     Section.NSFW: (NSFW_MODE, NSFW_TERMS),
+    Section.THREADS: (THREADS,),
 }
 
 
@@ -138,6 +142,7 @@ class ServerSettings:
     negative_prompt: str = ""
     mention_owner: bool = True
     nsfw: NsfwSettings = field(default_factory=NsfwSettings)
+    thread_per_job: bool = False
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> ServerSettings:
@@ -177,6 +182,8 @@ def _parsed(settings: ServerSettings, name: str, text: str) -> ServerSettings:
         return replace(settings, negative_prompt=text)
     if name == MENTIONS:
         return replace(settings, mention_owner=text != "0")
+    if name == THREADS:
+        return replace(settings, thread_per_job=text == "1")
     if name == NSFW_MODE:
         return replace(settings, nsfw=replace(settings.nsfw, mode=NsfwMode(text)))
     if name == NSFW_TERMS:
@@ -209,6 +216,8 @@ class ServerRules:
     negative_prompt: str = ""
     mention_owner: bool = True
     nsfw: NsfwSettings = field(default_factory=NsfwSettings)
+    # Whether a job started here gets a thread of its own unless its member says otherwise.
+    thread_per_job: bool = False
     # What the server chose that does not apply as chosen (a cap lowered since, a model removed), in words.
     notes: tuple[str, ...] = ()
 
@@ -355,6 +364,7 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
         negative_prompt=settings.negative_prompt,
         mention_owner=settings.mention_owner,
         nsfw=settings.nsfw,
+        thread_per_job=settings.thread_per_job,
         notes=tuple(notes),
     )
 
@@ -705,6 +715,18 @@ class ServerSettingsService:
 
         return await self._change(guild_id, user_id, decide)
 
+    async def set_thread_per_job(self, guild_id: int, user_id: int, on: bool) -> Outcome:
+        """Whether the server's jobs get a thread each by default."""
+
+        def decide(settings: ServerSettings) -> Edit | str:
+            if settings.thread_per_job == on:
+                return f"A thread per job is already {'on' if on else 'off'}."
+            if not on:
+                return Edit("a thread per job: off", removed=[THREADS])
+            return Edit("a thread per job: on", {THREADS: "1"})
+
+        return await self._change(guild_id, user_id, decide)
+
     async def set_nsfw_mode(self, guild_id: int, user_id: int, mode: NsfwMode) -> Outcome:
         """Where the server allows NSFW prompts (`jobs.nsfw.NsfwMode`)."""
 
@@ -843,5 +865,6 @@ def _without(settings: ServerSettings, fields: Sequence[str]) -> ServerSettings:
         SERVER_MONTHLY_GPU_S: "server_monthly_gpu_s",
         NEGATIVE_PROMPT: "negative_prompt",
         MENTIONS: "mention_owner",
+        THREADS: "thread_per_job",
     }
     return replace(settings, **{names[name]: getattr(defaults, names[name]) for name in fields})

@@ -296,7 +296,7 @@ async def test_check_passes_and_prints_the_invite_link(
     application_id = (await fake_discord.info())["application_id"]
     assert (
         f"invite: https://discord.com/oauth2/authorize?client_id={application_id}"
-        "&scope=bot+applications.commands&permissions=2147600384"
+        "&scope=bot+applications.commands&permissions=311385245696"
     ) in result.stdout
 
 

@@ -59,6 +59,11 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PUT", "/_fake/channels/{channel_id:\\d+}/overwrites/{target_id:\\d+}", "set_channel_overwrite"),
     ("DELETE", "/_fake/channels/{channel_id:\\d+}/overwrites/{target_id:\\d+}", "remove_channel_overwrite"),
     ("PUT", "/_fake/channels/{channel_id:\\d+}/upload-limit", "set_upload_limit"),
+    ("POST", "/_fake/channels/{parent_id:\\d+}/threads", "create_thread"),
+    ("PUT", "/_fake/threads/{thread_id:\\d+}/members/{user_id:\\d+}", "add_thread_member"),
+    ("DELETE", "/_fake/threads/{thread_id:\\d+}/members/{user_id:\\d+}", "remove_thread_member"),
+    ("PUT", "/_fake/threads/{thread_id:\\d+}/state", "set_thread_state"),
+    ("DELETE", "/_fake/channels/{channel_id:\\d+}", "delete_channel"),
     ("GET", "/_fake/channels/{channel_id:\\d+}/messages", "channel_messages"),
     ("GET", "/_fake/messages/{message_id:\\d+}", "message"),
     ("POST", "/_fake/interactions/commands", "invoke_command"),
@@ -240,6 +245,42 @@ class FakeDiscordControl(FakeDiscordDriver):
     async def remove_channel_overwrite(self, channel_id: int, target_id: int) -> ChannelView:
         path = f"/_fake/channels/{channel_id}/overwrites/{target_id}"
         return cast(ChannelView, await self._call("DELETE", path))
+
+    async def create_thread(
+        self,
+        parent_id: int,
+        name: str,
+        *,
+        owner_id: int,
+        private: bool = False,
+        message_id: int | None = None,
+        content: str | None = None,
+        member_ids: Sequence[int] = (),
+    ) -> ChannelView:
+        body = {
+            "name": name,
+            "owner_id": owner_id,
+            "private": private,
+            "message_id": message_id,
+            "content": content,
+            "member_ids": list(member_ids),
+        }
+        return cast(ChannelView, await self._call("POST", f"/_fake/channels/{parent_id}/threads", body))
+
+    async def add_thread_member(self, thread_id: int, user_id: int) -> ChannelView:
+        return cast(ChannelView, await self._call("PUT", f"/_fake/threads/{thread_id}/members/{user_id}"))
+
+    async def remove_thread_member(self, thread_id: int, user_id: int) -> ChannelView:
+        return cast(ChannelView, await self._call("DELETE", f"/_fake/threads/{thread_id}/members/{user_id}"))
+
+    async def set_thread_state(
+        self, thread_id: int, *, archived: bool | None = None, locked: bool | None = None
+    ) -> ChannelView:
+        body = {"archived": archived, "locked": locked}
+        return cast(ChannelView, await self._call("PUT", f"/_fake/threads/{thread_id}/state", body))
+
+    async def delete_channel(self, channel_id: int) -> ChannelView:
+        return cast(ChannelView, await self._call("DELETE", f"/_fake/channels/{channel_id}"))
 
     async def set_upload_limit(self, channel_id: int, limit: int | None) -> ChannelView:
         path = f"/_fake/channels/{channel_id}/upload-limit"

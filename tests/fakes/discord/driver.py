@@ -105,6 +105,39 @@ class FakeDiscordDriver(ABC):
     async def remove_channel_overwrite(self, channel_id: int, target_id: int) -> ChannelView: ...
 
     @abstractmethod
+    async def create_thread(
+        self,
+        parent_id: int,
+        name: str,
+        *,
+        owner_id: int,
+        private: bool = False,
+        message_id: int | None = None,
+        content: str | None = None,
+        member_ids: Sequence[int] = (),
+    ) -> ChannelView:
+        """A member starts a thread: public (from `message_id`, or from nothing), `private` (seen by its members,
+        `member_ids`, and Manage Threads), or, in a forum channel (type 15), a post whose first message is
+        `content`."""
+
+    @abstractmethod
+    async def add_thread_member(self, thread_id: int, user_id: int) -> ChannelView:
+        """Someone adds the user (the bot, say) to a thread."""
+
+    @abstractmethod
+    async def remove_thread_member(self, thread_id: int, user_id: int) -> ChannelView: ...
+
+    @abstractmethod
+    async def set_thread_state(
+        self, thread_id: int, *, archived: bool | None = None, locked: bool | None = None
+    ) -> ChannelView:
+        """A moderator (or Discord's auto-archive) archives or unarchives, locks or unlocks a thread."""
+
+    @abstractmethod
+    async def delete_channel(self, channel_id: int) -> ChannelView:
+        """Someone deletes a channel or thread (a channel's threads go with it); 404 10003 from then on."""
+
+    @abstractmethod
     async def set_upload_limit(self, channel_id: int, limit: int | None) -> ChannelView:
         """The channel's upload limit in bytes (None: the guild's, from its premium tier)."""
 

@@ -130,3 +130,22 @@ def too_large() -> ApiError:
 
 def invalid_json() -> ApiError:
     return ApiError(400, 50109, "The request body contains invalid JSON.")
+
+
+def archived_thread() -> ApiError:
+    """Editing (or, in a locked thread, posting) in an archived thread."""
+    return ApiError(400, 50083, "Operation on an archived thread")
+
+
+def thread_locked() -> ApiError:
+    """Posting or editing in a locked thread without Manage Threads."""
+    return ApiError(403, 160005, "Thread is locked")
+
+
+def invalid_channel_type() -> ApiError:
+    """An action the channel's type does not allow (a thread in a thread, a message straight into a forum)."""
+    return ApiError(400, 50024, "Cannot execute action on this channel type")
+
+
+def message_has_thread() -> ApiError:
+    return ApiError(400, 160004, "A thread has already been created for this message")

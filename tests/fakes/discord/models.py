@@ -20,6 +20,17 @@ CHANNEL_DM = 1
 # A DM's upload limit: Discord's default for a user without Nitro.
 DM_UPLOAD_LIMIT = 10 * MIB
 
+# Guild channel types the thread rules need (Discord's numbering).
+CHANNEL_TEXT = 0
+CHANNEL_ANNOUNCEMENT = 5
+CHANNEL_ANNOUNCEMENT_THREAD = 10
+CHANNEL_PUBLIC_THREAD = 11
+CHANNEL_PRIVATE_THREAD = 12
+CHANNEL_FORUM = 15
+THREAD_TYPES = frozenset({CHANNEL_ANNOUNCEMENT_THREAD, CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD})
+# What a thread shows in the channel list for, in minutes (Discord's default choice).
+DEFAULT_AUTO_ARCHIVE_MINUTES = 1440
+
 
 @dataclass
 class User:
@@ -100,10 +111,53 @@ class Channel:
     recipient: User | None = None
     # Discord's age-restricted flag (a guild channel's `nsfw`).
     nsfw: bool = False
+    # A thread's own fields: its parent channel (text, announcement or forum), who started it, its state and its
+    # members (a private thread is seen only by them and by those with Manage Threads).
+    parent_id: int | None = None
+    owner_id: int | None = None
+    archived: bool = False
+    locked: bool = False
+    invitable: bool = True
+    thread_member_ids: list[int] = field(default_factory=list)
+    created_at: datetime | None = None
+    archive_timestamp: datetime | None = None
+    message_count: int = 0
+    # A deleted channel answers 404 10003 from then on; its record stays for the test to read.
+    deleted: bool = False
 
     @property
     def is_dm(self) -> bool:
         return self.recipient is not None
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
+
+    def thread_payload(self) -> dict[str, Any]:
+        """A thread as Discord sends it (GET /channels/{id}, THREAD_CREATE, an interaction's `channel`)."""
+        assert self.created_at is not None
+        return {
+            "id": str(self.id),
+            "guild_id": str(self.guild_id),
+            "type": self.type,
+            "name": self.name,
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "message_count": self.message_count,
+            "total_message_sent": self.message_count,
+            "member_count": min(len(self.thread_member_ids), 50),
+            "thread_metadata": {
+                "archived": self.archived,
+                "auto_archive_duration": DEFAULT_AUTO_ARCHIVE_MINUTES,
+                "archive_timestamp": iso(self.archive_timestamp or self.created_at),
+                "locked": self.locked,
+                "invitable": self.invitable,
+                "create_timestamp": iso(self.created_at),
+            },
+        }
 
     def payload(self) -> dict[str, Any]:
         if self.recipient is not None:
@@ -115,6 +169,8 @@ class Channel:
                 "flags": 0,
                 "recipients": [self.recipient.payload()],
             }
+        if self.is_thread:
+            return self.thread_payload()
         return {
             "id": str(self.id),
             "guild_id": str(self.guild_id),

@@ -29,6 +29,8 @@ class Permission(IntFlag):
     MANAGE_WEBHOOKS = 1 << 29
     USE_APPLICATION_COMMANDS = 1 << 31
     MANAGE_THREADS = 1 << 34
+    CREATE_PUBLIC_THREADS = 1 << 35
+    CREATE_PRIVATE_THREADS = 1 << 36
     SEND_MESSAGES_IN_THREADS = 1 << 38
     MODERATE_MEMBERS = 1 << 40
 
@@ -57,6 +59,8 @@ DEFAULT_BOT_PERMISSIONS = int(
     | Permission.ATTACH_FILES
     | Permission.READ_MESSAGE_HISTORY
     | Permission.USE_APPLICATION_COMMANDS
+    | Permission.SEND_MESSAGES_IN_THREADS
+    | Permission.CREATE_PUBLIC_THREADS
 )
 
 # What the bot and its one recipient may do in a DM (there are no roles or overwrites there).
@@ -92,8 +96,10 @@ def apply_overwrites(
     everyone: tuple[int, int] | None,
     roles: list[tuple[int, int]],
     member: tuple[int, int] | None,
+    sends: int = Permission.SEND_MESSAGES,
 ) -> int:
-    """Channel permissions from guild-level `base` and (allow, deny) overwrites, in Discord's order."""
+    """Channel permissions from guild-level `base` and (allow, deny) overwrites, in Discord's order; `sends` is the
+    bit without which the implicit ones go (Send Messages in Threads, in a thread)."""
     if base & Permission.ADMINISTRATOR:
         return ALL_PERMISSIONS
     perms = base
@@ -111,7 +117,7 @@ def apply_overwrites(
         perms = (perms & ~deny) | allow
     if not perms & Permission.VIEW_CHANNEL:
         return 0
-    if not perms & Permission.SEND_MESSAGES:
+    if not perms & sends:
         perms &= ~_NEEDS_SEND
     return perms
 

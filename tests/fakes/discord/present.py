@@ -63,6 +63,12 @@ def channel_view(world: World, channel: Channel) -> ChannelView:
             for ow in channel.overwrites.values()
         ],
         bot_permissions=world.bot_permissions(channel),
+        parent_id=channel.parent_id,
+        owner_id=channel.owner_id,
+        member_ids=list(channel.thread_member_ids),
+        archived=channel.archived,
+        locked=channel.locked,
+        deleted=channel.deleted,
     )
 
 

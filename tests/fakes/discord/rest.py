@@ -275,6 +275,10 @@ class RestApi:
             ("GET", api + "/guilds/{guild_id:\\d+}/members/{user_id:\\d+}", self.get_member),
             ("GET", api + "/channels/{channel_id:\\d+}", self.get_channel),
             ("POST", api + "/channels/{channel_id:\\d+}/typing", self.typing),
+            ("PATCH", api + "/channels/{channel_id:\\d+}", self.edit_channel),
+            ("DELETE", api + "/channels/{channel_id:\\d+}", self.delete_channel),
+            ("POST", api + "/channels/{channel_id:\\d+}/threads", self.start_thread),
+            ("POST", messages + "/{message_id:\\d+}/threads", self.start_thread_from_message),
             ("GET", messages, self.list_messages),
             ("POST", messages, self.create_message),
             ("GET", messages + "/{message_id:\\d+}", self.get_message),
@@ -436,6 +440,34 @@ class RestApi:
     async def get_channel(self, request: web.Request) -> web.StreamResponse:
         channel = self.world.rest_channel(int(request.match_info["channel_id"]))
         return json_response(channel.payload())
+
+    async def edit_channel(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise errors.invalid_json()
+        channel = self.world.rest_edit_channel(int(request.match_info["channel_id"]), body)
+        return json_response(self.world.thread_payload_for_bot(channel) if channel.is_thread else channel.payload())
+
+    async def delete_channel(self, request: web.Request) -> web.StreamResponse:
+        channel = self.world.rest_delete_channel(int(request.match_info["channel_id"]))
+        return json_response(channel.payload())
+
+    async def start_thread(self, request: web.Request) -> web.StreamResponse:
+        body, uploads = await read_message(request)
+        thread, message = self.world.rest_start_thread(int(request.match_info["channel_id"]), body, uploads)
+        data = self.world.thread_payload_for_bot(thread)
+        if message is not None:
+            data["message"] = self.world.message_payload(message)
+        return json_response(data, status=201)
+
+    async def start_thread_from_message(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise errors.invalid_json()
+        thread = self.world.rest_start_thread_from_message(
+            int(request.match_info["channel_id"]), int(request.match_info["message_id"]), body
+        )
+        return json_response(self.world.thread_payload_for_bot(thread), status=201)
 
     async def typing(self, request: web.Request) -> web.StreamResponse:
         channel = self.world.rest_channel(int(request.match_info["channel_id"]))

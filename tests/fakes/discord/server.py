@@ -222,6 +222,43 @@ class FakeDiscord(FakeDiscordDriver):
     async def remove_channel_overwrite(self, channel_id: int, target_id: int) -> ChannelView:
         return present.channel_view(self.world, self.world.remove_overwrite(channel_id, target_id))
 
+    async def create_thread(
+        self,
+        parent_id: int,
+        name: str,
+        *,
+        owner_id: int,
+        private: bool = False,
+        message_id: int | None = None,
+        content: str | None = None,
+        member_ids: Sequence[int] = (),
+    ) -> ChannelView:
+        thread = self.world.create_thread(
+            parent_id,
+            name,
+            owner_id=owner_id,
+            private=private,
+            message_id=message_id,
+            content=content,
+            member_ids=member_ids,
+        )
+        return present.channel_view(self.world, thread)
+
+    async def add_thread_member(self, thread_id: int, user_id: int) -> ChannelView:
+        return present.channel_view(self.world, self.world.add_thread_member(thread_id, user_id))
+
+    async def remove_thread_member(self, thread_id: int, user_id: int) -> ChannelView:
+        return present.channel_view(self.world, self.world.remove_thread_member(thread_id, user_id))
+
+    async def set_thread_state(
+        self, thread_id: int, *, archived: bool | None = None, locked: bool | None = None
+    ) -> ChannelView:
+        thread = self.world.set_thread_state(thread_id, archived=archived, locked=locked)
+        return present.channel_view(self.world, thread)
+
+    async def delete_channel(self, channel_id: int) -> ChannelView:
+        return present.channel_view(self.world, self.world.delete_channel(channel_id))
+
     async def set_upload_limit(self, channel_id: int, limit: int | None) -> ChannelView:
         return present.channel_view(self.world, self.world.set_upload_limit(channel_id, limit))
 

@@ -49,6 +49,13 @@ class ChannelView(TypedDict):
     upload_limit: int
     overwrites: list[OverwriteView]
     bot_permissions: int
+    # A thread's parent, members and state (None, [] and False for other channels); a deleted channel stays readable.
+    parent_id: int | None
+    owner_id: int | None
+    member_ids: list[int]
+    archived: bool
+    locked: bool
+    deleted: bool
 
 
 class MemberView(TypedDict):

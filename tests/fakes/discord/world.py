@@ -27,6 +27,9 @@ from tests.fakes.discord.clock import Clock, Snowflakes, iso
 from tests.fakes.discord.errors import ControlError
 from tests.fakes.discord.models import (
     CHANNEL_DM,
+    CHANNEL_FORUM,
+    CHANNEL_PRIVATE_THREAD,
+    CHANNEL_PUBLIC_THREAD,
     DM_UPLOAD_LIMIT,
     OVERWRITE_MEMBER,
     OVERWRITE_ROLE,
@@ -249,6 +252,8 @@ class World:
         if guild is None:
             assert channel.recipient is not None
             return DM_PERMISSIONS if user_id in (self.bot.id, channel.recipient.id) else 0
+        if channel.is_thread:
+            return self.thread_permissions(channel, user_id)
         base = self.guild_permissions(guild, user_id)
         if base == ALL_PERMISSIONS:
             return ALL_PERMISSIONS
@@ -270,6 +275,39 @@ class World:
 
     def bot_permissions(self, channel: Channel) -> int:
         return self.channel_permissions(channel, self.bot.id)
+
+    def thread_permissions(
+        self, thread: Channel, user_id: int, *, sends: int = Permission.SEND_MESSAGES_IN_THREADS
+    ) -> int:
+        """A thread has no overwrites of its own: its parent's permissions, where Send Messages in Threads (not Send
+        Messages) carries the implicit ones; a private thread is seen only by its members and by Manage Threads."""
+        parent = self.channels[thread.parent_id or 0]
+        guild = self.guilds[thread.guild_id or 0]
+        base = self.guild_permissions(guild, user_id)
+        if base == ALL_PERMISSIONS:
+            return ALL_PERMISSIONS
+        member = guild.members.get(user_id)
+        role_ids = set(member.role_ids) if member else set()
+        everyone = parent.overwrites.get(guild.id)
+        own = parent.overwrites.get(user_id)
+        perms = apply_overwrites(
+            base,
+            everyone=(everyone.allow, everyone.deny) if everyone else None,
+            roles=[
+                (ow.allow, ow.deny)
+                for ow in parent.overwrites.values()
+                if ow.type == OVERWRITE_ROLE and ow.id in role_ids and ow.id != guild.id
+            ],
+            member=(own.allow, own.deny) if own and own.type == OVERWRITE_MEMBER else None,
+            sends=sends,
+        )
+        if (
+            thread.type == CHANNEL_PRIVATE_THREAD
+            and user_id not in thread.thread_member_ids
+            and not perms & Permission.MANAGE_THREADS
+        ):
+            return 0
+        return perms
 
     def require_permissions(self, channel: Channel, wanted: int) -> None:
         perms = self.bot_permissions(channel)
@@ -449,6 +487,347 @@ class World:
         self._emit("GUILD_MEMBER_UPDATE", payload, guild_id=guild_id, intent=INTENT_GUILD_MEMBERS)
         return member
 
+    # --- threads and forum posts ---------------------------------------------------------------------------------
+    # discord/discord-api-docs, docs/topics/threads.md: a thread inherits its parent's permissions, Send Messages in
+    # Threads replaces Send Messages, a private thread is seen by its members and Manage Threads only, a message sent
+    # to an archived thread unarchives it unless it is locked, nothing else but deletes happens in an archived thread,
+    # and a locked one takes no messages from those without Manage Threads.
+
+    def bot_sees(self, channel: Channel) -> bool:
+        return bool(self.bot_permissions(channel) & Permission.VIEW_CHANNEL)
+
+    def active_threads(self, guild: Guild) -> list[Channel]:
+        """The guild's live, unarchived threads the bot can see (GUILD_CREATE's `threads`)."""
+        return [
+            channel
+            for channel in self.channels.values()
+            if channel.is_thread
+            and channel.guild_id == guild.id
+            and not channel.archived
+            and not channel.deleted
+            and self.bot_sees(channel)
+        ]
+
+    def thread_payload_for_bot(self, thread: Channel) -> dict[str, Any]:
+        """The thread with the bot's own thread member, when it is one (as Discord sends it to the bot)."""
+        data = thread.payload()
+        if self.bot.id in thread.thread_member_ids:
+            data["member"] = self._thread_member_payload(thread, self.bot.id)
+        return data
+
+    def _thread_member_payload(self, thread: Channel, user_id: int) -> dict[str, Any]:
+        return {"id": str(thread.id), "user_id": str(user_id), "join_timestamp": iso(self.clock.now()), "flags": 0}
+
+    def _thread(self, thread_id: int) -> Channel:
+        channel = self.channel(thread_id)
+        if not channel.is_thread:
+            raise ControlError(f"channel {thread_id} is not a thread", 409)
+        if channel.deleted:
+            raise ControlError(f"thread {thread_id} was deleted", 404)
+        return channel
+
+    def _new_thread(
+        self,
+        parent: Channel,
+        name: str,
+        *,
+        kind: int,
+        owner_id: int,
+        thread_id: int | None = None,
+        invitable: bool = True,
+    ) -> Channel:
+        if not 1 <= len(name) <= rules.THREAD_NAME_LIMIT:
+            raise errors.too_long(["name"], rules.THREAD_NAME_LIMIT)
+        now = self.clock.now()
+        thread = Channel(
+            id=thread_id if thread_id is not None else self.ids.next(),
+            guild_id=parent.guild_id,
+            name=name,
+            type=kind,
+            parent_id=parent.id,
+            owner_id=owner_id,
+            invitable=invitable,
+            thread_member_ids=[owner_id],
+            created_at=now,
+            archive_timestamp=now,
+            nsfw=parent.nsfw,
+        )
+        self.channels[thread.id] = thread
+        self.channel_messages[thread.id] = []
+        self.touch()
+        if self.bot_sees(thread):
+            self._emit(
+                "THREAD_CREATE",
+                self.thread_payload_for_bot(thread) | {"newly_created": True},
+                guild_id=thread.guild_id,
+                intent=INTENT_GUILDS,
+            )
+        return thread
+
+    def create_thread(
+        self,
+        parent_id: int,
+        name: str,
+        *,
+        owner_id: int,
+        private: bool = False,
+        message_id: int | None = None,
+        content: str | None = None,
+        member_ids: Sequence[int] = (),
+    ) -> Channel:
+        """A member starts a thread in a text channel (`private`, or public from `message_id` or from nothing), or
+        a post in a forum (`content` is its first message, whose id is the post's)."""
+        parent = self._guild_channel(parent_id)
+        guild = self.guilds[parent.guild_id or 0]
+        if parent.is_thread or parent.deleted:
+            raise ControlError(f"channel {parent_id} cannot hold threads (a thread, or deleted)", 409)
+        for user_id in (owner_id, *member_ids):
+            if user_id not in guild.members:
+                raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
+        if parent.type == CHANNEL_FORUM:
+            if private or message_id is not None or not content:
+                raise ControlError("a forum post is public and starts with a first message (`content`)")
+            thread = self._new_thread(parent, name, kind=CHANNEL_PUBLIC_THREAD, owner_id=owner_id)
+            self._create_message(
+                thread,
+                {"content": content},
+                (),
+                allowed_flags=rules.CHANNEL_FLAGS,
+                author_id=owner_id,
+                message_id=thread.id,
+            )
+            parent.last_message_id = thread.id
+        elif message_id is not None:
+            starter = self.message(message_id)
+            if private or starter.channel_id != parent.id or starter.id in self.channels:
+                raise ControlError(f"message {message_id} cannot start a public thread in {parent_id}", 409)
+            thread = self._new_thread(parent, name, kind=CHANNEL_PUBLIC_THREAD, owner_id=owner_id, thread_id=starter.id)
+        else:
+            kind = CHANNEL_PRIVATE_THREAD if private else CHANNEL_PUBLIC_THREAD
+            thread = self._new_thread(parent, name, kind=kind, owner_id=owner_id)
+        for user_id in member_ids:
+            self._add_thread_member(thread, user_id)
+        return thread
+
+    def add_thread_member(self, thread_id: int, user_id: int) -> Channel:
+        thread = self._thread(thread_id)
+        if user_id not in self.guilds[thread.guild_id or 0].members:
+            raise ControlError(f"user {user_id} is not a member of guild {thread.guild_id}", 404)
+        self._add_thread_member(thread, user_id)
+        return thread
+
+    def remove_thread_member(self, thread_id: int, user_id: int) -> Channel:
+        thread = self._thread(thread_id)
+        if user_id not in thread.thread_member_ids:
+            return thread
+        visible = self.bot_sees(thread)
+        thread.thread_member_ids.remove(user_id)
+        self.touch()
+        if visible:
+            self._emit(
+                "THREAD_MEMBERS_UPDATE",
+                {
+                    "id": str(thread.id),
+                    "guild_id": str(thread.guild_id),
+                    "member_count": len(thread.thread_member_ids),
+                    "removed_member_ids": [str(user_id)],
+                },
+                guild_id=thread.guild_id,
+                intent=INTENT_GUILDS if user_id == self.bot.id else INTENT_GUILD_MEMBERS,
+            )
+        return thread
+
+    def _add_thread_member(self, thread: Channel, user_id: int) -> None:
+        if user_id in thread.thread_member_ids:
+            return
+        saw = self.bot_sees(thread)
+        thread.thread_member_ids.append(user_id)
+        self.touch()
+        if not self.bot_sees(thread):
+            return
+        if user_id == self.bot.id and not saw:
+            # Added to a private thread it could not see: Discord sends the thread first (with the bot's member).
+            self._emit(
+                "THREAD_CREATE", self.thread_payload_for_bot(thread), guild_id=thread.guild_id, intent=INTENT_GUILDS
+            )
+        self._emit(
+            "THREAD_MEMBERS_UPDATE",
+            {
+                "id": str(thread.id),
+                "guild_id": str(thread.guild_id),
+                "member_count": len(thread.thread_member_ids),
+                "added_members": [self._thread_member_payload(thread, user_id)],
+            },
+            guild_id=thread.guild_id,
+            intent=INTENT_GUILDS if user_id == self.bot.id else INTENT_GUILD_MEMBERS,
+        )
+
+    def _thread_message_posted(self, thread: Channel, author_id: int) -> None:
+        """A message in a thread counts, and makes its author a member (as Discord does)."""
+        thread.message_count += 1
+        self._add_thread_member(thread, author_id)
+
+    def set_thread_state(self, thread_id: int, *, archived: bool | None = None, locked: bool | None = None) -> Channel:
+        """A moderator (or the auto-archive timer) archives, unarchives, locks or unlocks a thread."""
+        thread = self._thread(thread_id)
+        self._set_thread_state(thread, archived=archived, locked=locked)
+        return thread
+
+    def _set_thread_state(self, thread: Channel, *, archived: bool | None, locked: bool | None) -> None:
+        if archived is not None and archived != thread.archived:
+            thread.archived = archived
+            thread.archive_timestamp = self.clock.now()
+        if locked is not None:
+            thread.locked = locked
+        self.touch()
+        if self.bot_sees(thread):
+            self._emit(
+                "THREAD_UPDATE", self.thread_payload_for_bot(thread), guild_id=thread.guild_id, intent=INTENT_GUILDS
+            )
+
+    def delete_channel(self, channel_id: int) -> Channel:
+        """Someone deletes a channel or a thread: from then on Discord answers 404 10003 for it."""
+        channel = self._guild_channel(channel_id)
+        if channel.deleted:
+            raise ControlError(f"channel {channel_id} was already deleted", 409)
+        self._delete_channel(channel)
+        return channel
+
+    def _delete_channel(self, channel: Channel) -> None:
+        visible = self.bot_sees(channel)
+        channel.deleted = True
+        self.touch()
+        if channel.is_thread:
+            if visible:
+                payload = {
+                    "id": str(channel.id),
+                    "guild_id": str(channel.guild_id),
+                    "parent_id": str(channel.parent_id),
+                    "type": channel.type,
+                }
+                self._emit("THREAD_DELETE", payload, guild_id=channel.guild_id, intent=INTENT_GUILDS)
+            return
+        guild = self.guilds[channel.guild_id or 0]
+        if channel.id in guild.channel_ids:
+            guild.channel_ids.remove(channel.id)
+        self._emit("CHANNEL_DELETE", channel.payload(), guild_id=channel.guild_id, intent=INTENT_GUILDS)
+        for thread in [c for c in self.channels.values() if c.parent_id == channel.id and not c.deleted]:
+            self._delete_channel(thread)
+
+    def require_thread_postable(self, thread: Channel) -> None:
+        """Posting in a thread: refused in a locked one (without Manage Threads); an archived one is unarchived."""
+        manages = bool(self.bot_permissions(thread) & Permission.MANAGE_THREADS)
+        if thread.locked and not manages:
+            raise errors.archived_thread() if thread.archived else errors.thread_locked()
+        if thread.archived:
+            self._set_thread_state(thread, archived=False, locked=None)
+
+    def require_thread_editable(self, thread: Channel) -> None:
+        """Editing a message in a thread: never while it is archived; in a locked one only with Manage Threads."""
+        if thread.archived:
+            raise errors.archived_thread()
+        if thread.locked and not self.bot_permissions(thread) & Permission.MANAGE_THREADS:
+            raise errors.thread_locked()
+
+    def rest_start_thread(
+        self, channel_id: int, body: dict[str, Any], uploads: Sequence[Upload]
+    ) -> tuple[Channel, Message | None]:
+        """POST /channels/{id}/threads: a thread without a starter message in a text channel, or a forum post (with
+        its first message, `message`)."""
+        parent = self.rest_channel(channel_id)
+        if parent.is_thread or parent.is_dm:
+            raise errors.invalid_channel_type()
+        name = str(body.get("name") or "")
+        if parent.type == CHANNEL_FORUM:
+            first = body.get("message")
+            if not isinstance(first, dict):
+                raise errors.invalid_form_body(
+                    {"message": errors.field_error("BASE_TYPE_REQUIRED", "This field is required")}
+                )
+            self.require_permissions(parent, Permission.SEND_MESSAGES | (Permission.ATTACH_FILES if uploads else 0))
+            rules.check_message(
+                first,
+                [len(upload.data) for upload in uploads],
+                upload_limit=self.upload_limit(parent),
+                allowed_flags=rules.CHANNEL_FLAGS,
+                creating=True,
+            )
+            post = self._new_thread(parent, name, kind=CHANNEL_PUBLIC_THREAD, owner_id=self.bot.id)
+            message = self._create_message(post, first, uploads, allowed_flags=rules.CHANNEL_FLAGS, message_id=post.id)
+            parent.last_message_id = post.id
+            return post, message
+        kind = int(body.get("type") or CHANNEL_PRIVATE_THREAD)
+        if kind not in (CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD):
+            raise errors.invalid_form_body(
+                {"type": errors.field_error("BASE_TYPE_CHOICES", "Value must be one of {11, 12}.")}
+            )
+        private = kind == CHANNEL_PRIVATE_THREAD
+        self.require_permissions(
+            parent, Permission.CREATE_PRIVATE_THREADS if private else Permission.CREATE_PUBLIC_THREADS
+        )
+        thread = self._new_thread(
+            parent, name, kind=kind, owner_id=self.bot.id, invitable=bool(body.get("invitable", True))
+        )
+        return thread, None
+
+    def rest_start_thread_from_message(self, channel_id: int, message_id: int, body: dict[str, Any]) -> Channel:
+        """POST /channels/{id}/messages/{id}/threads: a public thread whose id is the message's."""
+        parent = self.rest_channel(channel_id)
+        if parent.is_thread or parent.is_dm or parent.type == CHANNEL_FORUM:
+            raise errors.invalid_channel_type()
+        starter = self.rest_message(parent, message_id)
+        self.require_permissions(parent, Permission.CREATE_PUBLIC_THREADS)
+        if starter.id in self.channels:
+            raise errors.message_has_thread()
+        return self._new_thread(
+            parent, str(body.get("name") or ""), kind=CHANNEL_PUBLIC_THREAD, owner_id=self.bot.id, thread_id=starter.id
+        )
+
+    def rest_edit_channel(self, channel_id: int, body: dict[str, Any]) -> Channel:
+        """PATCH /channels/{id}: a thread's name, archived and locked (a plain channel's name and topic)."""
+        channel = self.rest_channel(channel_id)
+        if not channel.is_thread:
+            self.require_permissions(channel, Permission.MANAGE_CHANNELS)
+            channel.name = str(body.get("name") or channel.name)
+            if "topic" in body:
+                channel.topic = body["topic"]
+            self._channel_changed(channel)
+            return channel
+        manages = bool(self.bot_permissions(channel) & Permission.MANAGE_THREADS)
+        owns = channel.owner_id == self.bot.id
+        archived, locked = body.get("archived"), body.get("locked")
+        if "locked" in body and not manages:
+            raise errors.missing_permissions()
+        if archived is False and channel.archived:
+            # Unarchiving takes a member of the thread; a locked one, Manage Threads or its creator.
+            if channel.locked and not (manages or owns):
+                raise errors.missing_permissions()
+            if not (manages or self.bot.id in channel.thread_member_ids):
+                raise errors.missing_permissions()
+        elif channel.archived:
+            raise errors.archived_thread()
+        if ("name" in body or archived is True) and not (manages or owns):
+            raise errors.missing_permissions()
+        if "name" in body:
+            name = str(body["name"] or "")
+            if not 1 <= len(name) <= rules.THREAD_NAME_LIMIT:
+                raise errors.too_long(["name"], rules.THREAD_NAME_LIMIT)
+            channel.name = name
+        self._set_thread_state(
+            channel,
+            archived=archived if isinstance(archived, bool) else None,
+            locked=locked if isinstance(locked, bool) else None,
+        )
+        return channel
+
+    def rest_delete_channel(self, channel_id: int) -> Channel:
+        """DELETE /channels/{id}: a thread takes Manage Threads, a channel Manage Channels."""
+        channel = self.rest_channel(channel_id)
+        wanted = Permission.MANAGE_THREADS if channel.is_thread else Permission.MANAGE_CHANNELS
+        self.require_permissions(channel, wanted)
+        self._delete_channel(channel)
+        return channel
+
     # --- direct messages -----------------------------------------------------------------------------------------
 
     def set_dms_open(self, user_id: int, open: bool) -> User:
@@ -536,7 +915,7 @@ class World:
             member_count=len(guild.members),
             members=[member.payload() for member in guild.members.values()],
             channels=[self.channels[channel_id].payload() for channel_id in guild.channel_ids],
-            threads=[],
+            threads=[self.thread_payload_for_bot(thread) for thread in self.active_threads(guild)],
             presences=[],
             voice_states=[],
             stage_instances=[],
@@ -819,6 +1198,7 @@ class World:
         extra_flags: int = 0,
         creating: bool = True,
         author_id: int | None = None,
+        message_id: int | None = None,
     ) -> Message:
         rules.check_message(
             body,
@@ -840,7 +1220,7 @@ class World:
         allowed = body.get("allowed_mentions")
         loading = bool(flags & rules.FLAG_LOADING)
         message = Message(
-            id=self.ids.next(),
+            id=self.ids.next() if message_id is None else message_id,
             channel_id=channel.id,
             guild_id=channel.guild_id,
             author_id=self.bot.id if author_id is None else author_id,
@@ -869,6 +1249,8 @@ class World:
             self.nonce_messages[(channel.id, message.nonce)] = message.id
         if not ephemeral:
             channel.last_message_id = message.id
+            if channel.is_thread:
+                self._thread_message_posted(channel, message.author_id)
         self.touch()
         if not ephemeral:
             self._emit(
@@ -1006,7 +1388,7 @@ class World:
 
     def rest_channel(self, channel_id: int) -> Channel:
         channel = self.channels.get(channel_id)
-        if channel is None:
+        if channel is None or channel.deleted:
             raise errors.unknown_channel()
         if not self.bot_permissions(channel) & Permission.VIEW_CHANNEL:
             raise errors.missing_access()
@@ -1022,7 +1404,10 @@ class World:
         channel = self.rest_channel(channel_id)
         if channel.recipient is not None:
             self.require_dm_allowed(channel.recipient)
-        wanted = int(Permission.SEND_MESSAGES)
+        if channel.type == CHANNEL_FORUM:
+            # A forum holds posts (threads); a message goes into one of them.
+            raise errors.invalid_channel_type()
+        wanted = int(Permission.SEND_MESSAGES_IN_THREADS if channel.is_thread else Permission.SEND_MESSAGES)
         if uploads:
             wanted |= Permission.ATTACH_FILES
         if body.get("embeds"):
@@ -1032,6 +1417,8 @@ class World:
         if body.get("tts"):
             wanted |= Permission.SEND_TTS_MESSAGES
         self.require_permissions(channel, wanted)
+        if channel.is_thread:
+            self.require_thread_postable(channel)
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
             earlier = self._message_with_nonce(channel, str(nonce))
@@ -1053,7 +1440,8 @@ class World:
         else:
             if user_id not in guild.members:
                 raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
-            wanted = Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | (Permission.ATTACH_FILES if files else 0)
+            sends = Permission.SEND_MESSAGES_IN_THREADS if channel.is_thread else Permission.SEND_MESSAGES
+            wanted = Permission.VIEW_CHANNEL | sends | (Permission.ATTACH_FILES if files else 0)
             if self.channel_permissions(channel, user_id) & wanted != wanted:
                 raise ControlError(f"member {user_id} may not post {'files ' if files else ''}in {channel.id}", 403)
         uploads = [Upload(index=index, filename=name, data=data) for index, (name, data) in enumerate(files)]
@@ -1075,6 +1463,8 @@ class World:
         message = self.rest_message(channel, message_id)
         if message.author_id != self.bot.id:
             raise errors.not_author()
+        if channel.is_thread:
+            self.require_thread_editable(channel)
         wanted = 0
         if uploads:
             wanted |= Permission.ATTACH_FILES
@@ -1129,6 +1519,11 @@ class World:
         message: Message | None = None,
     ) -> Interaction:
         guild = self.guild_of(channel)
+        if channel.deleted:
+            raise ControlError(f"channel {channel.id} was deleted", 404)
+        if channel.archived:
+            # Discord's client offers no commands or buttons in an archived thread.
+            raise ControlError(f"thread {channel.id} is archived: members cannot use the app there", 409)
         if guild is None:
             assert channel.recipient is not None
             if user_id != channel.recipient.id:
