@@ -136,6 +136,10 @@ class CardNotifier(Notifier, Protocol):
 
     def message_turn(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]: ...
 
+    def follow_interaction(self, jid: str, interaction: discord.Interaction[Any]) -> None:
+        """Where the bot is not in the channel, the job's card is this interaction's answer: edit it through the
+        interaction while its token lives."""
+
 
 class NotModeratorError(app_commands.CheckFailure):
     """The member lacks the moderator permission or role for this action."""
@@ -159,7 +163,9 @@ class Services:
         """A member with `permission` in this channel, or with the configured moderator role: a moderator of this
         interaction's server, and of no other (never in a DM)."""
         user = interaction.user
-        if not isinstance(user, discord.Member) or interaction.guild_id is None:
+        # Through a member's own install in a server that did not install the bot, that server is not the bot's:
+        # its moderators have no say over jobs started there (`server_of`).
+        if not isinstance(user, discord.Member) or server_of(interaction) is None:
             return False
         if getattr(interaction.permissions, permission, False) or interaction.permissions.administrator:
             return True
@@ -187,7 +193,7 @@ class Services:
         they run the bot."""
         return Actor(
             user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
+            guild_id=server_of(interaction),
             moderator=self.is_moderator(interaction, permission),
             operator=self.is_operator(interaction),
         )
@@ -202,6 +208,24 @@ class Services:
             return
         label = PERMISSION_NAMES.get(permission, permission.replace("_", " ").title())
         raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")
+
+
+def server_of(interaction: discord.Interaction[Any]) -> int | None:
+    """The server whose settings, moderators and lists an interaction belongs to: its server when that server
+    installed the bot; None elsewhere (a DM, a group DM, or a server reached only through the member's own install
+    of the app, where the operator's defaults apply and the server's moderators have no say)."""
+    if interaction.guild_id is not None and interaction.is_guild_integration():
+        return interaction.guild_id
+    return None
+
+
+def bot_in_channel(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the bot can post where the interaction came from: a server that installed it, or the bot's own DM.
+    Elsewhere (a user install used in a server without the bot, a group DM, a DM between others) it can answer only
+    through the interaction itself."""
+    if interaction.guild_id is not None:
+        return interaction.is_guild_integration()
+    return not interaction.context.private_channel
 
 
 # Permissions as Discord's client names them, where discord.py's attribute differs (`manage_guild`).
