@@ -227,20 +227,16 @@ async def test_member_limits_apply_through_a_user_install(harness: Harness) -> N
     assert harness.emulator.counters.request_count("run") == 1
 
 
-async def test_server_settings_do_not_follow_a_member_to_a_server_without_the_bot(harness: Harness) -> None:
-    """Art Club's default negative prompt applies to its own jobs only, not to a job from a server without the
-    bot."""
+async def test_a_servers_settings_do_not_apply_where_it_has_not_installed_the_bot(harness: Harness) -> None:
+    """Settings a server kept from when it had the bot (a default negative prompt) do not apply to a job asked there
+    through a member's own install: the operator's defaults do."""
     outside = await outside_server(harness, harness.alice)
-    async with harness.running():
-        await harness.answered(
-            await harness.fake.invoke_command(
-                harness.channel_id, harness.mod, "settings negative", {"text": "blurry, art club"}
-            )
-        )
+    async with harness.running() as bot:
+        await bot.services.service.server_settings.set_negative(outside.guild_id, outside.member, "blurry, kept")
         answer = await imagine(harness, outside.channel_id, outside.member)
         jid = str(final_message(answer)["embeds"][0]["footer"]["text"]).removeprefix("job ")
         job = await harness.redis_jobs(jid)
-    assert "art club" not in str(job.request.get("negative_prompt") or "")
+    assert "kept" not in str(job.request.get("negative_prompt") or "")
 
 
 async def test_a_server_that_installed_the_bot_gets_the_card_in_its_channel(harness: Harness) -> None:
@@ -251,3 +247,54 @@ async def test_a_server_that_installed_the_bot_gets_the_card_in_its_channel(harn
         answer = await harness.imagine()
     assert "by direct message" not in answer_text(answer)
     assert answer_text(answer).startswith("Submitted")
+
+
+async def test_a_restart_before_the_result_still_sends_it_by_dm(harness: Harness) -> None:
+    """The bot that took the command stops before the job ends: the next process sends the images by DM, and the
+    job was sent to RunPod once."""
+    outside = await outside_server(harness, harness.alice)
+    async with harness.running():
+        await imagine(harness, outside.channel_id, outside.member)
+    async with harness.running():
+        (result,) = await dm_results(harness, outside.member)
+    assert result["attachments"]
+    assert harness.emulator.counters.request_count("run") == 1
+
+
+async def test_an_nsfw_prompt_from_a_group_dm_is_refused(harness: Harness) -> None:
+    """A group DM is never age-restricted: an NSFW prompt from there is refused in words, nothing runs."""
+    await harness.fake.install_app(harness.alice)
+    group = await harness.fake.create_private_channel([harness.alice, harness.bob])
+    async with harness.running():
+        answer = await imagine(harness, group["id"], harness.alice, prompt="a nude portrait in oils")
+    assert "only in age-restricted channels" in answer_text(answer)
+    assert harness.emulator.counters.request_count("run") == 0
+
+
+async def test_an_nsfw_prompt_in_an_age_restricted_channel_without_the_bot_is_submitted(harness: Harness) -> None:
+    """Discord marks the channel of a server without the bot age-restricted (the interaction's channel says so): the
+    operator's rule allows the prompt there."""
+    outside = await outside_server(harness, harness.alice)
+    channel = await harness.fake.create_channel(outside.guild_id, "after-dark", nsfw=True)
+    async with harness.running():
+        answer = await imagine(harness, channel["id"], outside.member, prompt="a nude portrait in oils")
+    assert "by direct message" in answer_text(answer)
+    assert harness.emulator.counters.request_count("run") == 1
+
+
+async def test_a_servers_moderator_cannot_list_a_members_jobs_there_without_the_bot(harness: Harness) -> None:
+    """In a server without the bot, its moderator (with the app on their own account) cannot list another member's
+    jobs through it."""
+    outside = await outside_server(harness, harness.bob)
+    moderator = await harness.fake.create_member(
+        outside.guild_id, "their-mod", permissions=MANAGE_MESSAGES | MANAGE_GUILD
+    )
+    await harness.fake.install_app(moderator["user_id"])
+    async with harness.running():
+        await imagine(harness, outside.channel_id, outside.member)
+        refused = await harness.answered(
+            await harness.fake.invoke_command(
+                outside.channel_id, moderator["user_id"], "jobs", {"member": outside.member}
+            )
+        )
+    assert "Only moderators can see another member's jobs" in answer_text(refused)
