@@ -70,6 +70,12 @@ def invite_url(application_id: int) -> str:
     )
 
 
+def user_install_url(application_id: int) -> str:
+    """The OAuth2 link that installs the app on a member's own account (integration type 1: a user install), so its
+    commands follow them to DMs, group DMs and servers without the bot. A user install takes no bot permissions."""
+    return f"https://discord.com/oauth2/authorize?client_id={application_id}&integration_type=1&scope=applications.commands"
+
+
 # How long a closing bot waits for submits in flight. It waits for the poller's own 10 s at the same time, so it
 # stays well inside a container's stop grace period (30 s in docker-compose.yml).
 SUBMIT_DRAIN_S = 10.0
