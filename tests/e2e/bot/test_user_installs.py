@@ -298,3 +298,30 @@ async def test_a_servers_moderator_cannot_list_a_members_jobs_there_without_the_
             )
         )
     assert "Only moderators can see another member's jobs" in answer_text(refused)
+
+
+async def test_the_cards_cancel_button_in_a_group_dm_cancels_and_the_card_says_so(harness: Harness) -> None:
+    """Cancel on the card (the interaction's answer in a group DM) cancels the job; the card, edited through the
+    interaction, shows it."""
+    await harness.fake.install_app(harness.alice)
+    group = await harness.fake.create_private_channel([harness.alice, harness.bob])
+    async with harness.running():
+        answer = await imagine(harness, group["id"], harness.alice)
+        card = final_message(answer)
+        jid = str(card["embeds"][0]["footer"]["text"]).removeprefix("job ")
+        await harness.answered(await harness.fake.click_button(card["id"], f"job:cancel:{jid}", harness.alice))
+        await card_reads(harness, answer["id"], "Cancelled")
+    dm = await harness.fake.dm_channel(harness.alice)
+    assert dm is None or results(await harness.fake.channel_messages(dm["id"])) == []
+
+
+async def test_a_private_job_from_a_group_dm_puts_card_and_images_in_the_dm(harness: Harness) -> None:
+    """`private` from a group DM: the card is posted in the member's DM with the bot, and the images follow there."""
+    await harness.fake.install_app(harness.alice)
+    group = await harness.fake.create_private_channel([harness.alice, harness.bob])
+    async with harness.running():
+        answer = await imagine(harness, group["id"], harness.alice, private=True)
+        (result,) = await dm_results(harness, harness.alice)
+    assert answer_text(answer).startswith("Submitted")
+    assert result["attachments"]
+    assert await harness.fake.channel_messages(group["id"]) == []
