@@ -23,7 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import SecretStr
 
-from cogs.common import SUBMIT_DRAIN_S, Services, report_error
+from cogs.common import SUBMIT_DRAIN_S, Services, bot_in_channel, report_error
 from cogs.delivery import DiscordNotifier
 from cogs.pacing import Budget, DiscordBudget
 from jobs.poller import Poller
@@ -107,6 +107,16 @@ class BotDependencies:
     )
     role: Role = Role.ALL
     guild_ready_timeout_s: float = 2.0
+    # USER_INSTALLS: members may install the app on their account; off, the commands reach server installs only.
+    user_installs: bool = True
+
+
+# Said to a member whose own install of the app reached the bot after the operator turned user installs off (a
+# command list their Discord client had not refreshed yet).
+USER_INSTALLS_OFF = (
+    "This bot's operator has turned off using it from your own account. Use it in a server that added the bot, "
+    "or in a direct message with the bot."
+)
 
 
 class BotTree(app_commands.CommandTree["RunpodBot"]):
@@ -114,6 +124,17 @@ class BotTree(app_commands.CommandTree["RunpodBot"]):
 
     async def on_error(self, interaction: discord.Interaction[RunpodBot], error: app_commands.AppCommandError) -> None:
         await report_error(interaction, error)
+
+    async def interaction_check(self, interaction: discord.Interaction[RunpodBot], /) -> bool:
+        """With user installs off, a command reaching the bot only through a member's own install (where the bot is
+        not in the channel) is refused in words: Discord may still send one until the member's client refreshes."""
+        if interaction.client.deps.user_installs or bot_in_channel(interaction):
+            return True
+        if interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        else:
+            await interaction.response.send_message(USER_INSTALLS_OFF, ephemeral=True)
+        return False
 
 
 class RunpodBot(commands.Bot):
@@ -160,6 +181,8 @@ class RunpodBot(commands.Bot):
             # Each extension registers its own buttons (`DynamicItem`s) as its cogs load.
             for extension in self._extensions:
                 await self.load_extension(extension)
+            if not self.deps.user_installs:
+                server_installs_only(self.tree)
             await self.sync_commands()
         if self.poller is not None:
             self._poller_task = self.deps.core.start_polling(self.poller)
@@ -230,6 +253,18 @@ def make_bot(
     return ShardedRunpodBot(deps, shard_count=shard_count, shard_ids=list(shard_ids) if shard_ids else None)
 
 
+def server_installs_only(tree: app_commands.CommandTree[Any]) -> None:
+    """USER_INSTALLS=false: every command reaches server installs only (and so never a group DM or a DM between
+    others, which only a user install reaches); each command's own choice of where it works is kept otherwise."""
+    for command in tree.get_commands():
+        command.allowed_installs = app_commands.AppInstallationType(guild=True, user=False)
+        contexts = command.allowed_contexts
+        if contexts is not None:
+            command.allowed_contexts = app_commands.AppCommandContext(
+                guild=contexts.guild, dm_channel=contexts.dm_channel, private_channel=False
+            )
+
+
 def discord_budget(settings: Settings) -> DiscordBudget:
     """The notifier's budgets from the settings (DISCORD_CHANNEL_REQUESTS, DISCORD_CHANNEL_WINDOW_S,
     DISCORD_REQUESTS_PER_S)."""
@@ -262,6 +297,7 @@ async def run(settings: Settings, role: Role = Role.ALL) -> int:
             moderator_role_id=settings.moderator_role_id,
             operator_ids=settings.operator_ids,
             card_edit_interval_s=settings.card_edit_interval_s,
+            user_installs=settings.user_installs,
             discord_budget=discord_budget(settings),
             role=role,
         )

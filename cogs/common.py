@@ -77,6 +77,12 @@ def invite_url(application_id: int) -> str:
     )
 
 
+def user_install_url(application_id: int) -> str:
+    """The OAuth2 link that installs the app on a member's own account (integration type 1: a user install), so its
+    commands follow them to DMs, group DMs and servers without the bot. A user install takes no bot permissions."""
+    return f"https://discord.com/oauth2/authorize?client_id={application_id}&integration_type=1&scope=applications.commands"
+
+
 # How long a closing bot waits for submits in flight. It waits for the poller's own 10 s at the same time, so it
 # stays well inside a container's stop grace period (30 s in docker-compose.yml).
 SUBMIT_DRAIN_S = 10.0
@@ -143,6 +149,10 @@ class CardNotifier(Notifier, Protocol):
 
     def message_turn(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]: ...
 
+    def follow_interaction(self, jid: str, interaction: discord.Interaction[Any]) -> None:
+        """Where the bot is not in the channel, the job's card is this interaction's answer: edit it through the
+        interaction while its token lives."""
+
 
 class NotModeratorError(app_commands.CheckFailure):
     """The member lacks the moderator permission or role for this action."""
@@ -166,7 +176,9 @@ class Services:
         """A member with `permission` in this channel, or with the configured moderator role: a moderator of this
         interaction's server, and of no other (never in a DM)."""
         user = interaction.user
-        if not isinstance(user, discord.Member) or interaction.guild_id is None:
+        # Through a member's own install in a server that did not install the bot, that server is not the bot's:
+        # its moderators have no say over jobs started there (`server_of`).
+        if not isinstance(user, discord.Member) or server_of(interaction) is None:
             return False
         if getattr(interaction.permissions, permission, False) or interaction.permissions.administrator:
             return True
@@ -194,7 +206,7 @@ class Services:
         they run the bot."""
         return Actor(
             user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
+            guild_id=server_of(interaction),
             moderator=self.is_moderator(interaction, permission),
             operator=self.is_operator(interaction),
         )
@@ -209,6 +221,24 @@ class Services:
             return
         label = PERMISSION_NAMES.get(permission, permission.replace("_", " ").title())
         raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")
+
+
+def server_of(interaction: discord.Interaction[Any]) -> int | None:
+    """The server whose settings, moderators and lists an interaction belongs to: its server when that server
+    installed the bot; None elsewhere (a DM, a group DM, or a server reached only through the member's own install
+    of the app, where the operator's defaults apply and the server's moderators have no say)."""
+    if interaction.guild_id is not None and interaction.is_guild_integration():
+        return interaction.guild_id
+    return None
+
+
+def bot_in_channel(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the bot can post where the interaction came from: a server that installed it, or the bot's own DM.
+    Elsewhere (a user install used in a server without the bot, a group DM, a DM between others) it can answer only
+    through the interaction itself."""
+    if interaction.guild_id is not None:
+        return interaction.is_guild_integration()
+    return not interaction.context.private_channel
 
 
 # Permissions as Discord's client names them, where discord.py's attribute differs (`manage_guild`).

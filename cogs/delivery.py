@@ -2,8 +2,13 @@
 the card.
 
 Everything goes through the channel REST API (not the interaction token, which dies after 15 minutes), so a job
-that outlives its interaction, or a process restart, is still delivered. Delivery is idempotent: result messages
-are sent with a nonce Discord enforces, and their ids are stored as soon as they exist.
+that outlives its interaction, or a process restart, is still delivered. The one exception is a job asked for where
+the bot is not in the channel (a member's own install of the app): its card is the interaction's answer, edited
+through the interaction by the process that took it while the token lives (the token stays in that process's
+memory, never in Redis or a log), and its images go to the member's DM, which any process can deliver.
+
+Delivery is idempotent: result messages are sent with a nonce Discord enforces, and their ids are stored as soon as
+they exist.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -92,6 +97,9 @@ class DiscordNotifier:
     # A card not edited for this long is forgotten (a gateway never sees the job finish).
     forget_after_s: float = DEFAULT_FORGET_CARD_AFTER_S
     _cards: dict[str, _CardState] = field(default_factory=dict)
+    # Cards that are an interaction's own answer (the bot is not in the channel), by job: edited through the
+    # interaction's token until it expires or the job's outcome is shown. In memory only: the token is a secret.
+    _interaction_cards: dict[str, discord.Interaction[Any]] = field(default_factory=dict)
     _pruned_at: float = 0.0
     _pacer: Pacer = field(init=False)
     _tasks: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("discord-notifier"))
@@ -115,6 +123,17 @@ class DiscordNotifier:
         await self._tasks.close(timeout_s=max(0.0, deadline - loop.time()))
         await self._pacer.close()
 
+    def follow_interaction(self, jid: str, interaction: discord.Interaction[Any]) -> None:
+        """Edit the job's card through `interaction` (whose answer it is) while its token lives."""
+        self._interaction_cards[jid] = interaction
+
+    def _card_key(self, job: TrackedJob) -> int | None:
+        """What the card's edits are paced by: its channel, or the interaction it answers; None: no card here."""
+        if job.channel_id is not None and job.card_message_id is not None:
+            return job.channel_id
+        interaction = self._interaction_cards.get(job.jid)
+        return interaction.id if interaction is not None else None
+
     def _channel(self, job: TrackedJob) -> discord.PartialMessageable | None:
         if job.channel_id is None:
             return None
@@ -127,13 +146,14 @@ class DiscordNotifier:
         `edit_interval_s`, within the channel's budget, and only when what it shows changed. Never waits for
         Discord."""
         self._forget_idle_cards()
-        if job.channel_id is None or job.card_message_id is None:
+        key = self._card_key(job)
+        if key is None:
             return
         state = self._cards.setdefault(job.jid, _CardState())
         if state.closed:
             return
         state.newest = job
-        self._pacer.offer(job.jid, (Route.EDIT, job.channel_id), partial(self._edit_card, job.jid, state))
+        self._pacer.offer(job.jid, (Route.EDIT, key), partial(self._edit_card, job.jid, state))
 
     def _forget_idle_cards(self) -> None:
         """Drop the state of cards not edited for `forget_after_s`, checking at most once per edit interval.
@@ -145,6 +165,9 @@ class DiscordNotifier:
         if now - self._pruned_at < min(self.edit_interval_s, self.forget_after_s):
             return
         self._pruned_at = now
+        for jid in [jid for jid, interaction in self._interaction_cards.items() if interaction.is_expired()]:
+            # Its token is dead: the card can no longer be edited, and the DM carries the result.
+            del self._interaction_cards[jid]
         cutoff = now - self.forget_after_s
         for jid in [jid for jid, state in self._cards.items() if state.last_edit <= cutoff]:
             if not self._pacer.holds(jid):
@@ -208,9 +231,10 @@ class DiscordNotifier:
     async def _show_final(self, job: TrackedJob, embed: discord.Embed, state: _CardState | None = None) -> None:
         """A finished job's card, edited ahead of every progress edit; not again if this process showed it."""
         payload = repr(embed.to_dict())
-        if job.channel_id is None or (state is not None and state.last_payload == payload):
+        key = self._card_key(job)
+        if key is None or (state is not None and state.last_payload == payload):
             return
-        async with self._pacer.slot((Route.EDIT, job.channel_id), card=job.jid):
+        async with self._pacer.slot((Route.EDIT, key), card=job.jid):
             if state is not None:
                 if state.last_payload == payload:
                     return
@@ -218,6 +242,10 @@ class DiscordNotifier:
             await self._write_card(job, embed)
 
     async def _write_card(self, job: TrackedJob, embed: discord.Embed) -> None:
+        interaction = self._interaction_cards.get(job.jid)
+        if interaction is not None and (job.channel_id is None or job.card_message_id is None):
+            await self._write_interaction_card(job, interaction, embed)
+            return
         channel = self._channel(job)
         if channel is None or job.card_message_id is None:
             return
@@ -235,6 +263,17 @@ class DiscordNotifier:
                 log.warning("job %s: no longer allowed to edit its card", job.jid)
             else:
                 raise
+
+    async def _write_interaction_card(
+        self, job: TrackedJob, interaction: discord.Interaction[Any], embed: discord.Embed
+    ) -> None:
+        try:
+            await interaction.edit_original_response(embed=embed, view=card_view(job), allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            # 401 (50027) once the token's 15 minutes are over, 404 if the member dismissed the card: stop editing
+            # it; the result still goes to the DM. (Discord's error names no token; the token itself is never logged.)
+            self._interaction_cards.pop(job.jid, None)
+            log.info("job %s: its card can no longer be edited (HTTP %s, error %s)", job.jid, exc.status, exc.code)
 
     # --- results -----------------------------------------------------------------------------------------------
 
@@ -444,6 +483,12 @@ class DiscordNotifier:
 
     async def _finish_card(self, job: TrackedJob, message_ids: list[int], state: _CardState | None = None) -> None:
         embed = self._final_embed(job, message_ids)
+        if job.card_message_id is None and job.jid in self._interaction_cards:
+            # The interaction's own card: its outcome (with a link to the DM, or why it could not be sent) is its
+            # last edit.
+            await self._show_final(job, embed, state)
+            self._interaction_cards.pop(job.jid, None)
+            return
         if job.card_message_id is not None:
             await self._show_final(job, embed, state)
             return

@@ -23,6 +23,9 @@ class History(commands.Cog):
         self.services = services
 
     @app_commands.command(name="jobs", description="Your recent jobs (moderators: another member's, here)")
+    # Everywhere; another member's jobs only for a moderator of a server that installed the bot (`server_of`).
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(member="Whose jobs (moderators only: their jobs in this server)")
     async def jobs(self, interaction: discord.Interaction[Any], member: discord.User | None = None) -> None:
         target = member or interaction.user

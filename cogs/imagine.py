@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import Services, reply, services_of
+from cogs.common import Services, reply, server_of, services_of
 from cogs.jobs_ui import JobActions, submit_flow
 from jobs.presets import MAX_SEED, InvalidRequestError, ModelCatalog, RequestOptions
 
@@ -23,6 +23,10 @@ class Imagine(commands.Cog):
         self.services = services
 
     @app_commands.command(name="imagine", description="Generate images from a prompt")
+    # Everywhere, from a server's install or the member's own (docs/user-installs.md): where the bot is not in the
+    # channel, the result comes by DM.
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         prompt="What to draw",
         negative="What to keep out of the image",
@@ -56,7 +60,7 @@ class Imagine(commands.Cog):
         refused = drawing_model_refusal(self.services.catalog, model)
         if refused is not None:
             # Named with the models this server offers, not all of the bot's.
-            offered = (await self.services.service.server_rules(interaction.guild_id)).allowed_models
+            offered = (await self.services.service.server_rules(server_of(interaction))).allowed_models
             await reply(interaction, drawing_model_refusal(self.services.catalog, model, offered) or refused)
             return
         options = RequestOptions(
@@ -81,7 +85,7 @@ class Imagine(commands.Cog):
         wanted = current.lower()
         # The models this server offers (its /settings), drawing ones only: upscalers enlarge a result's image (its U
         # buttons) and draw nothing from a prompt.
-        offered = (await self.services.service.server_rules(interaction.guild_id)).allowed_models
+        offered = (await self.services.service.server_rules(server_of(interaction))).allowed_models
         return [
             app_commands.Choice(name=_label(model.name, model.description), value=model.name)
             for model in catalog.drawing_models
@@ -92,7 +96,7 @@ class Imagine(commands.Cog):
     async def size_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
         catalog = self.services.catalog
         chosen = getattr(interaction.namespace, "model", None)
-        default = (await self.services.service.server_rules(interaction.guild_id)).default_model
+        default = (await self.services.service.server_rules(server_of(interaction))).default_model
         try:
             model = catalog.get(chosen or default)
         except InvalidRequestError:

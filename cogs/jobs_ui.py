@@ -22,12 +22,14 @@ from cogs.common import (
     JOB_ID,
     NO_PINGS,
     Services,
+    bot_in_channel,
     guarded,
     job_link,
     jump_url,
     missing_channel_permissions,
     outside_private_thread,
     reply,
+    server_of,
     services_of,
 )
 from cogs.image_buttons import ImageButton
@@ -279,7 +281,7 @@ async def submit_flow(
         try:
             # The server's default model, the models it offers and its default negative prompt (one Redis read, as
             # the press claim is, before the defer: a refusal is the first answer). The submit reads them again.
-            rules = await ctx.service.server_rules(interaction.guild_id)
+            rules = await ctx.service.server_rules(server_of(interaction))
             prepared = ctx.service.prepare(options, model, rules)
         except InvalidRequestError as exc:
             await reply(interaction, f"That request can't be made: {exc}")
@@ -331,7 +333,8 @@ def thread_plan(
 
 async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -> bool:
     """Whether the bot can post the card and the images where the job was asked for; refused in words if not."""
-    if private or interaction.guild_id is None:
+    if private or interaction.guild_id is None or not bot_in_channel(interaction):
+        # Where the bot is not in the channel, the card is the interaction's own answer and the images go by DM.
         return True
     if outside_private_thread(interaction):
         await reply(
@@ -383,8 +386,17 @@ async def _card_flow(
         await claim.end()
 
 
-def _age_restricted(channel: discord.abc.Messageable) -> bool:
-    """Whether Discord marks the channel age-restricted (a thread: its parent); a DM never is."""
+# The first answer where the bot is not in the channel (a member's own install used in a server without the bot, a
+# group DM, a DM between others): the card is that answer, and the images come by DM.
+BY_DM_NOTE = (
+    "I'm not in this channel, so your images will come to you **by direct message** when they are ready. "
+    "This card follows the job for 15 minutes."
+)
+
+
+def _age_restricted(channel: object) -> bool:
+    """Whether Discord marks the channel age-restricted (a thread: its parent); a DM or a group DM never is, nor a
+    channel Discord says nothing about."""
     is_nsfw = getattr(channel, "is_nsfw", None)
     return bool(is_nsfw()) if callable(is_nsfw) else False
 
@@ -401,6 +413,9 @@ async def _submit_with_card(
 ) -> None:
     # Everything from here may wait on Redis or RunPod: acknowledge within Discord's 3 seconds first.
     await interaction.response.defer(ephemeral=True, thinking=True)
+    if not private and not bot_in_channel(interaction):
+        await _submit_by_dm(ctx, interaction, model, submit, ticket=ticket)
+        return
     channel: discord.abc.Messageable
     if private:
         try:
@@ -418,7 +433,7 @@ async def _submit_with_card(
     channel_id = getattr(channel, "id", interaction.channel_id)
     requester = Requester(
         user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
+        guild_id=server_of(interaction),
         channel_id=channel_id,
         age_restricted=not private and _age_restricted(channel),
     )
@@ -485,6 +500,49 @@ async def _submit_with_card(
     elif thread is not None and thread.note:
         text += f"\n{thread.note}"
     await reply(interaction, text)
+
+
+async def _submit_by_dm(
+    ctx: Services,
+    interaction: discord.Interaction[Any],
+    model: ModelConfig,
+    submit: SubmitWith,
+    *,
+    ticket: PressTicket | None,
+) -> None:
+    """Where the bot is not in the channel: the card is the interaction's own (ephemeral) answer, edited through the
+    interaction while its token lives (this process only: the token is never recorded), and the images go to the
+    member's DM. The job belongs to no server unless the server installed the bot (`server_of`), so that server's
+    settings and moderators have no say over it; the operator's defaults and the member's own limits apply."""
+    requester = Requester(
+        user_id=interaction.user.id,
+        guild_id=server_of(interaction),
+        # No channel of the bot's: delivery goes to the member's DM, from whichever process finishes the job.
+        channel_id=None,
+        age_restricted=_age_restricted(interaction.channel),
+    )
+
+    async def post_card(job: TrackedJob) -> None:
+        try:
+            await interaction.edit_original_response(
+                content=BY_DM_NOTE, embed=card_embed(job), view=card_view(job), allowed_mentions=NO_PINGS
+            )
+        except discord.HTTPException:
+            raise CardRefusedError("Discord didn't let me show the job card here.") from None
+        ctx.notifier.follow_interaction(job.jid, interaction)
+        if ticket is not None:
+            await ticket.started(job.jid)
+
+    try:
+        submission = await submit(requester, _submit_extra(ctx, model, DEFAULT_UPLOAD_LIMIT, False), post_card)
+    except SubmitFailedError as exc:
+        await _show_outcome(ctx.notifier, exc)
+        raise
+    if submission.duplicate:
+        await reply(interaction, "Already submitted: your images will come to you by direct message.")
+        return
+    if not submission.result_in_hand:
+        await ctx.notifier.job_updated(submission.job)
 
 
 def _submit_extra(ctx: Services, model: ModelConfig, upload_limit: int, private: bool) -> dict[str, Any]:

@@ -132,6 +132,9 @@ class Moderation(commands.Cog):
         self.bot.remove_dynamic_items(HealthRefresh)
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (moderators: this server's jobs)")
+    # Everywhere for the member's own jobs; another member's only for a moderator of a server that installed the bot.
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(job="The job to cancel")
     async def cancel(self, interaction: discord.Interaction[Any], job: str) -> None:
         await cancel_job(self.services, interaction, job.strip())
@@ -150,6 +153,10 @@ class Moderation(commands.Cog):
     @app_commands.command(name="health", description="Workers and queue of the image endpoints (moderators)")
     @app_commands.describe(model="One model (default: all)")
     @app_commands.default_permissions(manage_guild=True)
+    # A moderator's command: a server's install only (a member's own install gives no server to moderate); the
+    # operator may use it in the bot's DM.
+    @app_commands.allowed_installs(guilds=True, users=False)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def health(self, interaction: discord.Interaction[Any], model: str | None = None) -> None:
         self.services.require_moderator(interaction, "manage_guild", "see the endpoints' health", operators=True)
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -167,6 +174,9 @@ class Moderation(commands.Cog):
         name="denylist",
         description="Terms refused in prompts on this server (moderators)",
         guild_only=True,
+        # A server's own list: only where the server installed the bot.
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
 

@@ -60,6 +60,9 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         name="settings",
         description="This server's settings for image jobs (moderators)",
         guild_only=True,
+        # A server's own settings: only where the server installed the bot.
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
 

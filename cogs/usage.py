@@ -148,7 +148,14 @@ def bot_embed(usage: BotUsage, client: discord.Client) -> discord.Embed:
 class Usage(commands.Cog):
     """The /usage commands."""
 
-    usage = app_commands.Group(name="usage", description="GPU time used, today and this month")
+    # Everywhere (`/usage me` is the member's own); `/usage server` answers a moderator of a server that installed
+    # the bot only, and says so elsewhere.
+    usage = app_commands.Group(
+        name="usage",
+        description="GPU time used, today and this month",
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
+    )
 
     def __init__(self, services: Services) -> None:
         self.services = services

@@ -412,10 +412,11 @@ async def show_usage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def check_discord(settings: Settings) -> bool:
-    """Ask Discord who the token belongs to; print the bot's invite link."""
+    """Ask Discord who the token belongs to; print the bot's invite link (and, with user installs on, the link that
+    installs it on a member's account)."""
     import aiohttp
 
-    from cogs.common import DISCORD_API_BASE_URL, invite_url
+    from cogs.common import DISCORD_API_BASE_URL, invite_url, user_install_url
 
     if settings.discord_token is None:
         return False
@@ -440,6 +441,8 @@ async def check_discord(settings: Settings) -> bool:
         return False
     print(f"discord: ok (bot {user.get('username')}, application {application['id']})")
     print(f"invite: {invite_url(int(application['id']))}")
+    if settings.user_installs:
+        print(f"user install: {user_install_url(int(application['id']))}")
     return True
 
 

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     moderator_role_id: int | None = None
     # The bot's operators (comma-separated user ids), besides the application's owner: any job, all of /health.
     bot_owner_ids: str = ""
+    # Whether members may install the app on their own account and use it anywhere (DMs, group DMs, servers without
+    # the bot); off, the commands are synced for server installs only, and a user install's command is refused.
+    user_installs: bool = True
     card_edit_interval_s: Annotated[float, Field(ge=0.5, le=60)] = DEFAULT_CARD_EDIT_INTERVAL_S
     # This process's share of Discord's budgets: per route (edits, creates, deletes) and channel, and in all. Room
     # above Discord's usual numbers for a bot granted more, or a REST proxy that paces for it.

@@ -300,6 +300,27 @@ async def test_check_passes_and_prints_the_invite_link(
     ) in result.stdout
 
 
+async def test_check_prints_the_user_install_link(workdir: Path, emulator: Emulator, fake_discord: FakeDiscord) -> None:
+    """With user installs on (the default), check also prints the link that installs the app on a member's account."""
+    result = await runpod_bot(workdir, "check", **emulator_env(emulator, **discord_env(fake_discord)))
+    application_id = (await fake_discord.info())["application_id"]
+    assert (
+        f"user install: https://discord.com/oauth2/authorize?client_id={application_id}"
+        "&integration_type=1&scope=applications.commands"
+    ) in result.stdout
+
+
+async def test_check_prints_no_user_install_link_when_they_are_off(
+    workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
+) -> None:
+    """USER_INSTALLS=false: check prints the server invite only."""
+    env = emulator_env(emulator, USER_INSTALLS="false", **discord_env(fake_discord))
+    result = await runpod_bot(workdir, "check", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "invite: " in result.stdout
+    assert "user install" not in result.stdout
+
+
 async def test_check_says_when_discord_rejects_the_token(
     workdir: Path, emulator: Emulator, fake_discord: FakeDiscord
 ) -> None:

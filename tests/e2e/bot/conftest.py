@@ -102,6 +102,7 @@ class Harness:
             discord_budget=discord_budget(settings),
             guild_ready_timeout_s=0.05,
             role=role,
+            user_installs=settings.user_installs,
         )
         return RunpodBot(deps)
 

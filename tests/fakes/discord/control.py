@@ -53,6 +53,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/_fake/guilds/{guild_id:\\d+}/members/{user_id:\\d+}", "member"),
     ("PUT", "/_fake/guilds/{guild_id:\\d+}/members/{user_id:\\d+}/roles", "set_member_roles"),
     ("PUT", "/_fake/users/{user_id:\\d+}/dms", "set_dms_open"),
+    ("PUT", "/_fake/users/{user_id:\\d+}/app-install", "install_app"),
+    ("POST", "/_fake/private-channels", "create_private_channel"),
     ("GET", "/_fake/users/{user_id:\\d+}/dm-channel", "dm_channel"),
     ("GET", "/_fake/channels/{channel_id:\\d+}", "channel"),
     ("PUT", "/_fake/channels/{channel_id:\\d+}/bot-permissions", "set_bot_permissions"),
@@ -187,9 +189,21 @@ class FakeDiscordControl(FakeDiscordDriver):
     # --- building the world --------------------------------------------------------------------------------------
 
     async def create_guild(
-        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US", owner_id: int | None = None
+        self,
+        name: str = "Test Guild",
+        *,
+        premium_tier: int = 0,
+        locale: str = "en-US",
+        owner_id: int | None = None,
+        bot_installed: bool = True,
     ) -> GuildView:
-        body = {"name": name, "premium_tier": premium_tier, "locale": locale, "owner_id": owner_id}
+        body = {
+            "name": name,
+            "premium_tier": premium_tier,
+            "locale": locale,
+            "owner_id": owner_id,
+            "bot_installed": bot_installed,
+        }
         return cast(GuildView, await self._call("POST", "/_fake/guilds", body))
 
     async def guild(self, guild_id: int) -> GuildView:
@@ -307,6 +321,15 @@ class FakeDiscordControl(FakeDiscordDriver):
 
     async def set_dms_open(self, user_id: int, open: bool) -> None:
         await self._call("PUT", f"/_fake/users/{user_id}/dms", {"open": open})
+
+    async def install_app(self, user_id: int, installed: bool = True) -> None:
+        await self._call("PUT", f"/_fake/users/{user_id}/app-install", {"installed": installed})
+
+    async def create_private_channel(
+        self, user_ids: Sequence[int], *, group: bool = True, name: str = ""
+    ) -> ChannelView:
+        body = {"user_ids": list(user_ids), "group": group, "name": name}
+        return cast(ChannelView, await self._call("POST", "/_fake/private-channels", body))
 
     async def dm_channel(self, user_id: int) -> ChannelView | None:
         return cast(ChannelView | None, await self._call("GET", f"/_fake/users/{user_id}/dm-channel"))

@@ -53,11 +53,19 @@ class FakeDiscordDriver(ABC):
 
     @abstractmethod
     async def create_guild(
-        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US", owner_id: int | None = None
+        self,
+        name: str = "Test Guild",
+        *,
+        premium_tier: int = 0,
+        locale: str = "en-US",
+        owner_id: int | None = None,
+        bot_installed: bool = True,
     ) -> GuildView:
         """A guild with @everyone, the bot (and its managed role) and an owner member who has every permission.
 
         The owner is a new user, or the existing user `owner_id` (a member of another guild, the application's owner).
+        With `bot_installed=False` the guild did not install the bot: it is no member (no GUILD_CREATE, its REST
+        routes for the guild's channels answer 403 and for the guild 404), and only user installs reach it.
         """
 
     @abstractmethod
@@ -162,6 +170,19 @@ class FakeDiscordDriver(ABC):
     @abstractmethod
     async def set_dms_open(self, user_id: int, open: bool) -> None:
         """Whether the user accepts DMs from the bot (default: open); closed, a DM fails with 403 50007."""
+
+    @abstractmethod
+    async def install_app(self, user_id: int, installed: bool = True) -> None:
+        """The user installs the app on their account (a user install; default: not installed), or removes it. A
+        command synced with user installs in its `integration_types` then reaches them wherever its `contexts` allow,
+        and the bot may DM them without sharing a guild."""
+
+    @abstractmethod
+    async def create_private_channel(
+        self, user_ids: Sequence[int], *, group: bool = True, name: str = ""
+    ) -> ChannelView:
+        """A group DM of these users (or, `group=False`, a DM between two of them): the bot is no member, so its
+        channel routes answer 403, and only the users' installs of the app reach it (context 2)."""
 
     @abstractmethod
     async def dm_channel(self, user_id: int) -> ChannelView | None:

@@ -231,7 +231,7 @@ class Gateway:
             conn=conn,
         )
         self.sessions[session.id] = session
-        guilds = [guild for guild in self.world.guilds.values() if session.covers(guild.id)]
+        guilds = [guild for guild in self.world.guilds.values() if guild.bot_installed and session.covers(guild.id)]
         ready: dict[str, Any] = {
             "v": 10,
             "user": self.world.bot.payload() | {"verified": True, "mfa_enabled": False, "flags": 0, "email": None},

@@ -17,6 +17,7 @@ OVERWRITE_MEMBER = 1
 
 # Channel types this fake models besides guild channels (whose type is whatever the test asked for).
 CHANNEL_DM = 1
+CHANNEL_GROUP_DM = 3
 # A DM's upload limit: Discord's default for a user without Nitro.
 DM_UPLOAD_LIMIT = 10 * MIB
 
@@ -40,6 +41,8 @@ class User:
     global_name: str | None = None
     # Whether the user accepts direct messages from the bot (their privacy setting); closed: 50007.
     dms_open: bool = True
+    # Whether the user installed the app on their account (a user install): its commands follow them everywhere.
+    app_installed: bool = False
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -124,6 +127,8 @@ class Channel:
     message_count: int = 0
     # A deleted channel answers 404 10003 from then on; its record stays for the test to read.
     deleted: bool = False
+    # A private channel the bot is not in (a group DM, type 3, or a DM between two users, type 1): its members.
+    recipients: list[User] = field(default_factory=list)
 
     @property
     def is_dm(self) -> bool:
@@ -159,7 +164,23 @@ class Channel:
             },
         }
 
+    @property
+    def is_private_channel(self) -> bool:
+        """A group DM or a DM between others: the bot is no member, only a user install reaches it."""
+        return self.guild_id is None and self.recipient is None
+
     def payload(self) -> dict[str, Any]:
+        if self.is_private_channel:
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "name": self.name or None,
+                "icon": None,
+                "owner_id": str(self.recipients[0].id) if self.recipients else None,
+                "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+                "flags": 0,
+                "recipients": [user.payload() for user in self.recipients],
+            }
         if self.recipient is not None:
             # A DM channel as Discord returns it (POST /users/@me/channels, GET /channels/{id}): no guild, no name.
             return {
@@ -228,6 +249,8 @@ class Guild:
     channel_ids: list[int] = field(default_factory=list)
     members: dict[int, Member] = field(default_factory=dict)
     bot_role_id: int = 0
+    # Whether the guild installed the bot (a guild install, the bot a member); False: only user installs reach it.
+    bot_installed: bool = True
 
     @property
     def upload_limit(self) -> int:

@@ -401,7 +401,8 @@ class RestApi:
 
     def _guild(self, request: web.Request) -> Guild:
         guild = self.world.guilds.get(int(request.match_info["guild_id"]))
-        if guild is None:
+        if guild is None or not guild.bot_installed:
+            # A guild the bot is no member of is unknown to it, as on Discord.
             raise errors.unknown_guild()
         return guild
 

@@ -163,9 +163,17 @@ class FakeDiscord(FakeDiscordDriver):
     # --- building the world --------------------------------------------------------------------------------------
 
     async def create_guild(
-        self, name: str = "Test Guild", *, premium_tier: int = 0, locale: str = "en-US", owner_id: int | None = None
+        self,
+        name: str = "Test Guild",
+        *,
+        premium_tier: int = 0,
+        locale: str = "en-US",
+        owner_id: int | None = None,
+        bot_installed: bool = True,
     ) -> GuildView:
-        guild = self.world.create_guild(name, premium_tier=premium_tier, locale=locale, owner_id=owner_id)
+        guild = self.world.create_guild(
+            name, premium_tier=premium_tier, locale=locale, owner_id=owner_id, bot_installed=bot_installed
+        )
         return present.guild_view(self.world, guild)
 
     async def guild(self, guild_id: int) -> GuildView:
@@ -282,6 +290,14 @@ class FakeDiscord(FakeDiscordDriver):
 
     async def set_dms_open(self, user_id: int, open: bool) -> None:
         self.world.set_dms_open(user_id, open)
+
+    async def install_app(self, user_id: int, installed: bool = True) -> None:
+        self.world.install_app(user_id, installed)
+
+    async def create_private_channel(
+        self, user_ids: Sequence[int], *, group: bool = True, name: str = ""
+    ) -> ChannelView:
+        return present.channel_view(self.world, self.world.create_private_channel(user_ids, group=group, name=name))
 
     async def dm_channel(self, user_id: int) -> ChannelView | None:
         channel = self.world.dm_channel(user_id)

@@ -191,6 +191,10 @@ class CommandView(TypedDict):
     description: str
     type: int
     options: list[dict[str, Any]]
+    # What the bot synced: the installs the command reaches (0 guild, 1 user) and where (0 guild, 1 the bot's DM,
+    # 2 private channels); None when it sent none (Discord's defaults).
+    integration_types: list[int] | None
+    contexts: list[int] | None
 
 
 class RequestView(TypedDict):

@@ -28,6 +28,7 @@ from tests.fakes.discord.errors import ControlError
 from tests.fakes.discord.models import (
     CHANNEL_DM,
     CHANNEL_FORUM,
+    CHANNEL_GROUP_DM,
     CHANNEL_PRIVATE_THREAD,
     CHANNEL_PUBLIC_THREAD,
     DM_UPLOAD_LIMIT,
@@ -89,7 +90,10 @@ ALLOWED_CALLBACKS = {
 }
 
 # Where an interaction happened (its `context`).
-CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1
+CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
+# Who installed the app that an interaction runs through (`integration_types`, keys of
+# `authorizing_integration_owners`).
+GUILD_INSTALL, USER_INSTALL = 0, 1
 
 # Message types.
 MESSAGE_DEFAULT = 0
@@ -185,6 +189,10 @@ class World:
     def _emit(self, event: str, payload: dict[str, Any], *, guild_id: int | None, intent: int | None) -> list[str]:
         if self.dispatch is None:
             return []
+        guild = self.guilds.get(guild_id) if guild_id is not None else None
+        if guild is not None and not guild.bot_installed and event != "INTERACTION_CREATE":
+            # The bot is no member: of that guild it hears only the interactions of its users' installs.
+            return []
         return self.dispatch(event, payload, guild_id=guild_id, intent=intent)
 
     # --- lookups -------------------------------------------------------------------------------------------------
@@ -250,8 +258,12 @@ class World:
     def channel_permissions(self, channel: Channel, user_id: int) -> int:
         guild = self.guild_of(channel)
         if guild is None:
+            if channel.is_private_channel:
+                return DM_PERMISSIONS if any(user.id == user_id for user in channel.recipients) else 0
             assert channel.recipient is not None
             return DM_PERMISSIONS if user_id in (self.bot.id, channel.recipient.id) else 0
+        if user_id == self.bot.id and not guild.bot_installed:
+            return 0
         if channel.is_thread:
             return self.thread_permissions(channel, user_id)
         base = self.guild_permissions(guild, user_id)
@@ -319,7 +331,13 @@ class World:
     # --- building the world (control API) ------------------------------------------------------------------------
 
     def create_guild(
-        self, name: str, *, premium_tier: int = 0, owner_id: int | None = None, locale: str = "en-US"
+        self,
+        name: str,
+        *,
+        premium_tier: int = 0,
+        owner_id: int | None = None,
+        locale: str = "en-US",
+        bot_installed: bool = True,
     ) -> Guild:
         now = self.clock.now()
         # Consecutive guilds get consecutive milliseconds, so the k-th guild lands on shard k % shard_count.
@@ -348,11 +366,14 @@ class World:
         )
         guild.roles[bot_role.id] = bot_role
         guild.bot_role_id = bot_role.id
-        guild.members[self.bot.id] = Member(user=self.bot, guild_id=guild_id, role_ids=[bot_role.id], joined_at=now)
+        guild.bot_installed = bot_installed
+        if bot_installed:
+            guild.members[self.bot.id] = Member(user=self.bot, guild_id=guild_id, role_ids=[bot_role.id], joined_at=now)
         guild.members[owner.id] = Member(user=owner, guild_id=guild_id, role_ids=[], joined_at=now)
         self.guilds[guild_id] = guild
         self.touch()
-        self._emit("GUILD_CREATE", self.guild_create_payload(guild), guild_id=guild_id, intent=INTENT_GUILDS)
+        if bot_installed:
+            self._emit("GUILD_CREATE", self.guild_create_payload(guild), guild_id=guild_id, intent=INTENT_GUILDS)
         return guild
 
     def _user(self, user_id: int) -> User:
@@ -830,6 +851,35 @@ class World:
 
     # --- direct messages -----------------------------------------------------------------------------------------
 
+    def install_app(self, user_id: int, installed: bool = True) -> User:
+        """The user installs the app on their account (a user install), or removes it."""
+        if not isinstance(installed, bool):
+            raise ControlError(f"installed must be true or false, not {installed!r}")
+        user = self._user(user_id)
+        user.app_installed = installed
+        self.touch()
+        return user
+
+    def create_private_channel(self, user_ids: Sequence[int], *, group: bool = True, name: str = "") -> Channel:
+        """A group DM (or, `group=False`, a DM between two users) that the bot is no member of."""
+        users = [self._user(int(user_id)) for user_id in user_ids]
+        if len(users) < 2 or (not group and len(users) != 2):
+            raise ControlError("a group DM needs two users or more, a DM between users exactly two")
+        if any(user.id == self.bot.id for user in users):
+            raise ControlError("the bot's own DM is POST /users/@me/channels, not a private channel")
+        channel = Channel(
+            id=self.ids.next(),
+            guild_id=None,
+            name=name,
+            type=CHANNEL_GROUP_DM if group else CHANNEL_DM,
+            recipients=users,
+        )
+        self.channels[channel.id] = channel
+        self.channel_messages[channel.id] = []
+        # The bot is in neither: no CHANNEL_CREATE reaches it.
+        self.touch()
+        return channel
+
     def set_dms_open(self, user_id: int, open: bool) -> User:
         """Whether the user accepts DMs from the bot (their privacy setting)."""
         if not isinstance(open, bool):
@@ -866,8 +916,9 @@ class World:
 
     def require_dm_allowed(self, recipient: User) -> None:
         """Discord delivers a bot's DM only to a user who shares a server with it, is no bot and accepts DMs."""
-        shares_a_guild = any(recipient.id in guild.members for guild in self.guilds.values())
-        if recipient.bot or not recipient.dms_open or not shares_a_guild:
+        shares_a_guild = any(recipient.id in guild.members for guild in self.guilds.values() if guild.bot_installed)
+        # A user who installed the app on their account may be sent DMs by it, sharing a guild or not.
+        if recipient.bot or not recipient.dms_open or not (shares_a_guild or recipient.app_installed):
             raise errors.cannot_message_user()
 
     # --- payloads ------------------------------------------------------------------------------------------------
@@ -973,7 +1024,7 @@ class World:
                 "id": str(interaction.id),
                 "type": interaction.type,
                 "user": user,
-                "authorizing_integration_owners": _owners(interaction.guild_id),
+                "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
             }
             if interaction.original_message_id is not None and interaction.original_message_id != message.id:
                 metadata["original_response_message_id"] = str(interaction.original_message_id)
@@ -1517,6 +1568,7 @@ class World:
         data: dict[str, Any],
         locale: str,
         message: Message | None = None,
+        command: Command | None = None,
     ) -> Interaction:
         guild = self.guild_of(channel)
         if channel.deleted:
@@ -1525,14 +1577,20 @@ class World:
             # Discord's client offers no commands or buttons in an archived thread.
             raise ControlError(f"thread {channel.id} is archived: members cannot use the app there", 409)
         if guild is None:
-            assert channel.recipient is not None
-            if user_id != channel.recipient.id:
-                raise ControlError(f"only user {channel.recipient.id} is in the DM channel {channel.id}", 403)
+            if channel.is_private_channel:
+                if not any(user.id == user_id for user in channel.recipients):
+                    raise ControlError(f"user {user_id} is not in the private channel {channel.id}", 403)
+            else:
+                assert channel.recipient is not None
+                if user_id != channel.recipient.id:
+                    raise ControlError(f"only user {channel.recipient.id} is in the DM channel {channel.id}", 403)
         else:
             if user_id not in guild.members:
                 raise ControlError(f"user {user_id} is not a member of guild {guild.id}", 404)
             if not self.channel_permissions(channel, user_id) & Permission.VIEW_CHANNEL:
                 raise ControlError(f"member {user_id} cannot see channel {channel.id}", 403)
+        context = self._context_of(channel)
+        owners = self._authorizing_owners(channel, user_id, command, context)
         interaction = Interaction(
             id=self.ids.next(),
             token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48),
@@ -1556,27 +1614,29 @@ class World:
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": _owners(channel.guild_id),
+            "authorizing_integration_owners": owners,
             "attachment_size_limit": self.upload_limit(channel),
+            "context": context,
         }
         if guild is None:
-            # From the bot's DM: the user instead of a member, the DM channel with its recipient, no guild.
+            # From a DM or a group DM: the user instead of a member, the channel with its recipients, no guild.
             payload |= {
                 "channel": channel.payload(),
                 "user": self.users[user_id].payload(),
                 "app_permissions": str(DM_APP_PERMISSIONS),
-                "context": CONTEXT_BOT_DM,
             }
         else:
             member_perms = self.channel_permissions(channel, user_id)
+            # Where the guild did not install the bot, the app answers only through the interaction: Discord gives
+            # it what an interaction response may do, not a member's permissions.
+            app_permissions = self.bot_permissions(channel) if guild.bot_installed else DM_APP_PERMISSIONS
             payload |= {
                 "guild_id": str(guild.id),
                 "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
                 "channel": self.channel_payload_for(channel, user_id),
                 "member": guild.members[user_id].payload(permissions=member_perms),
                 "guild_locale": guild.locale,
-                "app_permissions": str(self.bot_permissions(channel)),
-                "context": CONTEXT_GUILD,
+                "app_permissions": str(app_permissions),
             }
         if message is not None:
             payload["message"] = self.message_payload(message)
@@ -1585,6 +1645,37 @@ class World:
         self.interactions_by_token[interaction.token] = interaction
         self.touch()
         return interaction
+
+    @staticmethod
+    def _context_of(channel: Channel) -> int:
+        if channel.guild_id is not None:
+            return CONTEXT_GUILD
+        return CONTEXT_PRIVATE_CHANNEL if channel.is_private_channel else CONTEXT_BOT_DM
+
+    def _authorizing_owners(
+        self, channel: Channel, user_id: int, command: Command | None, context: int
+    ) -> dict[str, str]:
+        """`authorizing_integration_owners`: "0" when the guild's install of the app covers this (the guild id, or
+        "0" in the bot's DM), "1" (the user's id) when the member's own install does. A command reaches only the
+        installs its `integration_types` name (Discord's default: guild installs alone), in the `contexts` it names.
+        Raises when Discord would not offer the command here at all."""
+        types = _integration_types(command)
+        owners: dict[str, str] = {}
+        guild = self.guild_of(channel)
+        if GUILD_INSTALL in types:
+            if guild is not None and guild.bot_installed:
+                owners[str(GUILD_INSTALL)] = str(guild.id)
+            elif context == CONTEXT_BOT_DM:
+                owners[str(GUILD_INSTALL)] = "0"
+        if USER_INSTALL in types and self.users[user_id].app_installed:
+            owners[str(USER_INSTALL)] = str(user_id)
+        name = f"/{command.name}" if command is not None else "the app"
+        if not owners:
+            raise ControlError(f"{name} is not installed where channel {channel.id} is (no install covers it)", 409)
+        contexts = command.raw.get("contexts") if command is not None else None
+        if contexts is not None and context not in contexts:
+            raise ControlError(f"{name} is not offered in context {context} (its contexts: {contexts})", 409)
+        return owners
 
     def deliver(self, interaction: Interaction, *, require_bot: bool) -> Interaction:
         """Send INTERACTION_CREATE to the bot's sessions for the guild."""
@@ -1649,7 +1740,9 @@ class World:
         if resolved:
             data["resolved"] = resolved
         kind = AUTOCOMPLETE if focused is not None else APPLICATION_COMMAND
-        return self._new_interaction(kind=kind, channel=channel, user_id=user_id, data=data, locale=locale)
+        return self._new_interaction(
+            kind=kind, channel=channel, user_id=user_id, data=data, locale=locale, command=command
+        )
 
     def _build_options(
         self,
@@ -1800,7 +1893,7 @@ class World:
         if command.guild_id is not None:
             data["guild_id"] = str(command.guild_id)
         return self._new_interaction(
-            kind=APPLICATION_COMMAND, channel=channel, user_id=user_id, data=data, locale=locale
+            kind=APPLICATION_COMMAND, channel=channel, user_id=user_id, data=data, locale=locale, command=command
         )
 
     def modal_submit_interaction(
@@ -2027,9 +2120,13 @@ def _exact_overwrite(target_id: int, permissions: int) -> Overwrite:
     return Overwrite(id=target_id, type=OVERWRITE_MEMBER, allow=permissions, deny=ALL_PERMISSIONS & ~permissions)
 
 
-def _owners(guild_id: int | None) -> dict[str, str]:
-    """`authorizing_integration_owners` of a guild-installed app: the guild, or "0" in the bot's DM."""
-    return {"0": str(guild_id) if guild_id is not None else "0"}
+def _integration_types(command: Command | None) -> list[int]:
+    """The installs a synced command reaches: its `integration_types`, Discord's default being guild installs only.
+    A component or form (no command) reaches both: its message came from an interaction already allowed."""
+    if command is None:
+        return [GUILD_INSTALL, USER_INSTALL]
+    types = command.raw.get("integration_types")
+    return [int(kind) for kind in types] if isinstance(types, list) else [GUILD_INSTALL]
 
 
 def _usable_in_bot_dm(command: Command) -> bool:
