@@ -536,7 +536,7 @@ async def _submit_by_dm(
     try:
         submission = await submit(requester, _submit_extra(ctx, model, DEFAULT_UPLOAD_LIMIT, False), post_card)
     except SubmitFailedError as exc:
-        await _show_outcome(ctx.notifier, exc)
+        await _show_outcome(ctx, exc)
         raise
     if submission.duplicate:
         await reply(interaction, "Already submitted: your images will come to you by direct message.")
