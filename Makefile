@@ -9,7 +9,7 @@ WORKER_VENV ?= .venv-worker
 WORKER_STAMP := $(WORKER_VENV)/.installed
 PACKAGES := bot.py runpod_bot cogs jobs runpod_client runpod_emulator storage tests benchmarks
 
-.PHONY: run test lint fmt typecheck pytest install clean demo bench chaos
+.PHONY: run test lint fmt typecheck pytest install clean demo bench chaos catalog
 
 run: $(STAMP)
 	$(BIN)/runpod-bot run
@@ -75,3 +75,13 @@ bench: $(STAMP)
 # delivered once or explained and RunPod ran none twice. Options: `$(BIN)/python -m tests.chaos --help`.
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos
+
+# After changing a text the bot sends: extract the catalog's template again and merge it into every language's .po
+# (new texts come untranslated; tests/unit/cogs/test_i18n.py then names them). Nothing is compiled: the bot reads the .po
+# files at start (cogs/i18n.py), so a fresh clone needs no build step.
+LOCALES := cogs/locales
+catalog: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k tr -k trn:1,2 -k T -k Tn:1,2 -k N_ -k stored \
+		-k stored_n:1,2 -k stored_ending -k locale_str --no-location --sort-output --project runpod-bot \
+		--copyright-holder runpod-bot -w 120 -o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -w 120 --no-fuzzy-matching

@@ -25,9 +25,11 @@ from pydantic import SecretStr
 
 from cogs.common import SUBMIT_DRAIN_S, Services, bot_in_channel, report_error
 from cogs.delivery import DiscordNotifier
+from cogs.i18n import CatalogTranslator, catalog_digest, render, use_member_locale
 from cogs.pacing import Budget, DiscordBudget
 from jobs.poller import Poller
 from jobs.tasks import BackgroundTasks
+from jobs.text import N_
 from jobs.waiting import HealthCache
 from runpod_bot.core import (
     EXIT_CONFIG,
@@ -113,27 +115,29 @@ class BotDependencies:
 
 # Said to a member whose own install of the app reached the bot after the operator turned user installs off (a
 # command list their Discord client had not refreshed yet).
-USER_INSTALLS_OFF = (
+USER_INSTALLS_OFF = N_(
     "This bot's operator has turned off using it from your own account. Use it in a server that added the bot, "
     "or in a direct message with the bot."
 )
 
 
 class BotTree(app_commands.CommandTree["RunpodBot"]):
-    """The command tree: one error handler for every command."""
+    """The command tree: one error handler for every command, and every command answers in its member's language."""
 
     async def on_error(self, interaction: discord.Interaction[RunpodBot], error: app_commands.AppCommandError) -> None:
         await report_error(interaction, error)
 
     async def interaction_check(self, interaction: discord.Interaction[RunpodBot], /) -> bool:
         """With user installs off, a command reaching the bot only through a member's own install (where the bot is
-        not in the channel) is refused in words: Discord may still send one until the member's client refreshes."""
+        not in the channel) is refused in words: Discord may still send one until the member's client refreshes.
+        Every command answers in its member's language."""
+        use_member_locale(interaction)
         if interaction.client.deps.user_installs or bot_in_channel(interaction):
             return True
         if interaction.type is discord.InteractionType.autocomplete:
             await interaction.response.autocomplete([])
         else:
-            await interaction.response.send_message(USER_INSTALLS_OFF, ephemeral=True)
+            await interaction.response.send_message(render(USER_INSTALLS_OFF), ephemeral=True)
         return False
 
 
@@ -178,6 +182,8 @@ class RunpodBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         if self.deps.role.connects:
+            # The commands' descriptions and choices in every shipped language (`description_localizations`).
+            await self.tree.set_translator(CatalogTranslator())
             # Each extension registers its own buttons (`DynamicItem`s) as its cogs load.
             for extension in self._extensions:
                 await self.load_extension(extension)
@@ -194,7 +200,9 @@ class RunpodBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
             return
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        payload: list[Any] = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        # A changed translation of a description changes what is synced, though not the commands themselves.
+        payload.append(catalog_digest())
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
         key = self.deps.core.store.keys.command_tree_hash()
         stored = await self.deps.redis.get(key)

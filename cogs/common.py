@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 from discord import app_commands
 
+from cogs.i18n import render, tr, trn, use_member_locale
 from jobs.access import Actor
 from jobs.labels import RESULT_CHANNEL_FIELD, RESULT_GUILD_FIELD
 from jobs.notifier import Notifier
@@ -20,6 +21,7 @@ from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prompt_filter import PromptRules
 from jobs.server_settings import MENTION_OWNER_FIELD, SettingRefusedError
 from jobs.service import CooldownError, JobService, JobServiceError, QuotaExceededError
+from jobs.text import N_, Text
 from jobs.waiting import HealthCache
 from storage.models import TrackedJob
 
@@ -47,13 +49,13 @@ def result_mentions(job: TrackedJob) -> discord.AllowedMentions:
 
 # The card shows the job; its results reply to it. These are what the bot needs in a channel to do that.
 REQUIRED_CHANNEL_PERMISSIONS = (
-    ("send_messages", "Send Messages"),
-    ("embed_links", "Embed Links"),
-    ("attach_files", "Attach Files"),
-    ("read_message_history", "Read Message History"),
+    ("send_messages", N_("Send Messages")),
+    ("embed_links", N_("Embed Links")),
+    ("attach_files", N_("Attach Files")),
+    ("read_message_history", N_("Read Message History")),
 )
 # Discord ignores Send Messages in a thread (a forum post too): Send Messages in Threads takes its place.
-THREAD_SEND_PERMISSION = ("send_messages_in_threads", "Send Messages in Threads")
+THREAD_SEND_PERMISSION = ("send_messages_in_threads", N_("Send Messages in Threads"))
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Exactly what the bot uses: the invite link asks for these and nothing more.
 INVITE_PERMISSIONS = discord.Permissions(
@@ -92,7 +94,7 @@ class ClosingError(Exception):
     """A submit began while the bot is closing: refused before anything is recorded or sent to RunPod."""
 
     def __str__(self) -> str:
-        return (
+        return tr(
             "I'm restarting right now, so I didn't start anything and nothing was charged. "
             "Please run it again in a few seconds."
         )
@@ -219,8 +221,14 @@ class Services:
         operators pass too, anywhere."""
         if self.is_moderator(interaction, permission) or (operators and self.is_operator(interaction)):
             return
-        label = PERMISSION_NAMES.get(permission, permission.replace("_", " ").title())
-        raise NotModeratorError(f"Only moderators can {what} (the **{label}** permission or the moderator role).")
+        label = render(PERMISSION_NAMES.get(permission, permission.replace("_", " ").title()))
+        raise NotModeratorError(
+            tr(
+                "Only moderators can {what} (the **{label}** permission or the moderator role).",
+                what=render(what),
+                label=label,
+            )
+        )
 
 
 def server_of(interaction: discord.Interaction[Any]) -> int | None:
@@ -242,7 +250,11 @@ def bot_in_channel(interaction: discord.Interaction[Any]) -> bool:
 
 
 # Permissions as Discord's client names them, where discord.py's attribute differs (`manage_guild`).
-PERMISSION_NAMES = {"manage_guild": "Manage Server"}
+PERMISSION_NAMES = {
+    "manage_guild": N_("Manage Server"),
+    "manage_messages": N_("Manage Messages"),
+    "administrator": N_("Administrator"),
+}
 
 
 @runtime_checkable
@@ -284,7 +296,7 @@ def missing_channel_permissions(interaction: discord.Interaction[Any]) -> list[s
         THREAD_SEND_PERMISSION if in_thread and attribute == "send_messages" else (attribute, label)
         for attribute, label in REQUIRED_CHANNEL_PERMISSIONS
     ]
-    return [label for attribute, label in required if not getattr(granted, attribute)]
+    return [render(label) for attribute, label in required if not getattr(granted, attribute)]
 
 
 def outside_private_thread(interaction: discord.Interaction[Any]) -> bool:
@@ -307,44 +319,75 @@ async def reply(interaction: discord.Interaction[Any], text: str, **kwargs: Any)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS, **kwargs)
 
 
+def worded(error: BaseException) -> str:
+    """An error's words in the current locale: the core's `Text` it carries (`text`), or its message looked up in the
+    catalog (a constant the core marked), else as it is."""
+    if isinstance(error, InvalidRequestError):
+        return tr(
+            "`{option}` {problem}. Allowed: {allowed}.",
+            option=error.option,
+            problem=render(error.problem),
+            allowed=render(error.allowed),
+        )
+    if isinstance(error, SettingRefusedError):
+        return tr("{problem}. Allowed: {allowed}.", problem=render(error.problem), allowed=render(error.allowed))
+    text = getattr(error, "text", None)
+    return render(text) if isinstance(text, Text) else render(str(error))
+
+
 def explain(error: BaseException) -> str | None:
     """The member-facing text for an expected error; None for an unexpected one."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
     if isinstance(error, InvalidRequestError):
-        return f"That request can't be made: {error}"
+        return tr("That request can't be made: {reason}", reason=worded(error))
     if isinstance(error, CooldownError):
-        return f"Slow down a little: you can submit again in {max(1, round(error.retry_after_ms / 1000))} s."
+        return tr(
+            "Slow down a little: you can submit again in {seconds} s.",
+            seconds=max(1, round(error.retry_after_ms / 1000)),
+        )
     if isinstance(error, SettingRefusedError):
-        return f"Not changed: {error}"
+        return tr("Not changed: {reason}", reason=worded(error))
     if isinstance(error, QuotaExceededError):
         if error.scope == "member":
-            return (
-                f"You already have {error.active} job(s) in progress in this server (it allows {error.limit} per "
-                "member). You can submit again as soon as one finishes, or cancel one with /cancel."
+            return trn(
+                "You already have {n} job(s) in progress in this server (it allows {limit} per member). "
+                "You can submit again as soon as one finishes, or cancel one with /cancel.",
+                "You already have {n} job(s) in progress in this server (it allows {limit} per member). "
+                "You can submit again as soon as one finishes, or cancel one with /cancel.",
+                error.active,
+                limit=error.limit,
             )
         if error.scope == "user":
-            return (
-                f"You already have {error.active} job(s) in progress (the limit is {error.limit}). "
-                "You can submit again as soon as one finishes, or cancel one with /cancel."
+            return trn(
+                "You already have {n} job(s) in progress (the limit is {limit}). "
+                "You can submit again as soon as one finishes, or cancel one with /cancel.",
+                "You already have {n} job(s) in progress (the limit is {limit}). "
+                "You can submit again as soon as one finishes, or cancel one with /cancel.",
+                error.active,
+                limit=error.limit,
             )
-        return (
-            f"This server already has {error.active} jobs in progress (the limit is {error.limit}). "
-            "Please try again when one finishes."
+        return trn(
+            "This server already has {n} job in progress (the limit is {limit}). Please try again when one finishes.",
+            "This server already has {n} jobs in progress (the limit is {limit}). Please try again when one finishes.",
+            error.active,
+            limit=error.limit,
         )
     if isinstance(error, JobServiceError | app_commands.CheckFailure | ClosingError):
-        return str(error)
+        return worded(error)
     if isinstance(error, app_commands.CommandNotFound):
         # While a closing bot unloads its cogs, and when Discord shows commands this version no longer has.
-        return (
-            f"The command `/{error.name}` isn't available right now: I may be restarting or updating. "
-            "Please try again in a few seconds."
+        return tr(
+            "The command `/{name}` isn't available right now: I may be restarting or updating. "
+            "Please try again in a few seconds.",
+            name=error.name,
         )
     return None
 
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
     """Expected errors become a short ephemeral answer; unexpected ones are logged under an id the member sees."""
+    use_member_locale(interaction)
     if _came_too_late(interaction, error):
         # The gateway delivered it after Discord's 3 s (a stalled connection, a busy loop): Discord refused the
         # first answer and would refuse any other; the member was told the application did not respond.
@@ -356,7 +399,9 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
         error_id = secrets.token_hex(4)
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         log.error("unexpected error %s in interaction %s", error_id, interaction.id, exc_info=original)
-        text = f"Something went wrong on my side (error id `{error_id}`). Please try again in a moment."
+        text = tr(
+            "Something went wrong on my side (error id `{error_id}`). Please try again in a moment.", error_id=error_id
+        )
     try:
         await reply(interaction, text)
     except discord.HTTPException:
@@ -373,7 +418,8 @@ def _came_too_late(interaction: discord.Interaction[Any], error: BaseException) 
 
 
 async def guarded(interaction: discord.Interaction[Any], action: Callable[[], Awaitable[None]]) -> None:
-    """Run a button's action with the same error handling as the slash commands."""
+    """Run a button's action in the member's language, with the same error handling as the slash commands."""
+    use_member_locale(interaction)
     try:
         await action()
     except Exception as exc:

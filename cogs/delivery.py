@@ -28,6 +28,7 @@ import aiohttp
 import discord
 
 from cogs.common import DEFAULT_UPLOAD_LIMIT, NO_PINGS, job_link, owner_only, result_mentions
+from cogs.i18n import public_locale, speaking, tr
 from cogs.images import Upload, fit_uploads
 from cogs.jobs_ui import CARD_NONCE, RESULT_NONCE, card_view, result_layout
 from cogs.pacing import DiscordBudget, Pacer, Route
@@ -39,6 +40,7 @@ from jobs.metrics import Metrics
 from jobs.notifier import Delivery, DeliveryFailed, JobResult
 from jobs.service import JobService
 from jobs.tasks import BackgroundTasks
+from jobs.text import N_, stored
 from jobs.waiting import HealthCache, explain_wait
 from storage.models import JobState, TrackedJob
 
@@ -335,7 +337,7 @@ class DiscordNotifier:
                     continue
                 raise _refusal(exc) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise DeliveryFailed(f"Discord could not be reached ({type(exc).__name__})") from exc
+                raise DeliveryFailed(UNREACHABLE.format(error=type(exc).__name__)) from exc
         details = {
             RESULT_CHANNEL_FIELD: message.channel.id,
             RESULT_GUILD_FIELD: None if isinstance(message.channel, discord.DMChannel) else job.guild_id,
@@ -385,10 +387,17 @@ class DiscordNotifier:
         if dm is None:
             async with self._pacer.slot(None):
                 dm = await user.create_dm()
+        # By DM the result speaks its member's language, as everything the bot sends a member alone.
+        member_job = job.model_copy(update={"extra": {**job.extra, "private": True}})
+        text = result_text(
+            member_job, [upload.seed for upload in uploads], reencoded=any(upload.reencoded for upload in uploads)
+        )
         # The same nonce as in the channel: an attempt that posted here and died before recording it is found again.
         async with self._pacer.slot((Route.CREATE, dm.id)):
             return await dm.send(
-                view=layout(),
+                view=result_layout(
+                    member_job, text, filenames, vary_buttons(job, len(filenames), self.service.catalog)
+                ),
                 files=_files(uploads),
                 allowed_mentions=owner_only(job.user_id),
                 nonce=RESULT_NONCE.format(jid=job.jid),
@@ -443,8 +452,11 @@ class DiscordNotifier:
         except discord.HTTPException as exc:
             log.info("job %s: cannot reopen its thread (%s); posting in its parent channel", job.jid, exc)
         link = f"https://discord.com/channels/{job.guild_id}/{thread.id}"
-        why = "locked" if thread.locked else "archived"
-        note = f"-# Posted here: the thread {link} was {why} before these images were ready."
+        with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+            if thread.locked:
+                note = tr("-# Posted here: the thread {link} was locked before these images were ready.", link=link)
+            else:
+                note = tr("-# Posted here: the thread {link} was archived before these images were ready.", link=link)
         parent = self.bot.get_partial_messageable(thread.parent_id, guild_id=job.guild_id)
         try:
             async with self._pacer.slot((Route.CREATE, parent.id)):
@@ -462,7 +474,8 @@ class DiscordNotifier:
         link = job_link(job.model_copy(update={"result_message_ids": message_ids}))
         if message_ids and link:
             # A result sent by DM (the channel refused it) is linked there.
-            embed.add_field(name="Result", value=link, inline=False)
+            with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+                embed.add_field(name=tr("Result"), value=link, inline=False)
         return embed
 
     async def _delete_card(self, job: TrackedJob, state: _CardState | None = None) -> None:
@@ -531,12 +544,18 @@ def _files(uploads: list[Upload]) -> list[discord.File]:
 
 def _refusal(exc: discord.HTTPException) -> DeliveryFailed:
     """What Discord's error means for this result: a 4xx (but 429) is final for this payload, the rest may pass."""
-    detail = exc.text or exc.response.reason or "no reason given"
+    detail = exc.text or exc.response.reason or N_("no reason given")
     code = f", error {exc.code}" if exc.code else ""
     said = f"{clip(detail, REFUSAL_TEXT_LIMIT)} (HTTP {exc.status}{code})"
     if HTTP_CLIENT_ERRORS <= exc.status < HTTP_SERVER_ERRORS and exc.status != RATE_LIMITED:
-        return DeliveryFailed(f"Discord refused to post the images: {said}", final=True)
-    return DeliveryFailed(f"Discord did not take the images: {said}")
+        return DeliveryFailed(REFUSED.format(said=said), final=True)
+    return DeliveryFailed(NOT_TAKEN.format(said=said))
+
+
+# Why a result was not delivered, kept in the job's record as English and translated where it is shown (`render`).
+UNREACHABLE = stored("Discord could not be reached ({error})")
+REFUSED = stored("Discord refused to post the images: {said}")
+NOT_TAKEN = stored("Discord did not take the images: {said}")
 
 
 def _shown_embed(embed: discord.Embed) -> tuple[str | None, list[tuple[str | None, str | None]]]:

@@ -6,9 +6,11 @@ from typing import Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from cogs.common import NO_PINGS, Services, job_link, reply, services_of
+from cogs.i18n import tr
 from cogs.render import jobs_embed
 
 RECENT = 10
@@ -22,18 +24,18 @@ class History(commands.Cog):
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    @app_commands.command(name="jobs", description="Your recent jobs (moderators: another member's, here)")
+    @app_commands.command(name="jobs", description=locale_str("Your recent jobs (moderators: another member's, here)"))
     # Everywhere; another member's jobs only for a moderator of a server that installed the bot (`server_of`).
     @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
-    @app_commands.describe(member="Whose jobs (moderators only: their jobs in this server)")
+    @app_commands.describe(member=locale_str("Whose jobs (moderators only: their jobs in this server)"))
     async def jobs(self, interaction: discord.Interaction[Any], member: discord.User | None = None) -> None:
         target = member or interaction.user
         actor = self.services.actor_of(interaction)
         if target.id != actor.user_id and not (actor.moderator or actor.operator):
             await reply(
                 interaction,
-                "Only moderators can see another member's jobs. (A moderator sees those of their own server.)",
+                tr("Only moderators can see another member's jobs. (A moderator sees those of their own server.)"),
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -41,7 +43,10 @@ class History(commands.Cog):
         # private ones); the operator sees every server's.
         jobs = await self.services.service.recent_jobs(actor, target.id, RECENT, SCANNED)
         links = [job_link(job) for job in jobs]
-        title = "Your recent jobs" if target.id == interaction.user.id else f"Recent jobs of {target.display_name}"
+        if target.id == interaction.user.id:
+            title = tr("Your recent jobs")
+        else:
+            title = tr("Recent jobs of {member}", member=target.display_name)
         await interaction.followup.send(embed=jobs_embed(title, jobs, links), ephemeral=True, allowed_mentions=NO_PINGS)
 
 

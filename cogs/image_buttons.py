@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self
 import discord
 
 from cogs.common import JOB_ID, Services, guarded, reply, services_of
+from cogs.i18n import tr
 from cogs.render import GALLERY_ITEM_LIMIT
 
 # A result shows at most a gallery's 10 images, numbered from 1: U1…U10, V1…V10.
@@ -67,8 +68,11 @@ class ImageButton(
         if self.index not in IMAGE_INDEXES:
             await reply(
                 interaction,
-                f"**{self.name}** names no image: a result's images are numbered 1 to {MAX_IMAGE_BUTTONS}. "
-                "Nothing was started.",
+                tr(
+                    "**{button}** names no image: a result's images are numbered 1 to {last}. Nothing was started.",
+                    button=self.name,
+                    last=MAX_IMAGE_BUTTONS,
+                ),
             )
             return
         await self.act(ctx, interaction)

@@ -7,9 +7,11 @@ from typing import Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from cogs.common import Services, reply, server_of, services_of
+from cogs.i18n import tr
 from cogs.jobs_ui import JobActions, submit_flow
 from jobs.presets import MAX_SEED, InvalidRequestError, ModelCatalog, RequestOptions
 
@@ -22,24 +24,26 @@ class Imagine(commands.Cog):
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    @app_commands.command(name="imagine", description="Generate images from a prompt")
+    @app_commands.command(name="imagine", description=locale_str("Generate images from a prompt"))
     # Everywhere, from a server's install or the member's own (docs/user-installs.md): where the bot is not in the
     # channel, the result comes by DM.
     @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
-        prompt="What to draw",
-        negative="What to keep out of the image",
-        model="Which model (default: the server's default model)",
-        size="Width×height, from the model's sizes",
-        steps="Diffusion steps (more is slower, often finer)",
-        guidance="How closely to follow the prompt",
-        seed="Same seed and parameters give the same image",
-        count="How many images (1–4)",
-        image="An image to start from (only some models take one)",
-        strength="How far to depart from the image: 0 keeps it, 1 redraws it (default: the model's)",
-        private="Send the job and the images to you by direct message",
-        thread="Start a thread for this job, named after the prompt (default: the server's /settings thread)",
+        prompt=locale_str("What to draw"),
+        negative=locale_str("What to keep out of the image"),
+        model=locale_str("Which model (default: the server's default model)"),
+        size=locale_str("Width×height, from the model's sizes"),
+        steps=locale_str("Diffusion steps (more is slower, often finer)"),
+        guidance=locale_str("How closely to follow the prompt"),
+        seed=locale_str("Same seed and parameters give the same image"),
+        count=locale_str("How many images (1–4)"),
+        image=locale_str("An image to start from (only some models take one)"),
+        strength=locale_str("How far to depart from the image: 0 keeps it, 1 redraws it (default: the model's)"),
+        private=locale_str("Send the job and the images to you by direct message"),
+        thread=locale_str(
+            "Start a thread for this job, named after the prompt (default: the server's /settings thread)"
+        ),
     )
     async def imagine(
         self,
@@ -112,12 +116,18 @@ def drawing_model_refusal(catalog: ModelCatalog, name: str | None, offered: Sequ
     try:
         model = catalog.get(name)
     except InvalidRequestError:
-        return f"That request can't be made: `model` {name!r} is not configured. Allowed: {drawing}."
+        return tr(
+            "That request can't be made: `model` {name} is not configured. Allowed: {allowed}.",
+            name=repr(name),
+            allowed=drawing,
+        )
     if not model.is_upscaler:
         return None
-    return (
-        f"That request can't be made: `model` {model.name} is an upscaler: it enlarges an image of a result (its U "
-        f"buttons) and draws nothing from a prompt. Allowed: {drawing}."
+    return tr(
+        "That request can't be made: `model` {name} is an upscaler: it enlarges an image of a result (its U "
+        "buttons) and draws nothing from a prompt. Allowed: {allowed}.",
+        name=model.name,
+        allowed=drawing,
     )
 
 

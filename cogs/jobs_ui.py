@@ -31,7 +31,9 @@ from cogs.common import (
     reply,
     server_of,
     services_of,
+    worded,
 )
+from cogs.i18n import locales_of, public_locale, render, speaking, tr
 from cogs.image_buttons import ImageButton
 from cogs.presses import earlier_press, press_of
 from cogs.render import (
@@ -59,6 +61,7 @@ from jobs.service import (
     Submission,
     SubmitFailedError,
 )
+from jobs.text import N_
 from storage.models import JobState, Requester, TrackedJob
 
 log = logging.getLogger(__name__)
@@ -76,13 +79,13 @@ RESULT_NONCE = "result-{jid}"
 
 
 BUTTONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
-    "cancel": ("Cancel", discord.ButtonStyle.danger, "✖️"),
-    "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
-    "retry": ("Retry", discord.ButtonStyle.primary, "🔁"),
-    "redeliver": ("Deliver again", discord.ButtonStyle.primary, "📨"),
-    "delete": ("Delete", discord.ButtonStyle.secondary, "🗑️"),
-    "remix": ("Remix", discord.ButtonStyle.secondary, "🎨"),
-    "info": ("Info", discord.ButtonStyle.secondary, "ℹ️"),
+    "cancel": (N_("Cancel"), discord.ButtonStyle.danger, "✖️"),
+    "reroll": (N_("Re-roll"), discord.ButtonStyle.primary, "🎲"),
+    "retry": (N_("Retry"), discord.ButtonStyle.primary, "🔁"),
+    "redeliver": (N_("Deliver again"), discord.ButtonStyle.primary, "📨"),
+    "delete": (N_("Delete"), discord.ButtonStyle.secondary, "🗑️"),
+    "remix": (N_("Remix"), discord.ButtonStyle.secondary, "🎨"),
+    "info": (N_("Info"), discord.ButtonStyle.secondary, "ℹ️"),
 }
 # The job's own buttons on its result, after the per-image ones.
 RESULT_ACTIONS = ("reroll", "remix", "info", "delete")
@@ -102,7 +105,10 @@ class JobButton(
 
     def __init__(self, action: str, jid: str) -> None:
         label, style, emoji = BUTTONS[action]
-        super().__init__(discord.ui.Button(label=label, style=style, emoji=emoji, custom_id=f"job:{action}:{jid}"))
+        # In the locale of the message it is built for (a card's or a result's is its server's: `speaking`).
+        super().__init__(
+            discord.ui.Button(label=render(label), style=style, emoji=emoji, custom_id=f"job:{action}:{jid}")
+        )
         self.action = action
         self.jid = jid
 
@@ -140,17 +146,17 @@ class RemixModal(discord.ui.Modal):
     """The job's prompt and negative prompt, prefilled, to edit and run as a new job."""
 
     def __init__(self, job: TrackedJob) -> None:
-        super().__init__(title="Remix", timeout=REMIX_MODAL_TIMEOUT_S, custom_id=f"job:remix-form:{job.jid}")
+        super().__init__(title=tr("Remix"), timeout=REMIX_MODAL_TIMEOUT_S, custom_id=f"job:remix-form:{job.jid}")
         self.jid = job.jid
         self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-            label="Prompt",
+            label=tr("Prompt"),
             style=discord.TextStyle.paragraph,
             default=str(job.request.get("prompt", ""))[:TEXT_INPUT_LIMIT],
             max_length=TEXT_INPUT_LIMIT,
             custom_id="prompt",
         )
         self.negative: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-            label="Negative prompt",
+            label=tr("Negative prompt"),
             style=discord.TextStyle.paragraph,
             # The member's own: the server adds its default negative prompt to the new job again.
             default=ImageRequest.from_dict(job.request).own_negative[:TEXT_INPUT_LIMIT] or None,
@@ -215,6 +221,11 @@ class CardRefusedError(JobServiceError):
 def card_view(job: TrackedJob) -> discord.ui.View:
     """Cancel while the job lives; Retry when it failed in a way a retry can fix; Deliver again when its images
     were made but Discord refused them (a missing permission, say, that a moderator can grant)."""
+    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+        return _card_view(job)
+
+
+def _card_view(job: TrackedJob) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     state = job.final_state
     if state.is_live:
@@ -236,7 +247,18 @@ def result_layout(
     then, as Midjourney lays them out, a row of U buttons, a row of V buttons (`vary`, from
     `cogs.variations.vary_buttons`; none for a model that takes no image) and the job's buttons. Rows hold at most
     5 buttons, so 10 images take two rows of each. An upscale's result has Info and Delete only
-    (`UPSCALE_RESULT_ACTIONS`). The message may carry nothing else (no content, no embeds)."""
+    (`UPSCALE_RESULT_ACTIONS`). The message may carry nothing else (no content, no embeds). Its buttons speak the
+    job's public locale."""
+    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+        return _result_layout(job, text, filenames, vary)
+
+
+def _result_layout(
+    job: TrackedJob,
+    text: str,
+    filenames: Sequence[str],
+    vary: Sequence[discord.ui.Item[Any]],
+) -> discord.ui.LayoutView:
     view = discord.ui.LayoutView(timeout=None)
     view.add_item(discord.ui.TextDisplay(text))
     gallery: discord.ui.MediaGallery[discord.ui.LayoutView] = discord.ui.MediaGallery()
@@ -284,7 +306,7 @@ async def submit_flow(
             rules = await ctx.service.server_rules(server_of(interaction))
             prepared = ctx.service.prepare(options, model, rules)
         except InvalidRequestError as exc:
-            await reply(interaction, f"That request can't be made: {exc}")
+            await reply(interaction, tr("That request can't be made: {reason}", reason=worded(exc)))
             return
 
         async def submit(requester: Requester, extra: dict[str, Any], before_run: BeforeRun) -> Submission:
@@ -319,16 +341,16 @@ def thread_plan(
         return ThreadPlan(False, name)
     channel = interaction.channel
     if private or interaction.guild_id is None:
-        reason, tell = "a private job has no thread", asked
+        reason, tell = tr("a private job has no thread"), asked
     elif isinstance(channel, discord.Thread):
-        reason, tell = "this is already a thread (or a forum post), so the job stays here", asked
+        reason, tell = tr("this is already a thread (or a forum post), so the job stays here"), asked
     elif not isinstance(channel, discord.TextChannel):
-        reason, tell = "threads can't be started in this kind of channel", asked
+        reason, tell = tr("threads can't be started in this kind of channel"), asked
     elif not interaction.app_permissions.create_public_threads:
-        reason, tell = "I'm missing the **Create Public Threads** permission in this channel", True
+        reason, tell = tr("I'm missing the **Create Public Threads** permission in this channel"), True
     else:
         return ThreadPlan(True, name)
-    return ThreadPlan(False, name, f"No thread for this job: {reason}." if tell else None)
+    return ThreadPlan(False, name, tr("No thread for this job: {reason}.", reason=reason) if tell else None)
 
 
 async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -> bool:
@@ -339,9 +361,11 @@ async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -
     if outside_private_thread(interaction):
         await reply(
             interaction,
-            "I can't post in this private thread: I'm not one of its members, so I can't see it. Add me to the "
-            "thread (mention me in it, or use Add Members), or ask a server admin to give me the **Manage Threads** "
-            "permission; or use /imagine in another channel, or with `private`.",
+            tr(
+                "I can't post in this private thread: I'm not one of its members, so I can't see it. Add me to "
+                "the thread (mention me in it, or use Add Members), or ask a server admin to give me the "
+                "**Manage Threads** permission; or use /imagine in another channel, or with `private`."
+            ),
         )
         return False
     missing = missing_channel_permissions(interaction)
@@ -349,9 +373,11 @@ async def _may_post_here(interaction: discord.Interaction[Any], private: bool) -
         return True
     await reply(
         interaction,
-        "I can't post images in this channel: I'm missing the "
-        + ", ".join(f"**{name}**" for name in missing)
-        + " permission. Ask a server admin to grant it, or use another channel.",
+        tr(
+            "I can't post images in this channel: I'm missing the {permissions} permission. Ask a server admin to "
+            "grant it, or use another channel.",
+            permissions=", ".join(f"**{name}**" for name in missing),
+        ),
     )
     return False
 
@@ -388,7 +414,7 @@ async def _card_flow(
 
 # The first answer where the bot is not in the channel (a member's own install used in a server without the bot, a
 # group DM, a DM between others): the card is that answer, and the images come by DM.
-BY_DM_NOTE = (
+BY_DM_NOTE = N_(
     "I'm not in this channel, so your images will come to you **by direct message** when they are ready. "
     "This card follows the job for 15 minutes."
 )
@@ -421,12 +447,12 @@ async def _submit_with_card(
         try:
             channel = await interaction.user.create_dm()
         except discord.HTTPException:
-            await reply(interaction, "I can't open a direct message with you. Try without `private`.")
+            await reply(interaction, tr("I can't open a direct message with you. Try without `private`."))
             return
         upload_limit = DEFAULT_UPLOAD_LIMIT
     else:
         if interaction.channel is None or not isinstance(interaction.channel, discord.abc.Messageable):
-            await reply(interaction, "I can't post in this kind of channel.")
+            await reply(interaction, tr("I can't post in this kind of channel."))
             return
         channel = interaction.channel
         upload_limit = interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT
@@ -451,15 +477,19 @@ async def _submit_with_card(
         except discord.Forbidden:
             if private:
                 raise CardRefusedError(
-                    "I can't send you direct messages (they are closed). Open them, or try without `private`."
+                    tr("I can't send you direct messages (they are closed). Open them, or try without `private`.")
                 ) from None
-            raise CardRefusedError("Discord didn't let me post the job card in this channel.") from None
+            raise CardRefusedError(tr("Discord didn't let me post the job card in this channel.")) from None
         except discord.DiscordServerError as exc:
             # Discord's own trouble (an outage, an overloaded node), not a mistake of ours: say so, not "error id".
             log.warning("job %s: Discord answered the card's post %s; not starting it", job.jid, exc.status)
             raise CardRefusedError(
-                f"Discord is having trouble right now (it answered the job card with {exc.status} "
-                f"{exc.response.reason or 'Server Error'}), so I started nothing. Please try again in a moment."
+                tr(
+                    "Discord is having trouble right now (it answered the job card with {status} {reason}), so I "
+                    "started nothing. Please try again in a moment.",
+                    status=exc.status,
+                    reason=exc.response.reason or "Server Error",
+                )
             ) from None
         await ctx.service.record_card(job.jid, card.id)
         if thread is not None and thread.start:
@@ -473,7 +503,7 @@ async def _submit_with_card(
             await ticket.started(job.jid)
 
     try:
-        extra = _submit_extra(ctx, model, upload_limit, private)
+        extra = {**_submit_extra(ctx, model, upload_limit, private), **locales_of(interaction)}
         if thread is not None and thread.start:
             extra[RESULT_THREAD_FIELD] = True
         submission = await submit(requester, extra, post_card)
@@ -493,13 +523,15 @@ async def _submit_with_card(
             log.warning("job %s: could not show on its card that RunPod has it", job.jid, exc_info=True)
     where = jump_url(interaction.guild_id if not private else None, job.channel_id, job.card_message_id)
     # Short: the card is where the job lives, and the result will mention the member when it is ready.
-    verb = "Already submitted" if submission.duplicate else "Submitted"
-    text = f"{verb} — {where}" if where else f"{verb}."
+    if submission.duplicate:
+        answer = tr("Already submitted — {link}", link=where) if where else tr("Already submitted.")
+    else:
+        answer = tr("Submitted — {link}", link=where) if where else tr("Submitted.")
     if thread is not None and thread.start:
-        text += " Its result will be posted in the thread started from its card."
+        answer += tr(" Its result will be posted in the thread started from its card.")
     elif thread is not None and thread.note:
-        text += f"\n{thread.note}"
-    await reply(interaction, text)
+        answer += f"\n{thread.note}"
+    await reply(interaction, answer)
 
 
 async def _submit_by_dm(
@@ -525,21 +557,23 @@ async def _submit_by_dm(
     async def post_card(job: TrackedJob) -> None:
         try:
             await interaction.edit_original_response(
-                content=BY_DM_NOTE, embed=card_embed(job), view=card_view(job), allowed_mentions=NO_PINGS
+                content=render(BY_DM_NOTE), embed=card_embed(job), view=card_view(job), allowed_mentions=NO_PINGS
             )
         except discord.HTTPException:
-            raise CardRefusedError("Discord didn't let me show the job card here.") from None
+            raise CardRefusedError(tr("Discord didn't let me show the job card here.")) from None
         ctx.notifier.follow_interaction(job.jid, interaction)
         if ticket is not None:
             await ticket.started(job.jid)
 
     try:
-        submission = await submit(requester, _submit_extra(ctx, model, DEFAULT_UPLOAD_LIMIT, False), post_card)
+        submission = await submit(
+            requester, {**_submit_extra(ctx, model, DEFAULT_UPLOAD_LIMIT, False), **locales_of(interaction)}, post_card
+        )
     except SubmitFailedError as exc:
         await _show_outcome(ctx, exc)
         raise
     if submission.duplicate:
-        await reply(interaction, "Already submitted: your images will come to you by direct message.")
+        await reply(interaction, tr("Already submitted: your images will come to you by direct message."))
         return
     if not submission.result_in_hand:
         await ctx.notifier.job_updated(submission.job)
@@ -570,20 +604,20 @@ async def _show_outcome(ctx: Services, failure: SubmitFailedError) -> None:
 async def _job_or_refuse(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> TrackedJob | None:
     job = await ctx.service.find(jid)
     if job is None:
-        await reply(interaction, str(JobNotFoundError(jid)))
+        await reply(interaction, worded(JobNotFoundError(jid)))
     return job
 
 
 # Re-roll and Retry follow the rule of every job action: a member's prompt is theirs to run again (and a moderator's
 # of its server, or the operator's); anyone else can start their own job with /imagine.
-OWN_JOB_HINT = " To make images like these yourself, use /imagine with the same prompt (its seed is shown with it)."
+OWN_JOB_HINT = N_(" To make images like these yourself, use /imagine with the same prompt (its seed is shown with it).")
 
 
 async def _may_resubmit(ctx: Services, interaction: discord.Interaction[Any], job: TrackedJob, action: Action) -> bool:
     actor = ctx.actor_of(interaction)
     if may(actor, job):
         return True
-    await reply(interaction, refusal(actor, job, action) + OWN_JOB_HINT)
+    await reply(interaction, render(refusal(actor, job, action)) + render(OWN_JOB_HINT))
     return False
 
 
@@ -601,7 +635,7 @@ async def retry_job(ctx: Services, interaction: discord.Interaction[Any], jid: s
     if job is None or not await _may_resubmit(ctx, interaction, job, Action.RETRY):
         return
     if job.final_state not in RETRYABLE:
-        await reply(interaction, "Only a failed, timed-out or expired job can be retried.")
+        await reply(interaction, tr("Only a failed, timed-out or expired job can be retried."))
         return
     await _resubmit(ctx, interaction, job, Derivation.RETRY)
 
@@ -629,8 +663,11 @@ async def deliver_again(ctx: Services, interaction: discord.Interaction[Any], ji
         log.exception("job %s: could not show on its card that it is delivered again", jid)
     await reply(
         interaction,
-        f"Delivering job `{job.jid}` again: its images are fetched from RunPod once more (no new GPU job) and "
-        "will replace its card. If RunPod no longer has them, the card will say so and offer Retry.",
+        tr(
+            "Delivering job `{jid}` again: its images are fetched from RunPod once more (no new GPU job) and "
+            "will replace its card. If RunPod no longer has them, the card will say so and offer Retry.",
+            jid=job.jid,
+        ),
     )
 
 
@@ -641,7 +678,7 @@ async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: 
     try:
         result = await ctx.service.cancel(jid, ctx.actor_of(interaction))
     except NotAllowedError as exc:
-        await reply(interaction, str(exc))
+        await reply(interaction, worded(exc))
         return
     if result.first_request and result.was_live:
         try:
@@ -649,7 +686,7 @@ async def cancel_job(ctx: Services, interaction: discord.Interaction[Any], jid: 
         except Exception:
             # The member still reads what happened in the reply; the poller edits the card next.
             log.exception("job %s: could not show the cancel on the card", jid)
-    await reply(interaction, result.summary())
+    await reply(interaction, render(result.summary()))
 
 
 async def result_access(
@@ -663,11 +700,18 @@ async def result_access(
     if job is None:
         if actor.moderator or actor.operator or interaction.guild_id is None:
             return True, None
-        await reply(interaction, f"Job `{jid}` is no longer on record: only a moderator of this server can {action}.")
+        await reply(
+            interaction,
+            tr(
+                "Job `{jid}` is no longer on record: only a moderator of this server can {action}.",
+                jid=jid,
+                action=render(action.value),
+            ),
+        )
         return False, None
     if may(actor, job):
         return True, job
-    await reply(interaction, refusal(actor, job, action) + hint)
+    await reply(interaction, render(refusal(actor, job, action)) + render(hint))
     return False, job
 
 
@@ -677,12 +721,12 @@ async def delete_result(ctx: Services, interaction: discord.Interaction[Any], ji
     if not allowed:
         return
     if interaction.message is None:
-        await reply(interaction, "That message is gone already.")
+        await reply(interaction, tr("That message is gone already."))
         return
     await interaction.response.defer(ephemeral=True)
     with contextlib.suppress(discord.NotFound):
         await interaction.message.delete()
-    await reply(interaction, "Deleted.")
+    await reply(interaction, tr("Deleted."))
 
 
 async def remix_job(ctx: Services, interaction: discord.Interaction[Any], jid: str) -> None:
@@ -731,7 +775,7 @@ async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], ji
     attachments = interaction.message.attachments if interaction.message is not None else []
     channel = interaction.channel
     if not 1 <= index <= len(attachments) or not isinstance(channel, discord.abc.Messageable):
-        await reply(interaction, f"Image {index} is no longer on that message.")
+        await reply(interaction, tr("Image {index} is no longer on that message.", index=index))
         return
     attachment = attachments[index - 1]
     upscaler = ctx.service.upscaler()
@@ -741,23 +785,26 @@ async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], ji
     await interaction.response.defer(ephemeral=True, thinking=True)
     data = await attachment.read()
     prompt = shown_prompt(" ".join(str((job.request if job else {}).get("prompt", "")).split()), 1000)
-    owner = f"<@{job.user_id}>'s " if job is not None else ""
     view = discord.ui.LayoutView(timeout=None)
-    view.add_item(
-        discord.ui.TextDisplay(
-            f"Image {index} of {owner}**{prompt}**\n-# {attachment.width}×{attachment.height}, full size"
-        )
-    )
+    # Posted in the channel: in the job's public locale.
+    with speaking(public_locale(job.extra) if job is not None else public_locale(locales_of(interaction))):
+        if job is not None:
+            heading = tr("Image {index} of <@{user}>'s **{prompt}**", index=index, user=str(job.user_id), prompt=prompt)
+        else:
+            heading = tr("Image {index} of **{prompt}**", index=index, prompt=prompt)
+        size = tr("{width}×{height}, full size", width=attachment.width, height=attachment.height)
+        view.add_item(discord.ui.TextDisplay(f"{heading}\n-# {size}"))
+        delete = JobButton("delete", jid)
     view.add_item(discord.ui.MediaGallery(discord.MediaGalleryItem(f"attachment://{attachment.filename}")))
-    view.add_item(discord.ui.ActionRow(JobButton("delete", jid)))
+    view.add_item(discord.ui.ActionRow(delete))
     try:
         sent = await channel.send(
             view=view, file=discord.File(io.BytesIO(data), filename=attachment.filename), allowed_mentions=NO_PINGS
         )
     except discord.Forbidden:
-        await reply(interaction, "Discord didn't let me post in this channel.")
+        await reply(interaction, tr("Discord didn't let me post in this channel."))
         return
-    await reply(interaction, f"Image {index}, on its own: {sent.jump_url}")
+    await reply(interaction, tr("Image {index}, on its own: {link}", index=index, link=sent.jump_url))
 
 
 async def _upscale_job(
@@ -774,8 +821,12 @@ async def _upscale_job(
     if job is None:
         await reply(
             interaction,
-            f"Job `{jid}` is no longer on record, so image {index} cannot be upscaled (an upscale starts from the "
-            "job's parameters). Allowed: upscaling the images of jobs still on record; this image stays as it is.",
+            tr(
+                "Job `{jid}` is no longer on record, so image {index} cannot be upscaled (an upscale starts from the "
+                "job's parameters). Allowed: upscaling the images of jobs still on record; this image stays as it is.",
+                jid=jid,
+                index=index,
+            ),
         )
         return
     # A private job's upscale stays in the DM, as its Re-roll does.

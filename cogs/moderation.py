@@ -8,12 +8,15 @@ from typing import Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from cogs.common import NO_PINGS, Services, guarded, reply, services_of
+from cogs.i18n import render, tr
 from cogs.jobs_ui import cancel_job, job_choice_label
 from cogs.render import health_embed, server_health_embed
 from jobs.health import ModelHealth
+from jobs.text import N_, stored
 from jobs.waiting import explain_wait
 from storage.models import TrackedJob
 
@@ -25,6 +28,11 @@ ALL_MODELS = "*"
 MAX_HEALTH_MODELS = 10
 
 
+# A deny-list change as the server's settings log keeps it (English, translated where `/settings log` shows it).
+DENYLIST_ADDED = stored("deny-list: “{term}” refused")
+DENYLIST_REMOVED = stored("deny-list: “{term}” allowed again")
+
+
 class HealthRefresh(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"health:refresh:(?P<model>.{1,80})"
 ):
@@ -33,7 +41,10 @@ class HealthRefresh(
     def __init__(self, model: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Refresh", emoji="🔄", style=discord.ButtonStyle.secondary, custom_id=f"health:refresh:{model}"
+                label=tr("Refresh"),
+                emoji="🔄",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"health:refresh:{model}",
             )
         )
         self.model = model
@@ -48,7 +59,7 @@ class HealthRefresh(
         async def refresh() -> None:
             ctx = services_of(interaction.client)
             if not (ctx.is_moderator(interaction, "manage_guild") or ctx.is_operator(interaction)):
-                await reply(interaction, "Only moderators can see the endpoint's health.")
+                await reply(interaction, tr("Only moderators can see the endpoint's health."))
                 return
             await interaction.response.defer()
             embeds = await health_embeds(ctx, interaction, None if self.model == ALL_MODELS else self.model)
@@ -131,11 +142,13 @@ class Moderation(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(HealthRefresh)
 
-    @app_commands.command(name="cancel", description="Cancel one of your jobs (moderators: this server's jobs)")
+    @app_commands.command(
+        name="cancel", description=locale_str("Cancel one of your jobs (moderators: this server's jobs)")
+    )
     # Everywhere for the member's own jobs; another member's only for a moderator of a server that installed the bot.
     @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
-    @app_commands.describe(job="The job to cancel")
+    @app_commands.describe(job=locale_str("The job to cancel"))
     async def cancel(self, interaction: discord.Interaction[Any], job: str) -> None:
         await cancel_job(self.services, interaction, job.strip())
 
@@ -150,15 +163,17 @@ class Moderation(commands.Cog):
             if wanted in job.jid or wanted in str(job.request.get("prompt", "")).lower()
         ][:MAX_CHOICES]
 
-    @app_commands.command(name="health", description="Workers and queue of the image endpoints (moderators)")
-    @app_commands.describe(model="One model (default: all)")
+    @app_commands.command(
+        name="health", description=locale_str("Workers and queue of the image endpoints (moderators)")
+    )
+    @app_commands.describe(model=locale_str("One model (default: all)"))
     @app_commands.default_permissions(manage_guild=True)
     # A moderator's command: a server's install only (a member's own install gives no server to moderate); the
     # operator may use it in the bot's DM.
     @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def health(self, interaction: discord.Interaction[Any], model: str | None = None) -> None:
-        self.services.require_moderator(interaction, "manage_guild", "see the endpoints' health", operators=True)
+        self.services.require_moderator(interaction, "manage_guild", N_("see the endpoints' health"), operators=True)
         await interaction.response.defer(ephemeral=True, thinking=True)
         embeds = await health_embeds(self.services, interaction, model)
         await interaction.followup.send(embeds=embeds, view=health_view(model or ALL_MODELS), ephemeral=True)
@@ -172,7 +187,7 @@ class Moderation(commands.Cog):
 
     denylist = app_commands.Group(
         name="denylist",
-        description="Terms refused in prompts on this server (moderators)",
+        description=locale_str("Terms refused in prompts on this server (moderators)"),
         guild_only=True,
         # A server's own list: only where the server installed the bot.
         allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
@@ -180,39 +195,45 @@ class Moderation(commands.Cog):
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
-    @denylist.command(name="add", description="Refuse prompts containing a term")
+    @denylist.command(name="add", description=locale_str("Refuse prompts containing a term"))
     async def denylist_add(self, interaction: discord.Interaction[Any], term: str) -> None:
-        self.services.require_moderator(interaction, "manage_guild", "change the deny-list")
+        self.services.require_moderator(interaction, "manage_guild", N_("change the deny-list"))
         assert interaction.guild_id is not None
         try:
             added = await self.services.prompt_rules.refuse(interaction.guild_id, term)
         except ValueError as exc:
-            await reply(interaction, f"Not added: {exc}.")
+            await reply(interaction, tr("Not added: {reason}.", reason=render(str(exc))))
             return
         if added:
             # The deny-list stays /denylist; its changes go to the one log of the server's settings (/settings log).
-            await self._log(interaction, f"deny-list: “{term.strip()}” refused")
-        await reply(interaction, f"“{term.strip()}” is now refused." if added else "That term was already refused.")
+            await self._log(interaction, DENYLIST_ADDED.format(term=term.strip()))
+        if added:
+            await reply(interaction, tr("“{term}” is now refused.", term=term.strip()))
+        else:
+            await reply(interaction, tr("That term was already refused."))
 
-    @denylist.command(name="remove", description="Allow a term again")
+    @denylist.command(name="remove", description=locale_str("Allow a term again"))
     async def denylist_remove(self, interaction: discord.Interaction[Any], term: str) -> None:
-        self.services.require_moderator(interaction, "manage_guild", "change the deny-list")
+        self.services.require_moderator(interaction, "manage_guild", N_("change the deny-list"))
         assert interaction.guild_id is not None
         removed = await self.services.prompt_rules.allow(interaction.guild_id, term)
         if removed:
-            await self._log(interaction, f"deny-list: “{term.strip()}” allowed again")
-        await reply(interaction, f"“{term.strip()}” is allowed again." if removed else "That term was not refused.")
+            await self._log(interaction, DENYLIST_REMOVED.format(term=term.strip()))
+        if removed:
+            await reply(interaction, tr("“{term}” is allowed again.", term=term.strip()))
+        else:
+            await reply(interaction, tr("That term was not refused."))
 
     async def _log(self, interaction: discord.Interaction[Any], what: str) -> None:
         assert interaction.guild_id is not None
         await self.services.service.server_settings.record(interaction.guild_id, interaction.user.id, what)
 
-    @denylist.command(name="show", description="List the refused terms")
+    @denylist.command(name="show", description=locale_str("List the refused terms"))
     async def denylist_show(self, interaction: discord.Interaction[Any]) -> None:
-        self.services.require_moderator(interaction, "manage_guild", "see the deny-list")
+        self.services.require_moderator(interaction, "manage_guild", N_("see the deny-list"))
         assert interaction.guild_id is not None
         terms = await self.services.prompt_rules.server_terms(interaction.guild_id)
-        text = ", ".join(f"“{term}”" for term in terms) if terms else "No terms are refused on this server."
+        text = ", ".join(f"“{term}”" for term in terms) if terms else tr("No terms are refused on this server.")
         await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_PINGS)
 
 

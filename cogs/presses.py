@@ -17,6 +17,7 @@ from typing import Any
 import discord
 
 from cogs.common import Services, dispatchable_components, job_link
+from cogs.i18n import render, tr
 from jobs.presses import EarlierPress, Press
 
 # A job's form (`job:remix-form:<jid>`, cogs/jobs_ui.py) is named after its action: the submission has no title.
@@ -46,13 +47,20 @@ def press_of(interaction: discord.Interaction[Any]) -> Press | None:
 
 async def earlier_press(ctx: Services, interaction: discord.Interaction[Any], earlier: EarlierPress) -> str:
     """What the member reads when the press was made already: where its job is, or that it is starting."""
-    lead = f"You already {_what_was_done(interaction)}"
+    done = _what_was_done(interaction)
     if earlier.jid is None:
-        return f"{lead} a moment ago: your job is starting, and the answer to that press links it."
+        return tr(
+            "You already {done} a moment ago: your job is starting, and the answer to that press links it.", done=done
+        )
     job = await ctx.service.find(earlier.jid)
-    where = (job_link(job) if job is not None else None) or f"job `{earlier.jid}`"
+    where = (job_link(job) if job is not None else None) or tr("job `{jid}`", jid=earlier.jid)
     window_s = ctx.service.run_settings.press_window_ms / 1000
-    return f"{lead}: your job is {where}. Wait {window_s:g} s to start another."
+    return tr(
+        "You already {done}: your job is {where}. Wait {window:g} s to start another.",
+        done=done,
+        where=where,
+        window=window_s,
+    )
 
 
 def _what_was_done(interaction: discord.Interaction[Any]) -> str:
@@ -64,26 +72,28 @@ def _what_was_done(interaction: discord.Interaction[Any]) -> str:
     custom_id = str(data.get("custom_id", ""))
     if interaction.type is discord.InteractionType.modal_submit:
         match = JOB_FORM.fullmatch(custom_id)
-        form = f"the **{match['action'].title()}** form" if match else "that form"
-        return f"submitted {form} of {where}"
+        form = tr("the **{name}** form", name=render(match["action"].title())) if match else tr("that form")
+        return tr("submitted {form} of {where}", form=form, where=where)
     found = (c for c in dispatchable_components(message.components if message else []) if c.custom_id == custom_id)
     component = next(found, None)
     values = data.get("values")
     if isinstance(values, list) and values:
         options = getattr(component, "options", [])
         picked = [str(option.label) for option in options if option.value in values] or list(map(str, values))
-        return f"picked **{', '.join(picked)}** on {where}"
+        return tr("picked **{picked}** on {where}", picked=", ".join(picked), where=where)
     label = getattr(component, "label", None)
-    return f"pressed **{label}** on {where}" if label else f"pressed that button on {where}"
+    if label:
+        return tr("pressed **{label}** on {where}", label=label, where=where)
+    return tr("pressed that button on {where}", where=where)
 
 
 def _which_message(message: discord.Message | None) -> str:
     """A result has images; a job card has its embed; anything else (the image picker) is a message."""
     if message is not None and message.attachments:
-        return "this result"
+        return tr("this result")
     if message is not None and message.embeds:
-        return "this card"
-    return "this message"
+        return tr("this card")
+    return tr("this message")
 
 
 def _data(interaction: discord.Interaction[Any]) -> Mapping[str, Any]:

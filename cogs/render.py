@@ -8,11 +8,13 @@ from typing import Any
 
 import discord
 
+from cogs.i18n import public_locale, render, speaking, tr, trn
 from jobs.health import EndpointError
 from jobs.labels import QUEUE_AT_SUBMIT_FIELD, RESULT_SEEDS_FIELD, delivery_failure, state_label
 from jobs.lineage import PARENT_MODEL_FIELD, Derivation, Parent
 from jobs.reasons import Reason
 from jobs.service import CancelOutcome, CancelReport
+from jobs.text import N_
 from runpod_client.models import Health
 from storage.models import JobState, TrackedJob
 
@@ -50,7 +52,7 @@ def relative(moment: datetime | None) -> str:
 
 
 def seconds(milliseconds: int | None) -> str:
-    return "-" if milliseconds is None else f"{milliseconds / 1000:.1f} s"
+    return "-" if milliseconds is None else tr("{seconds:.1f} s", seconds=milliseconds / 1000)
 
 
 def dropped_images(job: TrackedJob) -> str | None:
@@ -58,61 +60,81 @@ def dropped_images(job: TrackedJob) -> str | None:
     returned, allowed = job.extra.get("images_returned"), job.extra.get("images_allowed")
     if not isinstance(returned, int) or not isinstance(allowed, int) or returned <= allowed:
         return None
-    return f"{returned} images returned; the model allows {allowed}, so {returned - allowed} were not posted."
+    return tr(
+        "{returned} images returned; the model allows {allowed}, so {dropped} were not posted.",
+        returned=returned,
+        allowed=allowed,
+        dropped=returned - allowed,
+    )
 
 
 def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Embed:
-    """The job card: what was asked, where the job is, and why it waits or how it ended."""
+    """The job card: what was asked, where the job is, and why it waits or how it ended; in the job's public locale
+    (its server's at submit; a private job's, its member's)."""
+    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+        return _card_embed(job, wait_reason)
+
+
+def _card_embed(job: TrackedJob, wait_reason: str | None) -> discord.Embed:
     state = job.final_state
-    title = state_label(job)
+    title = render(state_label(job))
     if state is JobState.RUNNING and job.progress:
-        title = f"Generating — step {job.progress}"
+        title = tr("Generating — step {progress}", progress=job.progress)
     if state is JobState.CANCELLED and job.cancel_requested_by:
-        title = "Cancelled"
+        title = tr("Cancelled")
     undelivered = delivery_failure(job)
     embed = discord.Embed(title=title, description=shown_prompt(job.request.get("prompt", "")))
     embed.colour = discord.Colour.red() if undelivered else STATE_COLOURS.get(state, discord.Colour.default())
     request = job.request
-    embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
-    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
-    embed.add_field(name="Steps", value=str(request.get("steps", "-")))
-    embed.add_field(name="Seed", value=str(request.get("seed", "-")))
-    embed.add_field(name="Images", value=str(request.get("count", 1)))
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    embed.add_field(name=tr("Model"), value=clip(job.model, FIELD_LIMIT))
+    embed.add_field(name=tr("Size"), value=f"{request.get('width')}×{request.get('height')}")
+    embed.add_field(name=tr("Steps"), value=str(request.get("steps", "-")))
+    embed.add_field(name=tr("Seed"), value=str(request.get("seed", "-")))
+    embed.add_field(name=tr("Images"), value=str(request.get("count", 1)))
+    embed.add_field(name=tr("Requested by"), value=f"<@{job.user_id}>")
     sync_wait_s = job.extra.get("sync_wait_s")
     if state is JobState.SUBMITTING and isinstance(sync_wait_s, int | float):
         # Posted just before the /runsync goes out; RunPod holds its reply until the job ends or the wait does.
         embed.add_field(
-            name="Sent to RunPod",
-            value=f"As a fast job: the images come with RunPod's answer within {sync_wait_s:g} s, or the bot follows "
-            "the job until it finishes.",
+            name=tr("Sent to RunPod"),
+            value=tr(
+                "As a fast job: the images come with RunPod's answer within {wait:g} s, or the bot follows "
+                "the job until it finishes.",
+                wait=sync_wait_s,
+            ),
             inline=False,
         )
     if state is JobState.QUEUED:
-        embed.add_field(name="In the queue since", value=relative(job.submitted_at or job.created_at))
+        embed.add_field(name=tr("In the queue since"), value=relative(job.submitted_at or job.created_at))
         if wait_reason:
-            embed.add_field(name="Why the wait", value=clip(wait_reason, FIELD_LIMIT), inline=False)
+            embed.add_field(name=tr("Why the wait"), value=clip(render(wait_reason), FIELD_LIMIT), inline=False)
     elif state is JobState.RUNNING:
-        embed.add_field(name="Waited in the queue", value=seconds(job.delay_time_ms))
-        embed.add_field(name="Started", value=relative(job.started_at))
+        embed.add_field(name=tr("Waited in the queue"), value=seconds(job.delay_time_ms))
+        embed.add_field(name=tr("Started"), value=relative(job.started_at))
     elif state is JobState.COMPLETED:
-        embed.add_field(name="Queue / run", value=f"{seconds(job.delay_time_ms)} / {seconds(job.execution_time_ms)}")
+        embed.add_field(
+            name=tr("Queue / run"), value=f"{seconds(job.delay_time_ms)} / {seconds(job.execution_time_ms)}"
+        )
         dropped = dropped_images(job)
         if dropped:
-            embed.add_field(name="Images not posted", value=dropped, inline=False)
+            embed.add_field(name=tr("Images not posted"), value=dropped, inline=False)
     if state in (JobState.QUEUED, JobState.RUNNING, JobState.SUBMITTING) and job.cancel_requested_by:
-        embed.add_field(name="Cancelling", value=f"requested by <@{job.cancel_requested_by}>", inline=False)
+        embed.add_field(
+            name=tr("Cancelling"),
+            value=tr("requested by <@{user}>", user=str(job.cancel_requested_by)),
+            inline=False,
+        )
     if state is JobState.CANCELLED and job.cancel_requested_by:
-        embed.add_field(name="Cancelled by", value=f"<@{job.cancel_requested_by}>", inline=False)
+        embed.add_field(name=tr("Cancelled by"), value=f"<@{job.cancel_requested_by}>", inline=False)
     note = cancel_note(job)
     if note is not None:
-        embed.add_field(name="Cancel", value=clip(note, FIELD_LIMIT), inline=False)
+        embed.add_field(name=tr("Cancel"), value=clip(note, FIELD_LIMIT), inline=False)
     if state is not JobState.CANCELLED and state in RETRYABLE and job.error:
-        embed.add_field(name="Reason", value=clip(job.error, FIELD_LIMIT), inline=False)
+        embed.add_field(name=tr("Reason"), value=clip(render(job.error), FIELD_LIMIT), inline=False)
     if undelivered:
-        name = "Reason" if state is JobState.COMPLETED else "Not delivered"
-        embed.add_field(name=name, value=clip(undelivered, FIELD_LIMIT), inline=False)
-    embed.set_footer(text=f"job {job.jid}")
+        name = tr("Reason") if state is JobState.COMPLETED else tr("Not delivered")
+        embed.add_field(name=name, value=clip(render(undelivered), FIELD_LIMIT), inline=False)
+    embed.set_footer(text=tr("job {jid}", jid=job.jid))
     return embed
 
 
@@ -123,20 +145,31 @@ def cancel_note(job: TrackedJob) -> str | None:
         return None
     by = f"<@{job.cancel_requested_by}>"
     if report.outcome is CancelOutcome.GONE:
-        return (
-            f"{by} asked to cancel it, but RunPod no longer knows this job (it expired or was removed there): "
-            "nothing is running or billed for it."
+        return tr(
+            "{by} asked to cancel it, but RunPod no longer knows this job (it expired or was removed there): "
+            "nothing is running or billed for it.",
+            by=by,
         )
     if report.outcome is CancelOutcome.FINISHED:
-        return f"{by} asked to cancel it, but it had already finished at RunPod ({report.finished_as}) by then."
-    if report.outcome is CancelOutcome.UNSUPPORTED:
-        return f"{by} asked to cancel it. {Reason.LOCAL_CANCEL}"
-    if job.final_state.is_live:
-        return (
-            f"{by} asked to cancel it; RunPod refused the cancel ({report.detail}). "
-            "The bot asks again each time it checks the job."
+        return tr(
+            "{by} asked to cancel it, but it had already finished at RunPod ({state}) by then.",
+            by=by,
+            state=report.finished_as,
         )
-    return f"{by} asked to cancel it; RunPod refused the first cancel ({report.detail}), and the bot asked again."
+    if report.outcome is CancelOutcome.UNSUPPORTED:
+        return tr("{by} asked to cancel it. {reason}", by=by, reason=render(Reason.LOCAL_CANCEL.value))
+    if job.final_state.is_live:
+        return tr(
+            "{by} asked to cancel it; RunPod refused the cancel ({detail}). "
+            "The bot asks again each time it checks the job.",
+            by=by,
+            detail=render(report.detail or ""),
+        )
+    return tr(
+        "{by} asked to cancel it; RunPod refused the first cancel ({detail}), and the bot asked again.",
+        by=by,
+        detail=render(report.detail or ""),
+    )
 
 
 # Discord's limits for a Components V2 message: 4000 characters across its text displays (discord.py ui/view.py,
@@ -149,14 +182,14 @@ GALLERY_ITEM_LIMIT = 10
 ROW_BUTTON_LIMIT = 5
 # The prompt shown on a result, at most this long once escaped (the parameters and notes fit in what is left).
 RESULT_PROMPT_LIMIT = 1800
-REENCODED_NOTE = "Re-encoded to fit this channel's upload limit."
+REENCODED_NOTE = N_("Re-encoded to fit this channel's upload limit.")
 # How Info names the way a job was made from its parent.
 DERIVATION_WORDS = {
-    Derivation.REROLL: "Re-roll",
-    Derivation.RETRY: "Retry",
-    Derivation.REMIX: "Remix",
-    Derivation.VARIATION: "Variation",
-    Derivation.UPSCALE: "Upscale",
+    Derivation.REROLL: N_("Re-roll"),
+    Derivation.RETRY: N_("Retry"),
+    Derivation.REMIX: N_("Remix"),
+    Derivation.VARIATION: N_("Variation"),
+    Derivation.UPSCALE: N_("Upscale"),
 }
 
 
@@ -169,7 +202,12 @@ def upscale_factor(job: TrackedJob) -> float | None:
 def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool = False) -> str:
     """The text of a result: the owner's mention (which notifies them), the prompt, and the parameters that
     reproduce it (model, size, steps, guidance, seed; for an upscale, the upscaler, size and factor), with what a
-    member should know about the images."""
+    member should know about the images. In the job's public locale."""
+    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+        return _result_text(job, seeds, reencoded)
+
+
+def _result_text(job: TrackedJob, seeds: Sequence[int | None], reencoded: bool) -> str:
     request = job.request
     prompt = shown_prompt(" ".join(str(request.get("prompt", "")).split()), RESULT_PROMPT_LIMIT)
     guidance = request.get("guidance")
@@ -178,21 +216,24 @@ def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool
     size = f"{request.get('width')}×{request.get('height')}"
     if factor is not None:
         # An upscale: what enlarged it and how much; the drawing's parameters are on its parent's result and in Info.
-        parameters = [model, size, f"{factor:g}× upscale"]
+        parameters = [model, size, tr("{factor:g}× upscale", factor=factor)]
     else:
+        steps = request.get("steps")
         parameters = [
             model,
             size,
-            f"{request.get('steps')} steps",
-            f"guidance {guidance:g}" if isinstance(guidance, int | float) else "guidance -",
-            f"seed {seed_label(request, seeds)}",
+            trn("{n} steps", "{n} steps", steps) if isinstance(steps, int) else tr("{steps} steps", steps=steps),
+            tr("guidance {guidance:g}", guidance=guidance)
+            if isinstance(guidance, int | float)
+            else tr("guidance {guidance}", guidance="-"),
+            tr("seed {seed}", seed=seed_label(request, seeds)),
         ]
     lines = [f"<@{job.user_id}> **{prompt}**", "-# " + " · ".join(parameters)]
     dropped = dropped_images(job)
     if dropped:
         lines.append(f"-# {dropped}")
     if reencoded:
-        lines.append(f"-# {REENCODED_NOTE}")
+        lines.append(f"-# {render(REENCODED_NOTE)}")
     return clip("\n".join(lines), V2_TEXT_LIMIT)
 
 
@@ -201,43 +242,50 @@ def info_embed(job: TrackedJob, origin: str | None = None) -> discord.Embed:
     the seed of each image, the model (an upscale: the upscaler, its factor and the model that drew), the queue it
     met, its queue and GPU time as RunPod reported them (`delayTime`, `executionTime`), and its id."""
     request = job.request
-    embed = discord.Embed(title="Job info", description=shown_prompt(request.get("prompt", "")))
+    embed = discord.Embed(title=tr("Job info"), description=shown_prompt(request.get("prompt", "")))
     embed.colour = discord.Colour.blurple()
     if origin:
-        embed.add_field(name="Made from", value=clip(origin, FIELD_LIMIT), inline=False)
+        embed.add_field(name=tr("Made from"), value=clip(origin, FIELD_LIMIT), inline=False)
     negative = request.get("negative_prompt")
     embed.add_field(
-        name="Negative prompt", value=shown_prompt(negative, FIELD_LIMIT) if negative else "-", inline=False
+        name=tr("Negative prompt"), value=shown_prompt(negative, FIELD_LIMIT) if negative else "-", inline=False
     )
     factor = upscale_factor(job)
     if factor is None:
-        embed.add_field(name="Model", value=clip(job.model, FIELD_LIMIT))
+        embed.add_field(name=tr("Model"), value=clip(job.model, FIELD_LIMIT))
     else:
         # An upscale: what enlarged the image and by how much, then the drawing's own parameters.
-        embed.add_field(name="Upscaler", value=clip(job.model, FIELD_LIMIT))
-        embed.add_field(name="Scale", value=f"{factor:g}×")
+        embed.add_field(name=tr("Upscaler"), value=clip(job.model, FIELD_LIMIT))
+        embed.add_field(name=tr("Scale"), value=tr("{factor:g}×", factor=factor))
         drawn_with = job.extra.get(PARENT_MODEL_FIELD)
-        embed.add_field(name="Drawn with", value=clip(str(drawn_with), FIELD_LIMIT) if drawn_with else "-")
-    embed.add_field(name="Size", value=f"{request.get('width')}×{request.get('height')}")
-    embed.add_field(name="Steps", value=str(request.get("steps", "-")))
-    embed.add_field(name="Guidance", value=str(request.get("guidance", "-")))
-    embed.add_field(name="Images", value=str(request.get("count", 1)))
-    embed.add_field(name="Seeds", value=clip(image_seeds(job), FIELD_LIMIT), inline=False)
+        embed.add_field(name=tr("Drawn with"), value=clip(str(drawn_with), FIELD_LIMIT) if drawn_with else "-")
+    embed.add_field(name=tr("Size"), value=f"{request.get('width')}×{request.get('height')}")
+    embed.add_field(name=tr("Steps"), value=str(request.get("steps", "-")))
+    embed.add_field(name=tr("Guidance"), value=str(request.get("guidance", "-")))
+    embed.add_field(name=tr("Images"), value=str(request.get("count", 1)))
+    embed.add_field(name=tr("Seeds"), value=clip(image_seeds(job), FIELD_LIMIT), inline=False)
     queue = job.extra.get(QUEUE_AT_SUBMIT_FIELD)
-    embed.add_field(name="Queue at submit", value=f"{queue} job(s) waiting" if isinstance(queue, int) else "not known")
-    embed.add_field(name="Queue time", value=seconds(job.delay_time_ms))
-    embed.add_field(name="GPU time", value=seconds(job.execution_time_ms))
-    embed.set_footer(text=f"job {job.jid}")
+    embed.add_field(
+        name=tr("Queue at submit"),
+        value=trn("{n} job(s) waiting", "{n} job(s) waiting", queue) if isinstance(queue, int) else tr("not known"),
+    )
+    embed.add_field(name=tr("Queue time"), value=seconds(job.delay_time_ms))
+    embed.add_field(name=tr("GPU time"), value=seconds(job.execution_time_ms))
+    embed.set_footer(text=tr("job {jid}", jid=job.jid))
     return embed
 
 
 def made_from(parent: Parent, link: str | None) -> str:
     """Where a job came from, for its Info: "Variation of image 2 of job `…`", linked to the parent's result (or its
     card) while the parent is on record."""
-    job = f"[job `{parent.jid}`]({link})" if link else f"job `{parent.jid}` (no longer on record)"
+    if link:
+        job = tr("[job `{jid}`]({link})", jid=parent.jid, link=link)
+    else:
+        job = tr("job `{jid}` (no longer on record)", jid=parent.jid)
+    how = render(DERIVATION_WORDS[parent.how])
     if parent.how in (Derivation.VARIATION, Derivation.UPSCALE) and parent.image is not None:
-        return f"{DERIVATION_WORDS[parent.how]} of image {parent.image} of {job}"
-    return f"{DERIVATION_WORDS[parent.how]} of {job}"
+        return tr("{how} of image {index} of {job}", how=how, index=parent.image, job=job)
+    return tr("{how} of {job}", how=how, job=job)
 
 
 def image_seeds(job: TrackedJob) -> str:
@@ -249,7 +297,8 @@ def image_seeds(job: TrackedJob) -> str:
         return seed_label(request, seeds)
     fallback = request.get("seed", "-")
     return "\n".join(
-        f"Image {index}: {fallback if seed is None else seed}" for index, seed in enumerate(seeds, start=1)
+        tr("Image {index}: {seed}", index=index, seed=str(fallback if seed is None else seed))
+        for index, seed in enumerate(seeds, start=1)
     )
 
 
@@ -260,7 +309,7 @@ def seed_label(request: Mapping[str, Any], seeds: Sequence[int | None]) -> str:
         return ", ".join(known)
     # Such workers may still label image i `seed + i` (worker-stable_diffusion_v1): only the first is the real one.
     if len(seeds) > 1:
-        return f"{known[0]} (one seed for the whole batch of {len(seeds)})"
+        return tr("{seed} (one seed for the whole batch of {count})", seed=known[0], count=len(seeds))
     return known[0]
 
 
@@ -280,28 +329,40 @@ def health_embed(
     `unknown` says why there is no health to show when nothing failed (RunPod's local worker server)."""
     embed = _health_base(clip(f"{model} ({endpoint_id})", TITLE_LIMIT), health, unknown)
     if health is None:
-        embed.description = f"Health: {unknown}." if unknown else "RunPod did not answer /health for this endpoint."
+        embed.description = (
+            tr("Health: {unknown}.", unknown=render(unknown))
+            if unknown
+            else tr("RunPod did not answer /health for this endpoint.")
+        )
     else:
         jobs = health.jobs
         embed.add_field(
-            name="RunPod jobs",
-            value=(
-                f"in queue {jobs.in_queue} · in progress {jobs.in_progress}\n"
-                f"completed {jobs.completed} · failed {jobs.failed} · retried {jobs.retried}"
+            name=tr("RunPod jobs"),
+            value=tr(
+                "in queue {in_queue} · in progress {in_progress}\n"
+                "completed {completed} · failed {failed} · retried {retried}",
+                in_queue=jobs.in_queue,
+                in_progress=jobs.in_progress,
+                completed=jobs.completed,
+                failed=jobs.failed,
+                retried=jobs.retried,
             ),
             inline=False,
         )
-        embed.add_field(name="A new job would be", value=clip(wait_reason, FIELD_LIMIT), inline=False)
-    error_text = "none" if last_error is None else f"{clip(last_error.message, 900)} ({relative(last_error.at)})"
+        embed.add_field(name=tr("A new job would be"), value=clip(render(wait_reason), FIELD_LIMIT), inline=False)
+    error_text = tr("none") if last_error is None else f"{clip(last_error.message, 900)} ({relative(last_error.at)})"
     embed.add_field(
-        name="The bot's view",
-        value=(
-            f"active jobs {active_jobs} · due lag {due_lag_ms / 1000:.1f} s · "
-            f"Redis {'reachable' if redis_ok else 'UNREACHABLE'}\nlast RunPod error: {error_text}"
+        name=tr("The bot's view"),
+        value=tr(
+            "active jobs {active} · due lag {lag:.1f} s · Redis {redis}\nlast RunPod error: {error}",
+            active=active_jobs,
+            lag=due_lag_ms / 1000,
+            redis=tr("reachable") if redis_ok else tr("UNREACHABLE"),
+            error=error_text,
         ),
         inline=False,
     )
-    embed.set_footer(text="Operator view: every server's jobs.")
+    embed.set_footer(text=tr("Operator view: every server's jobs."))
     return embed
 
 
@@ -318,17 +379,26 @@ def server_health_embed(
     the endpoint's id and RunPod's error texts are the operator's."""
     embed = _health_base(clip(model, TITLE_LIMIT), health, unknown)
     if health is None:
-        embed.description = f"Health: {unknown}." if unknown else "RunPod did not answer for this model just now."
+        embed.description = (
+            tr("Health: {unknown}.", unknown=render(unknown))
+            if unknown
+            else tr("RunPod did not answer for this model just now.")
+        )
     else:
-        embed.add_field(name="A new job would be", value=clip(wait_reason, FIELD_LIMIT), inline=False)
+        embed.add_field(name=tr("A new job would be"), value=clip(render(wait_reason), FIELD_LIMIT), inline=False)
     if server_jobs is None:
-        mine = "unknown: the bot cannot read its job records just now"
+        mine = tr("unknown: the bot cannot read its job records just now")
     else:
         queued = sum(1 for job in server_jobs if job.state in (JobState.SUBMITTING, JobState.QUEUED))
         running = sum(1 for job in server_jobs if job.state is JobState.RUNNING)
-        mine = f"{len(server_jobs)} active (queued {queued} · running {running})"
-    embed.add_field(name="This server's jobs", value=mine, inline=False)
-    embed.set_footer(text="This server's view; the bot's operator sees every server.")
+        mine = tr(
+            "{active} active (queued {queued} · running {running})",
+            active=len(server_jobs),
+            queued=queued,
+            running=running,
+        )
+    embed.add_field(name=tr("This server's jobs"), value=mine, inline=False)
+    embed.set_footer(text=tr("This server's view; the bot's operator sees every server."))
     return embed
 
 
@@ -346,10 +416,16 @@ def _health_base(title: str, health: Health | None, unknown: str | None = None) 
     if health is not None:
         workers = health.workers
         embed.add_field(
-            name="Workers",
-            value=(
-                f"idle {workers.idle} · running {workers.running} · initializing {workers.initializing}\n"
-                f"ready {workers.ready} · throttled {workers.throttled} · unhealthy {workers.unhealthy}"
+            name=tr("Workers"),
+            value=tr(
+                "idle {idle} · running {running} · initializing {initializing}\n"
+                "ready {ready} · throttled {throttled} · unhealthy {unhealthy}",
+                idle=workers.idle,
+                running=workers.running,
+                initializing=workers.initializing,
+                ready=workers.ready,
+                throttled=workers.throttled,
+                unhealthy=workers.unhealthy,
             ),
             inline=False,
         )
@@ -360,13 +436,13 @@ def jobs_embed(title: str, jobs: Sequence[TrackedJob], links: Sequence[str | Non
     """A member's recent jobs with their state and a link to each one's message."""
     embed = discord.Embed(title=clip(title, TITLE_LIMIT), colour=discord.Colour.blurple())
     if not jobs:
-        embed.description = "No jobs in the last week."
+        embed.description = tr("No jobs in the last week.")
         return embed
     lines = []
     for job, link in zip(jobs, links, strict=True):
         prompt = clip(shown_prompt(str(job.request.get("prompt", "")), 60), 60)
-        state = state_label(job)
-        where = f" — [open]({link})" if link else ""
+        state = render(state_label(job))
+        where = tr(" — [open]({link})", link=link) if link else ""
         lines.append(f"`{job.jid}` **{state}** {relative(job.created_at)}: {prompt}{where}")
     embed.description = clip("\n".join(lines), 4000)
     return embed

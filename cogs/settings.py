@@ -15,9 +15,11 @@ from typing import Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from cogs.common import NO_PINGS, Services, reply, services_of
+from cogs.i18n import render, tr, trn
 from jobs.nsfw import DEFAULT_NSFW_TERMS, NsfwMode
 from jobs.server_settings import (
     LOG_SHOWN,
@@ -35,6 +37,7 @@ from jobs.server_settings import (
     jobs_words,
     seconds_words,
 )
+from jobs.text import N_
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ MAX_CHOICES = 25
 # Discord's limits for an embed field's value and description (discord.md).
 FIELD_LIMIT = 1024
 DESCRIPTION_LIMIT = 4096
-WHAT = "see or change this server's settings"
+WHAT = N_("see or change this server's settings")
 
 
 class ServerSettingsCog(commands.Cog, name="Settings"):
@@ -58,7 +61,7 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
 
     settings = app_commands.Group(
         name="settings",
-        description="This server's settings for image jobs (moderators)",
+        description=locale_str("This server's settings for image jobs (moderators)"),
         guild_only=True,
         # A server's own settings: only where the server installed the bot.
         allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
@@ -74,21 +77,24 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         return interaction.guild_id
 
     async def _change(self, interaction: discord.Interaction[Any], outcome: Outcome) -> None:
-        text = f"Changed: {outcome.what}." if outcome.changed else outcome.what
+        what = render(outcome.what)
+        text = tr("Changed: {what}.", what=what) if outcome.changed else what
         await reply(interaction, text)
 
-    @settings.command(name="show", description="Every setting of this server, and the bot's caps")
+    @settings.command(name="show", description=locale_str("Every setting of this server, and the bot's caps"))
     async def show(self, interaction: discord.Interaction[Any]) -> None:
         guild_id = self._guild(interaction)
         view = await self.core.view(guild_id)
         terms = await self.services.prompt_rules.server_terms(guild_id)
-        name = interaction.guild.name if interaction.guild is not None else "this server"
+        name = interaction.guild.name if interaction.guild is not None else tr("this server")
         await interaction.response.send_message(
             embed=settings_embed(name, view, len(terms)), ephemeral=True, allowed_mentions=NO_PINGS
         )
 
-    @settings.command(name="model", description="The model /imagine uses when none is named")
-    @app_commands.describe(model="One of the models this server offers (leave it out: the bot's default again)")
+    @settings.command(name="model", description=locale_str("The model /imagine uses when none is named"))
+    @app_commands.describe(
+        model=locale_str("One of the models this server offers (leave it out: the bot's default again)")
+    )
     async def model(self, interaction: discord.Interaction[Any], model: str | None = None) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.set_default_model(guild_id, interaction.user.id, model))
@@ -100,8 +106,10 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         rules = await self.core.rules(interaction.guild_id)
         return _model_choices(self.services, rules.allowed_models, current)
 
-    @settings.command(name="models", description="Offer a model on this server, or stop offering it")
-    @app_commands.describe(model="One of the bot's models", offered="Whether members of this server may use it")
+    @settings.command(name="models", description=locale_str("Offer a model on this server, or stop offering it"))
+    @app_commands.describe(
+        model=locale_str("One of the bot's models"), offered=locale_str("Whether members of this server may use it")
+    )
     async def models(self, interaction: discord.Interaction[Any], model: str, offered: bool) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.allow_model(guild_id, interaction.user.id, model, offered))
@@ -112,18 +120,22 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         wanted = current.lower()
         return [
             app_commands.Choice(
-                name=f"{model.name} ({'offered' if model.name in rules.allowed_models else 'not offered'})",
+                name=tr("{model} (offered)", model=model.name)
+                if model.name in rules.allowed_models
+                else tr("{model} (not offered)", model=model.name),
                 value=model.name,
             )
             for model in self.services.catalog.drawing_models
             if wanted in model.name.lower() or wanted in model.description.lower()
         ][:MAX_CHOICES]
 
-    @settings.command(name="limits", description="Active jobs per member and for the server, and the cooldown")
+    @settings.command(
+        name="limits", description=locale_str("Active jobs per member and for the server, and the cooldown")
+    )
     @app_commands.describe(
-        member_jobs="Unfinished jobs one member may have here (at most the bot's cap)",
-        server_jobs="Unfinished jobs this server may have (at most the bot's cap)",
-        cooldown="Seconds between two jobs of one member here (at least the bot's)",
+        member_jobs=locale_str("Unfinished jobs one member may have here (at most the bot's cap)"),
+        server_jobs=locale_str("Unfinished jobs this server may have (at most the bot's cap)"),
+        cooldown=locale_str("Seconds between two jobs of one member here (at least the bot's)"),
     )
     async def limits(
         self,
@@ -138,10 +150,14 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         )
         await self._change(interaction, outcome)
 
-    @settings.command(name="budget", description="GPU seconds per member per day, and for the server per month")
+    @settings.command(
+        name="budget", description=locale_str("GPU seconds per member per day, and for the server per month")
+    )
     @app_commands.describe(
-        member_daily="GPU seconds one member may use per UTC day to start jobs here (at most the bot's cap)",
-        server_monthly="GPU seconds this server may use per UTC month (at most the bot's cap)",
+        member_daily=locale_str(
+            "GPU seconds one member may use per UTC day to start jobs here (at most the bot's cap)"
+        ),
+        server_monthly=locale_str("GPU seconds this server may use per UTC month (at most the bot's cap)"),
     )
     async def budget(
         self,
@@ -155,70 +171,82 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
         )
         await self._change(interaction, outcome)
 
-    @settings.command(name="negative", description="A negative prompt added to every job of this server")
-    @app_commands.describe(text="Added after each member's own negative prompt (leave it out: none)")
+    @settings.command(name="negative", description=locale_str("A negative prompt added to every job of this server"))
+    @app_commands.describe(text=locale_str("Added after each member's own negative prompt (leave it out: none)"))
     async def negative(self, interaction: discord.Interaction[Any], text: str | None = None) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.set_negative(guild_id, interaction.user.id, text))
 
-    @settings.command(name="mentions", description="Whether a result pings the member who asked for it")
-    @app_commands.describe(ping="On: the result notifies its owner. Off: it names them without a ping")
+    @settings.command(name="mentions", description=locale_str("Whether a result pings the member who asked for it"))
+    @app_commands.describe(ping=locale_str("On: the result notifies its owner. Off: it names them without a ping"))
     async def mentions(self, interaction: discord.Interaction[Any], ping: bool) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.set_mentions(guild_id, interaction.user.id, ping))
 
-    @settings.command(name="thread", description="Whether each job gets a thread of its own by default")
-    @app_commands.describe(on="On: a thread named after the prompt holds each job's result (/imagine thread: decides)")
+    @settings.command(name="thread", description=locale_str("Whether each job gets a thread of its own by default"))
+    @app_commands.describe(
+        on=locale_str("On: a thread named after the prompt holds each job's result (/imagine thread: decides)")
+    )
     async def thread(self, interaction: discord.Interaction[Any], on: bool) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.set_thread_per_job(guild_id, interaction.user.id, on))
 
     # Not named `nsfw`: discord.py would take the attribute for the group's own age-restricted flag.
     nsfw_rules = app_commands.Group(
-        name="nsfw", description="Where NSFW prompts are allowed, and this server's NSFW terms", parent=settings
+        name="nsfw",
+        description=locale_str("Where NSFW prompts are allowed, and this server's NSFW terms"),
+        parent=settings,
     )
 
-    @nsfw_rules.command(name="mode", description="Where this server allows NSFW prompts")
-    @app_commands.describe(mode="age-restricted: only in age-restricted channels (the default). never: nowhere")
+    @nsfw_rules.command(name="mode", description=locale_str("Where this server allows NSFW prompts"))
+    @app_commands.describe(
+        mode=locale_str("age-restricted: only in age-restricted channels (the default). never: nowhere")
+    )
     @app_commands.choices(mode=[app_commands.Choice(name=mode.value, value=mode.value) for mode in NsfwMode])
     async def nsfw_mode(self, interaction: discord.Interaction[Any], mode: app_commands.Choice[str]) -> None:
         guild_id = self._guild(interaction)
         outcome = await self.core.set_nsfw_mode(guild_id, interaction.user.id, NsfwMode(mode.value))
         await self._change(interaction, outcome)
 
-    @nsfw_rules.command(name="add", description="Make a term NSFW on this server, besides the bot's own NSFW terms")
-    @app_commands.describe(term="A word or words; matched like the deny-list (any case, look-alike letters)")
+    @nsfw_rules.command(
+        name="add", description=locale_str("Make a term NSFW on this server, besides the bot's own NSFW terms")
+    )
+    @app_commands.describe(
+        term=locale_str("A word or words; matched like the deny-list (any case, look-alike letters)")
+    )
     async def nsfw_add(
         self, interaction: discord.Interaction[Any], term: app_commands.Range[str, 1, MAX_NSFW_TERM_CHARS]
     ) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.nsfw_term(guild_id, interaction.user.id, term, True))
 
-    @nsfw_rules.command(name="remove", description="Remove one of this server's own NSFW terms")
-    @app_commands.describe(term="The term, however it is spelled")
+    @nsfw_rules.command(name="remove", description=locale_str("Remove one of this server's own NSFW terms"))
+    @app_commands.describe(term=locale_str("The term, however it is spelled"))
     async def nsfw_remove(self, interaction: discord.Interaction[Any], term: str) -> None:
         guild_id = self._guild(interaction)
         await self._change(interaction, await self.core.nsfw_term(guild_id, interaction.user.id, term, False))
 
-    @settings.command(name="reset", description="Put a setting, or all of them, back to the bot's")
-    @app_commands.describe(setting="What to put back")
+    @settings.command(name="reset", description=locale_str("Put a setting, or all of them, back to the bot's"))
+    @app_commands.describe(setting=locale_str("What to put back"))
     @app_commands.choices(
-        setting=[app_commands.Choice(name=section.value, value=section.name.lower()) for section in Section]
+        setting=[app_commands.Choice(name=locale_str(section.value), value=section.name.lower()) for section in Section]
     )
     async def reset(self, interaction: discord.Interaction[Any], setting: app_commands.Choice[str]) -> None:
         guild_id = self._guild(interaction)
         section = Section[setting.value.upper()]
         await self._change(interaction, await self.core.reset(guild_id, interaction.user.id, section))
 
-    @settings.command(name="log", description="Who changed this server's settings, and when")
+    @settings.command(name="log", description=locale_str("Who changed this server's settings, and when"))
     async def history(self, interaction: discord.Interaction[Any]) -> None:
         guild_id = self._guild(interaction)
         changes = await self.core.history(guild_id, LOG_SHOWN)
         if not changes:
-            await reply(interaction, "No setting of this server has been changed yet.")
+            await reply(interaction, tr("No setting of this server has been changed yet."))
             return
-        lines = [f"<t:{int(change.at.timestamp())}:f> <@{change.user_id}>: {change.what}" for change in changes]
-        embed = discord.Embed(title=f"Latest {len(lines)} changes, newest first", description=_fit(lines))
+        lines = [f"<t:{int(change.at.timestamp())}:f> <@{change.user_id}>: {render(change.what)}" for change in changes]
+        embed = discord.Embed(
+            title=tr("Latest {count} changes, newest first", count=len(lines)), description=_fit(lines)
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
@@ -237,95 +265,137 @@ def _label(name: str, description: str) -> str:
 
 
 def _budget_cap(cap_ms: int) -> str:
-    return f"at most {cap_ms // 1000} s" if cap_ms else "none"
+    return tr("at most {seconds} s", seconds=cap_ms // 1000) if cap_ms else tr("none")
 
 
 def _limit_line(effective: str, chosen: str | None, cap: str) -> str:
     if chosen is None:
-        return f"**{effective}** (the bot's: {cap})"
-    return f"**{effective}** (this server chose {chosen}; the bot's: {cap})"
+        return tr("**{effective}** (the bot's: {cap})", effective=effective, cap=cap)
+    return tr(
+        "**{effective}** (this server chose {chosen}; the bot's: {cap})", effective=effective, chosen=chosen, cap=cap
+    )
 
 
 def settings_embed(server: str, view: SettingsView, denied_terms: int) -> discord.Embed:
     """The panel: every setting, what applies now, and the operator's cap it stays within."""
     settings, rules, caps = view.settings, view.rules, view.caps
-    embed = discord.Embed(title=f"Settings of {server}"[:256])
+    embed = discord.Embed(title=tr("Settings of {server}", server=server)[:256])
     if rules.notes:
-        embed.description = _fit([f"⚠️ {note}" for note in rules.notes])
-    chosen_default = "this server's choice" if settings.default_model is not None else "the bot's default"
-    embed.add_field(name="Default model", value=f"**{rules.default_model}** ({chosen_default})", inline=False)
-    embed.add_field(name="Models offered", value=_models_line(rules)[:FIELD_LIMIT], inline=False)
+        embed.description = _fit([f"⚠️ {render(note)}" for note in rules.notes])
+    chosen_default = tr("this server's choice") if settings.default_model is not None else tr("the bot's default")
+    embed.add_field(name=tr("Default model"), value=f"**{rules.default_model}** ({chosen_default})", inline=False)
+    embed.add_field(name=tr("Models offered"), value=_models_line(rules)[:FIELD_LIMIT], inline=False)
     member = None if settings.member_active_jobs is None else str(settings.member_active_jobs)
     server_chosen = None if settings.server_active_jobs is None else str(settings.server_active_jobs)
     embed.add_field(
-        name="Active jobs per member",
-        value=_limit_line(jobs_words(rules.member_jobs), member, f"at most {jobs_words(caps.user_active)}"),
+        name=tr("Active jobs per member"),
+        value=_limit_line(
+            render(jobs_words(rules.member_jobs)),
+            member,
+            tr("at most {limit}", limit=render(jobs_words(caps.user_active))),
+        ),
         inline=False,
     )
     embed.add_field(
-        name="Active jobs for the server",
-        value=_limit_line(jobs_words(rules.server_jobs), server_chosen, f"at most {jobs_words(caps.guild_active)}"),
+        name=tr("Active jobs for the server"),
+        value=_limit_line(
+            render(jobs_words(rules.server_jobs)),
+            server_chosen,
+            tr("at most {limit}", limit=render(jobs_words(caps.guild_active))),
+        ),
         inline=False,
     )
-    cooldown = None if settings.cooldown_s is None else f"{settings.cooldown_s:g} s"
+    cooldown = None if settings.cooldown_s is None else tr("{seconds:g} s", seconds=settings.cooldown_s)
     embed.add_field(
-        name="Cooldown",
-        value=_limit_line(f"{rules.cooldown_s:g} s", cooldown, f"at least {caps.cooldown_ms / 1000:g} s"),
+        name=tr("Cooldown"),
+        value=_limit_line(
+            tr("{seconds:g} s", seconds=rules.cooldown_s),
+            cooldown,
+            tr("at least {seconds:g} s", seconds=caps.cooldown_ms / 1000),
+        ),
         inline=False,
     )
-    member_budget = None if settings.member_daily_gpu_s is None else f"{settings.member_daily_gpu_s} s"
+    member_budget = (
+        None if settings.member_daily_gpu_s is None else tr("{seconds} s", seconds=settings.member_daily_gpu_s)
+    )
     embed.add_field(
-        name="GPU budget per member per day",
-        value=_limit_line(seconds_words(rules.member_budget_s), member_budget, _budget_cap(caps.member_daily_gpu_ms)),
+        name=tr("GPU budget per member per day"),
+        value=_limit_line(
+            render(seconds_words(rules.member_budget_s)), member_budget, _budget_cap(caps.member_daily_gpu_ms)
+        ),
         inline=False,
     )
-    server_budget = None if settings.server_monthly_gpu_s is None else f"{settings.server_monthly_gpu_s} s"
+    server_budget = (
+        None if settings.server_monthly_gpu_s is None else tr("{seconds} s", seconds=settings.server_monthly_gpu_s)
+    )
     embed.add_field(
-        name="GPU budget for the server per month",
-        value=_limit_line(seconds_words(rules.server_budget_s), server_budget, _budget_cap(caps.guild_monthly_gpu_ms)),
+        name=tr("GPU budget for the server per month"),
+        value=_limit_line(
+            render(seconds_words(rules.server_budget_s)), server_budget, _budget_cap(caps.guild_monthly_gpu_ms)
+        ),
         inline=False,
     )
-    negative = f"“{settings.negative_prompt}”" if settings.negative_prompt else "none"
+    negative = f"“{settings.negative_prompt}”" if settings.negative_prompt else tr("none")
     embed.add_field(
-        name="Default negative prompt",
-        value=f"{negative} (added after each member's own; at most {view.negative_max} characters)"[:FIELD_LIMIT],
-        inline=False,
-    )
-    embed.add_field(
-        name="Results ping their owner", value="yes" if rules.mention_owner else "no (they name them)", inline=False
-    )
-    embed.add_field(
-        name="A thread per job",
-        value="yes (unless /imagine says `thread: False`)"
-        if rules.thread_per_job
-        else "no (unless /imagine says `thread: True`)",
-        inline=False,
-    )
-    nsfw = settings.nsfw
-    where = "only in age-restricted channels" if nsfw.mode is NsfwMode.AGE_RESTRICTED else "never (in no channel)"
-    own = ", ".join(f"“{term}”" for term in nsfw.terms) or "none"
-    embed.add_field(
-        name="NSFW prompts",
-        value=(
-            f"**{where}**; checked against the bot's {len(DEFAULT_NSFW_TERMS)} NSFW terms and this server's own: {own}"
+        name=tr("Default negative prompt"),
+        value=tr(
+            "{negative} (added after each member's own; at most {limit} characters)",
+            negative=negative,
+            limit=view.negative_max,
         )[:FIELD_LIMIT],
         inline=False,
     )
     embed.add_field(
-        name="Deny-list",
-        value=f"{denied_terms} term(s) of this server (`/denylist show`), and the bot's own everywhere",
+        name=tr("Results ping their owner"),
+        value=tr("yes") if rules.mention_owner else tr("no (they name them)"),
+        inline=False,
+    )
+    embed.add_field(
+        name=tr("A thread per job"),
+        value=tr("yes (unless /imagine says `thread: False`)")
+        if rules.thread_per_job
+        else tr("no (unless /imagine says `thread: True`)"),
+        inline=False,
+    )
+    nsfw = settings.nsfw
+    if nsfw.mode is NsfwMode.AGE_RESTRICTED:
+        where = tr("only in age-restricted channels")
+    else:
+        where = tr("never (in no channel)")
+    own = ", ".join(f"“{term}”" for term in nsfw.terms) or tr("none")
+    embed.add_field(
+        name=tr("NSFW prompts"),
+        value=tr(
+            "**{where}**; checked against the bot's {count} NSFW terms and this server's own: {own}",
+            where=where,
+            count=len(DEFAULT_NSFW_TERMS),
+            own=own,
+        )[:FIELD_LIMIT],
+        inline=False,
+    )
+    embed.add_field(
+        name=tr("Deny-list"),
+        value=trn(
+            "{n} term(s) of this server (`/denylist show`), and the bot's own everywhere",
+            "{n} term(s) of this server (`/denylist show`), and the bot's own everywhere",
+            denied_terms,
+        ),
         inline=False,
     )
     embed.set_footer(
-        text="Change with /settings model, models, limits, budget, negative, mentions, thread, nsfw or reset; "
-        "/settings log"
+        text=tr(
+            "Change with /settings model, models, limits, budget, negative, mentions, thread, nsfw or reset; "
+            "/settings log"
+        )
     )
     return embed
 
 
 def _models_line(rules: ServerRules) -> str:
     offered = ", ".join(rules.allowed_models)
-    return f"{offered} (chosen by this server)" if rules.restricted else f"{offered} (all of the bot's)"
+    if rules.restricted:
+        return tr("{models} (chosen by this server)", models=offered)
+    return tr("{models} (all of the bot's)", models=offered)
 
 
 def _fit(lines: list[str]) -> str:

@@ -29,6 +29,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import JOB_ID, Services, dispatchable_components, guarded, reply, services_of
+from cogs.i18n import tr
 from cogs.image_buttons import MAX_IMAGE_BUTTONS, ImageButton
 from cogs.jobs_ui import result_access, submit_flow
 from jobs.access import Action
@@ -36,6 +37,7 @@ from jobs.lineage import Derivation, Parent
 from jobs.presets import ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, RequestOptions
 from jobs.server_settings import ServerRules
 from jobs.service import JobServiceError
+from jobs.text import N_
 from storage.models import TrackedJob
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,14 @@ PROMPT_INPUT_ID = "prompt"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 # The V buttons are the job's owner's (and its server's moderators'); anyone who sees the image may still start a
 # variation of their own from it.
-VARY_IT_YOURSELF = f" To vary it as a job of your own, use *{VARY_MENU_NAME}* in the message's Apps menu."
+VARY_IT_YOURSELF = N_(" To vary it as a job of your own, use *Vary this image* in the message's Apps menu.")
 
 
 class NoImageModelError(JobServiceError):
     """No configured model starts from an image."""
 
     def __init__(self) -> None:
-        super().__init__("None of this bot's models can start from an image, so images cannot be varied here.")
+        super().__init__(tr("None of this bot's models can start from an image, so images cannot be varied here."))
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,12 @@ class PickImage(
     """Which image of a message with several to vary: the message is named in the custom_id, read again on use."""
 
     def __init__(self, channel_id: int, message_id: int, count: int = 1) -> None:
-        options = [discord.SelectOption(label=f"Image {n}", value=str(n)) for n in range(1, count + 1)]
+        options = [discord.SelectOption(label=tr("Image {index}", index=n), value=str(n)) for n in range(1, count + 1)]
         super().__init__(
             discord.ui.Select(
                 custom_id=f"vary:pick:{channel_id}:{message_id}",
-                placeholder="Which image to vary?",
-                options=options or [discord.SelectOption(label="Image 1", value="1")],
+                placeholder=tr("Which image to vary?"),
+                options=options or [discord.SelectOption(label=tr("Image {index}", index=1), value="1")],
             )
         )
         self.channel_id = channel_id
@@ -125,24 +127,24 @@ class PickImage(
         try:
             message = await channel.fetch_message(self.message_id)
         except discord.NotFound:
-            await reply(interaction, "That message is gone, so its images cannot be varied.")
+            await reply(interaction, tr("That message is gone, so its images cannot be varied."))
             return
         await vary_message_image(ctx, interaction, message, index)
 
 
-class PromptForm(discord.ui.Modal, title="Vary this image"):
+class PromptForm(discord.ui.Modal):
     """The prompt for a variation of an image the bot did not make (or whose job is no longer on record)."""
 
     def __init__(self, ctx: Services, source: VariationSource, model: ModelConfig) -> None:
-        super().__init__(timeout=PROMPT_FORM_TIMEOUT_S)
+        super().__init__(title=tr("Vary this image"), timeout=PROMPT_FORM_TIMEOUT_S)
         self.ctx = ctx
         self.source = source
         self.model = model
         self.prompt: discord.ui.TextInput[PromptForm] = discord.ui.TextInput(
-            label="Prompt",
+            label=tr("Prompt"),
             custom_id=PROMPT_INPUT_ID,
             style=discord.TextStyle.paragraph,
-            placeholder="What the new image should show",
+            placeholder=tr("What the new image should show"),
             max_length=min(TEXT_INPUT_MAX, model.limits.prompt_max),
         )
         self.add_item(self.prompt)
@@ -173,7 +175,7 @@ class Variations(commands.Cog):
         images = image_attachments(message.attachments)
         if not images:
             await reply(
-                interaction, "That message has no image to vary. Allowed: a message with a PNG, JPEG, WebP or GIF."
+                interaction, tr("That message has no image to vary. Allowed: a message with a PNG, JPEG, WebP or GIF.")
             )
             return
         if len(images) == 1:
@@ -182,7 +184,9 @@ class Variations(commands.Cog):
         view = discord.ui.View(timeout=None)
         view.add_item(PickImage(message.channel.id, message.id, len(images)))
         await interaction.response.send_message(
-            f"That message has {len(images)} images: which one should I vary?", view=view, ephemeral=True
+            tr("That message has {count} images: which one should I vary?", count=len(images)),
+            view=view,
+            ephemeral=True,
         )
 
 
@@ -204,7 +208,7 @@ async def vary_result(ctx: Services, interaction: discord.Interaction[Any], jid:
         return
     images = image_attachments(interaction.message.attachments) if interaction.message is not None else []
     if not 1 <= index <= len(images):
-        await reply(interaction, f"Image {index} is no longer on this message, so it cannot be varied.")
+        await reply(interaction, tr("Image {index} is no longer on this message, so it cannot be varied.", index=index))
         return
     await start_variation(ctx, interaction, VariationSource(images[index - 1].url, index, job))
 
@@ -215,7 +219,9 @@ async def vary_message_image(
     """Image `index` of `message`: with the prompt of the bot's job when the message is one of its results."""
     images = image_attachments(message.attachments)
     if not 1 <= index <= len(images):
-        await reply(interaction, f"That message has no image {index} (it has {len(images)}).")
+        await reply(
+            interaction, tr("That message has no image {index} (it has {count}).", index=index, count=len(images))
+        )
         return
     job = await result_job(ctx, interaction, message)
     await start_variation(ctx, interaction, VariationSource(images[index - 1].url, index, job))

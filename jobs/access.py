@@ -11,21 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from jobs.text import N_, stored
 from storage.models import TrackedJob
 
 
 class Action(StrEnum):
     """What an actor wants to do with a job; the value is how a refusal says it."""
 
-    CANCEL = "cancel it"
-    DELETE = "delete its images"
-    REROLL = "re-roll it"
-    RETRY = "retry it"
-    DELIVER = "deliver its images again"
-    REMIX = "remix it"
-    UPSCALE = "upscale its images"
-    VARY = "vary its images"
-    VIEW = "see it"
+    CANCEL = N_("cancel it")
+    DELETE = N_("delete its images")
+    REROLL = N_("re-roll it")
+    RETRY = N_("retry it")
+    DELIVER = N_("deliver its images again")
+    REMIX = N_("remix it")
+    UPSCALE = N_("upscale its images")
+    VARY = N_("vary its images")
+    VIEW = N_("see it")
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,19 @@ def may(actor: Actor, job: TrackedJob) -> bool:
     return actor.user_id == job.user_id or actor.operator or moderates(actor, job)
 
 
+PRIVATE = stored("Job `{jid}` is private: only the member who started it can {what}.")
+OWNER_OR_MODERATOR = stored("Only the member who started job `{jid}` or a moderator of its server can {what}.")
+OTHER_SERVER = stored(
+    "Only the member who started job `{jid}` or a moderator of its server can {what}. It was started in another "
+    "server, and a moderator's override applies only to jobs of their own server."
+)
+
+
 def refusal(actor: Actor, job: TrackedJob, action: Action) -> str:
     """Why the actor may not act on the job, and who may, in words a member reads."""
     what = action.value
     if is_private(job):
-        return f"Job `{job.jid}` is private: only the member who started it can {what}."
-    allowed = f"Only the member who started job `{job.jid}` or a moderator of its server can {what}."
+        return PRIVATE.format(jid=job.jid, what=what)
     if actor.moderator and actor.guild_id != job.guild_id:
-        return (
-            f"{allowed} It was started in another server, and a moderator's override applies only to jobs of "
-            "their own server."
-        )
-    return allowed
+        return OTHER_SERVER.format(jid=job.jid, what=what)
+    return OWNER_OR_MODERATOR.format(jid=job.jid, what=what)

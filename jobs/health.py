@@ -9,11 +9,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from jobs.presets import ModelConfig
+from jobs.text import N_, stored
 from jobs.waiting import HEALTH_UNKNOWN_LOCAL
 from runpod_client import RunPodClient
 from runpod_client.errors import AuthenticationError, NotFoundError, NotSupportedError, RunPodError
 from runpod_client.models import Health
 from storage.store import EndpointError, JobStore
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+RUNPOD_DOES_NOT_KNOW_ENDPOINT = stored("RunPod does not know endpoint {endpoint_id} (404)")
+RUNPOD_COULD_NOT_BE_ASKED = stored("RunPod could not be asked: {exc}")
 
 __all__ = ["EndpointError", "EndpointTracking", "ModelHealth", "Tracking", "model_health", "models_health", "tracking"]
 
@@ -39,11 +45,16 @@ async def model_health(model: str, client: RunPodClient) -> ModelHealth:
     except NotSupportedError:
         return ModelHealth(model, client.endpoint_id, None, None, HEALTH_UNKNOWN_LOCAL)
     except AuthenticationError:
-        return ModelHealth(model, client.endpoint_id, None, "RunPod rejected RUNPOD_API_KEY (401 Unauthorized)")
+        return ModelHealth(model, client.endpoint_id, None, N_("RunPod rejected RUNPOD_API_KEY (401 Unauthorized)"))
     except NotFoundError:
-        return ModelHealth(model, client.endpoint_id, None, f"RunPod does not know endpoint {client.endpoint_id} (404)")
+        return ModelHealth(
+            model,
+            client.endpoint_id,
+            None,
+            RUNPOD_DOES_NOT_KNOW_ENDPOINT.format(endpoint_id=client.endpoint_id),
+        )
     except RunPodError as exc:
-        return ModelHealth(model, client.endpoint_id, None, f"RunPod could not be asked: {exc}")
+        return ModelHealth(model, client.endpoint_id, None, RUNPOD_COULD_NOT_BE_ASKED.format(exc=exc))
 
 
 async def models_health(models: Sequence[ModelConfig], clients: Mapping[str, RunPodClient]) -> list[ModelHealth]:

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from jobs.text import N_
 from storage.models import JobState, TrackedJob
 
 STATE_LABELS: dict[JobState, str] = {
-    JobState.SUBMITTING: "Submitting…",
-    JobState.QUEUED: "Queued",
-    JobState.RUNNING: "Generating",
-    JobState.COMPLETED: "Done",
-    JobState.FAILED: "Failed",
-    JobState.CANCELLED: "Cancelled",
-    JobState.TIMED_OUT: "Timed out",
-    JobState.EXPIRED: "Result expired",
-    JobState.SUBMIT_UNKNOWN: "Outcome unknown",
+    JobState.SUBMITTING: N_("Submitting…"),
+    JobState.QUEUED: N_("Queued"),
+    JobState.RUNNING: N_("Generating"),
+    JobState.COMPLETED: N_("Done"),
+    JobState.FAILED: N_("Failed"),
+    JobState.CANCELLED: N_("Cancelled"),
+    JobState.TIMED_OUT: N_("Timed out"),
+    JobState.EXPIRED: N_("Result expired"),
+    JobState.SUBMIT_UNKNOWN: N_("Outcome unknown"),
 }
-NOT_DELIVERED = "Not delivered"
+NOT_DELIVERED = N_("Not delivered")
 # Shown when a record says its result was not delivered but not why (records written before the reason was kept).
-UNDELIVERED = "The result could not be delivered."
+UNDELIVERED = N_("The result could not be delivered.")
 # Where the reason a finished job's result was not delivered is kept in the job's `extra`.
 DELIVERY_FAILED_FIELD = "delivery_failed"
 # Where a delivered result was posted (a channel id: the job's own, or the owner's DM when the channel refused it) and

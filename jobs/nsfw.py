@@ -21,6 +21,20 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from jobs.prompt_filter import find_denied_term
+from jobs.text import stored
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+YOUR_PROMPT_HOLDS_AN_NSFW = stored(
+    "Your prompt holds “{term}”, an NSFW term: NSFW prompts are allowed only in age-restricted channels of "
+    "a server, and this is not one (direct messages and private results, which go by direct message, are "
+    "not age-restricted either). Use an age-restricted channel without `private` (ask a moderator which "
+    "channels are age-restricted), or rephrase."
+)
+YOUR_PROMPT_HOLDS_AN_NSFW_2 = stored(
+    "Your prompt holds “{term}”, an NSFW term, and this server allows no NSFW prompts in any channel (its "
+    "moderators chose so in /settings). Please rephrase."
+)
 
 # The default NSFW terms, shipped with the bot: explicit words for nudity and sex in English, each as a whole word
 # (so "analysis" or "Sussex" never match). Words with an everyday meaning too ("breasts" of a chicken, "Moby Dick",
@@ -99,13 +113,5 @@ def nsfw_term(prompt: str, server_terms: Sequence[str] = ()) -> str | None:
 def nsfw_refusal(term: str, mode: NsfwMode) -> str:
     """Why an NSFW prompt was refused: the term, the rule, and where such prompts are allowed."""
     if mode is NsfwMode.NEVER:
-        return (
-            f"Your prompt holds “{term}”, an NSFW term, and this server allows no NSFW prompts in any channel (its "
-            "moderators chose so in /settings). Please rephrase."
-        )
-    return (
-        f"Your prompt holds “{term}”, an NSFW term: NSFW prompts are allowed only in age-restricted channels of a "
-        "server, and this is not one (direct messages and private results, which go by direct message, are not "
-        "age-restricted either). Use an age-restricted channel without `private` (ask a moderator which channels are "
-        "age-restricted), or rephrase."
-    )
+        return YOUR_PROMPT_HOLDS_AN_NSFW_2.format(term=term)
+    return YOUR_PROMPT_HOLDS_AN_NSFW.format(term=term)

@@ -25,7 +25,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jobs.prices import DEFAULT_CURRENCY, Price, check_currency
 from jobs.prompt_filter import visible_text
+from jobs.text import N_, stored
 from runpod_client.local import LOCAL_KEY_PREFIX, local_worker_key
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+TO_CHARACTERS = stored("1 to {prompt_max} characters")
+IS_CHARACTERS_LONG = stored("is {prompt_count} characters long")
+AT_MOST_CHARACTERS = stored("at most {prompt_max} characters")
+IS_CHARACTERS_LONG_2 = stored("is {negative_count} characters long")
+AT_MOST_CHARACTERS_2 = stored("at most {negative_max} characters")
+IS_NOT_OFFERED_BY = stored("{size_text} is not offered by {name}")
+IS_OUT_OF_RANGE = stored("{steps} is out of range")
+IS_OUT_OF_RANGE_2 = stored("{guidance:g} is out of range")
+IS_OUT_OF_RANGE_3 = stored("{count} is out of range")
+IS_OUT_OF_RANGE_4 = stored("{seed} is out of range")
+UPSCALES_A_FINISHED_IMAGE_ITS = stored(
+    "{name} upscales a finished image (its U buttons) and draws nothing from a prompt"
+)
+DOES_NOT_APPLY_TO_AN = stored("does not apply to {name}, an upscaler")
+CANNOT_BE_USED_DOES_NOT = stored("cannot be used: {name} does not start from an image")
+IS_OUT_OF_RANGE_5 = stored("{strength:g} is out of range")
+LEAVES_NO_STEP_TO_RUN = stored("{strength:g} leaves no step to run at {steps} steps")
+AT_STEPS = stored("{value} at {steps} steps")
+IS_MORE_THAN_DRAWS_FROM = stored("{count} is more than {name} draws from an image")
+STARTS_FROM_AN_IMAGE_ATTACH = stored("{name} starts from an image: attach one")
+IS_NOT_CONFIGURED = stored("{name} is not configured")
 
 MAX_SEED = 2**32 - 1
 DEFAULT_PROMPT_MAX = 1500
@@ -1029,15 +1054,19 @@ class ModelConfig:
         limits, defaults = self.limits, self.defaults
         prompt = clean_prompt(options.prompt)
         if not prompt:
-            raise InvalidRequestError("prompt", "is empty", f"1 to {limits.prompt_max} characters")
+            raise InvalidRequestError("prompt", N_("is empty"), TO_CHARACTERS.format(prompt_max=limits.prompt_max))
         if len(prompt) > limits.prompt_max:
             raise InvalidRequestError(
-                "prompt", f"is {len(prompt)} characters long", f"at most {limits.prompt_max} characters"
+                "prompt",
+                IS_CHARACTERS_LONG.format(prompt_count=len(prompt)),
+                AT_MOST_CHARACTERS.format(prompt_max=limits.prompt_max),
             )
         negative = clean_prompt(options.negative_prompt) if options.negative_prompt else defaults.negative_prompt
         if len(negative) > limits.negative_max:
             raise InvalidRequestError(
-                "negative", f"is {len(negative)} characters long", f"at most {limits.negative_max} characters"
+                "negative",
+                IS_CHARACTERS_LONG_2.format(negative_count=len(negative)),
+                AT_MOST_CHARACTERS_2.format(negative_max=limits.negative_max),
             )
         size_text = options.size or defaults.size
         try:
@@ -1045,22 +1074,30 @@ class ModelConfig:
         except ValueError:
             size = None
         if size is None or str(size) not in limits.sizes:
-            raise InvalidRequestError("size", f"{size_text!r} is not offered by {self.name}", ", ".join(limits.sizes))
+            raise InvalidRequestError(
+                "size",
+                IS_NOT_OFFERED_BY.format(size_text=repr(size_text), name=self.name),
+                ", ".join(limits.sizes),
+            )
         worker = self.preset.worker
         steps = defaults.steps if options.steps is None else options.steps
         allowed_steps = self.steps_range
         if steps not in allowed_steps:
-            raise InvalidRequestError("steps", f"{steps} is out of range", allowed_steps.describe())
+            raise InvalidRequestError("steps", IS_OUT_OF_RANGE.format(steps=steps), allowed_steps.describe())
         guidance = defaults.guidance if options.guidance is None else options.guidance
         allowed_guidance = self.guidance_range
         if guidance not in allowed_guidance:
-            raise InvalidRequestError("guidance", f"{guidance:g} is out of range", allowed_guidance.describe())
+            raise InvalidRequestError(
+                "guidance",
+                IS_OUT_OF_RANGE_2.format(guidance=guidance),
+                allowed_guidance.describe(),
+            )
         count = defaults.count if options.count is None else options.count
         allowed_count = self.count_range
         if count not in allowed_count:
-            raise InvalidRequestError("count", f"{count} is out of range", allowed_count.describe())
+            raise InvalidRequestError("count", IS_OUT_OF_RANGE_3.format(count=count), allowed_count.describe())
         if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
-            raise InvalidRequestError("seed", f"{options.seed} is out of range", f"0–{MAX_SEED}")
+            raise InvalidRequestError("seed", IS_OUT_OF_RANGE_4.format(seed=options.seed), f"0–{MAX_SEED}")
         seed = options.seed if options.seed is not None else (random_seed or new_seed)()
         source, strength = self._resolve_source(options, steps, count)
         return ImageRequest(
@@ -1074,13 +1111,13 @@ class ModelConfig:
         if not url:
             raise InvalidRequestError(
                 "model",
-                f"{self.name} upscales a finished image (its U buttons) and draws nothing from a prompt",
-                "a model that draws",
+                UPSCALES_A_FINISHED_IMAGE_ITS.format(name=self.name),
+                N_("a model that draws"),
             )
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise InvalidRequestError("image", "is not an http(s) link", "an uploaded image or an image's link")
+            raise InvalidRequestError("image", N_("is not an http(s) link"), N_("an uploaded image or an image's link"))
         if options.strength is not None:
-            raise InvalidRequestError("strength", f"does not apply to {self.name}, an upscaler", "no strength")
+            raise InvalidRequestError("strength", DOES_NOT_APPLY_TO_AN.format(name=self.name), N_("no strength"))
         try:
             # The enlarged size as recorded; the fetched image's own size replaces it before /run.
             size = Size.parse(options.size or self.defaults.size)
@@ -1105,31 +1142,35 @@ class ModelConfig:
         spec = self.image_input
         if options.source_image_url is None:
             if options.strength is not None:
-                raise InvalidRequestError("strength", "applies only when starting from an image", "attach an image")
+                raise InvalidRequestError(
+                    "strength", N_("applies only when starting from an image"), N_("attach an image")
+                )
             if self.requires_image:
-                raise InvalidRequestError("image", "is missing", f"{self.name} starts from an image: attach one")
+                raise InvalidRequestError("image", N_("is missing"), STARTS_FROM_AN_IMAGE_ATTACH.format(name=self.name))
             return None, None
         if spec is None:
             able = ", ".join(self.image_models) if self.image_models else "none of the configured models"
-            raise InvalidRequestError("image", f"cannot be used: {self.name} does not start from an image", able)
+            raise InvalidRequestError("image", CANNOT_BE_USED_DOES_NOT.format(name=self.name), able)
         url = options.source_image_url.strip()
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise InvalidRequestError("image", "is not an http(s) link", "an uploaded image or an image's link")
+            raise InvalidRequestError("image", N_("is not an http(s) link"), N_("an uploaded image or an image's link"))
         strength = spec.default_strength if options.strength is None else float(options.strength)
         allowed = spec.strength.allowed
         if strength not in allowed:
-            raise InvalidRequestError("strength", f"{strength:g} is out of range", allowed.describe())
+            raise InvalidRequestError("strength", IS_OUT_OF_RANGE_5.format(strength=strength), allowed.describe())
         if spec.strength_scales_steps and int(steps * strength) < 1:
             # The pipeline runs int(steps * strength) steps and refuses to run none.
             least = Range(1 / steps, allowed.high)
             raise InvalidRequestError(
                 "strength",
-                f"{strength:g} leaves no step to run at {steps} steps",
-                f"{least.describe()} at {steps} steps",
+                LEAVES_NO_STEP_TO_RUN.format(strength=strength, steps=steps),
+                AT_STEPS.format(value=least.describe(), steps=steps),
             )
         if spec.single_image and count > 1:
             raise InvalidRequestError(
-                "count", f"{count} is more than {self.preset.worker.name} draws from an image", "1 with an image"
+                "count",
+                IS_MORE_THAN_DRAWS_FROM.format(count=count, name=self.preset.worker.name),
+                "1 with an image",
             )
         return SourceImage(url), strength
 
@@ -1233,7 +1274,7 @@ class ModelCatalog:
         for model in self.models:
             if model.name.lower() == wanted:
                 return model
-        raise InvalidRequestError("model", f"{name!r} is not configured", ", ".join(self.names))
+        raise InvalidRequestError("model", IS_NOT_CONFIGURED.format(name=repr(name)), ", ".join(self.names))
 
     @property
     def default(self) -> ModelConfig:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from http import HTTPStatus
 
 from jobs.policy import is_sync_id
+from jobs.text import N_, plural_of, stored, stored_ending, stored_n
 from runpod_client import (
     AuthenticationError,
     BadRequestError,
@@ -29,56 +30,56 @@ from storage.models import JobState, TrackedJob
 class Reason(StrEnum):
     """The fixed reasons and notes a member reads."""
 
-    EXPIRED = (
+    EXPIRED = N_(
         "RunPod no longer has this job, so its images are lost: RunPod deletes a job's result 30 minutes after it "
         "finishes, and deletes every job, finished or not, at its time limit."
     )
-    RESULT_LOST = (
+    RESULT_LOST = N_(
         "RunPod's local worker server no longer has this job, so its images are lost: that server runs a job when "
         "the bot first asks for its status and gives the result only in that one reply, which did not reach the bot "
         "(or the server was restarted)."
     )
-    SYNC_EXPIRED = (
+    SYNC_EXPIRED = N_(
         "RunPod no longer has this job, so its images are lost: it was sent with /runsync (a fast model), whose "
         "result RunPod keeps only 1 minute after it finishes, and the bot could not fetch it in that time (it was "
         "restarted or stalled)."
     )
     # Ends the reason of a live job the bot gave up on.
-    GAVE_UP = ", so the bot stopped waiting for it and asked RunPod to cancel it."
+    GAVE_UP = stored_ending(", so the bot stopped waiting for it and asked RunPod to cancel it.")
     # Ends the reason of a finished job whose images could not be fetched again.
-    IMAGES_LOST = ", so its images are lost."
+    IMAGES_LOST = stored_ending(", so its images are lost.")
     # Added when a bad API key ended a job: the member knows whom to ask.
-    FIX_THE_KEY = " A server admin needs to fix the bot's RunPod API key."
-    NO_IMAGE = "The worker finished without returning any image."
-    UNDELIVERED = "The result could not be delivered because of an unexpected error, logged by the bot"
-    SUBMIT_UNKNOWN = (
+    FIX_THE_KEY = stored_ending(" A server admin needs to fix the bot's RunPod API key.")
+    NO_IMAGE = N_("The worker finished without returning any image.")
+    UNDELIVERED = N_("The result could not be delivered because of an unexpected error, logged by the bot")
+    SUBMIT_UNKNOWN = N_(
         "RunPod did not confirm the job before the connection failed, so it may or may not be running. "
         "It is not tracked and was not sent again, to avoid paying twice; please submit it again if no image arrives."
     )
     # What cancelling a job on RunPod's local worker server does (it has no /cancel; it runs a job only during the
     # first status request, which answers when the job is done).
-    LOCAL_CANCEL = (
+    LOCAL_CANCEL = N_(
         "RunPod's local worker server cannot cancel a job. The bot stops tracking it and posts no result: if the "
         "worker had not started it (it runs a job only when the bot first asks for its status), it never will; if it "
         "was running, it runs to its end on the worker's machine."
     )
-    STOPPED_BEFORE_SENT = "The job was stopped before it was sent."
-    BUSY_AT_SUBMIT = "The bot was too busy to send it to RunPod in time. Nothing was started; please retry it."
-    UNREACHABLE_AT_SUBMIT = "RunPod could not be reached. Nothing was started; please try again in a minute."
+    STOPPED_BEFORE_SENT = N_("The job was stopped before it was sent.")
+    BUSY_AT_SUBMIT = N_("The bot was too busy to send it to RunPod in time. Nothing was started; please retry it.")
+    UNREACHABLE_AT_SUBMIT = N_("RunPod could not be reached. Nothing was started; please try again in a minute.")
     # A worker whose safety checker withheld every image (`worker_failure_reason`).
-    WORKER_NSFW = (
+    WORKER_NSFW = N_(
         "The model's safety checker judged the images NSFW and the worker withheld them, so it returned no image. "
         "This model refuses such images in every channel; try a different prompt or seed."
     )
     # A job that ended with no reason from RunPod.
-    WORKER_FAILED = "The worker failed without saying why."
-    CANCELLED = "The job was cancelled."
-    TIMED_OUT = "The job ran longer than the endpoint's execution timeout."
-    ENDED = "The job ended."
+    WORKER_FAILED = N_("The worker failed without saying why.")
+    CANCELLED = N_("The job was cancelled.")
+    TIMED_OUT = N_("The job ran longer than the endpoint's execution timeout.")
+    ENDED = N_("The job ended.")
     # Why a /cancel did not get through (see `cancel_refusal`).
-    CANCEL_UNANSWERED = "it did not answer in time"
+    CANCEL_UNANSWERED = N_("it did not answer in time")
     # What deadline reasons say RunPod reported (`deadline_reason`).
-    STATUS_STILL_FAILING = "RunPod's status checks of this job were still failing"
+    STATUS_STILL_FAILING = N_("RunPod's status checks of this job were still failing")
 
 
 class CancelOutcome(StrEnum):
@@ -121,6 +122,36 @@ def classify_status_error(exc: RunPodError) -> StatusErrorKind:
 _WORKER_NSFW = re.compile(r"\bnsfw content detected\b", re.IGNORECASE)
 
 
+# The reasons with this job's numbers, kept as English in its record: templates the front end recognises and
+# translates (`jobs.text.stored`). Their English is what the command line shows.
+EXPIRED_AFTER = stored(
+    "RunPod no longer has this job, so its images are lost: RunPod deletes a job's result 30 minutes after it "
+    "finishes, and deletes every job, finished or not, at its time limit ({duration} after it was submitted)."
+)
+QUEUE_WAIT = stored(
+    "No GPU worker started this job within {limit} (how long this bot lets a job wait in the queue), so the bot "
+    "asked RunPod to cancel it before it could run. Please try again later."
+)
+STILL_RUNNING = stored("RunPod still reported this job as running")
+STILL_WAITING = stored("RunPod still reported this job as waiting for a worker")
+PAST_DEADLINE = stored("{what} {late} after its time limit (when RunPod deletes a job whatever its state)")
+PAST_DEADLINE_LIMIT = stored(
+    "{what} {late} after its time limit ({limit} from submission, when RunPod deletes a job whatever its state)"
+)
+KEY_REJECTED = stored("RunPod kept rejecting the bot's API key (HTTP {status}) for {lasted}")
+RATE_LIMITED = stored("RunPod kept refusing this job's status checks over its rate limit (HTTP 429) for {lasted}")
+UNREADABLE = stored("RunPod's answers to this job's status checks could not be read for {lasted}")
+UNREACHABLE = stored("RunPod could not be reached to check on this job for {lasted}")
+STATUS_REFUSED = stored("RunPod kept answering {status} to this job's status checks for {lasted}")
+DELIVERY_GAVE_UP = stored_n("{cause}; gave up after {n} attempt.", "{cause}; gave up after {n} attempts.")
+DURATIONS = {
+    "second": stored_n("{n} second", "{n} seconds"),
+    "minute": stored_n("{n} minute", "{n} minutes"),
+    "hour": stored_n("{n} hour", "{n} hours"),
+    "day": stored_n("{n} day", "{n} days"),
+}
+
+
 def worker_failure_reason(error: str | None, outcome: JobState) -> str:
     """A failed job's reason: the worker's own words, or ours where they would puzzle a member (an NSFW filter)."""
     if error is not None and _WORKER_NSFW.search(error):
@@ -137,28 +168,25 @@ def expired_reason(job: TrackedJob, error: NotFoundError | None = None) -> str:
         return Reason.SYNC_EXPIRED
     if job.ttl_ms is None:
         return Reason.EXPIRED
-    return Reason.EXPIRED.removesuffix(".") + f" ({duration(job.ttl_ms)} after it was submitted)."
+    return EXPIRED_AFTER.format(duration=duration(job.ttl_ms))
 
 
 def queue_wait_reason(job: TrackedJob) -> str:
     """Why a job no worker started within its queue wait limit was cancelled."""
-    limit = duration(job.max_queue_wait_ms or 0)
-    return (
-        f"No GPU worker started this job within {limit} (how long this bot lets a job wait in the queue), so the bot "
-        "asked RunPod to cancel it before it could run. Please try again later."
-    )
+    return QUEUE_WAIT.format(limit=duration(job.max_queue_wait_ms or 0))
 
 
 def still_reported_as(running: bool) -> str:
     """What RunPod last said of a job found live past its time limit (for `deadline_reason`)."""
-    return f"RunPod still reported this job as {'running' if running else 'waiting for a worker'}"
+    return STILL_RUNNING if running else STILL_WAITING
 
 
 def deadline_reason(job: TrackedJob, late_ms: float, what: str) -> str:
     """Why a job still live `late_ms` after its time limit was given up; `what` says what RunPod answered."""
-    limit = f"{duration(job.ttl_ms)} from submission, " if job.ttl_ms is not None else ""
     late = duration(late_ms)
-    return f"{what} {late} after its time limit ({limit}when RunPod deletes a job whatever its state)" + Reason.GAVE_UP
+    if job.ttl_ms is None:
+        return PAST_DEADLINE.format(what=what, late=late) + Reason.GAVE_UP
+    return PAST_DEADLINE_LIMIT.format(what=what, late=late, limit=duration(job.ttl_ms)) + Reason.GAVE_UP
 
 
 def status_error_reason(kind: StatusErrorKind, exc: RunPodError, lasted_ms: float) -> str:
@@ -167,19 +195,19 @@ def status_error_reason(kind: StatusErrorKind, exc: RunPodError, lasted_ms: floa
     lasted = duration(lasted_ms)
     status = exc.status if isinstance(exc, RunPodAPIError) else 0
     if kind is StatusErrorKind.AUTH:
-        return f"RunPod kept rejecting the bot's API key (HTTP {status}) for {lasted}"
+        return KEY_REJECTED.format(status=status, lasted=lasted)
     if kind is StatusErrorKind.RATE_LIMITED:
-        return f"RunPod kept refusing this job's status checks over its rate limit (HTTP 429) for {lasted}"
+        return RATE_LIMITED.format(lasted=lasted)
     if kind is StatusErrorKind.UNREADABLE:
-        return f"RunPod's answers to this job's status checks could not be read for {lasted}"
+        return UNREADABLE.format(lasted=lasted)
     if kind is StatusErrorKind.UNREACHABLE:
-        return f"RunPod could not be reached to check on this job for {lasted}"
-    return f"RunPod kept answering {_http_status(status)} to this job's status checks for {lasted}"
+        return UNREACHABLE.format(lasted=lasted)
+    return STATUS_REFUSED.format(status=_http_status(status), lasted=lasted)
 
 
 def delivery_gave_up(cause: str, attempts: int) -> str:
     """Why a result was not delivered after `attempts` failed attempts."""
-    return f"{cause}; gave up after {attempts} attempts."
+    return plural_of(DELIVERY_GAVE_UP, attempts, cause=cause)
 
 
 def default_reason(state: JobState) -> str:
@@ -209,66 +237,87 @@ def cancel_summary(
     """What a cancel did, in words a member reads (the job id in backticks): the job had `ended_as` already, or was
     already being cancelled (`repeated`), or RunPod answered this `outcome` (None: no answer yet)."""
     if ended_as is not None:
-        return f"Job `{jid}` had already ended ({state_words(ended_as.value)})."
+        return CANCEL_ENDED.format(jid=jid, state=state_words(ended_as.value))
     if repeated:
-        return f"Job `{jid}` is already being cancelled."
+        return CANCEL_REPEATED.format(jid=jid)
     if outcome is None:
-        return f"Cancelling job `{jid}`… It is stopped as soon as RunPod confirms it has it."
+        return CANCEL_SENT.format(jid=jid)
     if outcome is CancelOutcome.GONE:
-        return (
-            f"RunPod no longer knows job `{jid}` (it expired or was removed there), so there was nothing to "
-            "cancel: nothing is running or billed for it, and its images, if any, are lost."
-        )
+        return CANCEL_GONE.format(jid=jid)
     if outcome is CancelOutcome.FINISHED:
-        return (
-            f"Job `{jid}` had already finished at RunPod ({state_words(detail) or 'finished'}) when the cancel "
-            "arrived, so its GPU time is spent."
-        )
+        return CANCEL_FINISHED.format(jid=jid, state=state_words(detail) or "finished")
     if outcome is CancelOutcome.UNSUPPORTED:
-        return f"Job `{jid}` is cancelled in the bot, but not stopped at the worker: " + Reason.LOCAL_CANCEL
+        return CANCEL_LOCAL.format(jid=jid, reason=Reason.LOCAL_CANCEL.value)
     if outcome is CancelOutcome.REFUSED:
-        return (
-            f"RunPod refused to cancel job `{jid}` for now ({detail}). The bot asks again each time it "
-            "checks the job; its card shows when it has stopped."
-        )
-    return f"Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped."
+        return CANCEL_REFUSED.format(jid=jid, detail=detail)
+    return CANCEL_ACCEPTED.format(jid=jid)
+
+
+CANCEL_ENDED = stored("Job `{jid}` had already ended ({state}).")
+CANCEL_REPEATED = stored("Job `{jid}` is already being cancelled.")
+CANCEL_SENT = stored("Cancelling job `{jid}`… It is stopped as soon as RunPod confirms it has it.")
+CANCEL_GONE = stored(
+    "RunPod no longer knows job `{jid}` (it expired or was removed there), so there was nothing to "
+    "cancel: nothing is running or billed for it, and its images, if any, are lost."
+)
+CANCEL_FINISHED = stored(
+    "Job `{jid}` had already finished at RunPod ({state}) when the cancel arrived, so its GPU time is spent."
+)
+CANCEL_LOCAL = stored("Job `{jid}` is cancelled in the bot, but not stopped at the worker: {reason}")
+CANCEL_REFUSED = stored(
+    "RunPod refused to cancel job `{jid}` for now ({detail}). The bot asks again each time it "
+    "checks the job; its card shows when it has stopped."
+)
+CANCEL_ACCEPTED = stored("Cancelling job `{jid}`… RunPod accepted the cancel; the card shows when it has stopped.")
+# A state as `state_words` writes it, for the catalog.
+STATE_WORDS = (
+    N_("completed"),
+    N_("failed"),
+    N_("cancelled"),
+    N_("timed out"),
+    N_("in queue"),
+    N_("in progress"),
+    N_("finished"),
+)
+DENIED_IN_NEGATIVE = stored(
+    "This server's default negative prompt holds the term “{term}”, which the deny-list refuses, so no job "
+    "can start here until a moderator changes or removes that negative prompt."
+)
+DENIED = stored("This server doesn't allow the term “{term}” in prompts. Please rephrase.")
 
 
 def denied_term_refusal(term: str, *, server_negative: bool = False) -> str:
     """Why a prompt was refused by the deny-list (the operator's or the server's), naming the term as it is listed;
     `server_negative`: the term is in the server's default negative prompt, which its moderators must change."""
     if server_negative:
-        return (
-            f"This server's default negative prompt holds the term “{term}”, which the deny-list refuses, so no job "
-            "can start here until a moderator changes or removes that negative prompt."
-        )
-    return f"This server doesn't allow the term “{term}” in prompts. Please rephrase."
+        return DENIED_IN_NEGATIVE.format(term=term)
+    return DENIED.format(term=term)
 
 
 def submit_refusal(exc: RunPodError) -> str:
     """Why RunPod did not take a job on `/run` (nothing was started)."""
     if isinstance(exc, AuthenticationError):
-        return "RunPod rejected the bot's API key. Nothing was started; a server admin needs to fix the key."
+        return N_("RunPod rejected the bot's API key. Nothing was started; a server admin needs to fix the key.")
     if isinstance(exc, NotFoundError):
-        return "RunPod does not know this model's endpoint. Nothing was started; a server admin needs to check it."
+        return N_("RunPod does not know this model's endpoint. Nothing was started; a server admin needs to check it.")
     if isinstance(exc, RateLimitedError):
-        return "RunPod is rate limiting this endpoint. Nothing was started; please try again in a minute."
+        return N_("RunPod is rate limiting this endpoint. Nothing was started; please try again in a minute.")
     if isinstance(exc, BadRequestError):
-        return "RunPod refused the request as invalid. Nothing was started."
-    return "RunPod answered with an error and did not accept the job; please try again later."
+        return N_("RunPod refused the request as invalid. Nothing was started.")
+    return N_("RunPod answered with an error and did not accept the job; please try again later.")
 
 
 def cancel_refusal(exc: RunPodError) -> str:
     """Why a `/cancel` did not get through, in a few words (no reply body: it is RunPod's, not the member's)."""
     if isinstance(exc, AuthenticationError):
-        return "it rejected the bot's API key"
+        return N_("it rejected the bot's API key")
     if isinstance(exc, RateLimitedError):
-        return "it is rate limiting cancels"
+        return N_("it is rate limiting cancels")
     if isinstance(exc, ServerError):
-        return "it answered with a server error"
+        return N_("it answered with a server error")
     if isinstance(exc, RunPodTransportError):
-        return "it could not be reached"
-    return "it answered with an error"
+        return N_("it could not be reached")
+    return N_("it answered with an error")
 
 
 def duration(ms: float) -> str:
@@ -276,10 +325,8 @@ def duration(ms: float) -> str:
     seconds = max(1, round(ms / 1000))
     for unit, size, up_to in (("second", 1, 120), ("minute", 60, 120 * 60), ("hour", 3600, 48 * 3600)):
         if seconds < up_to:
-            count = round(seconds / size)
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    days = round(seconds / 86400)
-    return f"{days} day{'' if days == 1 else 's'}"
+            return plural_of(DURATIONS[unit], round(seconds / size))
+    return plural_of(DURATIONS["day"], round(seconds / 86400))
 
 
 def _http_status(status: int) -> str:

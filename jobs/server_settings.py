@@ -30,8 +30,83 @@ from typing import Protocol
 from jobs.nsfw import NsfwMode, nsfw_refusal, nsfw_term
 from jobs.presets import NEGATIVE_SEPARATOR, ImageRequest, InvalidRequestError, ModelCatalog, ModelConfig, clean_prompt
 from jobs.prompt_filter import PromptRules, term_key
+from jobs.text import N_, stored
 from storage.server_settings import SettingsVersionError, StoredSettings
 from storage.store import Limits
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+IS_NOT_OFFERED_ON_THIS = stored("{name} is not offered on this server")
+IS_CHARACTERS_LONG_AND_THIS = stored(
+    "is {own_negative_count} characters long, and this server adds its default negative prompt "
+    "({server_count} characters) to it"
+)
+AT_MOST_CHARACTERS_ON_THIS = stored("at most {room} characters on this server with {name}")
+NONE_OF_THE_MODELS_THIS = stored(
+    "None of the models this server chose ({value}) is offered by the bot any more, so every model is offered."
+)
+THE_DEFAULT_MODEL_IS_NO = stored("The default model {default_model} is no longer offered by the bot: {default} is.")
+ACTIVE_JOBS_PER_MEMBER_THIS = stored(
+    "Active jobs per member: this server chose {member_active_jobs}, above the bot's cap of {user_active}, so "
+    "{user_active} applies."
+)
+ACTIVE_JOBS_FOR_THE_SERVER = stored(
+    "Active jobs for the server: this server chose {server_active_jobs}, above the bot's cap of "
+    "{guild_active}, so {guild_active} applies."
+)
+COOLDOWN_THIS_SERVER_CHOSE_S = stored(
+    "Cooldown: this server chose {cooldown_s:g} s, shorter than the bot's {cooldown_ms:g} s, so "
+    "{cooldown_ms:g} s applies."
+)
+THE_DEFAULT_MODEL_IS_NOT = stored("The default model {named} is not among this server's models: {default} is used.")
+THIS_SERVER_CHOSE_S_ABOVE = stored(
+    "{what}: this server chose {chosen_s} s, above the bot's cap of {cap_ms} s, so {cap_ms} s applies."
+)
+CAN_T_BE = stored("{what} can't be {value}")
+IS_ABOVE_THE_BOT_S = stored("{what}: {value} is above the bot's cap of {cap}")
+IS_MORE_THAN_THIS_BOT = stored("{what}: {value} is more than this bot takes")
+CAN_T_BE_S = stored("{what} can't be {value} s")
+S_IS_ABOVE_THE_BOT = stored("{what}: {value} s is above the bot's cap of {top} s")
+S_IS_MORE_THAN_THIS = stored("{what}: {value} s is more than this bot takes")
+TO_SECONDS = stored("{floor:g} to {MAX_SERVER_COOLDOWN_S} seconds")
+A_COOLDOWN_OF_S_IS = stored("a cooldown of {value:g} s is no duration")
+A_COOLDOWN_OF_S_IS_2 = stored("a cooldown of {value:g} s is shorter than the bot's cooldown of {floor:g} s")
+A_COOLDOWN_OF_S_IS_3 = stored("a cooldown of {value:g} s is longer than a day")
+MODELS_OFFERED = stored("models: {name} {verb} (offered: {value})")
+NSFW_PROMPTS = stored("NSFW prompts: {nsfw_mode_words} → {nsfw_mode_words2}")
+NSFW_TERM_REMOVED = stored("NSFW term “{found}” removed")
+THE_DEFAULT_MODEL_IS_ALREADY = stored("The default model is already {name}.")
+DEFAULT_MODEL_2 = stored("default model: {default_model} → {name}")
+IS_ALREADY_ON_THIS_SERVER = stored("{name} is already {value} on this server.")
+THE_DEFAULT_NEGATIVE_PROMPT_IS = stored("the default negative prompt is {cleaned_count} characters long")
+AT_MOST_CHARACTERS = stored("at most {limit} characters")
+DEFAULT_NEGATIVE_PROMPT = stored("default negative prompt: “{cleaned}”")
+RESULTS_ALREADY_THEIR_OWNER = stored("Results already {value} their owner.")
+RESULTS_PING_THEIR_OWNER = stored("results ping their owner: {state}")
+NSFW_PROMPTS_ALREADY = stored("NSFW prompts: already {nsfw_mode_words}.")
+IS_NOT_ONE_OF_THIS = stored("“{cleaned}” is not one of this server's NSFW terms.")
+ALREADY_THE_BOT_S = stored("{value}: already the bot's.")
+RESET_TO_THE_BOT_S = stored("reset: {value} to the bot's")
+IS_NOT_ONE_OF_THE = stored("{name} is not one of the bot's drawing models")
+THE_DEFAULT_MODEL_IS_ALREADY_2 = stored("The default model is already the bot's ({default_model}).")
+DEFAULT_MODEL_THE_BOT_S = stored("default model: {default_model} → the bot's ({default_model2})")
+ACTIVE_JOBS_PER_MEMBER = stored("active jobs per member {before_after}")
+ACTIVE_JOBS_FOR_THE_SERVER_2 = stored("active jobs for the server {before_after}")
+COOLDOWN_S_S = stored("cooldown {cooldown_s:g} s → {cooldown_s2:g} s")
+GPU_PER_MEMBER_PER_DAY = stored("GPU per member per day {seconds_words} → {member_daily_s} s")
+GPU_FOR_THE_SERVER_PER = stored("GPU for the server per month {before} → {server_monthly_s} s")
+THE_DEFAULT_NEGATIVE_PROMPT_HOLDS = stored(
+    "the default negative prompt holds “{denied}”, which the deny-list refuses in prompts"
+)
+THE_TERM_IS_CHARACTERS_LONG = stored("the term is {cleaned_count} characters long")
+AT_MOST_CHARACTERS_2 = stored("at most {MAX_NSFW_TERM_CHARS} characters")
+IS_ALREADY_ONE_OF_THIS = stored("“{found}” is already one of this server's NSFW terms.")
+NSFW_TERM_ADDED = stored("NSFW term “{cleaned}” added")
+IS_THE_ONLY_MODEL_THIS = stored("{name} is the only model this server offers, and a server needs one")
+IS_THIS_SERVER_S_DEFAULT = stored("{name} is this server's default model")
+CHOOSE_ANOTHER_DEFAULT_MODEL_FIRST = stored("choose another default model first (one of {value})")
+THIS_SERVER_HAS_NSFW_TERMS = stored("this server has {terms_count} NSFW terms already")
+AT_MOST_REMOVE_ONE_FIRST = stored("at most {MAX_NSFW_TERMS}: remove one first")
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +162,15 @@ class SettingRefusedError(Exception):
 class Section(StrEnum):
     """What `/settings reset` can put back to the bot's own settings."""
 
-    ALL = "everything"
-    MODEL = "default model"
-    MODELS = "models"
-    LIMITS = "limits"
-    BUDGET = "budget"
-    NEGATIVE = "default negative prompt"
-    MENTIONS = "mentions"
-    NSFW = "NSFW rules"
-    THREADS = "thread per job"
+    ALL = N_("everything")
+    MODEL = N_("default model")
+    MODELS = N_("models")
+    LIMITS = N_("limits")
+    BUDGET = N_("budget")
+    NEGATIVE = N_("default negative prompt")
+    MENTIONS = N_("mentions")
+    NSFW = N_("NSFW rules")
+    THREADS = N_("thread per job")
 
 
 SECTION_FIELDS: dict[Section, tuple[str, ...]] = {
@@ -251,7 +326,7 @@ class ServerRules:
         the operator's), naming the models it does."""
         if model.is_upscaler or model.name in self.allowed_models:
             return
-        raise InvalidRequestError("model", f"{model.name} is not offered on this server", self.allowed_list)
+        raise InvalidRequestError("model", IS_NOT_OFFERED_ON_THIS.format(name=model.name), self.allowed_list)
 
     @property
     def allowed_list(self) -> str:
@@ -267,9 +342,10 @@ class ServerRules:
             room = max(0, limit - len(server) - len(NEGATIVE_SEPARATOR))
             raise InvalidRequestError(
                 "negative",
-                f"is {len(combined.own_negative)} characters long, and this server adds its default negative prompt "
-                f"({len(server)} characters) to it",
-                f"at most {room} characters on this server with {model.name}",
+                IS_CHARACTERS_LONG_AND_THIS.format(
+                    own_negative_count=len(combined.own_negative), server_count=len(server)
+                ),
+                AT_MOST_CHARACTERS_ON_THIS.format(room=room, name=model.name),
             )
         return combined
 
@@ -300,25 +376,23 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
         if kept:
             allowed, restricted = kept, True
         else:
-            notes.append(
-                f"None of the models this server chose ({', '.join(settings.allowed_models)}) is offered by the bot "
-                "any more, so every model is offered."
-            )
+            notes.append(NONE_OF_THE_MODELS_THIS.format(value=", ".join(settings.allowed_models)))
     default = catalog.default_name if catalog.default_name in allowed else allowed[0]
     if settings.default_model is not None:
         named = next((name for name in drawing if name.lower() == settings.default_model.lower()), None)
         if named is None:
-            notes.append(f"The default model {settings.default_model} is no longer offered by the bot: {default} is.")
+            notes.append(THE_DEFAULT_MODEL_IS_NO.format(default_model=settings.default_model, default=default))
         elif named not in allowed:  # pragma: no cover - no change leaves it so; a hand-edited hash may
-            notes.append(f"The default model {named} is not among this server's models: {default} is used.")
+            notes.append(THE_DEFAULT_MODEL_IS_NOT.format(named=named, default=default))
         else:
             default = named
     member_active = 0
     if settings.member_active_jobs is not None:
         if caps.user_active and settings.member_active_jobs > caps.user_active:
             notes.append(
-                f"Active jobs per member: this server chose {settings.member_active_jobs}, above the bot's cap of "
-                f"{caps.user_active}, so {caps.user_active} applies."
+                ACTIVE_JOBS_PER_MEMBER_THIS.format(
+                    member_active_jobs=settings.member_active_jobs, user_active=caps.user_active
+                )
             )
         else:
             member_active = settings.member_active_jobs
@@ -326,8 +400,9 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
     if settings.server_active_jobs is not None:
         if caps.guild_active and settings.server_active_jobs > caps.guild_active:
             notes.append(
-                f"Active jobs for the server: this server chose {settings.server_active_jobs}, above the bot's cap "
-                f"of {caps.guild_active}, so {caps.guild_active} applies."
+                ACTIVE_JOBS_FOR_THE_SERVER.format(
+                    server_active_jobs=settings.server_active_jobs, guild_active=caps.guild_active
+                )
             )
         else:
             guild_active = settings.server_active_jobs
@@ -336,8 +411,7 @@ def resolve(settings: ServerSettings, caps: Limits, catalog: ModelCatalog, guild
         chosen_ms = round(settings.cooldown_s * 1000)
         if chosen_ms < caps.cooldown_ms:
             notes.append(
-                f"Cooldown: this server chose {settings.cooldown_s:g} s, shorter than the bot's "
-                f"{caps.cooldown_ms / 1000:g} s, so {caps.cooldown_ms / 1000:g} s applies."
+                COOLDOWN_THIS_SERVER_CHOSE_S.format(cooldown_s=settings.cooldown_s, cooldown_ms=caps.cooldown_ms / 1000)
             )
         elif chosen_ms > caps.cooldown_ms:
             member_cooldown_ms = chosen_ms
@@ -374,10 +448,7 @@ def _budget(chosen_s: int | None, cap_ms: int, what: str, notes: list[str]) -> i
     if chosen_s is None:
         return cap_ms
     if cap_ms and chosen_s * 1000 > cap_ms:
-        notes.append(
-            f"{what}: this server chose {chosen_s} s, above the bot's cap of {cap_ms // 1000} s, so "
-            f"{cap_ms // 1000} s applies."
-        )
+        notes.append(THIS_SERVER_CHOSE_S_ABOVE.format(what=what, chosen_s=chosen_s, cap_ms=cap_ms // 1000))
         return cap_ms
     return chosen_s * 1000
 
@@ -389,36 +460,43 @@ def check_jobs_limit(value: int, cap: int, what: str) -> None:
     """A server's active-jobs limit: at least 1, at most the operator's cap (or `MAX_SERVER_JOBS` without one)."""
     top = cap or MAX_SERVER_JOBS
     if value < 1:
-        raise SettingRefusedError(f"{what} can't be {value}", f"1 to {top}")
+        raise SettingRefusedError(CAN_T_BE.format(what=what, value=value), f"1 to {top}")
     if cap and value > cap:
-        raise SettingRefusedError(f"{what}: {value} is above the bot's cap of {cap}", f"1 to {cap}")
+        raise SettingRefusedError(
+            IS_ABOVE_THE_BOT_S.format(what=what, value=value, cap=cap),
+            f"1 to {cap}",
+        )
     if value > top:
-        raise SettingRefusedError(f"{what}: {value} is more than this bot takes", f"1 to {top}")
+        raise SettingRefusedError(IS_MORE_THAN_THIS_BOT.format(what=what, value=value), f"1 to {top}")
 
 
 def check_budget(value: int, cap_ms: int, top_s: int, what: str) -> None:
     """A server's GPU-time budget: at least 1 s, at most the operator's cap (or `top_s` without one)."""
     top = cap_ms // 1000 if cap_ms else top_s
     if value < 1:
-        raise SettingRefusedError(f"{what} can't be {value} s", f"1 to {top} s")
+        raise SettingRefusedError(CAN_T_BE_S.format(what=what, value=value), f"1 to {top} s")
     if cap_ms and value * 1000 > cap_ms:
-        raise SettingRefusedError(f"{what}: {value} s is above the bot's cap of {top} s", f"1 to {top} s")
+        raise SettingRefusedError(
+            S_IS_ABOVE_THE_BOT.format(what=what, value=value, top=top),
+            f"1 to {top} s",
+        )
     if value > top:
-        raise SettingRefusedError(f"{what}: {value} s is more than this bot takes", f"1 to {top} s")
+        raise SettingRefusedError(S_IS_MORE_THAN_THIS.format(what=what, value=value), f"1 to {top} s")
 
 
 def check_cooldown(value: float, floor_ms: int) -> None:
     """A server's cooldown: at least the operator's, at most `MAX_SERVER_COOLDOWN_S`."""
     floor = floor_ms / 1000
-    allowed = f"{floor:g} to {MAX_SERVER_COOLDOWN_S} seconds"
+    allowed = TO_SECONDS.format(floor=floor, MAX_SERVER_COOLDOWN_S=MAX_SERVER_COOLDOWN_S)
     if not math.isfinite(value) or value < 0:
-        raise SettingRefusedError(f"a cooldown of {value:g} s is no duration", allowed)
+        raise SettingRefusedError(A_COOLDOWN_OF_S_IS.format(value=value), allowed)
     if round(value * 1000) < floor_ms:
         raise SettingRefusedError(
-            f"a cooldown of {value:g} s is shorter than the bot's cooldown of {floor:g} s", allowed
+            A_COOLDOWN_OF_S_IS_2.format(value=value, floor=floor),
+            allowed,
         )
     if value > MAX_SERVER_COOLDOWN_S:
-        raise SettingRefusedError(f"a cooldown of {value:g} s is longer than a day", allowed)
+        raise SettingRefusedError(A_COOLDOWN_OF_S_IS_3.format(value=value), allowed)
 
 
 def negative_limit(catalog: ModelCatalog) -> int:
@@ -546,17 +624,23 @@ class ServerSettingsService:
             rules = resolve(settings, self.caps, self.catalog, guild_id)
             if name is None:
                 if settings.default_model is None:
-                    return f"The default model is already the bot's ({rules.default_model})."
+                    return THE_DEFAULT_MODEL_IS_ALREADY_2.format(default_model=rules.default_model)
                 after = resolve(replace(settings, default_model=None), self.caps, self.catalog, guild_id)
                 return Edit(
-                    f"default model: {rules.default_model} → the bot's ({after.default_model})", removed=[DEFAULT_MODEL]
+                    DEFAULT_MODEL_THE_BOT_S.format(
+                        default_model=rules.default_model, default_model2=after.default_model
+                    ),
+                    removed=[DEFAULT_MODEL],
                 )
             model = self._drawing_model(name, rules)
             if model.name not in rules.allowed_models:
-                raise SettingRefusedError(f"{model.name} is not offered on this server", rules.allowed_list)
+                raise SettingRefusedError(IS_NOT_OFFERED_ON_THIS.format(name=model.name), rules.allowed_list)
             if settings.default_model == model.name:
-                return f"The default model is already {model.name}."
-            return Edit(f"default model: {rules.default_model} → {model.name}", {DEFAULT_MODEL: model.name})
+                return THE_DEFAULT_MODEL_IS_ALREADY.format(name=model.name)
+            return Edit(
+                DEFAULT_MODEL_2.format(default_model=rules.default_model, name=model.name),
+                {DEFAULT_MODEL: model.name},
+            )
 
         return await self._change(guild_id, user_id, decide)
 
@@ -568,23 +652,25 @@ class ServerSettingsService:
             model = self._drawing_model(name, rules)
             current = list(rules.allowed_models)
             if allowed == (model.name in current):
-                return f"{model.name} is already {'offered' if allowed else 'not offered'} on this server."
+                return IS_ALREADY_ON_THIS_SERVER.format(
+                    name=model.name, value=N_("offered") if allowed else N_("not offered")
+                )
             if allowed:
                 wanted = [each for each in self.catalog.drawing_names if each in current or each == model.name]
             else:
                 wanted = [each for each in current if each != model.name]
                 if not wanted:
                     raise SettingRefusedError(
-                        f"{model.name} is the only model this server offers, and a server needs one",
-                        "offer another model first",
+                        IS_THE_ONLY_MODEL_THIS.format(name=model.name),
+                        N_("offer another model first"),
                     )
                 if settings.default_model == model.name:
                     raise SettingRefusedError(
-                        f"{model.name} is this server's default model",
-                        f"choose another default model first (one of {', '.join(wanted)})",
+                        IS_THIS_SERVER_S_DEFAULT.format(name=model.name),
+                        CHOOSE_ANOTHER_DEFAULT_MODEL_FIRST.format(value=", ".join(wanted)),
                     )
-            verb = "now offered" if allowed else "no longer offered"
-            what = f"models: {model.name} {verb} (offered: {', '.join(wanted)})"
+            verb = N_("now offered") if allowed else N_("no longer offered")
+            what = MODELS_OFFERED.format(name=model.name, verb=verb, value=", ".join(wanted))
             if wanted == self.catalog.drawing_names:
                 # Every model again: stored as no choice, so models the operator adds later are offered too.
                 return Edit(what, removed=[ALLOWED_MODELS])
@@ -604,7 +690,7 @@ class ServerSettingsService:
         """The server's own limits, each within the operator's caps; those not given stay as they are."""
         if member_jobs is None and server_jobs is None and cooldown_s is None:
             raise SettingRefusedError(
-                "no limit was given", "member_jobs, server_jobs or cooldown (one or more of them)"
+                N_("no limit was given"), N_("member_jobs, server_jobs or cooldown (one or more of them)")
             )
         if member_jobs is not None:
             check_jobs_limit(member_jobs, self.caps.user_active, "Active jobs per member")
@@ -626,17 +712,17 @@ class ServerSettingsService:
             fields: dict[str, str] = {}
             if member_jobs is not None and member_jobs != settings.member_active_jobs:
                 before_after = f"{jobs_words(rules.member_jobs)} → {jobs_words(after.member_jobs)}"
-                changes.append(f"active jobs per member {before_after}")
+                changes.append(ACTIVE_JOBS_PER_MEMBER.format(before_after=before_after))
                 fields[MEMBER_ACTIVE_JOBS] = str(member_jobs)
             if server_jobs is not None and server_jobs != settings.server_active_jobs:
                 before_after = f"{jobs_words(rules.server_jobs)} → {jobs_words(after.server_jobs)}"
-                changes.append(f"active jobs for the server {before_after}")
+                changes.append(ACTIVE_JOBS_FOR_THE_SERVER_2.format(before_after=before_after))
                 fields[SERVER_ACTIVE_JOBS] = str(server_jobs)
             if cooldown_s is not None and cooldown_s != settings.cooldown_s:
-                changes.append(f"cooldown {rules.cooldown_s:g} s → {after.cooldown_s:g} s")
+                changes.append(COOLDOWN_S_S.format(cooldown_s=rules.cooldown_s, cooldown_s2=after.cooldown_s))
                 fields[COOLDOWN_S] = f"{cooldown_s:g}"
             if not fields:
-                return "These limits are already set."
+                return N_("These limits are already set.")
             return Edit("limits: " + "; ".join(changes), fields)
 
         return await self._change(guild_id, user_id, decide)
@@ -646,7 +732,7 @@ class ServerSettingsService:
     ) -> Outcome:
         """The server's own GPU-time budgets (seconds), each within the operator's caps; those not given stay."""
         if member_daily_s is None and server_monthly_s is None:
-            raise SettingRefusedError("no budget was given", "member_daily or server_monthly (one or both)")
+            raise SettingRefusedError(N_("no budget was given"), N_("member_daily or server_monthly (one or both)"))
         if member_daily_s is not None:
             check_budget(
                 member_daily_s, self.caps.member_daily_gpu_ms, MAX_MEMBER_DAILY_GPU_S, "GPU budget per member per day"
@@ -664,14 +750,18 @@ class ServerSettingsService:
             changes = []
             fields: dict[str, str] = {}
             if member_daily_s is not None and member_daily_s != settings.member_daily_gpu_s:
-                changes.append(f"GPU per member per day {seconds_words(rules.member_budget_s)} → {member_daily_s} s")
+                changes.append(
+                    GPU_PER_MEMBER_PER_DAY.format(
+                        seconds_words=seconds_words(rules.member_budget_s), member_daily_s=member_daily_s
+                    )
+                )
                 fields[MEMBER_DAILY_GPU_S] = str(member_daily_s)
             if server_monthly_s is not None and server_monthly_s != settings.server_monthly_gpu_s:
                 before = seconds_words(rules.server_budget_s)
-                changes.append(f"GPU for the server per month {before} → {server_monthly_s} s")
+                changes.append(GPU_FOR_THE_SERVER_PER.format(before=before, server_monthly_s=server_monthly_s))
                 fields[SERVER_MONTHLY_GPU_S] = str(server_monthly_s)
             if not fields:
-                return "This budget is already set."
+                return N_("This budget is already set.")
             return Edit("budget: " + "; ".join(changes), fields)
 
         return await self._change(guild_id, user_id, decide)
@@ -683,24 +773,27 @@ class ServerSettingsService:
         limit = negative_limit(self.catalog)
         if len(cleaned) > limit:
             raise SettingRefusedError(
-                f"the default negative prompt is {len(cleaned)} characters long", f"at most {limit} characters"
+                THE_DEFAULT_NEGATIVE_PROMPT_IS.format(cleaned_count=len(cleaned)),
+                AT_MOST_CHARACTERS.format(limit=limit),
             )
         if cleaned and self.prompt_rules is not None:
             denied = await self.prompt_rules.denied_term(cleaned, guild_id)
             if denied is not None:
                 raise SettingRefusedError(
-                    f"the default negative prompt holds “{denied}”, which the deny-list refuses in prompts",
-                    "a text without the deny-list's terms",
+                    THE_DEFAULT_NEGATIVE_PROMPT_HOLDS.format(denied=denied),
+                    N_("a text without the deny-list's terms"),
                 )
 
         def decide(settings: ServerSettings) -> Edit | str:
             if cleaned == settings.negative_prompt:
                 return (
-                    "The default negative prompt is already so." if cleaned else "There is no default negative prompt."
+                    N_("The default negative prompt is already so.")
+                    if cleaned
+                    else N_("There is no default negative prompt.")
                 )
             if not cleaned:
-                return Edit("default negative prompt removed", removed=[NEGATIVE_PROMPT])
-            return Edit(f"default negative prompt: “{cleaned}”", {NEGATIVE_PROMPT: cleaned})
+                return Edit(N_("default negative prompt removed"), removed=[NEGATIVE_PROMPT])
+            return Edit(DEFAULT_NEGATIVE_PROMPT.format(cleaned=cleaned), {NEGATIVE_PROMPT: cleaned})
 
         return await self._change(guild_id, user_id, decide)
 
@@ -709,9 +802,9 @@ class ServerSettingsService:
 
         def decide(settings: ServerSettings) -> Edit | str:
             if settings.mention_owner == ping:
-                return f"Results already {'ping' if ping else 'do not ping'} their owner."
-            state = "on" if ping else "off"
-            return Edit(f"results ping their owner: {state}", {MENTIONS: "1" if ping else "0"})
+                return RESULTS_ALREADY_THEIR_OWNER.format(value=N_("ping") if ping else N_("do not ping"))
+            state = N_("on") if ping else N_("off")
+            return Edit(RESULTS_PING_THEIR_OWNER.format(state=state), {MENTIONS: "1" if ping else "0"})
 
         return await self._change(guild_id, user_id, decide)
 
@@ -720,10 +813,10 @@ class ServerSettingsService:
 
         def decide(settings: ServerSettings) -> Edit | str:
             if settings.thread_per_job == on:
-                return f"A thread per job is already {'on' if on else 'off'}."
+                return N_("A thread per job is already on.") if on else N_("A thread per job is already off.")
             if not on:
-                return Edit("a thread per job: off", removed=[THREADS])
-            return Edit("a thread per job: on", {THREADS: "1"})
+                return Edit(N_("a thread per job: off"), removed=[THREADS])
+            return Edit(N_("a thread per job: on"), {THREADS: "1"})
 
         return await self._change(guild_id, user_id, decide)
 
@@ -732,8 +825,10 @@ class ServerSettingsService:
 
         def decide(settings: ServerSettings) -> Edit | str:
             if settings.nsfw.mode is mode:
-                return f"NSFW prompts: already {_nsfw_mode_words(mode)}."
-            what = f"NSFW prompts: {_nsfw_mode_words(settings.nsfw.mode)} → {_nsfw_mode_words(mode)}"
+                return NSFW_PROMPTS_ALREADY.format(nsfw_mode_words=_nsfw_mode_words(mode))
+            what = NSFW_PROMPTS.format(
+                nsfw_mode_words=_nsfw_mode_words(settings.nsfw.mode), nsfw_mode_words2=_nsfw_mode_words(mode)
+            )
             if mode is NsfwMode.AGE_RESTRICTED:
                 return Edit(what, removed=[NSFW_MODE])
             return Edit(what, {NSFW_MODE: mode.value})
@@ -745,10 +840,11 @@ class ServerSettingsService:
         cleaned = " ".join(clean_prompt(term).split())
         if listed:
             if not term_key(cleaned):
-                raise SettingRefusedError("the term has nothing visible in it", "a word or words")
+                raise SettingRefusedError(N_("the term has nothing visible in it"), N_("a word or words"))
             if len(cleaned) > MAX_NSFW_TERM_CHARS:
                 raise SettingRefusedError(
-                    f"the term is {len(cleaned)} characters long", f"at most {MAX_NSFW_TERM_CHARS} characters"
+                    THE_TERM_IS_CHARACTERS_LONG.format(cleaned_count=len(cleaned)),
+                    AT_MOST_CHARACTERS_2.format(MAX_NSFW_TERM_CHARS=MAX_NSFW_TERM_CHARS),
                 )
 
         def decide(settings: ServerSettings) -> Edit | str:
@@ -756,17 +852,20 @@ class ServerSettingsService:
             found = next((each for each in terms if term_key(each) == term_key(cleaned)), None)
             if listed:
                 if found is not None:
-                    return f"“{found}” is already one of this server's NSFW terms."
+                    return IS_ALREADY_ONE_OF_THIS.format(found=found)
                 if len(terms) >= MAX_NSFW_TERMS:
                     raise SettingRefusedError(
-                        f"this server has {len(terms)} NSFW terms already",
-                        f"at most {MAX_NSFW_TERMS}: remove one first",
+                        THIS_SERVER_HAS_NSFW_TERMS.format(terms_count=len(terms)),
+                        AT_MOST_REMOVE_ONE_FIRST.format(MAX_NSFW_TERMS=MAX_NSFW_TERMS),
                     )
-                return Edit(f"NSFW term “{cleaned}” added", {NSFW_TERMS: json.dumps([*terms, cleaned])})
+                return Edit(
+                    NSFW_TERM_ADDED.format(cleaned=cleaned),
+                    {NSFW_TERMS: json.dumps([*terms, cleaned])},
+                )
             if found is None:
-                return f"“{cleaned}” is not one of this server's NSFW terms."
+                return IS_NOT_ONE_OF_THIS.format(cleaned=cleaned)
             kept = [each for each in terms if each != found]
-            what = f"NSFW term “{found}” removed"
+            what = NSFW_TERM_REMOVED.format(found=found)
             return Edit(what, {NSFW_TERMS: json.dumps(kept)}) if kept else Edit(what, removed=[NSFW_TERMS])
 
         return await self._change(guild_id, user_id, decide)
@@ -777,12 +876,12 @@ class ServerSettingsService:
         def decide(settings: ServerSettings) -> Edit | str:
             if section is Section.ALL:
                 if settings == ServerSettings():
-                    return "This server already uses the bot's own settings."
-                return Edit("reset: everything to the bot's settings", clear=True)
+                    return N_("This server already uses the bot's own settings.")
+                return Edit(N_("reset: everything to the bot's settings"), clear=True)
             fields = SECTION_FIELDS[section]
             if _without(settings, fields) == settings:
-                return f"{section.value.capitalize()}: already the bot's."
-            return Edit(f"reset: {section.value} to the bot's", removed=list(fields))
+                return ALREADY_THE_BOT_S.format(value=section.value.capitalize())
+            return Edit(RESET_TO_THE_BOT_S.format(value=section.value), removed=list(fields))
 
         return await self._change(guild_id, user_id, decide)
 
@@ -804,7 +903,7 @@ class ServerSettingsService:
     async def _change(self, guild_id: int, user_id: int, decide: Decide) -> Outcome:
         """Decide from the settings as they are, write with the log entry if they are still so (else decide again)."""
         if self.store is None:
-            raise SettingRefusedError("this bot keeps no server settings", "the bot's own settings")
+            raise SettingRefusedError(N_("this bot keeps no server settings"), N_("the bot's own settings"))
         for _ in range(CHANGE_ATTEMPTS):
             stored = await self.store.read(guild_id)
             edit = decide(ServerSettings.parse(stored.fields))
@@ -820,7 +919,7 @@ class ServerSettingsService:
             log.info("server %s: settings changed by user %s: %s", guild_id, user_id, edit.what)
             return Outcome(True, edit.what)
         raise SettingRefusedError(
-            "the settings kept changing under this change (other moderators are changing them)", "try again"
+            N_("the settings kept changing under this change (other moderators are changing them)"), N_("try again")
         )
 
     def _drawing_model(self, name: str, rules: ServerRules) -> ModelConfig:
@@ -830,23 +929,24 @@ class ServerSettingsService:
             model = None
         if model is None or model.is_upscaler:
             raise SettingRefusedError(
-                f"{name!r} is not one of the bot's drawing models", ", ".join(self.catalog.drawing_names)
+                IS_NOT_ONE_OF_THE.format(name=repr(name)),
+                ", ".join(self.catalog.drawing_names),
             )
         return model
 
 
 def jobs_words(limit: int) -> str:
     """A jobs limit as members read it (0: none)."""
-    return str(limit) if limit else "no limit"
+    return str(limit) if limit else N_("no limit")
 
 
 def seconds_words(budget_s: int) -> str:
     """A GPU budget as members read it (0: none)."""
-    return f"{budget_s} s" if budget_s else "no budget"
+    return f"{budget_s} s" if budget_s else N_("no budget")
 
 
 def _nsfw_mode_words(mode: NsfwMode) -> str:
-    return "only in age-restricted channels" if mode is NsfwMode.AGE_RESTRICTED else "never"
+    return N_("only in age-restricted channels") if mode is NsfwMode.AGE_RESTRICTED else N_("never")
 
 
 def _without(settings: ServerSettings, fields: Sequence[str]) -> ServerSettings:

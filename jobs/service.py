@@ -69,6 +69,7 @@ from jobs.reasons import (
     submit_refusal,
 )
 from jobs.server_settings import ServerRules, ServerSettingsService, operator_rules
+from jobs.text import N_, T, Text, stored
 from jobs.usage import UsageService, budget_refusal
 from runpod_client import JobStatus, Policy, RunPodClient
 from runpod_client.errors import NotFoundError, NotSupportedError, RunPodError, RunPodTransportError
@@ -84,6 +85,11 @@ from storage.store import (
     QuotaExceededError,
 )
 from storage.usage import UsageStore
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+DRAWS_IMAGES_AND_DOES_NOT = stored("{name} draws images and does not upscale them")
+IS_NOT_CONFIGURED = stored("{name} is not configured")
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +111,16 @@ __all__ = ["CancelOutcome", "CooldownError", "QuotaExceededError"]
 
 
 class JobServiceError(Exception):
-    """A refusal a member should read."""
+    """A refusal a member should read: its `text` (translatable) when it was worded as a `Text`."""
+
+    def __init__(self, message: str | Text = "", *args: object) -> None:
+        super().__init__(str(message), *args)
+        self.text: Text | None = message if isinstance(message, Text) else None
 
 
 class JobNotFoundError(JobServiceError):
     def __init__(self, jid: str) -> None:
-        super().__init__(f"There is no job `{jid}` (it may have finished more than a week ago).")
+        super().__init__(T("There is no job `{jid}` (it may have finished more than a week ago).", jid=jid))
         self.jid = jid
 
 
@@ -119,8 +129,11 @@ class BusyError(JobServiceError):
 
     def __init__(self, waited_s: float) -> None:
         super().__init__(
-            f"The bot is very busy right now and could not take your request within {waited_s:g} s. "
-            "Nothing was started; please try again in a minute."
+            T(
+                "The bot is very busy right now and could not take your request within {waited:g} s. "
+                "Nothing was started; please try again in a minute.",
+                waited=waited_s,
+            )
         )
         self.waited_s = waited_s
 
@@ -128,10 +141,10 @@ class BusyError(JobServiceError):
 def _not_undelivered(job: TrackedJob) -> str:
     """Why a job without a delivery failure cannot be delivered again."""
     if job.state is JobState.DELIVERED:
-        return "its images were delivered"
+        return N_("its images were delivered")
     if job.state.is_outcome:
-        return "its images are being delivered already"
-    return "it has not finished yet"
+        return N_("its images are being delivered already")
+    return N_("it has not finished yet")
 
 
 class NotRedeliverableError(JobServiceError):
@@ -139,8 +152,12 @@ class NotRedeliverableError(JobServiceError):
 
     def __init__(self, jid: str, why: str) -> None:
         super().__init__(
-            f"Job `{jid}` can't be delivered again: {why}. Only a finished job whose images Discord refused "
-            '(its card says "Not delivered") can be.'
+            T(
+                "Job `{jid}` can't be delivered again: {why}. Only a finished job whose images Discord refused "
+                '(its card says "Not delivered") can be.',
+                jid=jid,
+                why=T(why),
+            )
         )
 
 
@@ -177,8 +194,10 @@ class NoUpscalerError(JobServiceError):
 
     def __init__(self) -> None:
         super().__init__(
-            "This bot has no upscaler model, so images cannot be enlarged here; an image can only be shown at the "
-            "size it was made."
+            T(
+                "This bot has no upscaler model, so images cannot be enlarged here; an image can only be shown at the "
+                "size it was made."
+            )
         )
 
 
@@ -396,7 +415,7 @@ class JobService:
         try:
             model_config = self.catalog.get(model or rules.default_model)
         except InvalidRequestError:
-            raise InvalidRequestError("model", f"{model!r} is not configured", rules.allowed_list) from None
+            raise InvalidRequestError("model", IS_NOT_CONFIGURED.format(name=repr(model)), rules.allowed_list) from None
         rules.check_model(model_config)
         request = rules.apply_negative(model_config, model_config.resolve(options))
         return Prepared(model_config, request, options=options, model_name=model, rules=rules)
@@ -472,7 +491,7 @@ class JobService:
         model = self.catalog.get(name)
         if not model.is_upscaler:
             able = ", ".join(upscaler.name for upscaler in upscalers) or "none is configured"
-            raise InvalidRequestError("model", f"{model.name} draws images and does not upscale them", able)
+            raise InvalidRequestError("model", DRAWS_IMAGES_AND_DOES_NOT.format(name=model.name), able)
         return model
 
     async def submit_upscale(
@@ -507,16 +526,21 @@ class JobService:
         if actor is not None and is_private(parent) and not may(actor, parent):
             raise NotAllowedError(refusal(actor, parent, Action.VIEW))
         if parent.final_state is not JobState.COMPLETED:
-            raise UpscaleSourceError(f"Job `{parent.jid}` has no images to upscale: it did not complete.")
+            raise UpscaleSourceError(T("Job `{jid}` has no images to upscale: it did not complete.", jid=parent.jid))
         if not 1 <= image_index <= MAX_IMAGES_PER_JOB:
             raise UpscaleSourceError(
-                f"Job `{parent.jid}` has no image {image_index}. Allowed: 1 to {MAX_IMAGES_PER_JOB}."
+                T(
+                    "Job `{jid}` has no image {index}. Allowed: 1 to {last}.",
+                    jid=parent.jid,
+                    index=image_index,
+                    last=MAX_IMAGES_PER_JOB,
+                )
             )
         if model.scale is None:  # pragma: no cover - an upscaler always has its factor
             raise NoUpscalerError()
         url = image_url.strip()
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise InvalidRequestError("image", "is not an http(s) link", "the link of the result's image")
+            raise InvalidRequestError("image", N_("is not an http(s) link"), N_("the link of the result's image"))
         drawn = ImageRequest.from_dict(parent.request)
         request = ImageRequest(
             prompt=drawn.prompt,

@@ -46,6 +46,7 @@ from jobs.presets import (
     Size,
 )
 from jobs.service import JobService, Prepared, SourcePreparer
+from jobs.text import N_, stored
 from runpod_client.outputs import (
     FetchPolicy,
     ImageFetchError,
@@ -55,6 +56,29 @@ from runpod_client.outputs import (
     download_image,
     image_from_bytes,
 )
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+CANNOT_BE_USED_DOES_NOT = stored("cannot be used: {name} does not start from an image")
+CANNOT_BE_UPSCALED_IS_NOT = stored("cannot be upscaled: {name} is not an upscaler")
+IS_X_AND_X_LARGER = stored("is {width}x{height}, and {scale:g}x larger it would be {enlarged}, more than the bot posts")
+IMAGES_OF_AT_MOST_PIXELS = stored("images of at most {int} pixels (such as {example}) for {name}")
+MAKES_THE_JOB_S_REQUEST = stored("makes the job's request {size:.1f} MB")
+REQUESTS_OF_AT_MOST_MB = stored(
+    "requests of at most {RUN_PAYLOAD_LIMIT_BYTES} MB (RunPod's limit for /run); use a smaller image"
+)
+WAS_NOT_FETCHED = stored("was not fetched ({exc})")
+IS_LARGER_THAN = stored("is larger than {limit}")
+OF_AT_MOST = stored("{ALLOWED_FORMATS} of at most {limit}")
+COULD_NOT_BE_FETCHED = stored("could not be fetched ({exc})")
+IS_NOT = stored("is not {ALLOWED_FORMATS}")
+IS_X_MORE_PIXELS_THAN = stored("is {width}x{height}, more pixels than the bot opens")
+AT_MOST_MILLION_PIXELS_USE = stored("at most {MAX_SOURCE_DECODE_PIXELS} million pixels; use a smaller image")
+OF_ORDINARY_SIZE_USE_A = stored("{ALLOWED_FORMATS} of ordinary size; use a smaller image")
+IS_DAMAGED_AND_CANNOT_BE = stored("is damaged and cannot be opened ({name})")
+THAT_OPENS = stored("{ALLOWED_FORMATS} that opens")
+IS_X_PIXELS_AND_DRAWS = stored("is {width}x{height} ({width2} pixels), and {model_name} draws at the image's own size")
+AT_MOST_PIXELS_SUCH_AS = stored("at most {cap} pixels (such as {example}); use a smaller image")
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -135,7 +159,7 @@ async def prepare_source_image(
         return await prepare_upscale_source(model, request, session=session, policy=policy)
     spec = model.image_input
     if spec is None:
-        raise SourceImageError(f"cannot be used: {model.name} does not start from an image", _able(model))
+        raise SourceImageError(CANNOT_BE_USED_DOES_NOT.format(name=model.name), _able(model))
     # The caller's policy (the operator's address rules for worker outputs), capped at the source image's size.
     capped = replace(policy, max_bytes=min(policy.max_bytes, MAX_SOURCE_IMAGE_BYTES))
     data = await fetch_source(source.url, session=session, policy=capped)
@@ -156,7 +180,7 @@ async def prepare_upscale_source(
     size set to the image's times the factor. Raises `SourceImageError`."""
     source, spec, scale = request.source, model.upscale_input, request.scale
     if source is None or spec is None or scale is None:
-        raise SourceImageError(f"cannot be upscaled: {model.name} is not an upscaler", "an upscaler model")
+        raise SourceImageError(CANNOT_BE_UPSCALED_IS_NOT.format(name=model.name), N_("an upscaler model"))
     capped = replace(policy, max_bytes=min(policy.max_bytes, MAX_SOURCE_IMAGE_BYTES))
     data = await fetch_source(source.url, session=session, policy=capped)
     encoded, (width, height) = await asyncio.to_thread(encode_upscale_source, data, spec.encoding)
@@ -164,8 +188,8 @@ async def prepare_upscale_source(
     if enlarged.width * enlarged.height > MAX_UPSCALED_PIXELS:
         most = MAX_UPSCALED_PIXELS / (scale * scale)
         raise SourceImageError(
-            f"is {width}x{height}, and {scale:g}x larger it would be {enlarged}, more than the bot posts",
-            f"images of at most {int(most)} pixels (such as {_example(int(most))}) for {model.name}",
+            IS_X_AND_X_LARGER.format(width=width, height=height, scale=scale, enlarged=enlarged),
+            IMAGES_OF_AT_MOST_PIXELS.format(int=int(most), example=_example(int(most)), name=model.name),
         )
     prepared = replace(
         request, size=enlarged, source=replace(source, encoded=source.url if encoded is None else encoded)
@@ -179,9 +203,8 @@ async def _check_request_size(model: ModelConfig, prepared: ImageRequest) -> Non
     size = await asyncio.to_thread(request_bytes, model, prepared)
     if size > RUN_PAYLOAD_LIMIT_BYTES:
         raise SourceImageError(
-            f"makes the job's request {size / 1_000_000:.1f} MB",
-            f"requests of at most {RUN_PAYLOAD_LIMIT_BYTES // 1_000_000} MB (RunPod's limit for /run); use a "
-            "smaller image",
+            MAKES_THE_JOB_S_REQUEST.format(size=size / 1_000_000),
+            REQUESTS_OF_AT_MOST_MB.format(RUN_PAYLOAD_LIMIT_BYTES=RUN_PAYLOAD_LIMIT_BYTES // 1_000_000),
         )
 
 
@@ -191,14 +214,19 @@ async def fetch_source(url: str, *, session: aiohttp.ClientSession, policy: Fetc
         return await download_image(url, session=session, policy=policy)
     except UnsafeURLError as exc:
         raise SourceImageError(
-            f"was not fetched ({exc})", "an image at a public internet address, such as one uploaded to Discord"
+            WAS_NOT_FETCHED.format(exc=exc),
+            N_("an image at a public internet address, such as one uploaded to Discord"),
         ) from None
     except ImageTooLargeError as exc:
         limit = _megabytes(exc.max_bytes)
-        raise SourceImageError(f"is larger than {limit}", f"{ALLOWED_FORMATS} of at most {limit}") from None
+        raise SourceImageError(
+            IS_LARGER_THAN.format(limit=limit),
+            OF_AT_MOST.format(ALLOWED_FORMATS=ALLOWED_FORMATS, limit=limit),
+        ) from None
     except ImageFetchError as exc:
         raise SourceImageError(
-            f"could not be fetched ({exc})", "a link that still works (upload the image again)"
+            COULD_NOT_BE_FETCHED.format(exc=exc),
+            N_("a link that still works (upload the image again)"),
         ) from None
 
 
@@ -242,7 +270,7 @@ def _opened(data: bytes) -> Iterator[PILImage]:
     try:
         image_from_bytes(data)
     except InvalidImageError:
-        raise SourceImageError(f"is not {ALLOWED_FORMATS}", ALLOWED_FORMATS) from None
+        raise SourceImageError(IS_NOT.format(ALLOWED_FORMATS=ALLOWED_FORMATS), ALLOWED_FORMATS) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -250,17 +278,19 @@ def _opened(data: bytes) -> Iterator[PILImage]:
         width, height = opened.size
         if width * height > MAX_SOURCE_DECODE_PIXELS:
             raise SourceImageError(
-                f"is {width}x{height}, more pixels than the bot opens",
-                f"at most {MAX_SOURCE_DECODE_PIXELS // 1_000_000} million pixels; use a smaller image",
+                IS_X_MORE_PIXELS_THAN.format(width=width, height=height),
+                AT_MOST_MILLION_PIXELS_USE.format(MAX_SOURCE_DECODE_PIXELS=MAX_SOURCE_DECODE_PIXELS // 1_000_000),
             )
         yield opened
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise SourceImageError(
-            "has more pixels than any image should", f"{ALLOWED_FORMATS} of ordinary size; use a smaller image"
+            N_("has more pixels than any image should"),
+            OF_ORDINARY_SIZE_USE_A.format(ALLOWED_FORMATS=ALLOWED_FORMATS),
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise SourceImageError(
-            f"is damaged and cannot be opened ({type(exc).__name__})", f"{ALLOWED_FORMATS} that opens"
+            IS_DAMAGED_AND_CANNOT_BE.format(name=type(exc).__name__),
+            THAT_OPENS.format(ALLOWED_FORMATS=ALLOWED_FORMATS),
         ) from None
 
 
@@ -277,8 +307,8 @@ def _check_drawn_size(width: int, height: int, spec: ImageInputSpec, model_name:
     cap = spec.max_source_pixels
     if cap is not None and width * height > cap:
         raise SourceImageError(
-            f"is {width}x{height} ({width * height} pixels), and {model_name} draws at the image's own size",
-            f"at most {cap} pixels (such as {_example(cap)}); use a smaller image",
+            IS_X_PIXELS_AND_DRAWS.format(width=width, height=height, width2=width * height, model_name=model_name),
+            AT_MOST_PIXELS_SUCH_AS.format(cap=cap, example=_example(cap)),
         )
 
 
@@ -300,4 +330,4 @@ def _megabytes(count: int) -> str:
 
 
 def _able(model: ModelConfig) -> str:
-    return ", ".join(model.image_models) if model.image_models else "none of the configured models"
+    return ", ".join(model.image_models) if model.image_models else N_("none of the configured models")

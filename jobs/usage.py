@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from jobs.access import Actor
 from jobs.presets import InvalidRequestError, ModelCatalog
 from jobs.prices import Price
+from jobs.text import N_, stored
 from storage.models import TrackedJob
 from storage.store import Limits
 from storage.usage import (
@@ -37,6 +38,22 @@ from storage.usage import (
     month_named,
     month_period,
 )
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+MIN = stored("{minutes} min")
+H_MIN = stored("{hours} h {minutes} min")
+HAS_OF_LEFT_AND_THIS = stored(
+    "{whose} has {left} of {budget} left, and this job needs about {seconds_words} (the model's recent run "
+    "time for its images); {resets}. Fewer images take less."
+)
+IT_RESETS_AT_UTC_IN = stored("it resets at 00:00 UTC (in {wait_words})")
+IT_RESETS_ON_AT_UTC = stored("it resets on {ends:%-d %B} at 00:00 UTC (in {wait_words})")
+IS_USED_UP_OF_LEFT = stored("{whose} is used up: 0 of {budget} left; {resets}.")
+RESETS_AT_UTC_IN = stored("resets at 00:00 UTC (in {wait_words})")
+RESETS_ON_AT_UTC_IN = stored("resets on {month_ends:%-d %B} at 00:00 UTC (in {wait_words})")
+OF_USED_LEFT = stored("{what}: {seconds_words} of {seconds_words2} used{held}, {seconds_words3} left; {resets}.")
+RESERVED_BY_JOBS_IN_PROGRESS = stored(", {seconds_words} reserved by jobs in progress")
 
 # The sums as the front ends read them (they never reach the store themselves).
 __all__ = ["Breakdown", "Sums"]
@@ -55,9 +72,9 @@ def server_refusal(actor: Actor) -> str | None:
     """Why the actor may not see the usage of the server they ask from; None when they may (its moderators and the
     operator, in that server)."""
     if actor.guild_id is None:
-        return "A server's usage is shown in that server: use this command there. (/usage me works anywhere.)"
+        return N_("A server's usage is shown in that server: use this command there. (/usage me works anywhere.)")
     if not (actor.moderator or actor.operator):
-        return (
+        return N_(
             "Only this server's moderators can see its usage (the **Manage Server** permission or the moderator "
             "role). /usage me shows your own."
         )
@@ -68,7 +85,7 @@ def everything_refusal(actor: Actor) -> str | None:
     """Why the actor may not see every server's usage; None for the operator."""
     if actor.operator:
         return None
-    return (
+    return N_(
         "Only the bot's operator can see every server's usage. /usage me shows your own, and /usage server shows a "
         "server's to its moderators."
     )
@@ -86,13 +103,13 @@ def wait_words(seconds: float) -> str:
     """A wait as a member reads it: `3 h 12 min`, `25 d 3 h`, `4 min`, `under a minute`."""
     minutes = int(seconds // 60)
     if minutes < 1:
-        return "under a minute"
+        return N_("under a minute")
     days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
         return f"{days} d {hours} h" if hours else f"{days} d"
     if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
+        return H_MIN.format(hours=hours, minutes=minutes) if minutes else f"{hours} h"
+    return MIN.format(minutes=minutes)
 
 
 def seconds_words(ms: int) -> str:
@@ -105,17 +122,16 @@ def budget_refusal(scope: str, budget_ms: int, left_ms: int, estimate_ms: int, n
     server's month): how much is left, what the job needs when some is, and when the budget resets."""
     day_ends, month_ends = period_ends(now)
     if scope == "member":
-        whose, ends = "Your GPU budget today", day_ends
-        resets = f"it resets at 00:00 UTC (in {wait_words((ends - now).total_seconds())})"
+        whose, ends = N_("Your GPU budget today"), day_ends
+        resets = IT_RESETS_AT_UTC_IN.format(wait_words=wait_words((ends - now).total_seconds()))
     else:
-        whose, ends = "This server's GPU budget this month", month_ends
-        resets = f"it resets on {ends:%-d %B} at 00:00 UTC (in {wait_words((ends - now).total_seconds())})"
+        whose, ends = N_("This server's GPU budget this month"), month_ends
+        resets = IT_RESETS_ON_AT_UTC.format(ends=ends, wait_words=wait_words((ends - now).total_seconds()))
     left, budget = seconds_words(left_ms), seconds_words(budget_ms)
     if left_ms < 1000:
-        return f"{whose} is used up: 0 of {budget} left; {resets}."
-    return (
-        f"{whose} has {left} of {budget} left, and this job needs about {seconds_words(estimate_ms)} (the model's "
-        f"recent run time for its images); {resets}. Fewer images take less."
+        return IS_USED_UP_OF_LEFT.format(whose=whose, budget=budget, resets=resets)
+    return HAS_OF_LEFT_AND_THIS.format(
+        whose=whose, left=left, budget=budget, seconds_words=seconds_words(estimate_ms), resets=resets
     )
 
 
@@ -278,11 +294,11 @@ class UsageService:
             (reserved,) = await self.store.reserved_ms([self.store.keys.usage_member(periods.day, actor.user_id)])
             lines.append(
                 _budget_line(
-                    "Your GPU time today",
+                    N_("Your GPU time today"),
                     limits.member_daily_gpu_ms,
                     today.total.gpu_ms,
                     reserved,
-                    f"resets at 00:00 UTC (in {wait_words((day_ends - now).total_seconds())})",
+                    RESETS_AT_UTC_IN.format(wait_words=wait_words((day_ends - now).total_seconds())),
                 )
             )
         if limits.guild_monthly_gpu_ms and actor.guild_id is not None:
@@ -290,11 +306,13 @@ class UsageService:
             (reserved,) = await self.store.reserved_ms([self.store.keys.usage_guild(periods.month, actor.guild_id)])
             lines.append(
                 _budget_line(
-                    "This server's GPU time this month",
+                    N_("This server's GPU time this month"),
                     limits.guild_monthly_gpu_ms,
                     month.total.gpu_ms,
                     reserved,
-                    f"resets on {month_ends:%-d %B} at 00:00 UTC (in {wait_words((month_ends - now).total_seconds())})",
+                    RESETS_ON_AT_UTC_IN.format(
+                        month_ends=month_ends, wait_words=wait_words((month_ends - now).total_seconds())
+                    ),
                 )
             )
         return tuple(lines)
@@ -337,10 +355,14 @@ class UsageService:
 def _budget_line(what: str, budget_ms: int, used_ms: int, reserved_ms: int, resets: str) -> str:
     """`Your GPU time today: 42 s of 300 s used, 30 s reserved by jobs in progress, 228 s left; resets …`."""
     left = max(0, budget_ms - used_ms - reserved_ms)
-    held = f", {seconds_words(reserved_ms)} reserved by jobs in progress" if reserved_ms >= 1000 else ""
-    return (
-        f"{what}: {seconds_words(used_ms)} of {seconds_words(budget_ms)} used{held}, {seconds_words(left)} left; "
-        f"{resets}."
+    held = RESERVED_BY_JOBS_IN_PROGRESS.format(seconds_words=seconds_words(reserved_ms)) if reserved_ms >= 1000 else ""
+    return OF_USED_LEFT.format(
+        what=what,
+        seconds_words=seconds_words(used_ms),
+        seconds_words2=seconds_words(budget_ms),
+        held=held,
+        seconds_words3=seconds_words(left),
+        resets=resets,
     )
 
 

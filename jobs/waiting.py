@@ -8,35 +8,40 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from jobs.text import N_, stored
 from runpod_client import RunPodClient
 from runpod_client.errors import NotSupportedError, RunPodError
 from runpod_client.models import Health
+
+# The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
+# imported, so any process recognises them in a kept text and translates them.
+ALL_WORKERS_ARE_BUSY_JOB = stored("all {running} workers are busy; {ahead} job(s) ahead in the queue")
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEALTH_TTL_S = 10.0
 # What /health shows (on Discord and the command line) for a model on RunPod's local worker server.
-HEALTH_UNKNOWN_LOCAL = "unknown (local worker server has no /health)"
+HEALTH_UNKNOWN_LOCAL = N_("unknown (local worker server has no /health)")
 
 
 def explain_wait(health: Health | None) -> str:
     """The reason a queued job is waiting, as a member should read it."""
     if health is None:
-        return "waiting for a worker"
+        return N_("waiting for a worker")
     workers, jobs = health.workers, health.jobs
     usable = workers.idle + workers.ready + workers.running
     if workers.unhealthy and not usable:
-        return "workers are unhealthy (they keep crashing); a moderator should check the endpoint"
+        return N_("workers are unhealthy (they keep crashing); a moderator should check the endpoint")
     if workers.throttled and not usable and not workers.initializing:
-        return "throttled: RunPod has no free GPU of this type right now"
+        return N_("throttled: RunPod has no free GPU of this type right now")
     if workers.initializing and not (workers.idle + workers.ready):
-        return "waiting for a GPU (workers are starting)"
+        return N_("waiting for a GPU (workers are starting)")
     if not (usable + workers.initializing + workers.throttled):
-        return "no workers available yet (the endpoint is scaling up from zero)"
+        return N_("no workers available yet (the endpoint is scaling up from zero)")
     if workers.running and not (workers.idle + workers.ready):
         ahead = max(0, jobs.in_queue - 1)
-        return f"all {workers.running} workers are busy; {ahead} job(s) ahead in the queue"
-    return "waiting for a worker"
+        return ALL_WORKERS_ARE_BUSY_JOB.format(running=workers.running, ahead=ahead)
+    return N_("waiting for a worker")
 
 
 @dataclass

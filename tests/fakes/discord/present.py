@@ -214,6 +214,8 @@ def command_view(command: Command) -> CommandView:
         description=command.description,
         type=command.type,
         options=command.options,
+        name_localizations=command.raw.get("name_localizations"),
+        description_localizations=command.raw.get("description_localizations"),
         integration_types=command.raw.get("integration_types"),
         contexts=command.raw.get("contexts"),
     )

@@ -489,6 +489,7 @@ def check_command(command: Any, index: int) -> None:
     if command_type == 1 and (not isinstance(description, str) or not 1 <= len(description) <= 100):
         raise errors.too_long([*where, "description"], COMMAND_DESCRIPTION_LIMIT)
     _check_options(command.get("options") or [], where)
+    check_localizations(command, where)
 
 
 def _check_options(options: list[dict[str, Any]], where: list[str]) -> None:
@@ -499,6 +500,73 @@ def _check_options(options: list[dict[str, Any]], where: list[str]) -> None:
         if len(option.get("choices") or []) > CHOICES_LIMIT:
             raise errors.too_long([*place, "choices"], CHOICES_LIMIT)
         _check_options(option.get("options") or [], place)
+
+
+# Discord's locales (discord-api-docs reference.md, "Locales"): a localization under any other key is refused.
+DISCORD_LOCALES = frozenset(
+    [
+        "id",
+        "da",
+        "de",
+        "en-GB",
+        "en-US",
+        "es-ES",
+        "es-419",
+        "fr",
+        "hr",
+        "it",
+        "lt",
+        "hu",
+        "nl",
+        "no",
+        "pl",
+        "pt-BR",
+        "ro",
+        "fi",
+        "sv-SE",
+        "vi",
+        "tr",
+        "cs",
+        "el",
+        "bg",
+        "ru",
+        "uk",
+        "hi",
+        "th",
+        "zh-CN",
+        "ja",
+        "zh-TW",
+        "ko",
+    ]
+)
+
+
+def check_localizations(command: dict[str, Any], where: list[str]) -> None:
+    """The localized names and descriptions of a command, its options and their choices: known locales, and each
+    within the limit of what it localizes (a name 32, a description 100, a choice's name 100)."""
+    _check_localized(command, where, "name_localizations", COMMAND_NAME_LIMIT)
+    _check_localized(command, where, "description_localizations", COMMAND_DESCRIPTION_LIMIT)
+    for index, option in enumerate(command.get("options") or []):
+        if not isinstance(option, dict):
+            continue
+        place = [*where, "options", str(index)]
+        for number, choice in enumerate(option.get("choices") or []):
+            if isinstance(choice, dict):
+                _check_localized(choice, [*place, "choices", str(number)], "name_localizations", CHOICE_NAME_LIMIT)
+        check_localizations(option, place)
+
+
+def _check_localized(item: dict[str, Any], where: list[str], key: str, limit: int) -> None:
+    localized = item.get(key)
+    if localized is None:
+        return
+    if not isinstance(localized, dict):
+        raise _nested_error([*where, key], "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+    for locale, text in localized.items():
+        if locale not in DISCORD_LOCALES:
+            raise _nested_error([*where, key, str(locale)], "LOCALE_INVALID", f"Invalid locale {locale!r}")
+        if not isinstance(text, str) or not 1 <= len(text) <= limit:
+            raise errors.too_long([*where, key, str(locale)], limit)
 
 
 def check_command_counts(commands: list[Any]) -> None:

@@ -191,6 +191,9 @@ class CommandView(TypedDict):
     description: str
     type: int
     options: list[dict[str, Any]]
+    # As the bot synced them (locale → text), None when it sent none; its options keep theirs in `options`.
+    name_localizations: dict[str, str] | None
+    description_localizations: dict[str, str] | None
     # What the bot synced: the installs the command reaches (0 guild, 1 user) and where (0 guild, 1 the bot's DM,
     # 2 private channels); None when it sent none (Discord's defaults).
     integration_types: list[int] | None
