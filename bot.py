@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from cogs.common import SUBMIT_DRAIN_S, Services, bot_in_channel, report_error
 from cogs.delivery import DiscordNotifier
-from cogs.i18n import CatalogTranslator, catalog_digest, render, use_member_locale
+from cogs.i18n import CatalogTranslator, catalog_digest, load_catalogs, render, use_member_locale
 from cogs.pacing import Budget, DiscordBudget
 from jobs.poller import Poller
 from jobs.tasks import BackgroundTasks
@@ -181,6 +181,8 @@ class RunpodBot(commands.Bot):
         self._extensions = tuple(extensions)
 
     async def setup_hook(self) -> None:
+        # Every process renders messages (a poller-only one renders cards and results): catalogs compiled up front.
+        await asyncio.to_thread(load_catalogs)
         if self.deps.role.connects:
             # The commands' descriptions and choices in every shipped language (`description_localizations`).
             await self.tree.set_translator(CatalogTranslator())
@@ -202,7 +204,7 @@ class RunpodBot(commands.Bot):
             return
         payload: list[Any] = [command.to_dict(self.tree) for command in self.tree.get_commands()]
         # A changed translation of a description changes what is synced, though not the commands themselves.
-        payload.append(catalog_digest())
+        payload.append(await asyncio.to_thread(catalog_digest))
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
         key = self.deps.core.store.keys.command_tree_hash()
         stored = await self.deps.redis.get(key)

@@ -77,6 +77,13 @@ def translations(locale: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+def load_catalogs() -> None:
+    """Compile every shipped catalog now (tens of milliseconds each): run it in a thread at start, so the first
+    message in a language does not hold the event loop."""
+    for locale in SHIPPED:
+        translations(locale)
+
+
 def current_locale() -> str:
     return _current.get()
 
