@@ -269,6 +269,50 @@ async def test_another_servers_moderator_cannot_see_or_change_these_settings(har
     assert "negative_prompt" not in received or "bob's" not in received["negative_prompt"]
 
 
+# Every /settings change (the command and its options), as another server's moderator would try it.
+EVERY_CHANGE: list[tuple[str, dict[str, Any]]] = [
+    ("model", {"model": "default"}),
+    ("models", {"model": "default", "offered": True}),
+    ("limits", {"member_jobs": 1, "server_jobs": 2, "cooldown": 30}),
+    ("budget", {"member_daily": 120}),
+    ("negative", {"text": "bob's"}),
+    ("mentions", {"ping": False}),
+    ("thread", {"on": True}),
+    ("nsfw mode", {"mode": "never"}),
+    ("nsfw add", {"term": "spicy"}),
+    ("nsfw remove", {"term": "spicy"}),
+    ("reset", {"setting": "all"}),
+]
+
+
+async def test_no_settings_change_reaches_this_server_from_another_servers_moderator(harness: Harness) -> None:
+    """Each /settings change by another server's owner is refused here and, made in his server, changes only his."""
+    other = await harness.other_guild(owner_id=harness.bob)
+    async with harness.running(member_daily_gpu_s=600):
+        ours_before = await panel(harness)
+        inside = {
+            command: await settings(harness, command, harness.bob, **options) for command, options in EVERY_CHANGE
+        }
+        outside = {
+            command: await settings(harness, command, harness.bob, other.channel_id, **options)
+            for command, options in EVERY_CHANGE
+        }
+        ours_after = await panel(harness)
+        our_log = await settings(harness, "log")
+        their_log = final_message(await settings_answer(harness, "log", harness.bob, other.channel_id))
+    refused = "Only moderators can see or change this server's settings"
+    assert {command: refused in answer for command, answer in inside.items()} == dict.fromkeys(inside, True)
+    # In his own server each is his to make ("models" found the model offered already: nothing to change).
+    assert [command for command, answer in outside.items() if not answer.startswith("Changed: ")] == ["models"]
+    assert "default is already offered on this server." in outside["models"]
+    # The log too: a change that leaked and was then reset by the leaked "reset" would leave the panel as it was.
+    assert ours_after == ours_before
+    assert "No setting of this server has been changed yet." in our_log
+    their_changes = their_log["embeds"][0]["description"]
+    assert "results ping their owner: off" in their_changes
+    assert "NSFW term “spicy” added" in their_changes
+
+
 async def test_changes_are_logged_with_who_and_when(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """/settings log lists each change, newest first, with who made it and when; the bot's log has them too."""
     caplog.set_level(logging.INFO, logger="jobs.server_settings")
