@@ -36,10 +36,13 @@ YOUR_PROMPT_HOLDS_AN_NSFW_2 = stored(
     "moderators chose so in /settings). Please rephrase."
 )
 
-# The default NSFW terms, shipped with the bot: explicit words for nudity and sex in English, each as a whole word
-# (so "analysis" or "Sussex" never match). Words with an everyday meaning too ("breasts" of a chicken, "Moby Dick",
-# "cum laude", paint "stripper") are left out or kept only in phrases. Each server adds its own (`/settings nsfw add`).
-DEFAULT_NSFW_TERMS: tuple[str, ...] = (
+# The default NSFW terms, shipped with the bot: explicit words for nudity and sex in English and in each language the
+# bot speaks, each as a whole word (so "analysis" or "Sussex" never match; in Japanese, as a katakana run or anywhere
+# in kanji and hiragana, `jobs.prompt_filter`). Words with an everyday meaning too are left out or kept only in
+# phrases: "breasts" of a chicken, "Moby Dick", "cum laude", paint "stripper"; French "nu", a bare wall; Portuguese
+# "pelado", hairless or peeled; Japanese "裸", in 裸足 (barefoot), and "エロ", in イエロー (yellow). Each server adds
+# its own (`/settings nsfw add`).
+ENGLISH_NSFW_TERMS: tuple[str, ...] = (
     "nsfw",
     "nude",
     "nudes",
@@ -94,7 +97,100 @@ DEFAULT_NSFW_TERMS: tuple[str, ...] = (
     "striptease",
     "onlyfans",
     "r34",
+    "r18",
     "rule 34",
+)
+GERMAN_NSFW_TERMS = (
+    "nackt",
+    "nackte",
+    "nackten",
+    "nackter",
+    "nacktes",
+    "nacktheit",
+    "oben ohne",
+    "nippel",
+    "titten",
+    "geschlechtsverkehr",
+    "geschlechtsteile",
+    "erotik",
+    "erotisch",
+    "erotische",
+    "pornografie",
+    "pornografisch",
+    "unzensiert",
+)
+SPANISH_NSFW_TERMS = (
+    "desnudo",
+    "desnuda",
+    "desnudos",
+    "desnudas",
+    "desnudez",
+    "en topless",
+    "pezón",
+    "pezones",
+    "tetas",
+    "sexo",
+    "erótico",
+    "erótica",
+    "pornografía",
+    "pornográfico",
+    "genitales",
+)
+FRENCH_NSFW_TERMS = (
+    "nue",
+    "nues",
+    "femme nue",
+    "homme nu",
+    "seins nus",
+    "nudité",
+    "à poil",
+    "téton",
+    "tétons",
+    "nichons",
+    "sexe",
+    "sexuel",
+    "sexuelle",
+    "érotique",
+    "pornographie",
+    "pornographique",
+)
+PORTUGUESE_NSFW_TERMS = (
+    "nua",
+    "nuas",
+    "nudez",
+    "seios nus",
+    "mamilo",
+    "mamilos",
+    "pornografia",
+    "pornográfico",
+    "genitais",
+)
+JAPANESE_NSFW_TERMS = (
+    "ヌード",
+    "ヌードモデル",
+    "ヌード写真",
+    "全裸",
+    "裸体",
+    "半裸",
+    "セックス",
+    "ポルノ",
+    "乳首",
+    "性器",
+    "陰部",
+    "巨乳",
+    "おっぱい",
+    "エッチな",
+    "成人向け",
+    "18禁",
+    "無修正",
+)
+DEFAULT_NSFW_TERMS: tuple[str, ...] = (
+    *ENGLISH_NSFW_TERMS,
+    *GERMAN_NSFW_TERMS,
+    *SPANISH_NSFW_TERMS,
+    *FRENCH_NSFW_TERMS,
+    *PORTUGUESE_NSFW_TERMS,
+    *JAPANESE_NSFW_TERMS,
 )
 
 

@@ -27,6 +27,10 @@ folded first (capitals and small letters of one script always agree: ΣΊΣΥΦ�
 (capitals that look like Latin ones are caught: Cyrillic КILL is kill). A term matches if its case-first form is
 in the prompt's case-first form, or its skeleton-first form in the prompt's skeleton-first form.
 
+A term matches whole words, and where a word ends depends on its script: a word of a spaced script (Latin, Cyrillic,
+Greek, digits) ends where its letters do, whatever follows (Japanese text included); a katakana term ends where the
+katakana run does; in scripts written without spaces (kanji, hiragana, Thai…) a term is found anywhere.
+
 """
 
 from __future__ import annotations
@@ -101,6 +105,21 @@ _ACCENTED_SCRIPT_RANGES = (
 # Characters that look like a space without being whitespace.
 _BLANKS = {0x2800: " "}
 _WORD = re.compile(r"\w")
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, hiragana, Han ideographs): a term in
+# them is found anywhere in the text, or a Japanese prompt would hide every term it runs into its sentence.
+_UNSPACED = (
+    (0x0E00, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1780, 0x17FF),
+    (0x3040, 0x309F),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x3FFFF),
+)
+# Katakana writes words (loanwords, mostly) as runs between other scripts: a katakana term ends where the run does,
+# so "ヌード" is found in "美しいヌード写真" but not in "ヌードル" (noodle).
+_KATAKANA = ((0x30A0, 0x30FF), (0x31F0, 0x31FF))
 
 
 def visible_text(text: str) -> str:
@@ -133,6 +152,12 @@ def _in(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
 
 def _char_class(ranges: Iterable[tuple[int, int]]) -> str:
     return "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in ranges)
+
+
+_CONTINUES_KATAKANA = f"[{_char_class(_KATAKANA)}]"
+# A word of a spaced script (Latin, Cyrillic, Greek, digits…) ends where its letters do, also against a Japanese
+# neighbour: "nude" is found in "美しいnude写真".
+_CONTINUES_SPACED = f"[^\\W{_char_class((*_UNSPACED, *_KATAKANA))}]"
 
 
 def _mark_ranges() -> list[tuple[int, int]]:
@@ -240,10 +265,21 @@ def _term_patterns(term: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
         words = form.split()
         if not words:
             return ()
-        head = r"(?<!\w)" if _WORD.match(words[0][0]) else ""
-        tail = r"(?!\w)" if _WORD.match(words[-1][-1]) else ""
+        continues_head, continues_tail = _continues(words[0][0]), _continues(words[-1][-1])
+        head = f"(?<!{continues_head})" if continues_head else ""
+        tail = f"(?!{continues_tail})" if continues_tail else ""
         compiled.append((words[0], re.compile(head + " ?".join(re.escape(word) for word in words) + tail)))
     return tuple(compiled)
+
+
+def _continues(edge: str) -> str:
+    """What, next to a term's edge character, would make the term part of a longer word ("": nothing does)."""
+    code = ord(edge)
+    if _in(code, _UNSPACED):
+        return ""
+    if _in(code, _KATAKANA):
+        return _CONTINUES_KATAKANA
+    return _CONTINUES_SPACED if _WORD.match(edge) else ""
 
 
 def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:

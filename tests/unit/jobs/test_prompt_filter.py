@@ -106,6 +106,27 @@ def test_term_that_is_a_symbol_matches_next_to_letters() -> None:
     assert find_denied_term("a nice🍆emoji", ["🍆"]) == "🍆"
 
 
+@pytest.mark.parametrize(
+    ("prompt", "term"),
+    [("血まみれの部屋", "血まみれ"), ("夜の墓地の絵", "墓地"), ("ภาพเลือดสาด", "เลือด")],
+    ids=["hiragana and kanji", "kanji", "thai"],
+)
+def test_term_in_a_script_without_spaces_is_found_inside_the_sentence(prompt: str, term: str) -> None:
+    """Japanese and Thai run words together: a deny-listed term there is found wherever it is written."""
+    assert find_denied_term(prompt, [term]) == term
+
+
+def test_katakana_term_ends_where_the_katakana_run_does() -> None:
+    """A katakana word is found between other scripts, and not as the start of a longer katakana word."""
+    assert find_denied_term("美しいゴア表現", ["ゴア"]) == "ゴア"
+    assert find_denied_term("ゴアテックスの上着", ["ゴア"]) is None
+
+
+def test_latin_term_is_found_next_to_japanese() -> None:
+    """A Latin word written straight after Japanese text is still a whole word."""
+    assert find_denied_term("とてもgoreな絵", ["gore"]) == "gore"
+
+
 def test_spellings_of_one_term_share_a_key() -> None:
     """Case, width, look-alike letters, accents and invisible characters do not make a different term."""
     assert len({term_key(t) for t in ["Gore", "ＧＯＲＥ", "g\u043er\u0435", "go\u00adre", "gòre", " gore "]}) == 1
