@@ -573,17 +573,21 @@ class ChaosRun:
             "GUILD_ACTIVE_JOBS": "0",
             "ALLOW_PRIVATE_IMAGE_URLS": "true",
             "CARD_EDIT_INTERVAL_S": "1",
-            # The fake enforces no rate limits here, and members submit faster than Discord would let results into
-            # a channel: the run is about crashes and faults, so the bot's own pacing must not be what it waits for.
-            "DISCORD_CHANNEL_REQUESTS": "1000",
-            "DISCORD_CHANNEL_WINDOW_S": "1",
-            "DISCORD_REQUESTS_PER_S": "10000",
             "POLL_FIRST_MS": "300",
             "POLL_QUEUED_MIN_MS": "200",
             "POLL_QUEUED_MAX_MS": "1000",
             "POLL_RUNNING_MIN_MS": "200",
             "POLL_RUNNING_MAX_MS": "1000",
         }
+        if not self.options.discord_rate_limits:
+            # Without Discord's limits in the fake, members submit faster than Discord would let results into a
+            # channel: the run is about crashes and faults, so the bot's own pacing must not be what it waits for.
+            # With them (the default) the bot paces itself as in production, each process on its own budget.
+            env |= {
+                "DISCORD_CHANNEL_REQUESTS": "1000",
+                "DISCORD_CHANNEL_WINDOW_S": "1",
+                "DISCORD_REQUESTS_PER_S": "10000",
+            }
         if self.options.poll_lease_ms is not None:
             env["POLL_LEASE_MS"] = str(self.options.poll_lease_ms)
         if self.options.delivery_lease_ms is not None:
