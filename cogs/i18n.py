@@ -20,6 +20,7 @@ import re
 import string
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -209,67 +210,176 @@ _FORMATTER = string.Formatter()
 
 # A duration as the core writes it (`jobs.reasons.duration`): the values of these placeholders are tried as durations
 # first, so "{what} {late} after its time limit" splits "RunPod still reported … as running 3 minutes" right.
-_DURATION = r"\d+ (?:second|minute|hour|day)s?"
+_DURATION = re.compile(r"\d+ (?:second|minute|hour|day)s?")
 _DURATION_NAMES = frozenset({"late", "lasted", "duration", "limit"})
+# Recognising a text tries the ways its templates' placeholders could split it, and a text a member typed (a size
+# value, a prompt quoted in a refusal) can be built to make those ways many. Each way tried costs a step, and a text
+# whose recognition would take more steps than this is shown as it is: the cost is bounded whatever the text (a few
+# milliseconds), while a kept text, short and split at its template's own words, takes a few hundred.
+_RECOGNITION_STEPS = 20_000
+# What one recognition of a text (or of one of its values) costs before any split is tried: a look at each template.
+_RENDER_COST = 50
+# A template with this little of its own text ("{what} can't be {value}") would also fit a worker's or RunPod's own
+# sentence ("Input image can't be empty"); its free-text values must then be words the catalogs know, one word or a
+# number (a setting's name, a value), or the sentence is not this template's and is shown as it is.
+_SHORT_TEMPLATE = 16
 
 
-def _kept_patterns(typed: bool) -> list[tuple[re.Pattern[str], str | tuple[str, str]]]:
-    """The patterns of every template registered so far (a module imported later adds its own)."""
-    return _patterns_of(typed, len(STORED))
+class _OutOfSteps(Exception):
+    """The text's recognition took more than `_RECOGNITION_STEPS`."""
+
+
+class _Steps:
+    """What is left of one text's recognition budget (shared with its values' recognition)."""
+
+    def __init__(self) -> None:
+        self.left = _RECOGNITION_STEPS
+
+    def spend(self, steps: int = 1) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise _OutOfSteps
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A kept text's template as the words before its first placeholder and each placeholder with the words after."""
+
+    head: str
+    # (name, kind, the words after it); kind: "count" (digits), "duration" (tried as a duration first), "same" (a
+    # placeholder seen before: the same value), "text" (anything but nothing).
+    slots: tuple[tuple[str, str, str], ...]
+    literal: int
+    entry: str | tuple[str, str]
+
+    @property
+    def short(self) -> bool:
+        return self.literal < _SHORT_TEMPLATE
+
+
+def _kept_templates() -> list[_Template]:
+    """The templates registered so far (a module imported later adds its own)."""
+    return _templates_of(len(STORED))
 
 
 @cache
-def _patterns_of(typed: bool, _registered: int) -> list[tuple[re.Pattern[str], str | tuple[str, str]]]:
-    """Each template of a kept text as a pattern that finds its values; the most specific (most literal text) first.
-    `typed`: a duration's placeholder matches only a duration (tried first; then any text)."""
-    patterns: list[tuple[int, re.Pattern[str], str | tuple[str, str]]] = []
+def _templates_of(_registered: int) -> list[_Template]:
+    """Each form of every kept text's template; the most specific (most of its own text) first."""
+    templates: list[_Template] = []
     for entry in STORED:
         for form in (entry,) if isinstance(entry, str) else entry:
-            regex, literal, seen = [], 0, set()
-            for text, name, _spec, _conversion in _FORMATTER.parse(form):
-                regex.append(re.escape(text))
-                literal += len(text)
+            parsed = list(_FORMATTER.parse(form))
+            head, slots, seen = parsed[0][0], [], set()
+            for index, (_text, name, _spec, _conversion) in enumerate(parsed):
                 if name is None:
                     continue
+                after = parsed[index + 1][0] if index + 1 < len(parsed) else ""
                 if name in seen:
-                    regex.append(f"(?P={name})")
+                    kind = "same"
                 else:
                     seen.add(name)
-                    if name == "n":
-                        value = r"\d+"
-                    elif typed and name in _DURATION_NAMES:
-                        value = _DURATION
-                    else:
-                        value = ".+?"
-                    regex.append(rf"(?P<{name}>{value})")
-            patterns.append((literal, re.compile("".join(regex), re.DOTALL), entry))
-    patterns.sort(key=lambda item: -item[0])
-    return [(pattern, entry) for _literal, pattern, entry in patterns]
+                    kind = "count" if name == "n" else "duration" if name in _DURATION_NAMES else "text"
+                slots.append((name, kind, after))
+            if slots:
+                literal = len(head) + sum(len(after) for _name, _kind, after in slots)
+                templates.append(_Template(head, tuple(slots), literal, entry))
+    templates.sort(key=lambda template: -template.literal)
+    return templates
 
 
-def _render_kept(text: str, locale: str, depth: int) -> str:
+def _split(template: _Template, text: str, typed: bool, steps: _Steps) -> dict[str, str] | None:
+    """The values of `template`'s placeholders in `text` (the shortest first, as a lazy regex would find them), or
+    None if `text` is not this template's. `typed`: a duration's placeholder takes only a duration."""
+    last_after = template.slots[-1][2]
+    if not text.startswith(template.head) or not text.endswith(last_after):
+        return None
+    if len(text) < template.literal + len(template.slots):
+        return None
+    values: dict[str, str] = {}
+    end_of_text = len(text) - len(last_after)
+
+    def fits(name: str, kind: str, value: str) -> bool:
+        if kind == "count":
+            return value.isdigit()
+        if kind == "same":
+            return values.get(name) == value
+        if kind == "duration" and typed:
+            return _DURATION.fullmatch(value) is not None
+        return True
+
+    def place(index: int, start: int) -> bool:
+        name, kind, after = template.slots[index]
+        if index == len(template.slots) - 1:
+            ends: Iterator[int] = iter((end_of_text,) if end_of_text > start else ())
+        elif after:
+            ends = _occurrences(text, after, start + 1, end_of_text)
+        else:
+            ends = iter(range(start + 1, end_of_text + 1))
+        for end in ends:
+            steps.spend()
+            value = text[start:end]
+            if not fits(name, kind, value):
+                if kind == "count":
+                    return False  # a longer value holds the same non-digit
+                continue
+            values[name] = value if kind != "same" else values[name]
+            if index == len(template.slots) - 1 or place(index + 1, end + len(after)):
+                return True
+        return False
+
+    return values if place(0, len(template.head)) else None
+
+
+def _occurrences(text: str, words: str, start: int, stop: int) -> Iterator[int]:
+    """Where `words` begins in `text`, from `start` on, ending by `stop`."""
+    found = text.find(words, start, stop)
+    while found != -1:
+        yield found
+        found = text.find(words, found + 1, stop)
+
+
+def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None) -> str:
     if not text or locale == SOURCE_LOCALE:
         return text
     catalog = translations(locale)
     translated = catalog.gettext(text)
     if translated != text or depth > _KEPT_DEPTH:
         return translated
+    if steps is None:
+        try:
+            return _render_kept(text, locale, depth, _Steps())
+        except _OutOfSteps:
+            return text
+    steps.spend(_RENDER_COST)
     for ending in STORED_ENDINGS:
         if text.endswith(ending) and len(text) > len(ending):
-            return _render_kept(text[: -len(ending)], locale, depth + 1) + catalog.gettext(ending)
-    for pattern, entry in (*_kept_patterns(True), *_kept_patterns(False)):
-        match = pattern.fullmatch(text)
-        if match is None:
-            continue
-        values = match.groupdict()
-        params: dict[str, Any] = {
-            name: _render_kept(value, locale, depth + 1) for name, value in values.items() if name != "n"
-        }
-        if isinstance(entry, tuple):
-            n = int(values["n"])
-            return fill(catalog.ngettext(entry[0], entry[1], n), {"n": n, **params}, locale)
-        return fill(catalog.gettext(entry), params, locale)
+            return _render_kept(text[: -len(ending)], locale, depth + 1, steps) + catalog.gettext(ending)
+    for typed in (True, False):
+        for template in _kept_templates():
+            values = _split(template, text, typed, steps)
+            if values is None:
+                continue
+            params: dict[str, Any] = {}
+            for name, value in values.items():
+                if name != "n":
+                    params[name] = _render_kept(value, locale, depth + 1, steps)
+            if template.short and not all(
+                params[name] != value or _one_word_or_number(value)
+                for name, kind, _after in template.slots
+                if kind in ("text", "duration") and (value := values[name])
+            ):
+                continue
+            entry = template.entry
+            if isinstance(entry, tuple):
+                n = int(values["n"])
+                return fill(catalog.ngettext(entry[0], entry[1], n), {"n": n, **params}, locale)
+            return fill(catalog.gettext(entry), params, locale)
     return text
+
+
+def _one_word_or_number(value: str) -> bool:
+    """A value a short template's placeholder may hold without being a known text: one word, or a quantity."""
+    return len(value.split()) == 1 or value[:1].isdigit()
 
 
 class CatalogTranslator(app_commands.Translator):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import string
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -281,3 +282,23 @@ def test_numbers_are_written_the_languages_way() -> None:
 def test_a_settings_change_kept_in_the_log_is_shown_in_german() -> None:
     """A log entry written by another process (its code never ran here) is recognised and shown in German."""
     assert render("NSFW term “kitten” removed", "de") == "NSFW-Begriff „kitten“ entfernt"
+
+
+def test_a_text_built_to_split_many_ways_is_rendered_at_once() -> None:
+    """A 6000-character size value repeating a usage template's words renders in well under a second (it took minutes
+    when templates were lazy regular expressions; the event loop would have stood still for all that time)."""
+    crafted = "a: " + "b of c used, d left; " * 280 + "x."
+    started = time.perf_counter()
+    shown = render(f"{crafted} is not offered by SDXL", "de")
+    assert time.perf_counter() - started < 1.0
+    assert shown.endswith(" wird von SDXL nicht angeboten")
+
+
+def test_a_workers_sentence_that_fits_a_short_template_is_shown_as_it_is() -> None:
+    """A worker's "Input image can't be empty" is not the settings' "{what} can't be {value}": no half-German."""
+    assert render("Input image can't be empty", "de") == "Input image can't be empty"
+
+
+def test_a_short_template_with_a_known_setting_is_still_translated() -> None:
+    """The settings' own "Active jobs per member can't be 0" is translated, its setting's name too."""
+    assert render("Active jobs per member can't be 0", "de") == "Aktive Aufträge pro Mitglied kann nicht 0 sein"
