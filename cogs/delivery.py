@@ -452,7 +452,7 @@ class DiscordNotifier:
         except discord.HTTPException as exc:
             log.info("job %s: cannot reopen its thread (%s); posting in its parent channel", job.jid, exc)
         link = f"https://discord.com/channels/{job.guild_id}/{thread.id}"
-        with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+        with speaking(public_locale(job.extra)):
             if thread.locked:
                 note = tr("-# Posted here: the thread {link} was locked before these images were ready.", link=link)
             else:
@@ -474,7 +474,7 @@ class DiscordNotifier:
         link = job_link(job.model_copy(update={"result_message_ids": message_ids}))
         if message_ids and link:
             # A result sent by DM (the channel refused it) is linked there.
-            with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+            with speaking(public_locale(job.extra)):
                 embed.add_field(name=tr("Result"), value=link, inline=False)
         return embed
 

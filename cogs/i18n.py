@@ -109,17 +109,20 @@ def speaking(locale: str) -> Iterator[None]:
         _current.reset(token)
 
 
-def public_locale(extra: Mapping[str, Any], private: bool = False) -> str:
-    """A job's public messages: its server's locale as it was at submit; by direct message, its member's."""
+def public_locale(extra: Mapping[str, Any]) -> str:
+    """A job's public messages: its server's locale as it was at submit; by direct message (a private job, or one
+    of no server), its member's."""
+    private = bool(extra.get("private"))
     field = MEMBER_LOCALE_FIELD if private or not extra.get(GUILD_LOCALE_FIELD) else GUILD_LOCALE_FIELD
     value = extra.get(field)
     return value if isinstance(value, str) and value in SHIPPED else SOURCE_LOCALE
 
 
-def locales_of(interaction: discord.Interaction[Any]) -> dict[str, str]:
-    """What a job records of the interaction that started it: its member's catalog, and its server's."""
+def locales_of(interaction: discord.Interaction[Any], by_dm: bool = False) -> dict[str, str]:
+    """What a job records of the interaction that started it: its member's catalog, and its server's unless
+    everything the job shows goes to the member alone (`by_dm`: an ephemeral card, images by direct message)."""
     recorded = {MEMBER_LOCALE_FIELD: catalog_locale(interaction.locale)}
-    if interaction.guild_locale is not None:
+    if interaction.guild_locale is not None and not by_dm:
         recorded[GUILD_LOCALE_FIELD] = catalog_locale(interaction.guild_locale)
     return recorded
 

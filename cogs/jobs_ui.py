@@ -221,7 +221,7 @@ class CardRefusedError(JobServiceError):
 def card_view(job: TrackedJob) -> discord.ui.View:
     """Cancel while the job lives; Retry when it failed in a way a retry can fix; Deliver again when its images
     were made but Discord refused them (a missing permission, say, that a moderator can grant)."""
-    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+    with speaking(public_locale(job.extra)):
         return _card_view(job)
 
 
@@ -249,7 +249,7 @@ def result_layout(
     5 buttons, so 10 images take two rows of each. An upscale's result has Info and Delete only
     (`UPSCALE_RESULT_ACTIONS`). The message may carry nothing else (no content, no embeds). Its buttons speak the
     job's public locale."""
-    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+    with speaking(public_locale(job.extra)):
         return _result_layout(job, text, filenames, vary)
 
 
@@ -567,7 +567,9 @@ async def _submit_by_dm(
 
     try:
         submission = await submit(
-            requester, {**_submit_extra(ctx, model, DEFAULT_UPLOAD_LIMIT, False), **locales_of(interaction)}, post_card
+            requester,
+            {**_submit_extra(ctx, model, DEFAULT_UPLOAD_LIMIT, False), **locales_of(interaction, by_dm=True)},
+            post_card,
         )
     except SubmitFailedError as exc:
         await _show_outcome(ctx, exc)

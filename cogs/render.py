@@ -71,7 +71,7 @@ def dropped_images(job: TrackedJob) -> str | None:
 def card_embed(job: TrackedJob, *, wait_reason: str | None = None) -> discord.Embed:
     """The job card: what was asked, where the job is, and why it waits or how it ended; in the job's public locale
     (its server's at submit; a private job's, its member's)."""
-    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+    with speaking(public_locale(job.extra)):
         return _card_embed(job, wait_reason)
 
 
@@ -203,7 +203,7 @@ def result_text(job: TrackedJob, seeds: Sequence[int | None], *, reencoded: bool
     """The text of a result: the owner's mention (which notifies them), the prompt, and the parameters that
     reproduce it (model, size, steps, guidance, seed; for an upscale, the upscaler, size and factor), with what a
     member should know about the images. In the job's public locale."""
-    with speaking(public_locale(job.extra, bool(job.extra.get("private")))):
+    with speaking(public_locale(job.extra)):
         return _result_text(job, seeds, reencoded)
 
 
