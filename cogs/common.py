@@ -351,18 +351,18 @@ def explain(error: BaseException) -> str | None:
     if isinstance(error, QuotaExceededError):
         if error.scope == "member":
             return trn(
-                "You already have {n} job(s) in progress in this server (it allows {limit} per member). "
+                "You already have {n} job in progress in this server (it allows {limit} per member). "
                 "You can submit again as soon as one finishes, or cancel one with /cancel.",
-                "You already have {n} job(s) in progress in this server (it allows {limit} per member). "
+                "You already have {n} jobs in progress in this server (it allows {limit} per member). "
                 "You can submit again as soon as one finishes, or cancel one with /cancel.",
                 error.active,
                 limit=error.limit,
             )
         if error.scope == "user":
             return trn(
-                "You already have {n} job(s) in progress (the limit is {limit}). "
+                "You already have {n} job in progress (the limit is {limit}). "
                 "You can submit again as soon as one finishes, or cancel one with /cancel.",
-                "You already have {n} job(s) in progress (the limit is {limit}). "
+                "You already have {n} jobs in progress (the limit is {limit}). "
                 "You can submit again as soon as one finishes, or cancel one with /cancel.",
                 error.active,
                 limit=error.limit,

@@ -22,12 +22,13 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import discord
-from babel.dates import format_datetime, format_timedelta
+from babel.dates import format_datetime, format_skeleton, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -133,7 +134,7 @@ _PRECISION = re.compile(r"\.(\d+)[fF%]?$")
 class LocalNumber:
     """A number that formats itself for a locale, honouring the precision of the msgid's format spec (`{x:.1f}`)."""
 
-    def __init__(self, value: float, locale: str) -> None:
+    def __init__(self, value: float | Decimal, locale: str) -> None:
         self.value = value
         self.locale = locale
 
@@ -143,7 +144,8 @@ class LocalNumber:
             return format_decimal(self.value, locale=self.locale)
         digits = int(match[1])
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(round(self.value, digits), format=pattern, locale=self.locale)
+        rounded = round(Decimal(self.value), digits)
+        return format_decimal(rounded, format=pattern, locale=self.locale)
 
     def __str__(self) -> str:
         return format(self, "")
@@ -163,7 +165,7 @@ def _localized(value: Any, locale: str) -> Any:
         return value
     if isinstance(value, str):
         return _Plain(value)
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return LocalNumber(value, locale)
     if isinstance(value, datetime):
         return format_datetime(value, format="medium", locale=locale)
@@ -362,10 +364,9 @@ def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None
             values = _split(template, text, typed, steps)
             if values is None:
                 continue
-            params: dict[str, Any] = {}
-            for name, value in values.items():
-                if name != "n":
-                    params[name] = _render_kept(value, locale, depth + 1, steps)
+            params = {
+                name: _kept_value(name, value, locale, depth, steps) for name, value in values.items() if name != "n"
+            }
             if template.short and not all(
                 params[name] != value or _one_word_or_number(value)
                 for name, kind, _after in template.slots
@@ -378,6 +379,24 @@ def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None
                 return fill(catalog.ngettext(entry[0], entry[1], n), {"n": n, **params}, locale)
             return fill(catalog.gettext(entry), params, locale)
     return text
+
+
+# The placeholders of a date as a kept text writes it ("31 December", `jobs.usage`): shown the reader's way.
+_DATE_NAMES = frozenset({"ends", "month_ends"})
+# A decimal number found in a kept text ("7.5", "3.4" of "3.4 MB"): written with the reader's decimal sign. Whole
+# numbers stay as written (a size's "1024", a seed), as an identifier or a size would read wrong grouped.
+_DECIMAL = re.compile(r"\d+\.\d+")
+
+
+def _kept_value(name: str, value: str, locale: str, depth: int, steps: _Steps) -> Any:
+    """A value found in a kept text, for the translated template: a date or a decimal number written the locale's
+    way, or a kept text of its own translated in turn."""
+    if name in _DATE_NAMES:
+        with contextlib.suppress(ValueError):
+            return format_skeleton("dMMMM", datetime.strptime(f"{value} 2000", "%d %B %Y").date(), locale=locale)
+    elif _DECIMAL.fullmatch(value):
+        return LocalNumber(Decimal(value), locale)
+    return _render_kept(value, locale, depth + 1, steps)
 
 
 def _one_word_or_number(value: str) -> bool:

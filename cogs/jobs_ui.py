@@ -488,7 +488,7 @@ async def _submit_with_card(
                     "Discord is having trouble right now (it answered the job card with {status} {reason}), so I "
                     "started nothing. Please try again in a moment.",
                     status=exc.status,
-                    reason=exc.response.reason or "Server Error",
+                    reason=exc.response.reason or tr("Server Error"),
                 )
             ) from None
         await ctx.service.record_card(job.jid, card.id)
@@ -853,8 +853,17 @@ async def _upscale_job(
         await _card_flow(ctx, interaction, upscaler, submit, private=private)
 
 
+# An active job's state as /cancel's choices name it (in the member's language).
+ACTIVE_STATE_WORDS = {
+    JobState.SUBMITTING: N_("submitting"),
+    JobState.QUEUED: N_("queued"),
+    JobState.RUNNING: N_("running"),
+}
+
+
 def job_choice_label(job: TrackedJob) -> str:
+    """/cancel's choice for a job: its state and its prompt, in Discord's 100 characters."""
     prompt = " ".join(str(job.request.get("prompt", "")).split())
-    state = JobState(job.final_state).value.lower()
-    label = f"{state} · {prompt}"
+    state = JobState(job.final_state)
+    label = f"{tr(ACTIVE_STATE_WORDS[state]) if state in ACTIVE_STATE_WORDS else state.value.lower()} · {prompt}"
     return label[:97] + "…" if len(label) > 100 else label

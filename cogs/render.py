@@ -267,7 +267,7 @@ def info_embed(job: TrackedJob, origin: str | None = None) -> discord.Embed:
     queue = job.extra.get(QUEUE_AT_SUBMIT_FIELD)
     embed.add_field(
         name=tr("Queue at submit"),
-        value=trn("{n} job(s) waiting", "{n} job(s) waiting", queue) if isinstance(queue, int) else tr("not known"),
+        value=trn("{n} job waiting", "{n} jobs waiting", queue) if isinstance(queue, int) else tr("not known"),
     )
     embed.add_field(name=tr("Queue time"), value=seconds(job.delay_time_ms))
     embed.add_field(name=tr("GPU time"), value=seconds(job.execution_time_ms))

@@ -202,7 +202,9 @@ class ServerSettingsCog(commands.Cog, name="Settings"):
     @app_commands.describe(
         mode=locale_str("age-restricted: only in age-restricted channels (the default). never: nowhere")
     )
-    @app_commands.choices(mode=[app_commands.Choice(name=mode.value, value=mode.value) for mode in NsfwMode])
+    @app_commands.choices(
+        mode=[app_commands.Choice(name=locale_str(mode.value), value=mode.value) for mode in NsfwMode]
+    )
     async def nsfw_mode(self, interaction: discord.Interaction[Any], mode: app_commands.Choice[str]) -> None:
         guild_id = self._guild(interaction)
         outcome = await self.core.set_nsfw_mode(guild_id, interaction.user.id, NsfwMode(mode.value))

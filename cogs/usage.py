@@ -51,7 +51,7 @@ def duration(milliseconds: int) -> str:
 
 
 def money(costs: Mapping[str, int]) -> str:
-    return " + ".join(format_money(micros, currency) for currency, micros in sorted(costs.items()))
+    return " + ".join(render(format_money(micros, currency)) for currency, micros in sorted(costs.items()))
 
 
 def sums_line(sums: Sums) -> str:

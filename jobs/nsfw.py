@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from jobs.prompt_filter import find_denied_term
-from jobs.text import stored
+from jobs.text import N_, stored
 
 # The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
 # imported, so any process recognises them in a kept text and translates them.
@@ -197,8 +197,9 @@ DEFAULT_NSFW_TERMS: tuple[str, ...] = (
 class NsfwMode(StrEnum):
     """Where a server allows NSFW prompts."""
 
-    AGE_RESTRICTED = "age-restricted"
-    NEVER = "never"
+    # Also the names of `/settings nsfw mode`'s choices, translated where they are shown.
+    AGE_RESTRICTED = N_("age-restricted")
+    NEVER = N_("never")
 
 
 def nsfw_term(prompt: str, server_terms: Sequence[str] = ()) -> str | None:

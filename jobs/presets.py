@@ -51,6 +51,16 @@ AT_STEPS = stored("{value} at {steps} steps")
 IS_MORE_THAN_DRAWS_FROM = stored("{count} is more than {name} draws from an image")
 STARTS_FROM_AN_IMAGE_ATTACH = stored("{name} starts from an image: attach one")
 IS_NOT_CONFIGURED = stored("{name} is not configured")
+# A range with an open or a missing end, as a refusal names what is allowed (`Range.describe`).
+RANGE_WORDS: dict[tuple[bool | None, bool | None], str] = {
+    (True, None): stored("more than {low:g}"),
+    (False, None): stored("at least {low:g}"),
+    (None, True): stored("less than {high:g}"),
+    (None, False): stored("at most {high:g}"),
+    (True, True): stored("more than {low:g} and less than {high:g}"),
+    (True, False): stored("more than {low:g} and at most {high:g}"),
+    (False, True): stored("at least {low:g} and less than {high:g}"),
+}
 
 MAX_SEED = 2**32 - 1
 DEFAULT_PROMPT_MAX = 1500
@@ -161,12 +171,11 @@ class Range:
         """The range as a refusal names it: `1–8`, `2`, `more than 0 and less than 20`, `at most 2`."""
         if self.low is not None and self.high is not None and not self.low_open and not self.high_open:
             return f"{self.low:g}" if self.low == self.high else f"{self.low:g}–{self.high:g}"
-        parts = []
-        if self.low is not None:
-            parts.append(f"{'more than' if self.low_open else 'at least'} {self.low:g}")
-        if self.high is not None:
-            parts.append(f"{'less than' if self.high_open else 'at most'} {self.high:g}")
-        return " and ".join(parts) or "any number"
+        if self.low is None and self.high is None:
+            return N_("any number")
+        low_open = None if self.low is None else self.low_open
+        high_open = None if self.high is None else self.high_open
+        return RANGE_WORDS[low_open, high_open].format(low=self.low, high=self.high)
 
 
 def _tighter(

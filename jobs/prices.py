@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from jobs.text import T, Text
+
 # Used when neither the model nor models.toml names a currency.
 DEFAULT_CURRENCY = "USD"
 # An ISO 4217 code (USD, EUR, GBP…): three capital letters.
@@ -51,10 +53,11 @@ class Price:
         return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
-def format_money(micros: int, currency: str) -> str:
+def format_money(micros: int, currency: str) -> Text:
     """An amount as a member reads it: "1.24 USD"; below one unit, four decimals ("0.0031 USD"), so a few
-    seconds of GPU time do not read as nothing."""
+    seconds of GPU time do not read as nothing. The currency stays as the operator wrote it; the number is written
+    the reader's way where the text is rendered ("1.234,50 USD" in German)."""
     amount = Decimal(micros) / MICROS_PER_UNIT
     if micros and abs(amount) < 1:
-        return f"{amount:.4f} {currency}"
-    return f"{amount:,.2f} {currency}"
+        return T("{amount:.4f} {currency}", amount=amount, currency=currency)
+    return T("{amount:,.2f} {currency}", amount=amount, currency=currency)

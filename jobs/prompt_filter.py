@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from jobs.confusables import PAIRS
+from jobs.text import N_, stored
 
 # (first, last) code points of every character that shows nothing. Kept in step with Unicode's
 # Default_Ignorable_Code_Point (including its unassigned reserves, so later characters are covered too).
@@ -290,6 +291,13 @@ def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:
             if first_word in form and pattern.search(form):
                 return term
     return None
+
+
+# The deny-list's limits as `storage.guilds` words them (a `ValueError` of `add_denied`), for the front end to
+# recognise and translate.
+TERM_LENGTH = stored("a term is 1 to {MAX_TERM_LENGTH} characters")
+DENYLIST_FULL = stored("a deny-list holds at most {MAX_DENYLIST_TERMS} terms")
+NO_VISIBLE_CHARACTER = N_("a term needs at least one visible letter, digit or symbol")
 
 
 class DenyListStore(Protocol):

@@ -72,6 +72,10 @@ TO_SECONDS = stored("{floor:g} to {MAX_SERVER_COOLDOWN_S} seconds")
 A_COOLDOWN_OF_S_IS = stored("a cooldown of {value:g} s is no duration")
 A_COOLDOWN_OF_S_IS_2 = stored("a cooldown of {value:g} s is shorter than the bot's cooldown of {floor:g} s")
 A_COOLDOWN_OF_S_IS_3 = stored("a cooldown of {value:g} s is longer than a day")
+LIMITS_CHANGED = stored("limits: {changes}")
+BUDGET_CHANGED = stored("budget: {changes}")
+# Two or more changes of one command, each a kept text of its own (their list is recognised one change at a time).
+CHANGES = stored("{change}; {changes}")
 MODELS_OFFERED = stored("models: {name} {verb} (offered: {value})")
 NSFW_PROMPTS = stored("NSFW prompts: {nsfw_mode_words} → {nsfw_mode_words2}")
 NSFW_TERM_REMOVED = stored("NSFW term “{found}” removed")
@@ -453,6 +457,13 @@ def _budget(chosen_s: int | None, cap_ms: int, what: str, notes: list[str]) -> i
     return chosen_s * 1000
 
 
+def _listed(changes: Sequence[str]) -> str:
+    """The changes of one command as one kept text: "a; b; c"."""
+    if len(changes) == 1:
+        return changes[0]
+    return CHANGES.format(change=changes[0], changes=_listed(changes[1:]))
+
+
 # --- changes ------------------------------------------------------------------------------------------------------
 
 
@@ -723,7 +734,7 @@ class ServerSettingsService:
                 fields[COOLDOWN_S] = f"{cooldown_s:g}"
             if not fields:
                 return N_("These limits are already set.")
-            return Edit("limits: " + "; ".join(changes), fields)
+            return Edit(LIMITS_CHANGED.format(changes=_listed(changes)), fields)
 
         return await self._change(guild_id, user_id, decide)
 
@@ -762,7 +773,7 @@ class ServerSettingsService:
                 fields[SERVER_MONTHLY_GPU_S] = str(server_monthly_s)
             if not fields:
                 return N_("This budget is already set.")
-            return Edit("budget: " + "; ".join(changes), fields)
+            return Edit(BUDGET_CHANGED.format(changes=_listed(changes)), fields)
 
         return await self._change(guild_id, user_id, decide)
 

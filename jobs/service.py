@@ -870,10 +870,11 @@ class JobService:
         if delivery_failure(job) is None:
             raise NotRedeliverableError(jid, _not_undelivered(job))
         if job.state is not JobState.DELIVERED:
-            raise NotRedeliverableError(jid, "the bot is still recording that it was not delivered; press again soon")
+            still_recording = N_("the bot is still recording that it was not delivered; press again soon")
+            raise NotRedeliverableError(jid, still_recording)
         extra = {key: value for key, value in job.extra.items() if key != DELIVERY_FAILED_FIELD}
         if not await self.store.reopen_delivery(job, extra):
-            raise NotRedeliverableError(jid, "its images are being delivered again already")
+            raise NotRedeliverableError(jid, N_("its images are being delivered again already"))
         if self.handoff.finisher is not None:
             self.handoff.finisher.wake()
         return job.model_copy(update={"state": JobState.COMPLETED, "extra": extra})

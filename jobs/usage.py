@@ -42,6 +42,9 @@ from storage.usage import (
 # The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
 # imported, so any process recognises them in a kept text and translates them.
 MIN = stored("{minutes} min")
+HOURS = stored("{hours} h")
+DAYS = stored("{days} d")
+DAYS_HOURS = stored("{days} d {hours} h")
 H_MIN = stored("{hours} h {minutes} min")
 HAS_OF_LEFT_AND_THIS = stored(
     "{whose} has {left} of {budget} left, and this job needs about {seconds_words} (the model's recent run "
@@ -106,9 +109,9 @@ def wait_words(seconds: float) -> str:
         return N_("under a minute")
     days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
+        return DAYS_HOURS.format(days=days, hours=hours) if hours else DAYS.format(days=days)
     if hours:
-        return H_MIN.format(hours=hours, minutes=minutes) if minutes else f"{hours} h"
+        return H_MIN.format(hours=hours, minutes=minutes) if minutes else HOURS.format(hours=hours)
     return MIN.format(minutes=minutes)
 
 

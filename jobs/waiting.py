@@ -8,14 +8,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jobs.text import N_, stored
+from jobs.text import N_, plural_of, stored_n
 from runpod_client import RunPodClient
 from runpod_client.errors import NotSupportedError, RunPodError
 from runpod_client.models import Health
 
 # The templates of this module's texts for members (`jobs.text.stored`), registered when the module is
 # imported, so any process recognises them in a kept text and translates them.
-ALL_WORKERS_ARE_BUSY_JOB = stored("all {running} workers are busy; {ahead} job(s) ahead in the queue")
+ALL_WORKERS_ARE_BUSY_JOB = stored_n(
+    "all {running} workers are busy; {n} job ahead in the queue",
+    "all {running} workers are busy; {n} jobs ahead in the queue",
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def explain_wait(health: Health | None) -> str:
         return N_("no workers available yet (the endpoint is scaling up from zero)")
     if workers.running and not (workers.idle + workers.ready):
         ahead = max(0, jobs.in_queue - 1)
-        return ALL_WORKERS_ARE_BUSY_JOB.format(running=workers.running, ahead=ahead)
+        return plural_of(ALL_WORKERS_ARE_BUSY_JOB, ahead, running=workers.running)
     return N_("waiting for a worker")
 
 

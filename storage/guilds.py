@@ -37,7 +37,7 @@ class GuildSettings:
             raise ValueError(f"a term is 1 to {MAX_TERM_LENGTH} characters")
         wanted = self.term_key(term)
         if not wanted:
-            raise ValueError("a term needs at least one visible letter, digit or symbol")
+            raise ValueError("a term needs at least one visible letter, digit or symbol")  # see jobs.prompt_filter
         key = self.keys.guild_denylist(guild_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             # Check and add in one transaction, so two spellings added at once do not both get in.

@@ -128,7 +128,7 @@ async def test_quota_refuses_and_says_when_to_try_again(harness: Harness) -> Non
         await harness.imagine()
         answer = await harness.imagine(prompt="second")
     text = answer_text(answer)
-    assert "You already have 1 job(s) in progress (the limit is 1)" in text
+    assert "You already have 1 job in progress (the limit is 1)" in text
     assert "as soon as one finishes" in text
     assert harness.emulator.counters.request_count("run") == 1
 

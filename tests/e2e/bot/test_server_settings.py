@@ -162,7 +162,7 @@ async def test_member_limit_applies_to_the_next_job(harness: Harness) -> None:
         first = answer_text(await harness.imagine(prompt="first"))
         second = answer_text(await harness.imagine(prompt="second"))
     assert first.startswith("Submitted"), first
-    assert "1 job(s) in progress in this server (it allows 1 per member)" in second
+    assert "1 job in progress in this server (it allows 1 per member)" in second
     assert harness.emulator.counters.request_count("run") == 1
 
 

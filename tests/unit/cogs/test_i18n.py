@@ -22,6 +22,10 @@ from discord.ext import commands
 from cogs import history, imagine, moderation, settings, usage
 from cogs.i18n import DISCORD_LOCALES, LOCALE_DIR, SHIPPED, catalog_locale, render, speaking, tr
 from cogs.jobs_ui import BUTTONS
+from jobs.presets import Range
+from jobs.prices import format_money
+from jobs.text import plural_of
+from jobs.waiting import ALL_WORKERS_ARE_BUSY_JOB
 
 REPO = Path(__file__).resolve().parents[3]
 KEYWORDS = {
@@ -302,3 +306,43 @@ def test_a_workers_sentence_that_fits_a_short_template_is_shown_as_it_is() -> No
 def test_a_short_template_with_a_known_setting_is_still_translated() -> None:
     """The settings' own "Active jobs per member can't be 0" is translated, its setting's name too."""
     assert render("Active jobs per member can't be 0", "de") == "Aktive Aufträge pro Mitglied kann nicht 0 sein"
+
+
+def test_a_usage_reset_date_and_wait_are_written_the_languages_way() -> None:
+    """A budget's reset day kept as "31 December" reads "31. Dezember" in German, and its wait in hours as well."""
+    assert render("resets on 31 December at 00:00 UTC (in 2 d 3 h)", "de") == (
+        "wird am 31. Dezember um 00:00 UTC zurückgesetzt (in 2 d 3 h)"
+    )
+    assert render("resets on 31 December at 00:00 UTC (in 2 d 3 h)", "ja").startswith("12月31日")
+
+
+def test_a_decimal_number_in_a_kept_text_gets_the_languages_decimal_sign() -> None:
+    """A guidance of 7.5 refused reads "7,5" in German; a whole number stays as written."""
+    assert render("7.5 is out of range", "de") == "7,5 liegt außerhalb des Bereichs"
+    assert render("1024 is out of range", "de") == "1024 liegt außerhalb des Bereichs"
+
+
+def test_an_allowed_range_is_named_in_the_members_language() -> None:
+    """What a refusal allows, for a range with open ends, is German words, not English."""
+    assert render(Range(0, 20, low_open=True, high_open=True).describe(), "de") == "mehr als 0 und weniger als 20"
+    assert render(Range(2, None).describe(), "fr") == "au moins 2"
+
+
+def test_money_is_written_the_languages_way_with_the_operators_currency() -> None:
+    """An amount reads "1.234,50 USD" in German and "0,0031 USD" below one unit; English as before."""
+    assert render(format_money(1_234_500_000, "USD"), "de") == "1.234,50 USD"
+    assert render(format_money(3_100, "USD"), "de") == "0,0031 USD"
+    assert render(format_money(1_234_500_000, "USD"), "en") == "1,234.50 USD"
+
+
+def test_the_jobs_ahead_in_the_queue_take_the_languages_plural() -> None:
+    """One job ahead is "1 Auftrag", three are "3 Aufträge"."""
+    one, three = (plural_of(ALL_WORKERS_ARE_BUSY_JOB, ahead, running=2) for ahead in (1, 3))
+    assert render(one, "de") == "alle 2 Worker sind beschäftigt; 1 Auftrag davor in der Warteschlange"
+    assert render(three, "de") == "alle 2 Worker sind beschäftigt; 3 Aufträge davor in der Warteschlange"
+
+
+def test_several_settings_changes_kept_in_the_log_are_each_translated() -> None:
+    """A /settings limits change of two settings, kept as one English line, reads in German change by change."""
+    kept = "limits: cooldown 5 s → 10 s; active jobs per member 2 → 3"
+    assert render(kept, "de") == "Grenzen: Wartezeit 5 s → 10 s; aktive Aufträge pro Mitglied 2 → 3"

@@ -15,7 +15,7 @@ from runpod_client.models import Health
         ({"throttled": 3}, {}, "throttled: RunPod has no free GPU"),
         ({"initializing": 1}, {}, "waiting for a GPU (workers are starting)"),
         ({}, {}, "no workers available yet"),
-        ({"running": 4}, {"inQueue": 6}, "all 4 workers are busy; 5 job(s) ahead"),
+        ({"running": 4}, {"inQueue": 6}, "all 4 workers are busy; 5 jobs ahead"),
         ({"idle": 1}, {}, "waiting for a worker"),
     ],
 )
