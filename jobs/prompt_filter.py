@@ -121,6 +121,14 @@ _UNSPACED = (
 # Katakana writes words (loanwords, mostly) as runs between other scripts: a katakana term ends where the run does,
 # so "ヌード" is found in "美しいヌード写真" but not in "ヌードル" (noodle).
 _KATAKANA = ((0x30A0, 0x30FF), (0x31F0, 0x31FF))
+# Korean is written with spaces, but a noun carries its particles (and the plural 들) at its end: "고어를" is "고어"
+# with the object particle. A Hangul term ends where its word does or where a particle ending the word begins, so
+# "고어를" and "고어들이" hold "고어", and "고어텍스" (Gore-Tex) does not.
+_HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7FF))
+_KOREAN_PARTICLES = (
+    "입니다", "에서", "에게", "한테", "이랑", "으로", "까지", "부터", "보다", "처럼", "하고", "이나", "이야", "이다",
+    "은", "는", "이", "가", "을", "를", "의", "에", "께", "와", "과", "랑", "로", "도", "만", "나", "야", "요",
+)  # fmt: skip
 
 
 def visible_text(text: str) -> str:
@@ -159,6 +167,8 @@ _CONTINUES_KATAKANA = f"[{_char_class(_KATAKANA)}]"
 # A word of a spaced script (Latin, Cyrillic, Greek, digits…) ends where its letters do, also against a Japanese
 # neighbour: "nude" is found in "美しいnude写真".
 _CONTINUES_SPACED = f"[^\\W{_char_class((*_UNSPACED, *_KATAKANA))}]"
+# After a Hangul term: what follows is not the rest of its word once the plural and one particle are set aside.
+_ENDS_KOREAN_WORD = f"(?=(?:들)?(?:{'|'.join(_KOREAN_PARTICLES)})?(?!{_CONTINUES_SPACED}))"
 
 
 def _mark_ranges() -> list[tuple[int, int]]:
@@ -269,6 +279,8 @@ def _term_patterns(term: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
         continues_head, continues_tail = _continues(words[0][0]), _continues(words[-1][-1])
         head = f"(?<!{continues_head})" if continues_head else ""
         tail = f"(?!{continues_tail})" if continues_tail else ""
+        if _in(ord(words[-1][-1]), _HANGUL):
+            tail = _ENDS_KOREAN_WORD
         compiled.append((words[0], re.compile(head + " ?".join(re.escape(word) for word in words) + tail)))
     return tuple(compiled)
 

@@ -122,6 +122,21 @@ def test_katakana_term_ends_where_the_katakana_run_does() -> None:
     assert find_denied_term("ゴアテックスの上着", ["ゴア"]) is None
 
 
+@pytest.mark.parametrize(
+    "prompt",
+    ["피 묻은 고어를 그려", "고어들이 가득한 장면", "고어에서 영감을 받은", "잔인한 고어."],
+    ids=["object particle", "plural and subject particle", "two-syllable particle", "before punctuation"],
+)
+def test_hangul_term_is_found_before_a_korean_particle(prompt: str) -> None:
+    """Korean attaches particles to a noun: "고어를" holds the deny-listed "고어"."""
+    assert find_denied_term(prompt, ["고어"]) == "고어"
+
+
+def test_hangul_term_is_not_found_as_the_start_of_a_longer_word() -> None:
+    """ "고어텍스" (Gore-Tex) is another word, not "고어" with a particle."""
+    assert find_denied_term("고어텍스 재킷을 입은 등산객", ["고어"]) is None
+
+
 def test_latin_term_is_found_next_to_japanese() -> None:
     """A Latin word written straight after Japanese text is still a whole word."""
     assert find_denied_term("とてもgoreな絵", ["gore"]) == "gore"
