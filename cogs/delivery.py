@@ -545,8 +545,9 @@ def _files(uploads: list[Upload]) -> list[discord.File]:
 def _refusal(exc: discord.HTTPException) -> DeliveryFailed:
     """What Discord's error means for this result: a 4xx (but 429) is final for this payload, the rest may pass."""
     detail = exc.text or exc.response.reason or N_("no reason given")
-    code = f", error {exc.code}" if exc.code else ""
-    said = f"{clip(detail, REFUSAL_TEXT_LIMIT)} (HTTP {exc.status}{code})"
+    said = (SAID_WITH_CODE if exc.code else SAID).format(
+        detail=clip(detail, REFUSAL_TEXT_LIMIT), status=exc.status, code=exc.code
+    )
     if HTTP_CLIENT_ERRORS <= exc.status < HTTP_SERVER_ERRORS and exc.status != RATE_LIMITED:
         return DeliveryFailed(REFUSED.format(said=said), final=True)
     return DeliveryFailed(NOT_TAKEN.format(said=said))
@@ -556,6 +557,9 @@ def _refusal(exc: discord.HTTPException) -> DeliveryFailed:
 UNREACHABLE = stored("Discord could not be reached ({error})")
 REFUSED = stored("Discord refused to post the images: {said}")
 NOT_TAKEN = stored("Discord did not take the images: {said}")
+# What Discord said: its own words (or ours when it gave none), with its HTTP status and error code.
+SAID = stored("{detail} (HTTP {status})")
+SAID_WITH_CODE = stored("{detail} (HTTP {status}, error {code})")
 
 
 def _shown_embed(embed: discord.Embed) -> tuple[str | None, list[tuple[str | None, str | None]]]:

@@ -19,7 +19,7 @@ from babel.messages.pofile import read_po
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import history, imagine, moderation, settings, usage
+from cogs import delivery, history, imagine, moderation, settings, usage
 from cogs.i18n import DISCORD_LOCALES, LOCALE_DIR, SHIPPED, catalog_locale, render, speaking, tr
 from cogs.jobs_ui import BUTTONS
 from jobs.presets import Range
@@ -346,3 +346,15 @@ def test_several_settings_changes_kept_in_the_log_are_each_translated() -> None:
     """A /settings limits change of two settings, kept as one English line, reads in German change by change."""
     kept = "limits: cooldown 5 s → 10 s; active jobs per member 2 → 3"
     assert render(kept, "de") == "Grenzen: Wartezeit 5 s → 10 s; aktive Aufträge pro Mitglied 2 → 3"
+
+
+def test_what_discord_said_keeps_its_words_and_translates_ours() -> None:
+    """A refused result's reason keeps Discord's own words and translates the bot's ("no reason given")."""
+    refused = delivery.REFUSED.format(
+        said=delivery.SAID_WITH_CODE.format(detail="Missing Permissions", status=403, code=50013)
+    )
+    not_taken = delivery.NOT_TAKEN.format(said=delivery.SAID.format(detail="no reason given", status=503))
+    assert render(refused, "de") == (
+        "Discord hat das Posten der Bilder abgelehnt: Missing Permissions (HTTP 403, Fehler 50013)"
+    )
+    assert render(not_taken, "de") == "Discord hat die Bilder nicht angenommen: kein Grund angegeben (HTTP 503)"
