@@ -140,7 +140,7 @@ class LocalNumber:
 
     def __format__(self, spec: str) -> str:
         match = _PRECISION.search(spec)
-        if match is None:
+        if match is None or not Decimal(self.value).is_finite():
             return format_decimal(self.value, locale=self.locale)
         digits = int(match[1])
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
@@ -218,6 +218,10 @@ _FORMATTER = string.Formatter()
 _DURATION = re.compile(r"\d+ (?:second|minute|hour|day)s?")
 _DIGITS = re.compile(r"\d+")
 _DURATION_NAMES = frozenset({"late", "lasted", "duration", "limit"})
+# The format specs of a number (`{guidance:g}`, `{size:.1f}`), and of a day as a kept text writes it
+# (`{ends:%-d %B}`, "31 December", `jobs.usage`): their values are written the reader's way.
+_NUMBER_SPECS = frozenset("gGfFeE%d")
+_DATE_SPEC = "%-d %B"
 # Recognising a text tries the ways its templates' placeholders could split it, and a text a member typed (a size
 # value, a prompt quoted in a refusal) can be built to make those ways many. Each way tried costs a step, and a text
 # whose recognition would take more steps than this is shown as it is: the cost is bounded whatever the text (50 ms
@@ -254,7 +258,8 @@ class _Template:
 
     head: str
     # (name, kind, the words after it); kind: "count" (digits), "duration" (tried as a duration first), "same" (a
-    # placeholder seen before: the same value), "text" (anything but nothing).
+    # placeholder seen before: the same value), "number" and "date" (a number's or a day's format spec:
+    # `{guidance:g}`; matched as any text), "text" (anything but nothing).
     slots: tuple[tuple[str, str, str], ...]
     literal: int
     entry: str | tuple[str, str]
@@ -271,13 +276,13 @@ def _kept_templates() -> list[_Template]:
 
 @cache
 def _templates_of(_registered: int) -> list[_Template]:
-    """Each form of every kept text's template; the most specific (most of its own text) first."""
+    """Each form of every kept text's template, the most specific first."""
     templates: list[_Template] = []
     for entry in STORED:
         for form in (entry,) if isinstance(entry, str) else entry:
             parsed = list(_FORMATTER.parse(form))
             head, slots, seen = parsed[0][0], [], set()
-            for index, (_text, name, _spec, _conversion) in enumerate(parsed):
+            for index, (_text, name, spec, _conversion) in enumerate(parsed):
                 if name is None:
                     continue
                 after = parsed[index + 1][0] if index + 1 < len(parsed) else ""
@@ -285,13 +290,28 @@ def _templates_of(_registered: int) -> list[_Template]:
                     kind = "same"
                 else:
                     seen.add(name)
-                    kind = "count" if name == "n" else "duration" if name in _DURATION_NAMES else "text"
+                    kind = _kind(name, spec)
                 slots.append((name, kind, after))
             if slots:
                 literal = len(head) + sum(len(after) for _name, _kind, after in slots)
                 templates.append(_Template(head, tuple(slots), literal, entry))
-    templates.sort(key=lambda template: -template.literal)
+    # The most specific first: the most of its own text, then (on a tie: "{steps} is out of range" and "{guidance:g}
+    # is out of range") the most placeholders that say what they hold.
+    templates.sort(key=lambda template: (-template.literal, -sum(kind != "text" for _n, kind, _a in template.slots)))
     return templates
+
+
+def _kind(name: str, spec: str | None) -> str:
+    """What a placeholder holds (see `_Template.slots`)."""
+    if name == "n":
+        return "count"
+    if name in _DURATION_NAMES:
+        return "duration"
+    if spec == _DATE_SPEC:
+        return "date"
+    if spec and spec[-1] in _NUMBER_SPECS:
+        return "number"
+    return "text"
 
 
 def _split(template: _Template, text: str, typed: bool, steps: _Steps) -> dict[str, str] | None:
@@ -302,8 +322,17 @@ def _split(template: _Template, text: str, typed: bool, steps: _Steps) -> dict[s
         return None
     if len(text) < template.literal + len(template.slots):
         return None
-    spans: dict[str, tuple[int, int]] = {}
     end_of_text = len(text) - len(last_after)
+    # The template's own words must all be there, in order (each value takes a character at least): most texts that
+    # are not this template's fail here, in one scan, before any split is tried.
+    position = len(template.head)
+    for _name, _kind, after in template.slots[:-1]:
+        if after:
+            position = text.find(after, position + 1, end_of_text)
+            if position == -1:
+                return None
+            position += len(after)
+    spans: dict[str, tuple[int, int]] = {}
 
     def fits(name: str, kind: str, start: int, end: int) -> bool:
         # Checked in place, not on a slice: a value may be most of a long text, tried thousands of times.
@@ -370,13 +399,16 @@ def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None
             values = _split(template, text, typed, steps)
             if values is None:
                 continue
+            kinds = {name: kind for name, kind, _after in template.slots if kind != "same"}
             params = {
-                name: _kept_value(name, value, locale, depth, steps) for name, value in values.items() if name != "n"
+                name: _kept_value(kinds[name], value, locale, depth, steps)
+                for name, value in values.items()
+                if name != "n"
             }
             if template.short and not all(
                 params[name] != value or _one_word_or_number(value)
                 for name, kind, _after in template.slots
-                if kind in ("text", "duration") and (value := values[name])
+                if kind not in ("count", "same") and (value := values[name])
             ):
                 continue
             entry = template.entry
@@ -387,21 +419,21 @@ def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None
     return text
 
 
-# The placeholders of a date as a kept text writes it ("31 December", `jobs.usage`): shown the reader's way.
-_DATE_NAMES = frozenset({"ends", "month_ends"})
-# A decimal number found in a kept text ("7.5", "3.4" of "3.4 MB"): written with the reader's decimal sign. Whole
-# numbers stay as written (a size's "1024", a seed), as an identifier or a size would read wrong grouped.
+# A decimal number a template writes as a number (`{guidance:g}`, `{size:.1f}`): written with the reader's decimal
+# sign and the same digits. A value of any other placeholder (a term, a job's id) stays as written, as do whole
+# numbers (a size's "1024", a seed), which would read wrong grouped.
 _DECIMAL = re.compile(r"\d+\.\d+")
 
 
-def _kept_value(name: str, value: str, locale: str, depth: int, steps: _Steps) -> Any:
+def _kept_value(kind: str, value: str, locale: str, depth: int, steps: _Steps) -> Any:
     """A value found in a kept text, for the translated template: a date or a decimal number written the locale's
     way, or a kept text of its own translated in turn."""
-    if name in _DATE_NAMES:
+    if kind == "date":
         with contextlib.suppress(ValueError):
             return format_skeleton("dMMMM", datetime.strptime(f"{value} 2000", "%d %B %Y").date(), locale=locale)
-    elif _DECIMAL.fullmatch(value):
-        return LocalNumber(Decimal(value), locale)
+    elif kind == "number" and _DECIMAL.fullmatch(value):
+        decimals = len(value) - value.index(".") - 1
+        return format_decimal(Decimal(value), format="#,##0." + "0" * decimals, locale=locale)
     return _render_kept(value, locale, depth + 1, steps)
 
 

@@ -788,8 +788,11 @@ async def upscale_image(ctx: Services, interaction: discord.Interaction[Any], ji
     data = await attachment.read()
     prompt = shown_prompt(" ".join(str((job.request if job else {}).get("prompt", "")).split()), 1000)
     view = discord.ui.LayoutView(timeout=None)
-    # Posted in the channel: in the job's public locale.
-    with speaking(public_locale(job.extra) if job is not None else public_locale(locales_of(interaction))):
+    # Posted where the button was pressed: a channel reads the job's public locale; a DM (a private job's result, or
+    # one the channel refused that went to its member instead) the member's.
+    in_dm = interaction.guild_id is None
+    extra = {**job.extra, "private": job.extra.get("private") or in_dm} if job is not None else locales_of(interaction)
+    with speaking(public_locale(extra)):
         if job is not None:
             heading = tr("Image {index} of <@{user}>'s **{prompt}**", index=index, user=str(job.user_id), prompt=prompt)
         else:

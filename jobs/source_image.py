@@ -96,7 +96,7 @@ MAX_SOURCE_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_SOURCE_DECODE_PIXELS = 64 * 1000 * 1000
 DEFAULT_SOURCE_FETCH_POLICY = FetchPolicy(max_bytes=MAX_SOURCE_IMAGE_BYTES)
 PNG_DATA_URI_PREFIX = "data:image/png;base64,"
-ALLOWED_FORMATS = "a PNG, JPEG, WebP or GIF image"
+ALLOWED_FORMATS = N_("a PNG, JPEG, WebP or GIF image")
 MEGABYTE = 1024 * 1024
 # The bot's own bound on an upscaled image: 4096x4096, a 1024x1024 result at 4x. Larger files take minutes to post
 # and are re-encoded far down to fit Discord's upload limit, which undoes the upscale.

@@ -24,6 +24,7 @@ from cogs.i18n import DISCORD_LOCALES, LOCALE_DIR, SHIPPED, catalog_locale, rend
 from cogs.jobs_ui import BUTTONS
 from jobs.presets import Range
 from jobs.prices import format_money
+from jobs.source_image import ALLOWED_FORMATS, IS_NOT
 from jobs.text import plural_of
 from jobs.waiting import ALL_WORKERS_ARE_BUSY_JOB
 
@@ -358,3 +359,20 @@ def test_what_discord_said_keeps_its_words_and_translates_ours() -> None:
         "Discord hat das Posten der Bilder abgelehnt: Missing Permissions (HTTP 403, Fehler 50013)"
     )
     assert render(not_taken, "de") == "Discord hat die Bilder nicht angenommen: kein Grund angegeben (HTTP 503)"
+
+
+def test_a_superscript_digit_where_a_count_stands_is_shown_without_a_crash() -> None:
+    """A moderator's term "² seconds" in the settings log is not taken for a count of seconds."""
+    assert render("NSFW term “² seconds” added", "de") == "NSFW-Begriff „² seconds“ hinzugefügt"
+
+
+def test_a_decimal_typed_by_a_member_is_kept_as_written() -> None:
+    """A term "1.5" is the moderator's, not a number; a bound of 0.1234 keeps all its digits."""
+    assert render("NSFW term “1.5” removed", "de") == "NSFW-Begriff „1.5“ entfernt"
+    assert render("at least 0.1234", "fr") == "au moins 0,1234"
+
+
+def test_the_image_formats_a_refusal_allows_are_translated() -> None:
+    """A source image of the wrong format is refused in German, formats and all."""
+    refusal = IS_NOT.format(ALLOWED_FORMATS=ALLOWED_FORMATS)
+    assert render(refusal, "de") == "ist kein PNG-, JPEG-, WebP- oder GIF-Bild"

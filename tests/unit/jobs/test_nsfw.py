@@ -15,6 +15,8 @@ EXPLICIT = {
     "japanese, katakana between kanji": "浜辺のヌード写真",
     "japanese, kanji run into the sentence": "浜辺で全裸の女性",
     "japanese, an english word in a japanese sentence": "浜辺のnude女性",
+    "japanese, a katakana compound": "浜辺のセミヌード写真",
+    "french, naked as a phrase": "une femme à poil sur la plage",
 }
 
 
@@ -33,6 +35,9 @@ EVERYDAY = {
     "japanese noodles": "ヌードルを食べる猫",
     "japanese yellow": "イエローの傘をさした少女",
     "japanese barefoot": "裸足で走る子供",
+    "french long-haired cat": "un chat à poil long sur un canapé",
+    "the grand teton": "Grand Teton mountains at sunrise",
+    "the tetons in french": "les Tétons au lever du soleil",
 }
 
 
