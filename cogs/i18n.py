@@ -224,9 +224,9 @@ _NUMBER_SPECS = frozenset("gGfFeE%d")
 _DATE_SPEC = "%-d %B"
 # Recognising a text tries the ways its templates' placeholders could split it, and a text a member typed (a size
 # value, a prompt quoted in a refusal) can be built to make those ways many. Each way tried costs a step, and a text
-# whose recognition would take more steps than this is shown as it is: the cost is bounded whatever the text (50 ms
-# at worst for a crafted 6000-character text on a slow core), while a real kept text takes at most about 6000, most
-# of them `_RENDER_COST`s of the values it nests.
+# whose recognition would take more steps than this is shown as it is: the cost is bounded whatever the text (tens
+# of milliseconds at worst for a crafted 6000-character text on a slow core), while a real kept text takes at most
+# about 6000, most of them `_RENDER_COST`s of the values it nests.
 _RECOGNITION_STEPS = 20_000
 # What one recognition of a text (or of one of its values) costs before any split is tried: a look at each template.
 _RENDER_COST = 50
