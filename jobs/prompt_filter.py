@@ -255,12 +255,16 @@ def match_forms(text: str) -> tuple[str, str]:
     """The case-first and the skeleton-first forms in which prompts and terms are compared (often the same)."""
     visible = _INVISIBLE.sub("", text)
     if visible.isascii():
-        plain = " ".join(visible.casefold().split())
+        plain = _words(visible.casefold())
         return plain, plain
     folded = prefold(visible)
-    case_first = " ".join(_case_first(folded, _SKELETON).split())
-    skeleton_first = " ".join(_skeleton_first(folded, _SKELETON).split())
-    return case_first, skeleton_first
+    return _words(_case_first(folded, _SKELETON)), _words(_skeleton_first(folded, _SKELETON))
+
+
+def _words(form: str) -> str:
+    """The form's words, one space apart; an underscore separates words too, as prompts written in tags do
+    ("completely_nude"), and after folding, so a fullwidth one does as well."""
+    return " ".join(form.replace("_", " ").split())
 
 
 def term_key(term: str) -> str:

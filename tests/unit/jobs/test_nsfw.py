@@ -17,6 +17,7 @@ EXPLICIT = {
     "japanese, an english word in a japanese sentence": "浜辺のnude女性",
     "japanese, a katakana compound": "浜辺のセミヌード写真",
     "french, naked as a phrase": "une femme à poil sur la plage",
+    "tags joined by underscores": "1girl, completely_nude, beach",
 }
 
 

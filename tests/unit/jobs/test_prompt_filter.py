@@ -203,3 +203,11 @@ def test_every_format_and_ignorable_character_is_invisible() -> None:
         and visible_text(f"a{chr(code)}b") != "ab"
     ]
     assert left == []
+
+
+def test_a_term_is_found_between_underscores_as_in_tag_prompts() -> None:
+    """Prompts written as tags join words with underscores: "gore" is found in "gore_scene", "blood bath" in
+    "blood_bath", and a fullwidth underscore separates as well."""
+    assert find_denied_term("masterpiece, gore_scene", ["gore"]) == "gore"
+    assert find_denied_term("a_blood_bath", ["blood bath"]) == "blood bath"
+    assert find_denied_term("gore\uff3fscene", ["gore"]) == "gore"
