@@ -231,9 +231,11 @@ _RECOGNITION_STEPS = 20_000
 # What one recognition of a text (or of one of its values) costs before any split is tried: a look at each template.
 _RENDER_COST = 50
 # A template with this little of its own text ("{what} can't be {value}") would also fit a worker's or RunPod's own
-# sentence ("Input image can't be empty"); its free-text values must then be words the catalogs know, one word or a
-# number (a setting's name, a value), or the sentence is not this template's and is shown as it is.
+# sentence ("Input image can't be empty", "Image can't be empty"); its free-text values must then be words the
+# catalogs know (a setting's name) or quantities, or the sentence is not this template's and is shown as it is.
 _SHORT_TEMPLATE = 16
+# What a short template's value may be without being a known text: a quantity ("0", "-1", "8 MB").
+_QUANTITY = re.compile(r"[-−]?\d")
 
 
 class _OutOfSteps(Exception):
@@ -406,7 +408,7 @@ def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None
                 if name != "n"
             }
             if template.short and not all(
-                params[name] != value or _one_word_or_number(value)
+                params[name] != value or _QUANTITY.match(value) is not None
                 for name, kind, _after in template.slots
                 if kind not in ("count", "same") and (value := values[name])
             ):
@@ -435,11 +437,6 @@ def _kept_value(kind: str, value: str, locale: str, depth: int, steps: _Steps) -
         decimals = len(value) - value.index(".") - 1
         return format_decimal(Decimal(value), format="#,##0." + "0" * decimals, locale=locale)
     return _render_kept(value, locale, depth + 1, steps)
-
-
-def _one_word_or_number(value: str) -> bool:
-    """A value a short template's placeholder may hold without being a known text: one word, or a quantity."""
-    return len(value.split()) == 1 or value[:1].isdigit()
 
 
 class CatalogTranslator(app_commands.Translator):

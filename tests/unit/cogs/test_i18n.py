@@ -302,11 +302,13 @@ def test_a_text_built_to_split_many_ways_is_rendered_at_once() -> None:
 def test_a_workers_sentence_that_fits_a_short_template_is_shown_as_it_is() -> None:
     """A worker's "Input image can't be empty" is not the settings' "{what} can't be {value}": no half-German."""
     assert render("Input image can't be empty", "de") == "Input image can't be empty"
+    assert render("Image can't be empty", "de") == "Image can't be empty"
 
 
 def test_a_short_template_with_a_known_setting_is_still_translated() -> None:
     """The settings' own "Active jobs per member can't be 0" is translated, its setting's name too."""
     assert render("Active jobs per member can't be 0", "de") == "Aktive Aufträge pro Mitglied kann nicht 0 sein"
+    assert render("Active jobs per member can't be -1", "de") == "Aktive Aufträge pro Mitglied kann nicht -1 sein"
 
 
 def test_a_usage_reset_date_and_wait_are_written_the_languages_way() -> None:
