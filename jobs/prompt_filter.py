@@ -29,7 +29,8 @@ in the prompt's case-first form, or its skeleton-first form in the prompt's skel
 
 A term matches whole words, and where a word ends depends on its script: a word of a spaced script (Latin, Cyrillic,
 Greek, digits) ends where its letters do, whatever follows (Japanese text included); a katakana term ends where the
-katakana run does; in scripts written without spaces (kanji, hiragana, Thai…) a term is found anywhere.
+katakana run does; a Hangul term may carry a Korean particle; in scripts written without spaces (kanji, hiragana,
+Thai…) a term is found anywhere. An underscore separates words, as prompts written as tags use it.
 
 """
 
