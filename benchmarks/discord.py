@@ -64,7 +64,7 @@ from jobs.labels import STATE_LABELS
 from storage.connection import create_client
 from storage.keys import Keys
 from storage.models import JobState, TrackedJob
-from tests.chaos.audit import SUBMITTED_PREFIXES, answer_text, footer_job
+from tests.chaos.audit import SUBMITTED_PREFIXES, answer_text, footer_job, is_answered, is_wait_note
 from tests.chaos.processes import BotLauncher, ChaosRedis, EmulatorControl, EmulatorProcess
 from tests.chaos.run import Cluster
 from tests.fakes.discord import FakeDiscordControl, FakeDiscordProcess
@@ -278,9 +278,8 @@ async def submit_all(fake: FakeDiscordControl, world: World, scenario: Scenario,
 
 
 def answered(view: InteractionView) -> bool:
-    """The member got the bot's final answer (not just "thinking…")."""
-    original = view["original_message"]
-    return bool(view["followups"]) or (original is not None and bool(original["content"]))
+    """The member got the bot's final answer (not just "thinking…", nor the note that the card waits its turn)."""
+    return is_answered(view)
 
 
 async def unanswered(fake: FakeDiscordControl, submits: Sequence[Submit]) -> int:
@@ -513,7 +512,7 @@ def answer_moment(view: InteractionView) -> float | None:
     original = view["original_message"]
     if original is not None:
         for version in original["history"]:
-            if version["content"]:
+            if version["content"] and not is_wait_note(version["content"]):
                 return epoch(version["at"])
     if view["followups"]:
         return epoch(view["followups"][0]["created_at"])

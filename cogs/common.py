@@ -151,6 +151,9 @@ class CardNotifier(Notifier, Protocol):
 
     def message_turn(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]: ...
 
+    def posts_waiting(self, channel_id: int) -> int:
+        """Messages waiting for their turn to be posted in the channel (cards and results)."""
+
     def follow_interaction(self, jid: str, interaction: discord.Interaction[Any]) -> None:
         """Where the bot is not in the channel, the job's card is this interaction's answer: edit it through the
         interaction while its token lives."""

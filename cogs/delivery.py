@@ -180,6 +180,10 @@ class DiscordNotifier:
         order asked with the results, so a burst of cards neither overdraws Discord's bucket nor jumps the results."""
         return self._pacer.slot((Route.CREATE, channel_id))
 
+    def posts_waiting(self, channel_id: int) -> int:
+        """Messages waiting for their turn to be posted in the channel (cards and results)."""
+        return self._pacer.queued((Route.CREATE, channel_id))
+
     async def refresh_card(self, jid: str) -> None:
         """Show the job's card again from its record (a cancel request and RunPod's answer to it changed it)."""
         record = await self.service.find(jid)

@@ -6,6 +6,7 @@ Redis, so buttons keep working after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -33,7 +34,7 @@ from cogs.common import (
     services_of,
     worded,
 )
-from cogs.i18n import locales_of, public_locale, render, speaking, tr
+from cogs.i18n import locales_of, public_locale, render, speaking, tr, trn
 from cogs.image_buttons import ImageButton
 from cogs.presses import earlier_press, press_of
 from cogs.render import (
@@ -412,6 +413,75 @@ async def _card_flow(
         await claim.end()
 
 
+# A card waits for its turn in its channel (Discord lets a bot post about one message a second in one channel): once it
+# has waited this long, the member is told why there is no card yet, instead of watching "thinking…" through a burst.
+CARD_WAIT_NOTE_S = 3.0
+# The note's first words in English, which the end-to-end tests, the benchmark and the chaos audit know it by.
+CARD_WAIT_NOTE_START = "Your job's card is waiting for its turn"
+
+
+class CardWaitNote:
+    """Tells the member, through the interaction's own answer (a budget of its own, not the channel's), that their
+    card waits its turn in a busy channel; `answer` then puts the final answer in the note's place. Owns its timer
+    task (`start`): `stop` (or `answer`) ends it, and a failed edit is logged, never raised."""
+
+    def __init__(self, ctx: Services, interaction: discord.Interaction[Any], channel_id: int) -> None:
+        self._ctx = ctx
+        self._interaction = interaction
+        self._channel_id = channel_id
+        self._shown = False
+        self._sending = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """The card starts waiting for its turn."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._show_later(), name="card-wait-note")
+
+    async def _show_later(self) -> None:
+        await asyncio.sleep(CARD_WAIT_NOTE_S)
+        waiting = max(1, self._ctx.notifier.posts_waiting(self._channel_id))
+        note = trn(
+            "Your job's card is waiting for its turn in this channel: Discord lets a bot post about one message a "
+            "second here, and {n} post is waiting. The job starts as soon as its card is up.",
+            "Your job's card is waiting for its turn in this channel: Discord lets a bot post about one message a "
+            "second here, and {n} posts are waiting. The job starts as soon as its card is up.",
+            waiting,
+        )
+        self._sending = True
+        try:
+            await self._interaction.edit_original_response(content=note, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.warning("could not tell a member their card waits its turn (%s)", exc)
+            return
+        except Exception:
+            # Only a note: whatever went wrong, the submit and its answer go on.
+            log.exception("could not tell a member their card waits its turn")
+            return
+        self._shown = True
+
+    def stop(self) -> None:
+        """The card has its turn (or the submit ended): no note from now on. A note already on its way is let land
+        (cut mid-request, it might land or not), and `answer` puts the answer in its place."""
+        if self._task is not None and not self._task.done() and not self._sending:
+            self._task.cancel()
+
+    async def answer(self, text: str) -> None:
+        """The final answer: in the note's place when the note was shown, else as any answer."""
+        self.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._shown:
+            try:
+                await self._interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
+                return
+            except discord.HTTPException:
+                log.warning("could not put the answer in place of the card's waiting note; sending it apart")
+        await reply(self._interaction, text)
+
+
 # The first answer where the bot is not in the channel (a member's own install used in a server without the bot, a
 # group DM, a DM between others): the card is that answer, and the images come by DM.
 BY_DM_NOTE = N_(
@@ -464,10 +534,14 @@ async def _submit_with_card(
         age_restricted=not private and _age_restricted(channel),
     )
 
+    note = CardWaitNote(ctx, interaction, channel_id or 0)
+
     async def post_card(job: TrackedJob) -> None:
         try:
             # In turn with the channel's other posts: Discord allows a bot about one a second in a channel.
+            note.start()
             async with ctx.notifier.message_turn(channel_id or 0):
+                note.stop()
                 card = await channel.send(
                     embed=card_embed(job),
                     view=card_view(job),
@@ -511,6 +585,8 @@ async def _submit_with_card(
         # The card was posted before /run; it must not go on saying "Submitting…" once the job has ended.
         await _show_outcome(ctx, exc)
         raise
+    finally:
+        note.stop()
     job = submission.job
     if not submission.duplicate and not submission.result_in_hand:
         # The card was posted as "Submitting…"; show at once that RunPod has it, and why it waits. (A /runsync reply
@@ -531,7 +607,7 @@ async def _submit_with_card(
         answer += tr(" Its result will be posted in the thread started from its card.")
     elif thread is not None and thread.note:
         answer += f"\n{thread.note}"
-    await reply(interaction, answer)
+    await note.answer(answer)
 
 
 async def _submit_by_dm(

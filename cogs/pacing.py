@@ -203,6 +203,10 @@ class Pacer:
         """Something of this card's is waiting or on its way."""
         return card in self._progress or card in self._busy or any(r.card == card for r in self._deliveries)
 
+    def queued(self, bucket: Bucket) -> int:
+        """Delivery requests of `bucket` waiting for their turn."""
+        return sum(1 for request in self._deliveries if request.bucket == bucket)
+
     @property
     def waiting(self) -> int:
         """Requests waiting for their turn (progress edits and deliveries)."""

@@ -30,6 +30,7 @@ from typing import Any
 
 from PIL import Image, ImageChops, ImageStat
 
+from cogs.jobs_ui import CARD_WAIT_NOTE_START
 from jobs.labels import STATE_LABELS
 from jobs.lineage import Derivation, Parent, parent_of
 from jobs.reasons import Reason
@@ -211,7 +212,8 @@ class ChaosReport:
 
 
 def answer_text(view: InteractionView) -> str:
-    """Everything the bot told the member in answer to the interaction."""
+    """Everything the bot told the member in answer to the interaction (not its note that the card waits for its
+    turn, which the answer replaces)."""
     parts: list[str] = []
     response = view["response"]
     if response is not None and response["data"]:
@@ -219,7 +221,19 @@ def answer_text(view: InteractionView) -> str:
     if view["original_message"] is not None:
         parts.append(view["original_message"]["content"])
     parts += [message["content"] for message in view["followups"]]
-    return "\n".join(part for part in parts if part)
+    return "\n".join(part for part in parts if part and not part.startswith(CARD_WAIT_NOTE_START))
+
+
+def is_answered(view: InteractionView) -> bool:
+    """Whether the member got the bot's final answer (not just "thinking…", nor the note that the card waits)."""
+    original = view["original_message"]
+    shown = original is not None and bool(original["content"]) and not is_wait_note(original["content"])
+    return bool(view["followups"]) or shown
+
+
+def is_wait_note(content: str) -> bool:
+    """The bot's note that the card waits for its turn in a busy channel (the answer replaces it)."""
+    return content.startswith(CARD_WAIT_NOTE_START)
 
 
 def footer_job(message: MessageView) -> str | None:

@@ -75,6 +75,7 @@ from tests.chaos.audit import (
     audit,
     drawn_from,
     footer_job,
+    is_answered,
     result_messages,
 )
 from tests.chaos.processes import (
@@ -1301,9 +1302,8 @@ def _session_ready(fake: FakeDiscordControl) -> Callable[[], Awaitable[bool | No
 
 
 def _answered(view: InteractionView) -> bool:
-    """Whether the member got the bot's final answer (not just "thinking…")."""
-    original = view["original_message"]
-    return bool(view["followups"]) or (original is not None and bool(original["content"]))
+    """Whether the member got the bot's final answer (not just "thinking…", nor the card's waiting note)."""
+    return is_answered(view)
 
 
 def _runpod_busy(counters: dict[str, Any]) -> int:

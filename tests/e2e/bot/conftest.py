@@ -23,6 +23,7 @@ from runpod_bot.settings import Settings
 from runpod_emulator import Emulator, Scenario
 from storage.models import TrackedJob
 from storage.store import JobStore
+from tests.chaos.audit import is_wait_note
 from tests.fakes.discord import FakeDiscord, running_client
 from tests.fakes.discord.present import render_message
 from tests.fakes.discord.views import InteractionView, MessageView
@@ -152,6 +153,8 @@ class Harness:
                 original = view["original_message"]
                 if not view["followups"] and (original is None or not (original["content"] or original["embeds"])):
                     return None
+                if not view["followups"] and original is not None and is_wait_note(original["content"]):
+                    return None  # the card waits for its turn in a busy channel: the answer comes in its place
             return view
 
         result: InteractionView | None = None

@@ -16,6 +16,7 @@ from runpod_emulator import Scenario
 from storage.connection import open_redis
 from storage.models import JobState
 from storage.store import JobStore
+from tests.chaos.audit import is_wait_note
 from tests.e2e.bot.conftest import Harness, answer_text, cards, job_of, results
 from tests.plugins.emulator import fast_scenario
 from tests.waiting import wait_until
@@ -151,3 +152,39 @@ async def test_a_burst_in_one_channel_is_not_refused_while_its_cards_wait_for_di
     assert harness.emulator.counters.request_count("run") == BURST_IN_ONE_CHANNEL
     stats = await harness.fake.rate_limit_stats()
     assert stats["limited"] == 0, {name: counts for name, counts in stats["by_bucket"].items() if counts["limited"]}
+
+
+# A channel where Discord lets the bot post one message every 2 s: the third card of three waits 4 s, past the 3 s
+# after which its member is told why (CARD_WAIT_NOTE_S).
+SLOW_CHANNEL = (1, 2.0)
+SLOW_BURST = 3
+
+
+# Alone (serial): the answers come seconds apart by design, and a loaded machine must not push them past the wait.
+@pytest.mark.serial
+async def test_a_member_whose_card_waits_in_a_busy_channel_reads_why_until_the_answer_takes_its_place(
+    harness: Harness,
+) -> None:
+    """Three /imagine at once where cards go up one per 2 s: the member whose card waits past 3 s reads that it
+    waits its turn (Discord's pace in a channel, how many posts wait), and then the answer replaces that note."""
+    await harness.fake.set_rate_limits(overrides={"message_create": SLOW_CHANNEL, "message_edit": SLOW_CHANNEL})
+    harness.emulator.update_scenario(workers=0)
+    async with harness.running(
+        user_active_jobs=0,
+        user_cooldown_s=0,
+        discord_channel_requests=SLOW_CHANNEL[0],
+        discord_channel_window_s=SLOW_CHANNEL[1],
+    ):
+        answers = await asyncio.gather(*(harness.imagine(prompt=f"slow {index}") for index in range(SLOW_BURST)))
+    notes = [
+        version["content"]
+        for answer in answers
+        if answer["original_message"] is not None
+        for version in answer["original_message"]["history"]
+        if is_wait_note(version["content"])
+    ]
+    assert notes
+    assert all("Discord lets a bot post about one message a second here" in note for note in notes)
+    assert all(re.search(r"and \d+ posts? (is|are) waiting", note) for note in notes)
+    assert [text for text in map(answer_text, answers) if not SUBMITTED.match(text)] == []
+    assert harness.emulator.counters.request_count("run") == SLOW_BURST
