@@ -245,6 +245,20 @@ def results(messages: list[MessageView]) -> list[MessageView]:
     return [m for m in messages if m["attachments"] and not m["deleted"]]
 
 
+async def dm_results(harness: Harness, user_id: int, count: int = 1) -> list[MessageView]:
+    """The member's DM with the bot once it holds `count` results."""
+    found: list[MessageView] = []
+
+    async def check() -> bool:
+        nonlocal found
+        dm = await harness.fake.dm_channel(user_id)
+        found = results(await harness.fake.channel_messages(dm["id"])) if dm is not None else []
+        return len(found) >= count
+
+    await wait_until(check, timeout_s=20)
+    return found
+
+
 def delivered(found: list[MessageView]) -> bool:
     """Some result is posted and the card of each job with a result is gone (the result takes its place)."""
     posted = {job_of(message) for message in results(found)}

@@ -3,7 +3,7 @@ German descriptions in the commands the bot registers; command names stay Englis
 
 from __future__ import annotations
 
-from tests.e2e.bot.conftest import Harness, answer_text, final_message, is_ephemeral, job_of, shown
+from tests.e2e.bot.conftest import Harness, answer_text, dm_results, final_message, is_ephemeral, job_of, shown
 from tests.fakes.discord.views import MessageView
 from tests.waiting import wait_until
 
@@ -113,16 +113,8 @@ async def test_a_result_the_channel_refused_reaches_a_german_member_by_dm_in_ger
             count=1,
         )
         harness.emulator.update_scenario(workers=2)
-        found: list[MessageView] = []
-
-        async def dm_result() -> bool:
-            nonlocal found
-            dm = await harness.fake.dm_channel(harness.alice)
-            found = await harness.fake.channel_messages(dm["id"]) if dm is not None else []
-            return any(message["attachments"] for message in found)
-
-        await wait_until(dm_result, timeout_s=20)
-    text = shown(next(message for message in found if message["attachments"]))
+        (result,) = await dm_results(harness, harness.alice)
+    text = shown(result)
     assert "Schritte" in text
     assert "Neu würfeln" in text
 
@@ -138,19 +130,11 @@ async def test_a_german_members_own_install_shows_card_and_dm_result_in_german(h
             channel["id"], harness.alice, "imagine", {"prompt": "ein Leuchtturm"}, locale=GERMAN
         )
         answer = await harness.answered(interaction)
-        found: list[MessageView] = []
-
-        async def dm_result() -> bool:
-            nonlocal found
-            dm = await harness.fake.dm_channel(harness.alice)
-            found = await harness.fake.channel_messages(dm["id"]) if dm is not None else []
-            return any(message["attachments"] for message in found)
-
-        await wait_until(dm_result, timeout_s=20)
+        (result,) = await dm_results(harness, harness.alice)
         card = final_message(await harness.fake.interaction(answer["id"]))
     assert "per Direktnachricht" in answer_text(answer)
     assert card["embeds"][0]["fields"][0]["name"] == "Modell"
-    text = shown(next(message for message in found if message["attachments"]))
+    text = shown(result)
     assert "Schritte" in text
     assert "Neu würfeln" in text
 
@@ -162,17 +146,8 @@ async def test_a_german_members_private_image_on_its_own_speaks_german_in_the_dm
             harness.channel_id, harness.alice, "imagine", {"prompt": "ein Leuchtturm", "private": True}, locale=GERMAN
         )
         await harness.answered(interaction)
-        dm = await harness.fake.dm_channel(harness.alice)
-        assert dm is not None
-        found: list[MessageView] = []
-
-        async def posted(count: int) -> bool:
-            nonlocal found
-            found = [message for message in await harness.fake.channel_messages(dm["id"]) if message["attachments"]]
-            return len(found) >= count
-
-        await wait_until(lambda: posted(1), timeout_s=20)
-        jid = job_of(found[0])
-        await harness.answered(await harness.fake.click_button(found[0]["id"], f"job:u1:{jid}", harness.alice))
-        await wait_until(lambda: posted(2), timeout_s=20)
-    assert shown(found[1]).startswith("Bild 1 von **ein Leuchtturm**")
+        (gallery,) = await dm_results(harness, harness.alice)
+        clicked = await harness.fake.click_button(gallery["id"], f"job:u1:{job_of(gallery)}", harness.alice)
+        await harness.answered(clicked)
+        image = (await dm_results(harness, harness.alice, 2))[1]
+    assert shown(image).startswith("Bild 1 von **ein Leuchtturm**")

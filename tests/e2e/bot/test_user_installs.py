@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 
 from runpod_emulator import Scenario
-from tests.e2e.bot.conftest import MANAGE_GUILD, MANAGE_MESSAGES, Harness, answer_text, final_message, results
-from tests.fakes.discord.views import InteractionView, MessageView
+from tests.e2e.bot.conftest import (
+    MANAGE_GUILD,
+    MANAGE_MESSAGES,
+    Harness,
+    answer_text,
+    dm_results,
+    final_message,
+    results,
+)
+from tests.fakes.discord.views import InteractionView
 from tests.plugins.emulator import fast_scenario
 from tests.waiting import wait_until
 
@@ -43,20 +51,6 @@ async def outside_server(harness: Harness, member: int) -> Outside:
     channel = await harness.fake.create_channel(guild["id"], "lounge")
     await harness.fake.install_app(member)
     return Outside(guild_id=guild["id"], channel_id=channel["id"], member=member)
-
-
-async def dm_results(harness: Harness, user_id: int, count: int = 1) -> list[MessageView]:
-    """The member's DM with the bot once it holds `count` results."""
-    found: list[MessageView] = []
-
-    async def check() -> bool:
-        nonlocal found
-        dm = await harness.fake.dm_channel(user_id)
-        found = results(await harness.fake.channel_messages(dm["id"])) if dm is not None else []
-        return len(found) >= count
-
-    await wait_until(check, timeout_s=20)
-    return found
 
 
 async def card_title(harness: Harness, interaction_id: int) -> str:
