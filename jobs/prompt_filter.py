@@ -174,14 +174,9 @@ _ENDS_KOREAN_WORD = f"(?=(?:들)?(?:{'|'.join(_KOREAN_PARTICLES)})?(?!{_CONTINUE
 # The edges, compiled once and tried where a term's words were found (`_found`), not written into each term's
 # pattern: a class of the CJK blocks takes `re` about 2 ms to compile, which for the bot's 136 NSFW terms held the
 # event loop for 0.2 s at the first prompt, and a server's 200 deny-list terms would do the same.
-_HEAD_EDGES = {
-    _CONTINUES_KATAKANA: re.compile(f"(?<!{_CONTINUES_KATAKANA})"),
-    _CONTINUES_SPACED: re.compile(f"(?<!{_CONTINUES_SPACED})"),
-}
-_TAIL_EDGES = {
-    _CONTINUES_KATAKANA: re.compile(f"(?!{_CONTINUES_KATAKANA})"),
-    _CONTINUES_SPACED: re.compile(f"(?!{_CONTINUES_SPACED})"),
-}
+# Each is (what must hold before a term's first character, after its last), matched at the term's edge.
+_KATAKANA_EDGES = (re.compile(f"(?<!{_CONTINUES_KATAKANA})"), re.compile(f"(?!{_CONTINUES_KATAKANA})"))
+_SPACED_EDGES = (re.compile(f"(?<!{_CONTINUES_SPACED})"), re.compile(f"(?!{_CONTINUES_SPACED})"))
 _KOREAN_TAIL = re.compile(_ENDS_KOREAN_WORD)
 
 
@@ -305,12 +300,11 @@ def _term_patterns(term: str) -> tuple[_TermPattern, ...]:
         words = form.split()
         if not words:
             return ()
-        continues_head, continues_tail = _continues(words[0][0]), _continues(words[-1][-1])
-        tail = _TAIL_EDGES.get(continues_tail)
-        if _in(ord(words[-1][-1]), _HANGUL):
-            tail = _KOREAN_TAIL
+        first, last = _edges(words[0][0]), _edges(words[-1][-1])
+        head = first[0] if first is not None else None
+        tail = _KOREAN_TAIL if _in(ord(words[-1][-1]), _HANGUL) else last[1] if last is not None else None
         joined = re.compile(" ?".join(re.escape(word) for word in words))
-        compiled.append(_TermPattern(words[0], joined, _HEAD_EDGES.get(continues_head), tail))
+        compiled.append(_TermPattern(words[0], joined, head, tail))
     return tuple(compiled)
 
 
@@ -326,14 +320,14 @@ def _found(term: _TermPattern, form: str) -> bool:
     return False
 
 
-def _continues(edge: str) -> str:
-    """What, next to a term's edge character, would make the term part of a longer word ("": nothing does)."""
+def _edges(edge: str) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
+    """The checks at a term's edge character that it is not part of a longer word (None: nothing would make it so)."""
     code = ord(edge)
     if _in(code, _UNSPACED):
-        return ""
+        return None
     if _in(code, _KATAKANA):
-        return _CONTINUES_KATAKANA
-    return _CONTINUES_SPACED if _WORD.match(edge) else ""
+        return _KATAKANA_EDGES
+    return _SPACED_EDGES if _WORD.match(edge) else None
 
 
 def find_denied_term(prompt: str, terms: Iterable[str]) -> str | None:
