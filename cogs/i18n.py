@@ -404,16 +404,11 @@ def _render_kept(text: str, locale: str, depth: int, steps: _Steps | None = None
             values = _split(template, text, typed, steps)
             if values is None:
                 continue
-            kinds = {name: kind for name, kind, _after in template.slots if kind != "same"}
-            params = {
-                name: _kept_value(kinds[name], value, locale, depth, steps)
-                for name, value in values.items()
-                if name != "n"
-            }
+            # Each value once (a repeated placeholder is the same value), the count apart: it picks the plural.
+            free = [(name, kind) for name, kind, _after in template.slots if kind not in ("count", "same")]
+            params = {name: _kept_value(kind, values[name], locale, depth, steps) for name, kind in free}
             if template.short and not all(
-                params[name] != value or _QUANTITY.match(value) is not None
-                for name, kind, _after in template.slots
-                if kind not in ("count", "same") and (value := values[name])
+                params[name] != values[name] or _QUANTITY.match(values[name]) is not None for name, _kind in free
             ):
                 continue
             entry = template.entry
