@@ -277,15 +277,10 @@ async def submit_all(fake: FakeDiscordControl, world: World, scenario: Scenario,
 # --- waiting -------------------------------------------------------------------------------------------------------
 
 
-def answered(view: InteractionView) -> bool:
-    """The member got the bot's final answer (not just "thinking…", nor the note that the card waits its turn)."""
-    return is_answered(view)
-
-
 async def unanswered(fake: FakeDiscordControl, submits: Sequence[Submit]) -> int:
     """Submissions with no final answer yet."""
     ids = {submit.interaction_id for submit in submits}
-    return sum(1 for view in await fake.interactions() if view["id"] in ids and not answered(view))
+    return sum(1 for view in await fake.interactions() if view["id"] in ids and not is_answered(view))
 
 
 def runpod_busy(counters: Mapping[str, Any]) -> int:

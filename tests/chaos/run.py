@@ -776,7 +776,7 @@ class ChaosRun:
 
         async def answer() -> InteractionView | None:
             view = await fake.interaction(submission.interaction_id)
-            return view if _answered(view) else None
+            return view if is_answered(view) else None
 
         try:
             view = await fake.wait_for(answer, within=EVENT_TIMEOUT_S, what="the answer to a submit")
@@ -849,7 +849,7 @@ class ChaosRun:
 
         async def form_or_answer() -> InteractionView | None:
             view = await fake.interaction(click["id"])
-            return view if view["modal"] is not None or _answered(view) else None
+            return view if view["modal"] is not None or is_answered(view) else None
 
         try:
             view = await fake.wait_for(form_or_answer, within=EVENT_TIMEOUT_S, what="the Remix form")
@@ -899,7 +899,7 @@ class ChaosRun:
         if view["response"] is None:
             now = datetime.fromisoformat(await fake.now())
             return now - datetime.fromisoformat(view["created_at"]) > FIRST_ANSWER
-        return _answered(view) and not CARD_LINK.search(answer_text(view))
+        return is_answered(view) and not CARD_LINK.search(answer_text(view))
 
     # --- the conductor -------------------------------------------------------------------------------------------
 
@@ -1110,7 +1110,7 @@ class ChaosRun:
         """Remember the submissions the killed gateway holder had not answered: they may end "outcome unknown"."""
         recent = [s for s in self.submissions if time.monotonic() - s.sent_at < SUBMIT_IN_FLIGHT_S]
         for submission in recent:
-            if not _answered(await fake.interaction(submission.interaction_id)):
+            if not is_answered(await fake.interaction(submission.interaction_id)):
                 self.cut_short.add(submission.index)
 
     async def _await_submit_in_flight(self, fake: FakeDiscordControl) -> None:
@@ -1299,11 +1299,6 @@ def _session_ready(fake: FakeDiscordControl) -> Callable[[], Awaitable[bool | No
         return True if any(s["connected"] and s["ready"] for s in await fake.sessions()) else None
 
     return check
-
-
-def _answered(view: InteractionView) -> bool:
-    """Whether the member got the bot's final answer (not just "thinking…", nor the card's waiting note)."""
-    return is_answered(view)
 
 
 def _runpod_busy(counters: dict[str, Any]) -> int:
